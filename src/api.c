@@ -1,0 +1,249 @@
+/*
+ * api.c — the public entry points for models and contexts (include/glmoe.h).
+ *
+ * Each function checks its arguments, calls into the model code, and turns an internal gm_err into
+ * the handle's message. Nothing below this layer knows about handles.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "glmoe.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "util/log.h"
+
+struct glmoe_model {
+    gm_err err;
+    char *dir;
+    gm_config cfg;
+    st_set *set;
+    gm_backend *be;
+    gm_weights w;
+    bool bound;
+    gm_bind_stats stats;
+    double load_seconds;
+};
+
+struct glmoe_context {
+    gm_err err;
+    glmoe_model *model;
+    gm_state st;
+    float *logits;          /* host copy of the last eval's logits */
+    size_t logits_rows, logits_cap_rows;
+};
+
+static const char *const k_null_model = "no model (NULL handle)";
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+glmoe_model_params glmoe_model_params_default(void) {
+    return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0};
+}
+
+static glmoe_status create_backend(glmoe_model *m, const glmoe_model_params *p) {
+    switch (p->device) {
+    case GLMOE_DEVICE_AUTO:
+    case GLMOE_DEVICE_CPU:
+        return cpu_backend_create(&m->be, p->n_threads, &m->err);
+    case GLMOE_DEVICE_CUDA:
+        return gm_fail(&m->err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
+    }
+    return gm_fail(&m->err, GLMOE_E_ARG, "unknown device %d", (int)p->device);
+}
+
+glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_model_params *params) {
+    if (!out) return GLMOE_E_ARG;
+    glmoe_model *m = calloc(1, sizeof *m);
+    *out = m;
+    if (!m) return GLMOE_E_NOMEM;
+    glmoe_model_params p = params ? *params : glmoe_model_params_default();
+    if (!dir) return gm_fail(&m->err, GLMOE_E_ARG, "no model directory given");
+    if (p.n_threads < 0) return gm_fail(&m->err, GLMOE_E_ARG, "n_threads %d is negative", p.n_threads);
+    double t0 = now_seconds();
+    m->dir = strdup(dir);
+    if (!m->dir) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory");
+
+    glmoe_status s;
+    if ((s = config_load(&m->cfg, dir, &m->err))) return s;
+    if ((s = st_set_open_dir(&m->set, dir, &m->err))) return s;
+    if ((s = create_backend(m, &p))) return s;
+    if ((s = weights_bind(&m->w, &m->cfg, m->set, m->be, &m->stats, &m->err))) return s;
+    m->bound = true;
+    m->load_seconds = now_seconds() - t0;
+    if (m->stats.n_skipped)
+        gm_info("skipped %d tensors (%.1f MB) of the multi-token-prediction layer", m->stats.n_skipped,
+                (double)m->stats.bytes_skipped / 1e6);
+    gm_err_clear(&m->err);
+    return GLMOE_OK;
+}
+
+void glmoe_model_free(glmoe_model *m) {
+    if (!m) return;
+    if (m->bound) weights_release(&m->w, &m->cfg, m->be);
+    if (m->be) m->be->ops->free(m->be);
+    st_set_close(m->set);
+    free(m->dir);
+    free(m);
+}
+
+const char *glmoe_model_errmsg(const glmoe_model *m) { return m ? m->err.msg : k_null_model; }
+
+glmoe_status glmoe_model_get_info(const glmoe_model *m, glmoe_model_info *out) {
+    if (!m || !out) return GLMOE_E_ARG;
+    if (!m->bound) return GLMOE_E_ARG;
+    const gm_config *c = &m->cfg;
+    *out = (glmoe_model_info){
+        .architecture = "Glm4MoeForCausalLM",
+        .dir = m->dir,
+        .backend = m->be->ops->name,
+        .dtype = c->dtype,
+        .vocab_size = c->vocab_size,
+        .hidden_size = c->hidden_size,
+        .n_layers = c->n_layers,
+        .n_dense_layers = c->first_k_dense_replace,
+        .n_heads = c->n_heads,
+        .n_kv_heads = c->n_kv_heads,
+        .head_dim = c->head_dim,
+        .rotary_dim = c->rotary_dim,
+        .intermediate_size = c->intermediate_size,
+        .moe_intermediate_size = c->moe_intermediate_size,
+        .n_experts = c->n_experts,
+        .n_experts_per_tok = c->n_experts_per_tok,
+        .n_shared_experts = c->n_shared_experts,
+        .n_group = c->n_group,
+        .topk_group = c->topk_group,
+        .use_qk_norm = c->use_qk_norm,
+        .norm_topk_prob = c->norm_topk_prob,
+        .routed_scaling_factor = c->routed_scaling_factor,
+        .rope_theta = c->rope_theta,
+        .rms_norm_eps = c->rms_norm_eps,
+        .max_position_embeddings = c->max_position_embeddings,
+        .eos_ids = c->eos_ids,
+        .n_eos_ids = c->n_eos,
+        .n_params = m->stats.n_params,
+        .n_params_active = m->stats.n_params_active,
+        .bytes_bf16 = m->stats.bytes_bf16,
+        .bytes_f16 = m->stats.bytes_f16,
+        .bytes_f32 = m->stats.bytes_f32,
+        .n_tensors_skipped = m->stats.n_skipped,
+        .bytes_skipped = m->stats.bytes_skipped,
+        .n_tensors_unused = m->stats.n_unused,
+        .bytes_realigned = st_set_misaligned_bytes(m->set),
+        .load_seconds = m->load_seconds,
+        .resident_bytes = m->stats.bytes_copied,
+    };
+    return GLMOE_OK;
+}
+
+/* ---- contexts ---------------------------------------------------------------------------- */
+
+glmoe_context_params glmoe_context_params_default(void) {
+    return (glmoe_context_params){.n_ctx = 0, .n_batch = 0};
+}
+
+glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glmoe_context_params *params) {
+    if (!out) return GLMOE_E_ARG;
+    *out = NULL;
+    if (!m) return GLMOE_E_ARG;
+    if (!m->bound) return gm_fail(&m->err, GLMOE_E_ARG, "the model did not load");
+    glmoe_context_params p = params ? *params : glmoe_context_params_default();
+    int32_t max_pos = m->cfg.max_position_embeddings;
+    if (p.n_ctx < 0 || p.n_batch < 0)
+        return gm_fail(&m->err, GLMOE_E_ARG, "n_ctx (%d) and n_batch (%d) must not be negative", p.n_ctx, p.n_batch);
+    if (p.n_ctx == 0) p.n_ctx = max_pos < 4096 ? max_pos : 4096;
+    if (p.n_ctx > max_pos)
+        return gm_fail(&m->err, GLMOE_E_ARG, "context of %d tokens exceeds the model's max_position_embeddings %d",
+                       p.n_ctx, max_pos);
+    if (p.n_batch == 0) p.n_batch = 512;
+    if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
+
+    glmoe_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory");
+    ctx->model = m;
+    glmoe_status s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, &m->err);
+    if (s) {
+        free(ctx);
+        return s;
+    }
+    *out = ctx;
+    return GLMOE_OK;
+}
+
+void glmoe_context_free(glmoe_context *ctx) {
+    if (!ctx) return;
+    state_free(&ctx->st, ctx->model->be);
+    free(ctx->logits);
+    free(ctx);
+}
+
+const char *glmoe_context_errmsg(const glmoe_context *ctx) { return ctx ? ctx->err.msg : "no context (NULL handle)"; }
+
+static glmoe_status ensure_logit_rows(glmoe_context *ctx, size_t rows) {
+    if (rows <= ctx->logits_cap_rows) return GLMOE_OK;
+    size_t V = (size_t)ctx->model->cfg.vocab_size;
+    float *p = realloc(ctx->logits, rows * V * sizeof(float));
+    if (!p) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "cannot allocate logits for %zu positions", rows);
+    ctx->logits = p;
+    ctx->logits_cap_rows = rows;
+    return GLMOE_OK;
+}
+
+glmoe_status glmoe_context_eval(glmoe_context *ctx, const int32_t *ids, size_t n_ids, glmoe_logits_mode mode) {
+    if (!ctx) return GLMOE_E_ARG;
+    gm_err_clear(&ctx->err);
+    if (!ids || n_ids == 0) return gm_fail(&ctx->err, GLMOE_E_ARG, "no token ids to evaluate");
+    if (mode != GLMOE_LOGITS_LAST && mode != GLMOE_LOGITS_ALL && mode != GLMOE_LOGITS_NONE)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "unknown logits mode %d", (int)mode);
+    const gm_config *c = &ctx->model->cfg;
+    gm_state *st = &ctx->st;
+    for (size_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return gm_fail(&ctx->err, GLMOE_E_TOKEN, "token id %d at position %zu is outside the vocabulary [0, %d)",
+                           ids[i], i, c->vocab_size);
+    if (n_ids > (size_t)(st->n_ctx - st->n_past))
+        return gm_fail(&ctx->err, GLMOE_E_CONTEXT,
+                       "%zu tokens do not fit: %d of the context's %d positions are used (raise --ctx, at most %d)",
+                       n_ids, st->n_past, st->n_ctx, c->max_position_embeddings);
+    size_t rows = mode == GLMOE_LOGITS_ALL ? n_ids : mode == GLMOE_LOGITS_LAST ? 1 : 0;
+    glmoe_status s = ensure_logit_rows(ctx, rows);
+    if (s) return s;
+    ctx->logits_rows = 0;
+
+    int32_t start_past = st->n_past;
+    for (size_t done = 0; done < n_ids;) {
+        int32_t T = (int32_t)(n_ids - done < (size_t)st->n_batch ? n_ids - done : (size_t)st->n_batch);
+        bool last_chunk = done + (size_t)T == n_ids;
+        int32_t first = mode == GLMOE_LOGITS_ALL ? 0 : (mode == GLMOE_LOGITS_LAST && last_chunk) ? T - 1 : T;
+        float *dst = mode == GLMOE_LOGITS_ALL ? ctx->logits + done * (size_t)c->vocab_size : ctx->logits;
+        s = forward(c, &ctx->model->w, ctx->model->be, st, ids + done, T, first, dst, &ctx->err);
+        if (s) {
+            st->n_past = start_past; /* nothing appended: the cache beyond n_past is ignored */
+            return s;
+        }
+        done += (size_t)T;
+    }
+    ctx->logits_rows = rows;
+    return GLMOE_OK;
+}
+
+glmoe_status glmoe_context_logits(glmoe_context *ctx, const float **logits, size_t *rows) {
+    if (!ctx || !logits || !rows) return GLMOE_E_ARG;
+    *logits = ctx->logits_rows ? ctx->logits : NULL;
+    *rows = ctx->logits_rows;
+    if (!ctx->logits_rows) return gm_fail(&ctx->err, GLMOE_E_ARG, "no logits: the last eval asked for none");
+    return GLMOE_OK;
+}
+
+size_t glmoe_context_n_past(const glmoe_context *ctx) { return ctx ? (size_t)ctx->st.n_past : 0; }
+size_t glmoe_context_n_ctx(const glmoe_context *ctx) { return ctx ? (size_t)ctx->st.n_ctx : 0; }
+
+void glmoe_context_reset(glmoe_context *ctx) {
+    if (!ctx) return;
+    ctx->st.n_past = 0;
+    ctx->logits_rows = 0;
+}

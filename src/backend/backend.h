@@ -1,0 +1,180 @@
+/*
+ * backend.h — the interface between the model (src/model/forward.c, written once) and the
+ * compute backends (backend/cpu, later backend/cuda).
+ *
+ * A backend is a vtable plus its own state, in the spirit of ggml's ggml-backend-impl.h. The
+ * model never touches backend memory: activations, the KV cache and weights are opaque
+ * pointers that only the backend's ops dereference (host memory on the CPU, device memory on a
+ * GPU). The model may do pointer arithmetic on them (to address rows) through gm_ptr_add().
+ *
+ * Weights (gm_weight) carry their format, so quantized formats (MLX affine, later) plug in as
+ * new gm_wtype values handled by the backends' matmul and expert ops, without changes to the
+ * model code. Matrices keep the Hugging Face layout [rows = out features, cols = in features].
+ *
+ * Activations are float32 row-major. Every op is asynchronous with respect to the host until
+ * copy_out() or sync(); a backend that runs on the host simply runs them in order.
+ *
+ * Ops that fuse several steps (residual add + RMSNorm, routing) exist so that a GPU backend can
+ * do them in one launch; the CPU backend implements the same fused semantics.
+ */
+#ifndef GLMOE_BACKEND_H
+#define GLMOE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/config.h"
+#include "util/error.h"
+
+typedef enum gm_wtype {
+    GM_W_F32 = 0,
+    GM_W_BF16,
+    GM_W_F16,
+    /* later: GM_W_MLX_AFFINE (packed uint32 codes + scales + biases per group) */
+} gm_wtype;
+
+const char *gm_wtype_name(gm_wtype t);
+size_t gm_wtype_size(gm_wtype t); /* bytes per element of the dense types */
+
+/* A weight tensor bound to a backend. A vector is rows = 1. */
+typedef struct gm_weight {
+    gm_wtype type;
+    int64_t rows, cols;
+    const void *data;    /* backend memory; NULL when the tensor is absent (optional weights) */
+    void *owned;         /* what the backend allocated for it (released by weight_release)      */
+} gm_weight;
+
+/* A tensor as it lies in the host mapping, before binding. */
+typedef struct gm_host_tensor {
+    gm_wtype type;
+    int64_t rows, cols;
+    const void *data;    /* may be unaligned */
+    bool aligned;        /* data is aligned to its element size */
+} gm_host_tensor;
+
+/* How a weight will be used: matrices are read by matmuls in their stored type; small vectors
+ * (norm weights, biases, the router's correction bias) are converted to float32 once at bind
+ * time because every op reads them as float32. */
+typedef enum gm_bind_kind {
+    GM_BIND_MATRIX = 0,
+    GM_BIND_VECTOR_F32,
+} gm_bind_kind;
+
+/* Sizes the backend needs to allocate its scratch up front. */
+typedef struct gm_reserve {
+    const gm_config *cfg;
+    int32_t n_batch;    /* most tokens per forward */
+    int32_t n_ctx;      /* KV cache length */
+} gm_reserve;
+
+typedef struct gm_backend gm_backend;
+typedef struct gm_kv gm_kv;       /* a KV cache, owned by the backend */
+
+/* Parameters of the MoE router (spec §2.6). */
+typedef struct gm_route_params {
+    int32_t n_experts, top_k, n_group, topk_group;
+    bool norm_topk_prob;
+    float routed_scaling_factor;
+} gm_route_params;
+
+/* Parameters of one attention call. */
+typedef struct gm_attn_params {
+    int32_t n_heads, n_kv_heads, head_dim;
+    int32_t n_tokens;     /* T: queries (and new keys/values) in this call */
+    int32_t n_past;       /* tokens already in the cache; the new ones go to [n_past, n_past+T) */
+    float scale;          /* 1/sqrt(head_dim) */
+    /* Optional additive mask [T, n_past+T] float32 in backend memory, added to the scores on top
+     * of the causal mask (-INFINITY entries hide keys). NULL: causal only. */
+    const float *mask;
+} gm_attn_params;
+
+typedef struct gm_backend_ops {
+    const char *name;
+
+    void (*free)(gm_backend *be);
+
+    /* ---- memory ------------------------------------------------------------------------- */
+    glmoe_status (*alloc)(gm_backend *be, size_t bytes, void **out, gm_err *err);
+    void (*dealloc)(gm_backend *be, void *p);
+    /* Host → backend and backend → host copies; copy_out waits for pending work. */
+    glmoe_status (*copy_in)(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err);
+    glmoe_status (*copy_out)(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err);
+    glmoe_status (*sync)(gm_backend *be, gm_err *err);
+
+    /* Makes w usable by the ops from a host tensor. May keep a pointer into the mapping (the CPU
+     * does when the data is aligned), or copy. *copied_bytes receives the host or device bytes
+     * allocated for it. */
+    glmoe_status (*weight_bind)(gm_backend *be, gm_weight *w, const gm_host_tensor *src,
+                                gm_bind_kind kind, size_t *copied_bytes, gm_err *err);
+    void (*weight_release)(gm_backend *be, gm_weight *w);
+
+    /* Allocates scratch for forwards of up to r->n_batch tokens. Called once per context. */
+    glmoe_status (*reserve)(gm_backend *be, const gm_reserve *r, gm_err *err);
+
+    /* KV cache for n_layers x n_ctx positions x n_kv_heads x head_dim, keys and values. */
+    glmoe_status (*kv_create)(gm_backend *be, gm_kv **out, int32_t n_layers, int32_t n_ctx,
+                              int32_t n_kv_heads, int32_t head_dim, gm_err *err);
+    void (*kv_free)(gm_backend *be, gm_kv *kv);
+
+    /* ---- ops (all activations float32 row-major; ids and positions int32) ------------------ */
+
+    /* out[t, :] = table[ids[t], :] for t < T. */
+    glmoe_status (*embed)(gm_backend *be, float *out, const gm_weight *table, const int32_t *ids,
+                          int32_t T, gm_err *err);
+
+    /* If delta: resid += delta. Then out = rmsnorm(resid) * w, over rows of `cols` values.
+     * out may equal resid only when delta is NULL. */
+    glmoe_status (*add_rmsnorm)(gm_backend *be, float *out, float *resid, const float *delta,
+                                const gm_weight *w, int64_t rows, int64_t cols, float eps, gm_err *err);
+
+    /* resid += delta over n values. */
+    glmoe_status (*add)(gm_backend *be, float *resid, const float *delta, int64_t n, gm_err *err);
+
+    /* out[T, W.rows] = x[T, W.cols] · W^T (+ bias[W.rows] if bias and bias->data). */
+    glmoe_status (*matmul)(gm_backend *be, float *out, const float *x, const gm_weight *W,
+                           const gm_weight *bias, int32_t T, gm_err *err);
+
+    /* Half-split RoPE in place on the first rotary_dim dims of every head of x[T, n_heads, head_dim];
+     * token t is at position pos[t]. */
+    glmoe_status (*rope)(gm_backend *be, float *x, const int32_t *pos, int32_t T, int32_t n_heads,
+                         int32_t head_dim, int32_t rotary_dim, float theta, gm_err *err);
+
+    /* Stores k, v [T, n_kv_heads*head_dim] in the cache of `layer` at [n_past, n_past+T), then
+     * out[T, n_heads*head_dim] = softmax(q·K^T * scale + causal mask (+ mask)) · V over the cache
+     * [0, n_past+T). Query head h reads KV head h / (n_heads / n_kv_heads). */
+    glmoe_status (*attention)(gm_backend *be, float *out, const float *q, const float *k,
+                              const float *v, gm_kv *kv, int32_t layer, const gm_attn_params *p,
+                              gm_err *err);
+
+    /* out = silu(gate) * up over n values (out may alias gate). */
+    glmoe_status (*swiglu)(gm_backend *be, float *out, const float *gate, const float *up, int64_t n,
+                           gm_err *err);
+
+    /* Router (spec §2.6 steps 1-6): fp32 logits x·Wr^T, sigmoid, selection by sigmoid + bias with
+     * group limiting, weights from the unbiased sigmoid, optional renormalisation, scaling.
+     * idx, weights: [T, top_k]. */
+    glmoe_status (*moe_route)(gm_backend *be, int32_t *idx, float *weights, const float *x,
+                              const gm_weight *router, const gm_weight *bias, const gm_route_params *p,
+                              int32_t T, gm_err *err);
+
+    /* out[T, H] (+)= Σ_j weights[t, j] · Expert_{idx[t, j]}(x[t]), where
+     * Expert_e(u) = down_e · (silu(gate_e · u) ⊙ up_e · u). gate/up/down are arrays of n_experts.
+     * accumulate: add to out (which holds the shared expert's output); else overwrite it. */
+    glmoe_status (*moe_experts)(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
+                                const float *weights, int32_t top_k, const gm_weight *gate,
+                                const gm_weight *up, const gm_weight *down, int32_t n_experts,
+                                int32_t T, gm_err *err);
+} gm_backend_ops;
+
+struct gm_backend {
+    const gm_backend_ops *ops;
+};
+
+static inline void *gm_ptr_add(void *p, size_t bytes) { return (char *)p + bytes; }
+static inline const void *gm_cptr_add(const void *p, size_t bytes) { return (const char *)p + bytes; }
+
+/* The CPU backend. n_threads 0 = all cores. */
+glmoe_status cpu_backend_create(gm_backend **out, int n_threads, gm_err *err);
+
+#endif

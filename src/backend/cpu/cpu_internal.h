@@ -1,0 +1,68 @@
+/*
+ * cpu_internal.h — state shared by the CPU backend's files.
+ *
+ * The CPU backend computes in float32 throughout: weights are converted from their stored type
+ * (bf16/f16/f32) as they are read, the KV cache is float32, and every sum accumulates in float32
+ * or wider. Threads come from OpenMP (one parallel loop per op, num_threads = n_threads) and
+ * from OpenBLAS for the matrix-matrix products of prefill.
+ */
+#ifndef GLMOE_CPU_INTERNAL_H
+#define GLMOE_CPU_INTERNAL_H
+
+#include "backend/backend.h"
+
+typedef struct cpu_backend {
+    gm_backend base;
+    int n_threads;
+
+    /* Scratch, sized by reserve(). */
+    float *convert;          /* weight rows converted to float32 for sgemm                  */
+    size_t convert_floats;
+    float *thread_scratch;   /* n_threads slices of thread_scratch_floats                    */
+    size_t thread_scratch_floats;
+    float *moe_x, *moe_gate, *moe_up, *moe_out; /* expert-grouped rows of one expert         */
+    int32_t *moe_rows;       /* token index of each grouped row                             */
+    float *moe_w;            /* routing weight of each grouped row                          */
+    int32_t *moe_offsets;    /* per expert: start of its rows in the grouped order (E + 1)   */
+    int32_t *moe_fill;       /* per expert: rows placed so far                              */
+    int32_t reserved_batch, reserved_experts;
+} cpu_backend;
+
+struct gm_kv {
+    int32_t n_layers, n_ctx, n_kv_heads, head_dim;
+    float *k, *v;            /* [layer][pos][kv_head][head_dim] */
+};
+
+static inline cpu_backend *cpu_of(gm_backend *be) { return (cpu_backend *)be; }
+
+/* Converts n elements of a weight row starting at column c0 to float32. */
+void cpu_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, float *dst);
+
+/* out[T, N] = x[T, K] · W^T for a dense weight; bias may be NULL. Chooses a bandwidth-bound
+ * GEMV path for few rows and chunked conversion + OpenBLAS sgemm for many. */
+glmoe_status cpu_matmul(gm_backend *be, float *out, const float *x, const gm_weight *W,
+                        const gm_weight *bias, int32_t T, gm_err *err);
+
+/* The per-thread scratch slice of the calling OpenMP thread. */
+float *cpu_thread_scratch(cpu_backend *cb);
+
+glmoe_status cpu_embed(gm_backend *be, float *out, const gm_weight *table, const int32_t *ids,
+                       int32_t T, gm_err *err);
+glmoe_status cpu_add_rmsnorm(gm_backend *be, float *out, float *resid, const float *delta,
+                             const gm_weight *w, int64_t rows, int64_t cols, float eps, gm_err *err);
+glmoe_status cpu_add(gm_backend *be, float *resid, const float *delta, int64_t n, gm_err *err);
+glmoe_status cpu_swiglu(gm_backend *be, float *out, const float *gate, const float *up, int64_t n,
+                        gm_err *err);
+glmoe_status cpu_rope(gm_backend *be, float *x, const int32_t *pos, int32_t T, int32_t n_heads,
+                      int32_t head_dim, int32_t rotary_dim, float theta, gm_err *err);
+glmoe_status cpu_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v,
+                           gm_kv *kv, int32_t layer, const gm_attn_params *p, gm_err *err);
+glmoe_status cpu_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x,
+                           const gm_weight *router, const gm_weight *bias, const gm_route_params *p,
+                           int32_t T, gm_err *err);
+glmoe_status cpu_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
+                             const float *weights, int32_t top_k, const gm_weight *gate,
+                             const gm_weight *up, const gm_weight *down, int32_t n_experts,
+                             int32_t T, gm_err *err);
+
+#endif

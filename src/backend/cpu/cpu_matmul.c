@@ -1,0 +1,88 @@
+/*
+ * cpu_matmul.c — out[T, N] = x[T, K] · W[N, K]^T (+ bias) with W in bf16, f16 or f32.
+ *
+ * Two paths, chosen by T:
+ *   - few rows (decode, small expert groups): each thread takes a block of weight rows, converts
+ *     one row at a time to float32 in its scratch and dots it with every x row. Reads W once:
+ *     bandwidth-bound, which is the floor for T = 1.
+ *   - many rows (prefill): convert a chunk of W rows to float32 (in parallel) and hand the chunk to
+ *     OpenBLAS sgemm. Conversion costs N*K per chunk against T*N*K multiply-adds, so it vanishes as T grows.
+ * Both accumulate in float32.
+ */
+#include <cblas.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_internal.h"
+
+/* Below this many rows the GEMV path wins: sgemm's packing is not amortised. */
+#define GEMV_MAX_ROWS 8
+
+static inline float dot_f32(const float *a, const float *b, int64_t n) {
+    /* Eight independent partial sums so the compiler can keep a vector accumulator. */
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
+static void matmul_gemv(cpu_backend *cb, float *out, const float *x, const gm_weight *W,
+                        const float *bias, int32_t T) {
+    const int64_t N = W->rows, K = W->cols;
+#pragma omp parallel for num_threads(cb->n_threads) schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        float *row = cpu_thread_scratch(cb);
+        const float *wrow;
+        if (W->type == GM_W_F32) {
+            wrow = (const float *)W->data + n * K;
+        } else {
+            cpu_weight_row_f32(W, n, 0, K, row);
+            wrow = row;
+        }
+        float b = bias ? bias[n] : 0.0f;
+        for (int32_t t = 0; t < T; t++) out[(int64_t)t * N + n] = dot_f32(wrow, x + (int64_t)t * K, K) + b;
+    }
+}
+
+static void matmul_gemm(cpu_backend *cb, float *out, const float *x, const gm_weight *W,
+                        const float *bias, int32_t T) {
+    const int64_t N = W->rows, K = W->cols;
+    int64_t chunk = (int64_t)(cb->convert_floats / (size_t)K);
+    if (chunk < 1) chunk = 1;
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+        int64_t nc = N - n0 < chunk ? N - n0 : chunk;
+        const float *wc;
+        if (W->type == GM_W_F32) {
+            wc = (const float *)W->data + n0 * K;
+        } else {
+#pragma omp parallel for num_threads(cb->n_threads) schedule(static)
+            for (int64_t i = 0; i < nc; i++) cpu_weight_row_f32(W, n0 + i, 0, K, cb->convert + i * K);
+            wc = cb->convert;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)nc, (int)K, 1.0f, x, (int)K, wc, (int)K,
+                    0.0f, out + n0, (int)N);
+    }
+    if (bias) {
+#pragma omp parallel for num_threads(cb->n_threads) schedule(static)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t n = 0; n < N; n++) out[t * N + n] += bias[n];
+    }
+}
+
+glmoe_status cpu_matmul(gm_backend *be, float *out, const float *x, const gm_weight *W,
+                        const gm_weight *bias, int32_t T, gm_err *err) {
+    cpu_backend *cb = cpu_of(be);
+    const float *b = bias && bias->data ? (const float *)bias->data : NULL;
+    if (T <= 0) return GLMOE_OK;
+    if ((size_t)W->cols + 64 > cb->thread_scratch_floats)
+        return gm_fail(err, GLMOE_E_BACKEND, "cpu: matmul with %lld inputs exceeds the reserved scratch",
+                       (long long)W->cols);
+    if (T <= GEMV_MAX_ROWS)
+        matmul_gemv(cb, out, x, W, b, T);
+    else
+        matmul_gemm(cb, out, x, W, b, T);
+    return GLMOE_OK;
+}

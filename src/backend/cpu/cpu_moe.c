@@ -1,0 +1,135 @@
+/*
+ * cpu_moe.c — the MoE router and the routed experts (spec §2.6), as transformers computes them.
+ *
+ * Router, per token, all float32:
+ *   l = Wr·u;  s = sigmoid(l);  c = s + bias                         (bias only steers selection)
+ *   groups (n_group > 1): group score = sum of the 2 largest c in the group; keep topk_group groups,
+ *   experts of the others get c = -inf;  idx = top-K of c;  w = s[idx];
+ *   if norm_topk_prob: w /= Σw + 1e-20;  w *= routed_scaling_factor.
+ * Ties in top-k go to the lower index.
+ *
+ * Experts: rows are grouped by expert (a counting sort over the T*K assignments), each expert runs
+ * its three matmuls over its group (GEMV or sgemm by group size, cpu_matmul decides), and the
+ * weighted outputs are added back to their tokens.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_internal.h"
+
+/* Indices of the k largest of v[0..n) into out (descending; ties to the lower index). */
+static void top_k(const float *v, int32_t n, int32_t k, int32_t *out) {
+    for (int32_t j = 0; j < k; j++) {
+        int32_t best = -1;
+        for (int32_t i = 0; i < n; i++) {
+            bool taken = false;
+            for (int32_t m = 0; m < j; m++) taken |= out[m] == i;
+            if (taken) continue;
+            if (best < 0 || v[i] > v[best]) best = i;
+        }
+        out[j] = best;
+    }
+}
+
+glmoe_status cpu_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x,
+                           const gm_weight *router, const gm_weight *bias, const gm_route_params *p,
+                           int32_t T, gm_err *err) {
+    cpu_backend *cb = cpu_of(be);
+    const int32_t E = p->n_experts, K = p->top_k, H = (int32_t)router->cols;
+    const int32_t per_group = E / p->n_group;
+    const float *b = bias && bias->data ? bias->data : NULL;
+    if ((size_t)3 * E + H + 64 > cb->thread_scratch_floats)
+        return gm_fail(err, GLMOE_E_BACKEND, "moe_route: scratch too small for %d experts", E);
+#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (T > 1)
+    for (int32_t t = 0; t < T; t++) {
+        float *s = cpu_thread_scratch(cb), *c = s + E, *wrow = c + E;
+        const float *u = x + (size_t)t * H;
+        for (int32_t e = 0; e < E; e++) {
+            cpu_weight_row_f32(router, e, 0, H, wrow);
+            float l = 0;
+            for (int32_t i = 0; i < H; i++) l += u[i] * wrow[i];
+            s[e] = 1.0f / (1.0f + expf(-l));
+            c[e] = s[e] + (b ? b[e] : 0.0f);
+        }
+        if (p->n_group > 1) {
+            float gscore[1024];
+            int32_t keep[1024];
+            int32_t ng = p->n_group < 1024 ? p->n_group : 1024;
+            for (int32_t g = 0; g < ng; g++) {
+                int32_t two[2];
+                top_k(c + g * per_group, per_group, 2, two);
+                gscore[g] = c[g * per_group + two[0]] + c[g * per_group + two[1]];
+            }
+            top_k(gscore, ng, p->topk_group, keep);
+            for (int32_t g = 0; g < ng; g++) {
+                bool kept = false;
+                for (int32_t m = 0; m < p->topk_group; m++) kept |= keep[m] == g;
+                if (!kept)
+                    for (int32_t e = 0; e < per_group; e++) c[g * per_group + e] = -INFINITY;
+            }
+        }
+        int32_t *ti = idx + (size_t)t * K;
+        float *tw = weights + (size_t)t * K;
+        top_k(c, E, K, ti);
+        float sum = 0;
+        for (int32_t j = 0; j < K; j++) {
+            tw[j] = s[ti[j]];
+            sum += tw[j];
+        }
+        for (int32_t j = 0; j < K; j++) {
+            if (p->norm_topk_prob) tw[j] /= sum + 1e-20f;
+            tw[j] *= p->routed_scaling_factor;
+        }
+    }
+    return GLMOE_OK;
+}
+
+glmoe_status cpu_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
+                             const float *weights, int32_t top_k_n, const gm_weight *gate,
+                             const gm_weight *up, const gm_weight *down, int32_t n_experts,
+                             int32_t T, gm_err *err) {
+    cpu_backend *cb = cpu_of(be);
+    const int64_t H = down[0].rows, Im = gate[0].rows;
+    const int64_t n_rows = (int64_t)T * top_k_n;
+    if (T > cb->reserved_batch || n_experts > cb->reserved_experts)
+        return gm_fail(err, GLMOE_E_BACKEND, "moe_experts: %d tokens over the reserved batch of %d", T,
+                       cb->reserved_batch);
+    /* Counting sort of the (token, slot) assignments by expert. */
+    int32_t *off = cb->moe_offsets, *fill = cb->moe_fill;
+    memset(off, 0, ((size_t)n_experts + 1) * sizeof *off);
+    for (int64_t r = 0; r < n_rows; r++) {
+        int32_t e = idx[r];
+        if (e < 0 || e >= n_experts)
+            return gm_fail(err, GLMOE_E_BACKEND, "moe_experts: expert index %d out of range", e);
+        off[e + 1]++;
+    }
+    for (int32_t e = 0; e < n_experts; e++) off[e + 1] += off[e];
+    memcpy(fill, off, (size_t)n_experts * sizeof *fill);
+    for (int64_t r = 0; r < n_rows; r++) {
+        int32_t e = idx[r], slot = fill[e]++;
+        cb->moe_rows[slot] = (int32_t)(r / top_k_n);
+        cb->moe_w[slot] = weights[r];
+        memcpy(cb->moe_x + (size_t)slot * H, x + (size_t)(r / top_k_n) * H, (size_t)H * sizeof(float));
+    }
+    glmoe_status s;
+    for (int32_t e = 0; e < n_experts; e++) {
+        int32_t n = off[e + 1] - off[e];
+        if (n == 0) continue;
+        const float *xe = cb->moe_x + (size_t)off[e] * H;
+        float *g = cb->moe_gate + (size_t)off[e] * Im, *u = cb->moe_up + (size_t)off[e] * Im;
+        float *o = cb->moe_out + (size_t)off[e] * H;
+        if ((s = cpu_matmul(be, g, xe, &gate[e], NULL, n, err))) return s;
+        if ((s = cpu_matmul(be, u, xe, &up[e], NULL, n, err))) return s;
+        if ((s = cpu_swiglu(be, g, g, u, (int64_t)n * Im, err))) return s;
+        if ((s = cpu_matmul(be, o, g, &down[e], NULL, n, err))) return s;
+    }
+    if (!accumulate) memset(out, 0, (size_t)T * (size_t)H * sizeof(float));
+    /* Weighted sum back into the tokens. */
+    for (int64_t r = 0; r < n_rows; r++) {
+        float w = cb->moe_w[r];
+        float *dst = out + (size_t)cb->moe_rows[r] * H;
+        const float *src = cb->moe_out + (size_t)r * H;
+        for (int64_t i = 0; i < H; i++) dst[i] += w * src[i];
+    }
+    return GLMOE_OK;
+}

@@ -1,0 +1,169 @@
+/*
+ * forward.c — the GLM-4.5 MoE forward pass (spec §2), written once against the backend interface.
+ *
+ * Letters: T tokens in this call, H hidden size, nh/nkv query/KV heads, D head_dim, R rotary dims,
+ * I dense MLP width, Im expert width, Is shared-expert width (Im * n_shared), E experts, K top-k,
+ * V vocabulary.
+ *
+ *   x = embed(ids)                                           [T, H]
+ *   per layer:
+ *     xn = rmsnorm(x) ; q,k,v = xn·Wq,k,v^T + b               [T, nh*D], [T, nkv*D]
+ *     q,k = qk_norm per head (optional) ; RoPE on the first R dims of each head
+ *     attn = causal GQA attention over the cache ; tmp = attn·Wo^T
+ *     x += tmp ; xn = rmsnorm(x)                              (one fused op)
+ *     dense:  tmp = down(silu(gate·xn) ⊙ up·xn)
+ *     MoE:    route(xn) → idx, w ; tmp = shared(xn) + Σ w·expert(xn)
+ *     x += tmp                                                (fused into the next layer's norm)
+ *   logits = rmsnorm(x)·lm_head^T for the rows asked for
+ *
+ * The state's buffers are allocated once per context (state_create) at the largest batch.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "model/model.h"
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int32_t n_batch,
+                          int32_t n_ctx, gm_err *err) {
+    memset(st, 0, sizeof *st);
+    st->n_batch = n_batch;
+    st->n_ctx = n_ctx;
+    const int64_t T = n_batch, H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
+                  KD = (int64_t)c->n_kv_heads * c->head_dim;
+    const int64_t ffn = max64(c->intermediate_size, (int64_t)c->moe_intermediate_size * c->n_shared_experts);
+    const int64_t K = c->n_experts_per_tok > 0 ? c->n_experts_per_tok : 1;
+    struct {
+        void **p;
+        int64_t bytes;
+    } bufs[] = {
+        {(void **)&st->ids, T * 4},         {(void **)&st->pos, T * 4},
+        {(void **)&st->x, T * H * 4},       {(void **)&st->xn, T * H * 4},
+        {(void **)&st->q, T * QD * 4},      {(void **)&st->k, T * KD * 4},
+        {(void **)&st->v, T * KD * 4},      {(void **)&st->attn, T * QD * 4},
+        {(void **)&st->tmp, T * H * 4},     {(void **)&st->ffn_a, T * max64(ffn, 1) * 4},
+        {(void **)&st->ffn_b, T * max64(ffn, 1) * 4},
+        {(void **)&st->route_idx, T * K * 4}, {(void **)&st->route_w, T * K * 4},
+        {(void **)&st->logits, T * (int64_t)c->vocab_size * 4},
+    };
+    glmoe_status s;
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if ((s = be->ops->alloc(be, (size_t)bufs[i].bytes, bufs[i].p, err))) goto fail;
+    if ((s = be->ops->kv_create(be, &st->kv, c->n_layers, n_ctx, c->n_kv_heads, c->head_dim, err))) goto fail;
+    gm_reserve r = {.cfg = c, .n_batch = n_batch, .n_ctx = n_ctx};
+    if ((s = be->ops->reserve(be, &r, err))) goto fail;
+    return GLMOE_OK;
+fail:
+    state_free(st, be);
+    return s;
+}
+
+void state_free(gm_state *st, gm_backend *be) {
+    void *bufs[] = {st->ids, st->pos, st->x, st->xn, st->q, st->k, st->v, st->attn, st->tmp,
+                    st->ffn_a, st->ffn_b, st->route_idx, st->route_w, st->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be->ops->dealloc(be, bufs[i]);
+    if (st->kv) be->ops->kv_free(be, st->kv);
+    memset(st, 0, sizeof *st);
+}
+
+/* Runs one op and leaves on failure; every op below returns a glmoe_status. */
+#define TRY(call)                                                                                    \
+    do {                                                                                             \
+        if ((s = (call))) return s;                                                                  \
+    } while (0)
+
+static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_backend *be, gm_state *st,
+                                    int layer, int32_t T, gm_err *err) {
+    const gm_backend_ops *op = be->ops;
+    glmoe_status s;
+    TRY(op->matmul(be, st->q, st->xn, &L->wq, &L->bq, T, err));
+    TRY(op->matmul(be, st->k, st->xn, &L->wk, &L->bk, T, err));
+    TRY(op->matmul(be, st->v, st->xn, &L->wv, &L->bv, T, err));
+    if (c->use_qk_norm) { /* RMSNorm over each head's D values, before RoPE */
+        TRY(op->add_rmsnorm(be, st->q, st->q, NULL, &L->q_norm, (int64_t)T * c->n_heads, c->head_dim,
+                            c->rms_norm_eps, err));
+        TRY(op->add_rmsnorm(be, st->k, st->k, NULL, &L->k_norm, (int64_t)T * c->n_kv_heads, c->head_dim,
+                            c->rms_norm_eps, err));
+    }
+    TRY(op->rope(be, st->q, st->pos, T, c->n_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
+    TRY(op->rope(be, st->k, st->pos, T, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
+    gm_attn_params ap = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
+                         .n_tokens = T, .n_past = st->n_past, .scale = 1.0f / sqrtf((float)c->head_dim)};
+    TRY(op->attention(be, st->attn, st->q, st->k, st->v, st->kv, layer, &ap, err));
+    TRY(op->matmul(be, st->tmp, st->attn, &L->wo, NULL, T, err));
+    return GLMOE_OK;
+}
+
+/* SwiGLU MLP of width gate->rows into out: out = down(silu(gate·xn) ⊙ up·xn). */
+static glmoe_status mlp(gm_backend *be, gm_state *st, const gm_weight *gate, const gm_weight *up,
+                        const gm_weight *down, float *out, int32_t T, gm_err *err) {
+    const gm_backend_ops *op = be->ops;
+    glmoe_status s;
+    TRY(op->matmul(be, st->ffn_a, st->xn, gate, NULL, T, err));
+    TRY(op->matmul(be, st->ffn_b, st->xn, up, NULL, T, err));
+    TRY(op->swiglu(be, st->ffn_a, st->ffn_a, st->ffn_b, (int64_t)T * gate->rows, err));
+    TRY(op->matmul(be, out, st->ffn_a, down, NULL, T, err));
+    return GLMOE_OK;
+}
+
+static glmoe_status ffn_block(const gm_config *c, const gm_layer *L, gm_backend *be, gm_state *st, int32_t T,
+                              gm_err *err) {
+    const gm_backend_ops *op = be->ops;
+    glmoe_status s;
+    if (!L->is_moe) return mlp(be, st, &L->gate, &L->up, &L->down, st->tmp, T, err);
+
+    gm_route_params rp = {.n_experts = c->n_experts, .top_k = c->n_experts_per_tok, .n_group = c->n_group,
+                          .topk_group = c->topk_group, .norm_topk_prob = c->norm_topk_prob,
+                          .routed_scaling_factor = c->routed_scaling_factor};
+    TRY(op->moe_route(be, st->route_idx, st->route_w, st->xn, &L->router, &L->router_bias, &rp, T, err));
+    bool shared = c->n_shared_experts > 0;
+    if (shared) TRY(mlp(be, st, &L->sh_gate, &L->sh_up, &L->sh_down, st->tmp, T, err)); /* unweighted */
+    TRY(op->moe_experts(be, st->tmp, shared, st->xn, st->route_idx, st->route_w, c->n_experts_per_tok,
+                        L->exp_gate, L->exp_up, L->exp_down, c->n_experts, T, err));
+    return GLMOE_OK;
+}
+
+glmoe_status forward(const gm_config *c, const gm_weights *w, gm_backend *be, gm_state *st,
+                     const int32_t *ids, int32_t T, int32_t first_logit, float *host_logits, gm_err *err) {
+    const gm_backend_ops *op = be->ops;
+    const int64_t H = c->hidden_size;
+    glmoe_status s;
+    if (T <= 0 || T > st->n_batch)
+        return gm_fail(err, GLMOE_E_ARG, "forward: %d tokens (batch holds %d)", T, st->n_batch);
+    if ((int64_t)st->n_past + T > st->n_ctx)
+        return gm_fail(err, GLMOE_E_CONTEXT, "%d + %d tokens exceed the context of %d", st->n_past, T, st->n_ctx);
+
+    int32_t pos[512];
+    for (int32_t t0 = 0; t0 < T; t0 += 512) { /* positions n_past.. uploaded in slices */
+        int32_t n = T - t0 < 512 ? T - t0 : 512;
+        for (int32_t i = 0; i < n; i++) pos[i] = st->n_past + t0 + i;
+        TRY(op->copy_in(be, st->pos + t0, pos, (size_t)n * 4, err));
+    }
+    TRY(op->copy_in(be, st->ids, ids, (size_t)T * 4, err));
+    TRY(op->embed(be, st->x, &w->embed, st->ids, T, err));
+
+    const float *pending = NULL; /* the FFN output not yet added to the residual */
+    for (int l = 0; l < c->n_layers; l++) {
+        const gm_layer *L = &w->layers[l];
+        TRY(op->add_rmsnorm(be, st->xn, st->x, pending, &L->attn_norm, T, H, c->rms_norm_eps, err));
+        TRY(attention_block(c, L, be, st, l, T, err));
+        TRY(op->add_rmsnorm(be, st->xn, st->x, st->tmp, &L->ffn_norm, T, H, c->rms_norm_eps, err));
+        TRY(ffn_block(c, L, be, st, T, err));
+        pending = st->tmp;
+    }
+
+    if (first_logit < T) {
+        const int32_t R = T - first_logit;
+        float *x_rows = gm_ptr_add(st->x, (size_t)first_logit * H * 4);
+        const float *d_rows = gm_cptr_add(pending, (size_t)first_logit * H * 4);
+        TRY(op->add_rmsnorm(be, st->xn, x_rows, d_rows, &w->final_norm, R, H, c->rms_norm_eps, err));
+        TRY(op->matmul(be, st->logits, st->xn, &w->lm_head, NULL, R, err));
+        TRY(op->copy_out(be, host_logits, st->logits, (size_t)R * (size_t)c->vocab_size * 4, err));
+    } else {
+        TRY(op->sync(be, err));
+    }
+    st->n_past += T;
+    return GLMOE_OK;
+}

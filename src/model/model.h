@@ -1,0 +1,68 @@
+/*
+ * model.h — a loaded model: its configuration, its weights bound to a backend, and the forward.
+ *
+ * Weight binding (weights.c) maps Hugging Face tensor names to slots in gm_layer, checking each
+ * tensor's dtype and shape against the configuration. The forward (forward.c) is written once
+ * against the backend interface (backend/backend.h).
+ */
+#ifndef GLMOE_MODEL_MODEL_H
+#define GLMOE_MODEL_MODEL_H
+
+#include "backend/backend.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+
+typedef struct gm_layer {
+    gm_weight attn_norm, ffn_norm;                  /* input_layernorm, post_attention_layernorm */
+    gm_weight wq, wk, wv, wo, bq, bk, bv;            /* biases absent unless attention_bias */
+    gm_weight q_norm, k_norm;                       /* absent unless use_qk_norm */
+    bool is_moe;
+    gm_weight gate, up, down;                       /* dense MLP */
+    gm_weight router, router_bias;                  /* mlp.gate.weight, e_score_correction_bias */
+    gm_weight *exp_gate, *exp_up, *exp_down;        /* [n_experts] */
+    gm_weight sh_gate, sh_up, sh_down;              /* shared experts (absent if n_shared == 0) */
+} gm_layer;
+
+typedef struct gm_weights {
+    gm_weight embed, final_norm, lm_head;
+    gm_layer *layers;                               /* [n_layers] */
+} gm_weights;
+
+/* What binding saw, for glmoe_model_info. */
+typedef struct gm_bind_stats {
+    uint64_t n_params, n_params_active;
+    uint64_t bytes_bf16, bytes_f16, bytes_f32;
+    int32_t n_skipped;                              /* MTP-layer tensors */
+    uint64_t bytes_skipped;
+    int32_t n_unused;
+    uint64_t bytes_copied;                          /* host/device bytes the backend allocated */
+} gm_bind_stats;
+
+/* Binds every tensor the forward needs. On failure, every weight bound so far is released. */
+glmoe_status weights_bind(gm_weights *w, const gm_config *cfg, const st_set *set, gm_backend *be,
+                          gm_bind_stats *stats, gm_err *err);
+void weights_release(gm_weights *w, const gm_config *cfg, gm_backend *be);
+
+/* Activations and the KV cache of one sequence, all in backend memory. */
+typedef struct gm_state {
+    int32_t n_batch, n_ctx, n_past;
+    gm_kv *kv;
+    int32_t *ids, *pos;                /* [n_batch] */
+    float *x, *xn, *q, *k, *v, *attn, *tmp, *ffn_a, *ffn_b; /* see forward.c */
+    int32_t *route_idx;
+    float *route_w;
+    float *logits;                     /* [n_batch, vocab] */
+} gm_state;
+
+glmoe_status state_create(gm_state *st, const gm_config *cfg, gm_backend *be, int32_t n_batch,
+                          int32_t n_ctx, gm_err *err);
+void state_free(gm_state *st, gm_backend *be);
+
+/* Runs the forward over T <= n_batch tokens at positions [n_past, n_past + T). Logits are computed
+ * for the rows [first_logit, T) and copied to host_logits ((T - first_logit) x vocab floats);
+ * first_logit == T computes none. Advances n_past on success. */
+glmoe_status forward(const gm_config *cfg, const gm_weights *w, gm_backend *be, gm_state *st,
+                     const int32_t *ids, int32_t T, int32_t first_logit, float *host_logits,
+                     gm_err *err);
+
+#endif

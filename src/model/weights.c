@@ -1,0 +1,241 @@
+/*
+ * weights.c — binds checkpoint tensors (Hugging Face names, spec §3.1) to the model's slots.
+ *
+ * Every tensor the forward needs is looked up by name, its dtype (BF16, F16 or F32) and shape are
+ * checked against the configuration, and the backend binds it (the CPU keeps it in the mapping).
+ * Tensors of layers at index >= num_hidden_layers (the multi-token-prediction layer) are skipped
+ * and counted; any other tensor glmoe does not know is reported once as unused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "util/log.h"
+
+typedef struct binder {
+    const gm_config *cfg;
+    const st_set *set;
+    gm_backend *be;
+    gm_bind_stats *stats;
+    const st_tensor **used; /* every tensor bound, to find the unused ones afterwards */
+    size_t n_used;
+    gm_err *err;
+} binder;
+
+static glmoe_status wtype_of(const st_tensor *t, gm_wtype *out, gm_err *err) {
+    switch (t->dtype) {
+    case ST_BF16: *out = GM_W_BF16; return GLMOE_OK;
+    case ST_F16: *out = GM_W_F16; return GLMOE_OK;
+    case ST_F32: *out = GM_W_F32; return GLMOE_OK;
+    default:
+        return gm_fail(err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\": dtype %s is not supported (BF16, F16 or F32)",
+                       st_file_name(t->file), t->name, st_dtype_name(t->dtype));
+    }
+}
+
+/* Binds tensor `name` of shape [rows, cols] (rows == 0: a vector of cols). `why` explains the
+ * expected shape in terms of config fields, for the error message. */
+static glmoe_status bind(binder *b, gm_weight *w, const char *name, int64_t rows, int64_t cols,
+                         gm_bind_kind kind, bool optional, const char *why) {
+    memset(w, 0, sizeof *w);
+    const st_tensor *t = st_set_find(b->set, name);
+    if (!t) {
+        if (optional) return GLMOE_OK;
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "tensor \"%s\" is missing from the checkpoint", name);
+    }
+    gm_host_tensor h;
+    glmoe_status s = wtype_of(t, &h.type, b->err);
+    if (s) return s;
+    bool ok = rows == 0 ? (t->rank == 1 && (int64_t)t->shape[0] == cols)
+                        : (t->rank == 2 && (int64_t)t->shape[0] == rows && (int64_t)t->shape[1] == cols);
+    if (!ok) {
+        char got[128] = "[", want[64];
+        for (int i = 0; i < t->rank; i++) {
+            size_t n = strlen(got);
+            snprintf(got + n, sizeof got - n, "%s%llu", i ? ", " : "", (unsigned long long)t->shape[i]);
+        }
+        strncat(got, "]", sizeof got - strlen(got) - 1);
+        if (rows == 0)
+            snprintf(want, sizeof want, "[%lld]", (long long)cols);
+        else
+            snprintf(want, sizeof want, "[%lld, %lld]", (long long)rows, (long long)cols);
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" has shape %s but the config needs %s (%s)",
+                       st_file_name(t->file), name, got, want, why);
+    }
+    h.rows = rows == 0 ? 1 : rows;
+    h.cols = cols;
+    h.data = t->data;
+    h.aligned = t->aligned;
+    size_t copied = 0;
+    if ((s = b->be->ops->weight_bind(b->be, w, &h, kind, &copied, b->err))) {
+        gm_err_prefix(b->err, "tensor \"%s\": ", name);
+        return s;
+    }
+    b->stats->bytes_copied += copied;
+    b->stats->n_params += t->numel;
+    if (t->dtype == ST_BF16) b->stats->bytes_bf16 += t->nbytes;
+    if (t->dtype == ST_F16) b->stats->bytes_f16 += t->nbytes;
+    if (t->dtype == ST_F32) b->stats->bytes_f32 += t->nbytes;
+    b->used[b->n_used++] = t;
+    return GLMOE_OK;
+}
+
+static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
+    const gm_config *c = b->cfg;
+    const int64_t H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
+                  KD = (int64_t)c->n_kv_heads * c->head_dim;
+    char n[256];
+    glmoe_status s;
+#define NAME(suffix) (snprintf(n, sizeof n, "model.layers.%d.%s", i, suffix), n)
+#define BIND(slot, suffix, rows, cols, kind, opt, why)                                                       \
+    if ((s = bind(b, slot, NAME(suffix), rows, cols, kind, opt, why))) return s
+    BIND(&L->attn_norm, "input_layernorm.weight", 0, H, GM_BIND_VECTOR_F32, false, "hidden_size");
+    BIND(&L->ffn_norm, "post_attention_layernorm.weight", 0, H, GM_BIND_VECTOR_F32, false, "hidden_size");
+    BIND(&L->wq, "self_attn.q_proj.weight", QD, H, GM_BIND_MATRIX, false, "num_attention_heads*head_dim, hidden_size");
+    BIND(&L->wk, "self_attn.k_proj.weight", KD, H, GM_BIND_MATRIX, false, "num_key_value_heads*head_dim, hidden_size");
+    BIND(&L->wv, "self_attn.v_proj.weight", KD, H, GM_BIND_MATRIX, false, "num_key_value_heads*head_dim, hidden_size");
+    BIND(&L->wo, "self_attn.o_proj.weight", H, QD, GM_BIND_MATRIX, false, "hidden_size, num_attention_heads*head_dim");
+    if (c->attention_bias) {
+        BIND(&L->bq, "self_attn.q_proj.bias", 0, QD, GM_BIND_VECTOR_F32, false, "attention_bias is true");
+        BIND(&L->bk, "self_attn.k_proj.bias", 0, KD, GM_BIND_VECTOR_F32, false, "attention_bias is true");
+        BIND(&L->bv, "self_attn.v_proj.bias", 0, KD, GM_BIND_VECTOR_F32, false, "attention_bias is true");
+    }
+    if (c->use_qk_norm) {
+        BIND(&L->q_norm, "self_attn.q_norm.weight", 0, c->head_dim, GM_BIND_VECTOR_F32, false, "use_qk_norm is true");
+        BIND(&L->k_norm, "self_attn.k_norm.weight", 0, c->head_dim, GM_BIND_VECTOR_F32, false, "use_qk_norm is true");
+    }
+    L->is_moe = config_layer_is_moe(c, i);
+    if (!L->is_moe) {
+        const int64_t I = c->intermediate_size;
+        BIND(&L->gate, "mlp.gate_proj.weight", I, H, GM_BIND_MATRIX, false, "intermediate_size, hidden_size");
+        BIND(&L->up, "mlp.up_proj.weight", I, H, GM_BIND_MATRIX, false, "intermediate_size, hidden_size");
+        BIND(&L->down, "mlp.down_proj.weight", H, I, GM_BIND_MATRIX, false, "hidden_size, intermediate_size");
+        return GLMOE_OK;
+    }
+    const int64_t E = c->n_experts, Im = c->moe_intermediate_size, Is = Im * c->n_shared_experts;
+    BIND(&L->router, "mlp.gate.weight", E, H, GM_BIND_MATRIX, false, "n_routed_experts, hidden_size");
+    BIND(&L->router_bias, "mlp.gate.e_score_correction_bias", 0, E, GM_BIND_VECTOR_F32, false, "n_routed_experts");
+    L->exp_gate = calloc((size_t)E, sizeof(gm_weight));
+    L->exp_up = calloc((size_t)E, sizeof(gm_weight));
+    L->exp_down = calloc((size_t)E, sizeof(gm_weight));
+    if (!L->exp_gate || !L->exp_up || !L->exp_down)
+        return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory for %lld experts", (long long)E);
+    for (int64_t e = 0; e < E; e++) {
+        char suffix[96];
+        snprintf(suffix, sizeof suffix, "mlp.experts.%lld.gate_proj.weight", (long long)e);
+        BIND(&L->exp_gate[e], suffix, Im, H, GM_BIND_MATRIX, false, "moe_intermediate_size, hidden_size");
+        snprintf(suffix, sizeof suffix, "mlp.experts.%lld.up_proj.weight", (long long)e);
+        BIND(&L->exp_up[e], suffix, Im, H, GM_BIND_MATRIX, false, "moe_intermediate_size, hidden_size");
+        snprintf(suffix, sizeof suffix, "mlp.experts.%lld.down_proj.weight", (long long)e);
+        BIND(&L->exp_down[e], suffix, H, Im, GM_BIND_MATRIX, false, "hidden_size, moe_intermediate_size");
+    }
+    if (Is > 0) {
+        BIND(&L->sh_gate, "mlp.shared_experts.gate_proj.weight", Is, H, GM_BIND_MATRIX, false,
+             "moe_intermediate_size*n_shared_experts, hidden_size");
+        BIND(&L->sh_up, "mlp.shared_experts.up_proj.weight", Is, H, GM_BIND_MATRIX, false,
+             "moe_intermediate_size*n_shared_experts, hidden_size");
+        BIND(&L->sh_down, "mlp.shared_experts.down_proj.weight", H, Is, GM_BIND_MATRIX, false,
+             "hidden_size, moe_intermediate_size*n_shared_experts");
+    }
+#undef BIND
+#undef NAME
+    return GLMOE_OK;
+}
+
+/* Layer index of "model.layers.<i>.…", or -1. */
+static long layer_index(const char *name) {
+    const char *p = "model.layers.";
+    if (strncmp(name, p, strlen(p)) != 0) return -1;
+    char *end;
+    long i = strtol(name + strlen(p), &end, 10);
+    return end != name + strlen(p) && *end == '.' ? i : -1;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t) * (const st_tensor *const *)a, y = (uintptr_t) * (const st_tensor *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Counts what was not bound: MTP-layer tensors are expected and skipped; others are warned about. */
+static void account_unbound(binder *b) {
+    qsort(b->used, b->n_used, sizeof *b->used, cmp_ptr);
+    for (size_t i = 0; i < st_set_count(b->set); i++) {
+        const st_tensor *t = st_set_tensor(b->set, i);
+        if (bsearch(&t, b->used, b->n_used, sizeof *b->used, cmp_ptr)) continue;
+        if (layer_index(t->name) >= b->cfg->n_layers) {
+            b->stats->n_skipped++;
+            b->stats->bytes_skipped += t->nbytes;
+        } else {
+            if (b->stats->n_unused < 8) gm_warn("%s: tensor \"%s\" is not used by the model", st_file_name(t->file), t->name);
+            b->stats->n_unused++;
+        }
+    }
+    if (b->stats->n_unused > 8) gm_warn("... %d unused tensors in all", b->stats->n_unused);
+}
+
+glmoe_status weights_bind(gm_weights *w, const gm_config *c, const st_set *set, gm_backend *be,
+                          gm_bind_stats *stats, gm_err *err) {
+    memset(w, 0, sizeof *w);
+    memset(stats, 0, sizeof *stats);
+    binder b = {.cfg = c, .set = set, .be = be, .stats = stats, .err = err};
+    b.used = calloc(st_set_count(set) + 1, sizeof *b.used);
+    w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
+    glmoe_status s = GLMOE_OK;
+    if (!b.used || !w->layers) {
+        s = gm_fail(err, GLMOE_E_NOMEM, "out of memory binding weights");
+        goto done;
+    }
+    const int64_t V = c->vocab_size, H = c->hidden_size;
+    if ((s = bind(&b, &w->embed, "model.embed_tokens.weight", V, H, GM_BIND_MATRIX, false, "vocab_size, hidden_size")))
+        goto done;
+    if ((s = bind(&b, &w->final_norm, "model.norm.weight", 0, H, GM_BIND_VECTOR_F32, false, "hidden_size"))) goto done;
+    if ((s = bind(&b, &w->lm_head, "lm_head.weight", V, H, GM_BIND_MATRIX, c->tie_word_embeddings,
+                  "vocab_size, hidden_size")))
+        goto done;
+    if (!w->lm_head.data) { /* tied: the head reads the embedding (not owned twice) */
+        w->lm_head = w->embed;
+        w->lm_head.owned = NULL;
+    }
+    for (int i = 0; i < c->n_layers; i++)
+        if ((s = bind_layer(&b, &w->layers[i], i))) goto done;
+
+    /* Active parameters: everything but the routed experts, plus K of them per MoE layer. */
+    uint64_t per_expert = 3ull * (uint64_t)c->moe_intermediate_size * (uint64_t)H;
+    int n_moe = c->n_layers - c->first_k_dense_replace;
+    stats->n_params_active = stats->n_params - (uint64_t)n_moe * (uint64_t)c->n_experts * per_expert +
+                             (uint64_t)n_moe * (uint64_t)c->n_experts_per_tok * per_expert;
+    account_unbound(&b);
+done:
+    free(b.used);
+    if (s) weights_release(w, c, be);
+    return s;
+}
+
+static void release(gm_backend *be, gm_weight *w) {
+    if (w->owned) be->ops->weight_release(be, w);
+}
+
+void weights_release(gm_weights *w, const gm_config *c, gm_backend *be) {
+    if (!w) return;
+    release(be, &w->embed);
+    release(be, &w->final_norm);
+    release(be, &w->lm_head);
+    for (int i = 0; w->layers && i < c->n_layers; i++) {
+        gm_layer *L = &w->layers[i];
+        gm_weight *all[] = {&L->attn_norm, &L->ffn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
+                            &L->bv, &L->q_norm, &L->k_norm, &L->gate, &L->up, &L->down, &L->router,
+                            &L->router_bias, &L->sh_gate, &L->sh_up, &L->sh_down};
+        for (size_t j = 0; j < sizeof all / sizeof all[0]; j++) release(be, all[j]);
+        for (int e = 0; e < c->n_experts; e++) {
+            if (L->exp_gate) release(be, &L->exp_gate[e]);
+            if (L->exp_up) release(be, &L->exp_up[e]);
+            if (L->exp_down) release(be, &L->exp_down[e]);
+        }
+        free(L->exp_gate);
+        free(L->exp_up);
+        free(L->exp_down);
+    }
+    free(w->layers);
+    memset(w, 0, sizeof *w);
+}

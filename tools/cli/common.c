@@ -1,0 +1,203 @@
+/* common.c — option parsing and model opening shared by the subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+void cli_error(const char *cmd, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* One line, always: a message with a newline inside would break that promise. */
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    fprintf(stderr, "glmoe %s: %s\n", cmd, msg);
+}
+
+bool cli_parse_int(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = text ? strtol(text, &end, 10) : 0;
+    if (!text || !*text || *end || errno || v < lo || v > hi) {
+        cli_error(cmd, "%s expects an integer in [%ld, %ld], got \"%s\"", opt, lo, hi, text ? text : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = text && *text != '-' ? strtoull(text, &end, 10) : 0;
+    if (!text || !*text || *text == '-' || *end || errno) {
+        cli_error(cmd, "%s expects a non-negative integer, got \"%s\"", opt, text ? text : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_float(const char *cmd, const char *opt, const char *text, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = text ? strtod(text, &end) : 0;
+    if (!text || !*text || *end || errno || !(v >= lo && v <= hi)) {
+        cli_error(cmd, "%s expects a number in [%g, %g], got \"%s\"", opt, lo, hi, text ? text : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_ids(const char *cmd, const char *text, int32_t **ids, size_t *n) {
+    size_t cap = 16, len = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v) {
+        cli_error(cmd, "out of memory");
+        return false;
+    }
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        if (!*p) break;
+        if (*p < '0' || *p > '9') goto bad;
+        char *end;
+        errno = 0;
+        long long x = strtoll(p, &end, 10);
+        if (errno || x > INT32_MAX) goto bad;
+        if (len == cap) {
+            int32_t *w = realloc(v, 2 * cap * sizeof *v);
+            if (!w) goto bad;
+            v = w;
+            cap *= 2;
+        }
+        v[len++] = (int32_t)x;
+        p = end;
+        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        if (*p == ',') {
+            p++;
+            while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+            if (!*p) goto bad; /* trailing comma */
+        } else if (*p) {
+            goto bad;
+        }
+    }
+    if (len == 0) {
+        free(v);
+        cli_error(cmd, "--ids is empty: give at least one token id, e.g. --ids 1,2,3");
+        return false;
+    }
+    *ids = v;
+    *n = len;
+    return true;
+bad:
+    cli_error(cmd, "--ids: expected comma-separated non-negative integers below 2^31, bad text at offset %zu",
+              (size_t)(p - text));
+    free(v);
+    return false;
+}
+
+const char *const cli_model_opts_help =
+    "  -m, --model DIR     Hugging Face checkpoint directory (config.json, *.safetensors)\n"
+    "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"
+    "  --threads N         CPU threads (default: all cores)\n"
+    "  --ctx N             context length, the KV cache size (default min(model max, 4096))\n"
+    "  -v, --verbose       log loading details to stderr\n";
+
+int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o) {
+    const char *a = argv[*i];
+    bool has_value = *i + 1 < argc;
+    const char *val = has_value ? argv[*i + 1] : NULL;
+    long v;
+    if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+        o->verbose = true;
+        return 1;
+    }
+    if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--device") && strcmp(a, "--threads") &&
+        strcmp(a, "--ctx"))
+        return 0;
+    if (!has_value) {
+        cli_error(cmd, "%s needs a value", a);
+        return -1;
+    }
+    (*i)++;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        o->model_dir = val;
+    } else if (!strcmp(a, "--device")) {
+        if (!strcmp(val, "auto")) o->device = GLMOE_DEVICE_AUTO;
+        else if (!strcmp(val, "cpu")) o->device = GLMOE_DEVICE_CPU;
+        else if (!strcmp(val, "cuda")) o->device = GLMOE_DEVICE_CUDA;
+        else {
+            cli_error(cmd, "--device expects auto, cpu or cuda, got \"%s\"", val);
+            return -1;
+        }
+    } else if (!strcmp(a, "--threads")) {
+        if (!cli_parse_int(cmd, a, val, 0, 4096, &v)) return -1;
+        o->n_threads = (int)v;
+    } else {
+        if (!cli_parse_int(cmd, a, val, 1, INT32_MAX, &v)) return -1;
+        o->n_ctx = (int)v;
+    }
+    return 1;
+}
+
+static void log_to_stderr(glmoe_log_level level, const char *msg, void *user) {
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    fprintf(stderr, "glmoe: %s: %s\n", names[level], msg);
+}
+
+void cli_install_log(bool verbose) { glmoe_log_set(log_to_stderr, NULL, verbose ? GLMOE_LOG_INFO : GLMOE_LOG_WARN); }
+
+bool cli_open(const char *cmd, const cli_model_opts *o, glmoe_model **model, glmoe_context **ctx) {
+    *model = NULL;
+    *ctx = NULL;
+    if (!o->model_dir) {
+        cli_error(cmd, "no model: give -m DIR");
+        return false;
+    }
+    cli_install_log(o->verbose);
+    glmoe_model_params mp = glmoe_model_params_default();
+    mp.device = o->device;
+    mp.n_threads = o->n_threads;
+    glmoe_status s = glmoe_model_load(model, o->model_dir, &mp);
+    if (s) {
+        cli_error(cmd, "%s: %s", o->model_dir, *model ? glmoe_model_errmsg(*model) : glmoe_status_str(s));
+        glmoe_model_free(*model);
+        *model = NULL;
+        return false;
+    }
+    glmoe_context_params cp = glmoe_context_params_default();
+    cp.n_ctx = o->n_ctx;
+    if ((s = glmoe_context_create(ctx, *model, &cp))) {
+        cli_error(cmd, "%s", glmoe_model_errmsg(*model));
+        glmoe_model_free(*model);
+        *model = NULL;
+        return false;
+    }
+    return true;
+}
+
+uint64_t cli_peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

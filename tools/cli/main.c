@@ -1,0 +1,37 @@
+/* main.c — `glmoe <command> [options]`: dispatches to one file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"generate", cmd_generate, "generate tokens from a prompt"},
+    {"logits", cmd_logits, "teacher-forced logits of a token sequence, as float32"},
+    {"info", cmd_info, "show a model's configuration and weights"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: glmoe <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`glmoe <command> --help` describes each command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "glmoe: unknown command \"%s\" (try glmoe --help)\n", argv[1]);
+    return CLI_EXIT_USAGE;
+}
