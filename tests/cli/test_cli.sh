@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# test_cli.sh GLMOE REPO — checks the CLI's behaviour on good and bad input.
+# Every failure must be exactly one line on stderr and a non-zero exit; --help exits 0.
+set -u
+glmoe=$1
+repo=$2
+golden=$repo/tests/golden/glm45_like
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
+ok() { passed=$((passed + 1)); }
+
+# expect_error NAME EXIT_CODE PATTERN -- ARGS...: runs glmoe, wants that exit code and exactly one
+# error line ("glmoe <command>: ..." or "glmoe: ...") matching PATTERN (grep -E). Other stderr lines may only be
+# glmoe's own status lines ("glmoe: loaded ...", "glmoe: warning: ...").
+expect_error() {
+    local name=$1 want=$2 pattern=$3
+    shift 4
+    "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    local lines
+    lines=$(grep -E '^glmoe' "$tmp/err" | grep -Evc '^glmoe: (loaded |warning: |info: |prompt |wrote )')
+    if grep -Evq '^glmoe( [a-z]+)?: ' "$tmp/err"; then fail "$name: stray stderr output: $(cat "$tmp/err")"; return; fi
+    if [ "$rc" -ne "$want" ]; then fail "$name: exit $rc, want $want; stderr: $(cat "$tmp/err")"; return; fi
+    if [ "$lines" -ne 1 ]; then fail "$name: $lines error lines, want 1: $(cat "$tmp/err")"; return; fi
+    if ! grep -Eq -- "$pattern" "$tmp/err"; then fail "$name: stderr \"$(cat "$tmp/err")\" does not match /$pattern/"; return; fi
+    ok
+}
+
+expect_ok() {
+    local name=$1
+    shift 2
+    if ! "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"; then fail "$name: exit $?: $(cat "$tmp/err")"; return; fi
+    ok
+}
+
+# --- usage -----------------------------------------------------------------------------------
+"$glmoe" >/dev/null 2>&1; [ $? -eq 2 ] && ok || fail "no arguments should exit 2"
+expect_error "unknown command" 2 'unknown command "frobnicate"' -- frobnicate
+for cmd in generate logits info; do
+    expect_ok "$cmd --help" -- "$cmd" --help
+    grep -q "usage: glmoe $cmd" "$tmp/out" && ok || fail "$cmd --help prints no usage"
+done
+expect_error "unknown option" 2 "unknown option --frob" -- info -m "$golden" --frob
+expect_error "missing value" 2 "needs a value" -- generate -m
+expect_error "bad ids" 2 "--ids" -- generate -m "$golden" --ids 1,x,3
+expect_error "negative id" 2 "--ids" -- generate -m "$golden" --ids 1,-3
+expect_error "trailing comma" 2 "--ids" -- generate -m "$golden" --ids 1,2,
+expect_error "bad number" 2 "-n expects" -- generate -m "$golden" --ids 1 -n 12abc
+expect_error "bad device" 2 "--device" -- info -m "$golden" --device tpu
+expect_error "prompt without tokenizer" 2 "tokenizer" -- generate -m "$golden" -p "hello"
+
+# --- good runs -------------------------------------------------------------------------------
+expect_ok "info" -- info -m "$golden"
+grep -q "Glm4MoeForCausalLM" "$tmp/out" && grep -q "BF16" "$tmp/out" && ok || fail "info output incomplete"
+expect_ok "info mtp" -- info -m "$repo/tests/golden/mtp"
+grep -Eq "skipped +[1-9][0-9]* tensors" "$tmp/out" && ok || fail "info does not report the skipped MTP tensors: $(cat "$tmp/out")"
+
+prompt=$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["greedy_prompt"])))' "$golden/reference.json" 2>/dev/null)
+expect_ids=$(python3 -c 'import json,sys; print(" ".join(map(str, json.load(open(sys.argv[1]))["greedy_new_ids"])))' "$golden/reference.json" 2>/dev/null)
+if [ -n "$prompt" ]; then
+    expect_ok "generate greedy" -- generate -m "$golden" --ids "$prompt" -n 24 --print-ids
+    [ "$(cat "$tmp/out")" = "$expect_ids" ] && ok || fail "greedy ids \"$(cat "$tmp/out")\" != transformers' \"$expect_ids\""
+    grep -q "tok/s" "$tmp/err" && ok || fail "generate prints no speed"
+    # Sampling is reproducible with a seed and differs across seeds.
+    "$glmoe" generate -m "$golden" --ids "$prompt" -n 16 --temp 1.0 --top-p 0.95 --seed 7 --print-ids >"$tmp/s1" 2>/dev/null
+    "$glmoe" generate -m "$golden" --ids "$prompt" -n 16 --temp 1.0 --top-p 0.95 --seed 7 --print-ids >"$tmp/s2" 2>/dev/null
+    "$glmoe" generate -m "$golden" --ids "$prompt" -n 16 --temp 1.0 --top-p 0.95 --seed 8 --print-ids >"$tmp/s3" 2>/dev/null
+    cmp -s "$tmp/s1" "$tmp/s2" && ok || fail "same seed, different output"
+    cmp -s "$tmp/s1" "$tmp/s3" && fail "different seeds, same output" || ok
+fi
+expect_ok "logits" -- logits -m "$golden" --ids 1,2,3 -o "$tmp/logits.f32"
+size=$(stat -c %s "$tmp/logits.f32")
+[ "$size" -eq $((3 * 397 * 4)) ] && ok || fail "logits file has $size bytes, want $((3 * 397 * 4))"
+
+# --- bad models ------------------------------------------------------------------------------
+expect_error "missing dir" 1 "config.json" -- info -m "$tmp/nonexistent"
+mkdir -p "$tmp/empty" && echo '{' >"$tmp/empty/config.json"
+expect_error "broken config" 1 "config.json: invalid JSON" -- info -m "$tmp/empty"
+
+copy() { rm -rf "$tmp/m"; cp -r "$golden" "$tmp/m"; chmod -R u+w "$tmp/m"; }
+
+copy; sed -i 's/"Glm4MoeForCausalLM"/"LlamaForCausalLM"/' "$tmp/m/config.json"
+expect_error "unsupported architecture" 1 "architectures.*LlamaForCausalLM" -- info -m "$tmp/m"
+
+copy; sed -i 's/"n_group": 4/"n_group": 3/' "$tmp/m/config.json"
+expect_error "inconsistent config" 1 "n_group" -- info -m "$tmp/m"
+
+copy; sed -i 's/"intermediate_size": 80/"intermediate_size": 96/' "$tmp/m/config.json"
+expect_error "wrong shape" 1 'tensor "model.layers.0.mlp.(gate|up|down)_proj.weight" has shape' -- info -m "$tmp/m"
+
+copy; sed -i '/"model.layers.1.self_attn.k_proj.weight"/d' "$tmp/m/model.safetensors.index.json"
+expect_error "missing tensor" 1 'model.layers.1.self_attn.k_proj.weight.*missing' -- info -m "$tmp/m"
+
+copy; rm "$tmp/m/model-00002-of-00005.safetensors"
+expect_error "missing shard" 1 "model-00002-of-00005.safetensors" -- info -m "$tmp/m"
+
+copy; truncate -s -100 "$tmp/m/model-00003-of-00005.safetensors"
+expect_error "truncated shard" 1 "model-00003-of-00005.safetensors" -- info -m "$tmp/m"
+
+copy; printf '\xff\xff\xff\xff\xff\xff\xff\x7f' | dd of="$tmp/m/model-00001-of-00005.safetensors" conv=notrunc status=none
+expect_error "header too large" 1 "model-00001-of-00005.safetensors.*header" -- info -m "$tmp/m"
+
+copy; printf 'version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n' >"$tmp/m/model-00004-of-00005.safetensors"
+expect_error "git lfs pointer" 1 "model-00004-of-00005.safetensors.*(LFS|lfs)" -- info -m "$tmp/m"
+
+copy; sed -i 's/"model-00005-of-00005.safetensors"/"..\/..\/etc\/passwd"/' "$tmp/m/model.safetensors.index.json"
+expect_error "path traversal" 1 "passwd" -- info -m "$tmp/m"
+
+# --- bad requests --------------------------------------------------------------------------
+expect_error "token id out of range" 1 "token id 397 .*vocabulary" -- generate -m "$golden" --ids 1,397
+expect_error "prompt longer than context" 1 "do not fit.*context" -- generate -m "$golden" --ids 1,2,3,4,5,6 --ctx 4
+expect_error "ctx above model maximum" 1 "max_position_embeddings" -- generate -m "$golden" --ids 1 --ctx 100000000
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
