@@ -30,7 +30,8 @@ glmoe_status cpu_attention(gm_backend *be, float *out, const float *q, const flo
     memcpy(kc + (size_t)p->n_past * row, k, (size_t)T * row * sizeof(float));
     memcpy(vc + (size_t)p->n_past * row, v, (size_t)T * row * sizeof(float));
 
-#pragma omp parallel for num_threads(cb->n_threads) schedule(dynamic, 1) collapse(2)
+#pragma omp parallel for num_threads(cb->n_threads) schedule(dynamic, 1) collapse(2) \
+    if ((int64_t)T * nh * n_keys * D >= CPU_PARALLEL_MIN_WORK)
     for (int32_t t = 0; t < T; t++) {
         for (int32_t h = 0; h < nh; h++) {
             float *scores = cpu_thread_scratch(cb);

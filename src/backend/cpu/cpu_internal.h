@@ -35,6 +35,10 @@ struct gm_kv {
 
 static inline cpu_backend *cpu_of(gm_backend *be) { return (cpu_backend *)be; }
 
+/* Work (multiply-adds or elements) below which an op runs on the calling thread: forking a team
+ * costs microseconds, and on a loaded machine a team of spinning threads is far worse. */
+#define CPU_PARALLEL_MIN_WORK (1 << 16)
+
 /* Converts n elements of a weight row starting at column c0 to float32. */
 void cpu_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, float *dst);
 

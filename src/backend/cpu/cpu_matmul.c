@@ -32,7 +32,7 @@ static inline float dot_f32(const float *a, const float *b, int64_t n) {
 static void matmul_gemv(cpu_backend *cb, float *out, const float *x, const gm_weight *W,
                         const float *bias, int32_t T) {
     const int64_t N = W->rows, K = W->cols;
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static)
+#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (N * K * T >= CPU_PARALLEL_MIN_WORK)
     for (int64_t n = 0; n < N; n++) {
         float *row = cpu_thread_scratch(cb);
         const float *wrow;
@@ -58,7 +58,7 @@ static void matmul_gemm(cpu_backend *cb, float *out, const float *x, const gm_we
         if (W->type == GM_W_F32) {
             wc = (const float *)W->data + n0 * K;
         } else {
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static)
+#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (nc * K >= CPU_PARALLEL_MIN_WORK)
             for (int64_t i = 0; i < nc; i++) cpu_weight_row_f32(W, n0 + i, 0, K, cb->convert + i * K);
             wc = cb->convert;
         }
@@ -66,7 +66,7 @@ static void matmul_gemm(cpu_backend *cb, float *out, const float *x, const gm_we
                     0.0f, out + n0, (int)N);
     }
     if (bias) {
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static)
+#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (T * N >= CPU_PARALLEL_MIN_WORK)
         for (int64_t t = 0; t < T; t++)
             for (int64_t n = 0; n < N; n++) out[t * N + n] += bias[n];
     }

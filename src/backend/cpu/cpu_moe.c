@@ -40,7 +40,8 @@ glmoe_status cpu_moe_route(gm_backend *be, int32_t *idx, float *weights, const f
     const float *b = bias && bias->data ? bias->data : NULL;
     if ((size_t)3 * E + H + 64 > cb->thread_scratch_floats)
         return gm_fail(err, GLMOE_E_BACKEND, "moe_route: scratch too small for %d experts", E);
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (T > 1)
+#pragma omp parallel for num_threads(cb->n_threads) schedule(static) \
+    if (T > 1 && (int64_t)T * E * H >= CPU_PARALLEL_MIN_WORK)
     for (int32_t t = 0; t < T; t++) {
         float *s = cpu_thread_scratch(cb), *c = s + E, *wrow = c + E;
         const float *u = x + (size_t)t * H;
