@@ -6,6 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Messages are one line whatever they quote (file names, JSON parser excerpts of hostile input):
+ * control bytes become '?'. */
+static void one_line(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 glmoe_status gm_fail(gm_err *e, glmoe_status code, const char *fmt, ...) {
     if (!e) return code;
     e->code = code;
@@ -13,6 +20,7 @@ glmoe_status gm_fail(gm_err *e, glmoe_status code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
+    one_line(e->msg);
     return code;
 }
 
@@ -30,6 +38,7 @@ void gm_err_prefix(gm_err *e, const char *fmt, ...) {
     if (len > room) len = room; /* the tail of an over-long message is cut */
     memcpy(e->msg + used, old, len);
     e->msg[used + len] = '\0';
+    one_line(e->msg);
 }
 
 void gm_err_clear(gm_err *e) {

@@ -20,7 +20,8 @@ typedef struct gm_err {
     char msg[GM_ERR_MSG_MAX];
 } gm_err;
 
-/* Records code and a printf-style message in e (if non-NULL) and returns code. */
+/* Records code and a printf-style message in e (if non-NULL) and returns code. Control bytes in
+ * the message are replaced so that it stays one line. */
 glmoe_status gm_fail(gm_err *e, glmoe_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
