@@ -85,7 +85,8 @@ typedef struct gm_attn_params {
     int32_t n_past;       /* tokens already in the cache; the new ones go to [n_past, n_past+T) */
     float scale;          /* 1/sqrt(head_dim) */
     /* Optional additive mask [T, n_past+T] float32 in backend memory, added to the scores on top
-     * of the causal mask (-INFINITY entries hide keys). NULL: causal only. */
+     * of the causal mask (-INFINITY entries hide keys). NULL: causal only. A query whose keys are
+     * all hidden gets an output of zeros (not NaN). */
     const float *mask;
 } gm_attn_params;
 

@@ -132,11 +132,11 @@ static glmoe_status cpu_reserve(gm_backend *be, const gm_reserve *r, gm_err *err
     const gm_config *c = r->cfg;
     int64_t T = r->n_batch;
     /* Per thread: a converted weight row (the widest input dimension), attention scores over the
-     * whole context, router logits. */
+     * whole context, the router's scores and one converted router row (3E + H). */
     int64_t widest = c->hidden_size;
     int64_t cands[] = {c->intermediate_size, (int64_t)c->n_heads * c->head_dim,
                        (int64_t)c->moe_intermediate_size * (c->n_shared_experts > 0 ? c->n_shared_experts : 1),
-                       r->n_ctx, c->n_experts, c->vocab_size};
+                       r->n_ctx, 3 * (int64_t)c->n_experts + c->hidden_size, c->vocab_size};
     for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
         if (cands[i] > widest) widest = cands[i];
     size_t per_thread = (size_t)widest + 64;
@@ -149,25 +149,29 @@ static glmoe_status cpu_reserve(gm_backend *be, const gm_reserve *r, gm_err *err
     /* sgemm works on chunks of converted weight rows: at most 4M floats (16 MB) at a time. */
     if (grow((void **)&cb->convert, &cb->convert_floats, (size_t)4 << 20, sizeof(float))) goto nomem;
 
-    if (c->first_k_dense_replace < c->n_layers &&
-        (T > cb->reserved_batch || c->n_experts > cb->reserved_experts)) {
+    if (c->first_k_dense_replace < c->n_layers) {
         size_t rows = (size_t)T * (size_t)c->n_experts_per_tok;
-        size_t H = (size_t)c->hidden_size, Im = (size_t)c->moe_intermediate_size;
-        free(cb->moe_x); free(cb->moe_gate); free(cb->moe_up); free(cb->moe_out);
-        free(cb->moe_rows); free(cb->moe_w); free(cb->moe_offsets); free(cb->moe_fill);
-        cb->moe_x = alloc64(rows * H * sizeof(float));
-        cb->moe_gate = alloc64(rows * Im * sizeof(float));
-        cb->moe_up = alloc64(rows * Im * sizeof(float));
-        cb->moe_out = alloc64(rows * H * sizeof(float));
-        cb->moe_rows = alloc64(rows * sizeof(int32_t));
-        cb->moe_w = alloc64(rows * sizeof(float));
-        cb->moe_offsets = alloc64(((size_t)c->n_experts + 1) * sizeof(int32_t));
-        cb->moe_fill = alloc64(((size_t)c->n_experts + 1) * sizeof(int32_t));
-        if (!cb->moe_x || !cb->moe_gate || !cb->moe_up || !cb->moe_out || !cb->moe_rows || !cb->moe_w ||
-            !cb->moe_offsets || !cb->moe_fill)
-            goto nomem;
-        cb->reserved_batch = (int32_t)T;
-        cb->reserved_experts = c->n_experts;
+        size_t H = (size_t)c->hidden_size, Im = (size_t)c->moe_intermediate_size, E = (size_t)c->n_experts;
+        if (rows > cb->moe_rows_cap || H > cb->moe_h_cap || Im > cb->moe_im_cap || E > cb->moe_experts_cap) {
+            free(cb->moe_x); free(cb->moe_gate); free(cb->moe_up); free(cb->moe_out);
+            free(cb->moe_rows); free(cb->moe_w); free(cb->moe_offsets); free(cb->moe_fill);
+            cb->moe_rows_cap = cb->moe_h_cap = cb->moe_im_cap = cb->moe_experts_cap = 0;
+            cb->moe_x = alloc64(rows * H * sizeof(float));
+            cb->moe_gate = alloc64(rows * Im * sizeof(float));
+            cb->moe_up = alloc64(rows * Im * sizeof(float));
+            cb->moe_out = alloc64(rows * H * sizeof(float));
+            cb->moe_rows = alloc64(rows * sizeof(int32_t));
+            cb->moe_w = alloc64(rows * sizeof(float));
+            cb->moe_offsets = alloc64((E + 1) * sizeof(int32_t));
+            cb->moe_fill = alloc64((E + 1) * sizeof(int32_t));
+            if (!cb->moe_x || !cb->moe_gate || !cb->moe_up || !cb->moe_out || !cb->moe_rows || !cb->moe_w ||
+                !cb->moe_offsets || !cb->moe_fill)
+                goto nomem;
+            cb->moe_rows_cap = rows;
+            cb->moe_h_cap = H;
+            cb->moe_im_cap = Im;
+            cb->moe_experts_cap = E;
+        }
     }
     return GLMOE_OK;
 nomem:

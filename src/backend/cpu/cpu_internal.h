@@ -25,7 +25,7 @@ typedef struct cpu_backend {
     float *moe_w;            /* routing weight of each grouped row                          */
     int32_t *moe_offsets;    /* per expert: start of its rows in the grouped order (E + 1)   */
     int32_t *moe_fill;       /* per expert: rows placed so far                              */
-    int32_t reserved_batch, reserved_experts;
+    size_t moe_rows_cap, moe_h_cap, moe_im_cap, moe_experts_cap; /* what the MoE scratch holds */
 } cpu_backend;
 
 struct gm_kv {

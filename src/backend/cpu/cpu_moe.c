@@ -92,9 +92,11 @@ glmoe_status cpu_moe_experts(gm_backend *be, float *out, bool accumulate, const 
     cpu_backend *cb = cpu_of(be);
     const int64_t H = down[0].rows, Im = gate[0].rows;
     const int64_t n_rows = (int64_t)T * top_k_n;
-    if (T > cb->reserved_batch || n_experts > cb->reserved_experts)
-        return gm_fail(err, GLMOE_E_BACKEND, "moe_experts: %d tokens over the reserved batch of %d", T,
-                       cb->reserved_batch);
+    if ((size_t)n_rows > cb->moe_rows_cap || (size_t)H > cb->moe_h_cap || (size_t)Im > cb->moe_im_cap ||
+        (size_t)n_experts > cb->moe_experts_cap)
+        return gm_fail(err, GLMOE_E_BACKEND,
+                       "moe_experts: %lld rows of width %lld/%lld over %d experts exceed the reserved scratch",
+                       (long long)n_rows, (long long)H, (long long)Im, n_experts);
     /* Counting sort of the (token, slot) assignments by expert. */
     int32_t *off = cb->moe_offsets, *fill = cb->moe_fill;
     memset(off, 0, ((size_t)n_experts + 1) * sizeof *off);

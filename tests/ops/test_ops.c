@@ -1,0 +1,742 @@
+/*
+ * test_ops.c — every op of the backend interface (src/backend/backend.h) against the
+ * double-precision reference of tests/ops/reference.c.
+ *
+ * ops_check_backend() takes any gm_backend and runs all checks through its vtable only: inputs
+ * are uploaded with alloc + copy_in, outputs read back with copy_out, weights bound with
+ * weight_bind from host buffers made here (bf16, f16 with subnormals, f32; some at odd addresses
+ * so the backend must realign them). So a GPU backend is checked by the same code; main() runs
+ * it on the CPU backend with all cores and with one thread.
+ *
+ * Each case draws fresh random inputs (never zero) from a splitmix64 stream; the seed is printed
+ * and GLMOE_TEST_SEED overrides it. Outputs are poisoned with NaN before each op and followed by
+ * a guard: an element never written shows up as NaN (NaN never passes), a write past the end as
+ * a broken guard. The measure is ||out - ref|| / ||ref|| against a per-op tolerance for float32
+ * arithmetic; on failure the op, its sizes, the first mismatching index and both values are
+ * printed. At the end: one line per op group with the worst error, then the summary.
+ *
+ * Cases: matmul T in {1,2,7,8,9,33,100} (GEMV and sgemm paths) x 37x53 and 129x1000 x three
+ * dtypes x four bias variants, plus 4229x1001 (several sgemm chunks on the CPU); embed (+ rejection of bad ids); add; swiglu (+ aliasing);
+ * add_rmsnorm with and without delta, per head in place; rope at D 128/R 64 and D 20/R 10, at
+ * positions 0..300 and ~1e5; attention decode at n_past {0,1,7,127,128,129,500} and prefill
+ * T {1,5,127,128,129} at n_past 0 and > 0, GQA 1/2/12, D 16/128, with and without masks, the KV
+ * cache filled by earlier calls (chunked prefill) with another layer written in between;
+ * moe_route K 1/8 of 160, n_group 1 and 4/2, norm on/off, scaling 1 and 2.5, a bias that
+ * changes the selection; moe_experts T 1/40, E 16, K 4, every expert hit, accumulate on/off.
+ * Error paths: embed of ids outside the table (GLMOE_E_TOKEN), attention past the cache
+ * (GLMOE_E_CONTEXT).
+ *
+ * Adding a backend: create it in main() and call ops_check_backend() on it; nothing else here
+ * is CPU-specific (reserve() gets a config large enough for every case, ops_config()).
+ * Run: build/tests/ops/test_ops (or `make test`); about 2 s of CPU in Release, 15 s under ASan.
+ */
+#include "ops/harness.h"
+#include "ops/reference.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Tolerances on ||out - ref|| / ||ref||. float32 rounds at 6e-8; a K-term float32 dot product
+ * drifts by ~sqrt(K) of those, so 1e-5 leaves a margin of >10x at K = 1000 while still catching
+ * any real mistake (a wrong index or a dropped term moves the error to 1e-3 or more). */
+#define TOL_EXACT 0.0       /* embed: a bf16/f16/f32 -> f32 conversion is exact */
+#define TOL_ADD 2e-7        /* one float32 rounding per element */
+#define TOL_ELEMENTWISE 2e-6
+#define TOL_MATMUL 1e-5
+#define TOL_ATTENTION 1e-5
+#define TOL_ROUTE 1e-5
+#define TOL_EXPERTS 1e-5
+#define TOL_ROPE_MIN 2e-6   /* rope: raised per case by the angle-rounding bound (reference.h) */
+
+/* Selection scores closer than this are a tie for a float32 router: such tokens are skipped. */
+#define ROUTE_TIE 1e-5
+
+typedef struct op_groups {
+    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, route, experts;
+} op_groups;
+
+/* Reports an op that returned an error where success was expected. */
+static bool op_ok(ops_ctx *c, ops_stats *st, glmoe_status s, const char *what) {
+    if (s == GLMOE_OK) return true;
+    fprintf(stderr, "[%s] FAIL %s: the op returned status %d: %s\n", c->label, what, (int)s, c->err.msg);
+    ops_stats_fail(st);
+    return false;
+}
+
+static ref_dtype dtype_of(int i) { return (ref_dtype)(i % 3); }
+
+/* A host f32 vector [1, n] holding exactly v. */
+static ops_host_matrix *host_vector_f32(ops_ctx *c, const float *v, int64_t n, bool unaligned) {
+    ops_host_matrix *m = ops_host_matrix_new(c, REF_F32, 1, n, 1.0, unaligned);
+    memcpy((void *)m->ref.data, v, (size_t)n * sizeof *v);
+    return m;
+}
+
+/* ---- matmul -------------------------------------------------------------------------------- */
+
+static void check_matmul(ops_ctx *c, op_groups *g) {
+    static const int32_t Ts[] = {1, 2, 7, 8, 9, 33, 100};
+    static const struct { int64_t N, K; } shapes[] = {{37, 53}, {129, 1000}, {4229, 1001}};
+    static const char *bias_names[] = {"no bias", "absent bias (data NULL)", "f32 bias", "bf16 bias"};
+    int n_case = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int ti = 0; ti < 3; ti++)
+            for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++, n_case++) {
+                const int64_t N = shapes[si].N, K = shapes[si].K;
+                const int32_t T = Ts[i];
+                /* The 4.2M-weight matrix (more than one 16 MB conversion chunk of the CPU's sgemm
+                 * path) once, in bf16. */
+                if (N * K > 4000000 && (T != 9 || dtype_of(ti) != REF_BF16)) continue;
+                const int bias_kind = n_case % 4;
+                const bool unaligned = n_case % 3 == 1;
+                char what[160];
+                snprintf(what, sizeof what, "matmul T=%d N=%lld K=%lld %s%s, %s", T, (long long)N, (long long)K,
+                         ref_dtype_name(dtype_of(ti)), unaligned ? " unaligned" : "", bias_names[bias_kind]);
+
+                ops_host_matrix *hw = ops_host_matrix_new(c, dtype_of(ti), N, K, 1.0, unaligned);
+                gm_weight *W = ops_bind(c, hw, GM_BIND_MATRIX), absent = {0}, *B = NULL;
+                double *bias_ref = NULL;
+                if (bias_kind == 1) B = &absent;
+                if (bias_kind >= 2) {
+                    ops_host_matrix *hb = ops_host_matrix_new(c, bias_kind == 2 ? REF_F32 : REF_BF16, 1, N, 2.0,
+                                                              bias_kind == 3);
+                    B = ops_bind(c, hb, GM_BIND_VECTOR_F32);
+                    bias_ref = ops_host_vector_values(hb);
+                }
+                float *x = ops_random_floats(c, (size_t)T * K, 0.01, 1.0), *out = malloc((size_t)T * N * 4);
+                double *ref = malloc((size_t)T * N * sizeof *ref);
+                float *dx = ops_upload_f(c, x, (size_t)T * K), *dout = ops_upload_f(c, NULL, (size_t)T * N);
+                bool ok = W && (bias_kind < 2 || B) &&
+                          op_ok(c, &g->matmul, c->be->ops->matmul(c->be, dout, dx, W, B, T, &c->err), what) &&
+                          ops_download_f(c, out, dout, (size_t)T * N, what);
+                if (ok) {
+                    ref_matmul(ref, x, &hw->ref, bias_ref, T);
+                    ok = ops_compare(c, &g->matmul, what, out, ref, (size_t)T * N, TOL_MATMUL);
+                }
+                CHECK(ok, "%s", what);
+                free(x);
+                free(out);
+                free(ref);
+                free(bias_ref);
+                ops_release(c);
+            }
+}
+
+/* ---- embed --------------------------------------------------------------------------------- */
+
+static void check_embed(ops_ctx *c, op_groups *g) {
+    const int64_t V = 517, H = 73;
+    const int32_t T = 9;
+    for (int ti = 0; ti < 3; ti++) {
+        char what[96];
+        snprintf(what, sizeof what, "embed T=%d V=%lld H=%lld %s%s", T, (long long)V, (long long)H,
+                 ref_dtype_name(dtype_of(ti)), ti == 2 ? " unaligned" : "");
+        ops_host_matrix *ht = ops_host_matrix_new(c, dtype_of(ti), V, H, 1.0, ti == 2);
+        gm_weight *table = ops_bind(c, ht, GM_BIND_MATRIX);
+        int32_t ids[9];
+        for (int32_t t = 0; t < T; t++) ids[t] = ops_rand_int(c, 0, (int32_t)V - 1);
+        ids[1] = 0;                /* both ends of the table */
+        ids[5] = (int32_t)V - 1;
+        ids[7] = ids[2];           /* a repeated id */
+        float *out = malloc((size_t)T * H * 4);
+        double *ref = malloc((size_t)T * H * sizeof *ref);
+        int32_t *dids = ops_upload_i(c, ids, T);
+        float *dout = ops_upload_f(c, NULL, (size_t)T * H);
+        bool ok = table && op_ok(c, &g->embed, c->be->ops->embed(c->be, dout, table, dids, T, &c->err), what) &&
+                  ops_download_f(c, out, dout, (size_t)T * H, what);
+        if (ok) {
+            ref_embed(ref, &ht->ref, ids, T);
+            ok = ops_compare(c, &g->embed, what, out, ref, (size_t)T * H, TOL_EXACT);
+        }
+        CHECK(ok, "%s", what);
+
+        /* Ids outside [0, V) are refused with GLMOE_E_TOKEN and a message. */
+        const int32_t bad[][3] = {{3, (int32_t)V, 4}, {-1, 0, 1}, {2, 1, INT32_MAX}};
+        for (size_t b = 0; table && b < sizeof bad / sizeof bad[0]; b++) {
+            int32_t *dbad = ops_upload_i(c, bad[b], 3);
+            gm_err_clear(&c->err);
+            glmoe_status s = c->be->ops->embed(c->be, dout, table, dbad, 3, &c->err);
+            CHECK(s == GLMOE_E_TOKEN && c->err.msg[0], "[%s] embed of ids {%d, %d, %d} in a table of %lld rows: "
+                  "status %d (want GLMOE_E_TOKEN), message \"%s\"", c->label, bad[b][0], bad[b][1], bad[b][2],
+                  (long long)V, (int)s, c->err.msg);
+        }
+        free(out);
+        free(ref);
+        ops_release(c);
+    }
+}
+
+/* ---- add, swiglu --------------------------------------------------------------------------- */
+
+static void check_add_swiglu(ops_ctx *c, op_groups *g) {
+    static const int64_t sizes[] = {1001, 70001}; /* the second is above the CPU's threading cut */
+    for (size_t i = 0; i < 2; i++) {
+        const int64_t n = sizes[i];
+        char what[96];
+        float *a = ops_random_floats(c, (size_t)n, 0.01, 3.0), *b = ops_random_floats(c, (size_t)n, 0.01, 3.0);
+        float *out = malloc((size_t)n * 4);
+        double *ref = malloc((size_t)n * sizeof *ref);
+
+        snprintf(what, sizeof what, "add n=%lld", (long long)n);
+        float *dr = ops_upload_f(c, a, (size_t)n), *dd = ops_upload_f(c, b, (size_t)n);
+        bool ok = op_ok(c, &g->add, c->be->ops->add(c->be, dr, dd, n, &c->err), what) &&
+                  ops_download_f(c, out, dr, (size_t)n, what);
+        if (ok) {
+            for (int64_t k = 0; k < n; k++) ref[k] = (double)a[k] + (double)b[k];
+            ok = ops_compare(c, &g->add, what, out, ref, (size_t)n, TOL_ADD);
+        }
+        CHECK(ok, "%s", what);
+
+        /* swiglu with gate in ±8 (both tails of silu), into a fresh buffer and in place. */
+        ops_fill(c, a, (size_t)n, 0.01, 8.0);
+        ref_swiglu(ref, a, b, n);
+        for (int alias = 0; alias < 2; alias++) {
+            snprintf(what, sizeof what, "swiglu n=%lld%s", (long long)n, alias ? " out=gate" : "");
+            float *dg = ops_upload_f(c, a, (size_t)n), *du = ops_upload_f(c, b, (size_t)n);
+            float *dout = alias ? dg : ops_upload_f(c, NULL, (size_t)n);
+            ok = op_ok(c, &g->swiglu, c->be->ops->swiglu(c->be, dout, dg, du, n, &c->err), what) &&
+                 ops_download_f(c, out, dout, (size_t)n, what) &&
+                 ops_compare(c, &g->swiglu, what, out, ref, (size_t)n, TOL_ELEMENTWISE);
+            CHECK(ok, "%s", what);
+        }
+        free(a);
+        free(b);
+        free(out);
+        free(ref);
+        ops_release(c);
+    }
+}
+
+/* ---- add_rmsnorm ---------------------------------------------------------------------------- */
+
+static void check_rmsnorm(ops_ctx *c, op_groups *g) {
+    static const struct {
+        int64_t rows, cols;
+        bool delta, in_place;
+        ref_dtype wtype;
+        bool unaligned;
+        const char *use;
+    } cases[] = {
+        {7, 333, true, false, REF_BF16, true, "residual add + norm"},
+        {1, 1000, false, false, REF_F32, false, "norm"},
+        {70, 101, true, false, REF_F16, false, "residual add + norm, threaded"},
+        {5 * 24, 128, false, true, REF_BF16, false, "q_norm per head (T=5, 24 heads), in place"},
+        {5 * 2, 128, false, true, REF_F32, true, "k_norm per head (T=5, 2 heads), in place"},
+    };
+    const float eps = 1e-5f;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int64_t rows = cases[i].rows, cols = cases[i].cols, n = rows * cols;
+        char what[160];
+        snprintf(what, sizeof what, "add_rmsnorm rows=%lld cols=%lld %s weight, %s", (long long)rows,
+                 (long long)cols, ref_dtype_name(cases[i].wtype), cases[i].use);
+        ops_host_matrix *hw = ops_host_matrix_new(c, cases[i].wtype, 1, cols, 1.5, cases[i].unaligned);
+        gm_weight *w = ops_bind(c, hw, GM_BIND_VECTOR_F32);
+        double *wv = ops_host_vector_values(hw);
+        float *resid = ops_random_floats(c, (size_t)n, 0.01, 3.0), *delta = ops_random_floats(c, (size_t)n, 0.01, 1.0);
+        float *out = malloc((size_t)n * 4), *new_resid = malloc((size_t)n * 4);
+        double *ref = malloc((size_t)n * sizeof *ref), *ref_resid = malloc((size_t)n * sizeof *ref_resid);
+        float *dr = ops_upload_f(c, resid, (size_t)n);
+        float *dd = cases[i].delta ? ops_upload_f(c, delta, (size_t)n) : NULL;
+        float *dout = cases[i].in_place ? dr : ops_upload_f(c, NULL, (size_t)n);
+        bool ok = w && op_ok(c, &g->rmsnorm, c->be->ops->add_rmsnorm(c->be, dout, dr, dd, w, rows, cols, eps, &c->err),
+                             what) &&
+                  ops_download_f(c, out, dout, (size_t)n, what);
+        if (ok) {
+            ref_add_rmsnorm(ref, ref_resid, resid, cases[i].delta ? delta : NULL, wv, rows, cols, eps);
+            ok = ops_compare(c, &g->rmsnorm, what, out, ref, (size_t)n, TOL_ELEMENTWISE);
+            if (ok && cases[i].delta) { /* the residual now holds resid + delta */
+                char what_r[200];
+                snprintf(what_r, sizeof what_r, "%s (updated residual)", what);
+                ok = ops_download_f(c, new_resid, dr, (size_t)n, what_r) &&
+                     ops_compare(c, &g->rmsnorm, what_r, new_resid, ref_resid, (size_t)n, TOL_ADD);
+            }
+        }
+        CHECK(ok, "%s", what);
+        free(wv);
+        free(resid);
+        free(delta);
+        free(out);
+        free(new_resid);
+        free(ref);
+        free(ref_resid);
+        ops_release(c);
+    }
+}
+
+/* ---- rope ----------------------------------------------------------------------------------- */
+
+static void check_rope(ops_ctx *c, op_groups *g) {
+    static const struct {
+        int32_t T, nh, D, R;
+        float theta;
+        int32_t first_pos; /* -1: random positions around 1e5 */
+    } cases[] = {
+        {301, 3, 128, 64, 1e6f, 0},  {17, 5, 20, 10, 1e4f, 0},   {9, 24, 128, 64, 1e6f, -1},
+        {9, 2, 20, 10, 1e4f, -1},    {4, 2, 128, 64, 1e6f, 131000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int32_t T = cases[i].T, nh = cases[i].nh, D = cases[i].D, R = cases[i].R;
+        const int64_t n = (int64_t)T * nh * D;
+        int32_t *pos = malloc((size_t)T * sizeof *pos);
+        for (int32_t t = 0; t < T; t++)
+            pos[t] = cases[i].first_pos >= 0 ? cases[i].first_pos + t : ops_rand_int(c, 90000, 110000);
+        if (cases[i].first_pos < 0) pos[T / 2] = 100000;
+        char what[160];
+        snprintf(what, sizeof what, "rope T=%d heads=%d D=%d R=%d theta=%g positions %d..%d%s", T, nh, D, R,
+                 (double)cases[i].theta, pos[0], pos[T - 1], cases[i].first_pos < 0 ? " (random)" : "");
+        float *x = ops_random_floats(c, (size_t)n, 0.01, 2.0), *out = malloc((size_t)n * 4);
+        double *ref = malloc((size_t)n * sizeof *ref), *bound = malloc((size_t)n * sizeof *bound);
+        float *dx = ops_upload_f(c, x, (size_t)n);
+        int32_t *dpos = ops_upload_i(c, pos, (size_t)T);
+        bool ok = op_ok(c, &g->rope, c->be->ops->rope(c->be, dx, dpos, T, nh, D, R, cases[i].theta, &c->err), what) &&
+                  ops_download_f(c, out, dx, (size_t)n, what);
+        if (ok) {
+            ref_rope(ref, bound, x, pos, T, nh, D, R, cases[i].theta);
+            /* The tolerance: the norm of the per-element bounds (angle rounding), relative. */
+            double bb = 0, rr = 0;
+            for (int64_t e = 0; e < n; e++) {
+                bb += bound[e] * bound[e];
+                rr += ref[e] * ref[e];
+            }
+            double tol = fmax(TOL_ROPE_MIN, sqrt(bb / rr));
+            ok = ops_compare_ex(c, &g->rope, what, out, ref, (size_t)n, tol, 0);
+            /* And element by element: rotated dims within their bound, the others untouched. */
+            for (int64_t e = 0; ok && e < n; e++)
+                if (!(fabs((double)out[e] - ref[e]) <= bound[e] + 1e-7 * fabs(ref[e]))) {
+                    fprintf(stderr, "[%s] FAIL %s: element [%lld] (token %lld, head %lld, dim %lld): got %.9g, "
+                            "want %.9g, bound %.3g\n", c->label, what, (long long)e, (long long)(e / ((int64_t)nh * D)),
+                            (long long)(e / D % nh), (long long)(e % D), out[e], ref[e], bound[e]);
+                    ok = false;
+                }
+        }
+        CHECK(ok, "%s", what);
+        free(pos);
+        free(x);
+        free(out);
+        free(ref);
+        free(bound);
+        ops_release(c);
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------------------- */
+
+enum { MASK_NONE, MASK_RANDOM, MASK_ALL };
+
+typedef struct attn_case {
+    int32_t T, n_past, n_kv_heads, ratio, D;
+    int mask;
+} attn_case;
+
+#define ATTN_CTX 640  /* cache length of every case */
+#define ATTN_LAYERS 2 /* the checked calls use layer 1; layer 0 is written in between */
+
+/* A mask [T, n_past + T]: random finite values, ~15% -inf; in MASK_RANDOM with T > 1 one whole
+ * row is hidden (returned in *hidden_row, else -1); in MASK_ALL every entry is -inf. */
+static float *make_mask(ops_ctx *c, int kind, int32_t T, int32_t n_past, int32_t *hidden_row) {
+    const int64_t n_keys = (int64_t)n_past + T;
+    float *m = malloc((size_t)(T * n_keys) * sizeof *m);
+    *hidden_row = kind == MASK_RANDOM && T > 1 ? ops_rand_int(c, 0, T - 1) : -1;
+    for (int32_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < n_keys; j++) {
+            bool hide = kind == MASK_ALL || t == *hidden_row || ops_rand_u64(c) % 100 < 15;
+            m[t * n_keys + j] = hide ? -INFINITY : (float)ops_rand_uniform(c, -2.0, 2.0);
+        }
+    return m;
+}
+
+/* One attention call on `layer` of kv for queries [p0, p0 + T), checked against the reference
+ * over keys [0, p0 + T) of k_all/v_all (whose rows [p0, p0 + T) are this call's new keys). */
+static bool attention_call(ops_ctx *c, op_groups *g, gm_kv *kv, int32_t layer, const attn_case *cs, int32_t p0,
+                           int32_t T, const float *k_all, const float *v_all, bool check, const char *role) {
+    const int32_t nkv = cs->n_kv_heads, nh = nkv * cs->ratio, D = cs->D;
+    const int64_t qn = (int64_t)T * nh * D, kn = (int64_t)T * nkv * D, n_keys = (int64_t)p0 + T;
+    char what[200];
+    snprintf(what, sizeof what, "attention %s T=%d n_past=%d heads=%d kv_heads=%d D=%d%s", role, T, p0, nh, nkv, D,
+             cs->mask == MASK_NONE ? "" : cs->mask == MASK_ALL ? ", all keys masked" : ", random mask");
+    float *q = ops_random_floats(c, (size_t)qn, 0.01, 4.0), *out = malloc((size_t)qn * 4);
+    int32_t hidden_row = -1;
+    float *mask = cs->mask != MASK_NONE ? make_mask(c, cs->mask, T, p0, &hidden_row) : NULL;
+    gm_attn_params p = {.n_heads = nh, .n_kv_heads = nkv, .head_dim = D, .n_tokens = T, .n_past = p0,
+                        .scale = 1.0f / sqrtf((float)D)};
+    float *dq = ops_upload_f(c, q, (size_t)qn), *dout = ops_upload_f(c, NULL, (size_t)qn);
+    const float *dk = ops_upload_f(c, k_all + (int64_t)p0 * nkv * D, (size_t)kn);
+    const float *dv = ops_upload_f(c, v_all + (int64_t)p0 * nkv * D, (size_t)kn);
+    p.mask = mask ? ops_upload_f(c, mask, (size_t)(T * n_keys)) : NULL;
+    bool ok = op_ok(c, &g->attention, c->be->ops->attention(c->be, dout, dq, dk, dv, kv, layer, &p, &c->err), what);
+    if (ok && check) {
+        double *ref = malloc((size_t)qn * sizeof *ref);
+        ref_attention(ref, q, k_all, v_all, mask, T, p0, nh, nkv, D, (double)p.scale);
+        ok = ops_download_f(c, out, dout, (size_t)qn, what) &&
+             ops_compare(c, &g->attention, what, out, ref, (size_t)qn, TOL_ATTENTION);
+        /* A query with every key hidden outputs exact zeros (as SDPA does). */
+        for (int64_t e = 0; ok && hidden_row >= 0 && e < (int64_t)nh * D; e++)
+            if (out[(int64_t)hidden_row * nh * D + e] != 0.0f) {
+                fprintf(stderr, "[%s] FAIL %s: row %d has every key masked but element %lld is %.9g, not 0\n",
+                        c->label, what, hidden_row, (long long)e, out[(int64_t)hidden_row * nh * D + e]);
+                ok = false;
+            }
+        free(ref);
+        CHECK(ok, "%s", what);
+    }
+    free(q);
+    free(out);
+    free(mask);
+    return ok;
+}
+
+static void check_attention_case(ops_ctx *c, op_groups *g, const attn_case *cs) {
+    const int32_t nkv = cs->n_kv_heads, D = cs->D, n_total = cs->n_past + cs->T;
+    const int64_t row = (int64_t)nkv * D;
+    gm_kv *kv = NULL;
+    if (c->be->ops->kv_create(c->be, &kv, ATTN_LAYERS, ATTN_CTX, nkv, D, &c->err)) {
+        fprintf(stderr, "[%s] FAIL kv_create: %s\n", c->label, c->err.msg);
+        ops_stats_fail(&g->attention);
+        CHECK(0, "kv_create");
+        return;
+    }
+    /* Keys and values of the whole sequence; each call uploads its own rows. */
+    float *k_all = ops_random_floats(c, (size_t)(n_total * row), 0.01, 1.0);
+    float *v_all = ops_random_floats(c, (size_t)(n_total * row), 0.01, 1.0);
+    float *k_other = ops_random_floats(c, (size_t)(n_total * row), 0.01, 1.0);
+    bool ok = true;
+    /* The past goes into the cache of layer 1 through earlier calls (chunked prefill of up to 128
+     * tokens), each checked too; so the final call also checks what the cache kept. The fill
+     * uses one query head per KV head (the cache holds KV heads only), which keeps it cheap. */
+    attn_case fill = *cs;
+    fill.ratio = 1;
+    for (int32_t p0 = 0; ok && p0 < cs->n_past; p0 += 128) {
+        int32_t n = cs->n_past - p0 < 128 ? cs->n_past - p0 : 128;
+        ok = attention_call(c, g, kv, 1, &fill, p0, n, k_all, v_all, true, "fill");
+    }
+    /* Layer 0 gets other keys at the first positions: layer 1 must not see them. (One query
+     * head per KV head: only the cache write matters here.) */
+    if (ok) {
+        attn_case other = *cs;
+        other.ratio = 1;
+        other.mask = MASK_NONE;
+        ok = attention_call(c, g, kv, 0, &other, 0, n_total < 16 ? n_total : 16, k_other, k_other, false,
+                            "other layer");
+    }
+    if (ok) ok = attention_call(c, g, kv, 1, cs, cs->n_past, cs->T, k_all, v_all, true, cs->T == 1 ? "decode" : "prefill");
+    ops_release(c); /* before the next chunk's buffers pile up */
+    free(k_all);
+    free(v_all);
+    free(k_other);
+    c->be->ops->kv_free(c->be, kv);
+}
+
+static void check_attention(ops_ctx *c, op_groups *g) {
+    static const attn_case cases[] = {
+        /* decode: T = 1 at every n_past bucket edge */
+        {1, 0, 2, 12, 128, MASK_NONE},   {1, 1, 1, 2, 16, MASK_RANDOM},   {1, 7, 2, 2, 16, MASK_ALL},
+        {1, 127, 4, 1, 16, MASK_NONE},   {1, 128, 1, 12, 128, MASK_RANDOM}, {1, 129, 1, 2, 128, MASK_NONE},
+        {1, 500, 1, 12, 16, MASK_RANDOM}, {1, 500, 1, 1, 128, MASK_NONE},
+        /* prefill from an empty cache and after a past */
+        {1, 0, 4, 2, 16, MASK_RANDOM},   {5, 0, 2, 12, 128, MASK_RANDOM}, {127, 0, 4, 1, 16, MASK_NONE},
+        {128, 0, 2, 2, 16, MASK_RANDOM}, {129, 0, 1, 12, 128, MASK_NONE}, {5, 37, 1, 2, 128, MASK_RANDOM},
+        {127, 129, 2, 12, 16, MASK_NONE}, {128, 1, 4, 2, 128, MASK_RANDOM}, {129, 129, 2, 1, 16, MASK_RANDOM},
+        {129, 200, 1, 2, 128, MASK_NONE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_attention_case(c, g, &cases[i]);
+
+    /* Beyond the cache: refused with GLMOE_E_CONTEXT. */
+    gm_kv *kv = NULL;
+    if (c->be->ops->kv_create(c->be, &kv, 1, 16, 1, 16, &c->err) == GLMOE_OK) {
+        float *q = ops_random_floats(c, 4 * 2 * 16, 0.01, 1.0);
+        float *dq = ops_upload_f(c, q, 4 * 2 * 16), *dk = ops_upload_f(c, q, 4 * 16), *dout = ops_upload_f(c, NULL, 4 * 2 * 16);
+        gm_attn_params p = {.n_heads = 2, .n_kv_heads = 1, .head_dim = 16, .n_tokens = 4, .n_past = 13, .scale = 0.25f};
+        glmoe_status s = c->be->ops->attention(c->be, dout, dq, dk, dk, kv, 0, &p, &c->err);
+        CHECK(s == GLMOE_E_CONTEXT, "[%s] attention at positions 13..16 of a 16-position cache: status %d, want "
+              "GLMOE_E_CONTEXT", c->label, (int)s);
+        free(q);
+        ops_release(c);
+        c->be->ops->kv_free(c->be, kv);
+    }
+}
+
+/* ---- moe_route ------------------------------------------------------------------------------ */
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* True if the K indices at a and b are the same set (sorted copies compared). */
+static bool same_set(const int32_t *a, const int32_t *b, int32_t K) {
+    int32_t sa[64], sb[64];
+    memcpy(sa, a, (size_t)K * 4);
+    memcpy(sb, b, (size_t)K * 4);
+    qsort(sa, (size_t)K, 4, cmp_i32);
+    qsort(sb, (size_t)K, 4, cmp_i32);
+    return memcmp(sa, sb, (size_t)K * 4) == 0;
+}
+
+static void check_route(ops_ctx *c, op_groups *g) {
+    const int32_t E = 160, H = 97;
+    int n_case = 0;
+    for (int ki = 0; ki < 2; ki++)
+        for (int gi = 0; gi < 2; gi++)
+            for (int ni = 0; ni < 2; ni++, n_case++) {
+                ref_route_params rp = {.n_experts = E, .top_k = ki ? 8 : 1, .n_group = gi ? 4 : 1,
+                                       .topk_group = gi ? 2 : 1, .norm_topk_prob = ni,
+                                       .routed_scaling_factor = n_case / 2 % 2 ? 2.5 : 1.0};
+                const int32_t K = rp.top_k, T = n_case % 3 == 0 ? 1 : 33;
+                const int bias_kind = n_case == 3 ? 0 : n_case == 6 ? 1 : 2; /* none, absent, present */
+                const ref_dtype rtype = n_case % 2 ? REF_BF16 : REF_F32;
+                char what[200];
+                snprintf(what, sizeof what, "moe_route T=%d E=%d K=%d n_group=%d topk_group=%d norm=%d scale=%g %s "
+                         "router%s", T, E, K, rp.n_group, rp.topk_group, (int)rp.norm_topk_prob,
+                         rp.routed_scaling_factor, ref_dtype_name(rtype),
+                         bias_kind == 2 ? ", bias" : bias_kind == 1 ? ", absent bias" : "");
+
+                /* Logits ~ N(0, 1.5²): router entries ±0.45 against inputs ±1 over H = 97. */
+                ops_host_matrix *hr = ops_host_matrix_new(c, rtype, E, H, 0.45, n_case % 4 == 1);
+                gm_weight *router = ops_bind(c, hr, GM_BIND_MATRIX), absent = {0}, *bias = NULL;
+                double *bias_ref = NULL;
+                if (bias_kind == 1) bias = &absent;
+                if (bias_kind == 2) {
+                    /* As large as the spread of the sigmoid scores, so it moves the selection
+                     * (checked below), and often negative, so that s + b < 0 occurs. */
+                    float bv[160];
+                    for (int32_t e = 0; e < E; e++) bv[e] = (float)ops_rand_uniform(c, -0.8, 0.5);
+                    ops_host_matrix *hb = host_vector_f32(c, bv, E, n_case % 2 == 0);
+                    bias = ops_bind(c, hb, GM_BIND_VECTOR_F32);
+                    bias_ref = ops_host_vector_values(hb);
+                }
+                float *x = ops_random_floats(c, (size_t)T * H, 0.01, 1.0);
+                float *dx = ops_upload_f(c, x, (size_t)T * H), *dw = ops_upload_f(c, NULL, (size_t)T * K);
+                int32_t *didx = ops_upload_i(c, NULL, (size_t)T * K);
+                int32_t *idx = malloc((size_t)T * K * 4), *ref_idx = malloc((size_t)T * K * 4);
+                int32_t *plain_idx = malloc((size_t)T * K * 4);
+                float *w = malloc((size_t)T * K * 4), *w_matched = malloc((size_t)T * K * 4);
+                double *ref_w = malloc((size_t)T * K * sizeof *ref_w), *margin = malloc((size_t)T * sizeof *margin);
+                gm_route_params bp = {.n_experts = E, .top_k = K, .n_group = rp.n_group, .topk_group = rp.topk_group,
+                                      .norm_topk_prob = rp.norm_topk_prob,
+                                      .routed_scaling_factor = (float)rp.routed_scaling_factor};
+                bool ok = router && (bias_kind < 2 || bias) &&
+                          op_ok(c, &g->route, c->be->ops->moe_route(c->be, didx, dw, dx, router, bias, &bp, T, &c->err),
+                                what) &&
+                          ops_download_i(c, idx, didx, (size_t)T * K, what) &&
+                          ops_download_f(c, w, dw, (size_t)T * K, what);
+                if (ok) {
+                    ref_moe_route(ref_idx, ref_w, margin, x, &hr->ref, bias_ref, &rp, T);
+                    int ties = 0;
+                    for (int32_t t = 0; t < T && ok; t++) {
+                        const int32_t *ti = idx + (int64_t)t * K, *ri = ref_idx + (int64_t)t * K;
+                        for (int32_t j = 0; j < K && ok; j++) /* written, in range, distinct */
+                            for (int32_t m = 0; m <= j && ok; m++)
+                                if (ti[j] < 0 || ti[j] >= E || (m < j && ti[m] == ti[j])) {
+                                    fprintf(stderr, "[%s] FAIL %s: token %d slot %d has expert %d (slot %d: %d)\n",
+                                            c->label, what, t, j, ti[j], m, ti[m]);
+                                    ok = false;
+                                    ops_stats_fail(&g->route);
+                                }
+                        if (!ok) break;
+                        if (margin[t] < ROUTE_TIE) { /* a near tie: either choice is right */
+                            ties++;
+                            for (int32_t j = 0; j < K; j++) w_matched[t * K + j] = (float)ref_w[t * K + j];
+                            continue;
+                        }
+                        if (!same_set(ti, ri, K)) {
+                            fprintf(stderr, "[%s] FAIL %s: token %d chose experts {", c->label, what, t);
+                            for (int32_t j = 0; j < K; j++) fprintf(stderr, "%s%d", j ? ", " : "", ti[j]);
+                            fprintf(stderr, "}, want {");
+                            for (int32_t j = 0; j < K; j++) fprintf(stderr, "%s%d", j ? ", " : "", ri[j]);
+                            fprintf(stderr, "}\n");
+                            ok = false;
+                            ops_stats_fail(&g->route);
+                            break;
+                        }
+                        /* Weights in the reference's order, found by expert id. */
+                        for (int32_t j = 0; j < K; j++)
+                            for (int32_t m = 0; m < K; m++)
+                                if (ti[m] == ri[j]) w_matched[t * K + j] = w[t * K + m];
+                    }
+                    if (ties) printf("  note: %s: %d near-tied token(s) skipped\n", what, ties);
+                    if (ok) ok = ops_compare(c, &g->route, what, w_matched, ref_w, (size_t)T * K, TOL_ROUTE);
+                    /* The bias must matter here, or the test would not see it ignored. */
+                    if (ok && bias_ref && T > 1) {
+                        ref_moe_route(plain_idx, ref_w, NULL, x, &hr->ref, NULL, &rp, T);
+                        int moved = 0;
+                        for (int32_t t = 0; t < T; t++)
+                            moved += !same_set(plain_idx + (int64_t)t * K, ref_idx + (int64_t)t * K, K);
+                        CHECK(moved > 0, "%s: the bias changes no token's selection: a weak case", what);
+                    }
+                }
+                CHECK(ok, "%s", what);
+                free(bias_ref);
+                free(x);
+                free(idx);
+                free(ref_idx);
+                free(plain_idx);
+                free(w);
+                free(w_matched);
+                free(ref_w);
+                free(margin);
+                ops_release(c);
+            }
+}
+
+/* ---- moe_experts ----------------------------------------------------------------------------- */
+
+static void check_experts(ops_ctx *c, op_groups *g) {
+    static const struct {
+        int32_t T;
+        bool accumulate, mixed;
+    } cases[] = {{1, false, false}, {40, true, true}, {40, false, false}, {1, true, true}};
+    const int32_t E = 16, K = 4, H = 67, Im = 45;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int32_t T = cases[i].T;
+        char what[160];
+        snprintf(what, sizeof what, "moe_experts T=%d E=%d K=%d H=%d Im=%d %s, %s", T, E, K, H, Im,
+                 cases[i].mixed ? "mixed dtypes" : "bf16", cases[i].accumulate ? "accumulate" : "overwrite");
+        ref_matrix rg[16], ru[16], rd[16];
+        gm_weight wg[16], wu[16], wd[16];
+        bool bound = true;
+        for (int32_t e = 0; e < E; e++) {
+            /* Mixed: every expert and projection its own dtype, every third at an odd address. */
+            ref_dtype tg = cases[i].mixed ? dtype_of(e) : REF_BF16, tu = cases[i].mixed ? dtype_of(e + 1) : REF_BF16,
+                      td = cases[i].mixed ? dtype_of(e + 2) : REF_BF16;
+            ops_host_matrix *hg = ops_host_matrix_new(c, tg, Im, H, 0.3, e % 3 == 0);
+            ops_host_matrix *hu = ops_host_matrix_new(c, tu, Im, H, 0.3, e % 3 == 1);
+            ops_host_matrix *hd = ops_host_matrix_new(c, td, H, Im, 0.3, e % 3 == 2);
+            gm_weight *pg = ops_bind(c, hg, GM_BIND_MATRIX), *pu = ops_bind(c, hu, GM_BIND_MATRIX),
+                      *pd = ops_bind(c, hd, GM_BIND_MATRIX);
+            if (!pg || !pu || !pd) {
+                bound = false;
+                break;
+            }
+            wg[e] = *pg, wu[e] = *pu, wd[e] = *pd;
+            rg[e] = hg->ref, ru[e] = hu->ref, rd[e] = hd->ref;
+        }
+        /* Routing: distinct experts per token, token t's first one t mod E, so T >= E hits all. */
+        int32_t *idx = malloc((size_t)T * K * 4);
+        float *rw = malloc((size_t)T * K * 4);
+        bool hit[16] = {false};
+        for (int32_t t = 0; t < T; t++)
+            for (int32_t j = 0; j < K; j++) {
+                int32_t e = j == 0 ? t % E : ops_rand_int(c, 0, E - 1);
+                for (int32_t m = 0; m < j; m++)
+                    if (idx[t * K + m] == e) e = (e + 1) % E, m = -1; /* retry until distinct */
+                idx[t * K + j] = e;
+                hit[e] = true;
+                rw[t * K + j] = (float)ops_rand_uniform(c, 0.05, 2.5);
+            }
+        int n_hit = 0;
+        for (int32_t e = 0; e < E; e++) n_hit += hit[e];
+        if (T >= E) CHECK(n_hit == E, "%s: only %d of %d experts routed to", what, n_hit, E);
+
+        float *x = ops_random_floats(c, (size_t)T * H, 0.01, 1.0);
+        float *init = ops_random_floats(c, (size_t)T * H, 0.01, 2.0); /* the shared expert's output */
+        float *out = malloc((size_t)T * H * 4);
+        double *ref = malloc((size_t)T * H * sizeof *ref);
+        float *dx = ops_upload_f(c, x, (size_t)T * H), *dw = ops_upload_f(c, rw, (size_t)T * K);
+        int32_t *didx = ops_upload_i(c, idx, (size_t)T * K);
+        float *dout = ops_upload_f(c, cases[i].accumulate ? init : NULL, (size_t)T * H);
+        bool ok = bound &&
+                  op_ok(c, &g->experts, c->be->ops->moe_experts(c->be, dout, cases[i].accumulate, dx, didx, dw, K, wg, wu,
+                                                                wd, E, T, &c->err),
+                        what) &&
+                  ops_download_f(c, out, dout, (size_t)T * H, what);
+        if (ok) {
+            for (int64_t e = 0; e < (int64_t)T * H; e++) ref[e] = cases[i].accumulate ? init[e] : 0.0;
+            ref_moe_experts(ref, x, idx, rw, K, rg, ru, rd, T);
+            ok = ops_compare(c, &g->experts, what, out, ref, (size_t)T * H, TOL_EXPERTS);
+        }
+        CHECK(ok, "%s", what);
+        free(idx);
+        free(rw);
+        free(x);
+        free(init);
+        free(out);
+        free(ref);
+        ops_release(c);
+    }
+}
+
+/* ---- the harness entry point ------------------------------------------------------------------ */
+
+/* Sizes for reserve(): large enough for every case above. */
+static gm_config ops_config(void) {
+    gm_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 1024;
+    cfg.hidden_size = 1024;          /* widest matmul input: 1000 */
+    cfg.n_layers = ATTN_LAYERS;
+    cfg.n_heads = 24;
+    cfg.n_kv_heads = 2;
+    cfg.head_dim = 128;
+    cfg.rotary_dim = 64;
+    cfg.intermediate_size = 1024;
+    cfg.moe_intermediate_size = 64;  /* experts: Im = 45 */
+    cfg.n_experts = 160;
+    cfg.n_experts_per_tok = 8;
+    cfg.n_shared_experts = 1;
+    cfg.n_group = 1;
+    cfg.topk_group = 1;
+    cfg.first_k_dense_replace = 0;   /* MoE layers exist: the expert scratch is reserved */
+    cfg.rms_norm_eps = 1e-5f;
+    cfg.rope_theta = 1e6f;
+    cfg.routed_scaling_factor = 2.5f;
+    return cfg;
+}
+
+static void print_stats(const char *label, const ops_stats *st) {
+    if (!st->cases) return;
+    printf("  [%s] %-12s %3d cases, %d failed; worst rel err %.2e (tol %.1e)\n", label, st->name, st->cases,
+           st->failures, st->worst_err, st->worst_tol);
+}
+
+/* Runs every op check on be. Failures are counted by CHECK (test.h) and printed as they occur. */
+static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed) {
+    ops_ctx c;
+    ops_init(&c, be, label, seed);
+    gm_config cfg = ops_config();
+    gm_reserve r = {.cfg = &cfg, .n_batch = 129, .n_ctx = ATTN_CTX};
+    if (be->ops->reserve(be, &r, &c.err)) {
+        CHECK(0, "[%s] reserve failed: %s", label, c.err.msg);
+        ops_destroy(&c);
+        return;
+    }
+    op_groups g = {.matmul = {.name = "matmul"}, .embed = {.name = "embed"}, .add = {.name = "add"},
+                   .swiglu = {.name = "swiglu"}, .rmsnorm = {.name = "add_rmsnorm"}, .rope = {.name = "rope"},
+                   .attention = {.name = "attention"}, .route = {.name = "moe_route"},
+                   .experts = {.name = "moe_experts"}};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    static void (*const checks[])(ops_ctx *, op_groups *) = {check_matmul, check_embed, check_add_swiglu,
+                                                              check_rmsnorm, check_rope, check_attention,
+                                                              check_route, check_experts};
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) checks[i](&c, &g);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("backend %s (%s): %.1f s\n", be->ops->name, label,
+           (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    const ops_stats *all[] = {&g.matmul, &g.embed, &g.add, &g.swiglu, &g.rmsnorm, &g.rope, &g.attention, &g.route,
+                              &g.experts};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) print_stats(label, all[i]);
+    ops_destroy(&c);
+}
+
+int main(void) {
+    const char *env = getenv("GLMOE_TEST_SEED");
+    uint64_t seed = env ? strtoull(env, NULL, 0) : 20250918u;
+    printf("test data seed %llu (set GLMOE_TEST_SEED to change)\n", (unsigned long long)seed);
+
+    static const struct { int threads; const char *label; } cpus[] = {{0, "cpu all cores"}, {1, "cpu 1 thread"}};
+    for (size_t i = 0; i < sizeof cpus / sizeof cpus[0]; i++) {
+        gm_backend *be = NULL;
+        gm_err err = {0};
+        if (cpu_backend_create(&be, cpus[i].threads, &err)) {
+            CHECK(0, "cpu_backend_create(%d): %s", cpus[i].threads, err.msg);
+            continue;
+        }
+        ops_check_backend(be, cpus[i].label, seed);
+        be->ops->free(be);
+    }
+    return test_summary("test_ops");
+}
