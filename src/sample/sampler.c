@@ -17,6 +17,17 @@
  *   7. draw                u ~ U[0,1) from the sampler's xoshiro256** stream (src/sample/rng.h);
  *                          the token is the first whose cumulative weight exceeds u * sum(w)
  *
+ * The penalty applies in greedy mode too, as in HF. The same seed and inputs give the same tokens
+ * with the same build; candidates are not walked in id order, and a compiler that rounds the
+ * weights differently (FMA contraction) can change a rare draw.
+ *
+ * Parameters (glmoe_sampler_create; NULL means the defaults): temperature must be finite,
+ * top_p >= 0, min_p <= 1, repetition_penalty finite and > 0, repetition_window >= 0; NaN is
+ * refused everywhere. top_k <= 0 or >= n_vocab, top_p >= 1 and min_p <= 0 turn a filter off.
+ * A refusal is GLMOE_E_ARG with a one-line message naming the field and the value.
+ * sample() returns GLMOE_E_ARG for a NULL argument or n_vocab <= 0, GLMOE_E_NOMEM if its buffers
+ * cannot grow; *token is written only on success.
+ *
  * Non-finite logits: NaN is treated as -inf, so it is never picked. -inf tokens have probability
  * zero. If any logit is +inf, the +inf tokens share all the mass equally (greedy: the first).
  * If every logit is NaN or -inf there is nothing to choose from: sample() returns GLMOE_E_ARG.

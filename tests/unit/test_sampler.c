@@ -1,21 +1,31 @@
 /*
- * test_sampler.c — tests of glmoe_sampler through the public API only.
+ * test_sampler.c — tests of glmoe_sampler (src/sample/sampler.c) through the public API, plus its
+ * vectorisable exp (src/sample/exp_nonpositive.h) directly.
  *
  * What is checked, and against what:
+ *   - exp: 10^6 random points and the edges against exp() in double (<= 1.25 ulp), monotonicity
  *   - greedy: the argmax found here by a plain loop; the lowest id on ties; NaN/+inf handling
  *   - determinism: 1000 draws twice with one seed, once with another, and again after reset()
  *   - distribution: draw counts against softmax(logits / T) computed here in double, with a
- *     chi-square test (critical value at p ~ 5e-4 by the Wilson-Hilferty approximation)
+ *     chi-square test (critical value at p ~ 5e-4 by the Wilson-Hilferty approximation), on one
+ *     block of the vocabulary and on many
  *   - top-k, top-p, min-p: the support on crafted distributions (every kept token drawn, no other
- *     token drawn) and the frequencies against the renormalised reference; top-p also on a
- *     151552-token vocabulary against a nucleus found here by a full sort
+ *     token drawn) and the frequencies against the renormalised reference, through each code path
+ *     (heap and quickselect top-k; top-p by partition, by the block shortcut, and by its probe),
+ *     against references found here by full sorts
  *   - repetition penalty: greedy flips at values chosen on either side of the HF formula's result,
- *     each distinct token penalised once, the window, and frequencies against the HF formula
- *   - parameter validation and bad arguments
+ *     each distinct token penalised once, the window against a reference over random histories,
+ *     and frequencies against the HF formula
+ *   - parameter validation and bad arguments; vocabularies that grow and shrink
+ *
+ * Each check was seen to fail against a deliberately broken sampler (wrong tie rule, penalty
+ * branches swapped or applied twice, window off by one, top-p/top-k cut off by one, temperature
+ * ignored on either path, min-p threshold changed, exp coefficients perturbed, ...).
  *
  * The test data come from a splitmix64 stream of this file (seed printed; GLMOE_TEST_SEED overrides
  * it); the sampler's seeds are fixed, so every run with the same data seed is reproducible.
- * Run: build/tests/test_sampler (or `make test`). Prints timings for a 151552-token vocabulary.
+ * Run: build/tests/test_sampler (or `make test`). Also prints the CPU time per token for a
+ * 151552-token vocabulary under common settings.
  */
 #include "glmoe.h"
 #include "sample/exp_nonpositive.h"
@@ -133,7 +143,8 @@ static double chi2_stat(const long *counts, const double *p, int vocab, long n, 
 static void check_distribution(const char *what, const long *counts, const double *p, int vocab, long n) {
     int df;
     double chi2 = chi2_stat(counts, p, vocab, n, &df);
-    if (df > 0) CHECK(chi2 < chi2_critical(df), "%s: chi2 %.1f >= %.1f (df %d)", what, chi2, chi2_critical(df), df);
+    if (df > 0)
+        CHECK(chi2 < chi2_critical(df), "%s: chi2 %.1f >= %.1f (df %d)", what, chi2, chi2_critical(df), df);
     int outside = 0;
     for (int i = 0; i < vocab; i++)
         if (p[i] <= 0.0 && counts[i] > 0) outside++;
@@ -218,7 +229,8 @@ static void test_greedy(void) {
     /* Exact ties: the lowest id. */
     random_logits(z, V, -10.0f, 10.0f);
     z[700] = 20.0f;
-    z[300] = 20.0f;
+    z[310] = 20.0f;
+    z[300] = 20.0f; /* 300 and 310 share a block of 64 */
     z[900] = 20.0f;
     int32_t t = -1;
     glmoe_sampler_sample(s, z, V, &t);
@@ -396,8 +408,10 @@ static void test_top_k(void) {
     CHECK(wrong == 0, "top-k=1 differed from the argmax %d times in 200", wrong);
     glmoe_sampler_free(s1);
 
-    /* top-k = 12 (the heap path): support and renormalised frequencies. */
+    /* top-k = 12 (the heap path): support and renormalised frequencies. 20 tokens spread over
+     * [1, 5] make the kept ones differ enough for the temperature to show. */
     random_logits(z, V, -1.0f, 1.0f);
+    for (int j = 0; j < 20; j++) z[data_next() % V] = data_uniform(1.0f, 5.0f);
     glmoe_sampler *s = make_sampler(1.3f, 12, 1.0f, 0.0f, 1.0f, 4);
     if (!s) return;
     ref_top_k(z, V, 12, keep);
@@ -749,6 +763,43 @@ static void test_repetition_penalty(void) {
         CHECK(greedy_with_history(z, 8, 1.3f, 1001, longh, 1001) == 1, "window 1001: token 0 must count");
     }
     {
+        /* The window against a reference, over random histories fed in random chunks (which runs
+         * the history's compaction at every offset). Token 7 never occurs; the probed token t has
+         * logit 3 and token 7 has 2.5, so greedy picks 7 exactly when t is in the window. */
+        int wrong = 0;
+        for (int trial = 0; trial < 300; trial++) {
+            int window = 1 + (int)(data_next() % 12), len = 1 + (int)(data_next() % 60);
+            int32_t h[60];
+            for (int i = 0; i < len; i++) h[i] = (int32_t)(data_next() % 7);
+            int32_t t = (int32_t)(data_next() % 7);
+            bool seen = false;
+            for (int i = len - window < 0 ? 0 : len - window; i < len; i++) seen |= h[i] == t;
+            float z[8];
+            for (int i = 0; i < 8; i++) z[i] = -5.0f;
+            z[t] = 3.0f;
+            z[7] = 2.5f;
+            glmoe_sampler_params p = glmoe_sampler_params_default();
+            p.repetition_penalty = 1.3f;
+            p.repetition_window = window;
+            glmoe_sampler *s = NULL;
+            if (glmoe_sampler_create(&s, &p, NULL, 0) != GLMOE_OK) {
+                wrong++;
+                continue;
+            }
+            for (int i = 0; i < len;) {
+                int chunk = 1 + (int)(data_next() % 7);
+                if (chunk > len - i) chunk = len - i;
+                glmoe_sampler_accept(s, h + i, (size_t)chunk);
+                i += chunk;
+            }
+            int32_t got = -1;
+            glmoe_sampler_sample(s, z, 8, &got);
+            wrong += got != (seen ? 7 : t);
+            glmoe_sampler_free(s);
+        }
+        CHECK(wrong == 0, "repetition window: %d of 300 random histories penalised wrongly", wrong);
+    }
+    {
         /* sample() appends what it picks; reset() forgets it. */
         const float z[3] = {3.0f, 2.5f, -1.0f};
         glmoe_sampler_params p = glmoe_sampler_params_default();
@@ -954,11 +1005,14 @@ static void test_big_vocab_and_timing(void) {
             if (!s) return;
             glmoe_sampler_accept(s, prompt, 512);
             int32_t t = -1;
-            CHECK(glmoe_sampler_sample(s, rows[r], 10, &t) == GLMOE_OK && t >= 0 && t < 10, "%s: V=10", cfg[c].name);
+            CHECK(glmoe_sampler_sample(s, rows[r], 10, &t) == GLMOE_OK && t >= 0 && t < 10, "%s: V=10",
+                  cfg[c].name);
             int reps = DRAWS(48), bad = 0;
             double t0 = now_us();
-            for (int i = 0; i < reps; i++)
-                if (glmoe_sampler_sample(s, rows[r], GLM_VOCAB, &t) != GLMOE_OK || t < 0 || t >= GLM_VOCAB) bad++;
+            for (int i = 0; i < reps; i++) {
+                glmoe_status st = glmoe_sampler_sample(s, rows[r], GLM_VOCAB, &t);
+                bad += st != GLMOE_OK || t < 0 || t >= GLM_VOCAB;
+            }
             us[r] = (now_us() - t0) / reps;
             CHECK(bad == 0, "%s: %d failed samples", cfg[c].name, bad);
             CHECK(glmoe_sampler_sample(s, rows[r], 10, &t) == GLMOE_OK && t >= 0 && t < 10, "%s: V=10 after",
