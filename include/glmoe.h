@@ -189,6 +189,10 @@ GLMOE_API size_t glmoe_context_n_ctx(const glmoe_context *ctx);
 /* Empties the sequence (the KV cache is reused). */
 GLMOE_API void glmoe_context_reset(glmoe_context *ctx);
 
+/* Keeps the first n tokens of the sequence and forgets the rest, so that a prompt sharing a prefix
+ * with the previous one (a chat's next turn) re-uses its cache. n >= n_past changes nothing. */
+GLMOE_API void glmoe_context_truncate(glmoe_context *ctx, size_t n);
+
 /* ---- sampling ---------------------------------------------------------------------- */
 
 typedef struct glmoe_sampler glmoe_sampler;
@@ -205,7 +209,7 @@ typedef struct glmoe_sampler_params {
 
 GLMOE_API glmoe_sampler_params glmoe_sampler_params_default(void);
 
-/* err (may be NULL) receives a one-line reason on failure. */
+/* params may be NULL for the defaults. err (may be NULL) receives a one-line reason on failure. */
 GLMOE_API glmoe_status glmoe_sampler_create(glmoe_sampler **out, const glmoe_sampler_params *params,
                                             char *err, size_t err_size);
 GLMOE_API void glmoe_sampler_free(glmoe_sampler *sampler);
@@ -220,6 +224,136 @@ GLMOE_API void glmoe_sampler_accept(glmoe_sampler *sampler, const int32_t *ids, 
 
 /* Forgets the history; the RNG goes back to its seed. */
 GLMOE_API void glmoe_sampler_reset(glmoe_sampler *sampler);
+
+
+/* ---- tokenizer ------------------------------------------------------------------- */
+
+typedef struct glmoe_tokenizer glmoe_tokenizer;
+
+/* Loads a tokenizer. path: a tokenizer.json, or a model directory holding tokenizer.json
+ * (tokenizer.json.gz is also accepted when glmoe is built with zlib). A tokenizer_config.json in
+ * the same directory is read for bos/eos/pad (see glmoe_tokenizer_info); its absence is fine.
+ * On failure *out is NULL and err (may be NULL) receives one line naming the file and the field,
+ * e.g. "tokenizer.json: pre_tokenizer.pretokenizers[1].type "Metaspace" is not supported". */
+GLMOE_API glmoe_status glmoe_tokenizer_load(glmoe_tokenizer **out, const char *path, char *err, size_t err_size);
+
+/* Frees the tokenizer. Streams created from it must be freed first. NULL is a no-op. */
+GLMOE_API void glmoe_tokenizer_free(glmoe_tokenizer *tok);
+
+/* The message of the tokenizer's last failure, or "" if none. Valid until the next call on the
+ * tokenizer or its free. Never NULL. */
+GLMOE_API const char *glmoe_tokenizer_errmsg(const glmoe_tokenizer *tok);
+
+typedef enum glmoe_tokenize_flags {
+    /* Recognise special tokens written in the text ("<|user|>" becomes its id), as HF does by
+     * default. Without it they are encoded as plain text; non-special added tokens are still
+     * recognised (HF's encode_special_tokens behaviour). Chat templates set this; user text that
+     * must not inject control tokens does not. */
+    GLMOE_TOKENIZE_PARSE_SPECIAL = 1 << 0,
+    /* Apply tokenizer.json's post-processor (HF's add_special_tokens=True), e.g. a BOS from a
+     * TemplateProcessing. Off for GLM-4.5: its chat template writes [gMASK]<sop> itself. */
+    GLMOE_TOKENIZE_ADD_SPECIAL = 1 << 1,
+} glmoe_tokenize_flags;
+
+/* Encodes text[0..len) (UTF-8; need not be NUL-terminated; NUL bytes are ordinary characters).
+ * flags: glmoe_tokenize_flags or-ed together.
+ * ids[0..capacity) receives the ids and *n_ids their number. Each id covers at least one byte of
+ * text, so capacity = len + 16 always suffices unless a post-processor template adds more than 16
+ * ids. If the ids do not fit, the first `capacity` are written, *n_ids is the number needed and
+ * GLMOE_E_ARG is returned; call again with a larger buffer.
+ * Ill-formed UTF-8 is refused with GLMOE_E_ARG, and glmoe_tokenizer_errmsg gives the byte offset
+ * of the first bad sequence (HF's Python API cannot be given such text, so there is no behaviour to
+ * match; replacing bytes would tokenize text the caller never wrote). */
+GLMOE_API glmoe_status glmoe_tokenizer_encode(glmoe_tokenizer *tok, const char *text, size_t len, unsigned flags,
+                                              int32_t *ids, size_t capacity, size_t *n_ids);
+
+/* Decodes ids to UTF-8 text, exactly as HF's decode: ill-formed byte sequences (ids that stop in
+ * the middle of a character) become U+FFFD. skip_special drops special tokens.
+ * text[0..capacity) receives the text and a terminating NUL; *len is the text's length without the
+ * NUL. If it does not fit, as much as fits is written (NUL-terminated when capacity > 0), *len is
+ * the full length and GLMOE_E_ARG is returned: call again with capacity >= *len + 1.
+ * GLMOE_E_TOKEN when an id is outside the vocabulary (HF drops such ids silently; glmoe refuses). */
+GLMOE_API glmoe_status glmoe_tokenizer_decode(glmoe_tokenizer *tok, const int32_t *ids, size_t n_ids, bool skip_special,
+                                              char *text, size_t capacity, size_t *len);
+
+/* ---- streaming decode ---- */
+
+/* Turns ids into text one id at a time, for printing tokens as they are generated. Text comes
+ * out only in whole UTF-8 characters: a character split across ids is held (at most 3 bytes) until
+ * it is complete. Everything pushed, followed by a flush, gives exactly glmoe_tokenizer_decode of
+ * all the ids. */
+typedef struct glmoe_tokenizer_stream glmoe_tokenizer_stream;
+
+/* The tokenizer must outlive the stream. */
+GLMOE_API glmoe_status glmoe_tokenizer_stream_create(glmoe_tokenizer_stream **out, const glmoe_tokenizer *tok,
+                                                     bool skip_special);
+GLMOE_API void glmoe_tokenizer_stream_free(glmoe_tokenizer_stream *stream);
+
+/* Feeds one id. *text receives the new text (NUL-terminated, possibly ""), *len its length.
+ * Borrowed: valid until the next call on the stream. GLMOE_E_TOKEN for an unknown id (the stream
+ * is unchanged). */
+GLMOE_API glmoe_status glmoe_tokenizer_stream_push(glmoe_tokenizer_stream *stream, int32_t id, const char **text,
+                                                   size_t *len);
+
+/* Ends the text: a held, unfinished character comes out as U+FFFD. The stream can then start over. */
+GLMOE_API glmoe_status glmoe_tokenizer_stream_flush(glmoe_tokenizer_stream *stream, const char **text, size_t *len);
+
+/* ---- lookups (read-only, any thread) ---- */
+
+/* One past the largest token id (the embedding needs at least this many rows); 0 for NULL. Ids
+ * below it may still be unused (id_to_token returns NULL for them). */
+GLMOE_API int32_t glmoe_tokenizer_n_vocab(const glmoe_tokenizer *tok);
+
+/* The id of a token string (in the vocabulary's own spelling, e.g. "Ġthe" or "<|user|>"), as HF's
+ * token_to_id: added tokens first, then the BPE vocabulary. -1 when unknown. */
+GLMOE_API int32_t glmoe_tokenizer_token_to_id(const glmoe_tokenizer *tok, const char *token, size_t len);
+
+/* The token string of id (not NUL-terminated), its length in *len. NULL for an unknown id.
+ * Borrowed: valid until the tokenizer is freed. */
+GLMOE_API const char *glmoe_tokenizer_id_to_token(const glmoe_tokenizer *tok, int32_t id, size_t *len);
+
+/* True for a special added token ("special": true in tokenizer.json), e.g. <|user|>. */
+GLMOE_API bool glmoe_tokenizer_is_special(const glmoe_tokenizer *tok, int32_t id);
+
+typedef struct glmoe_tokenizer_info {
+    int32_t n_vocab;            /* as glmoe_tokenizer_n_vocab                                  */
+    int32_t n_added;            /* added tokens (special or not)                               */
+    int32_t bos_id, eos_id, pad_id; /* from tokenizer_config.json, -1 when absent or unknown   */
+    bool add_bos;               /* tokenizer_config.json add_bos_token (the encoder does not
+                                   act on it; HF's tokenizer.json path does not either)        */
+    double load_seconds;        /* parsing and building the tables                             */
+} glmoe_tokenizer_info;
+
+GLMOE_API glmoe_status glmoe_tokenizer_get_info(const glmoe_tokenizer *tok, glmoe_tokenizer_info *out);
+
+/* ---- chat format ------------------------------------------------------------------- */
+
+typedef enum glmoe_chat_style {
+    GLMOE_CHAT_GLM45 = 0, /* GLM-4.5 and GLM-4.6 templates: a newline after each role token */
+    GLMOE_CHAT_GLM47,     /* GLM-4.7 template: compact, no newlines                         */
+} glmoe_chat_style;
+
+typedef struct glmoe_chat_params {
+    bool add_generation_prompt; /* end with the assistant header the model continues from; default true */
+    int enable_thinking;        /* -1 unset (the template's default: thinking on), 0 off, 1 on        */
+    int clear_thinking;         /* GLM-4.7 only: 0 keeps the reasoning of every past turn; -1 unset   */
+    glmoe_chat_style style;
+} glmoe_chat_params;
+
+GLMOE_API glmoe_chat_params glmoe_chat_params_default(void);
+
+/* Renders a conversation exactly as the model's official chat template does (byte for byte):
+ * messages_json is a JSON array of OpenAI-style messages ({"role": "system"|"user"|"assistant"|"tool",
+ * "content": ..., "reasoning_content"?, "tool_calls"?}); tools_json is a JSON array of OpenAI tool
+ * objects, or NULL. The text starts with [gMASK]<sop>: encode it with GLMOE_TOKENIZE_PARSE_SPECIAL
+ * and add nothing in front. *out (NUL-terminated, *out_len bytes) is freed with glmoe_free. On
+ * failure err (may be NULL) names the message index and field. */
+GLMOE_API glmoe_status glmoe_chat_render(char **out, size_t *out_len, const char *messages_json,
+                                         const char *tools_json, const glmoe_chat_params *params,
+                                         char *err, size_t err_size);
+
+/* Frees memory glmoe handed to the caller (glmoe_chat_render's text). NULL is a no-op. */
+GLMOE_API void glmoe_free(void *p);
 
 #ifdef __cplusplus
 }

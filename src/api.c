@@ -12,6 +12,9 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "util/log.h"
+#ifdef GLMOE_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 struct glmoe_model {
     gm_err err;
@@ -48,13 +51,41 @@ glmoe_model_params glmoe_model_params_default(void) {
 static glmoe_status create_backend(glmoe_model *m, const glmoe_model_params *p) {
     switch (p->device) {
     case GLMOE_DEVICE_AUTO:
+#ifdef GLMOE_HAVE_CUDA
+        if (cuda_backend_create(&m->be, 0, &m->err) == GLMOE_OK) return GLMOE_OK;
+        if (m->err.code == GLMOE_E_UNSUPPORTED)
+            gm_info("running on the CPU: %s", m->err.msg);
+        else
+            gm_warn("the GPU is not usable, running on the CPU: %s", m->err.msg);
+        gm_err_clear(&m->err);
+#endif
+        return cpu_backend_create(&m->be, p->n_threads, &m->err);
     case GLMOE_DEVICE_CPU:
         return cpu_backend_create(&m->be, p->n_threads, &m->err);
     case GLMOE_DEVICE_CUDA:
+#ifdef GLMOE_HAVE_CUDA
+        return cuda_backend_create(&m->be, 0, &m->err);
+#else
         return gm_fail(&m->err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
+#endif
     }
     return gm_fail(&m->err, GLMOE_E_ARG, "unknown device %d", (int)p->device);
 }
+
+#ifdef GLMOE_HAVE_CUDA
+/* An upper bound of the device bytes the weights will take: every tensor except those of the
+ * multi-token-prediction layers (skipped at binding), vectors twice (they become float32). */
+static uint64_t device_weight_bytes(const st_set *set, const gm_config *c) {
+    uint64_t total = 0;
+    const char *prefix = "model.layers.";
+    for (size_t i = 0; i < st_set_count(set); i++) {
+        const st_tensor *t = st_set_tensor(set, i);
+        if (!strncmp(t->name, prefix, strlen(prefix)) && atol(t->name + strlen(prefix)) >= c->n_layers) continue;
+        total += t->rank == 1 ? 2 * t->nbytes : t->nbytes;
+    }
+    return total;
+}
+#endif
 
 glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_model_params *params) {
     if (!out) return GLMOE_E_ARG;
@@ -72,6 +103,11 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     if ((s = config_load(&m->cfg, dir, &m->err))) return s;
     if ((s = st_set_open_dir(&m->set, dir, &m->err))) return s;
     if ((s = create_backend(m, &p))) return s;
+#ifdef GLMOE_HAVE_CUDA
+    if (cuda_backend_is(m->be) &&
+        (s = cuda_backend_check_fit(m->be, device_weight_bytes(m->set, &m->cfg), "the weights", &m->err)))
+        return s;
+#endif
     if ((s = weights_bind(&m->w, &m->cfg, m->set, m->be, &m->stats, &m->err))) return s;
     m->bound = true;
     m->load_seconds = now_seconds() - t0;
@@ -245,5 +281,11 @@ size_t glmoe_context_n_ctx(const glmoe_context *ctx) { return ctx ? (size_t)ctx-
 void glmoe_context_reset(glmoe_context *ctx) {
     if (!ctx) return;
     ctx->st.n_past = 0;
+    ctx->logits_rows = 0;
+}
+
+void glmoe_context_truncate(glmoe_context *ctx, size_t n) {
+    if (!ctx || n >= (size_t)ctx->st.n_past) return;
+    ctx->st.n_past = (int32_t)n;
     ctx->logits_rows = 0;
 }

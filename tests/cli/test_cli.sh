@@ -51,7 +51,7 @@ expect_error "negative id" 2 "--ids" -- generate -m "$golden" --ids 1,-3
 expect_error "trailing comma" 2 "--ids" -- generate -m "$golden" --ids 1,2,
 expect_error "bad number" 2 "-n expects" -- generate -m "$golden" --ids 1 -n 12abc
 expect_error "bad device" 2 "--device" -- info -m "$golden" --device tpu
-expect_error "prompt without tokenizer" 2 "tokenizer" -- generate -m "$golden" -p "hello"
+expect_error "prompt without tokenizer" 1 "no tokenizer.json" -- generate -m "$golden" -p "hello"
 
 # --- good runs -------------------------------------------------------------------------------
 expect_ok "info" -- info -m "$golden"
@@ -114,6 +114,40 @@ expect_error "path traversal" 1 "passwd" -- info -m "$tmp/m"
 expect_error "token id out of range" 1 "token id 397 .*vocabulary" -- generate -m "$golden" --ids 1,397
 expect_error "prompt longer than context" 1 "do not fit.*context" -- generate -m "$golden" --ids 1,2,3,4,5,6 --ctx 4
 expect_error "ctx above model maximum" 1 "max_position_embeddings" -- generate -m "$golden" --ids 1 --ctx 100000000
+
+# --- the default model (models/glmoe-demo): tokenizer, text generation, chat, perplexity ---------
+demo=$repo/models/glmoe-demo
+text=$'Fellow-Citizens of the Senate and House of Representatives:\r\n\tIn 1790, we had   13 States. <|user|>Hello'
+# ids from HF tokenizers on the same tokenizer.json
+want_ids="37 68 1080 12 34 3825 267 259 1551 283 1888 267 2431 25 201 198 197 40 77 220 2219 24 15 11 338 697 220 220 220 2345 443 13 220 4067 39 1330 78"
+printf '%s' "$text" >"$tmp/text.txt"
+expect_ok "tokenize file" -- tokenize -t "$demo" --text-file "$tmp/text.txt"
+[ "$(cat "$tmp/out")" = "$want_ids" ] && ok || fail "tokenize: \"$(cat "$tmp/out")\" != HF's \"$want_ids\""
+expect_ok "tokenize tokenizer.json" -- tokenize -t "$demo/tokenizer.json" --text "$text"
+[ "$(cat "$tmp/out")" = "$want_ids" ] && ok || fail "tokenize --text differs from HF"
+expect_ok "detokenize" -- detokenize -t "$demo" --ids "${want_ids// /,}"
+cmp -s "$tmp/out" "$tmp/text.txt" && ok || fail "detokenize does not give the text back: $(cat "$tmp/out")"
+printf 'caf\xc3' >"$tmp/bad.txt"
+expect_error "invalid utf-8" 1 "UTF-8.*(offset|byte) 3" -- tokenize -t "$demo" --text-file "$tmp/bad.txt"
+expect_error "tokenizer missing" 1 "nonexistent.*cannot open" -- tokenize -t "$tmp/nonexistent" --text hi
+
+# Greedy continuation of train.py's prompt: the ids PyTorch gives (tools/train_demo/evaluate.py --greedy 40).
+want_greedy="326 259 906 280 297 259 906 280 297 259 906 280 297 259 906 280 297 259 906 280 297 259 906 280 297 259 906 280 259 1160 13 351 1376 326 259 906 280 297 259 906"
+expect_ok "demo greedy" -- generate -m "$demo" -p "The State of the Union" -n 40 --print-ids
+[ "$(cat "$tmp/out")" = "$want_greedy" ] && ok || fail "demo greedy ids differ from PyTorch's: $(cat "$tmp/out")"
+expect_ok "demo text" -- generate -m "$demo" -p "The State of the Union" -n 40
+grep -q "is the first to be" "$tmp/out" && ok || fail "demo text: $(cat "$tmp/out")"
+expect_ok "demo chat prompt" -- generate -m "$demo" -p "What is the state of the Union?" --chat --no-think -n 16 --temp 0.8 --seed 3
+printf 'Hello there\n/think\nTell me about taxes\n/reset\nAnd the army?\n/quit\n' | "$glmoe" chat -m "$demo" -n 12 --seed 5 >"$tmp/chat.out" 2>"$tmp/chat.err"
+[ $? -eq 0 ] && [ "$(grep -c 'tok/s' "$tmp/chat.err")" -eq 3 ] && ok || fail "chat REPL: $(cat "$tmp/chat.err")"
+
+# Perplexity of the first 20000 bytes of the held-out split, against PyTorch's 26.6520
+# (python3 tools/train_demo/evaluate.py -m models/glmoe-demo -f SLICE --ctx 512). Bound: 0.5%.
+head -c 20000 "$demo/heldout.txt" >"$tmp/slice.txt"
+expect_ok "perplexity" -- perplexity -m "$demo" -f "$tmp/slice.txt" --ctx 512
+ppl=$(tail -n 1 "$tmp/out" | sed -n 's/^perplexity: //p')
+awk -v p="$ppl" 'BEGIN { d = (p - 26.6520) / 26.6520; exit !(p != "" && d < 0.005 && d > -0.005) }' && ok \
+    || fail "perplexity \"$ppl\" is not within 0.5% of PyTorch's 26.6520"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -50,7 +50,42 @@ void cli_install_log(bool verbose);
 uint64_t cli_peak_rss(void);
 double cli_now(void);
 
+/* Reads a whole file (bytes as they are); prints why and returns false on failure. */
+bool cli_read_file(const char *cmd, const char *path, char **out, size_t *len);
+
+/* Loads a tokenizer from a tokenizer.json or a model directory. */
+bool cli_load_tokenizer(const char *cmd, const char *path, glmoe_tokenizer **tok);
+
+/* Encodes text into a malloc'd id array. */
+bool cli_encode(const char *cmd, glmoe_tokenizer *tok, const char *text, size_t len, unsigned flags,
+                int32_t **ids, size_t *n);
+
+/* The sampling loop of generate and chat. */
+typedef struct cli_gen_opts {
+    long n_gen;
+    bool print_ids, ignore_eos;
+} cli_gen_opts;
+typedef struct cli_gen_result {
+    int32_t *ids;           /* malloc'd: the generated ids, eos included */
+    long n;
+    double seconds;
+    const char *stop;       /* "token limit", "end of sequence", "context full" */
+} cli_gen_result;
+/* The context holds the prompt and its last logits. stream may be NULL (ids are printed). */
+bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
+                  glmoe_tokenizer_stream *stream, const cli_gen_opts *o, cli_gen_result *r);
+
+/* A malloc'd JSON string literal of s. */
+char *cli_json_string(const char *s);
+
+/* Which chat template a model directory ships. */
+glmoe_chat_style cli_chat_style(const char *model_dir);
+
 int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 

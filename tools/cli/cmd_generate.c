@@ -1,13 +1,16 @@
 /*
  * cmd_generate.c — `glmoe generate`: prefill a prompt, then sample token by token.
  *
- * Token ids go to stdout as they are produced (with --print-ids, space-separated, one line);
- * timing goes to stderr. Generation stops at -n tokens, at any eos id of the model (config.json and
- * generation_config.json), or when the context is full.
+ * The prompt is token ids (--ids) or text (-p, encoded with the model's tokenizer.json; with
+ * --chat it is first wrapped in the model's chat format as one user turn). The output streams as
+ * text when the model has a tokenizer, else as ids; --print-ids always prints the ids,
+ * space-separated, on one line. Timing goes to stderr. Generation stops at -n tokens, at any eos id
+ * of the model (config.json and generation_config.json), or when the context is full.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -17,7 +20,11 @@ static const char *const help =
     "Generates a continuation of the prompt.\n"
     "\n"
     "  --ids LIST          prompt as comma-separated token ids\n"
-    "  -p, --prompt TEXT   prompt as text (needs the tokenizer; not available yet)\n"
+    "  -p, --prompt TEXT   prompt as text (encoded with DIR/tokenizer.json; special tokens such\n"
+    "                      as <|user|> written in it are recognised)\n"
+    "  --chat              wrap the prompt in the model's chat format as a user turn\n"
+    "  --system TEXT       with --chat: a system message first\n"
+    "  --no-think          with --chat: thinking off (GLM-4.5 appends /nothink)\n"
     "  -n N                tokens to generate (default 64)\n"
     "  --temp T            temperature; 0 = greedy (default 0)\n"
     "  --top-k K           keep the K most likely tokens (default off)\n"
@@ -26,15 +33,44 @@ static const char *const help =
     "  --repeat-penalty R  penalise tokens already seen (default 1 = off)\n"
     "  --seed S            RNG seed (default 0)\n"
     "  --ignore-eos        do not stop at end-of-sequence tokens\n"
-    "  --print-ids         print the generated ids, space-separated, on stdout\n";
+    "  --print-ids         print the generated ids, space-separated, on stdout (no text)\n";
+
+static bool has_tokenizer(const char *dir) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    return stat(path, &st) == 0;
+}
+
+/* The rendered chat prompt for one user turn, or NULL after printing why. */
+static char *chat_prompt(const char *cmd, const char *dir, const char *system, const char *user, bool think) {
+    char *u = cli_json_string(user), *sys = system ? cli_json_string(system) : NULL, *msgs = NULL, *out = NULL;
+    size_t n = strlen(u) + (sys ? strlen(sys) : 0) + 128, len;
+    msgs = malloc(n);
+    if (u && msgs && (!system || sys)) {
+        if (sys)
+            snprintf(msgs, n, "[{\"role\":\"system\",\"content\":%s},{\"role\":\"user\",\"content\":%s}]", sys, u);
+        else
+            snprintf(msgs, n, "[{\"role\":\"user\",\"content\":%s}]", u);
+        glmoe_chat_params cp = glmoe_chat_params_default();
+        cp.style = cli_chat_style(dir);
+        if (!think) cp.enable_thinking = 0;
+        char err[512];
+        if (glmoe_chat_render(&out, &len, msgs, NULL, &cp, err, sizeof err)) cli_error(cmd, "chat format: %s", err);
+    }
+    free(u);
+    free(sys);
+    free(msgs);
+    return out;
+}
 
 int cmd_generate(int argc, char **argv) {
     const char *cmd = "generate";
     cli_model_opts mo = {0};
     glmoe_sampler_params sp = glmoe_sampler_params_default();
-    const char *ids_text = NULL, *prompt = NULL;
-    long n_gen = 64;
-    bool print_ids = false, ignore_eos = false;
+    const char *ids_text = NULL, *prompt = NULL, *system = NULL;
+    cli_gen_opts go = {.n_gen = 64};
+    bool chat = false, think = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = cli_model_opt(cmd, argc, argv, &i, &mo);
@@ -45,8 +81,10 @@ int cmd_generate(int argc, char **argv) {
             fputs(cli_model_opts_help, stdout);
             return 0;
         }
-        if (!strcmp(a, "--print-ids")) { print_ids = true; continue; }
-        if (!strcmp(a, "--ignore-eos")) { ignore_eos = true; continue; }
+        if (!strcmp(a, "--print-ids")) { go.print_ids = true; continue; }
+        if (!strcmp(a, "--ignore-eos")) { go.ignore_eos = true; continue; }
+        if (!strcmp(a, "--chat")) { chat = true; continue; }
+        if (!strcmp(a, "--no-think")) { think = false; continue; }
         if (i + 1 >= argc) {
             cli_error(cmd, "%s needs a value (or is unknown; see glmoe generate --help)", a);
             return CLI_EXIT_USAGE;
@@ -57,7 +95,8 @@ int cmd_generate(int argc, char **argv) {
         uint64_t u;
         if (!strcmp(a, "--ids")) ids_text = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
-        else if (!strcmp(a, "-n")) { if (!cli_parse_int(cmd, a, v, 0, 1 << 30, &n_gen)) return CLI_EXIT_USAGE; }
+        else if (!strcmp(a, "--system")) system = v;
+        else if (!strcmp(a, "-n")) { if (!cli_parse_int(cmd, a, v, 0, 1 << 30, &go.n_gen)) return CLI_EXIT_USAGE; }
         else if (!strcmp(a, "--temp")) { if (!cli_parse_float(cmd, a, v, 0, 1e6, &d)) return CLI_EXIT_USAGE; sp.temperature = (float)d; }
         else if (!strcmp(a, "--top-k")) { if (!cli_parse_int(cmd, a, v, 0, 1 << 30, &l)) return CLI_EXIT_USAGE; sp.top_k = (int32_t)l; }
         else if (!strcmp(a, "--top-p")) { if (!cli_parse_float(cmd, a, v, 0, 1, &d)) return CLI_EXIT_USAGE; sp.top_p = (float)d; }
@@ -69,30 +108,53 @@ int cmd_generate(int argc, char **argv) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (prompt) {
-        cli_error(cmd, "-p needs the tokenizer, which this build does not have yet; give the prompt as --ids");
+    if (!prompt == !ids_text) {
+        cli_error(cmd, "give the prompt as exactly one of --ids 1,2,3 or -p TEXT");
         return CLI_EXIT_USAGE;
     }
-    if (!ids_text) {
-        cli_error(cmd, "no prompt: give --ids 1,2,3");
+    if (chat && !prompt) {
+        cli_error(cmd, "--chat needs the prompt as text (-p)");
         return CLI_EXIT_USAGE;
     }
+    if (!mo.model_dir) {
+        cli_error(cmd, "no model: give -m DIR");
+        return CLI_EXIT_USAGE;
+    }
+    int rc = CLI_EXIT_FAIL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    if (!cli_parse_ids(cmd, ids_text, &ids, &n_ids)) return CLI_EXIT_USAGE;
-
-    int rc = CLI_EXIT_FAIL;
+    char *rendered = NULL, err[512];
     glmoe_model *model = NULL;
     glmoe_context *ctx = NULL;
     glmoe_sampler *sampler = NULL;
-    char err[512];
+    glmoe_tokenizer *tok = NULL;
+    glmoe_tokenizer_stream *stream = NULL;
+    cli_gen_result res = {0};
+
+    if (ids_text && !cli_parse_ids(cmd, ids_text, &ids, &n_ids)) return CLI_EXIT_USAGE;
+    if (prompt || (!go.print_ids && has_tokenizer(mo.model_dir))) {
+        if (!cli_load_tokenizer(cmd, mo.model_dir, &tok)) goto done;
+        if (glmoe_tokenizer_stream_create(&stream, tok, true)) {
+            cli_error(cmd, "out of memory");
+            goto done;
+        }
+    }
+    if (prompt) {
+        const char *text = prompt;
+        if (chat && !(text = rendered = chat_prompt(cmd, mo.model_dir, system, prompt, think))) goto done;
+        if (!cli_encode(cmd, tok, text, strlen(text), GLMOE_TOKENIZE_PARSE_SPECIAL, &ids, &n_ids)) goto done;
+        if (n_ids == 0) {
+            cli_error(cmd, "the prompt encodes to no tokens");
+            goto done;
+        }
+    }
+
     double t0 = cli_now();
     if (!cli_open(cmd, &mo, &model, &ctx)) goto done;
     glmoe_model_info info;
     glmoe_model_get_info(model, &info);
-    double t_load = cli_now() - t0;
-    fprintf(stderr, "glmoe: loaded %s in %.2f s (%s, %.1fM params, peak RSS %.1f MB)\n", mo.model_dir, t_load,
-            info.backend, (double)info.n_params / 1e6, (double)cli_peak_rss() / 1e6);
+    fprintf(stderr, "glmoe: loaded %s in %.2f s (%s, %.1fM params, peak RSS %.1f MB)\n", mo.model_dir,
+            cli_now() - t0, info.backend, (double)info.n_params / 1e6, (double)cli_peak_rss() / 1e6);
     if (glmoe_sampler_create(&sampler, &sp, err, sizeof err)) {
         cli_error(cmd, "%s", err);
         goto done;
@@ -100,56 +162,26 @@ int cmd_generate(int argc, char **argv) {
     glmoe_sampler_accept(sampler, ids, n_ids);
 
     double t1 = cli_now();
-    glmoe_status s = glmoe_context_eval(ctx, ids, n_ids, GLMOE_LOGITS_LAST);
-    if (s) {
+    if (glmoe_context_eval(ctx, ids, n_ids, GLMOE_LOGITS_LAST)) {
         cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
         goto done;
     }
     double t_prefill = cli_now() - t1;
-
-    double t2 = cli_now();
-    long produced = 0;
-    const char *stop = "token limit";
-    for (; produced < n_gen; produced++) {
-        const float *logits;
-        size_t rows;
-        int32_t tok;
-        glmoe_context_logits(ctx, &logits, &rows);
-        if ((s = glmoe_sampler_sample(sampler, logits, info.vocab_size, &tok))) {
-            cli_error(cmd, "sampling failed: %s", glmoe_status_str(s));
-            goto done;
-        }
-        printf(print_ids ? "%s%d" : "%s%d", produced ? " " : "", tok);
-        fflush(stdout);
-        bool is_eos = false;
-        for (int j = 0; j < info.n_eos_ids; j++) is_eos |= tok == info.eos_ids[j];
-        if (is_eos && !ignore_eos) {
-            produced++;
-            stop = "end of sequence";
-            break;
-        }
-        if (produced + 1 == n_gen) { produced++; break; }
-        if (glmoe_context_n_past(ctx) >= glmoe_context_n_ctx(ctx)) {
-            produced++;
-            stop = "context full";
-            break;
-        }
-        if ((s = glmoe_context_eval(ctx, &tok, 1, GLMOE_LOGITS_LAST))) {
-            cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
-            goto done;
-        }
-    }
+    if (!cli_generate(cmd, ctx, sampler, &info, stream, &go, &res)) goto done;
     printf("\n");
-    double t_decode = cli_now() - t2;
     fprintf(stderr,
             "glmoe: prompt %zu tokens in %.3f s (%.1f tok/s); generated %ld tokens in %.3f s (%.1f tok/s); stop: %s\n",
-            n_ids, t_prefill, (double)n_ids / t_prefill, produced, t_decode,
-            produced > 1 ? (double)(produced - 1) / t_decode : 0.0, stop);
+            n_ids, t_prefill, (double)n_ids / t_prefill, res.n, res.seconds,
+            res.n > 1 ? (double)(res.n - 1) / res.seconds : 0.0, res.stop);
     rc = 0;
 done:
+    free(res.ids);
+    glmoe_tokenizer_stream_free(stream);
+    glmoe_tokenizer_free(tok);
     glmoe_sampler_free(sampler);
     glmoe_context_free(ctx);
     glmoe_model_free(model);
+    free(rendered);
     free(ids);
     return rc;
 }

@@ -9,8 +9,12 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
-    {"generate", cmd_generate, "generate tokens from a prompt"},
+    {"generate", cmd_generate, "generate text or tokens from a prompt"},
+    {"chat", cmd_chat, "chat with the model in its chat format"},
+    {"perplexity", cmd_perplexity, "teacher-forced perplexity of a text file"},
     {"logits", cmd_logits, "teacher-forced logits of a token sequence, as float32"},
+    {"tokenize", cmd_tokenize, "text to token ids"},
+    {"detokenize", cmd_detokenize, "token ids to text"},
     {"info", cmd_info, "show a model's configuration and weights"},
 };
 
