@@ -19,6 +19,8 @@ typedef struct cpu_backend {
     float *convert;          /* weight rows converted to float32 for sgemm                  */
     size_t convert_floats;
     float *thread_scratch;   /* n_threads slices of thread_scratch_floats                    */
+    float *attn;             /* prefill attention scores, a block of query rows x keys        */
+    size_t attn_floats;
     size_t thread_scratch_floats;
     float *moe_x, *moe_gate, *moe_up, *moe_out; /* expert-grouped rows of one expert         */
     int32_t *moe_rows;       /* token index of each grouped row                             */
@@ -35,9 +37,11 @@ struct gm_kv {
 
 static inline cpu_backend *cpu_of(gm_backend *be) { return (cpu_backend *)be; }
 
-/* Work (multiply-adds or elements) below which an op runs on the calling thread: forking a team
- * costs microseconds, and on a loaded machine a team of spinning threads is far worse. */
-#define CPU_PARALLEL_MIN_WORK (1 << 16)
+/* Work (multiply-adds or elements) below which an op runs on the calling thread. Waking a team
+ * costs tens of microseconds, and far more on a VM whose other vCPU is busy (measured on the
+ * 2-vCPU CI machine: the 13.6M demo model decoded 10x slower on 2 threads than on 1 with a
+ * threshold of 64K). 1M multiply-adds take ~100 us on one core, enough to pay for the wake-up. */
+#define CPU_PARALLEL_MIN_WORK (1 << 20)
 
 /* Converts n elements of a weight row starting at column c0 to float32. */
 void cpu_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, float *dst);
