@@ -33,6 +33,9 @@
 #include "ops/harness.h"
 #include "ops/reference.h"
 #include "test.h"
+#ifdef GLMOE_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -738,5 +741,26 @@ int main(void) {
         ops_check_backend(be, cpus[i].label, seed);
         be->ops->free(be);
     }
+#ifdef GLMOE_HAVE_CUDA
+    /* The GPU with a float32 KV cache, so that attention is checked at float32 tolerance (the
+     * default bf16 cache is covered by the golden tests, test_golden --device cuda). */
+    {
+        gm_backend *be = NULL;
+        gm_err err = {0};
+        cuda_backend_options o = cuda_backend_options_default();
+        o.kv_f32 = true;
+        glmoe_status s = cuda_backend_create_ex(&be, &o, &err);
+        if (s == GLMOE_E_UNSUPPORTED) {
+            printf("SKIP: no CUDA device (%s)\n", err.msg);
+        } else if (s) {
+            CHECK(0, "cuda_backend_create: %s", err.msg);
+        } else {
+            ops_check_backend(be, "cuda fp32 KV", seed);
+            be->ops->free(be);
+        }
+    }
+#else
+    printf("SKIP: no CUDA device (built without the CUDA backend)\n");
+#endif
     return test_summary("test_ops");
 }

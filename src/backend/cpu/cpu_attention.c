@@ -3,14 +3,82 @@
  *
  * For query t (absolute position n_past + t) and head h, reading KV head g = h / (nh / nkv):
  *   s_j = q·k_j * scale (+ mask[t, j])  for j <= n_past + t,   p = softmax(s),   o = Σ_j p_j v_j.
- * The softmax is computed with the running maximum subtracted, in float32 with a double sum.
- * Work is split over (token, head) pairs; each thread keeps its scores in its scratch slice, which
- * reserve() sized to the context length.
+ * The softmax subtracts the row maximum and sums in double.
+ *
+ * Two paths:
+ *   - decode and short chunks: one (token, head) pair per loop iteration, scores in the thread's
+ *     scratch slice (sized to the context by reserve());
+ *   - prefill (T >= ATTN_GEMM_MIN_T): per head, S = Q_h·K_g^T and O_h = P·V_g as OpenBLAS sgemm
+ *     calls over blocks of query rows, reading K and V in place in the cache (row stride nkv*D).
+ *     Entries above the causal diagonal are computed and then zeroed.
  */
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_internal.h"
+
+#define ATTN_GEMM_MIN_T 16
+
+static inline float dot8(const float *a, const float *b, int32_t n) {
+    float acc[8] = {0};
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
+/* Softmax of row[0, n) in place after adding mrow (may be NULL); zeros when all are -inf. */
+static void softmax_row(float *row, int64_t n, const float *mrow) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        if (mrow) row[j] += mrow[j];
+        if (row[j] > mx) mx = row[j];
+    }
+    if (mx == -INFINITY) { /* every key masked: output zeros, as SDPA does */
+        memset(row, 0, (size_t)n * sizeof *row);
+        return;
+    }
+    double sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+        float e = expf(row[j] - mx);
+        row[j] = e;
+        sum += e;
+    }
+    float inv = (float)(1.0 / sum);
+    for (int64_t j = 0; j < n; j++) row[j] *= inv;
+}
+
+static void attention_gemm(cpu_backend *cb, float *out, const float *q, const float *kc, const float *vc,
+                           const gm_attn_params *p, int64_t n_keys) {
+    const int32_t T = p->n_tokens, nh = p->n_heads, nkv = p->n_kv_heads, D = p->head_dim, group = nh / nkv;
+    const int64_t row = (int64_t)nkv * D;
+    int64_t block = (int64_t)(cb->attn_floats / (size_t)n_keys);
+    if (block > T) block = T;
+    float *S = cb->attn;
+    for (int32_t h = 0; h < nh; h++) {
+        const int32_t g = h / group;
+        for (int64_t t0 = 0; t0 < T; t0 += block) {
+            const int64_t bt = T - t0 < block ? T - t0 : block;
+            /* Keys needed by this block: up to the causal limit of its last query. */
+            const int64_t nk = p->n_past + t0 + bt;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bt, (int)nk, D, p->scale,
+                        q + t0 * nh * D + (int64_t)h * D, nh * D, kc + (int64_t)g * D, (int)row, 0.0f, S, (int)nk);
+#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (bt * nk >= CPU_PARALLEL_MIN_WORK)
+            for (int64_t i = 0; i < bt; i++) {
+                float *r = S + i * nk;
+                const int64_t lim = p->n_past + t0 + i + 1; /* causal */
+                softmax_row(r, lim, p->mask ? p->mask + (t0 + i) * n_keys : NULL);
+                if (nk > lim) memset(r + lim, 0, (size_t)(nk - lim) * sizeof *r);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)bt, D, (int)nk, 1.0f, S, (int)nk,
+                        vc + (int64_t)g * D, (int)row, 0.0f, out + t0 * nh * D + (int64_t)h * D, nh * D);
+        }
+    }
+}
 
 glmoe_status cpu_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v,
                            gm_kv *kv, int32_t layer, const gm_attn_params *p, gm_err *err) {
@@ -30,6 +98,10 @@ glmoe_status cpu_attention(gm_backend *be, float *out, const float *q, const flo
     memcpy(kc + (size_t)p->n_past * row, k, (size_t)T * row * sizeof(float));
     memcpy(vc + (size_t)p->n_past * row, v, (size_t)T * row * sizeof(float));
 
+    if (T >= ATTN_GEMM_MIN_T && cb->attn && (size_t)n_keys <= cb->attn_floats) {
+        attention_gemm(cb, out, q, kc, vc, p, n_keys);
+        return GLMOE_OK;
+    }
 #pragma omp parallel for num_threads(cb->n_threads) schedule(dynamic, 1) collapse(2) \
     if ((int64_t)T * nh * n_keys * D >= CPU_PARALLEL_MIN_WORK)
     for (int32_t t = 0; t < T; t++) {
@@ -38,30 +110,13 @@ glmoe_status cpu_attention(gm_backend *be, float *out, const float *q, const flo
             const float *qv = q + ((size_t)t * nh + h) * D;
             const int32_t g = h / group;
             const int64_t n = (int64_t)p->n_past + t + 1; /* causal: keys 0..n_past+t */
-            const float *mrow = p->mask ? p->mask + (size_t)t * (size_t)n_keys : NULL;
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < n; j++) {
-                const float *kj = kc + (size_t)j * row + (size_t)g * D;
-                float s = 0;
-                for (int32_t d = 0; d < D; d++) s += qv[d] * kj[d];
-                s *= p->scale;
-                if (mrow) s += mrow[j];
-                scores[j] = s;
-                if (s > mx) mx = s;
-            }
+            for (int64_t j = 0; j < n; j++) scores[j] = dot8(qv, kc + (size_t)j * row + (size_t)g * D, D) * p->scale;
+            softmax_row(scores, n, p->mask ? p->mask + (size_t)t * (size_t)n_keys : NULL);
             float *o = out + ((size_t)t * nh + h) * D;
             for (int32_t d = 0; d < D; d++) o[d] = 0;
-            if (mx == -INFINITY) continue; /* every key masked: output zeros, as SDPA does */
-            double sum = 0;
-            for (int64_t j = 0; j < n; j++) {
-                float e = expf(scores[j] - mx);
-                scores[j] = e;
-                sum += e;
-            }
-            float inv = (float)(1.0 / sum);
             for (int64_t j = 0; j < n; j++) {
                 const float *vj = vc + (size_t)j * row + (size_t)g * D;
-                float pj = scores[j] * inv;
+                const float pj = scores[j];
                 for (int32_t d = 0; d < D; d++) o[d] += pj * vj[d];
             }
         }

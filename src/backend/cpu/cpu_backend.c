@@ -146,6 +146,12 @@ static glmoe_status cpu_reserve(gm_backend *be, const gm_reserve *r, gm_err *err
             goto nomem;
         cb->thread_scratch_floats = per_thread;
     }
+    /* Prefill attention scores: query rows x keys, in blocks of at most 4M floats (16 MB), and at
+     * least one row of the whole context. */
+    size_t attn = (size_t)T * (size_t)r->n_ctx;
+    if (attn > ((size_t)4 << 20)) attn = (size_t)4 << 20;
+    if (attn < (size_t)r->n_ctx) attn = (size_t)r->n_ctx;
+    if (grow((void **)&cb->attn, &cb->attn_floats, attn, sizeof(float))) goto nomem;
     /* sgemm works on chunks of converted weight rows: at most 4M floats (16 MB) at a time. */
     if (grow((void **)&cb->convert, &cb->convert_floats, (size_t)4 << 20, sizeof(float))) goto nomem;
 
@@ -212,6 +218,7 @@ static void cpu_free(gm_backend *be) {
     cpu_backend *cb = cpu_of(be);
     free(cb->convert);
     free(cb->thread_scratch);
+    free(cb->attn);
     free(cb->moe_x); free(cb->moe_gate); free(cb->moe_up); free(cb->moe_out);
     free(cb->moe_rows); free(cb->moe_w); free(cb->moe_offsets); free(cb->moe_fill);
     free(cb);

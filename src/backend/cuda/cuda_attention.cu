@@ -1,0 +1,313 @@
+/*
+ * cuda_attention.cu — causal grouped-query attention over the KV cache (spec §2.4.4).
+ *
+ * For query row (t, h) at absolute position n_past + t, reading KV head g = h / ratio:
+ *   s_j = q·k_j * scale (+ mask[t, j]) for j <= n_past + t,   o = Σ_j softmax(s)_j v_j,
+ * and o = 0 when every key is hidden (as SDPA does).
+ *
+ * One kernel serves prefill and decode. A block takes 32 query rows of one KV head, numbered
+ * f = t * ratio + (h mod ratio), so the `ratio` query heads that share a KV head are processed
+ * together and each K/V tile is read once for all of them (no repeated K/V for GQA). K and V come
+ * in tiles of 32 keys through shared memory (converted from the cache's bf16 to float32); each
+ * warp owns 4 rows and keeps their online-softmax state (running max m, sum l, output o) in
+ * registers: lane j scores key j of the tile, the warp takes max and sum by shuffles, and lanes
+ * then own output dims d = lane + 32c. The causal mask is arithmetic (key <= n_past + t): no
+ * mask is ever materialised. An explicit additive mask [T, n_past + T] is added when given.
+ *
+ * Split-KV: when the grid is too small to fill the GPU (decode: few rows, long context), the keys
+ * are cut into splits (grid.z); each split writes its unnormalised (o, m, l) and a second kernel
+ * merges them: M = max m_z, L = Σ l_z e^(m_z - M), o = Σ o_z e^(m_z - M) / L.
+ * All arithmetic is float32 (expf, not the fast-math exp). Tested by tests/ops/test_ops.c:
+ * T 1..129 at n_past 0..500, GQA 1/2/12, D 16/128, random and all-hidden masks, chunked fills.
+ */
+#include <math.h>
+
+#include "backend/cuda/cuda_internal.h"
+
+#define ATTN_WARPS 8
+#define ATTN_ROWS_PER_WARP 4
+#define ATTN_ROWS (ATTN_WARPS * ATTN_ROWS_PER_WARP)
+#define ATTN_BKV 32
+#define ATTN_MAX_SPLITS 32      /* as reserved by cuda_backend.cu */
+#define ATTN_SPLIT_TOKENS 16
+#define ATTN_MIN_SPLIT_KEYS 32  /* one tile: decode at a few hundred keys still fills the GPU */
+
+struct attn_args {
+    float *out;
+    const float *q;
+    const void *kc, *vc;   /* this layer's cache: [n_ctx][nkv][D] */
+    const float *mask;
+    float *part;           /* split partials [split][T * nh][D + 2], or NULL */
+    int T, n_past, nh, nkv, D, ratio, n_keys, split_len;
+    float scale;
+};
+
+__device__ __forceinline__ float kv_to_f(float v) { return v; }
+__device__ __forceinline__ float kv_to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename KT, int DC>
+__global__ void __launch_bounds__(ATTN_WARPS * 32) attn_kernel(attn_args a) {
+    extern __shared__ __align__(16) float smem[];
+    const int D = a.D, DS = D | 1; /* odd row stride: lane j reading k[j][d] hits distinct banks */
+    float *qs = smem;                      /* [ATTN_ROWS][D]   */
+    float *ks = qs + ATTN_ROWS * D;        /* [ATTN_BKV][DS]   */
+    float *vs = ks + ATTN_BKV * DS;        /* [ATTN_BKV][DS]   */
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = blockIdx.y;
+    const int rows_total = a.T * a.ratio;  /* query rows of this KV head */
+    const int f0 = blockIdx.x * ATTN_ROWS;
+    const int64_t kv_row = (int64_t)a.nkv * D;
+    const KT *kc = (const KT *)a.kc, *vc = (const KT *)a.vc;
+
+    /* Key range: this split, cut at the last row's causal limit. */
+    const int t_last = min(a.T - 1, (f0 + ATTN_ROWS - 1) / a.ratio);
+    const int key_lo = blockIdx.z * a.split_len;
+    const int key_hi = min(min(a.n_keys, key_lo + a.split_len), a.n_past + t_last + 1);
+
+    for (int i = threadIdx.x; i < ATTN_ROWS * D; i += blockDim.x) {
+        int f = f0 + i / D, d = i % D;
+        float v = 0.0f;
+        if (f < rows_total) {
+            int t = f / a.ratio, h = g * a.ratio + f % a.ratio;
+            v = a.q[((int64_t)t * a.nh + h) * D + d];
+        }
+        qs[i] = v;
+    }
+
+    float m[ATTN_ROWS_PER_WARP], l[ATTN_ROWS_PER_WARP], o[ATTN_ROWS_PER_WARP][DC];
+#pragma unroll
+    for (int r = 0; r < ATTN_ROWS_PER_WARP; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < DC; c++) o[r][c] = 0.0f;
+    }
+
+    for (int kt = key_lo; kt < key_hi; kt += ATTN_BKV) {
+        __syncthreads(); /* the previous tile is consumed (and qs written, on the first pass) */
+        if ((D & 7) == 0) {
+            /* 8 elements per load (16 bytes of bf16, 32 of float32): rows of the cache start at
+             * multiples of D elements, so these are aligned. */
+            const int per_row = D >> 3;
+            for (int i = threadIdx.x; i < ATTN_BKV * per_row; i += blockDim.x) {
+                const int j = i / per_row, d = (i - j * per_row) * 8, key = kt + j;
+                float kf[8], vf[8];
+                if (key < key_hi) {
+                    cu_load8(kc + key * kv_row + (int64_t)g * D + d, kf);
+                    cu_load8(vc + key * kv_row + (int64_t)g * D + d, vf);
+                } else {
+#pragma unroll
+                    for (int q = 0; q < 8; q++) kf[q] = vf[q] = 0.0f;
+                }
+#pragma unroll
+                for (int q = 0; q < 8; q++) {
+                    ks[j * DS + d + q] = kf[q];
+                    vs[j * DS + d + q] = vf[q];
+                }
+            }
+        } else {
+            for (int i = threadIdx.x; i < ATTN_BKV * D; i += blockDim.x) {
+                int j = i / D, d = i % D, key = kt + j;
+                float kv = 0.0f, vv = 0.0f;
+                if (key < key_hi) {
+                    kv = kv_to_f(kc[key * kv_row + (int64_t)g * D + d]);
+                    vv = kv_to_f(vc[key * kv_row + (int64_t)g * D + d]);
+                }
+                ks[j * DS + d] = kv;
+                vs[j * DS + d] = vv;
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < ATTN_ROWS_PER_WARP; r++) {
+            const int rl = warp * ATTN_ROWS_PER_WARP + r, f = f0 + rl;
+            if (f >= rows_total) continue; /* warp-uniform */
+            const int t = f / a.ratio;
+            const int qpos = a.n_past + t;
+            if (kt > qpos) continue;       /* the whole tile is in this row's future */
+            const int key = kt + lane;
+            float s = -INFINITY;
+            if (key < key_hi && key <= qpos) {
+                const float *qr = qs + rl * D, *kr = ks + lane * DS;
+                float dot = 0.0f;
+                for (int d = 0; d < D; d++) dot += qr[d] * kr[d];
+                s = dot * a.scale;
+                if (a.mask) s += a.mask[(int64_t)t * a.n_keys + key];
+            }
+            const float m_new = fmaxf(m[r], cu_warp_max(s));
+            if (m_new == -INFINITY) continue; /* nothing visible yet */
+            const float p = expf(s - m_new);  /* 0 for hidden keys */
+            const float corr = expf(m[r] - m_new);
+            l[r] = l[r] * corr + cu_warp_sum(p);
+#pragma unroll
+            for (int c = 0; c < DC; c++) o[r][c] *= corr;
+            for (int jj = 0; jj < ATTN_BKV; jj++) {
+                const float pj = __shfl_sync(0xffffffffu, p, jj);
+                const float *vr = vs + jj * DS;
+#pragma unroll
+                for (int c = 0; c < DC; c++) {
+                    int d = c * 32 + lane;
+                    if (d < D) o[r][c] += pj * vr[d];
+                }
+            }
+            m[r] = m_new;
+        }
+    }
+
+#pragma unroll
+    for (int r = 0; r < ATTN_ROWS_PER_WARP; r++) {
+        const int f = f0 + warp * ATTN_ROWS_PER_WARP + r;
+        if (f >= rows_total) continue;
+        const int t = f / a.ratio, h = g * a.ratio + f % a.ratio;
+        const int64_t row = (int64_t)t * a.nh + h;
+        if (a.part) {
+            float *pp = a.part + ((int64_t)blockIdx.z * a.T * a.nh + row) * (D + 2);
+#pragma unroll
+            for (int c = 0; c < DC; c++) {
+                int d = c * 32 + lane;
+                if (d < D) pp[d] = o[r][c];
+            }
+            if (lane == 0) {
+                pp[D] = m[r];
+                pp[D + 1] = l[r];
+            }
+        } else {
+            const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f; /* every key hidden: zeros */
+            float *op = a.out + row * D;
+#pragma unroll
+            for (int c = 0; c < DC; c++) {
+                int d = c * 32 + lane;
+                if (d < D) op[d] = o[r][c] * inv;
+            }
+        }
+    }
+}
+
+/* Merges the splits of each query row (one warp per row). */
+__global__ void attn_combine_kernel(float *out, const float *part, int rows, int D, int splits) {
+    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const int64_t stride = (int64_t)rows * (D + 2);
+    float M = -INFINITY;
+    for (int z = 0; z < splits; z++) M = fmaxf(M, part[z * stride + (int64_t)row * (D + 2) + D]);
+    float L = 0.0f;
+    for (int z = 0; z < splits; z++) {
+        const float *pp = part + z * stride + (int64_t)row * (D + 2);
+        if (pp[D] != -INFINITY) L += pp[D + 1] * expf(pp[D] - M);
+    }
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    for (int d = lane; d < D; d += 32) {
+        float acc = 0.0f;
+        for (int z = 0; z < splits; z++) {
+            const float *pp = part + z * stride + (int64_t)row * (D + 2);
+            if (pp[D] != -INFINITY) acc += pp[d] * expf(pp[D] - M);
+        }
+        out[(int64_t)row * D + d] = acc * inv;
+    }
+}
+
+/* Writes k, v [T, nkv * D] (float32) into the cache rows [n_past, n_past + T). */
+template <typename KT>
+__global__ void kv_store_kernel(KT *kc, KT *vc, const float *k, const float *v, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        kc[i] = (KT)k[i];
+        vc[i] = (KT)v[i];
+    }
+}
+
+template <typename KT, int DC>
+static glmoe_status launch_attn(cuda_backend *cb, const attn_args &a, int splits, gm_err *err) {
+    const size_t smem = ((size_t)ATTN_ROWS * a.D + 2 * (size_t)ATTN_BKV * (a.D | 1)) * sizeof(float);
+    static size_t allowed = 48 * 1024; /* per instantiation; raised once */
+    if (smem > allowed) {
+        glmoe_status s = cuda_allow_smem((const void *)attn_kernel<KT, DC>, smem, err);
+        if (s) return s;
+        allowed = smem;
+    }
+    dim3 grid(cu_blocks((int64_t)a.T * a.ratio, ATTN_ROWS), (unsigned)a.nkv, (unsigned)splits);
+    attn_kernel<KT, DC><<<grid, ATTN_WARPS * 32, smem, cb->stream>>>(a);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
+template <typename KT>
+static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, attn_args a, gm_err *err) {
+    const int64_t kv_row = (int64_t)a.nkv * a.D;
+    KT *kc = (KT *)kv->k + (int64_t)layer * kv->n_ctx * kv_row, *vc = (KT *)kv->v + (int64_t)layer * kv->n_ctx * kv_row;
+    const int64_t n_new = (int64_t)a.T * kv_row;
+    unsigned blocks = cu_blocks(n_new, 256);
+    if (blocks > (unsigned)cb->sm_count * 16) blocks = (unsigned)cb->sm_count * 16;
+    kv_store_kernel<KT><<<blocks, 256, 0, cb->stream>>>(kc + (int64_t)a.n_past * kv_row, vc + (int64_t)a.n_past * kv_row,
+                                                         (const float *)a.kc, (const float *)a.vc, n_new);
+    CU_LAUNCHED();
+    a.kc = kc;
+    a.vc = vc;
+
+    /* Splits: enough blocks for two waves, each split at least ATTN_MIN_SPLIT_KEYS keys. */
+    const int64_t blocks_1 = (int64_t)cu_blocks((int64_t)a.T * a.ratio, ATTN_ROWS) * a.nkv;
+    int splits = 1;
+    const size_t part_need = (size_t)a.T * a.nh * (size_t)(a.D + 2);
+    if (a.T <= ATTN_SPLIT_TOKENS && blocks_1 < 2 * cb->sm_count && a.n_keys >= 2 * ATTN_MIN_SPLIT_KEYS) {
+        int64_t want = (2 * cb->sm_count + blocks_1 - 1) / blocks_1;
+        int64_t most = a.n_keys / ATTN_MIN_SPLIT_KEYS;
+        splits = (int)(want < most ? want : most);
+        if (splits > ATTN_MAX_SPLITS) splits = ATTN_MAX_SPLITS;
+        if ((size_t)splits * part_need > cb->attn_part_floats) splits = 1;
+    }
+    a.split_len = a.n_keys;
+    a.part = nullptr;
+    if (splits > 1) {
+        a.split_len = (a.n_keys + splits - 1) / splits;
+        a.split_len = (a.split_len + ATTN_BKV - 1) / ATTN_BKV * ATTN_BKV;
+        splits = (a.n_keys + a.split_len - 1) / a.split_len;
+        a.part = cb->attn_part;
+    }
+    glmoe_status s;
+    if (a.D <= 32) s = launch_attn<KT, 1>(cb, a, splits, err);
+    else if (a.D <= 64) s = launch_attn<KT, 2>(cb, a, splits, err);
+    else if (a.D <= 128) s = launch_attn<KT, 4>(cb, a, splits, err);
+    else s = launch_attn<KT, 8>(cb, a, splits, err);
+    if (s || splits == 1) return s;
+    const int rows = a.T * a.nh;
+    attn_combine_kernel<<<cu_blocks(rows, 8), 256, 0, cb->stream>>>(a.out, a.part, rows, a.D, splits);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
+glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v, gm_kv *h,
+                            int32_t layer, const gm_attn_params *p, gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    cuda_kv *kv = (cuda_kv *)h;
+    const int64_t n_keys = (int64_t)p->n_past + p->n_tokens;
+    if (n_keys > kv->n_ctx)
+        return gm_fail(err, GLMOE_E_CONTEXT, "attention: %lld positions exceed the cache of %d", (long long)n_keys,
+                       kv->n_ctx);
+    if (layer < 0 || layer >= kv->n_layers || p->n_kv_heads != kv->n_kv_heads || p->head_dim != kv->head_dim)
+        return gm_fail(err, GLMOE_E_ARG, "cuda: attention on layer %d with %d KV heads of %d dims; the cache has %d "
+                       "layers of %d x %d", layer, p->n_kv_heads, p->head_dim, kv->n_layers, kv->n_kv_heads,
+                       kv->head_dim);
+    if (p->head_dim > 256 || p->head_dim <= 0)
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: attention with head_dim %d (at most 256)", p->head_dim);
+    if (p->n_kv_heads <= 0 || p->n_heads % p->n_kv_heads)
+        return gm_fail(err, GLMOE_E_ARG, "cuda: %d query heads are not a multiple of %d KV heads", p->n_heads,
+                       p->n_kv_heads);
+    if (p->n_tokens <= 0) return GLMOE_OK;
+    attn_args a;
+    a.out = out;
+    a.q = q;
+    a.kc = k; /* the new keys and values until run_attention stores them */
+    a.vc = v;
+    a.mask = p->mask;
+    a.part = nullptr;
+    a.T = p->n_tokens;
+    a.n_past = p->n_past;
+    a.nh = p->n_heads;
+    a.nkv = p->n_kv_heads;
+    a.D = p->head_dim;
+    a.ratio = p->n_heads / p->n_kv_heads;
+    a.n_keys = (int)n_keys;
+    a.split_len = (int)n_keys;
+    a.scale = p->scale;
+    if (kv->bf16) return run_attention<__nv_bfloat16>(cb, kv, layer, a, err);
+    return run_attention<float>(cb, kv, layer, a, err);
+}

@@ -1,0 +1,61 @@
+/*
+ * cuda_backend.h — the CUDA backend: the whole forward on one NVIDIA GPU (compute capability 8.0
+ * or newer), behind the same vtable as the CPU backend (backend/backend.h).
+ *
+ * What lives on the device: every weight in its stored dtype (bf16 stays bf16; small vectors are
+ * float32, as the interface asks), the KV cache (bf16 by default), activations (float32) and the
+ * scratch that reserve() sizes. Every op is queued on the backend's one stream; copy_out() and
+ * sync() wait for it and report any fault a kernel raised (an expert index out of range).
+ *
+ * Errors: no device, no driver or a GPU older than sm_80 → GLMOE_E_UNSUPPORTED (so that callers
+ * can fall back to the CPU); device memory exhausted → GLMOE_E_NOMEM with bytes needed and free;
+ * any other CUDA or cuBLAS failure → GLMOE_E_BACKEND naming the call, file:line and the driver's
+ * message. Nothing here aborts.
+ *
+ * One backend is used by one host thread at a time (its scratch and stream are shared by its
+ * ops), as with the CPU backend. Tested by tests/ops/test_ops.c (every op, through the vtable)
+ * and by tests/golden/test_golden.c --device cuda (whole models against transformers).
+ */
+#ifndef GLMOE_CUDA_BACKEND_H
+#define GLMOE_CUDA_BACKEND_H
+
+#ifdef __cplusplus
+/* util/error.h declares gm_assert_fail with C11's _Noreturn, which C++ spells [[noreturn]]. */
+#ifndef _Noreturn
+#define _Noreturn [[noreturn]]
+#endif
+extern "C" {
+#endif
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+typedef struct cuda_backend_options {
+    int device_index;   /* CUDA device ordinal (default 0) */
+    /* The KV cache holds bf16 (default: half the memory and bandwidth of float32, rel. error
+     * ~4e-3 per element). kv_f32 keeps it float32, so that attention is float32 end to end: the
+     * op tests use it to check the kernels at float32 tolerance. */
+    bool kv_f32;
+} cuda_backend_options;
+
+cuda_backend_options cuda_backend_options_default(void);
+
+/* Creates a backend on device `device_index` with the default options. */
+glmoe_status cuda_backend_create(gm_backend **out, int device_index, gm_err *err);
+glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_backend_options *opt, gm_err *err);
+
+/* True if be is a CUDA backend. */
+bool cuda_backend_is(const gm_backend *be);
+
+/* Checks that `bytes` more (e.g. the model's weights) fit in the device's free memory, keeping a
+ * margin for cuBLAS and the context; else GLMOE_E_NOMEM saying what needs how many bytes and how
+ * many are free. `what` names the allocation in the message ("the weights"). */
+glmoe_status cuda_backend_check_fit(gm_backend *be, uint64_t bytes, const char *what, gm_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * cuda_internal.h — state and device helpers shared by the CUDA backend's files (CUDA C++ only).
+ *
+ *   cuda_backend.cu     vtable, device selection, memory, weight upload, scratch, KV cache, faults
+ *   cuda_matmul.cu      out = x·W^T: GEMV kernel for few rows, cuBLAS (bf16) or a tiled kernel
+ *   cuda_elementwise.cu embed, add_rmsnorm, add, swiglu, rope
+ *   cuda_attention.cu   causal GQA attention over the KV cache (tiled online softmax, split-KV)
+ *   cuda_moe.cu         router and routed experts (decode GEMV, grouped prefill)
+ *
+ * Conventions: every host function returns a glmoe_status and fills gm_err; CU_TRY wraps each
+ * CUDA runtime call and CU_LAUNCHED() follows each kernel launch (a launch can fail late, e.g.
+ * with lazy module loading). Kernels never trap on bad data: they raise a fault word that the
+ * next sync point (copy_out, sync) turns into an error.
+ */
+#ifndef GLMOE_CUDA_INTERNAL_H
+#define GLMOE_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "backend/cuda/cuda_backend.h"
+
+extern "C" {
+#include "util/log.h"
+}
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+glmoe_status cuda_fail(gm_err *err, cudaError_t e, const char *stmt, const char *func, const char *file, int line);
+glmoe_status cublas_fail(gm_err *err, cublasStatus_t s, const char *stmt, const char *func, const char *file,
+                         int line);
+
+#define CU_TRY(stmt)                                                                                 \
+    do {                                                                                             \
+        cudaError_t cu_e_ = (stmt);                                                                  \
+        if (cu_e_ != cudaSuccess) return cuda_fail(err, cu_e_, #stmt, __func__, __FILE__, __LINE__); \
+    } while (0)
+#define CU_LAUNCHED() CU_TRY(cudaGetLastError())
+#define CUBLAS_TRY(stmt)                                                                                   \
+    do {                                                                                                   \
+        cublasStatus_t cb_s_ = (stmt);                                                                     \
+        if (cb_s_ != CUBLAS_STATUS_SUCCESS) return cublas_fail(err, cb_s_, #stmt, __func__, __FILE__, __LINE__); \
+    } while (0)
+
+/* Fault codes a kernel may raise (first one wins; value says which input). */
+enum { CUDA_FAULT_NONE = 0, CUDA_FAULT_TOKEN = 1, CUDA_FAULT_EXPERT = 2 };
+
+/* ---- state -------------------------------------------------------------------------------- */
+
+/* The device table of one layer's routed experts: data pointers and dtypes of gate, up, down. */
+typedef struct cuda_expert {
+    const void *gate, *up, *down;
+    int32_t tgate, tup, tdown, pad;
+} cuda_expert;
+
+typedef struct cuda_expert_table {
+    const gm_weight *key;        /* the host array of gate weights it was built from */
+    int32_t n;
+    cuda_expert *host, *dev;
+} cuda_expert_table;
+
+/* A KV cache: [layer][pos][kv_head][head_dim] for keys and for values, bf16 or float32. */
+typedef struct cuda_kv {
+    int32_t n_layers, n_ctx, n_kv_heads, head_dim;
+    bool bf16;
+    void *k, *v;
+} cuda_kv;
+
+typedef struct cuda_backend {
+    gm_backend base;
+    int device;
+    char device_name[256];
+    int sm_count, cc_major, cc_minor;
+    bool kv_bf16;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+
+    /* Kernel faults: {code, value} on the device, read back into pinned host memory. */
+    int32_t *d_fault, *h_fault;
+    /* Embedding id check: {bad, id}. */
+    int32_t *d_embed_flag, *h_embed_flag;
+
+    /* Weight upload: two pinned slots, each reusable once its event has completed. */
+    void *staging[2];
+    cudaEvent_t staged[2];
+    size_t staging_bytes;
+    int staging_next;
+    uint64_t uploaded, next_report;
+    double upload_t0;
+
+    /* Scratch sized by reserve() (grown, never shrunk). */
+    __nv_bfloat16 *split;        /* x as bf16 hi + lo halves for the cuBLAS path      */
+    size_t split_elems;
+    float *attn_part;            /* split-KV partial results [split][row][D + 2]       */
+    size_t attn_part_floats;
+    float *rope_freq;            /* inv_freq of the last (theta, rotary_dim)           */
+    int32_t rope_half;
+    float rope_theta;
+    int32_t rope_dim;
+    float *route_logits;         /* router logits [n_batch][E]                          */
+    size_t route_logits_cap;
+    /* MoE grouping */
+    int32_t *moe_counts, *moe_fill, *moe_offsets, *moe_ntiles;
+    int4 *moe_tiles;             /* {expert, first slot, rows, 0} per 64-row tile       */
+    int32_t *moe_rows, *moe_slot_of;
+    float *moe_h, *moe_y;
+    size_t moe_rows_cap, moe_h_cap, moe_y_cap, moe_experts_cap, moe_tiles_cap;
+    cuda_expert_table *tables;
+    size_t n_tables, cap_tables;
+} cuda_backend;
+
+static inline cuda_backend *cuda_of(gm_backend *be) { return (cuda_backend *)be; }
+
+/* ---- ops (one per vtable entry) ------------------------------------------------------------ */
+
+glmoe_status cuda_embed(gm_backend *be, float *out, const gm_weight *table, const int32_t *ids, int32_t T,
+                        gm_err *err);
+glmoe_status cuda_add_rmsnorm(gm_backend *be, float *out, float *resid, const float *delta, const gm_weight *w,
+                              int64_t rows, int64_t cols, float eps, gm_err *err);
+glmoe_status cuda_add(gm_backend *be, float *resid, const float *delta, int64_t n, gm_err *err);
+glmoe_status cuda_swiglu(gm_backend *be, float *out, const float *gate, const float *up, int64_t n, gm_err *err);
+glmoe_status cuda_rope(gm_backend *be, float *x, const int32_t *pos, int32_t T, int32_t n_heads, int32_t head_dim,
+                       int32_t rotary_dim, float theta, gm_err *err);
+glmoe_status cuda_matmul(gm_backend *be, float *out, const float *x, const gm_weight *W, const gm_weight *bias,
+                         int32_t T, gm_err *err);
+glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v, gm_kv *kv,
+                            int32_t layer, const gm_attn_params *p, gm_err *err);
+glmoe_status cuda_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x, const gm_weight *router,
+                            const gm_weight *bias, const gm_route_params *p, int32_t T, gm_err *err);
+glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
+                              const float *weights, int32_t top_k, const gm_weight *gate, const gm_weight *up,
+                              const gm_weight *down, int32_t n_experts, int32_t T, gm_err *err);
+
+/* Raises the dynamic shared memory limit of a kernel once (above 48 KB needs an opt-in). */
+glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, gm_err *err);
+
+/* The elementwise/tile building blocks the MoE reuses. */
+glmoe_status cuda_swiglu_launch(cuda_backend *cb, float *out, const float *gate, const float *up, int64_t n,
+                                gm_err *err);
+
+/* ---- device helpers ------------------------------------------------------------------------- */
+
+#define CUDA_WARP 32
+
+__device__ __forceinline__ float cu_to_f(float v) { return v; }
+__device__ __forceinline__ float cu_to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float cu_to_f(__half v) { return __half2float(v); }
+
+/* Eight consecutive weights from a 16-byte (bf16/f16) or 32-byte (f32) aligned address. */
+__device__ __forceinline__ void cu_load8(const __nv_bfloat16 *p, float w[8]) {
+    uint4 u = __ldg(reinterpret_cast<const uint4 *>(p));
+    const uint32_t parts[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        w[2 * i] = __uint_as_float(parts[i] << 16);
+        w[2 * i + 1] = __uint_as_float(parts[i] & 0xffff0000u);
+    }
+}
+__device__ __forceinline__ void cu_load8(const __half *p, float w[8]) {
+    uint4 u = __ldg(reinterpret_cast<const uint4 *>(p));
+    const __half2 *h = reinterpret_cast<const __half2 *>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 f = __half22float2(h[i]);
+        w[2 * i] = f.x;
+        w[2 * i + 1] = f.y;
+    }
+}
+__device__ __forceinline__ void cu_load8(const float *p, float w[8]) {
+    float4 a = __ldg(reinterpret_cast<const float4 *>(p)), b = __ldg(reinterpret_cast<const float4 *>(p) + 1);
+    w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+}
+
+/* Σ w[i] · x[i] for 8 floats of x at a 16-byte aligned address (read-only cache). */
+__device__ __forceinline__ float cu_dot8(const float w[8], const float *x) {
+    const float4 a = __ldg(reinterpret_cast<const float4 *>(x)), b = __ldg(reinterpret_cast<const float4 *>(x) + 1);
+    return w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z + w[7] * b.w;
+}
+
+__device__ __forceinline__ float cu_warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float cu_warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Lane-partial dot products of one weight row w[0..K) with TMAX rows of x (row stride ldx; only
+ * the first T are used). VEC: 8 weights per lane per step, which needs K % 8 == 0 and 16-byte
+ * aligned rows of w and x; otherwise one weight per lane per step. Each lane issues four 16-byte
+ * weight loads before using them: decode is bound by (loads in flight / latency) before it is
+ * bound by bandwidth. Callers reduce acc over the warp with cu_warp_sum. */
+template <typename WT, bool VEC, int TMAX>
+__device__ __forceinline__ void cu_warp_dot(const WT *w, const float *x, int64_t ldx, int T, int K, float acc[TMAX]) {
+    const int lane = threadIdx.x & 31;
+    if (VEC) {
+        int k = lane * 8;
+        /* Four weight loads issued before any is used, then the same one step at a time. */
+        for (; k + 3 * 256 < K; k += 4 * 256) {
+            float wv[4][8];
+#pragma unroll
+            for (int u = 0; u < 4; u++) cu_load8(w + k + u * 256, wv[u]);
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+#pragma unroll
+                for (int t = 0; t < TMAX; t++)
+                    if (t < T) acc[t] += cu_dot8(wv[u], x + t * ldx + k + u * 256);
+        }
+        for (; k < K; k += 256) {
+            float wv[8];
+            cu_load8(w + k, wv);
+#pragma unroll
+            for (int t = 0; t < TMAX; t++)
+                if (t < T) acc[t] += cu_dot8(wv, x + t * ldx + k);
+        }
+    } else {
+        for (int k = lane; k < K; k += 32) {
+            float wv = cu_to_f(w[k]);
+#pragma unroll
+            for (int t = 0; t < TMAX; t++)
+                if (t < T) acc[t] += wv * x[t * ldx + k];
+        }
+    }
+}
+
+/* True if p is aligned to `a` bytes. */
+static inline bool cu_aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+
+/* Blocks of `threads` covering n items (at least 1, at most 2^31 - 1). */
+static inline unsigned cu_blocks(int64_t n, int threads) {
+    int64_t b = (n + threads - 1) / threads;
+    return (unsigned)(b < 1 ? 1 : b > 0x7fffffff ? 0x7fffffff : b);
+}
+
+/* ---- the tiled float32 GEMM core (cuda_matmul.cu; also the grouped MoE GEMMs) -------------- */
+
+/* out tile = A[rows, K] · W[n0.., K]^T with 64x64 tiles, 256 threads, 4x4 outputs per thread,
+ * float32 arithmetic whatever W's dtype (converted in shared memory). */
+#define CU_TILE_M 64
+#define CU_TILE_N 64
+#define CU_TILE_K 16
+
+struct cu_tile_smem {
+    float a[CU_TILE_K][CU_TILE_M + 4];
+    float b[CU_TILE_K][CU_TILE_N + 4];
+};
+
+/* acc[i][j] += Σ_k A[row(ty*4+i)][k] · W[n0 + tx*4 + j][k] where row(r) = a_rows ? a_rows[r] :
+ * r (rows >= m_valid read as zeros) and A rows have stride lda. */
+template <typename WT>
+__device__ __forceinline__ void cu_tile_mma(float acc[4][4], cu_tile_smem &sm, const float *A, const int32_t *a_rows,
+                                            int m_valid, int64_t lda, const WT *W, int n0, int N, int K) {
+    const int tid = threadIdx.x;
+    const int lr = tid >> 2, lk = (tid & 3) * 4; /* loader: row lr, k offset lk..lk+3 */
+    const int ty = tid >> 4, tx = tid & 15;      /* compute: rows ty*4.., cols tx*4.. */
+    const float *arow = nullptr;
+    if (lr < m_valid) arow = A + (int64_t)(a_rows ? a_rows[lr] : lr) * lda;
+    const WT *wrow = n0 + lr < N ? W + (int64_t)(n0 + lr) * K : nullptr;
+    for (int k0 = 0; k0 < K; k0 += CU_TILE_K) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            int k = k0 + lk + q;
+            sm.a[lk + q][lr] = arow && k < K ? arow[k] : 0.0f;
+            sm.b[lk + q][lr] = wrow && k < K ? cu_to_f(wrow[k]) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < CU_TILE_K; kk++) {
+            float4 a = *reinterpret_cast<const float4 *>(&sm.a[kk][ty * 4]);
+            float4 b = *reinterpret_cast<const float4 *>(&sm.b[kk][tx * 4]);
+            const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
+        }
+        __syncthreads();
+    }
+}
+
+/* Calls f.template operator()<WT>() with WT the C++ type of a gm_wtype. */
+#define CU_DISPATCH_WTYPE(type, WT, ...)                                                             \
+    do {                                                                                             \
+        switch (type) {                                                                              \
+        case GM_W_BF16: { typedef __nv_bfloat16 WT; __VA_ARGS__; } break;                            \
+        case GM_W_F16: { typedef __half WT; __VA_ARGS__; } break;                                    \
+        default: { typedef float WT; __VA_ARGS__; } break;                                           \
+        }                                                                                            \
+    } while (0)
+
+#endif

@@ -1,0 +1,596 @@
+/*
+ * cuda_moe.cu — the MoE router and the routed experts (spec §2.6), entirely on the GPU: no host
+ * synchronisation inside a step (the expert counts never travel to the host).
+ *
+ * Router: the logits l = Wr·u of all tokens are one matmul (cuda_matmul: GEMV for decode,
+ * float32-quality tensor cores for prefill), then one block per token selects:
+ *   s = sigmoid(l);  c = s + bias                                      (bias only steers selection)
+ *   groups (n_group > 1): group score = sum of the 2 largest c of the group; the topk_group best
+ *   groups are kept, the others' experts get c = -inf;  idx = top-K of c (K rounds of a block
+ *   argmax; ties go to the lower index, as in the CPU backend);  w = s[idx];
+ *   if norm_topk_prob: w /= Σw + 1e-20;  w *= routed_scaling_factor.
+ *
+ * Experts, out[t] (+)= Σ_j w[t,j] · down_e(silu(gate_e·x[t]) ⊙ up_e·x[t]), e = idx[t,j]:
+ *   - decode (T <= DECODE_MAX_TOKENS): two GEMV launches that read only the selected experts'
+ *     weights, all of them in one launch each: (1) h[t,j] = silu(gate_e·x) ⊙ up_e·x, a warp per
+ *     row of Im (gate and up rows loaded interleaved), grid over (rows, T·K); (2) a warp per
+ *     output row n sums w·down_e[n]·h[t,j] over j and writes (or adds to) out, so no atomics and
+ *     a fixed summation order.
+ *   - prefill: tokens are grouped by expert on the GPU (count, a one-thread plan of offsets and
+ *     64-row tiles, scatter), then two grouped GEMMs over the tile list (gate+up fused with SwiGLU,
+ *     then down), x rows gathered through the row list; a last kernel adds each token's K
+ *     weighted rows back in slot order j. bf16 experts run on the tensor cores with x split into
+ *     bf16 hi + lo (float32 quality, see tc_tile_mma); other dtypes use the float32 tile
+ *     (cu_tile_mma). The grids are sized for the worst case (T·K/64 + E tiles); blocks past the
+ *     real tile count exit at once.
+ * Every expert and projection may have its own dtype (the device table carries it).
+ * Tested by tests/ops/test_ops.c: route K 1/8 of 160, groups, bias, norm, scaling; experts T 1
+ * and 40 with every expert hit, mixed dtypes, accumulate on/off.
+ */
+#include <math.h>
+#include <mma.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_internal.h"
+
+namespace wmma = nvcuda::wmma;
+
+#define ROUTE_THREADS 256
+#define DECODE_MAX_TOKENS 8
+#define EXPERT_WARPS 8
+
+/* ---- router ------------------------------------------------------------------------------------ */
+
+struct route_args {
+    int E, K, H, n_group, topk_group;
+    bool norm;
+    float scaling;
+};
+
+/* True if candidate (av, ai) beats (bv, bi): larger value, or equal value and lower index. */
+__device__ __forceinline__ bool route_better(float av, int ai, float bv, int bi) {
+    return ai >= 0 && (bi < 0 || av > bv || (av == bv && ai < bi));
+}
+
+__global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(int32_t *idx, float *weights, const float *logits,
+                                                              const float *bias, route_args p) {
+    extern __shared__ float rsm[];
+    const int E = p.E, ng = p.n_group;
+    float *s = rsm, *c = s + E, *gscore = c + E;
+    int *taken = (int *)(gscore + ng), *keep = taken + E, *sel = keep + ng;
+    __shared__ float wv[32];
+    __shared__ int wi[32];
+    const int t = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+
+    for (int e = threadIdx.x; e < E; e += blockDim.x) {
+        const float l = logits[(int64_t)t * E + e];
+        s[e] = 1.0f / (1.0f + expf(-l));
+        c[e] = s[e] + (bias ? bias[e] : 0.0f);
+        taken[e] = 0;
+    }
+    __syncthreads();
+
+    if (ng > 1) {
+        const int per = E / ng;
+        for (int gi = threadIdx.x; gi < ng; gi += blockDim.x) {
+            const float *cg = c + gi * per;
+            int b1 = -1, b2 = -1;
+            for (int i = 0; i < per; i++)
+                if (b1 < 0 || cg[i] > cg[b1]) b1 = i;
+            for (int i = 0; i < per; i++)
+                if (i != b1 && (b2 < 0 || cg[i] > cg[b2])) b2 = i;
+            gscore[gi] = cg[b1] + (b2 >= 0 ? cg[b2] : 0.0f);
+            keep[gi] = 0;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0)
+            for (int j = 0; j < p.topk_group && j < ng; j++) {
+                int best = -1;
+                for (int gi = 0; gi < ng; gi++)
+                    if (!keep[gi] && (best < 0 || gscore[gi] > gscore[best])) best = gi;
+                keep[best] = 1;
+            }
+        __syncthreads();
+        for (int e = threadIdx.x; e < E; e += blockDim.x)
+            if (e / per >= ng || !keep[e / per]) c[e] = -INFINITY;
+        __syncthreads();
+    }
+
+    for (int j = 0; j < p.K; j++) {
+        float bv = -INFINITY;
+        int bi = -1;
+        for (int e = threadIdx.x; e < E; e += blockDim.x)
+            if (!taken[e] && route_better(c[e], e, bv, bi)) bv = c[e], bi = e;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (route_better(ov, oi, bv, bi)) bv = ov, bi = oi;
+        }
+        if (lane == 0) wv[warp] = bv, wi[warp] = bi;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float v = wv[0];
+            int b = wi[0];
+            for (int w = 1; w < nwarps; w++)
+                if (route_better(wv[w], wi[w], v, b)) v = wv[w], b = wi[w];
+            sel[j] = b;
+            if (b >= 0) taken[b] = 1;
+        }
+        __syncthreads();
+    }
+
+    if (threadIdx.x == 0) {
+        int32_t *ti = idx + (int64_t)t * p.K;
+        float *tw = weights + (int64_t)t * p.K;
+        float sum = 0.0f;
+        for (int j = 0; j < p.K; j++) {
+            ti[j] = sel[j];
+            tw[j] = s[sel[j]];
+            sum += tw[j];
+        }
+        for (int j = 0; j < p.K; j++) {
+            if (p.norm) tw[j] /= sum + 1e-20f;
+            tw[j] *= p.scaling;
+        }
+    }
+}
+
+glmoe_status cuda_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x, const gm_weight *router,
+                            const gm_weight *bias, const gm_route_params *p, int32_t T, gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    if (T <= 0) return GLMOE_OK;
+    const int n_group = p->n_group > 0 ? p->n_group : 1;
+    if (p->top_k <= 0 || p->top_k > p->n_experts || p->n_experts % n_group || router->rows != p->n_experts)
+        return gm_fail(err, GLMOE_E_ARG, "cuda: moe_route with %d experts (router %lld rows), top-%d, %d groups",
+                       p->n_experts, (long long)router->rows, p->top_k, n_group);
+    route_args a;
+    a.E = p->n_experts;
+    a.K = p->top_k;
+    a.H = (int)router->cols;
+    a.n_group = n_group;
+    a.topk_group = p->topk_group;
+    a.norm = p->norm_topk_prob;
+    a.scaling = p->routed_scaling_factor;
+    const float *b = bias && bias->data ? (const float *)bias->data : nullptr;
+    if ((size_t)T * (size_t)a.E > cb->route_logits_cap)
+        return gm_fail(err, GLMOE_E_BACKEND, "cuda: moe_route of %d tokens x %d experts exceeds the reserved scratch",
+                       T, a.E);
+    glmoe_status s = cuda_matmul(be, cb->route_logits, x, router, nullptr, T, err);
+    if (s) return s;
+    const size_t smem = (size_t)(2 * a.E + a.n_group) * sizeof(float) + (size_t)(a.E + a.n_group + a.K) * sizeof(int);
+    static size_t allowed = 48 * 1024;
+    if (smem > allowed) {
+        if ((s = cuda_allow_smem((const void *)route_kernel, smem, err))) return s;
+        allowed = smem;
+    }
+    route_kernel<<<T, ROUTE_THREADS, smem, cb->stream>>>(idx, weights, cb->route_logits, b, a);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
+/* ---- expert tables ------------------------------------------------------------------------------ */
+
+/* The device table for this layer's experts, rebuilt when the host weights changed (the op tests
+ * reuse arrays; a model's never change). The check is a memcmp of 40 bytes per expert. */
+static glmoe_status expert_table(cuda_backend *cb, const gm_weight *gate, const gm_weight *up, const gm_weight *down,
+                                 int E, const cuda_expert **out, gm_err *err) {
+    cuda_expert_table *tb = nullptr;
+    for (size_t i = 0; i < cb->n_tables; i++)
+        if (cb->tables[i].key == gate && cb->tables[i].n == E) tb = &cb->tables[i];
+    if (!tb) {
+        if (cb->n_tables == cb->cap_tables) {
+            size_t cap = cb->cap_tables ? 2 * cb->cap_tables : 16;
+            cuda_expert_table *t = (cuda_expert_table *)realloc(cb->tables, cap * sizeof *t);
+            if (!t) return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
+            cb->tables = t;
+            cb->cap_tables = cap;
+        }
+        tb = &cb->tables[cb->n_tables];
+        memset(tb, 0, sizeof *tb);
+        tb->host = (cuda_expert *)calloc(2 * (size_t)E, sizeof(cuda_expert));
+        if (!tb->host) return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
+        CU_TRY(cudaMalloc((void **)&tb->dev, (size_t)E * sizeof(cuda_expert)));
+        tb->key = gate;
+        tb->n = E;
+        cb->n_tables++;
+        memset(tb->host, 0xff, (size_t)E * sizeof(cuda_expert)); /* differs from any real table */
+    }
+    cuda_expert *fresh = tb->host + E;
+    for (int e = 0; e < E; e++) {
+        fresh[e].gate = gate[e].data;
+        fresh[e].up = up[e].data;
+        fresh[e].down = down[e].data;
+        fresh[e].tgate = gate[e].type;
+        fresh[e].tup = up[e].type;
+        fresh[e].tdown = down[e].type;
+        fresh[e].pad = 0;
+    }
+    if (memcmp(fresh, tb->host, (size_t)E * sizeof(cuda_expert))) {
+        memcpy(tb->host, fresh, (size_t)E * sizeof(cuda_expert));
+        /* Stream-ordered after every kernel that read the old table. */
+        CU_TRY(cudaMemcpyAsync(tb->dev, tb->host, (size_t)E * sizeof(cuda_expert), cudaMemcpyHostToDevice, cb->stream));
+    }
+    *out = tb->dev;
+    return GLMOE_OK;
+}
+
+/* ---- decode: GEMV over the selected experts ---------------------------------------------------- */
+
+/* Lane partials of a weight row of any dtype dotted with a float32 vector (reduce with
+ * cu_warp_sum). */
+__device__ __forceinline__ float warp_dot_partial_any(int type, const void *w, const float *x, int K) {
+    const bool vec = (K & 7) == 0 && (((uintptr_t)w | (uintptr_t)x) & 15) == 0;
+    float acc[1] = {0.0f};
+    switch (type) {
+    case GM_W_BF16:
+        if (vec) cu_warp_dot<__nv_bfloat16, true, 1>((const __nv_bfloat16 *)w, x, K, 1, K, acc);
+        else cu_warp_dot<__nv_bfloat16, false, 1>((const __nv_bfloat16 *)w, x, K, 1, K, acc);
+        break;
+    case GM_W_F16:
+        if (vec) cu_warp_dot<__half, true, 1>((const __half *)w, x, K, 1, K, acc);
+        else cu_warp_dot<__half, false, 1>((const __half *)w, x, K, 1, K, acc);
+        break;
+    default:
+        if (vec) cu_warp_dot<float, true, 1>((const float *)w, x, K, 1, K, acc);
+        else cu_warp_dot<float, false, 1>((const float *)w, x, K, 1, K, acc);
+        break;
+    }
+    return acc[0];
+}
+
+__device__ __forceinline__ float warp_dot_any(int type, const void *w, const float *x, int K) {
+    return cu_warp_sum(warp_dot_partial_any(type, w, x, K));
+}
+
+/* Lane partials of two rows of the same dtype (an expert's gate and up rows) against one x, with
+ * the loads of both rows interleaved (twice the loads in flight of two separate passes). Needs
+ * K % 8 == 0 and 16-byte aligned rows. */
+template <typename WT>
+__device__ __forceinline__ void warp_dot2_vec(const WT *g, const WT *u, const float *x, int K, float &ag, float &au) {
+    int k = (threadIdx.x & 31) * 8;
+    for (; k + 256 < K; k += 512) {
+        float g0[8], g1[8], u0[8], u1[8];
+        cu_load8(g + k, g0);
+        cu_load8(u + k, u0);
+        cu_load8(g + k + 256, g1);
+        cu_load8(u + k + 256, u1);
+        ag += cu_dot8(g0, x + k) + cu_dot8(g1, x + k + 256);
+        au += cu_dot8(u0, x + k) + cu_dot8(u1, x + k + 256);
+    }
+    for (; k < K; k += 256) {
+        float g0[8], u0[8];
+        cu_load8(g + k, g0);
+        cu_load8(u + k, u0);
+        ag += cu_dot8(g0, x + k);
+        au += cu_dot8(u0, x + k);
+    }
+}
+
+__device__ __forceinline__ size_t wtype_bytes(int type) { return type == GM_W_F32 ? 4 : 2; }
+
+__device__ __forceinline__ void raise_expert_fault(int32_t *fault, int e) {
+    if (atomicCAS(fault, 0, CUDA_FAULT_EXPERT) == 0) fault[1] = e;
+}
+
+__global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_gateup_gemv(float *h, const float *x, const int32_t *idx,
+                                                                        const cuda_expert *ex, int E, int K, int H,
+                                                                        int Im, int32_t *fault) {
+    const int r = blockIdx.y, t = r / K, e = idx[r];
+    if (e < 0 || e >= E) {
+        if (blockIdx.x == 0 && threadIdx.x == 0) raise_expert_fault(fault, e);
+        return;
+    }
+    const int i = blockIdx.x * EXPERT_WARPS + (threadIdx.x >> 5);
+    if (i >= Im) return;
+    const cuda_expert xe = ex[e];
+    const float *u = x + (int64_t)t * H;
+    const void *grow = (const char *)xe.gate + (size_t)i * H * wtype_bytes(xe.tgate);
+    const void *urow = (const char *)xe.up + (size_t)i * H * wtype_bytes(xe.tup);
+    float g, v;
+    if (xe.tgate == xe.tup && (H & 7) == 0 && (((uintptr_t)grow | (uintptr_t)urow | (uintptr_t)u) & 15) == 0) {
+        float ag = 0.0f, au = 0.0f;
+        CU_DISPATCH_WTYPE(xe.tgate, WT, warp_dot2_vec<WT>((const WT *)grow, (const WT *)urow, u, H, ag, au));
+        g = cu_warp_sum(ag);
+        v = cu_warp_sum(au);
+    } else {
+        g = warp_dot_any(xe.tgate, grow, u, H);
+        v = warp_dot_any(xe.tup, urow, u, H);
+    }
+    if ((threadIdx.x & 31) == 0) h[(int64_t)r * Im + i] = g / (1.0f + expf(-g)) * v;
+}
+
+__global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_down_gemv(float *out, bool accumulate, const float *h,
+                                                                      const int32_t *idx, const float *w,
+                                                                      const cuda_expert *ex, int E, int K, int H,
+                                                                      int Im) {
+    const int t = blockIdx.y, n = blockIdx.x * EXPERT_WARPS + (threadIdx.x >> 5);
+    if (n >= H) return;
+    float acc = 0.0f;
+    for (int j = 0; j < K; j++) {
+        const int r = t * K + j, e = idx[r];
+        if (e < 0 || e >= E) continue; /* raised by expert_gateup_gemv */
+        const cuda_expert xe = ex[e];
+        /* Lane partials, weighted, summed over j; one reduction at the end. */
+        acc += w[r] * warp_dot_partial_any(xe.tdown, (const char *)xe.down + (size_t)n * Im * wtype_bytes(xe.tdown),
+                                           h + (int64_t)r * Im, Im);
+    }
+    acc = cu_warp_sum(acc);
+    if ((threadIdx.x & 31) == 0) {
+        float *o = out + (int64_t)t * H + n;
+        *o = (accumulate ? *o : 0.0f) + acc;
+    }
+}
+
+/* ---- prefill: grouping and grouped GEMMs ------------------------------------------------------- */
+
+__global__ void moe_count_kernel(const int32_t *idx, int64_t n, int E, int32_t *counts, int32_t *fault) {
+    for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < n; r += (int64_t)gridDim.x * blockDim.x) {
+        const int e = idx[r];
+        if (e < 0 || e >= E) raise_expert_fault(fault, e);
+        else atomicAdd(&counts[e], 1);
+    }
+}
+
+/* One thread: E is a few hundred at most, and this avoids a scan across blocks. */
+__global__ void moe_plan_kernel(const int32_t *counts, int E, int32_t *offsets, int32_t *fill, int4 *tiles,
+                                int32_t *ntiles) {
+    int off = 0, nt = 0;
+    for (int e = 0; e < E; e++) {
+        const int c = counts[e];
+        offsets[e] = off;
+        fill[e] = 0;
+        for (int b = 0; b < c; b += CU_TILE_M) tiles[nt++] = make_int4(e, off + b, min(CU_TILE_M, c - b), 0);
+        off += c;
+    }
+    offsets[E] = off;
+    *ntiles = nt;
+}
+
+__global__ void moe_scatter_kernel(const int32_t *idx, int64_t n, int K, int E, const int32_t *offsets, int32_t *fill,
+                                   int32_t *rows, int32_t *slot_of) {
+    for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < n; r += (int64_t)gridDim.x * blockDim.x) {
+        const int e = idx[r];
+        if (e < 0 || e >= E) {
+            slot_of[r] = -1;
+            continue;
+        }
+        const int slot = offsets[e] + atomicAdd(&fill[e], 1);
+        rows[slot] = (int32_t)(r / K);
+        slot_of[r] = slot;
+    }
+}
+
+/* ---- tensor-core tiles (bf16 experts) ----------------------------------------------------------
+ *
+ * acc += A[64 rows, K] · W[n0 + 0..63, K]^T on the tensor cores (wmma 16x16x16, bf16 in, float32
+ * sums). A is float32 (x or h): each element is split into bf16 hi + lo as it enters shared
+ * memory and both halves are multiplied, so the product keeps 16 significant bits of A against
+ * the exact bf16 weight: within ~4e-6 of float32 (the cuBLAS path of cuda_matmul.cu does the
+ * same). Warp w of 8 owns rows 16 (w % 4).. and columns 32 (w / 4).. of the 64x64 tile: two
+ * accumulator fragments per weight matrix. NB weight matrices share the A tile (gate and up). */
+#define TC_KS 32                 /* k per shared-memory stage */
+#define TC_LD (TC_KS + 8)        /* row stride in bf16: a multiple of 8, rows stay 16-byte aligned */
+#define TC_LDC (CU_TILE_N + 4)   /* float row stride of the epilogue tile */
+
+typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> tc_acc;
+
+template <int NB>
+struct tc_smem {
+    __nv_bfloat16 ahi[CU_TILE_M][TC_LD], alo[CU_TILE_M][TC_LD], b[NB][CU_TILE_N][TC_LD];
+};
+
+template <int NB>
+__device__ __forceinline__ void tc_tile_mma(tc_acc (&acc)[NB][2], tc_smem<NB> &sm, const float *A,
+                                            const int32_t *a_rows, int m_valid, int64_t lda,
+                                            const __nv_bfloat16 *const (&W)[NB], int n0, int N, int K) {
+    const int tid = threadIdx.x, warp = tid >> 5, wm = warp & 3, wn = warp >> 2;
+    const int lr = tid >> 2, lk = (tid & 3) * 8; /* loader: row lr, k offsets lk..lk+7 */
+    const float *arow = nullptr;
+    if (lr < m_valid) arow = A + (int64_t)(a_rows ? a_rows[lr] : lr) * lda;
+    const __nv_bfloat16 *wrow[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) wrow[b] = n0 + lr < N ? W[b] + (int64_t)(n0 + lr) * K : nullptr;
+    for (int k0 = 0; k0 < K; k0 += TC_KS) {
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            const int k = k0 + lk + q;
+            const float v = arow && k < K ? arow[k] : 0.0f;
+            const __nv_bfloat16 hi = __float2bfloat16_rn(v);
+            sm.ahi[lr][lk + q] = hi;
+            sm.alo[lr][lk + q] = __float2bfloat16_rn(v - __bfloat162float(hi));
+#pragma unroll
+            for (int b = 0; b < NB; b++) sm.b[b][lr][lk + q] = wrow[b] && k < K ? wrow[b][k] : __float2bfloat16_rn(0.0f);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < TC_KS; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> ah, al;
+            wmma::load_matrix_sync(ah, &sm.ahi[wm * 16][kk], TC_LD);
+            wmma::load_matrix_sync(al, &sm.alo[wm * 16][kk], TC_LD);
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    /* B(k, n) = W[n0 + n][k]: W's rows are B's columns. */
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf;
+                    wmma::load_matrix_sync(bf, &sm.b[b][wn * 32 + j * 16][kk], TC_LD);
+                    wmma::mma_sync(acc[b][j], ah, bf, acc[b][j]);
+                    wmma::mma_sync(acc[b][j], al, bf, acc[b][j]);
+                }
+        }
+        __syncthreads();
+    }
+}
+
+/* The accumulators of matrix b into c[b] (a 64 x TC_LDC float tile). */
+template <int NB>
+__device__ __forceinline__ void tc_store(float (*c)[CU_TILE_M][TC_LDC], tc_acc (&acc)[NB][2]) {
+    const int warp = threadIdx.x >> 5, wm = warp & 3, wn = warp >> 2;
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            wmma::store_matrix_sync(&c[b][wm * 16][wn * 32 + j * 16], acc[b][j], TC_LDC, wmma::mem_row_major);
+}
+
+/* Shared memory of the grouped kernels: the tensor-core stages, then (reused) the epilogue tile,
+ * or the float32 tile of the other dtypes. */
+template <int NB>
+union moe_smem {
+    tc_smem<NB> tc;
+    float c[NB][CU_TILE_M][TC_LDC];
+    cu_tile_smem simt;
+};
+
+__global__ void __launch_bounds__(256) moe_gateup_tile_kernel(float *h, const float *x, const int32_t *rows,
+                                                              const int4 *tiles, const int32_t *ntiles,
+                                                              const cuda_expert *ex, int H, int Im) {
+    if ((int)blockIdx.y >= *ntiles) return;
+    __shared__ __align__(32) moe_smem<2> smu;
+    const int4 tl = tiles[blockIdx.y];
+    const cuda_expert xe = ex[tl.x];
+    const int slot0 = tl.y, m = tl.z, n0 = blockIdx.x * CU_TILE_N;
+    if (xe.tgate == GM_W_BF16 && xe.tup == GM_W_BF16) {
+        tc_acc acc[2][2];
+#pragma unroll
+        for (int b = 0; b < 2; b++)
+#pragma unroll
+            for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[b][j], 0.0f);
+        const __nv_bfloat16 *const W[2] = {(const __nv_bfloat16 *)xe.gate, (const __nv_bfloat16 *)xe.up};
+        tc_tile_mma<2>(acc, smu.tc, x, rows + slot0, m, H, W, n0, Im, H);
+        tc_store<2>(smu.c, acc); /* the last __syncthreads of the loop freed the stages */
+        __syncthreads();
+        for (int i = threadIdx.x; i < CU_TILE_M * CU_TILE_N; i += blockDim.x) {
+            const int row = i / CU_TILE_N, col = i % CU_TILE_N, n = n0 + col;
+            if (row < m && n < Im) {
+                const float g = smu.c[0][row][col], u = smu.c[1][row][col];
+                h[(int64_t)(slot0 + row) * Im + n] = g / (1.0f + expf(-g)) * u;
+            }
+        }
+        return;
+    }
+    cu_tile_smem &sm = smu.simt;
+    float g[4][4] = {}, u[4][4] = {};
+    CU_DISPATCH_WTYPE(xe.tgate, WT, cu_tile_mma<WT>(g, sm, x, rows + slot0, m, H, (const WT *)xe.gate, n0, Im, H));
+    CU_DISPATCH_WTYPE(xe.tup, WT, cu_tile_mma<WT>(u, sm, x, rows + slot0, m, H, (const WT *)xe.up, n0, Im, H));
+    const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int row = ty * 4 + i;
+        if (row >= m) continue;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int n = n0 + tx * 4 + j;
+            if (n < Im) h[(int64_t)(slot0 + row) * Im + n] = g[i][j] / (1.0f + expf(-g[i][j])) * u[i][j];
+        }
+    }
+}
+
+__global__ void __launch_bounds__(256) moe_down_tile_kernel(float *y, const float *h, const int4 *tiles,
+                                                            const int32_t *ntiles, const cuda_expert *ex, int H,
+                                                            int Im) {
+    if ((int)blockIdx.y >= *ntiles) return;
+    __shared__ __align__(32) moe_smem<1> smu;
+    const int4 tl = tiles[blockIdx.y];
+    const cuda_expert xe = ex[tl.x];
+    const int slot0 = tl.y, m = tl.z, n0 = blockIdx.x * CU_TILE_N;
+    if (xe.tdown == GM_W_BF16) {
+        tc_acc tacc[1][2];
+        wmma::fill_fragment(tacc[0][0], 0.0f);
+        wmma::fill_fragment(tacc[0][1], 0.0f);
+        const __nv_bfloat16 *const W[1] = {(const __nv_bfloat16 *)xe.down};
+        tc_tile_mma<1>(tacc, smu.tc, h + (int64_t)slot0 * Im, nullptr, m, Im, W, n0, H, Im);
+        tc_store<1>(smu.c, tacc);
+        __syncthreads();
+        for (int i = threadIdx.x; i < CU_TILE_M * CU_TILE_N; i += blockDim.x) {
+            const int row = i / CU_TILE_N, col = i % CU_TILE_N, n = n0 + col;
+            if (row < m && n < H) y[(int64_t)(slot0 + row) * H + n] = smu.c[0][row][col];
+        }
+        return;
+    }
+    cu_tile_smem &sm = smu.simt;
+    float acc[4][4] = {};
+    CU_DISPATCH_WTYPE(xe.tdown, WT,
+                      cu_tile_mma<WT>(acc, sm, h + (int64_t)slot0 * Im, nullptr, m, Im, (const WT *)xe.down, n0, H, Im));
+    const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int row = ty * 4 + i;
+        if (row >= m) continue;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int n = n0 + tx * 4 + j;
+            if (n < H) y[(int64_t)(slot0 + row) * H + n] = acc[i][j];
+        }
+    }
+}
+
+__global__ void moe_combine_kernel(float *out, bool accumulate, const float *y, const int32_t *slot_of,
+                                   const float *w, int K, int H) {
+    const int t = blockIdx.x;
+    for (int n = threadIdx.x; n < H; n += blockDim.x) {
+        float acc = accumulate ? out[(int64_t)t * H + n] : 0.0f;
+        for (int j = 0; j < K; j++) {
+            const int s = slot_of[t * K + j];
+            if (s >= 0) acc += w[t * K + j] * y[(int64_t)s * H + n];
+        }
+        out[(int64_t)t * H + n] = acc;
+    }
+}
+
+/* ---- entry --------------------------------------------------------------------------------------- */
+
+glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
+                              const float *weights, int32_t top_k, const gm_weight *gate, const gm_weight *up,
+                              const gm_weight *down, int32_t n_experts, int32_t T, gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    if (T <= 0) return GLMOE_OK;
+    const int H = (int)down[0].rows, Im = (int)gate[0].rows, K = top_k, E = n_experts;
+    const int64_t n_rows = (int64_t)T * K;
+    if ((size_t)n_rows > cb->moe_rows_cap || (size_t)(n_rows * Im) > cb->moe_h_cap ||
+        (size_t)(n_rows * H) > cb->moe_y_cap || (size_t)E > cb->moe_experts_cap)
+        return gm_fail(err, GLMOE_E_BACKEND,
+                       "cuda: moe_experts: %lld rows of width %d/%d over %d experts exceed the reserved scratch",
+                       (long long)n_rows, H, Im, E);
+    const cuda_expert *ex = nullptr;
+    glmoe_status s = expert_table(cb, gate, up, down, E, &ex, err);
+    if (s) return s;
+
+    if (T <= DECODE_MAX_TOKENS) {
+        dim3 g1(cu_blocks(Im, EXPERT_WARPS), (unsigned)n_rows);
+        expert_gateup_gemv<<<g1, EXPERT_WARPS * 32, 0, cb->stream>>>(cb->moe_h, x, idx, ex, E, K, H, Im, cb->d_fault);
+        CU_LAUNCHED();
+        dim3 g2(cu_blocks(H, EXPERT_WARPS), (unsigned)T);
+        expert_down_gemv<<<g2, EXPERT_WARPS * 32, 0, cb->stream>>>(out, accumulate, cb->moe_h, idx, weights, ex, E, K,
+                                                                    H, Im);
+        CU_LAUNCHED();
+        return GLMOE_OK;
+    }
+
+    const unsigned max_tiles = (unsigned)((n_rows + CU_TILE_M - 1) / CU_TILE_M + E);
+    if (max_tiles > cb->moe_tiles_cap)
+        return gm_fail(err, GLMOE_E_BACKEND, "cuda: moe_experts: %u tiles exceed the reserved %zu", max_tiles,
+                       cb->moe_tiles_cap);
+    CU_TRY(cudaMemsetAsync(cb->moe_counts, 0, (size_t)E * sizeof(int32_t), cb->stream));
+    const unsigned rb = cu_blocks(n_rows, 256);
+    moe_count_kernel<<<rb, 256, 0, cb->stream>>>(idx, n_rows, E, cb->moe_counts, cb->d_fault);
+    CU_LAUNCHED();
+    moe_plan_kernel<<<1, 1, 0, cb->stream>>>(cb->moe_counts, E, cb->moe_offsets, cb->moe_fill, cb->moe_tiles,
+                                             cb->moe_ntiles);
+    CU_LAUNCHED();
+    moe_scatter_kernel<<<rb, 256, 0, cb->stream>>>(idx, n_rows, K, E, cb->moe_offsets, cb->moe_fill, cb->moe_rows,
+                                                   cb->moe_slot_of);
+    CU_LAUNCHED();
+    dim3 g1(cu_blocks(Im, CU_TILE_N), max_tiles);
+    moe_gateup_tile_kernel<<<g1, 256, 0, cb->stream>>>(cb->moe_h, x, cb->moe_rows, cb->moe_tiles, cb->moe_ntiles, ex,
+                                                       H, Im);
+    CU_LAUNCHED();
+    dim3 g2(cu_blocks(H, CU_TILE_N), max_tiles);
+    moe_down_tile_kernel<<<g2, 256, 0, cb->stream>>>(cb->moe_y, cb->moe_h, cb->moe_tiles, cb->moe_ntiles, ex, H, Im);
+    CU_LAUNCHED();
+    moe_combine_kernel<<<(unsigned)T, 256, 0, cb->stream>>>(out, accumulate, cb->moe_y, cb->moe_slot_of, weights, K, H);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}

@@ -1,0 +1,216 @@
+#!/bin/bash
+# run_gpu.sh — builds glmoe with the CUDA backend on a GPU machine, checks it and times it, in one
+# go (one device call), and prints a short table last.
+#
+#   tools/gpu/run_gpu.sh [--no-synthetic] [--profile]
+#
+# Logs are written to $GLMOE_GPU_LOGS (default /tmp/glmoe-gpu-logs) and packed at the end into
+# $OUT/gpu-logs.tgz, next to $OUT/table.txt ($OUT defaults to ./gpu-out). Steps:
+#   1. dependencies: every .deb in $GLMOE_GPU_DEPS (default ./.gpu-deps: the -dev packages of
+#      jansson, OpenBLAS, oniguruma, utf8proc, zlib, their runtime libraries and pkgconf, fetched
+#      with `apt-get download`) is unpacked with dpkg -x into a private prefix, and pkg-config, the
+#      linker and the loader are pointed there; nothing is installed into the system;
+#   2. configure and build (Release, sm_90, warnings not fatal: CI enforces them);
+#   3. tests/ops/test_ops: every op on the CPU and on the GPU (float32 KV cache) against the
+#      float64 reference; on failure it runs again under compute-sanitizer memcheck;
+#   4. test_golden --device cuda on every golden case: rel. L2 of the logits <= 1e-2 in one
+#      prefill, in uneven chunks and token by token, and identical greedy ids;
+#   5. bad state: no visible GPU (CUDA_VISIBLE_DEVICES=) must give a SKIP / a clear error and
+#      --device auto must fall back to the CPU;
+#   6. timing: glmoe_gpu_bench on each golden case and, unless --no-synthetic, on a
+#      GLM-4.5-Air-shaped model cut to 4 layers (tools/gpu/make_synthetic.py, random weights);
+#      with --profile, Nsight Compute times the kernels of one decode step of that model
+#      (ncu --clock-control none: the card's clocks are left alone) into ncu_decode.csv.
+# Exit status: 0 when every check passed.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=${OUT:-$ROOT/gpu-out}
+DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
+BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
+PREFIX=/tmp/glmoe-gpu-deps
+SYNTH=1
+PROFILE=0
+for a in "$@"; do
+    case $a in
+    --no-synthetic) SYNTH=0 ;;
+    --profile) PROFILE=1 ;;
+    *) echo "usage: run_gpu.sh [--no-synthetic] [--profile]" >&2; exit 2 ;;
+    esac
+done
+LOGS=${GLMOE_GPU_LOGS:-/tmp/glmoe-gpu-logs}
+mkdir -p "$OUT"
+rm -rf "$LOGS" && mkdir -p "$LOGS"
+TABLE="$LOGS/table.txt"
+: > "$TABLE"
+START=$(date +%s)
+# Whatever happened, leave the logs and the table in $OUT (a device call returns only $OUT).
+pack() { tar czf "$OUT/gpu-logs.tgz" -C "$LOGS" . 2>/dev/null; cp "$TABLE" "$OUT/table.txt" 2>/dev/null; }
+trap pack EXIT
+FAILED=0
+row() { printf '%-30s %s\n' "$1" "$2" >> "$TABLE"; }
+fail() { row "$1" "FAIL: $2"; FAILED=1; }
+secs() { echo $(( $(date +%s) - $1 )); }
+
+# ---- the machine ---------------------------------------------------------------------------------
+CARD=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+NVCC=$(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*, V[0-9.]*' | head -1)
+row "machine" "${CARD:-no nvidia-smi}; nvcc ${NVCC:-?}; $(date -u +%Y-%m-%dT%H:%MZ)"
+nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1
+
+# ---- 1. dependencies -------------------------------------------------------------------------------
+CMAKE_EXTRA=()
+if ls "$DEPS"/*.deb > /dev/null 2>&1; then
+    rm -rf "$PREFIX" && mkdir -p "$PREFIX"
+    for f in "$DEPS"/*.deb; do dpkg -x "$f" "$PREFIX"; done
+    find "$PREFIX" -name '*.pc' -exec sed -i "s#=/usr#=$PREFIX/usr#g" {} +
+    # Absolute symlinks (zlib's libz.so -> /lib/...) must point into the prefix too.
+    find "$PREFIX" -type l -lname '/*' | while read -r l; do ln -sf "$PREFIX$(readlink "$l")" "$l"; done
+    L=$PREFIX/usr/lib/x86_64-linux-gnu
+    export PKG_CONFIG_LIBDIR=$L/pkgconfig:$L/openblas-pthread/pkgconfig:$PREFIX/usr/share/pkgconfig
+    export LD_LIBRARY_PATH=$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export LIBRARY_PATH=$L:$L/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}
+    command -v pkg-config > /dev/null || CMAKE_EXTRA+=(-DPKG_CONFIG_EXECUTABLE=$PREFIX/usr/bin/pkgconf)
+    CMAKE_EXTRA+=(-DCMAKE_PREFIX_PATH=$PREFIX/usr) # find_package(ZLIB) and the like
+fi
+
+# ---- 2. build --------------------------------------------------------------------------------------
+t=$(date +%s)
+if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
+        "${CMAKE_EXTRA[@]}" > "$LOGS/configure.log" 2>&1 &&
+   grep -q "CUDA backend ON" "$LOGS/configure.log" &&
+   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_golden glmoe_gpu_bench glmoe_cli > "$LOGS/build.log" 2>&1; then
+    row "build" "ok ($(secs $t) s)"
+else
+    fail "build" "see configure.log / build.log ($(tail -3 "$LOGS/build.log" "$LOGS/configure.log" 2>/dev/null | tr '\n' ' ' | cut -c1-200))"
+    cat "$TABLE"
+    exit 1
+fi
+
+# ---- 3. op tests -----------------------------------------------------------------------------------
+t=$(date +%s)
+timeout 120 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops.log" 2>&1
+rc=$?
+if [ $rc = 0 ]; then
+    row "test_ops (cpu + cuda)" "ok ($(secs $t) s): $(tail -1 "$LOGS/test_ops.log")"
+else
+    fail "test_ops (cpu + cuda)" "rc $rc, $(grep -c FAIL "$LOGS/test_ops.log") failures; first: $(grep -m1 FAIL "$LOGS/test_ops.log" | cut -c1-160)"
+    # Out-of-bounds accesses and races show up here (not after a hang: that would take too long).
+    [ $rc != 124 ] && command -v compute-sanitizer > /dev/null &&
+        timeout 120 compute-sanitizer --tool memcheck --print-limit 20 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_memcheck.log" 2>&1
+fi
+grep '^  \[cuda' "$LOGS/test_ops.log" | sed 's/^  //' | while read -r l; do row "  op" "$l"; done
+if grep -q '^SKIP' "$LOGS/test_ops.log"; then # a GPU is expected here
+    fail "  op" "$(grep -m1 '^SKIP' "$LOGS/test_ops.log")"
+fi
+
+# ---- 4. golden cases on the GPU --------------------------------------------------------------------
+: > "$LOGS/golden_cuda.log"
+for ref in "$ROOT"/tests/golden/*/reference.json; do
+    dir=$(dirname "$ref")
+    name=$(basename "$dir")
+    log="$LOGS/golden_cuda_$name.log"
+    if timeout 60 "$BUILD/tests/golden/test_golden" "$dir" --device cuda > "$log" 2>&1; then status=ok; else status=FAIL; FAILED=1; fi
+    # This script runs where a GPU is expected: a skip is a failure here.
+    if grep -q '^SKIP' "$log"; then status=SKIP; FAILED=1; fi
+    cat "$log" >> "$LOGS/golden_cuda.log"
+    l2=$(grep -o 'rel L2 = [0-9.e+-]*' "$log" | awk '{print $4}' | paste -sd/ -)
+    greedy=$(grep -o 'greedy continuation of [0-9]* tokens: [A-Za-z]*' "$log" | awk '{print $6" ("$4" tokens)"}')
+    skip=$(grep -m1 '^SKIP' "$log")
+    row "golden $name" "$status: rel L2 ${l2:-?} (prefill/chunks/1-by-1); greedy ${greedy:-?} ${skip}"
+done
+
+# ---- 5. no GPU -------------------------------------------------------------------------------------
+first_case=$(dirname "$(ls "$ROOT"/tests/golden/*/reference.json | head -1)")
+if CUDA_VISIBLE_DEVICES= timeout 30 "$BUILD/tests/golden/test_golden" "$first_case" --device cuda > "$LOGS/nogpu.log" 2>&1 &&
+   grep -q '^SKIP: no CUDA device' "$LOGS/nogpu.log"; then
+    row "no GPU: --device cuda" "ok: $(grep -m1 SKIP "$LOGS/nogpu.log" | cut -c1-120)"
+else
+    fail "no GPU: --device cuda" "$(tail -1 "$LOGS/nogpu.log")"
+fi
+if CUDA_VISIBLE_DEVICES= timeout 60 "$BUILD/glmoe_gpu_bench" "$first_case" --device auto --prompt 8 --gen 4 --reps 1 \
+        > "$LOGS/nogpu_auto.log" 2>&1 && grep -q 'backend=cpu' "$LOGS/nogpu_auto.log"; then
+    row "no GPU: --device auto" "ok: fell back to the CPU"
+else
+    fail "no GPU: --device auto" "$(tail -1 "$LOGS/nogpu_auto.log")"
+fi
+
+# ---- 6. timing -------------------------------------------------------------------------------------
+# The card's copy bandwidth (bytes read + written), the ceiling for decode.
+BW=$(timeout 60 python3 -c '
+import torch
+x = torch.empty(1 << 30, dtype=torch.uint8, device="cuda"); y = torch.empty_like(x)
+for _ in range(3): y.copy_(x)
+s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+s.record()
+for _ in range(20): y.copy_(x)
+e.record(); torch.cuda.synchronize()
+print("%.0f" % (2 * 20 * x.numel() / (s.elapsed_time(e) * 1e-3) / 1e9))' 2>/dev/null)
+row "copy bandwidth" "${BW:-?} GB/s (device-to-device, read + write, torch)"
+: > "$LOGS/bench.log"
+bench() { # name dir args...
+    local name=$1 dir=$2
+    shift 2
+    if timeout 150 "$BUILD/glmoe_gpu_bench" "$dir" --device cuda "$@" > "$LOGS/bench_$name.log" 2>&1; then
+        local l
+        l=$(grep '^bench ' "$LOGS/bench_$name.log")
+        echo "$l" >> "$LOGS/bench.log"
+        row "bench $name" "$(echo "$l" | tr ' ' '\n' | grep -E '^(prompt|prefill_ms|prefill_tok_s|gen|decode_ms_tok|load_s)=' | paste -sd' ' -)"
+    else
+        fail "bench $name" "$(tail -1 "$LOGS/bench_$name.log")"
+    fi
+}
+for ref in "$ROOT"/tests/golden/*/reference.json; do
+    dir=$(dirname "$ref")
+    bench "$(basename "$dir")" "$dir" --prompt 128 --gen 128
+done
+if [ $SYNTH = 1 ] && [ $(secs $START) -gt 330 ]; then
+    row "synthetic air x4" "skipped: $(secs $START) s spent already"
+elif [ $SYNTH = 1 ]; then
+    SDIR=/dev/shm/glmoe-air4
+    [ -d /dev/shm ] && [ "$(df -k --output=avail /dev/shm 2>/dev/null | tail -1)" -gt 20000000 ] 2>/dev/null || SDIR=/tmp/glmoe-air4
+    t=$(date +%s)
+    if timeout 150 python3 "$ROOT/tools/gpu/make_synthetic.py" "$SDIR" --shape air --layers 4 > "$LOGS/synthetic.log" 2>&1; then
+        row "synthetic air x4" "written in $(secs $t) s ($(du -sh "$SDIR" | cut -f1))"
+        bench air4 "$SDIR" --prompt 512 --gen 64 --reps 3
+        if [ $PROFILE = 1 ] && command -v ncu > /dev/null; then
+            # Skip the warm-up and the prefills (about 500 of these launches), then one decode step (72).
+            timeout 150 ncu --clock-control none -k 'regex:gemv|expert|attn|route|rmsnorm|rope|kv_store|embed|swiglu|add' \
+                --launch-skip 600 --launch-count 72 --csv \
+                --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
+                "$BUILD/glmoe_gpu_bench" "$SDIR" --device cuda --prompt 512 --gen 16 --reps 3 \
+                > "$LOGS/ncu_decode.csv" 2> "$LOGS/ncu_decode.err"
+            python3 - "$LOGS/ncu_decode.csv" > "$LOGS/ncu_summary.txt" 2>&1 << 'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+h = rows[0]; rows = rows[1:]
+ki, mi, vi, ui = h.index("Kernel Name"), h.index("Metric Name"), h.index("Metric Value"), h.index("Metric Unit")
+agg = collections.defaultdict(lambda: [0, 0.0, 0.0])  # launches, ns, bytes
+for r in rows:
+    name = r[ki].split("(")[0].split("<")[0].replace("void ", "")
+    v = float(r[vi].replace(",", ""))
+    scale = {"ns": 1, "us": 1e3, "usecond": 1e3, "ms": 1e6, "msecond": 1e6, "nsecond": 1,
+             "byte": 1, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9}.get(r[ui], 1)
+    if r[mi] == "gpu__time_duration.sum":
+        agg[name][0] += 1; agg[name][1] += v * scale
+    else:
+        agg[name][2] += v * scale
+tot = sum(a[1] for a in agg.values())
+print("kernel launches time_us GB/s share")
+for n, (c, t, b) in sorted(agg.items(), key=lambda kv: -kv[1][1]):
+    print(f"{n} {c} {t/1e3:.1f} {b/t if t else 0:.0f} {100*t/tot:.0f}%")
+print(f"total {sum(a[0] for a in agg.values())} {tot/1e3:.1f}")
+PY
+            row "ncu decode step (72 launches)" "$(tail -1 "$LOGS/ncu_summary.txt"); top: $(sed -n 2,4p "$LOGS/ncu_summary.txt" | tr '\n' ';')"
+        fi
+        rm -rf "$SDIR"
+    else
+        fail "synthetic air x4" "$(tail -1 "$LOGS/synthetic.log")"
+    fi
+fi
+
+row "total" "$(secs $START) s"
+echo
+echo "==== glmoe GPU run ===="
+cat "$TABLE"
+[ $FAILED = 0 ] && echo "ALL OK" || echo "SOME CHECKS FAILED"
+exit $FAILED
