@@ -49,6 +49,9 @@ set_target_properties(glmoe_cuda PROPERTIES
 target_include_directories(glmoe_cuda PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(glmoe_cuda PUBLIC CUDA::cudart CUDA::cublas)
 
+# glmoe_core and glmoe were created before CUDA was enabled: give them the architectures too, or a
+# fresh configure fails with "CUDA_ARCHITECTURES is empty".
+set_target_properties(glmoe_core glmoe PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
 target_sources(glmoe_core PRIVATE $<TARGET_OBJECTS:glmoe_cuda>)
 target_compile_definitions(glmoe_core PUBLIC GLMOE_HAVE_CUDA)
 target_link_libraries(glmoe_core PUBLIC CUDA::cudart CUDA::cublas)
