@@ -24,6 +24,7 @@
  * case of spec §8.
  */
 #include "io/safetensors.h"
+#include "util/quote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,41 +111,6 @@ __attribute__((format(printf, 4, 5))) static glmoe_status fail(gm_err *err, glmo
     vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
     return gm_fail(err, code, "%s: %s", file, body);
-}
-
-/* Tensor names are arbitrary JSON strings: quote them for a one-line message, escaping quotes,
- * backslashes and control bytes, and cut long ones (at a character boundary). */
-static const char *quote(char *out, size_t cap, const char *s) {
-    size_t o = 0;
-    const size_t keep = cap - 8; /* room for an escape, "..." and the NUL */
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (o >= keep && (*p & 0xc0) != 0x80) {
-            memcpy(out + o, "...", 4);
-            return out;
-        }
-        if (*p == '"' || *p == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)*p;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-        } else {
-            out[o++] = (char)*p;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* jansson's error text quotes the input near the error ("near '...'"), raw: escape control
- * bytes so that the message stays on one line. */
-static const char *json_error_text(char *out, size_t cap, const char *text) {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)text; *p && o + 5 < cap; p++) {
-        if (*p < 0x20 || *p == 0x7f) o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-        else out[o++] = (char)*p;
-    }
-    out[o] = '\0';
-    return out;
 }
 
 /* "[128, 4096]", at most ST_MAX_RANK dimensions shown. Entries are already known to be
@@ -285,31 +251,31 @@ static glmoe_status decode_entry(entry *e, const char *key, const json_t *v, con
     e->name = key;
     if (!json_is_object(v))
         return fail(err, GLMOE_E_FORMAT, file, "tensor \"%s\": entry is %s, expected an object",
-                    quote(q, sizeof q, key), json_kind(v));
+                    gm_quote(q, sizeof q, key), json_kind(v));
     const json_t *dt = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape"),
                  *off = json_object_get(v, "data_offsets");
     const char *missing = !dt ? "dtype" : !shape ? "shape" : !off ? "data_offsets" : NULL;
     if (missing)
         return fail(err, GLMOE_E_FORMAT, file, "tensor \"%s\": missing field \"%s\"",
-                    quote(q, sizeof q, key), missing);
+                    gm_quote(q, sizeof q, key), missing);
     if (!json_is_string(dt))
         return fail(err, GLMOE_E_FORMAT, file, "tensor \"%s\": dtype is %s, expected a string",
-                    quote(q, sizeof q, key), json_kind(dt));
+                    gm_quote(q, sizeof q, key), json_kind(dt));
     if (!dtype_from_name(json_string_value(dt), &e->dtype)) {
         char qd[64];
         return fail(err, GLMOE_E_FORMAT, file,
                     "tensor \"%s\": unknown dtype \"%s\" (names are case-sensitive, e.g. BF16)",
-                    quote(q, sizeof q, key), quote(qd, sizeof qd, json_string_value(dt)));
+                    gm_quote(q, sizeof q, key), gm_quote(qd, sizeof qd, json_string_value(dt)));
     }
     if (!json_is_array(shape))
         return fail(err, GLMOE_E_FORMAT, file, "tensor \"%s\": shape is %s, expected an array",
-                    quote(q, sizeof q, key), json_kind(shape));
+                    gm_quote(q, sizeof q, key), json_kind(shape));
     for (size_t i = 0; i < json_array_size(shape); i++) {
         const json_t *d = json_array_get(shape, i);
         if (!is_uint(d))
             return fail(err, GLMOE_E_FORMAT, file,
                         "tensor \"%s\": shape[%zu] is %s, expected an integer >= 0",
-                        quote(q, sizeof q, key), i,
+                        gm_quote(q, sizeof q, key), i,
                         json_is_integer(d) ? "negative" : json_kind(d));
     }
     e->shape = shape;
@@ -317,7 +283,7 @@ static glmoe_status decode_entry(entry *e, const char *key, const json_t *v, con
         !is_uint(json_array_get(off, 1)))
         return fail(err, GLMOE_E_FORMAT, file,
                     "tensor \"%s\": data_offsets must be [begin, end], two integers >= 0",
-                    quote(q, sizeof q, key));
+                    gm_quote(q, sizeof q, key));
     e->begin = (uint64_t)json_integer_value(json_array_get(off, 0));
     e->end = (uint64_t)json_integer_value(json_array_get(off, 1));
     if (!*unknown_field) {
@@ -346,7 +312,7 @@ static glmoe_status check_metadata(const json_t *md, const char *file, gm_err *e
             char q[200];
             return fail(err, GLMOE_E_FORMAT, file,
                         "__metadata__ \"%s\" is %s; metadata values must be strings",
-                        quote(q, sizeof q, k), json_kind(v));
+                        gm_quote(q, sizeof q, k), json_kind(v));
         }
     }
     return GLMOE_OK;
@@ -363,18 +329,18 @@ static glmoe_status walk(entry *es, size_t n, const char *file, uint64_t *data_e
         if (e->end < e->begin)
             return fail(err, GLMOE_E_FORMAT, file,
                         "tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "]: end is before begin",
-                        quote(q, sizeof q, e->name), e->begin, e->end);
+                        gm_quote(q, sizeof q, e->name), e->begin, e->end);
         if (e->begin > expected)
             return fail(err, GLMOE_E_FORMAT, file,
                         "tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] leave a hole: "
                         "the data before it ends at %" PRIu64,
-                        quote(q, sizeof q, e->name), e->begin, e->end, expected);
+                        gm_quote(q, sizeof q, e->name), e->begin, e->end, expected);
         if (e->begin < expected)
             return fail(err, GLMOE_E_FORMAT, file,
                         "tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] overlap tensor "
                         "\"%s\", which ends at %" PRIu64,
-                        quote(q, sizeof q, e->name), e->begin, e->end,
-                        quote(q2, sizeof q2, prev->name), expected);
+                        gm_quote(q, sizeof q, e->name), e->begin, e->end,
+                        gm_quote(q2, sizeof q2, prev->name), expected);
         /* Left to right with overflow checks, exactly as the reference: [0, 2^32, 2^32] passes
          * here (the engine limits catch it), [2^32, 2^32, 0] does not. */
         uint64_t numel = 1, nbits;
@@ -386,18 +352,18 @@ static glmoe_status walk(entry *es, size_t n, const char *file, uint64_t *data_e
         if (overflow || __builtin_mul_overflow(numel, (uint64_t)bits, &nbits))
             return fail(err, GLMOE_E_FORMAT, file,
                         "tensor \"%s\": %s %s: the %s count overflows 64 bits",
-                        quote(q, sizeof q, e->name), k_dtypes[e->dtype].name,
+                        gm_quote(q, sizeof q, e->name), k_dtypes[e->dtype].name,
                         shape_str(sh, sizeof sh, e->shape), overflow ? "element" : "bit");
         if (nbits % 8)
             return fail(err, GLMOE_E_FORMAT, file,
                         "tensor \"%s\": %s %s is %" PRIu64 " bits, not a whole number of bytes",
-                        quote(q, sizeof q, e->name), k_dtypes[e->dtype].name,
+                        gm_quote(q, sizeof q, e->name), k_dtypes[e->dtype].name,
                         shape_str(sh, sizeof sh, e->shape), nbits);
         if (e->end - e->begin != nbits / 8)
             return fail(err, GLMOE_E_FORMAT, file,
                         "tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] but %s %s needs "
                         "%" PRIu64 " bytes",
-                        quote(q, sizeof q, e->name), e->begin, e->end, k_dtypes[e->dtype].name,
+                        gm_quote(q, sizeof q, e->name), e->begin, e->end, k_dtypes[e->dtype].name,
                         shape_str(sh, sizeof sh, e->shape), nbits / 8);
         expected = e->end;
         prev = e;
@@ -416,11 +382,11 @@ static glmoe_status engine_limits(const entry *es, size_t n, const char *file, g
         if (len > ST_MAX_NAME)
             return fail(err, GLMOE_E_FORMAT, file,
                         "tensor \"%s\": name is %zu bytes, over glmoe's engine limit of %u",
-                        quote(q, sizeof q, e->name), len, ST_MAX_NAME);
+                        gm_quote(q, sizeof q, e->name), len, ST_MAX_NAME);
         if (rank > ST_MAX_RANK)
             return fail(err, GLMOE_E_FORMAT, file,
                         "tensor \"%s\": rank %zu is over glmoe's engine limit of %d",
-                        quote(q, sizeof q, e->name), rank, ST_MAX_RANK);
+                        gm_quote(q, sizeof q, e->name), rank, ST_MAX_RANK);
         uint64_t prod = 1;
         for (size_t d = 0; d < rank; d++) {
             uint64_t dim = (uint64_t)json_integer_value(json_array_get(e->shape, d));
@@ -428,13 +394,13 @@ static glmoe_status engine_limits(const entry *es, size_t n, const char *file, g
                 return fail(err, GLMOE_E_FORMAT, file,
                             "tensor \"%s\": shape %s: dimension %zu is %" PRIu64
                             ", over glmoe's engine limit of 2^48",
-                            quote(q, sizeof q, e->name), shape_str(sh, sizeof sh, e->shape), d,
+                            gm_quote(q, sizeof q, e->name), shape_str(sh, sizeof sh, e->shape), d,
                             dim);
             if (dim && (__builtin_mul_overflow(prod, dim, &prod) || prod >= ST_DIM_LIMIT))
                 return fail(err, GLMOE_E_FORMAT, file,
                             "tensor \"%s\": shape %s: the product of its non-zero dimensions "
                             "reaches glmoe's engine limit of 2^48",
-                            quote(q, sizeof q, e->name), shape_str(sh, sizeof sh, e->shape));
+                            gm_quote(q, sizeof q, e->name), shape_str(sh, sizeof sh, e->shape));
         }
     }
     return GLMOE_OK;
@@ -538,7 +504,7 @@ glmoe_status st_file_parse(st_file **out, const uint8_t *buf, size_t len, const 
     if (!root) {
         char text[4 * JSON_ERROR_TEXT_LENGTH];
         st = fail(err, GLMOE_E_FORMAT, base, "header is not valid JSON: %s at byte %d",
-                  json_error_text(text, sizeof text, jerr.text), jerr.position);
+                  gm_escape_controls(text, sizeof text, jerr.text), jerr.position);
         goto done;
     }
     if (!json_is_object(root)) {
@@ -580,7 +546,7 @@ glmoe_status st_file_parse(st_file **out, const uint8_t *buf, size_t len, const 
             st = fail(err, GLMOE_E_FORMAT, base,
                       "tensor \"%s\" ends at data byte %" PRIu64 " but the file has only %" PRIu64
                       " data bytes after the header (truncated file?)",
-                      quote(q, sizeof q, es[n_tensors - 1].name), data_end, data_len);
+                      gm_quote(q, sizeof q, es[n_tensors - 1].name), data_end, data_len);
         else
             st = fail(err, GLMOE_E_FORMAT, base,
                       "%" PRIu64 " trailing bytes: the tensors cover %" PRIu64
@@ -595,7 +561,7 @@ glmoe_status st_file_parse(st_file **out, const uint8_t *buf, size_t len, const 
     if (unknown_field) {
         char q[200], q2[64];
         gm_warn("%s: tensor \"%s\": unknown field \"%s\" ignored (there may be others)", base,
-                quote(q, sizeof q, unknown_in), quote(q2, sizeof q2, unknown_field));
+                gm_quote(q, sizeof q, unknown_in), gm_quote(q2, sizeof q2, unknown_field));
     }
     if (f->misaligned)
         gm_warn("%s: %" PRIu64 " bytes of tensor data are not aligned to their element size "

@@ -17,6 +17,7 @@
  * Tested by tests/unit/test_safetensors.c (directories built under /tmp).
  */
 #include "io/safetensors.h"
+#include "util/quote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,39 +59,6 @@ __attribute__((format(printf, 4, 5))) static glmoe_status fail(gm_err *err, glmo
     vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
     return gm_fail(err, code, "%s: %s", file, body);
-}
-
-/* Names in messages: quotes, backslashes and control bytes escaped, long names cut. */
-static const char *quote(char *out, size_t cap, const char *s) {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (o + 8 >= cap && (*p & 0xc0) != 0x80) {
-            memcpy(out + o, "...", 4);
-            return out;
-        }
-        if (*p == '"' || *p == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)*p;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-        } else {
-            out[o++] = (char)*p;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* jansson's error text quotes the input near the error ("near '...'"), raw: escape control
- * bytes so that the message stays on one line. */
-static const char *json_error_text(char *out, size_t cap, const char *text) {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)text; *p && o + 5 < cap; p++) {
-        if (*p < 0x20 || *p == 0x7f) o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-        else out[o++] = (char)*p;
-    }
-    out[o] = '\0';
-    return out;
 }
 
 static uint64_t hash_name(const char *s) {
@@ -182,7 +150,7 @@ static glmoe_status parse_index(const char *buf, size_t len, json_t **root, cons
     if (!*root) {
         char text[4 * JSON_ERROR_TEXT_LENGTH];
         return fail(err, GLMOE_E_FORMAT, INDEX_NAME, "not valid JSON: %s at byte %d",
-                    json_error_text(text, sizeof text, jerr.text), jerr.position);
+                    gm_escape_controls(text, sizeof text, jerr.text), jerr.position);
     }
     if (!json_is_object(*root))
         return fail(err, GLMOE_E_FORMAT, INDEX_NAME, "top level is not a JSON object");
@@ -199,12 +167,12 @@ static glmoe_status parse_index(const char *buf, size_t len, json_t **root, cons
         if (!json_is_string(v))
             return fail(err, GLMOE_E_FORMAT, INDEX_NAME,
                         "weight_map[\"%s\"] is not a string (expected a shard file name)",
-                        quote(q, sizeof q, key));
+                        gm_quote(q, sizeof q, key));
         if (!is_plain_file_name(json_string_value(v), json_string_length(v)))
             return fail(err, GLMOE_E_FORMAT, INDEX_NAME,
                         "weight_map[\"%s\"] = \"%s\" is not a plain file name in the model "
                         "directory (no '/', '\\', \".\", \"..\" or empty names)",
-                        quote(q, sizeof q, key), quote(q2, sizeof q2, json_string_value(v)));
+                        gm_quote(q, sizeof q, key), gm_quote(q2, sizeof q2, json_string_value(v)));
     }
     const char **names = malloc(json_object_size(wm) * sizeof *names);
     if (!names) return fail(err, GLMOE_E_NOMEM, INDEX_NAME, "out of memory");
@@ -260,7 +228,7 @@ static glmoe_status link_shards(st_set *s, const json_t *wm, gm_err *err) {
             if (other) {
                 st = fail(err, GLMOE_E_FORMAT, st_file_name(s->files[i]),
                           "tensor \"%s\" is also in %s; a tensor may be in one shard only",
-                          quote(q, sizeof q, t->name), st_file_name(other->file));
+                          gm_quote(q, sizeof q, t->name), st_file_name(other->file));
                 goto done;
             }
         }
@@ -275,7 +243,7 @@ static glmoe_status link_shards(st_set *s, const json_t *wm, gm_err *err) {
             if (t) snprintf(elsewhere, sizeof elsewhere, " (it is in %s)", st_file_name(t->file));
             st = fail(err, GLMOE_E_FORMAT, INDEX_NAME,
                       "tensor \"%s\" is mapped to %s, which does not contain it%s",
-                      quote(q, sizeof q, key), json_string_value(v), elsewhere);
+                      gm_quote(q, sizeof q, key), json_string_value(v), elsewhere);
             goto done;
         }
         map_put(&s->map, t);
@@ -293,7 +261,7 @@ static glmoe_status link_shards(st_set *s, const json_t *wm, gm_err *err) {
         }
         if (unmapped)
             gm_warn("%s: %zu tensors are not in %s and are ignored (first: \"%s\")",
-                    st_file_name(s->files[i]), unmapped, INDEX_NAME, quote(q, sizeof q, first));
+                    st_file_name(s->files[i]), unmapped, INDEX_NAME, gm_quote(q, sizeof q, first));
     }
 done:
     free(all.slots);

@@ -40,6 +40,9 @@ typedef struct cli_model_opts {
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
 extern const char *const cli_model_opts_help;
 
+/* Sampling options (--temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed), same contract. */
+int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, glmoe_sampler_params *sp);
+
 /* Loads the model and creates a context; prints the error and returns false on failure. */
 bool cli_open(const char *cmd, const cli_model_opts *o, glmoe_model **model, glmoe_context **ctx);
 

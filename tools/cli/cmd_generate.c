@@ -74,6 +74,7 @@ int cmd_generate(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = cli_model_opt(cmd, argc, argv, &i, &mo);
+        if (r == 0) r = cli_sampling_opt(cmd, argc, argv, &i, &sp);
         if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -90,19 +91,10 @@ int cmd_generate(int argc, char **argv) {
             return CLI_EXIT_USAGE;
         }
         const char *v = argv[++i];
-        double d;
-        long l;
-        uint64_t u;
         if (!strcmp(a, "--ids")) ids_text = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
         else if (!strcmp(a, "--system")) system = v;
         else if (!strcmp(a, "-n")) { if (!cli_parse_int(cmd, a, v, 0, 1 << 30, &go.n_gen)) return CLI_EXIT_USAGE; }
-        else if (!strcmp(a, "--temp")) { if (!cli_parse_float(cmd, a, v, 0, 1e6, &d)) return CLI_EXIT_USAGE; sp.temperature = (float)d; }
-        else if (!strcmp(a, "--top-k")) { if (!cli_parse_int(cmd, a, v, 0, 1 << 30, &l)) return CLI_EXIT_USAGE; sp.top_k = (int32_t)l; }
-        else if (!strcmp(a, "--top-p")) { if (!cli_parse_float(cmd, a, v, 0, 1, &d)) return CLI_EXIT_USAGE; sp.top_p = (float)d; }
-        else if (!strcmp(a, "--min-p")) { if (!cli_parse_float(cmd, a, v, 0, 1, &d)) return CLI_EXIT_USAGE; sp.min_p = (float)d; }
-        else if (!strcmp(a, "--repeat-penalty")) { if (!cli_parse_float(cmd, a, v, 1e-3, 1e3, &d)) return CLI_EXIT_USAGE; sp.repetition_penalty = (float)d; }
-        else if (!strcmp(a, "--seed")) { if (!cli_parse_u64(cmd, a, v, &u)) return CLI_EXIT_USAGE; sp.seed = u; }
         else {
             cli_error(cmd, "unknown option %s (see glmoe generate --help)", a);
             return CLI_EXIT_USAGE;

@@ -201,3 +201,38 @@ double cli_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, glmoe_sampler_params *sp) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--temp") && strcmp(a, "--top-k") && strcmp(a, "--top-p") && strcmp(a, "--min-p") &&
+        strcmp(a, "--repeat-penalty") && strcmp(a, "--seed"))
+        return 0;
+    if (*i + 1 >= argc) {
+        cli_error(cmd, "%s needs a value", a);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    double d;
+    long l;
+    uint64_t u;
+    if (!strcmp(a, "--temp")) {
+        if (!cli_parse_float(cmd, a, v, 0, 1e6, &d)) return -1;
+        sp->temperature = (float)d;
+    } else if (!strcmp(a, "--top-k")) {
+        if (!cli_parse_int(cmd, a, v, 0, 1 << 30, &l)) return -1;
+        sp->top_k = (int32_t)l;
+    } else if (!strcmp(a, "--top-p")) {
+        if (!cli_parse_float(cmd, a, v, 0, 1, &d)) return -1;
+        sp->top_p = (float)d;
+    } else if (!strcmp(a, "--min-p")) {
+        if (!cli_parse_float(cmd, a, v, 0, 1, &d)) return -1;
+        sp->min_p = (float)d;
+    } else if (!strcmp(a, "--repeat-penalty")) {
+        if (!cli_parse_float(cmd, a, v, 1e-3, 1e3, &d)) return -1;
+        sp->repetition_penalty = (float)d;
+    } else {
+        if (!cli_parse_u64(cmd, a, v, &u)) return -1;
+        sp->seed = u;
+    }
+    return 1;
+}

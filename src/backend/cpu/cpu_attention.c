@@ -20,17 +20,6 @@
 
 #define ATTN_GEMM_MIN_T 16
 
-static inline float dot8(const float *a, const float *b, int32_t n) {
-    float acc[8] = {0};
-    int32_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float s = 0;
-    for (; i < n; i++) s += a[i] * b[i];
-    for (int j = 0; j < 8; j++) s += acc[j];
-    return s;
-}
-
 /* Softmax of row[0, n) in place after adding mrow (may be NULL); zeros when all are -inf. */
 static void softmax_row(float *row, int64_t n, const float *mrow) {
     float mx = -INFINITY;
@@ -110,7 +99,7 @@ glmoe_status cpu_attention(gm_backend *be, float *out, const float *q, const flo
             const float *qv = q + ((size_t)t * nh + h) * D;
             const int32_t g = h / group;
             const int64_t n = (int64_t)p->n_past + t + 1; /* causal: keys 0..n_past+t */
-            for (int64_t j = 0; j < n; j++) scores[j] = dot8(qv, kc + (size_t)j * row + (size_t)g * D, D) * p->scale;
+            for (int64_t j = 0; j < n; j++) scores[j] = cpu_dot(qv, kc + (size_t)j * row + (size_t)g * D, D) * p->scale;
             softmax_row(scores, n, p->mask ? p->mask + (size_t)t * (size_t)n_keys : NULL);
             float *o = out + ((size_t)t * nh + h) * D;
             for (int32_t d = 0; d < D; d++) o[d] = 0;

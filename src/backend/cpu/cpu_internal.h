@@ -43,6 +43,19 @@ static inline cpu_backend *cpu_of(gm_backend *be) { return (cpu_backend *)be; }
  * threshold of 64K). 1M multiply-adds take ~100 us on one core, enough to pay for the wake-up. */
 #define CPU_PARALLEL_MIN_WORK (1 << 20)
 
+/* Dot product of float32 vectors with eight independent partial sums, so that the compiler keeps
+ * a vector accumulator (a single float sum is a serial chain it may not reorder). */
+static inline float cpu_dot(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
 /* Converts n elements of a weight row starting at column c0 to float32. */
 void cpu_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, float *dst);
 

@@ -17,18 +17,6 @@
 /* Below this many rows the GEMV path wins: sgemm's packing is not amortised. */
 #define GEMV_MAX_ROWS 8
 
-static inline float dot_f32(const float *a, const float *b, int64_t n) {
-    /* Eight independent partial sums so the compiler can keep a vector accumulator. */
-    float acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float s = 0;
-    for (; i < n; i++) s += a[i] * b[i];
-    for (int j = 0; j < 8; j++) s += acc[j];
-    return s;
-}
-
 static void matmul_gemv(cpu_backend *cb, float *out, const float *x, const gm_weight *W,
                         const float *bias, int32_t T) {
     const int64_t N = W->rows, K = W->cols;
@@ -43,7 +31,7 @@ static void matmul_gemv(cpu_backend *cb, float *out, const float *x, const gm_we
             wrow = row;
         }
         float b = bias ? bias[n] : 0.0f;
-        for (int32_t t = 0; t < T; t++) out[(int64_t)t * N + n] = dot_f32(wrow, x + (int64_t)t * K, K) + b;
+        for (int32_t t = 0; t < T; t++) out[(int64_t)t * N + n] = cpu_dot(wrow, x + (int64_t)t * K, K) + b;
     }
 }
 
