@@ -6,7 +6,9 @@
 #   - both get the GLMOE_HAVE_CUDA definition (PUBLIC on glmoe_core, so tests see it) and link
 #     CUDA::cudart and CUDA::cublas;
 #   - every golden case gets a second test, golden_cuda_<case>, running test_golden with
-#     --device cuda (it prints "SKIP: no CUDA device" and passes on a machine without a GPU);
+#     --device cuda (it prints "SKIP: no CUDA device" on a machine without a GPU, which ctest
+#     reports as skipped), and golden_cuda_long generates 2100 tokens on glm45_like against the
+#     CPU (skipped likewise);
 #   - glmoe_gpu_bench (tools/gpu/bench_gpu.c) is built for tools/gpu/run_gpu.sh.
 # -DGLMOE_CUDA=OFF builds without it. The architectures default to 80;90 (Ampere and Hopper
 # machine code; newer GPUs JIT from the sm_90 PTX); override with -DCMAKE_CUDA_ARCHITECTURES=...
@@ -65,8 +67,12 @@ foreach(ref ${GLMOE_GOLDEN_CUDA_CASES})
   get_filename_component(dir ${ref} DIRECTORY)
   get_filename_component(name ${dir} NAME)
   add_test(NAME golden_cuda_${name} COMMAND test_golden ${dir} --device cuda)
-  set_tests_properties(golden_cuda_${name} PROPERTIES LABELS "golden;cuda")
+  set_tests_properties(golden_cuda_${name} PROPERTIES LABELS "golden;cuda" SKIP_REGULAR_EXPRESSION "^SKIP: ")
 endforeach()
+# A long greedy generation on the GPU (the decode graph replayed 2000+ times) against the CPU.
+add_test(NAME golden_cuda_long COMMAND test_golden ${PROJECT_SOURCE_DIR}/tests/golden/glm45_like --device cuda --long 2100)
+set_tests_properties(golden_cuda_long PROPERTIES LABELS "golden;cuda" SKIP_REGULAR_EXPRESSION "^SKIP: ")
 
 add_executable(glmoe_gpu_bench ${PROJECT_SOURCE_DIR}/tools/gpu/bench_gpu.c)
+target_include_directories(glmoe_gpu_bench PRIVATE ${PROJECT_SOURCE_DIR}/src) # cuda_backend_counters_get
 target_link_libraries(glmoe_gpu_bench PRIVATE glmoe_core)

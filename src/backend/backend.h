@@ -88,7 +88,16 @@ typedef struct gm_attn_params {
      * of the causal mask (-INFINITY entries hide keys). NULL: causal only. A query whose keys are
      * all hidden gets an output of zeros (not NaN). */
     const float *mask;
+    /* Optional: backend memory whose first int32 holds n_past (forward() passes its positions
+     * buffer, pos[0] = n_past). A backend that records steps (graph_capture_begin) reads n_past
+     * from there on the device, so that one recorded step stays valid as n_past moves; n_past
+     * above must still hold the same value (it bounds the call). NULL: n_past only. Backends
+     * that run ops as they are called (the CPU) ignore it. */
+    const int32_t *n_past_mem;
 } gm_attn_params;
+
+/* A recorded step (graph_capture_end), owned by the backend that made it. */
+typedef struct gm_graph gm_graph;
 
 typedef struct gm_backend_ops {
     const char *name;
@@ -98,7 +107,8 @@ typedef struct gm_backend_ops {
     /* ---- memory ------------------------------------------------------------------------- */
     glmoe_status (*alloc)(gm_backend *be, size_t bytes, void **out, gm_err *err);
     void (*dealloc)(gm_backend *be, void *p);
-    /* Host → backend and backend → host copies; copy_out waits for pending work. */
+    /* Host → backend and backend → host copies; copy_out waits for pending work. copy_in may
+     * return before the copy has happened, but src may be reused as soon as it returns. */
     glmoe_status (*copy_in)(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err);
     glmoe_status (*copy_out)(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err);
     glmoe_status (*sync)(gm_backend *be, gm_err *err);
@@ -120,7 +130,11 @@ typedef struct gm_backend_ops {
 
     /* ---- ops (all activations float32 row-major; ids and positions int32) ------------------ */
 
-    /* out[t, :] = table[ids[t], :] for t < T. */
+    /* out[t, :] = table[ids[t], :] for t < T. An id outside [0, table->rows) is refused with
+     * GLMOE_E_TOKEN, either by embed itself (the CPU) or, on a backend that queues ops, by the
+     * next copy_out/sync (the GPU checks on the device, so that no step waits for the host); the
+     * row of such an id is left unwritten and nothing reads outside the table. Callers that
+     * want the error before queueing anything check ids on the host (src/api.c does). */
     glmoe_status (*embed)(gm_backend *be, float *out, const gm_weight *table, const int32_t *ids,
                           int32_t T, gm_err *err);
 
@@ -166,6 +180,32 @@ typedef struct gm_backend_ops {
                                 const float *weights, int32_t top_k, const gm_weight *gate,
                                 const gm_weight *up, const gm_weight *down, int32_t n_experts,
                                 int32_t T, gm_err *err);
+
+    /* ---- optional: record one step and replay it ------------------------------------------
+     * Either all four are set or all four are NULL. NULL (the CPU, which runs each op as it is
+     * called, so there is no launch cost to save): forward() calls the ops every step, which is
+     * also what happens when a backend declines or a recording fails.
+     *
+     * Between graph_capture_begin and graph_capture_end the ops are recorded, not run. A
+     * recording keeps every pointer and scalar argument the ops were given, so forward() uses
+     * it only for steps that repeat exactly: one token with its logits, whose changing inputs
+     * (token id, position, n_past) the ops read from backend memory (the state's ids and pos
+     * buffers, gm_attn_params.n_past_mem), uploaded with copy_in before each replay. copy_in,
+     * copy_out and sync must not be called while recording.
+     *
+     * graph_capture_begin: starts recording. GLMOE_E_UNSUPPORTED when the backend declines
+     *   (e.g. switched off by its options): the caller runs the step op by op.
+     * graph_capture_end: stops recording, always (also after an op failed while recording);
+     *   *out is the graph, or NULL with an error when the recording is unusable.
+     * graph_replay: queues the recorded ops. *replayed = false, with nothing queued, when the
+     *   graph no longer matches the backend (its scratch was reallocated by a later reserve()):
+     *   the caller frees it and records again.
+     * graph_free: releases a graph (NULL is fine). Graphs must be freed before the buffers and
+     *   KV cache they recorded. */
+    glmoe_status (*graph_capture_begin)(gm_backend *be, gm_err *err);
+    glmoe_status (*graph_capture_end)(gm_backend *be, gm_graph **out, gm_err *err);
+    glmoe_status (*graph_replay)(gm_backend *be, gm_graph *g, bool *replayed, gm_err *err);
+    void (*graph_free)(gm_backend *be, gm_graph *g);
 } gm_backend_ops;
 
 struct gm_backend {

@@ -17,11 +17,19 @@
  *   logits = rmsnorm(x)·lm_head^T for the rows asked for
  *
  * The state's buffers are allocated once per context (state_create) at the largest batch.
+ *
+ * Decode as a graph: on a backend with the graph_* ops (backend.h; the GPU), a step of one token
+ * with its logits is recorded once and then replayed, so that the host issues one launch per
+ * token instead of one per op. The recording is valid for every later step because nothing in
+ * it changes: the token id and the position are uploaded to st->ids and st->pos before each
+ * replay, and attention reads n_past from st->pos[0] (gm_attn_params.n_past_mem); every buffer
+ * belongs to the state, which frees the graph first. Prefill chunks run op by op.
  */
 #include <math.h>
 #include <string.h>
 
 #include "model/model.h"
+#include "util/log.h"
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -60,6 +68,7 @@ fail:
 }
 
 void state_free(gm_state *st, gm_backend *be) {
+    if (st->graph) be->ops->graph_free(be, st->graph); /* before the buffers it recorded */
     void *bufs[] = {st->ids, st->pos, st->x, st->xn, st->q, st->k, st->v, st->attn, st->tmp,
                     st->ffn_a, st->ffn_b, st->route_idx, st->route_w, st->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -90,7 +99,8 @@ static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_ba
     TRY(op->rope(be, st->q, st->pos, T, c->n_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
     TRY(op->rope(be, st->k, st->pos, T, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
     gm_attn_params ap = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
-                         .n_tokens = T, .n_past = st->n_past, .scale = 1.0f / sqrtf((float)c->head_dim)};
+                         .n_tokens = T, .n_past = st->n_past, .scale = 1.0f / sqrtf((float)c->head_dim),
+                         .n_past_mem = st->pos};
     TRY(op->attention(be, st->attn, st->q, st->k, st->v, st->kv, layer, &ap, err));
     TRY(op->matmul(be, st->tmp, st->attn, &L->wo, NULL, T, err));
     return GLMOE_OK;
@@ -125,23 +135,14 @@ static glmoe_status ffn_block(const gm_config *c, const gm_layer *L, gm_backend 
     return GLMOE_OK;
 }
 
-glmoe_status forward(const gm_config *c, const gm_weights *w, gm_backend *be, gm_state *st,
-                     const int32_t *ids, int32_t T, int32_t first_logit, float *host_logits, gm_err *err) {
+/* The ops of one step once its inputs (st->ids, st->pos) are in backend memory: the embedding
+ * through the logits of rows [first_logit, T), left in st->logits. It only queues work (no copy,
+ * no wait), so a backend can record it as a graph. */
+static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_backend *be, gm_state *st, int32_t T,
+                             int32_t first_logit, gm_err *err) {
     const gm_backend_ops *op = be->ops;
     const int64_t H = c->hidden_size;
     glmoe_status s;
-    if (T <= 0 || T > st->n_batch)
-        return gm_fail(err, GLMOE_E_ARG, "forward: %d tokens (batch holds %d)", T, st->n_batch);
-    if ((int64_t)st->n_past + T > st->n_ctx)
-        return gm_fail(err, GLMOE_E_CONTEXT, "%d + %d tokens exceed the context of %d", st->n_past, T, st->n_ctx);
-
-    int32_t pos[512];
-    for (int32_t t0 = 0; t0 < T; t0 += 512) { /* positions n_past.. uploaded in slices */
-        int32_t n = T - t0 < 512 ? T - t0 : 512;
-        for (int32_t i = 0; i < n; i++) pos[i] = st->n_past + t0 + i;
-        TRY(op->copy_in(be, st->pos + t0, pos, (size_t)n * 4, err));
-    }
-    TRY(op->copy_in(be, st->ids, ids, (size_t)T * 4, err));
     TRY(op->embed(be, st->x, &w->embed, st->ids, T, err));
 
     const float *pending = NULL; /* the FFN output not yet added to the residual */
@@ -160,10 +161,84 @@ glmoe_status forward(const gm_config *c, const gm_weights *w, gm_backend *be, gm
         const float *d_rows = gm_cptr_add(pending, (size_t)first_logit * H * 4);
         TRY(op->add_rmsnorm(be, st->xn, x_rows, d_rows, &w->final_norm, R, H, c->rms_norm_eps, err));
         TRY(op->matmul(be, st->logits, st->xn, &w->lm_head, NULL, R, err));
-        TRY(op->copy_out(be, host_logits, st->logits, (size_t)R * (size_t)c->vocab_size * 4, err));
-    } else {
-        TRY(op->sync(be, err));
     }
+    return GLMOE_OK;
+}
+
+/* One-token steps run op by op this many times before the step is recorded: the first makes
+ * whatever the ops create lazily (device tables, loaded modules), which a recording must not. */
+#define GRAPH_EAGER_STEPS 1
+
+/* A one-token step with its logits on a backend that records steps: replays the recorded graph,
+ * recording it first when there is none (or the backend's scratch moved since). Every failure
+ * of the recording itself falls back to running the step op by op, for good. */
+static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm_backend *be, gm_state *st,
+                                     gm_err *err) {
+    const gm_backend_ops *op = be->ops;
+    glmoe_status s;
+    bool replayed = false;
+    if (st->graph) {
+        TRY(op->graph_replay(be, st->graph, &replayed, err));
+        if (replayed) return GLMOE_OK;
+        op->graph_free(be, st->graph);
+        st->graph = NULL;
+    }
+    if (st->graph_eager_steps < GRAPH_EAGER_STEPS) {
+        st->graph_eager_steps++;
+        return run_step(c, w, be, st, 1, 0, err);
+    }
+    s = op->graph_capture_begin(be, err);
+    if (s == GLMOE_E_UNSUPPORTED) {
+        gm_err_clear(err);
+        st->graph_off = true;
+        return run_step(c, w, be, st, 1, 0, err);
+    }
+    if (s) return s;
+    gm_err rec = {0}, end = {0};
+    glmoe_status rs = run_step(c, w, be, st, 1, 0, &rec);
+    gm_graph *g = NULL;
+    glmoe_status es = op->graph_capture_end(be, &g, &end);
+    if (rs || es || !g) {
+        gm_warn("%s: the decode step could not be recorded (%s); running it op by op", op->name,
+                rs ? rec.msg : end.msg);
+        if (g) op->graph_free(be, g);
+        st->graph_off = true;
+        return run_step(c, w, be, st, 1, 0, err);
+    }
+    st->graph = g;
+    TRY(op->graph_replay(be, g, &replayed, err));
+    if (!replayed) return gm_fail(err, GLMOE_E_BACKEND, "%s: a graph recorded just now does not replay", op->name);
+    return GLMOE_OK;
+}
+
+glmoe_status forward(const gm_config *c, const gm_weights *w, gm_backend *be, gm_state *st,
+                     const int32_t *ids, int32_t T, int32_t first_logit, float *host_logits, gm_err *err) {
+    const gm_backend_ops *op = be->ops;
+    glmoe_status s;
+    if (T <= 0 || T > st->n_batch)
+        return gm_fail(err, GLMOE_E_ARG, "forward: %d tokens (batch holds %d)", T, st->n_batch);
+    if ((int64_t)st->n_past + T > st->n_ctx)
+        return gm_fail(err, GLMOE_E_CONTEXT, "%d + %d tokens exceed the context of %d", st->n_past, T, st->n_ctx);
+
+    /* The inputs that change from step to step go to backend memory, where the ops (and a
+     * recorded step) read them: positions n_past.. (pos[0] is also attention's n_past) and ids. */
+    int32_t pos[512];
+    for (int32_t t0 = 0; t0 < T; t0 += 512) {
+        int32_t n = T - t0 < 512 ? T - t0 : 512;
+        for (int32_t i = 0; i < n; i++) pos[i] = st->n_past + t0 + i;
+        TRY(op->copy_in(be, st->pos + t0, pos, (size_t)n * 4, err));
+    }
+    TRY(op->copy_in(be, st->ids, ids, (size_t)T * 4, err));
+
+    if (T == 1 && first_logit == 0 && op->graph_replay && !st->graph_off)
+        TRY(run_step_graphed(c, w, be, st, err));
+    else
+        TRY(run_step(c, w, be, st, T, first_logit, err));
+
+    if (first_logit < T)
+        TRY(op->copy_out(be, host_logits, st->logits, (size_t)(T - first_logit) * (size_t)c->vocab_size * 4, err));
+    else
+        TRY(op->sync(be, err));
     st->n_past += T;
     return GLMOE_OK;
 }

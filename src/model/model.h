@@ -52,6 +52,10 @@ typedef struct gm_state {
     int32_t *route_idx;
     float *route_w;
     float *logits;                     /* [n_batch, vocab] */
+    /* The recorded decode step (backends with graph_* ops, see forward.c): NULL until recorded. */
+    gm_graph *graph;
+    int32_t graph_eager_steps;         /* one-token steps run op by op before recording */
+    bool graph_off;                    /* the backend declined or a recording failed: never again */
 } gm_state;
 
 glmoe_status state_create(gm_state *st, const gm_config *cfg, gm_backend *be, int32_t n_batch,
@@ -60,7 +64,9 @@ void state_free(gm_state *st, gm_backend *be);
 
 /* Runs the forward over T <= n_batch tokens at positions [n_past, n_past + T). Logits are computed
  * for the rows [first_logit, T) and copied to host_logits ((T - first_logit) x vocab floats);
- * first_logit == T computes none. Advances n_past on success. */
+ * first_logit == T computes none. Advances n_past on success. On a backend with graph_* ops, a
+ * step of one token with its logits is recorded once (after one step op by op) and replayed;
+ * the recording stays valid when n_past is changed from outside (context reset, truncate). */
 glmoe_status forward(const gm_config *cfg, const gm_weights *w, gm_backend *be, gm_state *st,
                      const int32_t *ids, int32_t T, int32_t first_logit, float *host_logits,
                      gm_err *err);

@@ -1,7 +1,7 @@
 /*
  * test_golden.c — glmoe against transformers on one golden case (tools/reference/make_golden.py).
  *
- * Usage: test_golden CASE_DIR [--device cpu|cuda]   (default cpu)
+ * Usage: test_golden CASE_DIR [--device cpu|cuda] [--long N]   (default cpu)
  *
  * The case directory holds a checkpoint as save_pretrained wrote it, plus reference.json and
  * logits.f32 recorded by transformers in float32 with the same (bf16-rounded) weights. Checks:
@@ -11,12 +11,21 @@
  *      GEMV path): same bound;
  *   3. the greedy continuation, stopping at the model's eos ids: identical ids.
  * With --device cuda and no usable GPU (or a build without CUDA) it prints "SKIP: ..." and passes.
+ *
+ * --long N replaces those checks by a long greedy generation on the device: N tokens after the
+ * case's greedy prompt (not stopping at eos; the context is the model's whole
+ * max_position_embeddings), one token per eval, so that on the GPU every step after the first
+ * two is the recorded decode graph. Checks: the first LONG_SAME ids equal the CPU backend's
+ * greedy ids; the same device and the CPU, each fed the N ids in one evaluation, give logits
+ * that agree with every step's (check_steps: the median error of every 256 steps, and few
+ * outliers); on the GPU the log says the step was recorded as a graph, once.
  */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "glmoe.h"
 #include "test.h"
@@ -85,10 +94,209 @@ static diff chunked(glmoe_context *ctx, const int32_t *ids, size_t n, const int 
     return worst;
 }
 
+/* ---- --long N ------------------------------------------------------------------------------- */
+
+#define LONG_SAME 64 /* greedy ids that must equal the CPU's */
+
+static int32_t argmax(const float *v, int32_t n) {
+    int32_t b = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (v[i] > v[b]) b = i;
+    return b;
+}
+
+static int g_graph_recordings; /* log lines saying a decode step was recorded as a graph */
+
+static void count_graph_logs(glmoe_log_level level, const char *msg, void *user) {
+    (void)level;
+    (void)user;
+    if (strstr(msg, "recorded as a graph")) g_graph_recordings++;
+    fprintf(stderr, "glmoe: %s\n", msg);
+}
+
+/* Greedy generation of n tokens after prompt, one eval per token; ids[n] and, when logits is
+ * non-NULL, each step's logits [n][V]. False (after printing why) on an error. */
+static bool greedy_run(glmoe_model *m, const int32_t *prompt, size_t n_prompt, size_t n, int32_t n_ctx, int32_t V,
+                       int32_t *ids, float *logits) {
+    glmoe_context *ctx = NULL;
+    glmoe_context_params cp = glmoe_context_params_default();
+    cp.n_ctx = n_ctx;
+    if (glmoe_context_create(&ctx, m, &cp)) {
+        fprintf(stderr, "context: %s\n", glmoe_model_errmsg(m));
+        return false;
+    }
+    glmoe_status s = glmoe_context_eval(ctx, prompt, n_prompt, GLMOE_LOGITS_LAST);
+    for (size_t i = 0; !s && i < n; i++) {
+        const float *l;
+        size_t rows;
+        glmoe_context_logits(ctx, &l, &rows);
+        if (logits) memcpy(logits + i * (size_t)V, l, (size_t)V * sizeof *l);
+        ids[i] = argmax(l, V);
+        if (i + 1 < n) s = glmoe_context_eval(ctx, &ids[i], 1, GLMOE_LOGITS_LAST);
+    }
+    if (s) fprintf(stderr, "greedy step: %s\n", glmoe_context_errmsg(ctx));
+    glmoe_context_free(ctx);
+    return !s;
+}
+
+/* Logits of every step of a greedy run, recomputed by feeding prompt + ids[0, n - 1) in one
+ * evaluation (prefill chunks, no decode steps): out[i] = logits at position n_prompt - 1 + i. */
+static bool teacher_forced(glmoe_model *m, const int32_t *prompt, size_t n_prompt, const int32_t *ids, size_t n,
+                           int32_t n_ctx, int32_t V, float *out) {
+    glmoe_context *ctx = NULL;
+    glmoe_context_params cp = glmoe_context_params_default();
+    cp.n_ctx = n_ctx;
+    int32_t *seq = malloc((n_prompt + n) * sizeof *seq);
+    memcpy(seq, prompt, n_prompt * sizeof *seq);
+    memcpy(seq + n_prompt, ids, (n - 1) * sizeof *seq); /* the last id's logits are not needed */
+    const float *l = NULL;
+    size_t rows = 0;
+    bool ok = glmoe_context_create(&ctx, m, &cp) == GLMOE_OK &&
+              glmoe_context_eval(ctx, seq, n_prompt + n - 1, GLMOE_LOGITS_ALL) == GLMOE_OK &&
+              glmoe_context_logits(ctx, &l, &rows) == GLMOE_OK;
+    if (ok) memcpy(out, l + (n_prompt - 1) * (size_t)V, n * (size_t)V * sizeof *out);
+    else fprintf(stderr, "teacher-forced run: %s\n", ctx ? glmoe_context_errmsg(ctx) : glmoe_model_errmsg(m));
+    glmoe_context_free(ctx);
+    free(seq);
+    return ok;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, size_t n) {
+    double *c = malloc(n * sizeof *c);
+    memcpy(c, v, n * sizeof *c);
+    qsort(c, n, sizeof *c, cmp_double);
+    double m = c[n / 2];
+    free(c);
+    return m;
+}
+
+#define LONG_BUCKET 256 /* steps per bucket of the error profile */
+
+/* Compares the decode steps' logits with a reference, step by step (rel. L2 of each step's
+ * logits), and prints the profile. A real fault (a wrong position, a stale buffer, a bad split of
+ * the keys) spoils every step of a range, so the check is on the median of each bucket of
+ * LONG_BUCKET steps (<= tol_median) and on how many steps exceed tol (at most max_outliers): an
+ * isolated step may differ more, where a router's top-k choice sits on a near-tie that the two
+ * sides break differently (the golden cases have gaps of 1e-3 between chosen and unchosen
+ * experts' scores). */
+static void check_steps(const char *label, const float *dec, const float *ref, size_t n, int32_t V, double tol,
+                        double tol_median, size_t max_outliers) {
+    double *e = malloc(n * sizeof *e);
+    size_t worst = 0, over = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff d = {0};
+        add_diff(&d, dec + i * (size_t)V, ref + i * (size_t)V, (size_t)V);
+        e[i] = rel_l2(&d);
+        if (!(e[i] <= e[worst])) worst = i; /* NaN is worst */
+        over += !(e[i] <= tol);
+    }
+    char profile[1024] = "";
+    double worst_bucket = 0;
+    for (size_t b = 0; b * LONG_BUCKET < n; b++) {
+        size_t len = n - b * LONG_BUCKET < LONG_BUCKET ? n - b * LONG_BUCKET : LONG_BUCKET;
+        double m = median(e + b * LONG_BUCKET, len);
+        if (!(m <= worst_bucket)) worst_bucket = m;
+        size_t used = strlen(profile);
+        snprintf(profile + used, sizeof profile - used, "%s%.1e", b ? " " : "", m);
+    }
+    printf("%s: per-step rel L2 median %.2e, max %.3g at step %zu, %zu of %zu steps above %g; medians per %d steps: "
+           "%s\n", label, median(e, n), e[worst], worst, over, n, tol, LONG_BUCKET, profile);
+    CHECK(worst_bucket <= tol_median && over <= max_outliers,
+          "%s: worst bucket median %.3g (at most %g), %zu steps above %g (at most %zu)", label, worst_bucket, tol_median,
+          over, tol, max_outliers);
+    free(e);
+}
+
+static int long_generation(const char *dir, bool gpu, size_t n, const int32_t *prompt, size_t n_prompt, int32_t V) {
+    glmoe_log_set(count_graph_logs, NULL, GLMOE_LOG_INFO);
+    glmoe_model *model = NULL;
+    glmoe_model_params mp = glmoe_model_params_default();
+    mp.device = gpu ? GLMOE_DEVICE_CUDA : GLMOE_DEVICE_CPU;
+    glmoe_status s = glmoe_model_load(&model, dir, &mp);
+    if (gpu && s == GLMOE_E_UNSUPPORTED) {
+        printf("SKIP: no CUDA device (%s)\n", glmoe_model_errmsg(model));
+        glmoe_model_free(model);
+        return 0;
+    }
+    CHECK(s == GLMOE_OK, "load %s: %s", dir, glmoe_model_errmsg(model));
+    if (s) return test_summary(dir);
+    glmoe_model_info info;
+    glmoe_model_get_info(model, &info);
+    const int32_t n_ctx = info.max_position_embeddings;
+    CHECK(n >= LONG_SAME && n_prompt + n <= (size_t)n_ctx, "--long %zu: the case's context is %d positions", n, n_ctx);
+    if (t_failed) {
+        glmoe_model_free(model);
+        return test_summary(dir);
+    }
+    int32_t *ids = malloc(n * sizeof *ids), cpu_ids[LONG_SAME];
+    float *logits = malloc(n * (size_t)V * sizeof *logits), *ref = malloc(n * (size_t)V * sizeof *ref);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool ok = greedy_run(model, prompt, n_prompt, n, n_ctx, V, ids, logits);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(ok, "greedy generation of %zu tokens on %s", n, info.backend);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("%s [%s]: long greedy generation of %zu tokens (context %d): %.2f s, %.3f ms/token\n", dir, info.backend,
+           n, n_ctx, secs, 1e3 * secs / (double)n);
+    if (gpu)
+        CHECK(g_graph_recordings == 1, "the decode step was recorded %d times (want once)", g_graph_recordings);
+    char label[4200];
+    /* The same device fed the same ids in prefill chunks (op by op, no graph): only the order of
+     * float32 sums differs, so the steps must agree closely. */
+    if (ok && teacher_forced(model, prompt, n_prompt, ids, n, n_ctx, V, ref)) {
+        snprintf(label, sizeof label, "%s [%s]: decode steps vs the same device's prefill of the ids", dir, info.backend);
+        check_steps(label, logits, ref, n, V, 1e-2, 1e-3, n / 100);
+    } else {
+        CHECK(0, "teacher-forced run on %s", info.backend);
+    }
+    glmoe_model_free(model);
+
+    /* The CPU: its own greedy ids, then the device's ids fed back in one evaluation. */
+    glmoe_model *cpu = NULL;
+    mp.device = GLMOE_DEVICE_CPU;
+    CHECK(glmoe_model_load(&cpu, dir, &mp) == GLMOE_OK, "load on the CPU: %s", glmoe_model_errmsg(cpu));
+    if (ok && cpu) {
+        bool same_ok = greedy_run(cpu, prompt, n_prompt, LONG_SAME, n_ctx, V, cpu_ids, NULL);
+        size_t same = 0;
+        while (same_ok && same < LONG_SAME && cpu_ids[same] == ids[same]) same++;
+        printf("%s [%s]: first %d greedy ids vs the CPU's: %s (%zu equal)\n", dir, info.backend, LONG_SAME,
+               same == LONG_SAME ? "identical" : "DIFFERENT", same);
+        CHECK(same == LONG_SAME, "greedy id %zu: %s %d, cpu %d", same, info.backend, same < LONG_SAME ? ids[same] : -1,
+              same < LONG_SAME ? cpu_ids[same] : -1);
+        if (teacher_forced(cpu, prompt, n_prompt, ids, n, n_ctx, V, ref)) {
+            snprintf(label, sizeof label, "%s [%s]: decode steps vs the CPU fed the same ids", dir, info.backend);
+            const double tol = gpu ? TOL_GPU_L2 : 1e-4;
+            check_steps(label, logits, ref, n, V, tol, tol, n / 20);
+        } else {
+            CHECK(0, "teacher-forced run on the CPU");
+        }
+    }
+    glmoe_model_free(cpu);
+    free(ids);
+    free(logits);
+    free(ref);
+    return test_summary(dir);
+}
+
 int main(int argc, char **argv) {
-    bool gpu = argc == 4 && !strcmp(argv[2], "--device") && !strcmp(argv[3], "cuda");
-    if (argc != 2 && !(argc == 4 && !strcmp(argv[2], "--device") && (gpu || !strcmp(argv[3], "cpu")))) {
-        fprintf(stderr, "usage: test_golden CASE_DIR [--device cpu|cuda]\n");
+    bool gpu = false, usage = argc < 2;
+    size_t n_long = 0;
+    for (int i = 2; !usage && i < argc; i += 2) {
+        if (i + 1 >= argc) usage = true;
+        else if (!strcmp(argv[i], "--device") && (!strcmp(argv[i + 1], "cuda") || !strcmp(argv[i + 1], "cpu")))
+            gpu = !strcmp(argv[i + 1], "cuda");
+        else if (!strcmp(argv[i], "--long") && atol(argv[i + 1]) > 0)
+            n_long = (size_t)atol(argv[i + 1]);
+        else
+            usage = true;
+    }
+    if (usage) {
+        fprintf(stderr, "usage: test_golden CASE_DIR [--device cpu|cuda] [--long N]\n");
         return 2;
     }
     const char *dir = argv[1];
@@ -105,6 +313,14 @@ int main(int argc, char **argv) {
     int32_t *prompt = int_array(json_object_get(ref, "greedy_prompt"), &n_prompt);
     int32_t *expect = int_array(json_object_get(ref, "greedy_new_ids"), &n_expect);
     int32_t V = (int32_t)json_integer_value(json_array_get(json_object_get(ref, "logits_shape"), 1));
+    if (n_long) {
+        int rc = long_generation(dir, gpu, n_long, prompt, n_prompt, V);
+        free(teacher);
+        free(prompt);
+        free(expect);
+        json_decref(ref);
+        return rc;
+    }
 
     glmoe_model *model = NULL;
     glmoe_model_params mp = glmoe_model_params_default();

@@ -23,12 +23,18 @@
  * cache filled by earlier calls (chunked prefill) with another layer written in between;
  * moe_route K 1/8 of 160, n_group 1 and 4/2, norm on/off, scaling 1 and 2.5, a bias that
  * changes the selection; moe_experts T 1/40, E 16, K 4, every expert hit, accumulate on/off.
- * Error paths: embed of ids outside the table (GLMOE_E_TOKEN), attention past the cache
- * (GLMOE_E_CONTEXT).
+ * Attention at the lengths 1, 127, 128, 129 and 4097 (prefill from an empty cache and a decode
+ * step after length - 1 keys, causal and with a random mask; 4097 with few heads on the CPU).
+ * Calls of up to 16 queries (and odd prefills) also pass n_past in backend memory.
+ * Backends with graph_* ops (the GPU): a decode step (RoPE + attention) recorded once and
+ * replayed at 149 positions against the reference; refusals while recording; staleness after
+ * reserve() reallocates.
+ * Error paths: embed of ids outside the table (GLMOE_E_TOKEN, from embed or the next sync),
+ * attention past the cache (GLMOE_E_CONTEXT).
  *
  * Adding a backend: create it in main() and call ops_check_backend() on it; nothing else here
  * is CPU-specific (reserve() gets a config large enough for every case, ops_config()).
- * Run: build/tests/ops/test_ops (or `make test`); about 2 s of CPU in Release, 15 s under ASan.
+ * Run: build/tests/ops/test_ops (or `make test`); about 5 s of CPU in Release, 30 s under ASan.
  */
 #include "ops/harness.h"
 #include "ops/reference.h"
@@ -59,7 +65,7 @@
 #define ROUTE_TIE 1e-5
 
 typedef struct op_groups {
-    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, route, experts;
+    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, route, experts, graph;
 } op_groups;
 
 /* Reports an op that returned an error where success was expected. */
@@ -157,15 +163,31 @@ static void check_embed(ops_ctx *c, op_groups *g) {
         }
         CHECK(ok, "%s", what);
 
-        /* Ids outside [0, V) are refused with GLMOE_E_TOKEN and a message. */
+        /* Ids outside [0, V) are refused with GLMOE_E_TOKEN and a message naming the id, by embed
+         * itself or (a backend that checks on the device) by the next sync; after that the
+         * backend works as before. */
         const int32_t bad[][3] = {{3, (int32_t)V, 4}, {-1, 0, 1}, {2, 1, INT32_MAX}};
+        const int32_t bad_id[] = {(int32_t)V, -1, INT32_MAX};
         for (size_t b = 0; table && b < sizeof bad / sizeof bad[0]; b++) {
             int32_t *dbad = ops_upload_i(c, bad[b], 3);
             gm_err_clear(&c->err);
             glmoe_status s = c->be->ops->embed(c->be, dout, table, dbad, 3, &c->err);
-            CHECK(s == GLMOE_E_TOKEN && c->err.msg[0], "[%s] embed of ids {%d, %d, %d} in a table of %lld rows: "
-                  "status %d (want GLMOE_E_TOKEN), message \"%s\"", c->label, bad[b][0], bad[b][1], bad[b][2],
+            if (s == GLMOE_OK) s = c->be->ops->sync(c->be, &c->err);
+            char id[16];
+            snprintf(id, sizeof id, "%d", bad_id[b]);
+            CHECK(s == GLMOE_E_TOKEN && strstr(c->err.msg, id), "[%s] embed of ids {%d, %d, %d} in a table of %lld "
+                  "rows: status %d (want GLMOE_E_TOKEN), message \"%s\"", c->label, bad[b][0], bad[b][1], bad[b][2],
                   (long long)V, (int)s, c->err.msg);
+            gm_err_clear(&c->err);
+            CHECK(c->be->ops->sync(c->be, &c->err) == GLMOE_OK, "[%s] sync after a refused embed: %s", c->label,
+                  c->err.msg);
+        }
+        /* The good ids still work after the refusals. */
+        if (table && ok) {
+            bool again = op_ok(c, &g->embed, c->be->ops->embed(c->be, dout, table, dids, T, &c->err), what) &&
+                         ops_download_f(c, out, dout, (size_t)T * H, what) &&
+                         ops_compare(c, &g->embed, what, out, ref, (size_t)T * H, TOL_EXACT);
+            CHECK(again, "%s, after bad ids", what);
         }
         free(out);
         free(ref);
@@ -335,7 +357,8 @@ typedef struct attn_case {
     int mask;
 } attn_case;
 
-#define ATTN_CTX 640  /* cache length of every case */
+#define ATTN_CTX 640  /* cache length of every case up to that many positions */
+#define ATTN_MAX_CTX 4160 /* the longest case's (4097, rounded up), for reserve() */
 #define ATTN_LAYERS 2 /* the checked calls use layer 1; layer 0 is written in between */
 
 /* A mask [T, n_past + T]: random finite values, ~15% -inf; in MASK_RANDOM with T > 1 one whole
@@ -352,15 +375,45 @@ static float *make_mask(ops_ctx *c, int kind, int32_t T, int32_t n_past, int32_t
     return m;
 }
 
+/* Calls with more query rows than this compare only their first and last ATTN_EDGE_ROWS rows
+ * with the reference (a float64 reference of all 4097 rows would take minutes); every row is
+ * still checked to be finite, so a row never written (NaN) fails. */
+#define ATTN_FULL_ROWS 1024
+#define ATTN_EDGE_ROWS 33
+
+/* Compares rows [r0, r0 + R) of out (a call of T queries at p0) with the reference. */
+static bool attention_rows_ok(ops_ctx *c, ops_stats *st, const char *what, const float *out, const float *q,
+                              const float *k_all, const float *v_all, const float *mask, int32_t T, int32_t p0,
+                              int32_t r0, int32_t R, int32_t nh, int32_t nkv, int32_t D, float scale) {
+    const int64_t n_keys = (int64_t)p0 + T, sub_keys = (int64_t)p0 + r0 + R, qrow = (int64_t)nh * D;
+    /* The reference reads mask rows of its own key count: re-stride the rows it needs. */
+    float *sub_mask = NULL;
+    if (mask) {
+        sub_mask = malloc((size_t)(R * sub_keys) * sizeof *sub_mask);
+        for (int32_t t = 0; t < R; t++)
+            memcpy(sub_mask + (int64_t)t * sub_keys, mask + (int64_t)(r0 + t) * n_keys, (size_t)sub_keys * 4);
+    }
+    double *ref = malloc((size_t)(R * qrow) * sizeof *ref);
+    ref_attention(ref, q + (int64_t)r0 * qrow, k_all, v_all, sub_mask, R, p0 + r0, nh, nkv, D, (double)scale);
+    bool ok = ops_compare(c, st, what, out + (int64_t)r0 * qrow, ref, (size_t)(R * qrow), TOL_ATTENTION);
+    free(ref);
+    free(sub_mask);
+    return ok;
+}
+
 /* One attention call on `layer` of kv for queries [p0, p0 + T), checked against the reference
- * over keys [0, p0 + T) of k_all/v_all (whose rows [p0, p0 + T) are this call's new keys). */
-static bool attention_call(ops_ctx *c, op_groups *g, gm_kv *kv, int32_t layer, const attn_case *cs, int32_t p0,
+ * over keys [0, p0 + T) of k_all/v_all (whose rows [p0, p0 + T) are this call's new keys). Calls
+ * of up to 16 queries, and odd-sized prefills, pass n_past in backend memory as well
+ * (gm_attn_params.n_past_mem, what a recorded decode step does). */
+static bool attention_call(ops_ctx *c, ops_stats *st, gm_kv *kv, int32_t layer, const attn_case *cs, int32_t p0,
                            int32_t T, const float *k_all, const float *v_all, bool check, const char *role) {
     const int32_t nkv = cs->n_kv_heads, nh = nkv * cs->ratio, D = cs->D;
     const int64_t qn = (int64_t)T * nh * D, kn = (int64_t)T * nkv * D, n_keys = (int64_t)p0 + T;
-    char what[200];
-    snprintf(what, sizeof what, "attention %s T=%d n_past=%d heads=%d kv_heads=%d D=%d%s", role, T, p0, nh, nkv, D,
-             cs->mask == MASK_NONE ? "" : cs->mask == MASK_ALL ? ", all keys masked" : ", random mask");
+    const bool past_mem = T <= 16 || T % 2 == 1;
+    char what[220];
+    snprintf(what, sizeof what, "attention %s T=%d n_past=%d heads=%d kv_heads=%d D=%d%s%s", role, T, p0, nh, nkv, D,
+             cs->mask == MASK_NONE ? "" : cs->mask == MASK_ALL ? ", all keys masked" : ", random mask",
+             past_mem ? ", n_past in memory" : "");
     float *q = ops_random_floats(c, (size_t)qn, 0.01, 4.0), *out = malloc((size_t)qn * 4);
     int32_t hidden_row = -1;
     float *mask = cs->mask != MASK_NONE ? make_mask(c, cs->mask, T, p0, &hidden_row) : NULL;
@@ -370,12 +423,22 @@ static bool attention_call(ops_ctx *c, op_groups *g, gm_kv *kv, int32_t layer, c
     const float *dk = ops_upload_f(c, k_all + (int64_t)p0 * nkv * D, (size_t)kn);
     const float *dv = ops_upload_f(c, v_all + (int64_t)p0 * nkv * D, (size_t)kn);
     p.mask = mask ? ops_upload_f(c, mask, (size_t)(T * n_keys)) : NULL;
-    bool ok = op_ok(c, &g->attention, c->be->ops->attention(c->be, dout, dq, dk, dv, kv, layer, &p, &c->err), what);
+    p.n_past_mem = past_mem ? ops_upload_i(c, &p0, 1) : NULL;
+    bool ok = op_ok(c, st, c->be->ops->attention(c->be, dout, dq, dk, dv, kv, layer, &p, &c->err), what);
     if (ok && check) {
-        double *ref = malloc((size_t)qn * sizeof *ref);
-        ref_attention(ref, q, k_all, v_all, mask, T, p0, nh, nkv, D, (double)p.scale);
-        ok = ops_download_f(c, out, dout, (size_t)qn, what) &&
-             ops_compare(c, &g->attention, what, out, ref, (size_t)qn, TOL_ATTENTION);
+        ok = ops_download_f(c, out, dout, (size_t)qn, what);
+        if (ok && T <= ATTN_FULL_ROWS) {
+            ok = attention_rows_ok(c, st, what, out, q, k_all, v_all, mask, T, p0, 0, T, nh, nkv, D, p.scale);
+        } else if (ok) {
+            int64_t bad = 0;
+            for (int64_t e = 0; e < qn; e++) bad += !isfinite(out[e]);
+            if (bad) fprintf(stderr, "[%s] FAIL %s: %lld elements are not finite\n", c->label, what, (long long)bad);
+            ok = !bad &&
+                 attention_rows_ok(c, st, what, out, q, k_all, v_all, mask, T, p0, 0, ATTN_EDGE_ROWS, nh, nkv, D,
+                                   p.scale) &&
+                 attention_rows_ok(c, st, what, out, q, k_all, v_all, mask, T, p0, T - ATTN_EDGE_ROWS, ATTN_EDGE_ROWS,
+                                   nh, nkv, D, p.scale);
+        }
         /* A query with every key hidden outputs exact zeros (as SDPA does). */
         for (int64_t e = 0; ok && hidden_row >= 0 && e < (int64_t)nh * D; e++)
             if (out[(int64_t)hidden_row * nh * D + e] != 0.0f) {
@@ -383,7 +446,6 @@ static bool attention_call(ops_ctx *c, op_groups *g, gm_kv *kv, int32_t layer, c
                         c->label, what, hidden_row, (long long)e, out[(int64_t)hidden_row * nh * D + e]);
                 ok = false;
             }
-        free(ref);
         CHECK(ok, "%s", what);
     }
     free(q);
@@ -392,13 +454,19 @@ static bool attention_call(ops_ctx *c, op_groups *g, gm_kv *kv, int32_t layer, c
     return ok;
 }
 
-static void check_attention_case(ops_ctx *c, op_groups *g, const attn_case *cs) {
+/* Cases whose past is longer than this fill the cache in unchecked chunks of ATTN_LONG_CHUNK
+ * (the final call reads every key the fill wrote, so the cache is still checked). */
+#define ATTN_LONG_PAST 1024
+#define ATTN_LONG_CHUNK 512
+
+static void check_attention_case(ops_ctx *c, ops_stats *st, const attn_case *cs) {
     const int32_t nkv = cs->n_kv_heads, D = cs->D, n_total = cs->n_past + cs->T;
     const int64_t row = (int64_t)nkv * D;
+    const int32_t n_ctx = n_total <= ATTN_CTX ? ATTN_CTX : (n_total + 63) / 64 * 64;
     gm_kv *kv = NULL;
-    if (c->be->ops->kv_create(c->be, &kv, ATTN_LAYERS, ATTN_CTX, nkv, D, &c->err)) {
+    if (c->be->ops->kv_create(c->be, &kv, ATTN_LAYERS, n_ctx, nkv, D, &c->err)) {
         fprintf(stderr, "[%s] FAIL kv_create: %s\n", c->label, c->err.msg);
-        ops_stats_fail(&g->attention);
+        ops_stats_fail(st);
         CHECK(0, "kv_create");
         return;
     }
@@ -412,9 +480,11 @@ static void check_attention_case(ops_ctx *c, op_groups *g, const attn_case *cs) 
      * uses one query head per KV head (the cache holds KV heads only), which keeps it cheap. */
     attn_case fill = *cs;
     fill.ratio = 1;
-    for (int32_t p0 = 0; ok && p0 < cs->n_past; p0 += 128) {
-        int32_t n = cs->n_past - p0 < 128 ? cs->n_past - p0 : 128;
-        ok = attention_call(c, g, kv, 1, &fill, p0, n, k_all, v_all, true, "fill");
+    const bool long_past = cs->n_past > ATTN_LONG_PAST;
+    const int32_t chunk = long_past ? ATTN_LONG_CHUNK : 128;
+    for (int32_t p0 = 0; ok && p0 < cs->n_past; p0 += chunk) {
+        int32_t n = cs->n_past - p0 < chunk ? cs->n_past - p0 : chunk;
+        ok = attention_call(c, st, kv, 1, &fill, p0, n, k_all, v_all, !long_past, "fill");
     }
     /* Layer 0 gets other keys at the first positions: layer 1 must not see them. (One query
      * head per KV head: only the cache write matters here.) */
@@ -422,15 +492,37 @@ static void check_attention_case(ops_ctx *c, op_groups *g, const attn_case *cs) 
         attn_case other = *cs;
         other.ratio = 1;
         other.mask = MASK_NONE;
-        ok = attention_call(c, g, kv, 0, &other, 0, n_total < 16 ? n_total : 16, k_other, k_other, false,
+        ok = attention_call(c, st, kv, 0, &other, 0, n_total < 16 ? n_total : 16, k_other, k_other, false,
                             "other layer");
     }
-    if (ok) ok = attention_call(c, g, kv, 1, cs, cs->n_past, cs->T, k_all, v_all, true, cs->T == 1 ? "decode" : "prefill");
+    if (ok) ok = attention_call(c, st, kv, 1, cs, cs->n_past, cs->T, k_all, v_all, true, cs->T == 1 ? "decode" : "prefill");
+    if (!ok) CHECK(0, "attention case T=%d n_past=%d", cs->T, cs->n_past);
     ops_release(c); /* before the next chunk's buffers pile up */
     free(k_all);
     free(v_all);
     free(k_other);
     c->be->ops->kv_free(c->be, kv);
+}
+
+/* The lengths the CUDA issue names, each as a prefill from an empty cache and as a decode step
+ * after length - 1 keys, causal and with an explicit mask. On the CPU these use few heads (4 of
+ * 64 dims, and 2 of 16 at 4097: its kernels do not depend on the head count, and the float64
+ * reference under the sanitizers makes more slow); on other backends GQA 12 with 128 dims. */
+static void check_attention_lengths(ops_ctx *c, op_groups *g) {
+    static const int32_t lengths[] = {1, 127, 128, 129, 4097};
+    const bool cpu = !strcmp(c->be->ops->name, "cpu");
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        const int32_t L = lengths[i];
+        const bool big = L > ATTN_LONG_PAST;
+        const int32_t nkv = big || cpu ? 1 : 2, ratio = !cpu ? 12 : big ? 2 : 4, D = !cpu ? 128 : big ? 16 : 64;
+        for (int decode = 0; decode < 2; decode++) {
+            if (decode && L == 1) continue; /* the prefill of one token is that decode step */
+            for (int masked = 0; masked < 2; masked++) {
+                attn_case cs = {decode ? 1 : L, decode ? L - 1 : 0, nkv, ratio, D, masked ? MASK_RANDOM : MASK_NONE};
+                check_attention_case(c, &g->attn_lengths, &cs);
+            }
+        }
+    }
 }
 
 static void check_attention(ops_ctx *c, op_groups *g) {
@@ -445,7 +537,8 @@ static void check_attention(ops_ctx *c, op_groups *g) {
         {127, 129, 2, 12, 16, MASK_NONE}, {128, 1, 4, 2, 128, MASK_RANDOM}, {129, 129, 2, 1, 16, MASK_RANDOM},
         {129, 200, 1, 2, 128, MASK_NONE},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_attention_case(c, g, &cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_attention_case(c, &g->attention, &cases[i]);
+    check_attention_lengths(c, g);
 
     /* Beyond the cache: refused with GLMOE_E_CONTEXT. */
     gm_kv *kv = NULL;
@@ -662,6 +755,124 @@ static void check_experts(ops_ctx *c, op_groups *g) {
     }
 }
 
+/* ---- recorded steps (graph_*) ------------------------------------------------------------------ */
+
+static gm_config ops_config(void);
+
+/* The ops a decode step runs on its changing inputs: RoPE of q and k at the position in dpos, then
+ * attention with n_past read from dpos too. */
+static glmoe_status graph_step_ops(ops_ctx *c, float *dout, float *dq, float *dk, float *dv, const int32_t *dpos,
+                                   gm_kv *kv, int32_t n_past, int32_t nh, int32_t nkv, int32_t D, int32_t R,
+                                   float theta) {
+    gm_backend *be = c->be;
+    glmoe_status s = be->ops->rope(be, dq, dpos, 1, nh, D, R, theta, &c->err);
+    if (!s) s = be->ops->rope(be, dk, dpos, 1, nkv, D, R, theta, &c->err);
+    gm_attn_params p = {.n_heads = nh, .n_kv_heads = nkv, .head_dim = D, .n_tokens = 1, .n_past = n_past,
+                        .scale = 1.0f / sqrtf((float)D), .n_past_mem = dpos};
+    if (!s) s = be->ops->attention(be, dout, dq, dk, dv, kv, 0, &p, &c->err);
+    return s;
+}
+
+/* A backend that records steps (the GPU): one decode step (RoPE + attention) recorded once and
+ * replayed at positions 1..N-1 with fresh q, k, v each time, each output against the reference
+ * (which gets the backend's own rotated q and k, checked against ref_rope separately); what may
+ * not happen while recording is refused (a copy; a RoPE table not made yet), and a recording
+ * goes stale when reserve() reallocates the scratch. Skipped on backends without graph_* ops. */
+static void check_graph(ops_ctx *c, op_groups *g) {
+    const gm_backend_ops *op = c->be->ops;
+    if (!op->graph_capture_begin) return;
+    const int32_t nkv = 2, nh = 24, D = 128, R = 64, N = 150, n_ctx = 200;
+    const float theta = 123457.0f; /* a table no earlier check made */
+    const int64_t qn = (int64_t)nh * D, kn = (int64_t)nkv * D;
+    gm_kv *kv = NULL;
+    if (op->kv_create(c->be, &kv, 1, n_ctx, nkv, D, &c->err)) {
+        CHECK(0, "[%s] kv_create: %s", c->label, c->err.msg);
+        return;
+    }
+    float *q = malloc((size_t)qn * 4), *qr = malloc((size_t)qn * 4), *out = malloc((size_t)qn * 4);
+    float *k_all = malloc((size_t)(N * kn) * 4), *v_all = ops_random_floats(c, (size_t)(N * kn), 0.01, 1.0);
+    float *k_new = malloc((size_t)kn * 4);
+    double *ref = malloc((size_t)qn * sizeof *ref), *rq = malloc((size_t)qn * sizeof *rq), *bq = malloc((size_t)qn * sizeof *bq);
+    float *dq = ops_upload_f(c, NULL, (size_t)qn), *dk = ops_upload_f(c, NULL, (size_t)kn);
+    float *dv = ops_upload_f(c, NULL, (size_t)kn), *dout = ops_upload_f(c, NULL, (size_t)qn);
+    int32_t zero = 0, *dpos = ops_upload_i(c, &zero, 1);
+    gm_graph *graph = NULL;
+    bool ok = true;
+
+    /* While recording: a copy is refused, and so is an op that would make its table now. */
+    gm_err_clear(&c->err);
+    glmoe_status s = op->graph_capture_begin(c->be, &c->err);
+    CHECK(s == GLMOE_OK, "[%s] graph_capture_begin: %s", c->label, c->err.msg);
+    if (!s) {
+        glmoe_status sc = op->copy_in(c->be, dpos, &zero, 4, &c->err);
+        CHECK(sc != GLMOE_OK && c->err.msg[0], "[%s] copy_in while recording: status %d", c->label, (int)sc);
+        glmoe_status sr = graph_step_ops(c, dout, dq, dk, dv, dpos, kv, 0, nh, nkv, D, R, theta);
+        CHECK(sr != GLMOE_OK, "[%s] a RoPE table made while recording was not refused", c->label);
+        gm_graph *bad = NULL;
+        glmoe_status se = op->graph_capture_end(c->be, &bad, &c->err);
+        CHECK(se != GLMOE_OK && !bad, "[%s] a recording with a refused op gave a graph (status %d)", c->label, (int)se);
+        op->graph_free(c->be, bad);
+    }
+
+    for (int32_t n = 0; ok && n < N; n++) {
+        char what[160];
+        snprintf(what, sizeof what, "graph step at n_past=%d (heads=%d kv_heads=%d D=%d)%s", n, nh, nkv, D,
+                 n == 0 ? ", op by op" : n == 1 ? ", recorded" : ", replayed");
+        ops_fill(c, q, (size_t)qn, 0.01, 2.0);
+        ops_fill(c, k_new, (size_t)kn, 0.01, 1.0);
+        ok = !op->copy_in(c->be, dq, q, (size_t)qn * 4, &c->err) && !op->copy_in(c->be, dk, k_new, (size_t)kn * 4, &c->err) &&
+             !op->copy_in(c->be, dv, v_all + n * kn, (size_t)kn * 4, &c->err) &&
+             !op->copy_in(c->be, dpos, &n, 4, &c->err);
+        if (ok && n == 0) { /* the first step op by op: it makes the RoPE table */
+            ok = op_ok(c, &g->graph, graph_step_ops(c, dout, dq, dk, dv, dpos, kv, n, nh, nkv, D, R, theta), what);
+        } else if (ok) {
+            if (n == 1) {
+                ok = op_ok(c, &g->graph, op->graph_capture_begin(c->be, &c->err), "graph_capture_begin");
+                glmoe_status sr = ok ? graph_step_ops(c, dout, dq, dk, dv, dpos, kv, n, nh, nkv, D, R, theta) : GLMOE_OK;
+                if (ok) ok = op_ok(c, &g->graph, op->graph_capture_end(c->be, &graph, &c->err), "graph_capture_end") &&
+                             op_ok(c, &g->graph, sr, what) && graph;
+            }
+            bool replayed = false;
+            if (ok) ok = op_ok(c, &g->graph, op->graph_replay(c->be, graph, &replayed, &c->err), what) && replayed;
+        }
+        /* The backend's rotated q and k: checked against ref_rope, then the reference's inputs. */
+        ok = ok && ops_download_f(c, out, dout, (size_t)qn, what) && ops_download_f(c, qr, dq, (size_t)qn, what) &&
+             ops_download_f(c, k_all + n * kn, dk, (size_t)kn, what);
+        if (ok) {
+            ref_rope(rq, bq, q, &n, 1, nh, D, R, theta);
+            double bb = 0, rr = 0;
+            for (int64_t e = 0; e < qn; e++) bb += bq[e] * bq[e], rr += rq[e] * rq[e];
+            ok = ops_compare_ex(c, &g->rope, what, qr, rq, (size_t)qn, fmax(TOL_ROPE_MIN, sqrt(bb / rr)), 0);
+            ref_attention(ref, qr, k_all, v_all, NULL, 1, n, nh, nkv, D, (double)(1.0f / sqrtf((float)D)));
+            ok = ok && ops_compare(c, &g->graph, what, out, ref, (size_t)qn, TOL_ATTENTION);
+        }
+        CHECK(ok, "[%s] %s: %s", c->label, what, c->err.msg);
+    }
+
+    /* A reserve() that reallocates the scratch makes the recording stale: not replayed. */
+    if (ok && graph) {
+        gm_config cfg = ops_config();
+        gm_reserve r = {.cfg = &cfg, .n_batch = 1000, .n_ctx = ATTN_MAX_CTX};
+        bool replayed = true;
+        ok = op_ok(c, &g->graph, op->reserve(c->be, &r, &c->err), "reserve") &&
+             op_ok(c, &g->graph, op->graph_replay(c->be, graph, &replayed, &c->err), "graph_replay after reserve");
+        CHECK(ok && !replayed, "[%s] a graph recorded before reserve() grew the scratch was replayed", c->label);
+    }
+    op->graph_free(c->be, graph);
+    CHECK(op->sync(c->be, &c->err) == GLMOE_OK, "[%s] sync after the graph checks: %s", c->label, c->err.msg);
+    free(q);
+    free(qr);
+    free(out);
+    free(k_all);
+    free(v_all);
+    free(k_new);
+    free(ref);
+    free(rq);
+    free(bq);
+    ops_release(c);
+    op->kv_free(c->be, kv);
+}
+
 /* ---- the harness entry point ------------------------------------------------------------------ */
 
 /* Sizes for reserve(): large enough for every case above. */
@@ -700,7 +911,7 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed) 
     ops_ctx c;
     ops_init(&c, be, label, seed);
     gm_config cfg = ops_config();
-    gm_reserve r = {.cfg = &cfg, .n_batch = 129, .n_ctx = ATTN_CTX};
+    gm_reserve r = {.cfg = &cfg, .n_batch = 129, .n_ctx = ATTN_MAX_CTX};
     if (be->ops->reserve(be, &r, &c.err)) {
         CHECK(0, "[%s] reserve failed: %s", label, c.err.msg);
         ops_destroy(&c);
@@ -708,19 +919,19 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed) 
     }
     op_groups g = {.matmul = {.name = "matmul"}, .embed = {.name = "embed"}, .add = {.name = "add"},
                    .swiglu = {.name = "swiglu"}, .rmsnorm = {.name = "add_rmsnorm"}, .rope = {.name = "rope"},
-                   .attention = {.name = "attention"}, .route = {.name = "moe_route"},
-                   .experts = {.name = "moe_experts"}};
+                   .attention = {.name = "attention"}, .attn_lengths = {.name = "attn 1..4097"},
+                   .route = {.name = "moe_route"}, .experts = {.name = "moe_experts"}, .graph = {.name = "graph"}};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     static void (*const checks[])(ops_ctx *, op_groups *) = {check_matmul, check_embed, check_add_swiglu,
                                                               check_rmsnorm, check_rope, check_attention,
-                                                              check_route, check_experts};
+                                                              check_route, check_experts, check_graph};
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) checks[i](&c, &g);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("backend %s (%s): %.1f s\n", be->ops->name, label,
            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
-    const ops_stats *all[] = {&g.matmul, &g.embed, &g.add, &g.swiglu, &g.rmsnorm, &g.rope, &g.attention, &g.route,
-                              &g.experts};
+    const ops_stats *all[] = {&g.matmul, &g.embed, &g.add, &g.swiglu, &g.rmsnorm, &g.rope, &g.attention,
+                              &g.attn_lengths, &g.route, &g.experts, &g.graph};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) print_stats(label, all[i]);
     ops_destroy(&c);
 }

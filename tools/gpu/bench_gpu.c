@@ -9,7 +9,11 @@
  *   prefill: the prompt evaluated --reps times from an empty cache, logits of the last row only;
  *            the median time gives tokens per second;
  *   decode:  --gen greedy steps after the prompt, one token per eval (argmax on the host, which
- *            is included, as is the copy of the logits); mean ms per token.
+ *            is included, as is the copy of the logits); mean ms per token. With the CUDA
+ *            backend also the host time per step: the time spent inside glmoe_context_eval minus
+ *            the time it was blocked waiting for the GPU (what the host itself spends to issue a
+ *            step and copy its logits), and how many steps were replayed from the recorded graph
+ *            (GLMOE_CUDA_GRAPHS=0 in the environment runs every step op by op, for comparison).
  * Prints one line `key=value ...` per model, and an FNV-1a hash of the last logits row (equal
  * hashes: the same numbers; it moves when an optimisation changes the arithmetic).
  */
@@ -20,6 +24,21 @@
 #include <time.h>
 
 #include "glmoe.h"
+#ifdef GLMOE_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+/* The CUDA backend's wait time and graph replays so far (zeros without CUDA). */
+static void counters(double *wait_s, unsigned long long *replays) {
+    *wait_s = 0;
+    *replays = 0;
+#ifdef GLMOE_HAVE_CUDA
+    cuda_backend_counters c;
+    cuda_backend_counters_get(&c);
+    *wait_s = c.wait_s;
+    *replays = (unsigned long long)c.graph_replays;
+#endif
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -125,15 +144,22 @@ int main(int argc, char **argv) {
     qsort(times, (size_t)reps, sizeof *times, cmp_double);
     double t_prefill = times[reps / 2];
 
+    double wait0, wait1, t_eval = 0;
+    unsigned long long rep0, rep1;
+    counters(&wait0, &rep0);
     double a = now_s();
     int32_t first[8] = {0};
     for (int i = 0; i < gen; i++) {
         glmoe_context_logits(ctx, &logits, &rows);
         int32_t tok = argmax(logits, V);
         if (i < 8) first[i] = tok;
+        double e0 = now_s();
         if (glmoe_context_eval(ctx, &tok, 1, GLMOE_LOGITS_LAST)) goto fail;
+        t_eval += now_s() - e0;
     }
     double t_decode = now_s() - a;
+    counters(&wait1, &rep1);
+    const double host_us = 1e6 * (t_eval - (wait1 - wait0)) / gen;
     glmoe_context_logits(ctx, &logits, &rows);
     uint64_t h = 0xcbf29ce484222325ull;
     const unsigned char *b = (const unsigned char *)logits;
@@ -142,10 +168,11 @@ int main(int argc, char **argv) {
     const char *name = strrchr(dir, '/');
     name = name && name[1] ? name + 1 : dir;
     printf("bench model=%s backend=%s params=%.3fB active=%.3fB load_s=%.2f prompt=%d prefill_ms=%.3f "
-           "prefill_tok_s=%.1f gen=%d decode_ms_tok=%.3f decode_tok_s=%.1f first_ids=%d,%d,%d,%d logits_fnv=%016llx\n",
+           "prefill_tok_s=%.1f gen=%d decode_ms_tok=%.3f decode_tok_s=%.1f host_us_step=%.1f graph_replays=%llu "
+           "first_ids=%d,%d,%d,%d logits_fnv=%016llx\n",
            name, info.backend, (double)info.n_params / 1e9, (double)info.n_params_active / 1e9, t_load, prompt_len,
-           1e3 * t_prefill, prompt_len / t_prefill, gen, 1e3 * t_decode / gen, gen / t_decode, first[0], first[1],
-           first[2], first[3], (unsigned long long)h);
+           1e3 * t_prefill, prompt_len / t_prefill, gen, 1e3 * t_decode / gen, gen / t_decode, host_us, rep1 - rep0,
+           first[0], first[1], first[2], first[3], (unsigned long long)h);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "glmoe_gpu_bench: %s\n", glmoe_context_errmsg(ctx));

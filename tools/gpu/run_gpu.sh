@@ -12,13 +12,21 @@
 #      linker and the loader are pointed there; nothing is installed into the system;
 #   2. configure and build (Release, sm_90, warnings not fatal: CI enforces them);
 #   3. tests/ops/test_ops: every op on the CPU and on the GPU (float32 KV cache) against the
-#      float64 reference; on failure it runs again under compute-sanitizer memcheck;
+#      float64 reference, attention at lengths 1/127/128/129/4097 causal and masked, and a decode
+#      step recorded as a CUDA graph and replayed at 149 positions; on failure it runs again
+#      under compute-sanitizer memcheck;
 #   4. test_golden --device cuda on every golden case: rel. L2 of the logits <= 1e-2 in one
-#      prefill, in uneven chunks and token by token, and identical greedy ids;
-#   5. bad state: no visible GPU (CUDA_VISIBLE_DEVICES=) must give a SKIP / a clear error and
-#      --device auto must fall back to the CPU;
+#      prefill, in uneven chunks and token by token, and identical greedy ids; then a long
+#      greedy generation (2100 tokens on glm45_like, the decode graph) whose first 64 ids equal
+#      the CPU's and whose per-step logits agree with the same GPU's prefill of those ids and
+#      with the CPU's (test_golden --long);
+#   5. bad state: tests/ops/test_cuda_state (out of device memory: a clear error naming bytes
+#      needed and free, then the GPU and the CPU still work), and the same with no visible GPU
+#      (CUDA_VISIBLE_DEVICES=): a SKIP / a clear error, and --device auto falls back to the CPU;
 #   6. timing: glmoe_gpu_bench on each golden case and, unless --no-synthetic, on a
-#      GLM-4.5-Air-shaped model cut to 4 layers (tools/gpu/make_synthetic.py, random weights);
+#      GLM-4.5-Air-shaped model cut to 4 layers (tools/gpu/make_synthetic.py, random weights),
+#      the decode of glm45_like and of that model both as a graph and op by op
+#      (GLMOE_CUDA_GRAPHS=0): ms per token and host µs per step;
 #      with --profile, Nsight Compute times the kernels of one decode step of that model
 #      (ncu --clock-control none: the card's clocks are left alone) into ncu_decode.csv.
 # Exit status: 0 when every check passed.
@@ -78,7 +86,8 @@ t=$(date +%s)
 if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
         "${CMAKE_EXTRA[@]}" > "$LOGS/configure.log" 2>&1 &&
    grep -q "CUDA backend ON" "$LOGS/configure.log" &&
-   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_golden glmoe_gpu_bench glmoe_cli > "$LOGS/build.log" 2>&1; then
+   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_cuda_state test_golden glmoe_gpu_bench glmoe_cli \
+       > "$LOGS/build.log" 2>&1; then
     row "build" "ok ($(secs $t) s)"
 else
     fail "build" "see configure.log / build.log ($(tail -3 "$LOGS/build.log" "$LOGS/configure.log" 2>/dev/null | tr '\n' ' ' | cut -c1-200))"
@@ -118,8 +127,27 @@ for ref in "$ROOT"/tests/golden/*/reference.json; do
     skip=$(grep -m1 '^SKIP' "$log")
     row "golden $name" "$status: rel L2 ${l2:-?} (prefill/chunks/1-by-1); greedy ${greedy:-?} ${skip}"
 done
+log="$LOGS/golden_cuda_long.log"
+if timeout 120 "$BUILD/tests/golden/test_golden" "$ROOT/tests/golden/glm45_like" --device cuda --long 2100 > "$log" 2>&1 &&
+   ! grep -q '^SKIP' "$log"; then status=ok; else status=FAIL; FAILED=1; fi
+steps() { grep "$1" "$log" | grep -o 'median [0-9.e+-]*, max [0-9.e+-]* at step [0-9]*, [0-9]* of [0-9]* steps above [0-9.e+-]*'; }
+row "long greedy (glm45_like)" "$status: $(grep -o 'generation of [0-9]* tokens.*' "$log" | cut -c15-80); graphs recorded $(grep -c 'recorded as a graph' "$log"); first 64 ids vs CPU $(grep -o "CPU's: [A-Za-z]* ([0-9]* equal)" "$log" | cut -d' ' -f2-) $(grep -m1 -E '^(SKIP|FAIL)' "$log" | cut -c1-120)"
+row "  steps vs own prefill" "$(steps 'same device')"
+row "  steps vs CPU" "$(steps 'CPU fed')"
 
-# ---- 5. no GPU -------------------------------------------------------------------------------------
+# ---- 5. bad state: out of memory, no GPU ------------------------------------------------------------
+if timeout 120 "$BUILD/tests/ops/test_cuda_state" "$ROOT" > "$LOGS/cuda_state.log" 2>&1 && ! grep -q '^SKIP' "$LOGS/cuda_state.log"; then
+    row "out of memory" "ok: $(grep -m1 'out of memory: context:' "$LOGS/cuda_state.log" | cut -d: -f3- | cut -c1-150)"
+    row "  then" "$(grep -m1 'afterwards the GPU' "$LOGS/cuda_state.log" | cut -d: -f2- | cut -c1-60); $(grep -m1 '^cpu afterwards' "$LOGS/cuda_state.log")"
+else
+    fail "out of memory" "$(grep -m1 -E '^(FAIL|SKIP)' "$LOGS/cuda_state.log" | cut -c1-200)"
+fi
+if CUDA_VISIBLE_DEVICES= timeout 60 "$BUILD/tests/ops/test_cuda_state" "$ROOT" > "$LOGS/cuda_state_nogpu.log" 2>&1 &&
+   grep -q '^SKIP: no CUDA device' "$LOGS/cuda_state_nogpu.log"; then
+    row "no GPU: test_cuda_state" "ok: $(grep -m1 'no GPU: --device cuda' "$LOGS/cuda_state_nogpu.log" | cut -c1-110); $(grep -m1 '^--device auto' "$LOGS/cuda_state_nogpu.log")"
+else
+    fail "no GPU: test_cuda_state" "$(grep -m1 -E '^(FAIL|test_cuda_state)' "$LOGS/cuda_state_nogpu.log" | cut -c1-200)"
+fi
 first_case=$(dirname "$(ls "$ROOT"/tests/golden/*/reference.json | head -1)")
 if CUDA_VISIBLE_DEVICES= timeout 30 "$BUILD/tests/golden/test_golden" "$first_case" --device cuda > "$LOGS/nogpu.log" 2>&1 &&
    grep -q '^SKIP: no CUDA device' "$LOGS/nogpu.log"; then
@@ -147,14 +175,15 @@ e.record(); torch.cuda.synchronize()
 print("%.0f" % (2 * 20 * x.numel() / (s.elapsed_time(e) * 1e-3) / 1e9))' 2>/dev/null)
 row "copy bandwidth" "${BW:-?} GB/s (device-to-device, read + write, torch)"
 : > "$LOGS/bench.log"
-bench() { # name dir args...
+bench() { # name dir args... (GRAPHS=0 in the environment: decode op by op)
     local name=$1 dir=$2
     shift 2
-    if timeout 150 "$BUILD/glmoe_gpu_bench" "$dir" --device cuda "$@" > "$LOGS/bench_$name.log" 2>&1; then
+    if GLMOE_CUDA_GRAPHS=${GRAPHS:-1} timeout 150 "$BUILD/glmoe_gpu_bench" "$dir" --device cuda "$@" \
+            > "$LOGS/bench_$name.log" 2>&1; then
         local l
         l=$(grep '^bench ' "$LOGS/bench_$name.log")
         echo "$l" >> "$LOGS/bench.log"
-        row "bench $name" "$(echo "$l" | tr ' ' '\n' | grep -E '^(prompt|prefill_ms|prefill_tok_s|gen|decode_ms_tok|load_s)=' | paste -sd' ' -)"
+        row "bench $name" "$(echo "$l" | tr ' ' '\n' | grep -E '^(prompt|prefill_tok_s|gen|decode_ms_tok|host_us_step|graph_replays|load_s)=' | paste -sd' ' -)"
     else
         fail "bench $name" "$(tail -1 "$LOGS/bench_$name.log")"
     fi
@@ -163,6 +192,7 @@ for ref in "$ROOT"/tests/golden/*/reference.json; do
     dir=$(dirname "$ref")
     bench "$(basename "$dir")" "$dir" --prompt 128 --gen 128
 done
+GRAPHS=0 bench glm45_like-nograph "$ROOT/tests/golden/glm45_like" --prompt 128 --gen 128
 if [ $SYNTH = 1 ] && [ $(secs $START) -gt 330 ]; then
     row "synthetic air x4" "skipped: $(secs $START) s spent already"
 elif [ $SYNTH = 1 ]; then
@@ -171,7 +201,8 @@ elif [ $SYNTH = 1 ]; then
     t=$(date +%s)
     if timeout 150 python3 "$ROOT/tools/gpu/make_synthetic.py" "$SDIR" --shape air --layers 4 > "$LOGS/synthetic.log" 2>&1; then
         row "synthetic air x4" "written in $(secs $t) s ($(du -sh "$SDIR" | cut -f1))"
-        bench air4 "$SDIR" --prompt 512 --gen 64 --reps 3
+        bench air4 "$SDIR" --prompt 512 --gen 128 --reps 3
+        GRAPHS=0 bench air4-nograph "$SDIR" --prompt 512 --gen 128 --reps 3
         if [ $PROFILE = 1 ] && command -v ncu > /dev/null; then
             # Skip the warm-up and the prefills (about 500 of these launches), then one decode step (72).
             timeout 150 ncu --clock-control none -k 'regex:gemv|expert|attn|route|rmsnorm|rope|kv_store|embed|swiglu|add' \

@@ -17,8 +17,13 @@
  * Split-KV: when the grid is too small to fill the GPU (decode: few rows, long context), the keys
  * are cut into splits (grid.z); each split writes its unnormalised (o, m, l) and a second kernel
  * merges them: M = max m_z, L = Σ l_z e^(m_z - M), o = Σ o_z e^(m_z - M) / L.
+ *
+ * n_past from device memory (gm_attn_params.n_past_mem, a recorded decode step): the cache row
+ * written, the key count and each split's range are computed on the device from it, and the
+ * split count from the cache length, so that one launch configuration serves every position.
  * All arithmetic is float32 (expf, not the fast-math exp). Tested by tests/ops/test_ops.c:
- * T 1..129 at n_past 0..500, GQA 1/2/12, D 16/128, random and all-hidden masks, chunked fills.
+ * T 1..129 at n_past 0..500, lengths 1/127/128/129/4097 causal and masked, GQA 1/2/12, D 16/128,
+ * random and all-hidden masks, chunked fills, n_past from host and from device memory.
  */
 #include <math.h>
 
@@ -38,9 +43,32 @@ struct attn_args {
     const void *kc, *vc;   /* this layer's cache: [n_ctx][nkv][D] */
     const float *mask;
     float *part;           /* split partials [split][T * nh][D + 2], or NULL */
-    int T, n_past, nh, nkv, D, ratio, n_keys, split_len;
+    const int32_t *past;   /* n_past in device memory (gm_attn_params.n_past_mem), or NULL */
+    int32_t *fault;
+    int T, n_past, nh, nkv, D, ratio, n_keys, split_len, n_ctx;
     float scale;
 };
+
+/* n_past, the key count and the split length of this call: from the arguments, or, when the
+ * call reads n_past from device memory (a recorded decode step), from there, with the keys cut
+ * into gridDim.z splits of whole tiles. False (after raising a fault) when the device's n_past
+ * does not fit the cache: the caller checked the host's, so they disagree. */
+__device__ __forceinline__ bool attn_extent(const attn_args &a, int &n_past, int &n_keys, int &split_len) {
+    n_past = a.n_past;
+    n_keys = a.n_keys;
+    split_len = a.split_len;
+    if (!a.past) return true;
+    n_past = *a.past;
+    if (n_past < 0 || n_past > a.n_ctx - a.T) {
+        if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0)
+            cu_raise_fault(a.fault, CUDA_FAULT_POSITION, n_past, a.n_ctx - a.T);
+        return false;
+    }
+    n_keys = n_past + a.T;
+    split_len = n_keys;
+    if (gridDim.z > 1) split_len = ((n_keys + gridDim.z - 1) / gridDim.z + ATTN_BKV - 1) / ATTN_BKV * ATTN_BKV;
+    return true;
+}
 
 __device__ __forceinline__ float kv_to_f(float v) { return v; }
 __device__ __forceinline__ float kv_to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
@@ -58,11 +86,13 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_kernel(attn_args a) {
     const int f0 = blockIdx.x * ATTN_ROWS;
     const int64_t kv_row = (int64_t)a.nkv * D;
     const KT *kc = (const KT *)a.kc, *vc = (const KT *)a.vc;
+    int n_past, n_keys, split_len;
+    if (!attn_extent(a, n_past, n_keys, split_len)) return; /* uniform over the block */
 
     /* Key range: this split, cut at the last row's causal limit. */
     const int t_last = min(a.T - 1, (f0 + ATTN_ROWS - 1) / a.ratio);
-    const int key_lo = blockIdx.z * a.split_len;
-    const int key_hi = min(min(a.n_keys, key_lo + a.split_len), a.n_past + t_last + 1);
+    const int key_lo = blockIdx.z * split_len;
+    const int key_hi = min(min(n_keys, key_lo + split_len), n_past + t_last + 1);
 
     for (int i = threadIdx.x; i < ATTN_ROWS * D; i += blockDim.x) {
         int f = f0 + i / D, d = i % D;
@@ -123,7 +153,7 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_kernel(attn_args a) {
             const int rl = warp * ATTN_ROWS_PER_WARP + r, f = f0 + rl;
             if (f >= rows_total) continue; /* warp-uniform */
             const int t = f / a.ratio;
-            const int qpos = a.n_past + t;
+            const int qpos = n_past + t;
             if (kt > qpos) continue;       /* the whole tile is in this row's future */
             const int key = kt + lane;
             float s = -INFINITY;
@@ -132,7 +162,7 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_kernel(attn_args a) {
                 float dot = 0.0f;
                 for (int d = 0; d < D; d++) dot += qr[d] * kr[d];
                 s = dot * a.scale;
-                if (a.mask) s += a.mask[(int64_t)t * a.n_keys + key];
+                if (a.mask) s += a.mask[(int64_t)t * n_keys + key];
             }
             const float m_new = fmaxf(m[r], cu_warp_max(s));
             if (m_new == -INFINITY) continue; /* nothing visible yet */
@@ -206,9 +236,16 @@ __global__ void attn_combine_kernel(float *out, const float *part, int rows, int
     }
 }
 
-/* Writes k, v [T, nkv * D] (float32) into the cache rows [n_past, n_past + T). */
+/* Writes k, v [T, nkv * D] (float32) into the cache rows [n_past, n_past + T) of kc, vc (the
+ * layer's cache, rows of `row` elements); n_past from *past when given. A device n_past that
+ * does not fit writes nothing (attn_kernel raises the fault). */
 template <typename KT>
-__global__ void kv_store_kernel(KT *kc, KT *vc, const float *k, const float *v, int64_t n) {
+__global__ void kv_store_kernel(KT *kc, KT *vc, const float *k, const float *v, int64_t n, int64_t row,
+                                const int32_t *past, int n_past, int T, int n_ctx) {
+    if (past) n_past = *past;
+    if (n_past < 0 || n_past > n_ctx - T) return;
+    kc += (int64_t)n_past * row;
+    vc += (int64_t)n_past * row;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         kc[i] = (KT)k[i];
         vc[i] = (KT)v[i];
@@ -237,19 +274,23 @@ static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, 
     const int64_t n_new = (int64_t)a.T * kv_row;
     unsigned blocks = cu_blocks(n_new, 256);
     if (blocks > (unsigned)cb->sm_count * 16) blocks = (unsigned)cb->sm_count * 16;
-    kv_store_kernel<KT><<<blocks, 256, 0, cb->stream>>>(kc + (int64_t)a.n_past * kv_row, vc + (int64_t)a.n_past * kv_row,
-                                                         (const float *)a.kc, (const float *)a.vc, n_new);
+    kv_store_kernel<KT><<<blocks, 256, 0, cb->stream>>>(kc, vc, (const float *)a.kc, (const float *)a.vc, n_new, kv_row,
+                                                         a.past, a.n_past, a.T, a.n_ctx);
     CU_LAUNCHED();
     a.kc = kc;
     a.vc = vc;
 
-    /* Splits: enough blocks for two waves, each split at least ATTN_MIN_SPLIT_KEYS keys. */
+    /* Splits: enough blocks for two waves, each split at least ATTN_MIN_SPLIT_KEYS keys. With
+     * n_past in device memory the launch must suit every n_past a replay may bring, so the
+     * split count is chosen for the whole cache and the kernel cuts the keys it finds into that
+     * many splits (some empty while the context is short). */
     const int64_t blocks_1 = (int64_t)cu_blocks((int64_t)a.T * a.ratio, ATTN_ROWS) * a.nkv;
+    const int64_t keys_max = a.past ? a.n_ctx : a.n_keys;
     int splits = 1;
     const size_t part_need = (size_t)a.T * a.nh * (size_t)(a.D + 2);
-    if (a.T <= ATTN_SPLIT_TOKENS && blocks_1 < 2 * cb->sm_count && a.n_keys >= 2 * ATTN_MIN_SPLIT_KEYS) {
+    if (a.T <= ATTN_SPLIT_TOKENS && blocks_1 < 2 * cb->sm_count && keys_max >= 2 * ATTN_MIN_SPLIT_KEYS) {
         int64_t want = (2 * cb->sm_count + blocks_1 - 1) / blocks_1;
-        int64_t most = a.n_keys / ATTN_MIN_SPLIT_KEYS;
+        int64_t most = keys_max / ATTN_MIN_SPLIT_KEYS;
         splits = (int)(want < most ? want : most);
         if (splits > ATTN_MAX_SPLITS) splits = ATTN_MAX_SPLITS;
         if ((size_t)splits * part_need > cb->attn_part_floats) splits = 1;
@@ -257,9 +298,11 @@ static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, 
     a.split_len = a.n_keys;
     a.part = nullptr;
     if (splits > 1) {
-        a.split_len = (a.n_keys + splits - 1) / splits;
-        a.split_len = (a.split_len + ATTN_BKV - 1) / ATTN_BKV * ATTN_BKV;
-        splits = (a.n_keys + a.split_len - 1) / a.split_len;
+        if (!a.past) {
+            a.split_len = (a.n_keys + splits - 1) / splits;
+            a.split_len = (a.split_len + ATTN_BKV - 1) / ATTN_BKV * ATTN_BKV;
+            splits = (a.n_keys + a.split_len - 1) / a.split_len;
+        }
         a.part = cb->attn_part;
     }
     glmoe_status s;
@@ -299,6 +342,9 @@ glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const fl
     a.vc = v;
     a.mask = p->mask;
     a.part = nullptr;
+    a.past = p->n_past_mem;
+    a.fault = cb->d_fault;
+    a.n_ctx = kv->n_ctx;
     a.T = p->n_tokens;
     a.n_past = p->n_past;
     a.nh = p->n_heads;

@@ -8,8 +8,19 @@
  * unaligned (MLX files), which the memcpy absorbs. Progress goes to the log every 2 GB. Small
  * vectors bound as GM_BIND_VECTOR_F32 are converted to float32 on the host first.
  *
- * Faults: kernels never trap on bad data (an expert index out of range); they write {code, value}
- * to a device word that copy_out() and sync() read back after waiting, and turn into an error.
+ * Inputs: copy_in goes through pinned slots (small copies: a ring of CUDA_INPUT_SLOTS, each
+ * reused once its event has completed; large ones: the weight staging slots), so that a decode
+ * step's ids and positions never wait for the device.
+ *
+ * Faults: kernels never trap on bad data (a token id or expert index out of range); they write
+ * {code, value, limit} to device words that copy_out() and sync() read back after waiting, and
+ * turn into an error. So no op waits for the host within a step.
+ *
+ * Graphs: graph_capture_begin/end record the ops of one step on the stream (stream capture) and
+ * instantiate them; graph_replay launches the instance. A recording is refused for copies,
+ * waits and lazily made tables (they would be recorded with stale host pointers); the model
+ * runs one step op by op first, which makes those tables. GLMOE_CUDA_GRAPHS=0 (or the option
+ * no_graphs) declines every recording, so that both paths can be timed in one build.
  * Left out on purpose: multi-GPU, host-memory offload of weights that do not fit.
  */
 #include <stdio.h>
@@ -65,23 +76,56 @@ static glmoe_status dev_alloc(cuda_backend *cb, void **p, size_t bytes, const ch
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     if (e == cudaErrorMemoryAllocation)
-        return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of device memory for %s: %zu bytes needed, %zu of %zu free on %s",
-                       what, bytes, free_b, total_b, cb->device_name);
+        return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of device memory for %s: %zu bytes needed, %zu of %zu free on %s%s",
+                       what, bytes, free_b, total_b, cb->device_name,
+                       bytes <= free_b ? " (what is free is in pieces too small)" : "");
     return cuda_fail(err, e, "cudaMalloc", __func__, __FILE__, __LINE__);
 }
 
-/* ---- faults ---------------------------------------------------------------------------------- */
+/* ---- faults and waits ------------------------------------------------------------------------- */
+
+/* Process-wide, for benchmarks (cuda_backend_counters_get). */
+static cuda_backend_counters g_counters;
+
+extern "C" void cuda_backend_counters_get(cuda_backend_counters *out) { *out = g_counters; }
+
+/* A copy or a wait would be recorded as part of the graph (with a host pointer that is only
+ * valid now), or break the recording; so would a table made lazily. */
+glmoe_status cuda_refuse_if_capturing(cuda_backend *cb, const char *what, gm_err *err) {
+    if (!cb->capturing) return GLMOE_OK;
+    cb->capture_broken = true;
+    return gm_fail(err, GLMOE_E_BACKEND, "cuda: %s while a step is being recorded as a graph", what);
+}
+
+static glmoe_status not_capturing(cuda_backend *cb, const char *what, gm_err *err) {
+    return cuda_refuse_if_capturing(cb, what, err);
+}
 
 /* Waits for the stream, then turns a fault raised by a kernel into an error (and clears it). */
 static glmoe_status wait_and_check(cuda_backend *cb, gm_err *err) {
-    CU_TRY(cudaMemcpyAsync(cb->h_fault, cb->d_fault, 2 * sizeof(int32_t), cudaMemcpyDeviceToHost, cb->stream));
+    glmoe_status s = not_capturing(cb, "a wait for the GPU", err);
+    if (s) return s;
+    CU_TRY(cudaMemcpyAsync(cb->h_fault, cb->d_fault, CUDA_FAULT_WORDS * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                           cb->stream));
+    const double t0 = now_s();
     CU_TRY(cudaStreamSynchronize(cb->stream));
+    g_counters.wait_s += now_s() - t0;
+    g_counters.waits++;
     if (cb->h_fault[0] == CUDA_FAULT_NONE) return GLMOE_OK;
-    int32_t code = cb->h_fault[0], value = cb->h_fault[1];
-    CU_TRY(cudaMemsetAsync(cb->d_fault, 0, 2 * sizeof(int32_t), cb->stream));
-    if (code == CUDA_FAULT_EXPERT)
+    int32_t code = cb->h_fault[0], value = cb->h_fault[1], limit = cb->h_fault[2];
+    CU_TRY(cudaMemsetAsync(cb->d_fault, 0, CUDA_FAULT_WORDS * sizeof(int32_t), cb->stream));
+    switch (code) {
+    case CUDA_FAULT_TOKEN:
+        return gm_fail(err, GLMOE_E_TOKEN, "token id %d is outside the vocabulary [0, %d)", value, limit);
+    case CUDA_FAULT_EXPERT:
         return gm_fail(err, GLMOE_E_BACKEND, "cuda: moe_experts: expert index %d is out of range", value);
-    return gm_fail(err, GLMOE_E_BACKEND, "cuda: a kernel raised fault %d (value %d)", code, value);
+    case CUDA_FAULT_POSITION:
+        return gm_fail(err, GLMOE_E_BACKEND,
+                       "cuda: attention read n_past %d from device memory, outside [0, %d] (stale positions buffer)",
+                       value, limit);
+    default:
+        return gm_fail(err, GLMOE_E_BACKEND, "cuda: a kernel raised fault %d (value %d)", code, value);
+    }
 }
 
 /* ---- memory ----------------------------------------------------------------------------------- */
@@ -94,16 +138,28 @@ static void cuda_dealloc(gm_backend *be, void *p) {
     if (p) cudaFree(p);
 }
 
+static glmoe_status stage_copy(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err);
+
+/* Small inputs go through a pinned slot (a copy from pageable memory makes the driver stage it
+ * itself, slower and with less control); src is free for reuse when this returns. */
 static glmoe_status cuda_copy_in(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err) {
     cuda_backend *cb = cuda_of(be);
-    if (!bytes) return GLMOE_OK;
-    /* From pageable memory the call returns once src has been staged, so the caller may reuse it. */
-    CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cb->stream));
+    glmoe_status s = not_capturing(cb, "copy_in", err);
+    if (s || !bytes) return s;
+    if (bytes > CUDA_INPUT_SLOT_BYTES) return stage_copy(cb, dst, src, bytes, err);
+    const int slot = cb->input_next;
+    cb->input_next = (cb->input_next + 1) % CUDA_INPUT_SLOTS;
+    CU_TRY(cudaEventSynchronize(cb->input_done[slot])); /* its previous copy has left the slot */
+    memcpy(cb->input_slot[slot], src, bytes);
+    CU_TRY(cudaMemcpyAsync(dst, cb->input_slot[slot], bytes, cudaMemcpyHostToDevice, cb->stream));
+    CU_TRY(cudaEventRecord(cb->input_done[slot], cb->stream));
     return GLMOE_OK;
 }
 
 static glmoe_status cuda_copy_out(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err) {
     cuda_backend *cb = cuda_of(be);
+    glmoe_status s0 = not_capturing(cb, "copy_out", err);
+    if (s0) return s0;
     if (bytes && cb->staging[0] && bytes <= cb->staging_bytes) {
         /* Through a pinned slot: a copy into pageable memory runs at a fraction of the speed, and
          * the logits cross on every decode step. The slot's last upload precedes this copy on the
@@ -125,8 +181,9 @@ static glmoe_status cuda_sync(gm_backend *be, gm_err *err) { return wait_and_che
 #define STAGING_SLOT_BYTES ((size_t)32 << 20)
 #define UPLOAD_REPORT_BYTES ((uint64_t)2 << 30)
 
-/* Copies bytes from host memory (any alignment) to the device through the pinned slots. */
-static glmoe_status stage_upload(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err) {
+/* Copies bytes from host memory (any alignment) to the device through the two large pinned
+ * slots, allocated on first use; src is free for reuse when this returns. */
+static glmoe_status stage_copy(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err) {
     if (!cb->staging[0]) {
         for (int i = 0; i < 2; i++) {
             CU_TRY(cudaHostAlloc(&cb->staging[i], STAGING_SLOT_BYTES, cudaHostAllocDefault));
@@ -149,6 +206,13 @@ static glmoe_status stage_upload(cuda_backend *cb, void *dst, const void *src, s
         CU_TRY(cudaEventRecord(cb->staged[slot], cb->stream));
         done += n;
     }
+    return GLMOE_OK;
+}
+
+/* stage_copy for weights, with a progress line every UPLOAD_REPORT_BYTES. */
+static glmoe_status stage_upload(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err) {
+    glmoe_status s = stage_copy(cb, dst, src, bytes, err);
+    if (s) return s;
     cb->uploaded += bytes;
     if (cb->uploaded >= cb->next_report) {
         double dt = now_s() - cb->upload_t0;
@@ -225,6 +289,7 @@ static glmoe_status grow(cuda_backend *cb, void **p, size_t *have, size_t n, siz
     if (*p) cudaFree(*p);
     *p = NULL;
     *have = 0;
+    cb->epoch++; /* recorded graphs that used the old buffer are stale */
     glmoe_status s = dev_alloc(cb, p, n * sz, what, err);
     if (!s) *have = n;
     return s;
@@ -337,6 +402,85 @@ static void cuda_kv_free(gm_backend *be, gm_kv *h) {
     free(kv);
 }
 
+/* ---- step recording (CUDA graphs) -------------------------------------------------------------- */
+
+struct gm_graph {
+    cudaGraphExec_t exec;
+    uint64_t epoch;              /* cb->epoch when recorded */
+    size_t nodes;
+};
+
+static glmoe_status cuda_graph_capture_begin(gm_backend *be, gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    if (cb->graphs_off) return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: graphs are switched off (GLMOE_CUDA_GRAPHS=0)");
+    glmoe_status s = not_capturing(cb, "graph_capture_begin", err);
+    if (s) return s;
+    /* Thread-local: another thread's backend (another device, say) may go on allocating. */
+    CU_TRY(cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal));
+    cb->capturing = true;
+    cb->capture_broken = false;
+    return GLMOE_OK;
+}
+
+static glmoe_status cuda_graph_capture_end(gm_backend *be, gm_graph **out, gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    *out = NULL;
+    if (!cb->capturing) return gm_fail(err, GLMOE_E_BACKEND, "cuda: graph_capture_end without graph_capture_begin");
+    cb->capturing = false;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(cb->stream, &graph);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* an invalidated capture is not sticky: clear it */
+        if (graph) cudaGraphDestroy(graph);
+        return cuda_fail(err, e, "cudaStreamEndCapture", __func__, __FILE__, __LINE__);
+    }
+    if (cb->capture_broken) { /* an op was refused: the graph misses it */
+        cudaGraphDestroy(graph);
+        return gm_fail(err, GLMOE_E_BACKEND, "cuda: the recording is incomplete (an op was refused while recording)");
+    }
+    size_t nodes = 0;
+    cudaGraphExec_t exec = NULL;
+    e = cudaGraphGetNodes(graph, NULL, &nodes);
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return cuda_fail(err, e, "cudaGraphInstantiate", __func__, __FILE__, __LINE__);
+    }
+    gm_graph *g = (gm_graph *)calloc(1, sizeof *g);
+    if (!g) {
+        cudaGraphExecDestroy(exec);
+        return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
+    }
+    g->exec = exec;
+    g->epoch = cb->epoch;
+    g->nodes = nodes;
+    *out = g;
+    /* Its first launch would otherwise pay for moving the graph to the device. */
+    CU_TRY(cudaGraphUpload(exec, cb->stream));
+    g_counters.graphs_recorded++;
+    gm_info("cuda: decode step recorded as a graph of %zu kernels and copies", nodes);
+    return GLMOE_OK;
+}
+
+static glmoe_status cuda_graph_replay(gm_backend *be, gm_graph *g, bool *replayed, gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    *replayed = false;
+    glmoe_status s = not_capturing(cb, "graph_replay", err);
+    if (s) return s;
+    if (!g || g->epoch != cb->epoch) return GLMOE_OK; /* scratch reallocated since: record again */
+    CU_TRY(cudaGraphLaunch(g->exec, cb->stream));
+    *replayed = true;
+    g_counters.graph_replays++;
+    return GLMOE_OK;
+}
+
+static void cuda_graph_free(gm_backend *be, gm_graph *g) {
+    if (!g) return;
+    cudaGraphExecDestroy(g->exec);
+    free(g);
+}
+
 /* ---- lifetime --------------------------------------------------------------------------------- */
 
 static void cuda_free(gm_backend *be) {
@@ -348,13 +492,16 @@ static void cuda_free(gm_backend *be) {
         if (cb->staging[i]) cudaFreeHost(cb->staging[i]);
         if (cb->staged[i]) cudaEventDestroy(cb->staged[i]);
     }
-    void *dev[] = {cb->d_fault, cb->d_embed_flag, cb->split, cb->attn_part, cb->rope_freq, cb->moe_counts,
+    for (int i = 0; i < CUDA_INPUT_SLOTS; i++) {
+        if (cb->input_slot[i]) cudaFreeHost(cb->input_slot[i]);
+        if (cb->input_done[i]) cudaEventDestroy(cb->input_done[i]);
+    }
+    void *dev[] = {cb->d_fault, cb->split, cb->attn_part, cb->rope_freq, cb->moe_counts,
                    cb->moe_fill, cb->moe_offsets, cb->moe_ntiles, cb->moe_tiles, cb->moe_rows, cb->moe_slot_of,
                    cb->moe_h, cb->moe_y, cb->route_logits};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (cb->h_fault) cudaFreeHost(cb->h_fault);
-    if (cb->h_embed_flag) cudaFreeHost(cb->h_embed_flag);
     for (size_t i = 0; i < cb->n_tables; i++) {
         free(cb->tables[i].host);
         if (cb->tables[i].dev) cudaFree(cb->tables[i].dev);
@@ -389,6 +536,10 @@ static gm_backend_ops make_ops(void) {
     o.swiglu = cuda_swiglu;
     o.moe_route = cuda_moe_route;
     o.moe_experts = cuda_moe_experts;
+    o.graph_capture_begin = cuda_graph_capture_begin;
+    o.graph_capture_end = cuda_graph_capture_end;
+    o.graph_replay = cuda_graph_replay;
+    o.graph_free = cuda_graph_free;
     return o;
 }
 
@@ -400,6 +551,7 @@ extern "C" cuda_backend_options cuda_backend_options_default(void) {
     cuda_backend_options o;
     o.device_index = 0;
     o.kv_f32 = false;
+    o.no_graphs = false;
     return o;
 }
 
@@ -435,6 +587,10 @@ extern "C" glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_back
     cb->base.ops = &cuda_ops;
     cb->device = o.device_index;
     cb->kv_bf16 = !o.kv_f32;
+    {
+        const char *g = getenv("GLMOE_CUDA_GRAPHS"); /* "0": every step op by op (for comparisons) */
+        cb->graphs_off = o.no_graphs || (g && !strcmp(g, "0"));
+    }
     glmoe_status s = pick_device(cb, o.device_index, err);
     if (s) {
         free(cb);
@@ -451,11 +607,13 @@ extern "C" glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_back
     } while (0)
     CREATE_TRY(cudaSetDevice(cb->device));
     CREATE_TRY(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking));
-    CREATE_TRY(cudaMalloc((void **)&cb->d_fault, 2 * sizeof(int32_t)));
-    CREATE_TRY(cudaMemset(cb->d_fault, 0, 2 * sizeof(int32_t)));
-    CREATE_TRY(cudaMalloc((void **)&cb->d_embed_flag, 2 * sizeof(int32_t)));
-    CREATE_TRY(cudaHostAlloc((void **)&cb->h_fault, 2 * sizeof(int32_t), cudaHostAllocDefault));
-    CREATE_TRY(cudaHostAlloc((void **)&cb->h_embed_flag, 2 * sizeof(int32_t), cudaHostAllocDefault));
+    CREATE_TRY(cudaMalloc((void **)&cb->d_fault, CUDA_FAULT_WORDS * sizeof(int32_t)));
+    CREATE_TRY(cudaMemset(cb->d_fault, 0, CUDA_FAULT_WORDS * sizeof(int32_t)));
+    CREATE_TRY(cudaHostAlloc((void **)&cb->h_fault, CUDA_FAULT_WORDS * sizeof(int32_t), cudaHostAllocDefault));
+    for (int i = 0; i < CUDA_INPUT_SLOTS; i++) {
+        CREATE_TRY(cudaHostAlloc(&cb->input_slot[i], CUDA_INPUT_SLOT_BYTES, cudaHostAllocDefault));
+        CREATE_TRY(cudaEventCreateWithFlags(&cb->input_done[i], cudaEventDisableTiming));
+    }
 #undef CREATE_TRY
     {
         cublasStatus_t bs = cublasCreate(&cb->cublas);
@@ -469,8 +627,9 @@ extern "C" glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_back
             goto fail;
         }
     }
-    gm_info("cuda: using %s, compute capability %d.%d, %d multiprocessors, KV cache %s", cb->device_name, cb->cc_major,
-            cb->cc_minor, cb->sm_count, cb->kv_bf16 ? "bf16" : "float32");
+    gm_info("cuda: using %s, compute capability %d.%d, %d multiprocessors, KV cache %s, decode %s", cb->device_name,
+            cb->cc_major, cb->cc_minor, cb->sm_count, cb->kv_bf16 ? "bf16" : "float32",
+            cb->graphs_off ? "op by op" : "as a graph");
     *out = &cb->base;
     return GLMOE_OK;
 fail:

@@ -5,7 +5,9 @@
  * What lives on the device: every weight in its stored dtype (bf16 stays bf16; small vectors are
  * float32, as the interface asks), the KV cache (bf16 by default), activations (float32) and the
  * scratch that reserve() sizes. Every op is queued on the backend's one stream; copy_out() and
- * sync() wait for it and report any fault a kernel raised (an expert index out of range).
+ * sync() wait for it and report any fault a kernel raised (a token id or an expert index out of
+ * range). A decode step is recorded once as a CUDA graph and replayed (the graph_* ops of
+ * backend.h; src/model/forward.c decides when).
  *
  * Errors: no device, no driver or a GPU older than sm_80 → GLMOE_E_UNSUPPORTED (so that callers
  * can fall back to the CPU); device memory exhausted → GLMOE_E_NOMEM with bytes needed and free;
@@ -38,6 +40,9 @@ typedef struct cuda_backend_options {
      * ~4e-3 per element). kv_f32 keeps it float32, so that attention is float32 end to end: the
      * op tests use it to check the kernels at float32 tolerance. */
     bool kv_f32;
+    /* Decline every step recording (graph_capture_begin answers GLMOE_E_UNSUPPORTED), so that
+     * decode runs op by op. The environment variable GLMOE_CUDA_GRAPHS=0 does the same. */
+    bool no_graphs;
 } cuda_backend_options;
 
 cuda_backend_options cuda_backend_options_default(void);
@@ -45,6 +50,17 @@ cuda_backend_options cuda_backend_options_default(void);
 /* Creates a backend on device `device_index` with the default options. */
 glmoe_status cuda_backend_create(gm_backend **out, int device_index, gm_err *err);
 glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_backend_options *opt, gm_err *err);
+
+/* Counters summed over every CUDA backend of the process, for benchmarks: the host time spent
+ * blocked in waits for the GPU (copy_out, sync) and how many there were, and how many steps were
+ * recorded as graphs and replayed. The host time a step costs is its wall time minus wait_s.
+ * Not synchronised: read them from the thread that runs the backends. */
+typedef struct cuda_backend_counters {
+    double wait_s;
+    uint64_t waits, graphs_recorded, graph_replays;
+} cuda_backend_counters;
+
+void cuda_backend_counters_get(cuda_backend_counters *out);
 
 /* True if be is a CUDA backend. */
 bool cuda_backend_is(const gm_backend *be);

@@ -11,8 +11,9 @@
  * transformers, and uploaded once per (theta, R); the angle pos · inv_freq is a float32 product
  * and sinf/cosf are the accurate (not the fast-math) versions, so large positions stay within a
  * couple of ulps of the reference (spec §2.4.3).
- * Embed checks every id against the table and returns GLMOE_E_TOKEN before anything reads out of
- * bounds; that check waits for the stream (one small read-back per forward).
+ * Embed checks every id against the table on the device: a bad id raises CUDA_FAULT_TOKEN, which
+ * the next copy_out/sync reports as GLMOE_E_TOKEN, and its row is never read nor written. No wait
+ * for the host inside a step (the public API has already checked the ids on the host).
  */
 #include <math.h>
 
@@ -21,11 +22,11 @@
 /* ---- embed ------------------------------------------------------------------------------------ */
 
 template <typename WT>
-__global__ void embed_kernel(float *out, const WT *table, const int32_t *ids, int64_t V, int64_t H, int32_t *flag) {
+__global__ void embed_kernel(float *out, const WT *table, const int32_t *ids, int64_t V, int64_t H, int32_t *fault) {
     const int t = blockIdx.x;
     const int32_t id = ids[t];
     if (id < 0 || id >= V) {
-        if (threadIdx.x == 0 && atomicCAS(flag, 0, 1) == 0) flag[1] = id;
+        if (threadIdx.x == 0) cu_raise_fault(fault, CUDA_FAULT_TOKEN, id, (int32_t)(V < INT32_MAX ? V : INT32_MAX));
         return;
     }
     const WT *row = table + (int64_t)id * H;
@@ -37,17 +38,10 @@ glmoe_status cuda_embed(gm_backend *be, float *out, const gm_weight *table, cons
                         gm_err *err) {
     cuda_backend *cb = cuda_of(be);
     if (T <= 0) return GLMOE_OK;
-    CU_TRY(cudaMemsetAsync(cb->d_embed_flag, 0, 2 * sizeof(int32_t), cb->stream));
     CU_DISPATCH_WTYPE(table->type, WT,
                       embed_kernel<WT><<<T, 256, 0, cb->stream>>>(out, (const WT *)table->data, ids, table->rows,
-                                                                  table->cols, cb->d_embed_flag));
+                                                                  table->cols, cb->d_fault));
     CU_LAUNCHED();
-    CU_TRY(cudaMemcpyAsync(cb->h_embed_flag, cb->d_embed_flag, 2 * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                           cb->stream));
-    CU_TRY(cudaStreamSynchronize(cb->stream));
-    if (cb->h_embed_flag[0])
-        return gm_fail(err, GLMOE_E_TOKEN, "token id %d is outside the vocabulary [0, %lld)", cb->h_embed_flag[1],
-                       (long long)table->rows);
     return GLMOE_OK;
 }
 
@@ -237,6 +231,8 @@ glmoe_status cuda_rope(gm_backend *be, float *x, const int32_t *pos, int32_t T, 
     if (T <= 0 || half <= 0) return GLMOE_OK;
     if (!cb->rope_freq) return gm_fail(err, GLMOE_E_BACKEND, "cuda: rope before reserve()");
     if (cb->rope_half != half || cb->rope_theta != theta || cb->rope_dim != rotary_dim) {
+        glmoe_status s = cuda_refuse_if_capturing(cb, "rope: a new frequency table", err); /* a copy from the stack */
+        if (s) return s;
         float f[2048];
         for (int32_t i = 0; i < half; i++) f[i] = 1.0f / powf(theta, (float)(2 * i) / (float)rotary_dim);
         CU_TRY(cudaMemcpyAsync(cb->rope_freq, f, (size_t)half * sizeof(float), cudaMemcpyHostToDevice, cb->stream));

@@ -45,10 +45,22 @@ glmoe_status cublas_fail(gm_err *err, cublasStatus_t s, const char *stmt, const 
         if (cb_s_ != CUBLAS_STATUS_SUCCESS) return cublas_fail(err, cb_s_, #stmt, __func__, __FILE__, __LINE__); \
     } while (0)
 
-/* Fault codes a kernel may raise (first one wins; value says which input). */
-enum { CUDA_FAULT_NONE = 0, CUDA_FAULT_TOKEN = 1, CUDA_FAULT_EXPERT = 2 };
+/* Fault codes a kernel may raise: the device words are {code, value, limit, 0}; the first fault
+ * wins, value is the offending input and limit its bound (when the message needs one). */
+enum { CUDA_FAULT_NONE = 0, CUDA_FAULT_TOKEN = 1, CUDA_FAULT_EXPERT = 2, CUDA_FAULT_POSITION = 3 };
+#define CUDA_FAULT_WORDS 4
+
+__device__ __forceinline__ void cu_raise_fault(int32_t *fault, int32_t code, int32_t value, int32_t limit) {
+    if (atomicCAS(fault, 0, code) == 0) {
+        fault[1] = value;
+        fault[2] = limit;
+    }
+}
 
 /* ---- state -------------------------------------------------------------------------------- */
+
+#define CUDA_INPUT_SLOTS 8
+#define CUDA_INPUT_SLOT_BYTES ((size_t)16 << 10)
 
 /* The device table of one layer's routed experts: data pointers and dtypes of gate, up, down. */
 typedef struct cuda_expert {
@@ -78,10 +90,23 @@ typedef struct cuda_backend {
     cudaStream_t stream;
     cublasHandle_t cublas;
 
-    /* Kernel faults: {code, value} on the device, read back into pinned host memory. */
+    /* Kernel faults: CUDA_FAULT_WORDS on the device, read back into pinned host memory. */
     int32_t *d_fault, *h_fault;
-    /* Embedding id check: {bad, id}. */
-    int32_t *d_embed_flag, *h_embed_flag;
+
+    /* copy_in of small inputs (a step's ids and positions): pinned slots used in turn, each
+     * reusable once the event recorded after its copy has completed. Larger copies go through
+     * the weight staging slots below. */
+    void *input_slot[CUDA_INPUT_SLOTS];
+    cudaEvent_t input_done[CUDA_INPUT_SLOTS];
+    int input_next;
+
+    /* Step recording (graph_capture_*): while capturing, nothing may be copied or waited for,
+     * and ops refuse to create tables lazily. epoch counts reallocations of the scratch: a
+     * graph recorded at an older epoch holds stale pointers. */
+    bool graphs_off;             /* GLMOE_CUDA_GRAPHS=0 */
+    bool capturing;
+    bool capture_broken;         /* something was refused while capturing: no graph */
+    uint64_t epoch;
 
     /* Weight upload: two pinned slots, each reusable once its event has completed. */
     void *staging[2];
@@ -133,6 +158,11 @@ glmoe_status cuda_moe_route(gm_backend *be, int32_t *idx, float *weights, const 
 glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
                               const float *weights, int32_t top_k, const gm_weight *gate, const gm_weight *up,
                               const gm_weight *down, int32_t n_experts, int32_t T, gm_err *err);
+
+/* While a step is being recorded: refuses `what` (something that cannot be recorded: a copy, a
+ * wait, a table made lazily), marks the recording unusable and returns GLMOE_E_BACKEND.
+ * Otherwise GLMOE_OK. */
+glmoe_status cuda_refuse_if_capturing(cuda_backend *cb, const char *what, gm_err *err);
 
 /* Raises the dynamic shared memory limit of a kernel once (above 48 KB needs an opt-in). */
 glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, gm_err *err);

@@ -180,6 +180,8 @@ static glmoe_status expert_table(cuda_backend *cb, const gm_weight *gate, const 
     for (size_t i = 0; i < cb->n_tables; i++)
         if (cb->tables[i].key == gate && cb->tables[i].n == E) tb = &cb->tables[i];
     if (!tb) {
+        glmoe_status s = cuda_refuse_if_capturing(cb, "moe_experts: a new expert table", err); /* a cudaMalloc */
+        if (s) return s;
         if (cb->n_tables == cb->cap_tables) {
             size_t cap = cb->cap_tables ? 2 * cb->cap_tables : 16;
             cuda_expert_table *t = (cuda_expert_table *)realloc(cb->tables, cap * sizeof *t);
@@ -208,6 +210,8 @@ static glmoe_status expert_table(cuda_backend *cb, const gm_weight *gate, const 
         fresh[e].pad = 0;
     }
     if (memcmp(fresh, tb->host, (size_t)E * sizeof(cuda_expert))) {
+        glmoe_status s = cuda_refuse_if_capturing(cb, "moe_experts: a changed expert table", err);
+        if (s) return s;
         memcpy(tb->host, fresh, (size_t)E * sizeof(cuda_expert));
         /* Stream-ordered after every kernel that read the old table. */
         CU_TRY(cudaMemcpyAsync(tb->dev, tb->host, (size_t)E * sizeof(cuda_expert), cudaMemcpyHostToDevice, cb->stream));
@@ -270,9 +274,7 @@ __device__ __forceinline__ void warp_dot2_vec(const WT *g, const WT *u, const fl
 
 __device__ __forceinline__ size_t wtype_bytes(int type) { return type == GM_W_F32 ? 4 : 2; }
 
-__device__ __forceinline__ void raise_expert_fault(int32_t *fault, int e) {
-    if (atomicCAS(fault, 0, CUDA_FAULT_EXPERT) == 0) fault[1] = e;
-}
+__device__ __forceinline__ void raise_expert_fault(int32_t *fault, int e) { cu_raise_fault(fault, CUDA_FAULT_EXPERT, e, 0); }
 
 __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_gateup_gemv(float *h, const float *x, const int32_t *idx,
                                                                         const cuda_expert *ex, int E, int K, int H,
