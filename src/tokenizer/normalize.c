@@ -181,7 +181,8 @@ static glmoe_status apply_step(const gm_norm_step *s, const uint8_t *in, size_t 
         if (rc < 0) {
             char msg[128];
             gm_tok_regex_errstr(rc, msg, sizeof msg);
-            return gm_fail(err, GLMOE_E_ARG, "normalizer: Replace pattern failed on the input: %s", msg);
+            return gm_fail(err, rc == ONIGERR_MEMORY ? GLMOE_E_NOMEM : GLMOE_E_ARG,
+                           "normalizer: Replace pattern failed on the input: %s", msg);
         }
         if (!gm_tok_bytes_append(dst, in + done, n - done)) return gm_fail(err, GLMOE_E_NOMEM, "normalizer: out of memory");
         return GLMOE_OK;

@@ -55,7 +55,10 @@ static glmoe_status regex_matches(const gm_tok_regex *re, const uint8_t *s, size
     if (rc < 0) {
         char msg[128];
         gm_tok_regex_errstr(rc, msg, sizeof msg);
-        return gm_fail(err, GLMOE_E_ARG, "pre_tokenizer: the Split pattern failed on the input: %s", msg);
+        /* Running out of memory is not the input's fault (Oniguruma's backtracking stack takes
+         * ~30 bytes per byte of a long run of letters or spaces); the retry limit is. */
+        return gm_fail(err, rc == ONIGERR_MEMORY ? GLMOE_E_NOMEM : GLMOE_E_ARG,
+                       "pre_tokenizer: the Split pattern failed on the input: %s", msg);
     }
     if (prev != n && !push_match(scr, prev, n, false)) goto nomem;
     return GLMOE_OK;

@@ -12,8 +12,12 @@
  *   pre_tokenizer  Split (regex or literal, every behaviour, invert), Digits, ByteLevel
  *                  (add_prefix_space, use_regex) as the last step, Sequence (pretokenize.h). A
  *                  ByteLevel step is required: it is what makes the vocabulary byte-level.
- *   post_processor null, ByteLevel (ids unchanged), TemplateProcessing (single sequence),
- *                  Sequence of these. Applied only with GM_TOK_ADD_SPECIAL.
+ *   post_processor null, ByteLevel (ids unchanged), TemplateProcessing (single sequence, the
+ *                  text "A" at most once), Sequence of these. Applied only with GM_TOK_ADD_SPECIAL.
+ *   limits         ids below 2^24; at most 64 normalizer steps, 64 pre-tokenizer steps and 64
+ *                  templates (real files have a handful; each step costs the encoder a pass or a
+ *                  level of recursion, so a hostile file must not have a million); at most 16 MiB
+ *                  of JSON outside model.vocab and model.merges (jansson's memory is ~80x that).
  *   decoder        ByteLevel (or a Sequence holding only ByteLevel).
  *   truncation, padding must be null.
  * Anything else is refused at load with an error naming the JSON path and value, e.g.

@@ -8,11 +8,13 @@
  * memory.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #ifdef GLMOE_HAVE_ZLIB
 #include <zlib.h>
@@ -23,8 +25,20 @@
 #define GM_TOKENIZER_MAX_BYTES ((size_t)1 << 30)
 
 static glmoe_status read_all(const char *path, gm_tok_bytes *out, gm_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return gm_fail(err, GLMOE_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK and the regular-file check: a FIFO named tokenizer.json would otherwise block
+     * in open() until a writer appears, and /dev/zero would be read up to the size cap. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return gm_fail(err, GLMOE_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return gm_fail(err, GLMOE_E_IO, "%s: not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", path);
+    }
     char buf[1 << 16];
     size_t k;
     glmoe_status st = GLMOE_OK;
@@ -117,8 +131,12 @@ static int32_t config_token(const gm_tokenizer *tok, const json_t *v) {
 }
 
 static glmoe_status read_config(gm_tokenizer *tok, const char *path, gm_err *err) {
+    gm_tok_bytes text = {0};
+    glmoe_status st = read_all(path, &text, err); /* the same checks as tokenizer.json */
+    if (st != GLMOE_OK) return st;
     json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
+    json_t *root = json_loadb(text.p, text.n, 0, &jerr);
+    gm_tok_bytes_free(&text);
     if (!root) return gm_fail(err, GLMOE_E_FORMAT, "%s: invalid JSON at line %d: %s", path, jerr.line, jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);

@@ -20,8 +20,20 @@
 #include "tokenizer/tokenizer_json.h"
 #include "tokenizer/utf8.h"
 
-/* Ids beyond this are refused: the per-id table is dense, and no real vocabulary is near it. */
-#define MAX_TOKEN_ID (1 << 26)
+/* Ids beyond this are refused: the per-id table is dense (20 bytes an id, allocated for the largest
+ * id), and no real vocabulary is near it. Same bound as config.json's vocab_size. */
+#define MAX_TOKEN_ID (1 << 24)
+
+/* Steps a normalizer or pre-tokenizer may have, and templates a post-processor may chain. Real
+ * files use a handful. The encoder recurses once per pre-tokenizer step and runs every normalizer
+ * step over the whole text, so a million-step file would overflow the stack or crawl. */
+#define MAX_PIPELINE_STEPS 64
+
+/* Bytes of tokenizer.json that jansson parses (everything but model.vocab and model.merges, which
+ * the scanner reads). jansson needs up to ~80 bytes of memory per byte of input ("{}" is an object
+ * of 200+ bytes), so a hostile 1 GB file of empty objects would ask for 80 GB. Real files: well
+ * under 1 MB (DeepSeek-V3's 818 added tokens are 150 KB). */
+#define MAX_DOM_BYTES (16u << 20)
 
 typedef struct loader {
     gm_tokenizer *tok;
@@ -117,6 +129,9 @@ static glmoe_status parse_normalizer(loader *L, const json_t *n, const char *pat
         }
         return GLMOE_OK;
     }
+    if (nz->n >= MAX_PIPELINE_STEPS)
+        return gm_fail(L->err, GLMOE_E_UNSUPPORTED, "%s: more than %d normalizer steps are not supported", path,
+                       MAX_PIPELINE_STEPS);
     if (strcmp(type, "NFC") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFC, L->err);
     if (strcmp(type, "NFD") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFD, L->err);
     if (strcmp(type, "NFKC") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFKC, L->err);
@@ -156,6 +171,9 @@ static glmoe_status parse_pre(loader *L, const json_t *p, const char *path) {
         }
         return GLMOE_OK;
     }
+    if (pre->n >= MAX_PIPELINE_STEPS)
+        return gm_fail(L->err, GLMOE_E_UNSUPPORTED, "%s: more than %d pre-tokenizer steps are not supported", path,
+                       MAX_PIPELINE_STEPS);
     if (pre->n && pre->steps[pre->n - 1].kind == GM_PRE_BYTELEVEL)
         return gm_fail(L->err, GLMOE_E_UNSUPPORTED,
                        "%s: a pre-tokenizer after ByteLevel is not supported (it would see byte-level text)", path);
@@ -208,6 +226,9 @@ static glmoe_status parse_template(loader *L, const json_t *p, const char *path)
     if (!json_is_array(single)) return gm_fail(L->err, GLMOE_E_FORMAT, "%s.single must be an array", path);
     if (specials && !json_is_object(specials)) return gm_fail(L->err, GLMOE_E_FORMAT, "%s.special_tokens must be an object", path);
     gm_tokenizer *tok = L->tok;
+    if (tok->n_templates >= MAX_PIPELINE_STEPS)
+        return gm_fail(L->err, GLMOE_E_UNSUPPORTED, "%s: more than %d TemplateProcessing steps are not supported", path,
+                       MAX_PIPELINE_STEPS);
     gm_template *t = realloc(tok->templates, (tok->n_templates + 1) * sizeof *t);
     if (!t) return oom(L);
     tok->templates = t;
@@ -227,6 +248,11 @@ static glmoe_status parse_template(loader *L, const json_t *p, const char *path)
         if (seq) {
             if (strcmp(id, "A") != 0)
                 return gm_fail(L->err, GLMOE_E_UNSUPPORTED, "%s.single[%zu]: sequence \"%s\" in a single-sequence template is not supported", path, i, id);
+            /* A second $A would repeat the text; chained templates would then double it per step
+             * (a 5 KB file made 9 ids into 9 million with 20 steps). */
+            for (size_t k = 0; k + 1 < t->n; k++)
+                if (t->pieces[k].is_sequence)
+                    return gm_fail(L->err, GLMOE_E_UNSUPPORTED, "%s.single[%zu]: a second sequence \"A\" (the text twice) is not supported", path, i);
             tp->is_sequence = true;
             continue;
         }
@@ -772,6 +798,13 @@ static glmoe_status load(loader *L, const char *json, size_t len) {
     if (!ok) {
         gm_tok_bytes_free(&small);
         return oom(L);
+    }
+    if (small.n > MAX_DOM_BYTES) {
+        st = gm_fail(L->err, GLMOE_E_UNSUPPORTED,
+                     "%zu bytes outside model.vocab and model.merges, over the limit of %u (real files have under 1 MB)",
+                     small.n, MAX_DOM_BYTES);
+        gm_tok_bytes_free(&small);
+        return st;
     }
     json_error_t jerr;
     json_t *root = json_loadb(small.p, small.n, JSON_ALLOW_NUL, &jerr);

@@ -5,12 +5,11 @@
  * is numel * bits / 8, the shape respects the engine limits, tensors are sorted by offset and
  * tile the data section exactly, and every name is found again by st_file_find().
  *
- * Not wired into CMake. Build and run (clang; jansson itself is not instrumented):
- *   clang -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
- *     tests/fuzz/fuzz_safetensors.c src/io/safetensors.c src/util/error.c src/util/log.c \
- *     -ljansson -o build/fuzz_safetensors
- *   build/fuzz_safetensors -max_len=4096 corpus/
- * A useful seed corpus: the files that tests/unit/test_safetensors.c builds.
+ * Build and run with the other targets: `make fuzz` (cmake/fuzz.cmake builds build-fuzz/, and
+ * tests/fuzz/run_fuzzers.sh runs each target from its seeds; jansson itself is not instrumented).
+ * One target alone: tests/fuzz/run_fuzzers.sh build-fuzz 60 safetensors.
+ * Seeds: tests/fuzz/corpus/safetensors/, small files cut from the golden checkpoints
+ * (tests/fuzz/make_corpus.py), plus the spec's edge cases that load.
  */
 #include <stdint.h>
 #include <stdio.h>
