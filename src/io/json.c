@@ -2,11 +2,13 @@
 #include "io/json.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 glmoe_status gm_json_load_buffer(json_t **out, const char *buf, size_t len, const char *name,
                               gm_err *err) {
@@ -21,8 +23,13 @@ glmoe_status gm_json_load_buffer(json_t **out, const char *buf, size_t len, cons
 glmoe_status gm_json_load_file(json_t **out, const char *path, const char *name, size_t max_bytes,
                             gm_err *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gm_fail(err, GLMOE_E_IO, "%s: cannot open: %s", name, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the caller */
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        glmoe_status s = gm_fail(err, GLMOE_E_IO, "%s: cannot open: %s", name, strerror(errno));
+        if (fd >= 0) close(fd);
+        return s;
+    }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);

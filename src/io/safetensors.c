@@ -585,7 +585,9 @@ glmoe_status st_file_open(st_file **out, const char *path, gm_err *err) {
     *out = NULL;
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named like a shard must be refused below (not a regular file), not
+     * block the loader in open() until a writer appears. Regular files ignore the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return fail(err, GLMOE_E_IO, base, "cannot open %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {

@@ -345,7 +345,7 @@ glmoe_status st_set_open_dir(st_set **out, const char *dir, gm_err *err) {
         st = fail(err, GLMOE_E_NOMEM, dir, "out of memory");
         goto done;
     }
-    int fd = open(index_path, O_RDONLY | O_CLOEXEC);
+    int fd = open(index_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
     if (fd >= 0) {
         st = open_with_index(s, dir, fd, index_path, err);
         close(fd);

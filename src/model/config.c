@@ -5,10 +5,14 @@
  */
 #include "model/config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/json.h"
 
@@ -247,10 +251,22 @@ static glmoe_status read_text(const char *dir, const char *name, bool optional, 
     *len = 0;
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
         return gm_fail(err, GLMOE_E_ARG, "%s: path too long", name);
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK and the regular-file check: a FIFO named config.json would otherwise block
+     * the loader in open() until a writer appears. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        if (optional && errno == ENOENT) return GLMOE_OK;
+        return gm_fail(err, GLMOE_E_IO, "%s: cannot open %s: %s", name, path, strerror(errno));
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return gm_fail(err, GLMOE_E_IO, "%s: %s is not a regular file", name, path);
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
-        if (optional) return GLMOE_OK;
-        return gm_fail(err, GLMOE_E_IO, "%s: cannot open %s", name, path);
+        close(fd);
+        return gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", name);
     }
     enum { MAX = 16 << 20 };
     char *buf = malloc(MAX);
