@@ -189,6 +189,13 @@ glmoe_status config_parse(gm_config *c, const char *text, size_t len, const char
         s = gm_fail(err, GLMOE_E_CONFIG, "%s: hidden_size / num_attention_heads is 0 and no head_dim is given", file);
         goto done;
     }
+    /* the derived default obeys the same limit as an explicit head_dim */
+    if (c->head_dim > 4096) {
+        s = gm_fail(err, GLMOE_E_CONFIG,
+                    "%s: hidden_size / num_attention_heads is %d, over the head_dim limit of 4096, and no head_dim is given",
+                    file, c->head_dim);
+        goto done;
+    }
     if ((s = get_i32(o, "intermediate_size", 1, MAX_DIM, true, &c->intermediate_size, file, err))) goto done;
     if ((s = get_i32(o, "first_k_dense_replace", 0, 4096, false, &c->first_k_dense_replace, file, err))) goto done;
     if ((s = get_i32(o, "num_nextn_predict_layers", 0, 64, false, &c->n_nextn_layers, file, err))) goto done;

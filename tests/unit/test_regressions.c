@@ -24,6 +24,9 @@
  *      tokenizer_config.json blocked the loader forever in open() (an untrusted tar archive can
  *      hold one). Fixed in config.c, json.c, safetensors.c, safetensors_index.c and
  *      tokenizer_file.c: opened with O_NONBLOCK and refused as "not a regular file".
+ *   7. (fuzz_config) config.json without head_dim whose hidden_size / num_attention_heads is over
+ *      4096 (38402 / 8 = 4800) was accepted: the default head_dim skipped the [1, 4096] range an
+ *      explicit head_dim gets. Fixed in config.c.
  *
  * Usage: test_regressions <repo root>
  */
@@ -285,11 +288,30 @@ static void test_fifos(const char *root) {
     CHECK(system(cmd) == 0, "%s", cmd);
 }
 
+static void test_derived_head_dim(void) {
+    /* the fuzzer's input, minimised: no head_dim, hidden_size / heads = 4800 */
+    const char *cfg = "{\"architectures\": [\"Glm4MoeForCausalLM\"], \"hidden_size\": 38400, \"intermediate_size\": 1024,"
+                      " \"moe_intermediate_size\": 64, \"n_routed_experts\": 16, \"num_attention_heads\": 8,"
+                      " \"num_experts_per_tok\": 4, \"num_hidden_layers\": 6, \"vocab_size\": 4096}";
+    gm_config c;
+    gm_err err = {0};
+    glmoe_status st = config_parse(&c, cfg, strlen(cfg), "config.json", NULL, 0, &err);
+    CHECK(st == GLMOE_E_CONFIG && strstr(err.msg, "config.json: hidden_size / num_attention_heads is 4800, over the head_dim limit"),
+          "derived head_dim 4800: %d %s", st, err.msg);
+    /* an explicit head_dim within the limit still works with the same widths */
+    const char *ok = "{\"architectures\": [\"Glm4MoeForCausalLM\"], \"hidden_size\": 38400, \"head_dim\": 128,"
+                     " \"intermediate_size\": 1024, \"moe_intermediate_size\": 64, \"n_routed_experts\": 16,"
+                     " \"num_attention_heads\": 8, \"num_experts_per_tok\": 4, \"num_hidden_layers\": 6, \"vocab_size\": 4096}";
+    st = config_parse(&c, ok, strlen(ok), "config.json", NULL, 0, &err);
+    CHECK(st == GLMOE_OK && c.head_dim == 128, "explicit head_dim: %d %s", st, err.msg);
+}
+
 int main(int argc, char **argv) {
     const char *root = argc > 1 ? argv[1] : ".";
     test_pre_tokenizer_steps();
     test_template_doubling();
     test_token_id_bound();
     test_fifos(root);
+    test_derived_head_dim();
     return test_summary("test_regressions");
 }
