@@ -107,6 +107,15 @@ GLMOE_API glmoe_model_params glmoe_model_params_default(void);
 GLMOE_API glmoe_status glmoe_model_load(glmoe_model **out, const char *dir,
                                         const glmoe_model_params *params);
 
+/* A model with the shape of a released configuration and random weights, for benchmarks:
+ * config_name is "glm-4.5", "glm-4.5-air", "glm-4.6" or "glm-4.7" (their config.json values),
+ * n_layers cuts num_hidden_layers (0: all of them). The backend generates the weights where it
+ * keeps them (a GPU on the device: no file, no host copy): matrices bf16 with standard deviation
+ * 0.02, norms 1, biases small, the same numbers on every backend for the same seed. Errors and
+ * the handle behave as with glmoe_model_load; glmoe_model_info.dir describes the model. */
+GLMOE_API glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_name, int32_t n_layers,
+                                                  uint64_t seed, const glmoe_model_params *params);
+
 /* Frees the model. Every context created from it must be freed first. NULL is a no-op. */
 GLMOE_API void glmoe_model_free(glmoe_model *model);
 

@@ -4,6 +4,7 @@
  * Each function checks its arguments, calls into the model code, and turns an internal gm_err into
  * the handle's message. Nothing below this layer knows about handles.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -114,6 +115,30 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     if (m->stats.n_skipped)
         gm_info("skipped %d tensors (%.1f MB) of the multi-token-prediction layer", m->stats.n_skipped,
                 (double)m->stats.bytes_skipped / 1e6);
+    gm_err_clear(&m->err);
+    return GLMOE_OK;
+}
+
+glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_name, int32_t n_layers, uint64_t seed,
+                                        const glmoe_model_params *params) {
+    if (!out) return GLMOE_E_ARG;
+    glmoe_model *m = calloc(1, sizeof *m);
+    *out = m;
+    if (!m) return GLMOE_E_NOMEM;
+    glmoe_model_params p = params ? *params : glmoe_model_params_default();
+    if (!config_name) return gm_fail(&m->err, GLMOE_E_ARG, "no configuration named");
+    if (p.n_threads < 0) return gm_fail(&m->err, GLMOE_E_ARG, "n_threads %d is negative", p.n_threads);
+    double t0 = now_seconds();
+    glmoe_status s;
+    if ((s = config_preset(&m->cfg, config_name, n_layers, &m->err))) return s;
+    char dir[128];
+    snprintf(dir, sizeof dir, "synthetic %s, %d layers, seed %llu", config_name, m->cfg.n_layers,
+             (unsigned long long)seed);
+    if (!(m->dir = strdup(dir))) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory");
+    if ((s = create_backend(m, &p))) return s;
+    if ((s = weights_bind_synthetic(&m->w, &m->cfg, seed, m->be, &m->stats, &m->err))) return s;
+    m->bound = true;
+    m->load_seconds = now_seconds() - t0;
     gm_err_clear(&m->err);
     return GLMOE_OK;
 }

@@ -119,6 +119,13 @@ typedef struct gm_backend_ops {
     glmoe_status (*weight_bind)(gm_backend *be, gm_weight *w, const gm_host_tensor *src,
                                 gm_bind_kind kind, size_t *copied_bytes, gm_err *err);
     void (*weight_release)(gm_backend *be, gm_weight *w);
+    /* Makes w a [rows, cols] weight of `type` (F32 or BF16) whose element i is
+     * gm_synthetic_value(seed, i, mean, std) (util/synthetic.h; bf16 rounded to nearest even),
+     * generated where the backend keeps its weights: a GPU fills it on the device, with no file
+     * and no host copy. For benchmarks of models that exist only as a configuration.
+     * *bytes receives the bytes allocated. */
+    glmoe_status (*weight_synthetic)(gm_backend *be, gm_weight *w, gm_wtype type, int64_t rows, int64_t cols,
+                                     uint64_t seed, float mean, float std, size_t *bytes, gm_err *err);
 
     /* Allocates scratch for forwards of up to r->n_batch tokens. Called once per context. */
     glmoe_status (*reserve)(gm_backend *be, const gm_reserve *r, gm_err *err);

@@ -47,6 +47,12 @@ glmoe_status config_load(gm_config *cfg, const char *dir, gm_err *err);
 glmoe_status config_parse(gm_config *cfg, const char *text, size_t len, const char *name,
                           const char *gen_text, size_t gen_len, gm_err *err);
 
+/* The configuration of a released model by name (glm-4.5, glm-4.5-air, glm-4.6, glm-4.7), as its
+ * config.json gives it, with num_hidden_layers cut to n_layers (0: all); first_k_dense_replace is
+ * kept unless it exceeds the layers left. Unknown names are GLMOE_E_ARG listing the known ones. */
+glmoe_status config_preset(gm_config *cfg, const char *name, int32_t n_layers, gm_err *err);
+const char *config_preset_names(void);
+
 static inline bool config_layer_is_moe(const gm_config *c, int layer) {
     return layer >= c->first_k_dense_replace;
 }

@@ -41,6 +41,11 @@ typedef struct gm_bind_stats {
 /* Binds every tensor the forward needs. On failure, every weight bound so far is released. */
 glmoe_status weights_bind(gm_weights *w, const gm_config *cfg, const st_set *set, gm_backend *be,
                           gm_bind_stats *stats, gm_err *err);
+/* The same slots, filled with random weights the backend generates (util/synthetic.h): matrices
+ * bf16 N-like(0, 0.02²), norms 1, biases N-like(0, 0.02²), the router's correction bias 0. Each
+ * tensor's values depend only on seed and its name, on every backend. */
+glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *cfg, uint64_t seed, gm_backend *be,
+                                    gm_bind_stats *stats, gm_err *err);
 void weights_release(gm_weights *w, const gm_config *cfg, gm_backend *be);
 
 /* Activations and the KV cache of one sequence, all in backend memory. */

@@ -5,6 +5,9 @@
  * checked against the configuration, and the backend binds it (the CPU keeps it in the mapping).
  * Tensors of layers at index >= num_hidden_layers (the multi-token-prediction layer) are skipped
  * and counted; any other tensor glmoe does not know is reported once as unused.
+ *
+ * weights_bind_synthetic fills the same slots with random weights the backend generates (for
+ * benchmarks of a configuration alone), by the same code path and the same names.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +15,12 @@
 
 #include "model/model.h"
 #include "util/log.h"
+#include "util/synthetic.h"
 
 typedef struct binder {
     const gm_config *cfg;
-    const st_set *set;
+    const st_set *set;      /* NULL: synthetic weights made by the backend from seed */
+    uint64_t seed;
     gm_backend *be;
     gm_bind_stats *stats;
     const st_tensor **used; /* every tensor bound, to find the unused ones afterwards */
@@ -36,9 +41,44 @@ static glmoe_status wtype_of(const st_tensor *t, gm_wtype *out, gm_err *err) {
 
 /* Binds tensor `name` of shape [rows, cols] (rows == 0: a vector of cols). `why` explains the
  * expected shape in terms of config fields, for the error message. */
+/* A synthetic tensor's distribution, as tools/gpu/make_synthetic.py draws a checkpoint's: norm
+ * weights 1, the router's correction bias 0, everything else (matrices, attention biases)
+ * mean 0 and standard deviation 0.02. */
+static void synthetic_init(const char *name, float *mean, float *std) {
+    size_t n = strlen(name);
+    bool norm = n >= 11 && !strcmp(name + n - 11, "norm.weight");
+    bool router_bias = strstr(name, "e_score_correction_bias") != NULL;
+    *mean = norm ? 1.0f : 0.0f;
+    *std = norm || router_bias ? 0.0f : 0.02f;
+}
+
+static glmoe_status bind_synthetic(binder *b, gm_weight *w, const char *name, int64_t rows, int64_t cols,
+                                   gm_bind_kind kind) {
+    if (!b->be->ops->weight_synthetic)
+        return gm_fail(b->err, GLMOE_E_UNSUPPORTED, "the %s backend cannot make synthetic weights", b->be->ops->name);
+    float mean, std;
+    synthetic_init(name, &mean, &std);
+    const gm_wtype type = kind == GM_BIND_VECTOR_F32 ? GM_W_F32 : GM_W_BF16;
+    size_t bytes = 0;
+    glmoe_status s = b->be->ops->weight_synthetic(b->be, w, type, rows == 0 ? 1 : rows, cols,
+                                                  gm_synthetic_seed(b->seed, name), mean, std, &bytes, b->err);
+    if (s) {
+        gm_err_prefix(b->err, "tensor \"%s\": ", name);
+        return s;
+    }
+    b->stats->bytes_copied += bytes;
+    b->stats->n_params += (uint64_t)(rows == 0 ? 1 : rows) * (uint64_t)cols;
+    if (type == GM_W_BF16) b->stats->bytes_bf16 += bytes;
+    else b->stats->bytes_f32 += bytes;
+    return GLMOE_OK;
+}
+
 static glmoe_status bind(binder *b, gm_weight *w, const char *name, int64_t rows, int64_t cols,
                          gm_bind_kind kind, bool optional, const char *why) {
     memset(w, 0, sizeof *w);
+    if (!b->set) return optional && !strcmp(name, "lm_head.weight") && b->cfg->tie_word_embeddings
+                            ? GLMOE_OK
+                            : bind_synthetic(b, w, name, rows, cols, kind);
     const st_tensor *t = st_set_find(b->set, name);
     if (!t) {
         if (optional) return GLMOE_OK;
@@ -174,12 +214,12 @@ static void account_unbound(binder *b) {
     if (b->stats->n_unused > 8) gm_warn("... %d unused tensors in all", b->stats->n_unused);
 }
 
-glmoe_status weights_bind(gm_weights *w, const gm_config *c, const st_set *set, gm_backend *be,
-                          gm_bind_stats *stats, gm_err *err) {
+static glmoe_status bind_all(gm_weights *w, const gm_config *c, const st_set *set, uint64_t seed, gm_backend *be,
+                             gm_bind_stats *stats, gm_err *err) {
     memset(w, 0, sizeof *w);
     memset(stats, 0, sizeof *stats);
-    binder b = {.cfg = c, .set = set, .be = be, .stats = stats, .err = err};
-    b.used = calloc(st_set_count(set) + 1, sizeof *b.used);
+    binder b = {.cfg = c, .set = set, .seed = seed, .be = be, .stats = stats, .err = err};
+    b.used = calloc((set ? st_set_count(set) : 0) + 1, sizeof *b.used);
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     glmoe_status s = GLMOE_OK;
     if (!b.used || !w->layers) {
@@ -205,11 +245,21 @@ glmoe_status weights_bind(gm_weights *w, const gm_config *c, const st_set *set, 
     int n_moe = c->n_layers - c->first_k_dense_replace;
     stats->n_params_active = stats->n_params - (uint64_t)n_moe * (uint64_t)c->n_experts * per_expert +
                              (uint64_t)n_moe * (uint64_t)c->n_experts_per_tok * per_expert;
-    account_unbound(&b);
+    if (set) account_unbound(&b);
 done:
     free(b.used);
     if (s) weights_release(w, c, be);
     return s;
+}
+
+glmoe_status weights_bind(gm_weights *w, const gm_config *c, const st_set *set, gm_backend *be,
+                          gm_bind_stats *stats, gm_err *err) {
+    return bind_all(w, c, set, 0, be, stats, err);
+}
+
+glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *c, uint64_t seed, gm_backend *be,
+                                    gm_bind_stats *stats, gm_err *err) {
+    return bind_all(w, c, NULL, seed, be, stats, err);
 }
 
 static void release(gm_backend *be, gm_weight *w) {

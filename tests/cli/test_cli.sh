@@ -149,5 +149,25 @@ ppl=$(tail -n 1 "$tmp/out" | sed -n 's/^perplexity: //p')
 awk -v p="$ppl" 'BEGIN { d = (p - 26.6520) / 26.6520; exit !(p != "" && d < 0.005 && d > -0.005) }' && ok \
     || fail "perplexity \"$ppl\" is not within 0.5% of PyTorch's 26.6520"
 
+# glmoe bench on the CPU: the JSON holds every asked length, context and op, with positive times;
+# the SVG is well-formed XML.
+expect_ok "bench" -- bench -m "$golden" --device cpu --lengths 1,3,16 --contexts 8,32 --steps 2 --reps 1 \
+    --json "$tmp/bench.json" --svg "$tmp/bench.svg"
+python3 - "$tmp/bench.json" "$tmp/bench.svg" <<'PY' && ok || fail "bench JSON/SVG: see above"
+import json, sys, xml.dom.minidom
+d = json.load(open(sys.argv[1]))
+assert d["engine"] == "glmoe" and d["probe"]["copy_gb_s"] > 0 and d["probe"]["gemm_tflop_s"] > 0, d.get("probe")
+assert [p["tokens"] for p in d["prefill"]] == [1, 3, 16] and all(p["ms"] > 0 for p in d["prefill"]), d["prefill"]
+assert [p["context"] for p in d["decode"]] == [8, 32] and all(p["ms_per_token"] > 0 and p["bw_pct"] > 0 for p in d["decode"])
+ops = {(o["op"], o["tokens"], o["context"]) for o in d["ops"] if o["ms"] > 0}
+for op in ["add_rmsnorm", "matmul_qkv", "matmul_o", "rope", "swiglu", "moe_route", "moe_experts", "dense_mlp"]:
+    assert (op, 1, 0) in ops and (op, 512, 0) in ops, op
+assert ("attn_causal", 512, 512) in ops and ("attn_masked", 512, 512) in ops and ("attn_decode", 1, 32) in ops, ops
+xml.dom.minidom.parse(sys.argv[2])
+PY
+expect_error "bench needs a model" 2 "either -m DIR or --config" -- bench
+expect_error "bench unknown config" 1 'unknown configuration "glm-9"' -- bench --config glm-9 --device cpu
+expect_error "bench context too long" 2 "exceeds the model's max_position_embeddings" -- bench -m "$golden" --device cpu --contexts 100000
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

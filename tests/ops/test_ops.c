@@ -22,7 +22,8 @@
  * T {1,5,127,128,129} at n_past 0 and > 0, GQA 1/2/12, D 16/128, with and without masks, the KV
  * cache filled by earlier calls (chunked prefill) with another layer written in between;
  * moe_route K 1/8 of 160, n_group 1 and 4/2, norm on/off, scaling 1 and 2.5, a bias that
- * changes the selection; moe_experts T 1/40, E 16, K 4, every expert hit, accumulate on/off.
+ * changes the selection; moe_experts T 1/40/80 (80: the GPU's cuBLAS path), H/Im 67/45 and
+ * 136/64 (aligned rows: the GPU's vectorised tiles), E 16, K 4, every expert hit, accumulate on/off.
  * Attention at the lengths 1, 127, 128, 129 and 4097 (prefill from an empty cache and a decode
  * step after length - 1 keys, causal and with a random mask; 4097 with few heads on the CPU).
  * Calls of up to 16 queries (and odd prefills) also pass n_past in backend memory.
@@ -684,10 +685,15 @@ static void check_experts(ops_ctx *c, op_groups *g) {
     static const struct {
         int32_t T;
         bool accumulate, mixed;
-    } cases[] = {{1, false, false}, {40, true, true}, {40, false, false}, {1, true, true}};
-    const int32_t E = 16, K = 4, H = 67, Im = 45;
+        int32_t H, Im;
+    } cases[] = {{1, false, false, 67, 45}, {40, true, true, 67, 45}, {40, false, false, 67, 45}, {1, true, true, 67, 45},
+                 /* rows 16-byte aligned: the GPU's vectorised tile loads */
+                 {40, true, false, 136, 64},
+                 /* at or above MOE_CUBLAS_MIN_TOKENS: the GPU's cuBLAS path (bf16 experts only) */
+                 {80, true, false, 67, 45}, {80, false, false, 136, 64}};
+    const int32_t E = 16, K = 4;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const int32_t T = cases[i].T;
+        const int32_t T = cases[i].T, H = cases[i].H, Im = cases[i].Im;
         char what[160];
         snprintf(what, sizeof what, "moe_experts T=%d E=%d K=%d H=%d Im=%d %s, %s", T, E, K, H, Im,
                  cases[i].mixed ? "mixed dtypes" : "bf16", cases[i].accumulate ? "accumulate" : "overwrite");

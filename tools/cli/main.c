@@ -16,6 +16,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "text to token ids"},
     {"detokenize", cmd_detokenize, "token ids to text"},
     {"info", cmd_info, "show a model's configuration and weights"},
+    {"bench", cmd_bench, "prefill and decode speed against the device's limits"},
 };
 
 static void usage(FILE *f) {

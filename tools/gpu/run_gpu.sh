@@ -66,27 +66,14 @@ row "machine" "${CARD:-no nvidia-smi}; nvcc ${NVCC:-?}; $(date -u +%Y-%m-%dT%H:%
 nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1
 
 # ---- 1. dependencies -------------------------------------------------------------------------------
-CMAKE_EXTRA=()
-if ls "$DEPS"/*.deb > /dev/null 2>&1; then
-    rm -rf "$PREFIX" && mkdir -p "$PREFIX"
-    for f in "$DEPS"/*.deb; do dpkg -x "$f" "$PREFIX"; done
-    find "$PREFIX" -name '*.pc' -exec sed -i "s#=/usr#=$PREFIX/usr#g" {} +
-    # Absolute symlinks (zlib's libz.so -> /lib/...) must point into the prefix too.
-    find "$PREFIX" -type l -lname '/*' | while read -r l; do ln -sf "$PREFIX$(readlink "$l")" "$l"; done
-    L=$PREFIX/usr/lib/x86_64-linux-gnu
-    export PKG_CONFIG_LIBDIR=$L/pkgconfig:$L/openblas-pthread/pkgconfig:$PREFIX/usr/share/pkgconfig
-    export LD_LIBRARY_PATH=$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-    export LIBRARY_PATH=$L:$L/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}
-    command -v pkg-config > /dev/null || CMAKE_EXTRA+=(-DPKG_CONFIG_EXECUTABLE=$PREFIX/usr/bin/pkgconf)
-    CMAKE_EXTRA+=(-DCMAKE_PREFIX_PATH=$PREFIX/usr) # find_package(ZLIB) and the like
-fi
+. "$ROOT/tools/gpu/deps_env.sh"
 
 # ---- 2. build --------------------------------------------------------------------------------------
 t=$(date +%s)
 if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
         "${CMAKE_EXTRA[@]}" > "$LOGS/configure.log" 2>&1 &&
    grep -q "CUDA backend ON" "$LOGS/configure.log" &&
-   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_cuda_state test_golden glmoe_gpu_bench glmoe_cli \
+   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_cuda_state test_golden test_synthetic glmoe_gpu_bench glmoe_cli \
        > "$LOGS/build.log" 2>&1; then
     row "build" "ok ($(secs $t) s)"
 else
@@ -110,6 +97,13 @@ fi
 grep '^  \[cuda' "$LOGS/test_ops.log" | sed 's/^  //' | while read -r l; do row "  op" "$l"; done
 if grep -q '^SKIP' "$LOGS/test_ops.log"; then # a GPU is expected here
     fail "  op" "$(grep -m1 '^SKIP' "$LOGS/test_ops.log")"
+fi
+
+t=$(date +%s)
+if timeout 120 "$BUILD/tests/test_synthetic" > "$LOGS/test_synthetic.log" 2>&1 && ! grep -q '^SKIP' "$LOGS/test_synthetic.log"; then
+    row "synthetic weights" "ok ($(secs $t) s): $(grep -m1 '^cuda:' "$LOGS/test_synthetic.log" | cut -c7-)"
+else
+    fail "synthetic weights" "$(grep -m1 -E '^(FAIL|SKIP)' "$LOGS/test_synthetic.log" | cut -c1-200)"
 fi
 
 # ---- 4. golden cases on the GPU --------------------------------------------------------------------

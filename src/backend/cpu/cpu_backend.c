@@ -13,6 +13,7 @@
 
 #include "backend/cpu/cpu_internal.h"
 #include "util/dtype.h"
+#include "util/synthetic.h"
 
 const char *gm_wtype_name(gm_wtype t) {
     switch (t) {
@@ -110,6 +111,30 @@ static void cpu_weight_release(gm_backend *be, gm_weight *w) {
     free(w->owned);
     w->owned = NULL;
     w->data = NULL;
+}
+
+static glmoe_status cpu_weight_synthetic(gm_backend *be, gm_weight *w, gm_wtype type, int64_t rows, int64_t cols,
+                                         uint64_t seed, float mean, float std, size_t *bytes, gm_err *err) {
+    memset(w, 0, sizeof *w);
+    *bytes = 0;
+    if (type != GM_W_F32 && type != GM_W_BF16)
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cpu: synthetic weights are F32 or BF16, not %s", gm_wtype_name(type));
+    const int64_t n = rows * cols;
+    const size_t size = (size_t)n * gm_wtype_size(type);
+    void *p = alloc64(size);
+    if (!p) return gm_fail(err, GLMOE_E_NOMEM, "cpu: cannot allocate %zu bytes for a synthetic weight", size);
+    if (type == GM_W_F32) {
+        float *f = p;
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
+        for (int64_t i = 0; i < n; i++) f[i] = gm_synthetic_value(seed, (uint64_t)i, mean, std);
+    } else {
+        uint16_t *h = p;
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
+        for (int64_t i = 0; i < n; i++) h[i] = gm_f32_to_bf16(gm_synthetic_value(seed, (uint64_t)i, mean, std));
+    }
+    *w = (gm_weight){.type = type, .rows = rows, .cols = cols, .data = p, .owned = p};
+    *bytes = size;
+    return GLMOE_OK;
 }
 
 float *cpu_thread_scratch(cpu_backend *cb) {
@@ -234,6 +259,7 @@ static const gm_backend_ops cpu_ops = {
     .sync = cpu_sync,
     .weight_bind = cpu_weight_bind,
     .weight_release = cpu_weight_release,
+    .weight_synthetic = cpu_weight_synthetic,
     .reserve = cpu_reserve,
     .kv_create = cpu_kv_create,
     .kv_free = cpu_kv_free,

@@ -32,6 +32,7 @@
 
 extern "C" {
 #include "util/dtype.h"
+#include "util/synthetic.h"
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -274,6 +275,45 @@ static glmoe_status cuda_weight_bind(gm_backend *be, gm_weight *w, const gm_host
     return GLMOE_OK;
 }
 
+template <typename T>
+__global__ void synthetic_fill_kernel(T *out, int64_t n, uint64_t seed, float mean, float std) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float v = gm_synthetic_value(seed, (uint64_t)i, mean, std);
+        if constexpr (sizeof(T) == 4)
+            out[i] = v;
+        else
+            out[i] = __float2bfloat16_rn(v);
+    }
+}
+
+static glmoe_status cuda_weight_synthetic(gm_backend *be, gm_weight *w, gm_wtype type, int64_t rows, int64_t cols,
+                                          uint64_t seed, float mean, float std, size_t *bytes, gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    memset(w, 0, sizeof *w);
+    *bytes = 0;
+    if (type != GM_W_F32 && type != GM_W_BF16)
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: synthetic weights are F32 or BF16, not %s", gm_wtype_name(type));
+    glmoe_status s;
+    if ((s = not_capturing(cb, "a synthetic weight", err))) return s;
+    const int64_t n = rows * cols;
+    const size_t size = (size_t)n * gm_wtype_size(type);
+    void *d = NULL;
+    if ((s = dev_alloc(cb, &d, size, "a synthetic weight", err))) return s;
+    const int blocks = (int)(n / 256 + 1 < 8192 ? n / 256 + 1 : 8192);
+    if (type == GM_W_F32)
+        synthetic_fill_kernel<float><<<blocks, 256, 0, cb->stream>>>((float *)d, n, seed, mean, std);
+    else
+        synthetic_fill_kernel<__nv_bfloat16><<<blocks, 256, 0, cb->stream>>>((__nv_bfloat16 *)d, n, seed, mean, std);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) {
+        cudaFree(d);
+        return cuda_fail(err, e, "synthetic_fill_kernel", __func__, __FILE__, __LINE__);
+    }
+    *w = (gm_weight){type, rows, cols, d, d};
+    *bytes = size;
+    return GLMOE_OK;
+}
+
 static void cuda_weight_release(gm_backend *be, gm_weight *w) {
     /* A pending upload may still read the staging slots, never the weight: freeing is safe. */
     if (w->owned) cudaFree(w->owned);
@@ -354,6 +394,19 @@ static glmoe_status cuda_reserve(gm_backend *be, const gm_reserve *r, gm_err *er
                       "router scratch", err)))
             return s;
         if ((s = grow(cb, (void **)&cb->moe_y, &cb->moe_y_cap, rows * H, sizeof(float), "MoE scratch", err))) return s;
+        if (T >= cb->moe_cublas_min_tokens) { /* the cuBLAS expert path */
+            if ((s = grow(cb, (void **)&cb->moe_xs, &cb->moe_xs_cap, 2 * rows * H, sizeof(__nv_bfloat16), "MoE scratch", err)) ||
+                (s = grow(cb, (void **)&cb->moe_hs, &cb->moe_hs_cap, 2 * rows * Im, sizeof(__nv_bfloat16), "MoE scratch", err)) ||
+                (s = grow(cb, (void **)&cb->moe_u, &cb->moe_u_cap, rows * Im, sizeof(float), "MoE scratch", err)))
+                return s;
+            if (E + 1 > cb->moe_host_offsets_cap) {
+                if (cb->moe_host_offsets) cudaFreeHost(cb->moe_host_offsets);
+                cb->moe_host_offsets = nullptr;
+                cb->moe_host_offsets_cap = 0;
+                CU_TRY(cudaMallocHost((void **)&cb->moe_host_offsets, (E + 1) * sizeof(int32_t)));
+                cb->moe_host_offsets_cap = E + 1;
+            }
+        }
     }
     return GLMOE_OK;
 }
@@ -498,10 +551,11 @@ static void cuda_free(gm_backend *be) {
     }
     void *dev[] = {cb->d_fault, cb->split, cb->attn_part, cb->rope_freq, cb->moe_counts,
                    cb->moe_fill, cb->moe_offsets, cb->moe_ntiles, cb->moe_tiles, cb->moe_rows, cb->moe_slot_of,
-                   cb->moe_h, cb->moe_y, cb->route_logits};
+                   cb->moe_h, cb->moe_y, cb->route_logits, cb->moe_xs, cb->moe_hs, cb->moe_u};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (cb->h_fault) cudaFreeHost(cb->h_fault);
+    if (cb->moe_host_offsets) cudaFreeHost(cb->moe_host_offsets);
     for (size_t i = 0; i < cb->n_tables; i++) {
         free(cb->tables[i].host);
         if (cb->tables[i].dev) cudaFree(cb->tables[i].dev);
@@ -524,6 +578,7 @@ static gm_backend_ops make_ops(void) {
     o.sync = cuda_sync;
     o.weight_bind = cuda_weight_bind;
     o.weight_release = cuda_weight_release;
+    o.weight_synthetic = cuda_weight_synthetic;
     o.reserve = cuda_reserve;
     o.kv_create = cuda_kv_create;
     o.kv_free = cuda_kv_free;
@@ -590,6 +645,10 @@ extern "C" glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_back
     {
         const char *g = getenv("GLMOE_CUDA_GRAPHS"); /* "0": every step op by op (for comparisons) */
         cb->graphs_off = o.no_graphs || (g && !strcmp(g, "0"));
+        /* bf16 experts of prefills of at least this many tokens run on cuBLAS (cuda_moe.cu);
+         * the variable moves the switch, for comparing the two paths */
+        const char *m = getenv("GLMOE_MOE_CUBLAS_MIN_TOKENS");
+        cb->moe_cublas_min_tokens = m && atoi(m) > 0 ? atoi(m) : MOE_CUBLAS_MIN_TOKENS;
     }
     glmoe_status s = pick_device(cb, o.device_index, err);
     if (s) {

@@ -70,6 +70,18 @@ bool cuda_backend_is(const gm_backend *be);
  * many are free. `what` names the allocation in the message ("the weights"). */
 glmoe_status cuda_backend_check_fit(gm_backend *be, uint64_t bytes, const char *what, gm_err *err);
 
+/* The device's measured ceilings (cuda_probe.cu): copy bandwidth, bytes read + written per
+ * second, and the rate of an n x n x n cuBLAS bf16 GEMM with fp32 accumulation. Takes about a
+ * second and 1.4 GB of device memory for the moment; for benchmarks. */
+typedef struct cuda_backend_probe_result {
+    double copy_gb_s;
+    double gemm_tflop_s;
+    int gemm_n;
+    char device[256];
+} cuda_backend_probe_result;
+
+glmoe_status cuda_backend_probe(gm_backend *be, cuda_backend_probe_result *out, gm_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -59,6 +59,9 @@ __device__ __forceinline__ void cu_raise_fault(int32_t *fault, int32_t code, int
 
 /* ---- state -------------------------------------------------------------------------------- */
 
+/* Prefills of at least this many tokens run bf16 experts through cuBLAS (cuda_moe.cu). */
+#define MOE_CUBLAS_MIN_TOKENS 2048
+
 #define CUDA_INPUT_SLOTS 8
 #define CUDA_INPUT_SLOT_BYTES ((size_t)16 << 10)
 
@@ -133,6 +136,14 @@ typedef struct cuda_backend {
     int32_t *moe_rows, *moe_slot_of;
     float *moe_h, *moe_y;
     size_t moe_rows_cap, moe_h_cap, moe_y_cap, moe_experts_cap, moe_tiles_cap;
+    /* the cuBLAS expert path (cuda_moe.cu): gathered x and h as bf16 hi/lo halves, up outputs,
+     * and the per-expert offsets read back to the host */
+    __nv_bfloat16 *moe_xs, *moe_hs;
+    float *moe_u;
+    size_t moe_xs_cap, moe_hs_cap, moe_u_cap;
+    int32_t *moe_host_offsets;   /* pinned, E + 1 */
+    size_t moe_host_offsets_cap;
+    int moe_cublas_min_tokens;   /* T at or above which bf16 experts go through cuBLAS */
     cuda_expert_table *tables;
     size_t n_tables, cap_tables;
 } cuda_backend;

@@ -1,6 +1,7 @@
 /*
- * cuda_moe.cu — the MoE router and the routed experts (spec §2.6), entirely on the GPU: no host
- * synchronisation inside a step (the expert counts never travel to the host).
+ * cuda_moe.cu — the MoE router and the routed experts (spec §2.6), on the GPU: no host
+ * synchronisation inside a decode step (the expert counts travel to the host only in a long
+ * prefill, for the cuBLAS path).
  *
  * Router: the logits l = Wr·u of all tokens are one matmul (cuda_matmul: GEMV for decode,
  * float32-quality tensor cores for prefill), then one block per token selects:
@@ -23,6 +24,9 @@
  *     bf16 hi + lo (float32 quality, see tc_tile_mma); other dtypes use the float32 tile
  *     (cu_tile_mma). The grids are sized for the worst case (T·K/64 + E tiles); blocks past the
  *     real tile count exit at once.
+ *   - prefill of T >= MOE_CUBLAS_MIN_TOKENS with bf16 experts: the same grouping, then cuBLAS
+ *     GEMMs per expert (experts_cublas below); the one place where the host waits for the GPU
+ *     inside a forward (for the per-expert row counts), never in a decode step.
  * Every expert and projection may have its own dtype (the device table carries it).
  * Tested by tests/ops/test_ops.c: route K 1/8 of 160, groups, bias, norm, scaling; experts T 1
  * and 40 with every expert hit, mixed dtypes, accumulate on/off.
@@ -39,6 +43,8 @@ namespace wmma = nvcuda::wmma;
 #define ROUTE_THREADS 256
 #define DECODE_MAX_TOKENS 8
 #define EXPERT_WARPS 8
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ---- router ------------------------------------------------------------------------------------ */
 
@@ -383,6 +389,65 @@ struct tc_smem {
     __nv_bfloat16 ahi[CU_TILE_M][TC_LD], alo[CU_TILE_M][TC_LD], b[NB][CU_TILE_N][TC_LD];
 };
 
+/* The MMAs of one shared-memory stage. */
+template <int NB>
+__device__ __forceinline__ void tc_stage_mma(tc_acc (&acc)[NB][2], tc_smem<NB> &sm, int wm, int wn) {
+#pragma unroll
+    for (int kk = 0; kk < TC_KS; kk += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> ah, al;
+        wmma::load_matrix_sync(ah, &sm.ahi[wm * 16][kk], TC_LD);
+        wmma::load_matrix_sync(al, &sm.alo[wm * 16][kk], TC_LD);
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                /* B(k, n) = W[n0 + n][k]: W's rows are B's columns. */
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf;
+                wmma::load_matrix_sync(bf, &sm.b[b][wn * 32 + j * 16][kk], TC_LD);
+                wmma::mma_sync(acc[b][j], ah, bf, acc[b][j]);
+                wmma::mma_sync(acc[b][j], al, bf, acc[b][j]);
+            }
+    }
+}
+
+/* tc_tile_mma when every row is 16-byte aligned (K % 8 == 0, lda % 4 == 0, aligned bases, as
+ * with every real model): each thread moves its 8 values of A (two float4) and of each weight
+ * (one uint4) per stage, and the next stage's loads are issued before this stage's MMAs, so that
+ * memory latency hides behind the tensor cores. Same arithmetic as the general loop. */
+template <int NB>
+__device__ __forceinline__ void tc_tile_mma_vec(tc_acc (&acc)[NB][2], tc_smem<NB> &sm, const float *arow,
+                                                const __nv_bfloat16 *const (&wrow)[NB], int K, int lr, int lk,
+                                                int wm, int wn) {
+    float4 a0, a1;
+    uint4 bw[NB];
+    auto load = [&](int k0) {
+        const int k = k0 + lk; /* k + 8 <= K whenever k < K, as K % 8 == 0 */
+        const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
+        a0 = arow && k < K ? __ldg((const float4 *)(arow + k)) : z;
+        a1 = arow && k < K ? __ldg((const float4 *)(arow + k + 4)) : z;
+#pragma unroll
+        for (int b = 0; b < NB; b++) bw[b] = wrow[b] && k < K ? __ldg((const uint4 *)(wrow[b] + k)) : make_uint4(0, 0, 0, 0);
+    };
+    load(0);
+    for (int k0 = 0; k0 < K; k0 += TC_KS) {
+        const float v[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+        __align__(16) __nv_bfloat16 hi[8], lo[8];
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            hi[q] = __float2bfloat16_rn(v[q]);
+            lo[q] = __float2bfloat16_rn(v[q] - __bfloat162float(hi[q]));
+        }
+        *(uint4 *)&sm.ahi[lr][lk] = *(const uint4 *)hi;
+        *(uint4 *)&sm.alo[lr][lk] = *(const uint4 *)lo;
+#pragma unroll
+        for (int b = 0; b < NB; b++) *(uint4 *)&sm.b[b][lr][lk] = bw[b];
+        __syncthreads();
+        if (k0 + TC_KS < K) load(k0 + TC_KS);
+        tc_stage_mma<NB>(acc, sm, wm, wn);
+        __syncthreads();
+    }
+}
+
 template <int NB>
 __device__ __forceinline__ void tc_tile_mma(tc_acc (&acc)[NB][2], tc_smem<NB> &sm, const float *A,
                                             const int32_t *a_rows, int m_valid, int64_t lda,
@@ -392,8 +457,16 @@ __device__ __forceinline__ void tc_tile_mma(tc_acc (&acc)[NB][2], tc_smem<NB> &s
     const float *arow = nullptr;
     if (lr < m_valid) arow = A + (int64_t)(a_rows ? a_rows[lr] : lr) * lda;
     const __nv_bfloat16 *wrow[NB];
+    bool vec = K % 8 == 0 && lda % 4 == 0 && ((uintptr_t)A & 15) == 0; /* the same for the whole block */
 #pragma unroll
-    for (int b = 0; b < NB; b++) wrow[b] = n0 + lr < N ? W[b] + (int64_t)(n0 + lr) * K : nullptr;
+    for (int b = 0; b < NB; b++) {
+        wrow[b] = n0 + lr < N ? W[b] + (int64_t)(n0 + lr) * K : nullptr;
+        vec = vec && ((uintptr_t)W[b] & 15) == 0;
+    }
+    if (vec) {
+        tc_tile_mma_vec<NB>(acc, sm, arow, wrow, K, lr, lk, wm, wn);
+        return;
+    }
     for (int k0 = 0; k0 < K; k0 += TC_KS) {
 #pragma unroll
         for (int q = 0; q < 8; q++) {
@@ -406,22 +479,7 @@ __device__ __forceinline__ void tc_tile_mma(tc_acc (&acc)[NB][2], tc_smem<NB> &s
             for (int b = 0; b < NB; b++) sm.b[b][lr][lk + q] = wrow[b] && k < K ? wrow[b][k] : __float2bfloat16_rn(0.0f);
         }
         __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < TC_KS; kk += 16) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> ah, al;
-            wmma::load_matrix_sync(ah, &sm.ahi[wm * 16][kk], TC_LD);
-            wmma::load_matrix_sync(al, &sm.alo[wm * 16][kk], TC_LD);
-#pragma unroll
-            for (int b = 0; b < NB; b++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    /* B(k, n) = W[n0 + n][k]: W's rows are B's columns. */
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf;
-                    wmma::load_matrix_sync(bf, &sm.b[b][wn * 32 + j * 16][kk], TC_LD);
-                    wmma::mma_sync(acc[b][j], ah, bf, acc[b][j]);
-                    wmma::mma_sync(acc[b][j], al, bf, acc[b][j]);
-                }
-        }
+        tc_stage_mma<NB>(acc, sm, wm, wn);
         __syncthreads();
     }
 }
@@ -542,6 +600,91 @@ __global__ void moe_combine_kernel(float *out, bool accumulate, const float *y, 
     }
 }
 
+/* ---- many tokens per expert: cuBLAS ----------------------------------------------------------------
+ *
+ * With tens of tokens or more per expert the experts are ordinary GEMMs, and cuBLAS runs them
+ * near the tensor cores' rate where the tile kernels above do not. After the same grouping
+ * (count, plan, scatter), the per-expert offsets come back to the host (one wait per MoE layer
+ * of a prefill; decode never takes this path, so recorded steps never wait), x's rows are
+ * gathered in slot order as bf16 hi + lo halves, and per expert e with c rows at slot o:
+ *   G = X·gate_e^T, U = X·up_e^T  (hi then lo with beta = 1: float32 quality, as cuda_matmul),
+ *   then h = silu(G) ⊙ U for all rows in one launch, split into halves again, and
+ *   Y = h·down_e^T; the combine kernel adds each token's K rows as in the tile path. */
+
+__global__ void moe_gather_split_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, const float *x, const int32_t *rows,
+                                        int64_t n_slots, int H) {
+    const int64_t n = n_slots * H;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / H, c = i - r * H;
+        const float v = x[(int64_t)rows[r] * H + c];
+        const __nv_bfloat16 h = __float2bfloat16_rn(v);
+        hi[i] = h;
+        lo[i] = __float2bfloat16_rn(v - __bfloat162float(h));
+    }
+}
+
+__global__ void moe_swiglu_split_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, const float *g, const float *u,
+                                        int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const float a = g[i], v = a / (1.0f + expf(-a)) * u[i];
+        const __nv_bfloat16 h = __float2bfloat16_rn(v);
+        hi[i] = h;
+        lo[i] = __float2bfloat16_rn(v - __bfloat162float(h));
+    }
+}
+
+/* out^T [N, c] (+)= W [N, K] · a^T [K, c] for a = hi + lo, in cuBLAS's column-major view. */
+static glmoe_status gemm_split(cuda_backend *cb, float *out, const void *W, const __nv_bfloat16 *hi,
+                               const __nv_bfloat16 *lo, int N, int c, int K, gm_err *err) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, c, K, &one, W, CUDA_R_16BF, K, hi, CUDA_R_16BF, K,
+                            &zero, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, c, K, &one, W, CUDA_R_16BF, K, lo, CUDA_R_16BF, K,
+                            &one, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return GLMOE_OK;
+}
+
+static glmoe_status experts_cublas(cuda_backend *cb, const float *x, const gm_weight *gate, const gm_weight *up,
+                                   const gm_weight *down, int E, int H, int Im, gm_err *err) {
+    int32_t *off = cb->moe_host_offsets;
+    CU_TRY(cudaMemcpyAsync(off, cb->moe_offsets, (size_t)(E + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, cb->stream));
+    CU_TRY(cudaStreamSynchronize(cb->stream));
+    const int64_t slots = off[E]; /* rows with a valid expert */
+    if (slots <= 0) return GLMOE_OK;
+    __nv_bfloat16 *xhi = cb->moe_xs, *xlo = cb->moe_xs + slots * H;
+    const unsigned gb = (unsigned)min64(cu_blocks(slots * H, 256), (int64_t)cb->sm_count * 16);
+    moe_gather_split_kernel<<<gb, 256, 0, cb->stream>>>(xhi, xlo, x, cb->moe_rows, slots, H);
+    CU_LAUNCHED();
+    glmoe_status s;
+    for (int e = 0; e < E; e++) {
+        const int o = off[e], c = off[e + 1] - off[e];
+        if (c <= 0) continue;
+        if ((s = gemm_split(cb, cb->moe_h + (int64_t)o * Im, gate[e].data, xhi + (int64_t)o * H, xlo + (int64_t)o * H,
+                            Im, c, H, err)) ||
+            (s = gemm_split(cb, cb->moe_u + (int64_t)o * Im, up[e].data, xhi + (int64_t)o * H, xlo + (int64_t)o * H, Im,
+                            c, H, err)))
+            return s;
+    }
+    __nv_bfloat16 *hhi = cb->moe_hs, *hlo = cb->moe_hs + slots * Im;
+    const unsigned hb = (unsigned)min64(cu_blocks(slots * Im, 256), (int64_t)cb->sm_count * 16);
+    moe_swiglu_split_kernel<<<hb, 256, 0, cb->stream>>>(hhi, hlo, cb->moe_h, cb->moe_u, slots * Im);
+    CU_LAUNCHED();
+    for (int e = 0; e < E; e++) {
+        const int o = off[e], c = off[e + 1] - off[e];
+        if (c <= 0) continue;
+        if ((s = gemm_split(cb, cb->moe_y + (int64_t)o * H, down[e].data, hhi + (int64_t)o * Im, hlo + (int64_t)o * Im, H,
+                            c, Im, err)))
+            return s;
+    }
+    return GLMOE_OK;
+}
+
+static bool all_bf16(const gm_weight *gate, const gm_weight *up, const gm_weight *down, int E) {
+    for (int e = 0; e < E; e++)
+        if (gate[e].type != GM_W_BF16 || up[e].type != GM_W_BF16 || down[e].type != GM_W_BF16) return false;
+    return true;
+}
+
 /* ---- entry --------------------------------------------------------------------------------------- */
 
 glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
@@ -585,13 +728,21 @@ glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const
     moe_scatter_kernel<<<rb, 256, 0, cb->stream>>>(idx, n_rows, K, E, cb->moe_offsets, cb->moe_fill, cb->moe_rows,
                                                    cb->moe_slot_of);
     CU_LAUNCHED();
-    dim3 g1(cu_blocks(Im, CU_TILE_N), max_tiles);
-    moe_gateup_tile_kernel<<<g1, 256, 0, cb->stream>>>(cb->moe_h, x, cb->moe_rows, cb->moe_tiles, cb->moe_ntiles, ex,
-                                                       H, Im);
-    CU_LAUNCHED();
-    dim3 g2(cu_blocks(H, CU_TILE_N), max_tiles);
-    moe_down_tile_kernel<<<g2, 256, 0, cb->stream>>>(cb->moe_y, cb->moe_h, cb->moe_tiles, cb->moe_ntiles, ex, H, Im);
-    CU_LAUNCHED();
+    if (T >= cb->moe_cublas_min_tokens && cb->moe_xs && (size_t)(2 * n_rows * H) <= cb->moe_xs_cap &&
+        (size_t)(2 * n_rows * Im) <= cb->moe_hs_cap && (size_t)(n_rows * Im) <= cb->moe_u_cap &&
+        all_bf16(gate, up, down, E)) {
+        if ((s = cuda_refuse_if_capturing(cb, "moe_experts: a prefill's expert offsets", err))) return s;
+        if ((s = experts_cublas(cb, x, gate, up, down, E, H, Im, err))) return s;
+    } else {
+        dim3 g1(cu_blocks(Im, CU_TILE_N), max_tiles);
+        moe_gateup_tile_kernel<<<g1, 256, 0, cb->stream>>>(cb->moe_h, x, cb->moe_rows, cb->moe_tiles, cb->moe_ntiles,
+                                                           ex, H, Im);
+        CU_LAUNCHED();
+        dim3 g2(cu_blocks(H, CU_TILE_N), max_tiles);
+        moe_down_tile_kernel<<<g2, 256, 0, cb->stream>>>(cb->moe_y, cb->moe_h, cb->moe_tiles, cb->moe_ntiles, ex, H,
+                                                         Im);
+        CU_LAUNCHED();
+    }
     moe_combine_kernel<<<(unsigned)T, 256, 0, cb->stream>>>(out, accumulate, cb->moe_y, cb->moe_slot_of, weights, K, H);
     CU_LAUNCHED();
     return GLMOE_OK;

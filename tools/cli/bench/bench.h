@@ -1,0 +1,61 @@
+/*
+ * bench.h — `glmoe bench`: how fast a model runs, end to end and op by op, against the device's
+ * own measured ceilings (see cmd_bench.c for what is measured and how).
+ *
+ *   cmd_bench.c    options, the model-level timings (prefill sweep, decode per context, host
+ *                  time per step) through the public API, the summary table
+ *   bench_ops.c    per-op times: each backend op at the model's shapes on random inputs
+ *   bench_probe.c  the ceilings: copy bandwidth and a large GEMM's rate, on the same device
+ *   bench_report.c the JSON document and the SVG plot of the prefill sweep
+ *
+ * Unlike the other subcommands, the per-op times and the probes reach below the public API (the
+ * backend vtable, backend/backend.h): no public call runs a single op.
+ */
+#ifndef GLMOE_CLI_BENCH_H
+#define GLMOE_CLI_BENCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "glmoe.h"
+#include "model/config.h"
+
+/* The device's ceilings, measured in the same run. */
+typedef struct bench_probe {
+    double copy_gb_s;      /* bytes read + written per second by a large device copy (memcpy on the CPU) */
+    double gemm_tflop_s;   /* a large GEMM: cuBLAS bf16 with fp32 accumulation (OpenBLAS sgemm on the CPU) */
+    int gemm_n;            /* its m = n = k */
+    char gemm_what[96];
+    char device[256];
+} bench_probe;
+
+/* The backend a model runs on ("cpu" or "cuda"), re-created here for the probes and op timings. */
+bool bench_probe_run(const char *backend, int n_threads, bench_probe *out, char *err, size_t err_len);
+
+typedef struct bench_ops_opts {
+    const char *backend;   /* "cpu" or "cuda" */
+    int n_threads;
+    int32_t prefill_tokens; /* T of the prefill-sized ops (512) */
+    const int32_t *contexts; /* decode attention contexts */
+    int n_contexts;
+    double min_seconds;    /* time each op for at least this long */
+} bench_ops_opts;
+
+/* Times every op of the forward at cfg's shapes; appends {"op", "tokens", "context", "ms"}
+ * objects to `ops` and prints one line per op. False with a message when the backend fails. */
+bool bench_ops_run(const gm_config *cfg, const bench_ops_opts *o, json_t *ops, char *err, size_t err_len);
+
+/* One measured prefill length. */
+typedef struct bench_point {
+    int32_t tokens;
+    double ms;
+} bench_point;
+
+/* An SVG line plot of prefill tokens per second against the prompt length (log scale). */
+bool bench_write_svg(const char *path, const char *title, const bench_point *pts, int n, char *err, size_t err_len);
+
+/* Writes doc to path (pretty-printed JSON). */
+bool bench_write_json(const char *path, json_t *doc, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,411 @@
+/*
+ * cmd_bench.c — `glmoe bench`: prefill and decode speed of a model, against the ceilings of the
+ * device it runs on, measured in the same run.
+ *
+ * The model is a checkpoint directory (-m DIR) or a released configuration with synthetic
+ * weights made on the device (--config glm-4.5-air [--layers N]; no file needed). Measured:
+ *   prefill   the time to evaluate a prompt of each length from an empty cache (one forward,
+ *             logits of the last token only, copied to the host), median of --reps; lengths 1 to
+ *             4096: powers of two, their midpoints, and every length from 112 to 144. Reported
+ *             as ms, tokens/s, and TFLOP/s as a % of the probe's GEMM rate. FLOPs count the
+ *             matmuls of the tokens (K routed experts each) and causal attention (the lower
+ *             triangle only: 2·2·nh·D·L(L+1)/2 per layer), and one row of logits.
+ *   decode    ms per one-token step (greedy id fed back, last logits copied to the host) with C
+ *             tokens in the cache, for each C of --contexts: the cache is filled by a prefill,
+ *             then each step is timed and the sequence truncated back to C. Reported with the
+ *             bytes a step must read (the weights it touches: everything but the embedding
+ *             table and the routed experts not chosen, i.e. K per MoE layer; plus the whole KV
+ *             cache) divided by the time, as a % of the probe's copy bandwidth; and the host time
+ *             per step (the step's wall time minus the time the host waited for the GPU).
+ *   ops       every op of the forward alone (bench_ops.c), unless --no-ops.
+ *   cliffs    any prefill length slower than 1.10x the next longer one is listed.
+ * Output: a table on stdout, --json FILE (the schema of tools/bench/compare.py), --svg FILE.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench.h"
+#include "cli.h"
+#include "util/synthetic.h"
+#ifdef GLMOE_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+#ifndef GLMOE_VERSION_STRING
+#define GLMOE_VERSION_STRING "?"
+#endif
+
+static const char *const help =
+    "usage: glmoe bench (-m DIR | --config NAME [--layers N]) [options]\n"
+    "\n"
+    "Prefill speed over prompt lengths, decode speed at several contexts, per-op times, each\n"
+    "against the device's measured copy bandwidth and GEMM rate.\n"
+    "\n"
+    "  --config NAME      a released configuration with synthetic weights generated on the\n"
+    "                     device: glm-4.5, glm-4.5-air, glm-4.6, glm-4.7\n"
+    "  --layers N         keep the first N layers of --config (default: all)\n"
+    "  --seed N           seed of the synthetic weights (default 0)\n"
+    "  --lengths LIST     prompt lengths, comma-separated, or \"sweep\" (default): 1..4096 by\n"
+    "                     powers of two and their midpoints, and every length 112..144\n"
+    "  --contexts LIST    decode contexts (default 128,2048,16384)\n"
+    "  --steps N          timed decode steps per context (default 32)\n"
+    "  --reps N           prefill repetitions per length, median taken (default 3)\n"
+    "  --no-ops           skip the per-op times\n"
+    "  --json FILE        write the results as JSON\n"
+    "  --svg FILE         write a plot of the prefill sweep\n"
+    "\n";
+
+/* 1..4096: powers of two, midpoints (3·2^k), and every length 112..144, sorted. */
+static int sweep_lengths(int32_t *out) {
+    int n = 0;
+    for (int32_t p = 1; p <= 4096; p *= 2) {
+        if (p < 112 || p > 144) out[n++] = p;
+        if (p >= 2 && 3 * p / 2 <= 4096 && (3 * p / 2 < 112 || 3 * p / 2 > 144)) out[n++] = 3 * p / 2;
+        if (p == 64)
+            for (int32_t l = 112; l <= 144; l++) out[n++] = l;
+    }
+    return n;
+}
+
+static bool parse_list(const char *cmd, const char *opt, const char *text, int32_t *out, int *n, int cap) {
+    int32_t *ids = NULL;
+    size_t k = 0;
+    if (!cli_parse_ids(cmd, text, &ids, &k)) return false;
+    bool ok = k > 0 && (int)k <= cap;
+    for (size_t i = 0; ok && i < k; i++) ok = ids[i] >= 1 && ids[i] <= (1 << 20);
+    if (ok) memcpy(out, ids, k * sizeof *ids), *n = (int)k;
+    else cli_error(cmd, "%s: 1 to %d values in [1, 1048576], got \"%s\"", opt, cap, text);
+    free(ids);
+    return ok;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Weights a decode step reads, in bytes (see the file comment); matrices as stored (bf16), the
+ * small vectors as float32. */
+static double decode_weight_bytes(const gm_config *c) {
+    const double H = c->hidden_size, D = c->head_dim, QD = (double)c->n_heads * D, KD = (double)c->n_kv_heads * D;
+    const double Im = c->moe_intermediate_size, E = c->n_experts;
+    double b = 2 * (double)c->vocab_size * H + 2 * H + 4 * H; /* lm_head, one embedding row, final norm */
+    for (int l = 0; l < c->n_layers; l++) {
+        b += 2 * (2 * QD * H + 2 * KD * H) + 4 * 2 * H;
+        if (c->attention_bias) b += 4 * (QD + 2 * KD);
+        if (c->use_qk_norm) b += 4 * 2 * D;
+        if (config_layer_is_moe(c, l))
+            b += 2 * E * H + 4 * E + 2 * 3 * H * Im * (c->n_shared_experts + c->n_experts_per_tok);
+        else
+            b += 2 * 3 * H * c->intermediate_size;
+    }
+    return b;
+}
+
+/* FLOPs of a prefill of L tokens (see the file comment). */
+static double prefill_flops(const gm_config *c, int32_t L) {
+    const double H = c->hidden_size, D = c->head_dim, QD = (double)c->n_heads * D, KD = (double)c->n_kv_heads * D;
+    const double Im = c->moe_intermediate_size;
+    double per_token = 0, attn = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        per_token += 2 * QD * H + 2 * KD * H;
+        per_token += config_layer_is_moe(c, l)
+                         ? c->n_experts * H + 3 * H * Im * (c->n_shared_experts + c->n_experts_per_tok)
+                         : 3 * H * c->intermediate_size;
+        attn += 2.0 * 2.0 * c->n_heads * D * ((double)L * (L + 1) / 2);
+    }
+    return 2 * per_token * L + attn + 2.0 * c->vocab_size * H;
+}
+
+typedef struct run {
+    const char *cmd;
+    glmoe_context *ctx;
+    int32_t *ids;   /* a fixed pseudo-random prompt, as long as the longest need */
+    int32_t vocab;
+} run;
+
+/* The CUDA backend's time blocked waiting for the GPU, and steps replayed from a recording. */
+static double gpu_wait_s(uint64_t *replays) {
+    *replays = 0;
+#ifdef GLMOE_HAVE_CUDA
+    cuda_backend_counters c;
+    cuda_backend_counters_get(&c);
+    *replays = c.graph_replays;
+    return c.wait_s;
+#else
+    return 0;
+#endif
+}
+
+static bool eval(run *r, const int32_t *ids, size_t n, glmoe_logits_mode mode) {
+    if (glmoe_context_eval(r->ctx, ids, n, mode) == GLMOE_OK) return true;
+    cli_error(r->cmd, "%s", glmoe_context_errmsg(r->ctx));
+    return false;
+}
+
+static bool time_prefill(run *r, int32_t L, int reps, double *ms) {
+    double t[64];
+    for (int i = 0; i < reps; i++) {
+        glmoe_context_reset(r->ctx);
+        double t0 = cli_now();
+        if (!eval(r, r->ids, (size_t)L, GLMOE_LOGITS_LAST)) return false;
+        t[i] = cli_now() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
+    *ms = t[reps / 2] * 1e3;
+    return true;
+}
+
+static int32_t argmax_last(run *r) {
+    const float *lg;
+    size_t rows;
+    glmoe_context_logits(r->ctx, &lg, &rows);
+    int32_t b = 0;
+    for (int32_t i = 1; i < r->vocab; i++)
+        if (lg[i] > lg[b]) b = i;
+    return b;
+}
+
+/* ms per step and host µs per step at context C. */
+static bool time_decode(run *r, int32_t C, int steps, int32_t n_batch, double *ms, double *host_us, int *replayed) {
+    glmoe_context_reset(r->ctx);
+    for (int32_t done = 0; done < C;) {
+        int32_t n = C - done < n_batch ? C - done : n_batch;
+        if (!eval(r, r->ids + done, (size_t)n, done + n == C ? GLMOE_LOGITS_LAST : GLMOE_LOGITS_NONE)) return false;
+        done += n;
+    }
+    int32_t tok = argmax_last(r);
+    for (int i = 0; i < 3; i++) { /* warm-up: the step is recorded as a graph on the second */
+        if (!eval(r, &tok, 1, GLMOE_LOGITS_LAST)) return false;
+        glmoe_context_truncate(r->ctx, (size_t)C);
+    }
+    uint64_t g0, g1;
+    double w0 = gpu_wait_s(&g0), t0 = cli_now();
+    for (int i = 0; i < steps; i++) {
+        if (!eval(r, &tok, 1, GLMOE_LOGITS_LAST)) return false;
+        tok = argmax_last(r);
+        glmoe_context_truncate(r->ctx, (size_t)C);
+    }
+    double t = cli_now() - t0, w = gpu_wait_s(&g1) - w0;
+    *replayed = (int)(g1 - g0);
+    *ms = t / steps * 1e3;
+    *host_us = (t - w) / steps * 1e6;
+    return true;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *cmd = "bench", *config = NULL, *json_path = NULL, *svg_path = NULL;
+    cli_model_opts mo = {0};
+    long layers = 0, steps = 32, reps = 3;
+    uint64_t seed = 0;
+    bool ops = true;
+    int32_t lengths[128], contexts[16] = {128, 2048, 16384};
+    int n_lengths = sweep_lengths(lengths), n_contexts = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r = cli_model_opt(cmd, argc, argv, &i, &mo);
+        if (r < 0) return CLI_EXIT_USAGE;
+        if (r > 0) continue;
+        bool has = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(help, stdout);
+            fputs(cli_model_opts_help, stdout);
+            return 0;
+        } else if (!strcmp(a, "--config") && has) {
+            config = argv[++i];
+        } else if (!strcmp(a, "--layers") && has) {
+            if (!cli_parse_int(cmd, a, argv[++i], 1, 4096, &layers)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--seed") && has) {
+            if (!cli_parse_u64(cmd, a, argv[++i], &seed)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--lengths") && has) {
+            if (strcmp(argv[++i], "sweep") && !parse_list(cmd, a, argv[i], lengths, &n_lengths, 128))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--contexts") && has) {
+            if (!parse_list(cmd, a, argv[++i], contexts, &n_contexts, 16)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--steps") && has) {
+            if (!cli_parse_int(cmd, a, argv[++i], 1, 100000, &steps)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--reps") && has) {
+            if (!cli_parse_int(cmd, a, argv[++i], 1, 63, &reps)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--no-ops")) {
+            ops = false;
+        } else if (!strcmp(a, "--json") && has) {
+            json_path = argv[++i];
+        } else if (!strcmp(a, "--svg") && has) {
+            svg_path = argv[++i];
+        } else {
+            cli_error(cmd, "unknown option or missing value: %s (see glmoe bench --help)", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!mo.model_dir == !config) {
+        cli_error(cmd, "needs either -m DIR or --config NAME");
+        return CLI_EXIT_USAGE;
+    }
+    if (layers && !config) {
+        cli_error(cmd, "--layers goes with --config");
+        return CLI_EXIT_USAGE;
+    }
+    cli_install_log(mo.verbose);
+
+    int rc = CLI_EXIT_FAIL;
+    glmoe_model *model = NULL;
+    run r = {.cmd = cmd};
+    json_t *doc = json_object(), *jpre = json_array(), *jdec = json_array(), *jops = json_array(), *jcliffs = json_array();
+    bench_point pts[128];
+    char err[1024];
+    gm_config cfg;
+    gm_err e = {0};
+
+    /* ---- the model and its configuration ---- */
+    glmoe_model_params mp = glmoe_model_params_default();
+    mp.device = mo.device;
+    mp.n_threads = mo.n_threads;
+    glmoe_status s = config ? glmoe_model_load_synthetic(&model, config, (int32_t)layers, seed, &mp)
+                            : glmoe_model_load(&model, mo.model_dir, &mp);
+    if (s) {
+        cli_error(cmd, "%s: %s", config ? config : mo.model_dir, model ? glmoe_model_errmsg(model) : glmoe_status_str(s));
+        goto done;
+    }
+    if ((config ? config_preset(&cfg, config, (int32_t)layers, &e) : config_load(&cfg, mo.model_dir, &e))) {
+        cli_error(cmd, "%s", e.msg);
+        goto done;
+    }
+    glmoe_model_info info;
+    glmoe_model_get_info(model, &info);
+    r.vocab = info.vocab_size;
+
+    /* lengths and contexts the model can hold */
+    int32_t max_len = 0, max_ctx = 0;
+    for (int i = 0; i < n_lengths; i++) max_len = lengths[i] > max_len ? lengths[i] : max_len;
+    for (int i = 0; i < n_contexts; i++) max_ctx = contexts[i] > max_ctx ? contexts[i] : max_ctx;
+    int32_t need = max_ctx + 8 > max_len ? max_ctx + 8 : max_len;
+    if (need > info.max_position_embeddings) {
+        cli_error(cmd, "a context of %d tokens exceeds the model's max_position_embeddings %d (use --lengths / --contexts)",
+                  need, info.max_position_embeddings);
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
+    glmoe_context_params cp = {.n_ctx = need, .n_batch = max_len};
+    if (glmoe_context_create(&r.ctx, model, &cp)) {
+        cli_error(cmd, "%s", glmoe_model_errmsg(model));
+        goto done;
+    }
+    if (!(r.ids = malloc((size_t)need * sizeof(int32_t)))) {
+        cli_error(cmd, "out of memory");
+        goto done;
+    }
+    for (int32_t i = 0; i < need; i++) r.ids[i] = (int32_t)(gm_splitmix64((uint64_t)i) % (uint64_t)info.vocab_size);
+
+    /* ---- the device's ceilings ---- */
+    bench_probe probe;
+    if (!bench_probe_run(info.backend, mo.n_threads, &probe, err, sizeof err)) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
+    printf("model    %s: %d layers, %.2fB parameters (%.2fB active), %s backend\n", info.dir, info.n_layers,
+           info.n_params / 1e9, info.n_params_active / 1e9, info.backend);
+    printf("device   %s: copy %.0f GB/s, %s %.1f TFLOP/s\n", probe.device, probe.copy_gb_s, probe.gemm_what,
+           probe.gemm_tflop_s);
+    fflush(stdout);
+
+    /* ---- warm-up, then the prefill sweep ---- */
+    glmoe_context_reset(r.ctx);
+    if (!eval(&r, r.ids, 8, GLMOE_LOGITS_LAST) || !eval(&r, r.ids + 8, 1, GLMOE_LOGITS_LAST)) goto done;
+    printf("\nprefill  tokens       ms      tok/s   TFLOP/s  %%GEMM\n");
+    for (int i = 0; i < n_lengths; i++) {
+        double ms;
+        if (!time_prefill(&r, lengths[i], (int)reps, &ms)) goto done;
+        double tflops = prefill_flops(&cfg, lengths[i]) / (ms * 1e-3) / 1e12;
+        pts[i] = (bench_point){lengths[i], ms};
+        printf("         %6d %8.3f %10.0f %9.2f %6.1f\n", lengths[i], ms, lengths[i] / (ms * 1e-3), tflops,
+               100 * tflops / probe.gemm_tflop_s);
+        fflush(stdout);
+        json_array_append_new(jpre, json_pack("{s:i, s:f, s:f, s:f, s:f}", "tokens", lengths[i], "ms", ms, "tok_s",
+                                              lengths[i] / (ms * 1e-3), "tflop_s", tflops, "gemm_pct",
+                                              100 * tflops / probe.gemm_tflop_s));
+    }
+    /* cliffs: a length slower than 1.10x the next longer one (in the order of lengths) */
+    for (int i = 0; i < n_lengths; i++)
+        for (int j = 0; j < n_lengths; j++) {
+            if (lengths[j] <= lengths[i]) continue;
+            bool next = true; /* j is the next longer length */
+            for (int k = 0; k < n_lengths; k++)
+                if (lengths[k] > lengths[i] && lengths[k] < lengths[j]) next = false;
+            if (next && pts[i].ms > 1.10 * pts[j].ms) {
+                printf("CLIFF    %d tokens take %.3f ms, %.2fx the %.3f ms of %d tokens\n", lengths[i], pts[i].ms,
+                       pts[i].ms / pts[j].ms, pts[j].ms, lengths[j]);
+                json_array_append_new(jcliffs, json_pack("{s:i, s:f, s:i, s:f}", "tokens", lengths[i], "ms", pts[i].ms,
+                                                         "next_tokens", lengths[j], "next_ms", pts[j].ms));
+            }
+        }
+
+    /* ---- decode ---- */
+    const double kv_bytes = !strcmp(info.backend, "cuda") ? 2 : 4; /* bf16 on the GPU, float32 on the CPU */
+    printf("\ndecode   context  ms/token  host us/step   GB/s  %%copy-BW  graph replays\n");
+    for (int i = 0; i < n_contexts; i++) {
+        double ms, host_us;
+        int replayed;
+        if (!time_decode(&r, contexts[i], (int)steps, max_len, &ms, &host_us, &replayed)) goto done;
+        double bytes = decode_weight_bytes(&cfg) +
+                       2.0 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * (contexts[i] + 1.0) * kv_bytes;
+        double gbs = bytes / (ms * 1e-3) / 1e9;
+        printf("         %7d %9.3f %13.1f %6.0f %8.1f %8d/%d\n", contexts[i], ms, host_us, gbs, 100 * gbs / probe.copy_gb_s,
+               replayed, (int)steps);
+        fflush(stdout);
+        json_array_append_new(jdec, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:i}", "context", contexts[i], "ms_per_token",
+                                              ms, "host_us_per_step", host_us, "bytes", bytes, "gb_s", gbs,
+                                              "bw_pct", 100 * gbs / probe.copy_gb_s, "graph_replays", replayed));
+    }
+
+    /* ---- per-op ---- */
+    if (ops) {
+        printf("\nops (each alone, synthetic weights of this shape)\n");
+        bench_ops_opts oo = {.backend = info.backend, .n_threads = mo.n_threads, .prefill_tokens = 512,
+                             .contexts = contexts, .n_contexts = n_contexts, .min_seconds = 0.02};
+        if (!bench_ops_run(&cfg, &oo, jops, err, sizeof err)) {
+            cli_error(cmd, "%s", err);
+            goto done;
+        }
+    }
+
+    /* ---- reports ---- */
+    char version[160];
+    snprintf(version, sizeof version, "glmoe %s, %s backend, bf16 weights, %s KV cache", GLMOE_VERSION_STRING,
+             info.backend, kv_bytes == 2 ? "bf16" : "float32");
+    json_object_set_new(doc, "engine", json_string("glmoe"));
+    json_object_set_new(doc, "version", json_string(version));
+    json_object_set_new(doc, "device", json_string(probe.device));
+    json_object_set_new(doc, "model", json_pack("{s:s, s:s, s:i, s:f, s:f}", "name", config ? config : mo.model_dir,
+                                                "dir", info.dir, "layers", info.n_layers, "params", (double)info.n_params,
+                                                "active_params", (double)info.n_params_active));
+    json_object_set_new(doc, "probe", json_pack("{s:f, s:f, s:s}", "copy_gb_s", probe.copy_gb_s, "gemm_tflop_s",
+                                                probe.gemm_tflop_s, "gemm", probe.gemm_what));
+    json_object_set(doc, "prefill", jpre);
+    json_object_set(doc, "decode", jdec);
+    json_object_set(doc, "ops", jops);
+    json_object_set(doc, "cliffs", jcliffs);
+    if (json_path && !bench_write_json(json_path, doc, err, sizeof err)) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
+    char title[512];
+    snprintf(title, sizeof title, "glmoe prefill, %s (%d layers), %s", config ? config : mo.model_dir, info.n_layers,
+             probe.device);
+    if (svg_path && !bench_write_svg(svg_path, title, pts, n_lengths, err, sizeof err)) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
+    rc = 0;
+done:
+    json_decref(doc);
+    json_decref(jpre);
+    json_decref(jdec);
+    json_decref(jops);
+    json_decref(jcliffs);
+    free(r.ids);
+    glmoe_context_free(r.ctx);
+    glmoe_model_free(model);
+    return rc;
+}
