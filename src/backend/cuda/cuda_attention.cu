@@ -21,7 +21,8 @@
  * n_past from device memory (gm_attn_params.n_past_mem, a recorded decode step): the cache row
  * written, the key count and each split's range are computed on the device from it, and the
  * split count from the cache length, so that one launch configuration serves every position.
- * All arithmetic is float32 (expf, not the fast-math exp). Tested by tests/ops/test_ops.c:
+ * All arithmetic is float32 (expf, not the fast-math exp). Prefills over a bf16 cache with 128-dim
+ * heads go to the tensor-core kernel of cuda_attention_tc.cu instead. Tested by tests/ops/test_ops.c:
  * T 1..129 at n_past 0..500, lengths 1/127/128/129/4097 causal and masked, GQA 1/2/12, D 16/128,
  * random and all-hidden masks, chunked fills, n_past from host and from device memory.
  */
@@ -279,6 +280,11 @@ static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, 
     CU_LAUNCHED();
     a.kc = kc;
     a.vc = vc;
+    if (cuda_attention_tc_fits(a.T, a.D, sizeof(KT) == 2)) {
+        const cuda_attn_tc_args t = {a.out, a.q, (const __nv_bfloat16 *)kc, (const __nv_bfloat16 *)vc, a.mask, a.past,
+                                     a.fault, a.T, a.n_past, a.nh, a.nkv, a.ratio, a.n_ctx, a.scale};
+        return cuda_attention_tc(cb, t, err);
+    }
 
     /* Splits: enough blocks for two waves, each split at least ATTN_MIN_SPLIT_KEYS keys. With
      * n_past in device memory the launch must suit every n_past a replay may bring, so the

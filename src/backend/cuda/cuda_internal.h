@@ -162,6 +162,22 @@ glmoe_status cuda_rope(gm_backend *be, float *x, const int32_t *pos, int32_t T, 
                        int32_t rotary_dim, float theta, gm_err *err);
 glmoe_status cuda_matmul(gm_backend *be, float *out, const float *x, const gm_weight *W, const gm_weight *bias,
                          int32_t T, gm_err *err);
+/* Prefill attention on the tensor cores (cuda_attention_tc.cu): a bf16 cache, 128-dim heads,
+ * at least CUDA_ATTN_TC_MIN_TOKENS queries. */
+#define CUDA_ATTN_TC_MIN_TOKENS 32
+struct cuda_attn_tc_args {
+    float *out;
+    const float *q;
+    const __nv_bfloat16 *kc, *vc; /* this layer's cache, the new keys already stored */
+    const float *mask;
+    const int32_t *past;          /* n_past in device memory (it must equal n_past), or NULL */
+    int32_t *fault;
+    int T, n_past, nh, nkv, ratio, n_ctx;
+    float scale;
+};
+bool cuda_attention_tc_fits(int T, int D, bool bf16_cache);
+glmoe_status cuda_attention_tc(cuda_backend *cb, const cuda_attn_tc_args &a, gm_err *err);
+
 glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v, gm_kv *kv,
                             int32_t layer, const gm_attn_params *p, gm_err *err);
 glmoe_status cuda_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x, const gm_weight *router,

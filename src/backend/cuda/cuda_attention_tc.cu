@@ -1,0 +1,194 @@
+/*
+ * cuda_attention_tc.cu — prefill attention on the tensor cores, for a bf16 KV cache and 128-dim
+ * heads (GLM-4.5's): the same causal GQA attention as cuda_attention.cu (whose kernel remains
+ * for decode, float32 caches and other head sizes), in the manner of FlashAttention-2.
+ *
+ * A block of 4 warps takes 64 query rows of one KV head, numbered as in cuda_attention.cu
+ * (f = t * ratio + h mod ratio, so the query heads that share the KV head share every K/V tile);
+ * each warp owns 16 rows. Per tile of 64 keys, read once into shared memory (V transposed):
+ *   S = Q·K^T     mma.m16n8k16 (bf16 in, float32 sums); Q was rounded to bf16 once, in registers;
+ *   online softmax in float32 registers, in the log2 domain (scale·log2 e folded in): running max
+ *                 m and sum l per row, the 4 lanes of a row combined by shuffles;
+ *   O += P·V      P rounded to bf16 straight from the S accumulators (their layout is the A
+ *                 operand's), O in float32 registers, rescaled by 2^(m_old - m_new).
+ * Masks: causal by position arithmetic; an explicit additive mask is added to S. A row whose keys
+ * are all hidden outputs zeros. Precision: q, k, v and p carry 8 significant bits (the cache is
+ * bf16 anyway); sums are float32: ~1e-3 relative, checked by tests/ops/test_ops.c ("cuda bf16 KV").
+ */
+#include <math.h>
+
+#include "backend/cuda/cuda_internal.h"
+
+#define TC_WARPS 4
+#define TC_ROWS (TC_WARPS * 16) /* query rows per block */
+#define TC_KEYS 64              /* keys per tile */
+#define TC_D 128
+#define TC_K_LD (TC_D + 8)      /* bf16 stride of a key row: rows 16-byte aligned, no bank conflicts */
+#define TC_VT_LD (TC_KEYS + 8)  /* bf16 stride of a row of V^T */
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); /* .x (the lower index) in the low half */
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* c += a·b, m16n8k16, bf16 inputs, float32 accumulators (PTX ISA fragment layouts). */
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_args a) {
+    __shared__ __align__(16) __nv_bfloat16 ks[TC_KEYS][TC_K_LD];
+    __shared__ __align__(16) __nv_bfloat16 vt[TC_D][TC_VT_LD];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int kvh = blockIdx.y, n_rows = a.T * a.ratio;
+    /* n_past from device memory when given (forward() passes it; it equals the host's) */
+    const int n_past = a.past ? *a.past : a.n_past, n_keys = n_past + a.T;
+    if (n_past < 0 || n_keys > a.n_ctx) {
+        if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0)
+            cu_raise_fault(a.fault, CUDA_FAULT_POSITION, n_past, a.n_ctx - a.T);
+        return;
+    }
+    const int64_t kv_row = (int64_t)a.nkv * TC_D;
+
+    /* This thread's two rows: g and g + 8 of the warp's 16. */
+    int tok[2], head[2];
+    bool valid[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int f = blockIdx.x * TC_ROWS + warp * 16 + g + 8 * i;
+        valid[i] = f < n_rows;
+        tok[i] = valid[i] ? f / a.ratio : 0;
+        head[i] = kvh * a.ratio + (valid[i] ? f % a.ratio : 0);
+    }
+    uint32_t qa[TC_D / 16][4];
+    {
+        const float *q0 = a.q + ((int64_t)tok[0] * a.nh + head[0]) * TC_D;
+        const float *q1 = a.q + ((int64_t)tok[1] * a.nh + head[1]) * TC_D;
+#pragma unroll
+        for (int kstep = 0; kstep < TC_D / 16; kstep++) {
+            const int d = kstep * 16 + 2 * t4;
+            const float2 x0 = valid[0] ? *(const float2 *)(q0 + d) : make_float2(0.f, 0.f);
+            const float2 x1 = valid[1] ? *(const float2 *)(q1 + d) : make_float2(0.f, 0.f);
+            const float2 x2 = valid[0] ? *(const float2 *)(q0 + d + 8) : make_float2(0.f, 0.f);
+            const float2 x3 = valid[1] ? *(const float2 *)(q1 + d + 8) : make_float2(0.f, 0.f);
+            qa[kstep][0] = pack_bf16x2(x0.x, x0.y);
+            qa[kstep][1] = pack_bf16x2(x1.x, x1.y);
+            qa[kstep][2] = pack_bf16x2(x2.x, x2.y);
+            qa[kstep][3] = pack_bf16x2(x3.x, x3.y);
+        }
+    }
+    float o[TC_D / 8][4];
+#pragma unroll
+    for (int j = 0; j < TC_D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    const float sl2 = a.scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
+
+    /* Keys any row of the block may see: up to the last row's position. */
+    const int f_last = min(n_rows, (int)(blockIdx.x + 1) * TC_ROWS) - 1;
+    const int key_end = min(n_keys, n_past + f_last / a.ratio + 1);
+    for (int j0 = 0; j0 < key_end; j0 += TC_KEYS) {
+        __syncthreads(); /* the previous tile is consumed */
+        /* Lanes run over keys, so that the transposed V stores hit distinct banks. */
+        for (int i = threadIdx.x; i < TC_KEYS * (TC_D / 8); i += TC_WARPS * 32) {
+            const int kr = i % TC_KEYS, c8 = (i / TC_KEYS) * 8, key = j0 + kr;
+            uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
+            if (key < n_keys) {
+                kv4 = *(const uint4 *)(a.kc + key * kv_row + kvh * TC_D + c8);
+                vv4 = *(const uint4 *)(a.vc + key * kv_row + kvh * TC_D + c8);
+            }
+            *(uint4 *)&ks[kr][c8] = kv4;
+            const __nv_bfloat16 *vv = (const __nv_bfloat16 *)&vv4;
+#pragma unroll
+            for (int q = 0; q < 8; q++) vt[c8 + q][kr] = vv[q];
+        }
+        __syncthreads();
+
+        float s[TC_KEYS / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < TC_KEYS / 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+            for (int kstep = 0; kstep < TC_D / 16; kstep++) {
+                const uint32_t b0 = *(const uint32_t *)&ks[nt * 8 + g][kstep * 16 + 2 * t4];
+                const uint32_t b1 = *(const uint32_t *)&ks[nt * 8 + g][kstep * 16 + 2 * t4 + 8];
+                mma_bf16(s[nt], qa[kstep], b0, b1);
+            }
+        }
+        /* scale, masks, then the online softmax of each of the two rows */
+#pragma unroll
+        for (int nt = 0; nt < TC_KEYS / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int i = e >> 1, key = j0 + nt * 8 + 2 * t4 + (e & 1);
+                const bool seen = valid[i] && key < n_keys && key <= n_past + tok[i];
+                float v = s[nt][e] * sl2;
+                if (seen && a.mask) v += a.mask[(int64_t)tok[i] * n_keys + key] * log2e;
+                s[nt][e] = seen ? v : -INFINITY;
+            }
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < TC_KEYS / 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * i], s[nt][2 * i + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float m_new = fmaxf(m[i], mx);
+            /* a row with no key seen yet keeps m = -inf: nothing to rescale, p = 0 */
+            const float alpha = m_new == -INFINITY ? 1.0f : exp2f(m[i] - m_new);
+            float sum = 0.0f;
+#pragma unroll
+            for (int nt = 0; nt < TC_KEYS / 8; nt++)
+#pragma unroll
+                for (int e = 2 * i; e < 2 * i + 2; e++) {
+                    const float p = m_new == -INFINITY ? 0.0f : exp2f(s[nt][e] - m_new);
+                    s[nt][e] = p;
+                    sum += p;
+                }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            l[i] = l[i] * alpha + sum;
+            m[i] = m_new;
+#pragma unroll
+            for (int j = 0; j < TC_D / 8; j++) {
+                o[j][2 * i] *= alpha;
+                o[j][2 * i + 1] *= alpha;
+            }
+        }
+        /* O += P·V: P's accumulators are already the A operand's layout */
+#pragma unroll
+        for (int kk = 0; kk < TC_KEYS / 16; kk++) {
+            const uint32_t pa[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
+                                    pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                    pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int j = 0; j < TC_D / 8; j++) {
+                const uint32_t b0 = *(const uint32_t *)&vt[j * 8 + g][kk * 16 + 2 * t4];
+                const uint32_t b1 = *(const uint32_t *)&vt[j * 8 + g][kk * 16 + 2 * t4 + 8];
+                mma_bf16(o[j], pa, b0, b1);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (!valid[i]) continue;
+        const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f; /* all keys hidden: zeros */
+        float *orow = a.out + ((int64_t)tok[i] * a.nh + head[i]) * TC_D;
+#pragma unroll
+        for (int j = 0; j < TC_D / 8; j++)
+            *(float2 *)(orow + j * 8 + 2 * t4) = make_float2(o[j][2 * i] * inv, o[j][2 * i + 1] * inv);
+    }
+}
+
+bool cuda_attention_tc_fits(int T, int D, bool bf16_cache) {
+    return bf16_cache && D == TC_D && T >= CUDA_ATTN_TC_MIN_TOKENS;
+}
+
+glmoe_status cuda_attention_tc(cuda_backend *cb, const cuda_attn_tc_args &a, gm_err *err) {
+    dim3 grid((unsigned)((a.T * a.ratio + TC_ROWS - 1) / TC_ROWS), (unsigned)a.nkv);
+    attn_tc_kernel<<<grid, TC_WARPS * 32, 0, cb->stream>>>(a);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
