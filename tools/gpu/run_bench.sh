@@ -3,14 +3,16 @@
 # the GLM-4.5-Air shape cut to a few layers, random bf16 weights written once as a Hugging Face
 # checkpoint (tools/gpu/make_synthetic.py) that every engine loads.
 #
-#   tools/gpu/run_bench.sh [STEP...]      STEP: build synth glmoe transformers llamacpp compare
-#                                         (default: all of them, in that order)
+#   tools/gpu/run_bench.sh [STEP...]      STEP: build synth llamacpp-prep glmoe transformers llamacpp
+#                                         compare (default: all of them, in that order)
 #
 # Environment: OUT (default ./gpu-out) receives everything; LAYERS (default 4); SDIR, where the
 # checkpoint goes (default /dev/shm/glmoe-air$LAYERS); GLMOE_GPU_BUILD, DEPS as in run_gpu.sh.
 # Steps:
 #   build         configure and build glmoe (Release, sm_90) with the dependencies of deps_env.sh
 #   synth         write the checkpoint (skipped when SDIR already holds one of the same shape)
+#   llamacpp-prep builds llama-bench and converts SDIR to GGUF at the same time (both from
+#                 .peers/llama.cpp/device.sh, see llamacpp below), before anything is timed
 #   glmoe         `glmoe bench -m SDIR` (prefill sweep, decode at 128/2048/16384, per-op, probes)
 #                 -> glmoe.json, glmoe.txt, glmoe_prefill.svg; then the same shape from
 #                 `--config glm-4.5-air --layers LAYERS` (weights made on the device, no file)
@@ -30,7 +32,7 @@ BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
 PREFIX=/tmp/glmoe-gpu-deps
 LAYERS=${LAYERS:-4}
 SDIR=${SDIR:-/dev/shm/glmoe-air$LAYERS}
-STEPS=${*:-build synth glmoe transformers llamacpp compare}
+STEPS=${*:-build synth llamacpp-prep glmoe transformers llamacpp compare}
 mkdir -p "$OUT"
 FAILED=0
 START=$(date +%s)
@@ -66,6 +68,17 @@ if has synth; then
     fi
 fi
 
+P=$ROOT/.peers/llama.cpp/device.sh
+if has llamacpp-prep && [ -f "$P" ]; then
+    t=$(date +%s)
+    if bash "$P" build-bg "$SDIR" > "$OUT/llamacpp_build.log" 2>&1 && bash "$P" wait >> "$OUT/llamacpp_build.log" 2>&1; then
+        say "llamacpp-prep: built and converted in $(( $(date +%s) - t )) s"
+    else
+        say "llamacpp-prep: FAILED ($(tail -2 "$OUT/llamacpp_build.log" | tr '\n' ' ' | cut -c1-300))"
+        FAILED=1
+    fi
+fi
+
 if has glmoe; then
     if timeout 400 "$GLMOE" bench -m "$SDIR" --device cuda --json "$OUT/glmoe.json" --svg "$OUT/glmoe_prefill.svg" \
             > "$OUT/glmoe.txt" 2> "$OUT/glmoe.log"; then
@@ -85,8 +98,8 @@ if has glmoe; then
 fi
 
 if has transformers; then
-    if timeout 560 python3 "$ROOT/tools/bench/peer_transformers.py" "$SDIR" --device cuda --out "$OUT/transformers.json" \
-            --max-seconds 480 > "$OUT/transformers.log" 2>&1; then
+    if timeout 300 python3 "$ROOT/tools/bench/peer_transformers.py" "$SDIR" --device cuda --out "$OUT/transformers.json" \
+            --max-seconds ${TF_SECONDS:-200} > "$OUT/transformers.log" 2>&1; then
         say "transformers: ok"
     else
         say "transformers: FAILED ($(tail -2 "$OUT/transformers.log" | tr '\n' ' '))"
@@ -95,14 +108,12 @@ if has transformers; then
 fi
 
 if has llamacpp; then
-    P=$ROOT/.peers/llama.cpp/device.sh
     if [ ! -f "$P" ]; then
         say "llamacpp: SKIPPED (no .peers/llama.cpp/device.sh: the ignored folder that builds it is absent)"
-    elif bash "$P" build > "$OUT/llamacpp_build.log" 2>&1 &&
-         bash "$P" bench "$SDIR" "$OUT/llamacpp.json" > "$OUT/llamacpp.log" 2>&1; then
+    elif MODEL_NAME=air$LAYERS bash "$P" bench "$SDIR" "$OUT/llamacpp.json" > "$OUT/llamacpp.log" 2>&1; then
         say "llamacpp: ok"
     else
-        say "llamacpp: FAILED ($(tail -2 "$OUT/llamacpp_build.log" "$OUT/llamacpp.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300))"
+        say "llamacpp: FAILED ($(tail -2 "$OUT/llamacpp.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300))"
         FAILED=1
     fi
 fi

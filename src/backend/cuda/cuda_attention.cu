@@ -21,8 +21,9 @@
  * n_past from device memory (gm_attn_params.n_past_mem, a recorded decode step): the cache row
  * written, the key count and each split's range are computed on the device from it, and the
  * split count from the cache length, so that one launch configuration serves every position.
- * All arithmetic is float32 (expf, not the fast-math exp). Prefills over a bf16 cache with 128-dim
- * heads go to the tensor-core kernel of cuda_attention_tc.cu instead. Tested by tests/ops/test_ops.c:
+ * All arithmetic is float32 (expf, not the fast-math exp). A bf16 cache with 128-dim heads (the
+ * GPU's default for GLM-4.5) goes to the tensor-core kernel of cuda_attention_tc.cu instead, with
+ * the same split logic (tiles of 64 keys, 64 rows per block) and the same combine kernel. Tested by tests/ops/test_ops.c:
  * T 1..129 at n_past 0..500, lengths 1/127/128/129/4097 causal and masked, GQA 1/2/12, D 16/128,
  * random and all-hidden masks, chunked fills, n_past from host and from device memory.
  */
@@ -35,6 +36,7 @@
 #define ATTN_ROWS (ATTN_WARPS * ATTN_ROWS_PER_WARP)
 #define ATTN_BKV 32
 #define ATTN_MAX_SPLITS 32      /* as reserved by cuda_backend.cu */
+static_assert(ATTN_MAX_SPLITS <= 32, "attn_combine_kernel gives each split a lane");
 #define ATTN_SPLIT_TOKENS 16
 #define ATTN_MIN_SPLIT_KEYS 32  /* one tile: decode at a few hundred keys still fills the GPU */
 
@@ -161,6 +163,7 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_kernel(attn_args a) {
             if (key < key_hi && key <= qpos) {
                 const float *qr = qs + rl * D, *kr = ks + lane * DS;
                 float dot = 0.0f;
+#pragma unroll 8
                 for (int d = 0; d < D; d++) dot += qr[d] * kr[d];
                 s = dot * a.scale;
                 if (a.mask) s += a.mask[(int64_t)t * n_keys + key];
@@ -214,26 +217,27 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_kernel(attn_args a) {
     }
 }
 
-/* Merges the splits of each query row (one warp per row). */
+/* Merges the splits of each query row (one warp per row, splits <= 32): lane z reads split z's
+ * (m, l), so the maximum and the weights come from shuffles; then each lane sums its output dims
+ * over the splits, whose loads are independent (latency overlaps instead of adding up). */
 __global__ void attn_combine_kernel(float *out, const float *part, int rows, int D, int splits) {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= rows) return;
     const int64_t stride = (int64_t)rows * (D + 2);
-    float M = -INFINITY;
-    for (int z = 0; z < splits; z++) M = fmaxf(M, part[z * stride + (int64_t)row * (D + 2) + D]);
-    float L = 0.0f;
-    for (int z = 0; z < splits; z++) {
-        const float *pp = part + z * stride + (int64_t)row * (D + 2);
-        if (pp[D] != -INFINITY) L += pp[D + 1] * expf(pp[D] - M);
-    }
+    const float *mine = part + (int64_t)lane * stride + (int64_t)row * (D + 2);
+    const float mz = lane < splits ? mine[D] : -INFINITY, lz = lane < splits ? mine[D + 1] : 0.0f;
+    const float M = cu_warp_max(mz);
+    const float wz = mz != -INFINITY ? expf(mz - M) : 0.0f; /* an empty split weighs nothing */
+    const float L = cu_warp_sum(lz * wz);
     const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    for (int d = lane; d < D; d += 32) {
+    for (int d0 = 0; d0 < D; d0 += 32) { /* every lane runs each pass: the shuffles need all 32 */
+        const int d = d0 + lane;
         float acc = 0.0f;
         for (int z = 0; z < splits; z++) {
-            const float *pp = part + z * stride + (int64_t)row * (D + 2);
-            if (pp[D] != -INFINITY) acc += pp[d] * expf(pp[D] - M);
+            const float w = __shfl_sync(0xffffffffu, wz, z);
+            if (w != 0.0f && d < D) acc += w * part[z * stride + (int64_t)row * (D + 2) + d];
         }
-        out[(int64_t)row * D + d] = acc * inv;
+        if (d < D) out[(int64_t)row * D + d] = acc * inv;
     }
 }
 
@@ -280,23 +284,21 @@ static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, 
     CU_LAUNCHED();
     a.kc = kc;
     a.vc = vc;
-    if (cuda_attention_tc_fits(a.T, a.D, sizeof(KT) == 2)) {
-        const cuda_attn_tc_args t = {a.out, a.q, (const __nv_bfloat16 *)kc, (const __nv_bfloat16 *)vc, a.mask, a.past,
-                                     a.fault, a.T, a.n_past, a.nh, a.nkv, a.ratio, a.n_ctx, a.scale};
-        return cuda_attention_tc(cb, t, err);
-    }
 
-    /* Splits: enough blocks for two waves, each split at least ATTN_MIN_SPLIT_KEYS keys. With
+    /* Splits: enough blocks for two waves, each split at least one tile (min_split keys). With
      * n_past in device memory the launch must suit every n_past a replay may bring, so the
      * split count is chosen for the whole cache and the kernel cuts the keys it finds into that
      * many splits (some empty while the context is short). */
-    const int64_t blocks_1 = (int64_t)cu_blocks((int64_t)a.T * a.ratio, ATTN_ROWS) * a.nkv;
+    const bool tc = cuda_attention_tc_fits(a.D, sizeof(KT) == 2);
+    const int rows_per_block = tc ? CUDA_ATTN_TC_ROWS : ATTN_ROWS, min_split = tc ? CUDA_ATTN_TC_KEYS : ATTN_MIN_SPLIT_KEYS;
+    const int tile = tc ? CUDA_ATTN_TC_KEYS : ATTN_BKV;
+    const int64_t blocks_1 = (int64_t)cu_blocks((int64_t)a.T * a.ratio, rows_per_block) * a.nkv;
     const int64_t keys_max = a.past ? a.n_ctx : a.n_keys;
     int splits = 1;
     const size_t part_need = (size_t)a.T * a.nh * (size_t)(a.D + 2);
-    if (a.T <= ATTN_SPLIT_TOKENS && blocks_1 < 2 * cb->sm_count && keys_max >= 2 * ATTN_MIN_SPLIT_KEYS) {
+    if (a.T <= ATTN_SPLIT_TOKENS && blocks_1 < 2 * cb->sm_count && keys_max >= 2 * min_split) {
         int64_t want = (2 * cb->sm_count + blocks_1 - 1) / blocks_1;
-        int64_t most = keys_max / ATTN_MIN_SPLIT_KEYS;
+        int64_t most = keys_max / min_split;
         splits = (int)(want < most ? want : most);
         if (splits > ATTN_MAX_SPLITS) splits = ATTN_MAX_SPLITS;
         if ((size_t)splits * part_need > cb->attn_part_floats) splits = 1;
@@ -306,13 +308,18 @@ static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, 
     if (splits > 1) {
         if (!a.past) {
             a.split_len = (a.n_keys + splits - 1) / splits;
-            a.split_len = (a.split_len + ATTN_BKV - 1) / ATTN_BKV * ATTN_BKV;
+            a.split_len = (a.split_len + tile - 1) / tile * tile;
             splits = (a.n_keys + a.split_len - 1) / a.split_len;
         }
         a.part = cb->attn_part;
     }
     glmoe_status s;
-    if (a.D <= 32) s = launch_attn<KT, 1>(cb, a, splits, err);
+    if (tc) {
+        const cuda_attn_tc_args t = {a.out, a.q, (const __nv_bfloat16 *)kc, (const __nv_bfloat16 *)vc, a.mask, a.part,
+                                     a.past, a.fault, a.T, a.n_past, a.nh, a.nkv, a.ratio, a.n_ctx,
+                                     splits > 1 ? a.split_len : a.n_keys + tile, a.scale};
+        s = cuda_attention_tc(cb, t, splits, err);
+    } else if (a.D <= 32) s = launch_attn<KT, 1>(cb, a, splits, err);
     else if (a.D <= 64) s = launch_attn<KT, 2>(cb, a, splits, err);
     else if (a.D <= 128) s = launch_attn<KT, 4>(cb, a, splits, err);
     else s = launch_attn<KT, 8>(cb, a, splits, err);

@@ -1,7 +1,9 @@
 /*
- * cuda_attention_tc.cu — prefill attention on the tensor cores, for a bf16 KV cache and 128-dim
- * heads (GLM-4.5's): the same causal GQA attention as cuda_attention.cu (whose kernel remains
- * for decode, float32 caches and other head sizes), in the manner of FlashAttention-2.
+ * cuda_attention_tc.cu — attention on the tensor cores, for a bf16 KV cache and 128-dim heads
+ * (GLM-4.5's): the same causal GQA attention as cuda_attention.cu (whose kernel remains for
+ * float32 caches and other head sizes), in the manner of FlashAttention-2, for prefill and, with
+ * the keys split over blocks (FlashDecoding), for decode: the 12 query heads of a KV head make
+ * 12 rows of one MMA tile, so a decode step reads each K/V tile once, on the tensor cores.
  *
  * A block of 4 warps takes 64 query rows of one KV head, numbered as in cuda_attention.cu
  * (f = t * ratio + h mod ratio, so the query heads that share the KV head share every K/V tile);
@@ -12,7 +14,8 @@
  *   O += P·V      P rounded to bf16 straight from the S accumulators (their layout is the A
  *                 operand's), O in float32 registers, rescaled by 2^(m_old - m_new).
  * Masks: causal by position arithmetic; an explicit additive mask is added to S. A row whose keys
- * are all hidden outputs zeros. Precision: q, k, v and p carry 8 significant bits (the cache is
+ * are all hidden outputs zeros. Split launches (grid.z) write unnormalised partials that
+ * cuda_attention.cu's combine kernel merges. Precision: q, k, v and p carry 8 significant bits (the cache is
  * bf16 anyway); sums are float32: ~1e-3 relative, checked by tests/ops/test_ops.c ("cuda bf16 KV").
  */
 #include <math.h>
@@ -20,8 +23,9 @@
 #include "backend/cuda/cuda_internal.h"
 
 #define TC_WARPS 4
-#define TC_ROWS (TC_WARPS * 16) /* query rows per block */
-#define TC_KEYS 64              /* keys per tile */
+#define TC_ROWS CUDA_ATTN_TC_ROWS /* query rows per block: 16 per warp */
+#define TC_KEYS CUDA_ATTN_TC_KEYS /* keys per tile */
+static_assert(TC_ROWS == TC_WARPS * 16, "a warp owns 16 query rows");
 #define TC_D 128
 #define TC_K_LD (TC_D + 8)      /* bf16 stride of a key row: rows 16-byte aligned, no bank conflicts */
 #define TC_VT_LD (TC_KEYS + 8)  /* bf16 stride of a row of V^T */
@@ -86,16 +90,22 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     const float sl2 = a.scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
 
-    /* Keys any row of the block may see: up to the last row's position. */
+    /* Keys any row of the block may see (up to the last row's position), cut to this split. With
+     * n_past from device memory the host chose the split count for the whole cache: the keys
+     * there are cut into gridDim.z splits of whole tiles here (some empty while the context is
+     * short). */
     const int f_last = min(n_rows, (int)(blockIdx.x + 1) * TC_ROWS) - 1;
-    const int key_end = min(n_keys, n_past + f_last / a.ratio + 1);
-    for (int j0 = 0; j0 < key_end; j0 += TC_KEYS) {
+    int split_len = a.split_len;
+    if (a.past) split_len = ((n_keys + gridDim.z - 1) / gridDim.z + TC_KEYS - 1) / TC_KEYS * TC_KEYS;
+    const int key_lo = blockIdx.z * split_len;
+    const int key_end = min(min(n_keys, key_lo + split_len), n_past + f_last / a.ratio + 1);
+    for (int j0 = key_lo; j0 < key_end; j0 += TC_KEYS) {
         __syncthreads(); /* the previous tile is consumed */
         /* Lanes run over keys, so that the transposed V stores hit distinct banks. */
         for (int i = threadIdx.x; i < TC_KEYS * (TC_D / 8); i += TC_WARPS * 32) {
             const int kr = i % TC_KEYS, c8 = (i / TC_KEYS) * 8, key = j0 + kr;
             uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
-            if (key < n_keys) {
+            if (key < key_end) {
                 kv4 = *(const uint4 *)(a.kc + key * kv_row + kvh * TC_D + c8);
                 vv4 = *(const uint4 *)(a.vc + key * kv_row + kvh * TC_D + c8);
             }
@@ -123,7 +133,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int i = e >> 1, key = j0 + nt * 8 + 2 * t4 + (e & 1);
-                const bool seen = valid[i] && key < n_keys && key <= n_past + tok[i];
+                const bool seen = valid[i] && key < key_end && key <= n_past + tok[i];
                 float v = s[nt][e] * sl2;
                 if (seen && a.mask) v += a.mask[(int64_t)tok[i] * n_keys + key] * log2e;
                 s[nt][e] = seen ? v : -INFINITY;
@@ -174,20 +184,29 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
 #pragma unroll
     for (int i = 0; i < 2; i++) {
         if (!valid[i]) continue;
+        const int64_t row = (int64_t)tok[i] * a.nh + head[i];
+        if (a.part) { /* unnormalised, with m in natural-log units, as attn_combine_kernel reads them */
+            float *pp = a.part + ((int64_t)blockIdx.z * a.T * a.nh + row) * (TC_D + 2);
+#pragma unroll
+            for (int j = 0; j < TC_D / 8; j++) *(float2 *)(pp + j * 8 + 2 * t4) = make_float2(o[j][2 * i], o[j][2 * i + 1]);
+            if (t4 == 0) {
+                pp[TC_D] = m[i] * 0.6931471805599453f;
+                pp[TC_D + 1] = l[i];
+            }
+            continue;
+        }
         const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f; /* all keys hidden: zeros */
-        float *orow = a.out + ((int64_t)tok[i] * a.nh + head[i]) * TC_D;
+        float *orow = a.out + row * TC_D;
 #pragma unroll
         for (int j = 0; j < TC_D / 8; j++)
             *(float2 *)(orow + j * 8 + 2 * t4) = make_float2(o[j][2 * i] * inv, o[j][2 * i + 1] * inv);
     }
 }
 
-bool cuda_attention_tc_fits(int T, int D, bool bf16_cache) {
-    return bf16_cache && D == TC_D && T >= CUDA_ATTN_TC_MIN_TOKENS;
-}
+bool cuda_attention_tc_fits(int D, bool bf16_cache) { return bf16_cache && D == TC_D; }
 
-glmoe_status cuda_attention_tc(cuda_backend *cb, const cuda_attn_tc_args &a, gm_err *err) {
-    dim3 grid((unsigned)((a.T * a.ratio + TC_ROWS - 1) / TC_ROWS), (unsigned)a.nkv);
+glmoe_status cuda_attention_tc(cuda_backend *cb, const cuda_attn_tc_args &a, int splits, gm_err *err) {
+    dim3 grid((unsigned)((a.T * a.ratio + TC_ROWS - 1) / TC_ROWS), (unsigned)a.nkv, (unsigned)splits);
     attn_tc_kernel<<<grid, TC_WARPS * 32, 0, cb->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;

@@ -162,21 +162,24 @@ glmoe_status cuda_rope(gm_backend *be, float *x, const int32_t *pos, int32_t T, 
                        int32_t rotary_dim, float theta, gm_err *err);
 glmoe_status cuda_matmul(gm_backend *be, float *out, const float *x, const gm_weight *W, const gm_weight *bias,
                          int32_t T, gm_err *err);
-/* Prefill attention on the tensor cores (cuda_attention_tc.cu): a bf16 cache, 128-dim heads,
- * at least CUDA_ATTN_TC_MIN_TOKENS queries. */
-#define CUDA_ATTN_TC_MIN_TOKENS 32
+/* Attention on the tensor cores (cuda_attention_tc.cu): a bf16 cache and 128-dim heads, prefill
+ * and decode; a launch over grid.z splits of the keys writes partials for attn_combine. */
+#define CUDA_ATTN_TC_ROWS 64   /* query rows per block */
+#define CUDA_ATTN_TC_KEYS 64   /* keys per tile */
 struct cuda_attn_tc_args {
     float *out;
     const float *q;
     const __nv_bfloat16 *kc, *vc; /* this layer's cache, the new keys already stored */
     const float *mask;
+    float *part;                  /* split partials [split][T * nh][D + 2] (unnormalised o, m, l), or NULL */
     const int32_t *past;          /* n_past in device memory (it must equal n_past), or NULL */
     int32_t *fault;
     int T, n_past, nh, nkv, ratio, n_ctx;
+    int split_len;                /* keys per split (a multiple of the tile), when past is NULL */
     float scale;
 };
-bool cuda_attention_tc_fits(int T, int D, bool bf16_cache);
-glmoe_status cuda_attention_tc(cuda_backend *cb, const cuda_attn_tc_args &a, gm_err *err);
+bool cuda_attention_tc_fits(int D, bool bf16_cache);
+glmoe_status cuda_attention_tc(cuda_backend *cb, const cuda_attn_tc_args &a, int splits, gm_err *err);
 
 glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v, gm_kv *kv,
                             int32_t layer, const gm_attn_params *p, gm_err *err);
