@@ -22,8 +22,9 @@
  * T {1,5,127,128,129} at n_past 0 and > 0, GQA 1/2/12, D 16/128, with and without masks, the KV
  * cache filled by earlier calls (chunked prefill) with another layer written in between;
  * moe_route K 1/8 of 160, n_group 1 and 4/2, norm on/off, scaling 1 and 2.5, a bias that
- * changes the selection; moe_experts T 1/40/80 (80: the GPU's cuBLAS path), H/Im 67/45 and
- * 136/64 (aligned rows: the GPU's vectorised tiles), E 16, K 4, every expert hit, accumulate on/off.
+ * changes the selection; moe_experts T 1/3/40/80, H/Im 67/45 and 136/64, E 16, K 4, every
+ * expert hit, accumulate on/off: on the GPU every path of cuda_moe.cu (per-token GEMVs, scalar
+ * and vectorised tiles, cuBLAS on the bf16-cache backend).
  * Attention at the lengths 1, 127, 128, 129 and 4097 (prefill from an empty cache and a decode
  * step after length - 1 keys, causal and with a random mask; 4097 with few heads on the CPU).
  * Calls of up to 16 queries (and odd prefills) also pass n_past in backend memory.
@@ -690,10 +691,12 @@ static void check_experts(ops_ctx *c, op_groups *g) {
         int32_t T;
         bool accumulate, mixed;
         int32_t H, Im;
-    } cases[] = {{1, false, false, 67, 45}, {40, true, true, 67, 45}, {40, false, false, 67, 45}, {1, true, true, 67, 45},
-                 /* rows 16-byte aligned: the GPU's vectorised tile loads */
+    } cases[] = {/* the GPU's paths: T <= 8 per-token GEMVs; T = 40 unaligned or mixed: scalar tiles */
+                 {1, false, false, 67, 45}, {40, true, true, 67, 45}, {40, false, false, 67, 45}, {1, true, true, 67, 45},
+                 {3, false, false, 136, 64},
+                 /* bf16 rows 16-byte aligned: vectorised tiles */
                  {40, true, false, 136, 64},
-                 /* at or above MOE_CUBLAS_MIN_TOKENS: the GPU's cuBLAS path (bf16 experts only) */
+                 /* T = 80: vectorised tiles (aligned) or scalar tiles, or cuBLAS where switched on at 64 */
                  {80, true, false, 67, 45}, {80, false, false, 136, 64}};
     const int32_t E = 16, K = 4;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -938,7 +941,8 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed, 
                                                               check_rmsnorm, check_rope, check_attention,
                                                               check_route, check_experts, check_graph};
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
-        if (!attention_only || checks[i] == check_attention || checks[i] == check_graph) checks[i](&c, &g);
+        if (!attention_only || checks[i] == check_attention || checks[i] == check_graph || checks[i] == check_experts)
+            checks[i](&c, &g);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("backend %s (%s): %.1f s\n", be->ops->name, label,
            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
@@ -982,11 +986,15 @@ int main(void) {
         }
     }
     /* The default bf16 cache: attention again, and the recorded decode step (the tensor-core
-     * kernel takes every 128-dim case, split over blocks for decode), at bf16 tolerance. */
+     * kernel takes every 128-dim case, split over blocks for decode), at bf16 tolerance; and the
+     * experts with the cuBLAS path switched on from 64 tokens (T = 80 takes it here, the tiles
+     * on the backend above). */
     {
         gm_backend *be = NULL;
         gm_err err = {0};
-        if (cuda_backend_create(&be, 0, &err) == GLMOE_OK) {
+        cuda_backend_options o = cuda_backend_options_default();
+        o.moe_cublas_min_tokens = 64;
+        if (cuda_backend_create_ex(&be, &o, &err) == GLMOE_OK) {
             g_tol_attention = TOL_ATTENTION_BF16;
             ops_check_backend(be, "cuda bf16 KV", seed, true);
             g_tol_attention = TOL_ATTENTION;

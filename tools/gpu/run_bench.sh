@@ -15,8 +15,9 @@
 #                 .peers/llama.cpp/device.sh, see llamacpp below), before anything is timed
 #   glmoe         `glmoe bench -m SDIR` (prefill sweep, decode at 128/2048/16384, per-op, probes)
 #                 -> glmoe.json, glmoe.txt, glmoe_prefill.svg; then the same shape from
-#                 `--config glm-4.5-air --layers LAYERS` (weights made on the device, no file)
-#                 at two lengths and one context -> glmoe_config.txt
+#                 `--config glm-4.5-air --layers LAYERS` (weights made on the device, no file),
+#                 and GLM-4.5's cut to 6 layers (3 dense, 3 MoE), at two lengths and one
+#                 context -> glmoe_config_<name>.txt
 #   transformers  tools/bench/peer_transformers.py on SDIR (PyTorch eager, bf16) -> transformers.json
 #   llamacpp      .peers/llama.cpp/device.sh, if present: an ignored folder that is never
 #                 committed (the issue forbids committing llama.cpp or a recipe that builds it);
@@ -88,13 +89,16 @@ if has glmoe; then
         FAILED=1
     fi
     grep '^CLIFF' "$OUT/glmoe.txt" | while read -r l; do say "glmoe: $l"; done
-    if timeout 200 "$GLMOE" bench --config glm-4.5-air --layers "$LAYERS" --device cuda --lengths 512,4096 \
-            --contexts 2048 --no-ops > "$OUT/glmoe_config.txt" 2>&1; then
-        say "glmoe --config glm-4.5-air --layers $LAYERS: ok"
-    else
-        say "glmoe --config: FAILED ($(tail -1 "$OUT/glmoe_config.txt"))"
-        FAILED=1
-    fi
+    for cfg in "glm-4.5-air $LAYERS" "glm-4.5 6"; do
+        set -- $cfg
+        if timeout 200 "$GLMOE" bench --config "$1" --layers "$2" --device cuda --lengths 512,4096 \
+                --contexts 2048 --no-ops > "$OUT/glmoe_config_$1.txt" 2>&1; then
+            say "glmoe --config $1 --layers $2: ok; $(grep -A2 '^decode' "$OUT/glmoe_config_$1.txt" | tail -1 | awk '{printf "decode %s ms (%s%% of copy BW)", $2, $5}')"
+        else
+            say "glmoe --config $1: FAILED ($(tail -1 "$OUT/glmoe_config_$1.txt"))"
+            FAILED=1
+        fi
+    done
 fi
 
 if has transformers; then

@@ -607,6 +607,7 @@ extern "C" cuda_backend_options cuda_backend_options_default(void) {
     o.device_index = 0;
     o.kv_f32 = false;
     o.no_graphs = false;
+    o.moe_cublas_min_tokens = 0;
     return o;
 }
 
@@ -648,7 +649,9 @@ extern "C" glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_back
         /* bf16 experts of prefills of at least this many tokens run on cuBLAS (cuda_moe.cu);
          * the variable moves the switch, for comparing the two paths */
         const char *m = getenv("GLMOE_MOE_CUBLAS_MIN_TOKENS");
-        cb->moe_cublas_min_tokens = m && atoi(m) > 0 ? atoi(m) : MOE_CUBLAS_MIN_TOKENS;
+        cb->moe_cublas_min_tokens = o.moe_cublas_min_tokens > 0 ? o.moe_cublas_min_tokens
+                                    : m && atoi(m) > 0                ? atoi(m)
+                                                                      : MOE_CUBLAS_MIN_TOKENS;
     }
     glmoe_status s = pick_device(cb, o.device_index, err);
     if (s) {

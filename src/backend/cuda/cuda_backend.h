@@ -43,6 +43,9 @@ typedef struct cuda_backend_options {
     /* Decline every step recording (graph_capture_begin answers GLMOE_E_UNSUPPORTED), so that
      * decode runs op by op. The environment variable GLMOE_CUDA_GRAPHS=0 does the same. */
     bool no_graphs;
+    /* Prefills of at least this many tokens run bf16 experts through cuBLAS (cuda_moe.cu); 0:
+     * the default (or the environment variable GLMOE_MOE_CUBLAS_MIN_TOKENS). Tests lower it. */
+    int moe_cublas_min_tokens;
 } cuda_backend_options;
 
 cuda_backend_options cuda_backend_options_default(void);

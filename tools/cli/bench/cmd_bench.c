@@ -10,9 +10,9 @@
  *             as ms, tokens/s, and TFLOP/s as a % of the probe's GEMM rate. FLOPs count the
  *             matmuls of the tokens (K routed experts each) and causal attention (the lower
  *             triangle only: 2·2·nh·D·L(L+1)/2 per layer), and one row of logits.
- *   decode    ms per one-token step (greedy id fed back, last logits copied to the host) with C
- *             tokens in the cache, for each C of --contexts: the cache is filled by a prefill,
- *             then each step is timed and the sequence truncated back to C. Reported with the
+ *   decode    ms per one-token step (a fixed id fed, its logits copied to the host; no sampling,
+ *             as in llama-bench) with C tokens in the cache, for each C of --contexts: the cache
+ *             is filled by a prefill, then each step is timed and the sequence truncated back to C. Reported with the
  *             bytes a step must read (the weights it touches: everything but the embedding
  *             table and the routed experts not chosen, i.e. K per MoE layer; plus the whole KV
  *             cache) divided by the time, as a % of the probe's copy bandwidth; and the host time
@@ -181,11 +181,11 @@ static bool time_decode(run *r, int32_t C, int steps, int32_t n_batch, double *m
         if (!eval(r, &tok, 1, GLMOE_LOGITS_LAST)) return false;
         glmoe_context_truncate(r->ctx, (size_t)C);
     }
+    /* Timed steps feed fixed ids (as llama-bench does): the host's sampling is not the engine's. */
     uint64_t g0, g1;
     double w0 = gpu_wait_s(&g0), t0 = cli_now();
     for (int i = 0; i < steps; i++) {
-        if (!eval(r, &tok, 1, GLMOE_LOGITS_LAST)) return false;
-        tok = argmax_last(r);
+        if (!eval(r, &r->ids[i], 1, GLMOE_LOGITS_LAST)) return false;
         glmoe_context_truncate(r->ctx, (size_t)C);
     }
     double t = cli_now() - t0, w = gpu_wait_s(&g1) - w0;
