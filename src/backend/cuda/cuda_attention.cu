@@ -233,9 +233,17 @@ __global__ void attn_combine_kernel(float *out, const float *part, int rows, int
     for (int d0 = 0; d0 < D; d0 += 32) { /* every lane runs each pass: the shuffles need all 32 */
         const int d = d0 + lane;
         float acc = 0.0f;
-        for (int z = 0; z < splits; z++) {
-            const float w = __shfl_sync(0xffffffffu, wz, z);
-            if (w != 0.0f && d < D) acc += w * part[z * stride + (int64_t)row * (D + 2) + d];
+        for (int z0 = 0; z0 < splits; z0 += 8) {
+            float w[8], v[8]; /* eight loads in flight before any is summed */
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int z = z0 + u;
+                w[u] = __shfl_sync(0xffffffffu, wz, z & 31);
+                v[u] = z < splits && w[u] != 0.0f && d < D ? part[z * stride + (int64_t)row * (D + 2) + d] : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++)
+                if (z0 + u < splits) acc += w[u] * v[u];
         }
         if (d < D) out[(int64_t)row * D + d] = acc * inv;
     }

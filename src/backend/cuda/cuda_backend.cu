@@ -140,6 +140,8 @@ static void cuda_dealloc(gm_backend *be, void *p) {
 }
 
 static glmoe_status stage_copy(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err);
+static glmoe_status ensure_staging(cuda_backend *cb, gm_err *err);
+#define STAGING_SLOT_BYTES ((size_t)32 << 20) /* each of the two pinned slots */
 
 /* Small inputs go through a pinned slot (a copy from pageable memory makes the driver stage it
  * itself, slower and with less control); src is free for reuse when this returns. */
@@ -161,6 +163,10 @@ static glmoe_status cuda_copy_out(gm_backend *be, void *dst, const void *src, si
     cuda_backend *cb = cuda_of(be);
     glmoe_status s0 = not_capturing(cb, "copy_out", err);
     if (s0) return s0;
+    /* A model whose weights were generated on the device never uploaded anything: the slots are
+     * made here then (a copy into pageable memory would also block inside cudaMemcpyAsync,
+     * outside the wait that the counters measure). */
+    if (bytes > ((size_t)64 << 10) && bytes <= STAGING_SLOT_BYTES && (s0 = ensure_staging(cb, err))) return s0;
     if (bytes && cb->staging[0] && bytes <= cb->staging_bytes) {
         /* Through a pinned slot: a copy into pageable memory runs at a fraction of the speed, and
          * the logits cross on every decode step. The slot's last upload precedes this copy on the
@@ -179,22 +185,26 @@ static glmoe_status cuda_sync(gm_backend *be, gm_err *err) { return wait_and_che
 
 /* ---- weights ---------------------------------------------------------------------------------- */
 
-#define STAGING_SLOT_BYTES ((size_t)32 << 20)
 #define UPLOAD_REPORT_BYTES ((uint64_t)2 << 30)
 
 /* Copies bytes from host memory (any alignment) to the device through the two large pinned
  * slots, allocated on first use; src is free for reuse when this returns. */
-static glmoe_status stage_copy(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err) {
-    if (!cb->staging[0]) {
-        for (int i = 0; i < 2; i++) {
-            CU_TRY(cudaHostAlloc(&cb->staging[i], STAGING_SLOT_BYTES, cudaHostAllocDefault));
-            CU_TRY(cudaEventCreateWithFlags(&cb->staged[i], cudaEventDisableTiming));
-            CU_TRY(cudaEventRecord(cb->staged[i], cb->stream));
-        }
-        cb->staging_bytes = STAGING_SLOT_BYTES;
-        cb->upload_t0 = now_s();
-        cb->next_report = UPLOAD_REPORT_BYTES;
+static glmoe_status ensure_staging(cuda_backend *cb, gm_err *err) {
+    if (cb->staging[0]) return GLMOE_OK;
+    for (int i = 0; i < 2; i++) {
+        CU_TRY(cudaHostAlloc(&cb->staging[i], STAGING_SLOT_BYTES, cudaHostAllocDefault));
+        CU_TRY(cudaEventCreateWithFlags(&cb->staged[i], cudaEventDisableTiming));
+        CU_TRY(cudaEventRecord(cb->staged[i], cb->stream));
     }
+    cb->staging_bytes = STAGING_SLOT_BYTES;
+    cb->upload_t0 = now_s();
+    cb->next_report = UPLOAD_REPORT_BYTES;
+    return GLMOE_OK;
+}
+
+static glmoe_status stage_copy(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err) {
+    glmoe_status st = ensure_staging(cb, err);
+    if (st) return st;
     const char *s = (const char *)src;
     char *d = (char *)dst;
     for (size_t done = 0; done < bytes;) {
