@@ -165,6 +165,10 @@ for op in ["add_rmsnorm", "matmul_qkv", "matmul_o", "rope", "swiglu", "moe_route
 assert ("attn_causal", 512, 512) in ops and ("attn_masked", 512, 512) in ops and ("attn_decode", 1, 32) in ops, ops
 xml.dom.minidom.parse(sys.argv[2])
 PY
+# The default sweep and contexts are cut to what a model holds (odd_dims: 64 positions).
+expect_ok "bench defaults cut" -- bench -m "$repo/tests/golden/odd_dims" --device cpu --steps 1 --reps 1 --json "$tmp/b2.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=[p["tokens"] for p in d["prefill"]]; c=[p["context"] for p in d["decode"]]; sys.exit(not (t[-1] == 64 and max(t) == 64 and c == [32]))' "$tmp/b2.json" \
+    && ok || fail "bench defaults on a 64-position model: $(head -c 300 "$tmp/b2.json")"
 expect_error "bench needs a model" 2 "either -m DIR or --config" -- bench
 expect_error "bench unknown config" 1 'unknown configuration "glm-9"' -- bench --config glm-9 --device cpu
 expect_error "bench context too long" 2 "exceeds the model's max_position_embeddings" -- bench -m "$golden" --device cpu --contexts 100000

@@ -203,6 +203,7 @@ int cmd_bench(int argc, char **argv) {
     bool ops = true;
     int32_t lengths[128], contexts[16] = {128, 2048, 16384};
     int n_lengths = sweep_lengths(lengths), n_contexts = 3;
+    bool lengths_given = false, contexts_given = false; /* defaults are cut to what the model holds */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = cli_model_opt(cmd, argc, argv, &i, &mo);
@@ -222,8 +223,10 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--lengths") && has) {
             if (strcmp(argv[++i], "sweep") && !parse_list(cmd, a, argv[i], lengths, &n_lengths, 128))
                 return CLI_EXIT_USAGE;
+            lengths_given = strcmp(argv[i], "sweep") != 0;
         } else if (!strcmp(a, "--contexts") && has) {
             if (!parse_list(cmd, a, argv[++i], contexts, &n_contexts, 16)) return CLI_EXIT_USAGE;
+            contexts_given = true;
         } else if (!strcmp(a, "--steps") && has) {
             if (!cli_parse_int(cmd, a, argv[++i], 1, 100000, &steps)) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--reps") && has) {
@@ -276,7 +279,24 @@ int cmd_bench(int argc, char **argv) {
     glmoe_model_get_info(model, &info);
     r.vocab = info.vocab_size;
 
-    /* lengths and contexts the model can hold */
+    /* lengths and contexts the model can hold: the defaults are cut to fit (said on stderr), what
+     * was asked for explicitly must fit */
+    const int32_t max_pos = info.max_position_embeddings;
+    int kept = 0;
+    for (int i = 0; i < n_lengths; i++)
+        if (lengths_given || lengths[i] <= max_pos) lengths[kept++] = lengths[i];
+    if (kept < n_lengths) fprintf(stderr, "glmoe bench: prompt lengths above max_position_embeddings %d skipped\n", max_pos);
+    n_lengths = kept;
+    kept = 0;
+    for (int i = 0; i < n_contexts; i++)
+        if (contexts_given || contexts[i] + 8 <= max_pos) contexts[kept++] = contexts[i];
+    if (kept < n_contexts) fprintf(stderr, "glmoe bench: decode contexts above max_position_embeddings %d skipped\n", max_pos);
+    n_contexts = kept;
+    if (!n_contexts && !contexts_given && max_pos >= 16) contexts[n_contexts++] = max_pos / 2; /* a short model */
+    if (!n_lengths || !n_contexts) {
+        cli_error(cmd, "max_position_embeddings %d leaves nothing to measure", max_pos);
+        goto done;
+    }
     int32_t max_len = 0, max_ctx = 0;
     for (int i = 0; i < n_lengths; i++) max_len = lengths[i] > max_len ? lengths[i] : max_len;
     for (int i = 0; i < n_contexts; i++) max_ctx = contexts[i] > max_ctx ? contexts[i] : max_ctx;
