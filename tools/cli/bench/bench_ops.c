@@ -112,12 +112,7 @@ static glmoe_status setup(env *e) {
         if ((s = alloc_random(e, acts[i], (size_t)sizes[i], 100 + i))) return s;
     /* the additive mask: about 10% of the keys hidden, never a query's own */
     float *m = malloc((size_t)T * T * sizeof(float));
-    int32_t *pos = malloc((size_t)T * sizeof(int32_t));
-    if (!m || !pos) {
-        free(m);
-        free(pos);
-        return gm_fail(&e->err, GLMOE_E_NOMEM, "out of memory");
-    }
+    if (!m) return gm_fail(&e->err, GLMOE_E_NOMEM, "out of memory");
     for (int64_t i = 0; i < T * T; i++)
         m[i] = (i / T != i % T && gm_splitmix64((uint64_t)i) % 10 == 0) ? -INFINITY : 0.0f;
     if (!(s = e->be->ops->alloc(e->be, (size_t)T * T * sizeof(float), (void **)&e->mask, &e->err))) {
@@ -130,7 +125,6 @@ static glmoe_status setup(env *e) {
     if (!s && !(s = e->be->ops->alloc(e->be, (size_t)T * c->n_experts_per_tok * sizeof(int32_t), (void **)&e->route_idx,
                                       &e->err)))
         e->allocs[e->n_allocs++] = e->route_idx;
-    free(pos);
     return s;
 }
 
