@@ -298,6 +298,13 @@ static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, 
      * split count is chosen for the whole cache and the kernel cuts the keys it finds into that
      * many splits (some empty while the context is short). */
     const bool tc = cuda_attention_tc_fits(a.D, sizeof(KT) == 2);
+    if (!tc && a.T >= 32) { /* said once: prefills of this model take the slower float32 kernel */
+        static bool said = false;
+        if (!said)
+            gm_info("cuda: attention with head_dim %d and a %s cache runs on the float32 kernel, not the tensor cores "
+                    "(which take a bf16 cache and head_dim 128)", a.D, sizeof(KT) == 2 ? "bf16" : "float32");
+        said = true;
+    }
     const int rows_per_block = tc ? CUDA_ATTN_TC_ROWS : ATTN_ROWS, min_split = tc ? CUDA_ATTN_TC_KEYS : ATTN_MIN_SPLIT_KEYS;
     const int tile = tc ? CUDA_ATTN_TC_KEYS : ATTN_BKV;
     const int64_t blocks_1 = (int64_t)cu_blocks((int64_t)a.T * a.ratio, rows_per_block) * a.nkv;

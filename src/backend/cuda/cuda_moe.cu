@@ -734,6 +734,12 @@ glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const
         if ((s = cuda_refuse_if_capturing(cb, "moe_experts: a prefill's expert offsets", err))) return s;
         if ((s = experts_cublas(cb, x, gate, up, down, E, H, Im, err))) return s;
     } else {
+        static bool said = false; /* the tiles are fast for bf16 rows aligned to 16 bytes only */
+        if (!said && (H % 8 || Im % 8 || !all_bf16(gate, up, down, E))) {
+            gm_info("cuda: experts of %d x %d%s run on the slower scalar tiles", Im, H,
+                    all_bf16(gate, up, down, E) ? " (rows not 16-byte aligned)" : " (not all bf16)");
+            said = true;
+        }
         dim3 g1(cu_blocks(Im, CU_TILE_N), max_tiles);
         moe_gateup_tile_kernel<<<g1, 256, 0, cb->stream>>>(cb->moe_h, x, cb->moe_rows, cb->moe_tiles, cb->moe_ntiles,
                                                            ex, H, Im);
