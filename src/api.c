@@ -88,19 +88,37 @@ static uint64_t device_weight_bytes(const st_set *set, const gm_config *c) {
 }
 #endif
 
-glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_model_params *params) {
+/* Starts a load: the handle glmoe.h promises (in *out even on failure, unless that allocation
+ * fails), the parameters with their defaults, and the checks every load makes. */
+static glmoe_status model_start(glmoe_model **out, const char *source, const char *no_source,
+                                const glmoe_model_params *params, glmoe_model_params *p) {
     if (!out) return GLMOE_E_ARG;
     glmoe_model *m = calloc(1, sizeof *m);
     *out = m;
     if (!m) return GLMOE_E_NOMEM;
-    glmoe_model_params p = params ? *params : glmoe_model_params_default();
-    if (!dir) return gm_fail(&m->err, GLMOE_E_ARG, "no model directory given");
-    if (p.n_threads < 0) return gm_fail(&m->err, GLMOE_E_ARG, "n_threads %d is negative", p.n_threads);
+    *p = params ? *params : glmoe_model_params_default();
+    if (!source) return gm_fail(&m->err, GLMOE_E_ARG, "%s", no_source);
+    if (p->n_threads < 0) return gm_fail(&m->err, GLMOE_E_ARG, "n_threads %d is negative", p->n_threads);
+    return GLMOE_OK;
+}
+
+/* Ends a load whose weights are bound. */
+static glmoe_status model_finish(glmoe_model *m, double t0) {
+    m->bound = true;
+    m->load_seconds = now_seconds() - t0;
+    gm_err_clear(&m->err);
+    return GLMOE_OK;
+}
+
+glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_model_params *params) {
+    glmoe_model_params p;
+    glmoe_status s = model_start(out, dir, "no model directory given", params, &p);
+    if (s) return s;
+    glmoe_model *m = *out;
     double t0 = now_seconds();
     m->dir = strdup(dir);
     if (!m->dir) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory");
 
-    glmoe_status s;
     if ((s = config_load(&m->cfg, dir, &m->err))) return s;
     if ((s = st_set_open_dir(&m->set, dir, &m->err))) return s;
     if ((s = create_backend(m, &p))) return s;
@@ -110,26 +128,19 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
         return s;
 #endif
     if ((s = weights_bind(&m->w, &m->cfg, m->set, m->be, &m->stats, &m->err))) return s;
-    m->bound = true;
-    m->load_seconds = now_seconds() - t0;
     if (m->stats.n_skipped)
         gm_info("skipped %d tensors (%.1f MB) of the multi-token-prediction layer", m->stats.n_skipped,
                 (double)m->stats.bytes_skipped / 1e6);
-    gm_err_clear(&m->err);
-    return GLMOE_OK;
+    return model_finish(m, t0);
 }
 
 glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_name, int32_t n_layers, uint64_t seed,
                                         const glmoe_model_params *params) {
-    if (!out) return GLMOE_E_ARG;
-    glmoe_model *m = calloc(1, sizeof *m);
-    *out = m;
-    if (!m) return GLMOE_E_NOMEM;
-    glmoe_model_params p = params ? *params : glmoe_model_params_default();
-    if (!config_name) return gm_fail(&m->err, GLMOE_E_ARG, "no configuration named");
-    if (p.n_threads < 0) return gm_fail(&m->err, GLMOE_E_ARG, "n_threads %d is negative", p.n_threads);
+    glmoe_model_params p;
+    glmoe_status s = model_start(out, config_name, "no configuration named", params, &p);
+    if (s) return s;
+    glmoe_model *m = *out;
     double t0 = now_seconds();
-    glmoe_status s;
     if ((s = config_preset(&m->cfg, config_name, n_layers, &m->err))) return s;
     char dir[128];
     snprintf(dir, sizeof dir, "synthetic %s, %d layers, seed %llu", config_name, m->cfg.n_layers,
@@ -137,10 +148,7 @@ glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_na
     if (!(m->dir = strdup(dir))) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory");
     if ((s = create_backend(m, &p))) return s;
     if ((s = weights_bind_synthetic(&m->w, &m->cfg, seed, m->be, &m->stats, &m->err))) return s;
-    m->bound = true;
-    m->load_seconds = now_seconds() - t0;
-    gm_err_clear(&m->err);
-    return GLMOE_OK;
+    return model_finish(m, t0);
 }
 
 void glmoe_model_free(glmoe_model *m) {

@@ -41,6 +41,16 @@ static glmoe_status wtype_of(const st_tensor *t, gm_wtype *out, gm_err *err) {
 
 /* Binds tensor `name` of shape [rows, cols] (rows == 0: a vector of cols). `why` explains the
  * expected shape in terms of config fields, for the error message. */
+/* Counts a bound tensor: numel parameters stored as `type` in `stored` bytes, `copied` of them
+ * allocated by the backend. */
+static void account(binder *b, gm_wtype type, uint64_t numel, uint64_t stored, size_t copied) {
+    b->stats->bytes_copied += copied;
+    b->stats->n_params += numel;
+    if (type == GM_W_BF16) b->stats->bytes_bf16 += stored;
+    if (type == GM_W_F16) b->stats->bytes_f16 += stored;
+    if (type == GM_W_F32) b->stats->bytes_f32 += stored;
+}
+
 /* A synthetic tensor's distribution, as tools/gpu/make_synthetic.py draws a checkpoint's: norm
  * weights 1, the router's correction bias 0, everything else (matrices, attention biases)
  * mean 0 and standard deviation 0.02. */
@@ -66,10 +76,7 @@ static glmoe_status bind_synthetic(binder *b, gm_weight *w, const char *name, in
         gm_err_prefix(b->err, "tensor \"%s\": ", name);
         return s;
     }
-    b->stats->bytes_copied += bytes;
-    b->stats->n_params += (uint64_t)(rows == 0 ? 1 : rows) * (uint64_t)cols;
-    if (type == GM_W_BF16) b->stats->bytes_bf16 += bytes;
-    else b->stats->bytes_f32 += bytes;
+    account(b, type, (uint64_t)(rows == 0 ? 1 : rows) * (uint64_t)cols, bytes, bytes);
     return GLMOE_OK;
 }
 
@@ -112,11 +119,7 @@ static glmoe_status bind(binder *b, gm_weight *w, const char *name, int64_t rows
         gm_err_prefix(b->err, "tensor \"%s\": ", name);
         return s;
     }
-    b->stats->bytes_copied += copied;
-    b->stats->n_params += t->numel;
-    if (t->dtype == ST_BF16) b->stats->bytes_bf16 += t->nbytes;
-    if (t->dtype == ST_F16) b->stats->bytes_f16 += t->nbytes;
-    if (t->dtype == ST_F32) b->stats->bytes_f32 += t->nbytes;
+    account(b, h.type, t->numel, t->nbytes, copied);
     b->used[b->n_used++] = t;
     return GLMOE_OK;
 }

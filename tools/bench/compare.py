@@ -148,30 +148,25 @@ def md_engines(runs):
     return md_table(["engine", "device", "model", "version", "file"], rows)
 
 
-def md_prefill(subject, peers):
-    own, theirs = prefill_map(subject), [prefill_map(p) for p in peers]
-    lengths = sorted(set(own).union(*theirs))
-    header = ["seq len"] + [f"{p['engine']} ms" for p in peers] + [f"{subject['engine']} ms",
-                                                                     f"{subject['engine']} tok/s"]
+def md_series(subject, peers, to_map, key, unit, tokens_of):
+    """One row per key (length or context): each engine's ms, the subject's tokens/s, the ratios."""
+    own, theirs = to_map(subject), [to_map(p) for p in peers]
+    header = [key] + [f"{p['engine']} {unit}" for p in peers] + [f"{subject['engine']} {unit}",
+                                                                  f"{subject['engine']} tok/s"]
     rows = []
-    for n in lengths:
-        vals = [t.get(n) for t in theirs]
-        rows.append([n] + [fmt_ms(v) for v in vals] + [fmt_ms(own.get(n)), fmt_rate(n, own.get(n))]
-                    + ratio_cells(vals, own.get(n)))
+    for k in sorted(set(own).union(*theirs)):
+        vals = [t.get(k) for t in theirs]
+        rows.append([k] + [fmt_ms(v) for v in vals] + [fmt_ms(own.get(k)), fmt_rate(tokens_of(k), own.get(k))]
+                    + ratio_cells(vals, own.get(k)))
     return md_table(header + ratio_columns(peers), rows)
+
+
+def md_prefill(subject, peers):
+    return md_series(subject, peers, prefill_map, "seq len", "ms", lambda n: n)
 
 
 def md_decode(subject, peers):
-    own, theirs = decode_map(subject), [decode_map(p) for p in peers]
-    contexts = sorted(set(own).union(*theirs))
-    header = ["context"] + [f"{p['engine']} ms/token" for p in peers] + [f"{subject['engine']} ms/token",
-                                                                           f"{subject['engine']} tok/s"]
-    rows = []
-    for c in contexts:
-        vals = [t.get(c) for t in theirs]
-        rows.append([c] + [fmt_ms(v) for v in vals] + [fmt_ms(own.get(c)), fmt_rate(1, own.get(c))]
-                    + ratio_cells(vals, own.get(c)))
-    return md_table(header + ratio_columns(peers), rows)
+    return md_series(subject, peers, decode_map, "context", "ms/token", lambda c: 1)
 
 
 def op_keys(subject, peers):

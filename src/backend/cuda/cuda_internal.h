@@ -75,6 +75,7 @@ typedef struct cuda_expert_table {
     const gm_weight *key;        /* the host array of gate weights it was built from */
     int32_t n;
     cuda_expert *host, *dev;
+    bool all_bf16;               /* every projection bf16 (set when the table is written) */
 } cuda_expert_table;
 
 /* A KV cache: [layer][pos][kv_head][head_dim] for keys and for values, bf16 or float32. */
@@ -181,6 +182,11 @@ struct cuda_attn_tc_args {
 bool cuda_attention_tc_fits(int D, bool bf16_cache);
 glmoe_status cuda_attention_tc(cuda_backend *cb, const cuda_attn_tc_args &a, int splits, gm_err *err);
 
+/* out^T [N, T] = W [K, N]^T · (hi + lo)^T [K, T] in cuBLAS's column-major view (out[T, N] row-major,
+ * W[N, K] bf16 row-major): two bf16 GEMMs, the second with beta = 1 (cuda_matmul.cu). */
+glmoe_status cuda_gemm_split_bf16(cuda_backend *cb, float *out, const void *W, const __nv_bfloat16 *hi,
+                                  const __nv_bfloat16 *lo, int N, int T, int K, gm_err *err);
+
 glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v, gm_kv *kv,
                             int32_t layer, const gm_attn_params *p, gm_err *err);
 glmoe_status cuda_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x, const gm_weight *router,
@@ -208,6 +214,13 @@ glmoe_status cuda_swiglu_launch(cuda_backend *cb, float *out, const float *gate,
 __device__ __forceinline__ float cu_to_f(float v) { return v; }
 __device__ __forceinline__ float cu_to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float cu_to_f(__half v) { return __half2float(v); }
+
+/* v as two bf16 halves, v ≈ hi + lo with 16 significant bits: a bf16 weight times each half is
+ * exact in a float32 accumulator, so two tensor-core products give a float32-quality result. */
+__device__ __forceinline__ void cu_split_bf16(float v, __nv_bfloat16 &hi, __nv_bfloat16 &lo) {
+    hi = __float2bfloat16_rn(v);
+    lo = __float2bfloat16_rn(v - __bfloat162float(hi));
+}
 
 /* Eight consecutive weights from a 16-byte (bf16/f16) or 32-byte (f32) aligned address. */
 __device__ __forceinline__ void cu_load8(const __nv_bfloat16 *p, float w[8]) {

@@ -66,12 +66,18 @@ static glmoe_status gemv(cuda_backend *cb, float *out, const float *x, const WT 
 /* ---- cuBLAS with x split into bf16 halves ------------------------------------------------------ */
 
 __global__ void split_bf16_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, const float *x, int64_t n) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float v = x[i];
-        __nv_bfloat16 h = __float2bfloat16_rn(v);
-        hi[i] = h;
-        lo[i] = __float2bfloat16_rn(v - __bfloat162float(h));
-    }
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        cu_split_bf16(x[i], hi[i], lo[i]);
+}
+
+glmoe_status cuda_gemm_split_bf16(cuda_backend *cb, float *out, const void *W, const __nv_bfloat16 *hi,
+                                  const __nv_bfloat16 *lo, int N, int T, int K, gm_err *err) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, W, CUDA_R_16BF, K, hi, CUDA_R_16BF,
+                            K, &zero, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, W, CUDA_R_16BF, K, lo, CUDA_R_16BF,
+                            K, &one, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return GLMOE_OK;
 }
 
 __global__ void add_bias_kernel(float *out, const float *bias, int64_t T, int N) {
@@ -91,12 +97,8 @@ static glmoe_status gemm_bf16(cuda_backend *cb, float *out, const float *x, cons
     if (blocks > (unsigned)cb->sm_count * 16) blocks = (unsigned)cb->sm_count * 16;
     split_bf16_kernel<<<blocks, 256, 0, cb->stream>>>(hi, lo, x, (int64_t)n);
     CU_LAUNCHED();
-    /* Column-major view: out^T [N, T] = W [K, N]^T · x^T [K, T]. */
-    const float one = 1.0f, zero = 0.0f;
-    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, W, CUDA_R_16BF, K, hi, CUDA_R_16BF,
-                            K, &zero, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, W, CUDA_R_16BF, K, lo, CUDA_R_16BF,
-                            K, &one, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    glmoe_status s = cuda_gemm_split_bf16(cb, out, W, hi, lo, N, T, K, err);
+    if (s) return s;
     if (bias) {
         unsigned bb = cu_blocks((int64_t)T * N, 256);
         if (bb > (unsigned)cb->sm_count * 16) bb = (unsigned)cb->sm_count * 16;

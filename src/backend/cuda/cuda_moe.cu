@@ -181,7 +181,7 @@ glmoe_status cuda_moe_route(gm_backend *be, int32_t *idx, float *weights, const 
 /* The device table for this layer's experts, rebuilt when the host weights changed (the op tests
  * reuse arrays; a model's never change). The check is a memcmp of 40 bytes per expert. */
 static glmoe_status expert_table(cuda_backend *cb, const gm_weight *gate, const gm_weight *up, const gm_weight *down,
-                                 int E, const cuda_expert **out, gm_err *err) {
+                                 int E, const cuda_expert **out, bool *all_bf16, gm_err *err) {
     cuda_expert_table *tb = nullptr;
     for (size_t i = 0; i < cb->n_tables; i++)
         if (cb->tables[i].key == gate && cb->tables[i].n == E) tb = &cb->tables[i];
@@ -219,10 +219,15 @@ static glmoe_status expert_table(cuda_backend *cb, const gm_weight *gate, const 
         glmoe_status s = cuda_refuse_if_capturing(cb, "moe_experts: a changed expert table", err);
         if (s) return s;
         memcpy(tb->host, fresh, (size_t)E * sizeof(cuda_expert));
+        tb->all_bf16 = true; /* every projection of every expert: the tensor-core and cuBLAS paths */
+        for (int e = 0; e < E; e++)
+            tb->all_bf16 = tb->all_bf16 && fresh[e].tgate == GM_W_BF16 && fresh[e].tup == GM_W_BF16 &&
+                           fresh[e].tdown == GM_W_BF16;
         /* Stream-ordered after every kernel that read the old table. */
         CU_TRY(cudaMemcpyAsync(tb->dev, tb->host, (size_t)E * sizeof(cuda_expert), cudaMemcpyHostToDevice, cb->stream));
     }
     *out = tb->dev;
+    *all_bf16 = tb->all_bf16;
     return GLMOE_OK;
 }
 
@@ -433,10 +438,7 @@ __device__ __forceinline__ void tc_tile_mma_vec(tc_acc (&acc)[NB][2], tc_smem<NB
         const float v[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
         __align__(16) __nv_bfloat16 hi[8], lo[8];
 #pragma unroll
-        for (int q = 0; q < 8; q++) {
-            hi[q] = __float2bfloat16_rn(v[q]);
-            lo[q] = __float2bfloat16_rn(v[q] - __bfloat162float(hi[q]));
-        }
+        for (int q = 0; q < 8; q++) cu_split_bf16(v[q], hi[q], lo[q]);
         *(uint4 *)&sm.ahi[lr][lk] = *(const uint4 *)hi;
         *(uint4 *)&sm.alo[lr][lk] = *(const uint4 *)lo;
 #pragma unroll
@@ -471,10 +473,7 @@ __device__ __forceinline__ void tc_tile_mma(tc_acc (&acc)[NB][2], tc_smem<NB> &s
 #pragma unroll
         for (int q = 0; q < 8; q++) {
             const int k = k0 + lk + q;
-            const float v = arow && k < K ? arow[k] : 0.0f;
-            const __nv_bfloat16 hi = __float2bfloat16_rn(v);
-            sm.ahi[lr][lk + q] = hi;
-            sm.alo[lr][lk + q] = __float2bfloat16_rn(v - __bfloat162float(hi));
+            cu_split_bf16(arow && k < K ? arow[k] : 0.0f, sm.ahi[lr][lk + q], sm.alo[lr][lk + q]);
 #pragma unroll
             for (int b = 0; b < NB; b++) sm.b[b][lr][lk + q] = wrow[b] && k < K ? wrow[b][k] : __float2bfloat16_rn(0.0f);
         }
@@ -616,32 +615,16 @@ __global__ void moe_gather_split_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, co
     const int64_t n = n_slots * H;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t r = i / H, c = i - r * H;
-        const float v = x[(int64_t)rows[r] * H + c];
-        const __nv_bfloat16 h = __float2bfloat16_rn(v);
-        hi[i] = h;
-        lo[i] = __float2bfloat16_rn(v - __bfloat162float(h));
+        cu_split_bf16(x[(int64_t)rows[r] * H + c], hi[i], lo[i]);
     }
 }
 
 __global__ void moe_swiglu_split_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, const float *g, const float *u,
                                         int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        const float a = g[i], v = a / (1.0f + expf(-a)) * u[i];
-        const __nv_bfloat16 h = __float2bfloat16_rn(v);
-        hi[i] = h;
-        lo[i] = __float2bfloat16_rn(v - __bfloat162float(h));
+        const float a = g[i];
+        cu_split_bf16(a / (1.0f + expf(-a)) * u[i], hi[i], lo[i]);
     }
-}
-
-/* out^T [N, c] (+)= W [N, K] · a^T [K, c] for a = hi + lo, in cuBLAS's column-major view. */
-static glmoe_status gemm_split(cuda_backend *cb, float *out, const void *W, const __nv_bfloat16 *hi,
-                               const __nv_bfloat16 *lo, int N, int c, int K, gm_err *err) {
-    const float one = 1.0f, zero = 0.0f;
-    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, c, K, &one, W, CUDA_R_16BF, K, hi, CUDA_R_16BF, K,
-                            &zero, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, c, K, &one, W, CUDA_R_16BF, K, lo, CUDA_R_16BF, K,
-                            &one, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    return GLMOE_OK;
 }
 
 static glmoe_status experts_cublas(cuda_backend *cb, const float *x, const gm_weight *gate, const gm_weight *up,
@@ -659,10 +642,9 @@ static glmoe_status experts_cublas(cuda_backend *cb, const float *x, const gm_we
     for (int e = 0; e < E; e++) {
         const int o = off[e], c = off[e + 1] - off[e];
         if (c <= 0) continue;
-        if ((s = gemm_split(cb, cb->moe_h + (int64_t)o * Im, gate[e].data, xhi + (int64_t)o * H, xlo + (int64_t)o * H,
-                            Im, c, H, err)) ||
-            (s = gemm_split(cb, cb->moe_u + (int64_t)o * Im, up[e].data, xhi + (int64_t)o * H, xlo + (int64_t)o * H, Im,
-                            c, H, err)))
+        const __nv_bfloat16 *a_hi = xhi + (int64_t)o * H, *a_lo = xlo + (int64_t)o * H;
+        if ((s = cuda_gemm_split_bf16(cb, cb->moe_h + (int64_t)o * Im, gate[e].data, a_hi, a_lo, Im, c, H, err)) ||
+            (s = cuda_gemm_split_bf16(cb, cb->moe_u + (int64_t)o * Im, up[e].data, a_hi, a_lo, Im, c, H, err)))
             return s;
     }
     __nv_bfloat16 *hhi = cb->moe_hs, *hlo = cb->moe_hs + slots * Im;
@@ -672,17 +654,11 @@ static glmoe_status experts_cublas(cuda_backend *cb, const float *x, const gm_we
     for (int e = 0; e < E; e++) {
         const int o = off[e], c = off[e + 1] - off[e];
         if (c <= 0) continue;
-        if ((s = gemm_split(cb, cb->moe_y + (int64_t)o * H, down[e].data, hhi + (int64_t)o * Im, hlo + (int64_t)o * Im, H,
-                            c, Im, err)))
+        if ((s = cuda_gemm_split_bf16(cb, cb->moe_y + (int64_t)o * H, down[e].data, hhi + (int64_t)o * Im,
+                                      hlo + (int64_t)o * Im, H, c, Im, err)))
             return s;
     }
     return GLMOE_OK;
-}
-
-static bool all_bf16(const gm_weight *gate, const gm_weight *up, const gm_weight *down, int E) {
-    for (int e = 0; e < E; e++)
-        if (gate[e].type != GM_W_BF16 || up[e].type != GM_W_BF16 || down[e].type != GM_W_BF16) return false;
-    return true;
 }
 
 /* ---- entry --------------------------------------------------------------------------------------- */
@@ -700,7 +676,8 @@ glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const
                        "cuda: moe_experts: %lld rows of width %d/%d over %d experts exceed the reserved scratch",
                        (long long)n_rows, H, Im, E);
     const cuda_expert *ex = nullptr;
-    glmoe_status s = expert_table(cb, gate, up, down, E, &ex, err);
+    bool bf16 = false;
+    glmoe_status s = expert_table(cb, gate, up, down, E, &ex, &bf16, err);
     if (s) return s;
 
     if (T <= DECODE_MAX_TOKENS) {
@@ -729,15 +706,14 @@ glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const
                                                    cb->moe_slot_of);
     CU_LAUNCHED();
     if (T >= cb->moe_cublas_min_tokens && cb->moe_xs && (size_t)(2 * n_rows * H) <= cb->moe_xs_cap &&
-        (size_t)(2 * n_rows * Im) <= cb->moe_hs_cap && (size_t)(n_rows * Im) <= cb->moe_u_cap &&
-        all_bf16(gate, up, down, E)) {
+        (size_t)(2 * n_rows * Im) <= cb->moe_hs_cap && (size_t)(n_rows * Im) <= cb->moe_u_cap && bf16) {
         if ((s = cuda_refuse_if_capturing(cb, "moe_experts: a prefill's expert offsets", err))) return s;
         if ((s = experts_cublas(cb, x, gate, up, down, E, H, Im, err))) return s;
     } else {
         static bool said = false; /* the tiles are fast for bf16 rows aligned to 16 bytes only */
-        if (!said && (H % 8 || Im % 8 || !all_bf16(gate, up, down, E))) {
+        if (!said && (H % 8 || Im % 8 || !bf16)) {
             gm_info("cuda: experts of %d x %d%s run on the slower scalar tiles", Im, H,
-                    all_bf16(gate, up, down, E) ? " (rows not 16-byte aligned)" : " (not all bf16)");
+                    bf16 ? " (rows not 16-byte aligned)" : " (not all bf16)");
             said = true;
         }
         dim3 g1(cu_blocks(Im, CU_TILE_N), max_tiles);

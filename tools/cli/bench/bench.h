@@ -30,8 +30,11 @@ typedef struct bench_probe {
     char device[256];
 } bench_probe;
 
+/* The median of n values (sorts them in place). */
+double bench_median(double *v, int n);
+
 /* The backend a model runs on ("cpu" or "cuda"), re-created here for the probes and op timings. */
-bool bench_probe_run(const char *backend, int n_threads, bench_probe *out, char *err, size_t err_len);
+bool bench_probe_run(const char *backend, bench_probe *out, char *err, size_t err_len);
 
 typedef struct bench_ops_opts {
     const char *backend;   /* "cpu" or "cuda" */

@@ -215,11 +215,6 @@ static glmoe_status run_op(env *e, op_kind k, int32_t T, int32_t ctx) {
     return GLMOE_E_ARG;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Seconds per call of op k: the median of three batches of n calls. */
 static glmoe_status time_op(env *e, op_kind k, int32_t T, int32_t ctx, double min_seconds, double *ms) {
     glmoe_status s;
@@ -242,8 +237,7 @@ static glmoe_status time_op(env *e, op_kind k, int32_t T, int32_t ctx, double mi
             n = t > 0 ? (long)(n * fmin(100.0, 1.2 * min_seconds / t)) + 1 : n * 100;
         }
     }
-    qsort(batch, 3, sizeof batch[0], cmp_double);
-    *ms = batch[1] * 1e3;
+    *ms = bench_median(batch, 3) * 1e3;
     return GLMOE_OK;
 }
 

@@ -62,7 +62,7 @@ static bool probe_cpu(bench_probe *out, char *err, size_t err_len) {
     return ok;
 }
 
-bool bench_probe_run(const char *backend, int n_threads, bench_probe *out, char *err, size_t err_len) {
+bool bench_probe_run(const char *backend, bench_probe *out, char *err, size_t err_len) {
     memset(out, 0, sizeof *out);
     if (!strcmp(backend, "cpu")) return probe_cpu(out, err, err_len);
 #ifdef GLMOE_HAVE_CUDA
@@ -85,7 +85,6 @@ bool bench_probe_run(const char *backend, int n_threads, bench_probe *out, char 
         return true;
     }
 #endif
-    (void)n_threads;
     snprintf(err, err_len, "no probe for backend \"%s\"", backend);
     return false;
 }

@@ -86,6 +86,11 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+double bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    return v[n / 2];
+}
+
 /* Weights a decode step reads, in bytes (see the file comment); matrices as stored (bf16), the
  * small vectors as float32. */
 static double decode_weight_bytes(const gm_config *c) {
@@ -153,8 +158,7 @@ static bool time_prefill(run *r, int32_t L, int reps, double *ms) {
         if (!eval(r, r->ids, (size_t)L, GLMOE_LOGITS_LAST)) return false;
         t[i] = cli_now() - t0;
     }
-    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
-    *ms = t[reps / 2] * 1e3;
+    *ms = bench_median(t, reps) * 1e3;
     return true;
 }
 
@@ -320,7 +324,7 @@ int cmd_bench(int argc, char **argv) {
 
     /* ---- the device's ceilings ---- */
     bench_probe probe;
-    if (!bench_probe_run(info.backend, mo.n_threads, &probe, err, sizeof err)) {
+    if (!bench_probe_run(info.backend, &probe, err, sizeof err)) {
         cli_error(cmd, "%s", err);
         goto done;
     }
