@@ -2,7 +2,7 @@
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all test asan fuzz valgrind clean
+.PHONY: all test test-nocuda asan fuzz valgrind clean
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j$$(nproc)
 
@@ -11,6 +11,12 @@ $(BUILD)/Makefile: CMakeLists.txt
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j$$(nproc)
+
+# The whole suite again in a build without the CUDA backend, as on a machine without the CUDA
+# toolkit (the README's commands must work there too): every test that needs CUDA must compile
+# out or skip, and nothing else may depend on it.
+test-nocuda:
+	$(MAKE) test BUILD=build-nocuda CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Release -DGLMOE_CUDA=OFF"
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder.
 asan:
@@ -73,4 +79,4 @@ valgrind:
 	    rm -f /tmp/glmoe-valgrind.$$$$.out; exit $$failed; }
 
 clean:
-	rm -rf build build-asan build-fuzz build-valgrind
+	rm -rf build build-nocuda build-asan build-fuzz build-valgrind

@@ -85,9 +85,6 @@ static int32_t greedy_first(glmoe_model *m, const golden *g, int32_t n_ctx, cons
     return best;
 }
 
-/* An out-of-memory message must name the bytes needed and the bytes free. */
-static bool says_bytes_and_free(const char *msg) { return strstr(msg, "bytes") && strstr(msg, "free"); }
-
 static bool gpu_present(void) {
 #ifdef GLMOE_HAVE_CUDA
     gm_backend *be = NULL;
@@ -132,6 +129,9 @@ static void check_devices(const char *dir, const golden *g, bool gpu) {
 }
 
 #ifdef GLMOE_HAVE_CUDA
+/* An out-of-memory message must name the bytes needed and the bytes free. */
+static bool says_bytes_and_free(const char *msg) { return strstr(msg, "bytes") && strstr(msg, "free"); }
+
 /* 2a: requests larger than the device, then an op on the same backend. */
 static void check_oom_backend(void) {
     gm_backend *be = NULL;
