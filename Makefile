@@ -2,7 +2,7 @@
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all test test-nocuda asan fuzz valgrind clean
+.PHONY: all test test-nocuda asan tsan fuzz valgrind clean
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j$$(nproc)
 
@@ -21,6 +21,21 @@ test-nocuda:
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder.
 asan:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DGLMOE_SANITIZE=ON"
+
+# The thread tests (tests/threads: two threads x two contexts of one model while a third makes and
+# frees contexts) under ThreadSanitizer, built with clang and LLVM's OpenMP runtime (libomp) in
+# build-tsan/, CPU only. Archer (libarcher, shipped with libomp) tells TSan about OpenMP's
+# barriers; any race report fails the run (halt_on_error).
+TSAN_CC ?= $(shell command -v clang-14 || command -v clang)
+ARCHER ?= $(firstword $(wildcard /usr/lib/llvm-14/lib/libarcher.so /usr/lib/llvm-*/lib/libarcher.so))
+tsan:
+	@test -n "$(TSAN_CC)" || { echo "make tsan: clang not found (tools/install_deps.sh installs clang-14)"; exit 1; }
+	@test -n "$(ARCHER)" || { echo "make tsan: libarcher.so not found (tools/install_deps.sh installs libomp-14-dev)"; exit 1; }
+	cmake -S . -B build-tsan -DCMAKE_C_COMPILER=$(TSAN_CC) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGLMOE_TSAN=ON \
+	    -DGLMOE_CUDA=OFF -DGLMOE_WERROR=OFF
+	cmake --build build-tsan --target test_threads -j$$(nproc)
+	cd build-tsan && OMP_TOOL_LIBRARIES=$(ARCHER) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1" \
+	    ctest --output-on-failure -L threads
 
 # The libFuzzer targets (tests/fuzz/fuzz_*.c) under ASan + UBSan, built with clang in build-fuzz/
 # (cmake/fuzz.cmake, loaded as the project include: CMakeLists.txt needs no change), then each run
@@ -79,4 +94,4 @@ valgrind:
 	    rm -f /tmp/glmoe-valgrind.$$$$.out; exit $$failed; }
 
 clean:
-	rm -rf build build-nocuda build-asan build-fuzz build-valgrind
+	rm -rf build build-nocuda build-asan build-tsan build-fuzz build-valgrind

@@ -7,8 +7,14 @@
  *
  *   glmoe_model    a loaded checkpoint: configuration plus weights bound to a backend.
  *                  Read-only after loading; several contexts may share one model.
- *   glmoe_context  one sequence being evaluated: its KV cache, activations and logits.
+ *   glmoe_context  one sequence being evaluated: its KV cache, activations, scratch and logits.
  *                  A context is used by one thread at a time.
+ *
+ * Threads: a model, once loaded, may be used from any number of threads at once: contexts of
+ * one model may be created, evaluated and freed in parallel threads, each context by one thread
+ * at a time (everything an evaluation writes belongs to its context). Loading and freeing a model
+ * are not concurrent with anything else on it. Samplers and tokenizer streams are used by one
+ * thread at a time; a tokenizer's encode/decode and lookups may run in several threads at once.
  *   glmoe_sampler  turns a row of logits into a token id; owns its RNG and history.
  *
  * Conventions
@@ -165,8 +171,12 @@ typedef struct glmoe_context_params {
 
 GLMOE_API glmoe_context_params glmoe_context_params_default(void);
 
-/* Creates a context (KV cache and activation buffers, allocated up front) for the model.
- * On failure *out is NULL and the reason is in glmoe_model_errmsg(model). */
+/* Creates a context (KV cache, activation buffers and scratch, allocated up front) for the model.
+ * params may be NULL for the defaults. As with glmoe_model_load, *out receives a handle in every
+ * case except when even that allocation fails (then *out is NULL and GLMOE_E_NOMEM is returned):
+ * on failure glmoe_context_errmsg(*out) says why (the model's message is never written, so that
+ * several threads may create contexts of one model), every other call on it fails, and it must
+ * still be freed. */
 GLMOE_API glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *model,
                                             const glmoe_context_params *params);
 

@@ -13,9 +13,6 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "util/log.h"
-#ifdef GLMOE_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
 
 struct glmoe_model {
     gm_err err;
@@ -32,6 +29,7 @@ struct glmoe_model {
 struct glmoe_context {
     gm_err err;
     glmoe_model *model;
+    bool ready;             /* created: the state exists (a failed create hands back a handle too) */
     gm_state st;
     float *logits;          /* host copy of the last eval's logits */
     size_t logits_rows, logits_cap_rows;
@@ -49,34 +47,10 @@ glmoe_model_params glmoe_model_params_default(void) {
     return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0};
 }
 
-static glmoe_status create_backend(glmoe_model *m, const glmoe_model_params *p) {
-    switch (p->device) {
-    case GLMOE_DEVICE_AUTO:
-#ifdef GLMOE_HAVE_CUDA
-        if (cuda_backend_create(&m->be, 0, &m->err) == GLMOE_OK) return GLMOE_OK;
-        if (m->err.code == GLMOE_E_UNSUPPORTED)
-            gm_info("running on the CPU: %s", m->err.msg);
-        else
-            gm_warn("the GPU is not usable, running on the CPU: %s", m->err.msg);
-        gm_err_clear(&m->err);
-#endif
-        return cpu_backend_create(&m->be, p->n_threads, &m->err);
-    case GLMOE_DEVICE_CPU:
-        return cpu_backend_create(&m->be, p->n_threads, &m->err);
-    case GLMOE_DEVICE_CUDA:
-#ifdef GLMOE_HAVE_CUDA
-        return cuda_backend_create(&m->be, 0, &m->err);
-#else
-        return gm_fail(&m->err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
-#endif
-    }
-    return gm_fail(&m->err, GLMOE_E_ARG, "unknown device %d", (int)p->device);
-}
-
-#ifdef GLMOE_HAVE_CUDA
-/* An upper bound of the device bytes the weights will take: every tensor except those of the
- * multi-token-prediction layers (skipped at binding), vectors twice (they become float32). */
-static uint64_t device_weight_bytes(const st_set *set, const gm_config *c) {
+/* An upper bound of the bytes the weights will take where the backend keeps them: every tensor
+ * except those of the multi-token-prediction layers (skipped at binding), vectors twice (they
+ * become float32). */
+static uint64_t weight_bytes(const st_set *set, const gm_config *c) {
     uint64_t total = 0;
     const char *prefix = "model.layers.";
     for (size_t i = 0; i < st_set_count(set); i++) {
@@ -86,7 +60,6 @@ static uint64_t device_weight_bytes(const st_set *set, const gm_config *c) {
     }
     return total;
 }
-#endif
 
 /* Starts a load: the handle glmoe.h promises (in *out even on failure, unless that allocation
  * fails), the parameters with their defaults, and the checks every load makes. */
@@ -121,12 +94,9 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
 
     if ((s = config_load(&m->cfg, dir, &m->err))) return s;
     if ((s = st_set_open_dir(&m->set, dir, &m->err))) return s;
-    if ((s = create_backend(m, &p))) return s;
-#ifdef GLMOE_HAVE_CUDA
-    if (cuda_backend_is(m->be) &&
-        (s = cuda_backend_check_fit(m->be, device_weight_bytes(m->set, &m->cfg), "the weights", &m->err)))
+    if ((s = gm_backend_create(&m->be, p.device, p.n_threads, &m->err))) return s;
+    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weight_bytes(m->set, &m->cfg), "the weights", &m->err)))
         return s;
-#endif
     if ((s = weights_bind(&m->w, &m->cfg, m->set, m->be, &m->stats, &m->err))) return s;
     if (m->stats.n_skipped)
         gm_info("skipped %d tensors (%.1f MB) of the multi-token-prediction layer", m->stats.n_skipped,
@@ -146,7 +116,7 @@ glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_na
     snprintf(dir, sizeof dir, "synthetic %s, %d layers, seed %llu", config_name, m->cfg.n_layers,
              (unsigned long long)seed);
     if (!(m->dir = strdup(dir))) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory");
-    if ((s = create_backend(m, &p))) return s;
+    if ((s = gm_backend_create(&m->be, p.device, p.n_threads, &m->err))) return s;
     if ((s = weights_bind_synthetic(&m->w, &m->cfg, seed, m->be, &m->stats, &m->err))) return s;
     return model_finish(m, t0);
 }
@@ -217,35 +187,34 @@ glmoe_context_params glmoe_context_params_default(void) {
 
 glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glmoe_context_params *params) {
     if (!out) return GLMOE_E_ARG;
-    *out = NULL;
-    if (!m) return GLMOE_E_ARG;
-    if (!m->bound) return gm_fail(&m->err, GLMOE_E_ARG, "the model did not load");
+    glmoe_context *ctx = calloc(1, sizeof *ctx);
+    *out = ctx;
+    if (!ctx) return GLMOE_E_NOMEM;
+    ctx->model = m;
+    /* Every failure is written to the new handle, never to the model: other threads may be
+     * creating contexts of the same model, or reading its message, at the same time. */
+    if (!m) return gm_fail(&ctx->err, GLMOE_E_ARG, "no model (NULL handle)");
+    if (!m->bound) return gm_fail(&ctx->err, GLMOE_E_ARG, "the model did not load");
     glmoe_context_params p = params ? *params : glmoe_context_params_default();
     int32_t max_pos = m->cfg.max_position_embeddings;
     if (p.n_ctx < 0 || p.n_batch < 0)
-        return gm_fail(&m->err, GLMOE_E_ARG, "n_ctx (%d) and n_batch (%d) must not be negative", p.n_ctx, p.n_batch);
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "n_ctx (%d) and n_batch (%d) must not be negative", p.n_ctx,
+                       p.n_batch);
     if (p.n_ctx == 0) p.n_ctx = max_pos < 4096 ? max_pos : 4096;
     if (p.n_ctx > max_pos)
-        return gm_fail(&m->err, GLMOE_E_ARG, "context of %d tokens exceeds the model's max_position_embeddings %d",
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "context of %d tokens exceeds the model's max_position_embeddings %d",
                        p.n_ctx, max_pos);
     if (p.n_batch == 0) p.n_batch = 512;
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
-
-    glmoe_context *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory");
-    ctx->model = m;
-    glmoe_status s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, &m->err);
-    if (s) {
-        free(ctx);
-        return s;
-    }
-    *out = ctx;
+    glmoe_status s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, &ctx->err);
+    if (s) return s;
+    ctx->ready = true;
     return GLMOE_OK;
 }
 
 void glmoe_context_free(glmoe_context *ctx) {
     if (!ctx) return;
-    state_free(&ctx->st, ctx->model->be);
+    state_free(&ctx->st);
     free(ctx->logits);
     free(ctx);
 }
@@ -264,6 +233,7 @@ static glmoe_status ensure_logit_rows(glmoe_context *ctx, size_t rows) {
 
 glmoe_status glmoe_context_eval(glmoe_context *ctx, const int32_t *ids, size_t n_ids, glmoe_logits_mode mode) {
     if (!ctx) return GLMOE_E_ARG;
+    if (!ctx->ready) return GLMOE_E_ARG; /* keeps the message of the failed create */
     gm_err_clear(&ctx->err);
     if (!ids || n_ids == 0) return gm_fail(&ctx->err, GLMOE_E_ARG, "no token ids to evaluate");
     if (mode != GLMOE_LOGITS_LAST && mode != GLMOE_LOGITS_ALL && mode != GLMOE_LOGITS_NONE)
@@ -289,7 +259,7 @@ glmoe_status glmoe_context_eval(glmoe_context *ctx, const int32_t *ids, size_t n
         bool last_chunk = done + (size_t)T == n_ids;
         int32_t first = mode == GLMOE_LOGITS_ALL ? 0 : (mode == GLMOE_LOGITS_LAST && last_chunk) ? T - 1 : T;
         float *dst = mode == GLMOE_LOGITS_ALL ? ctx->logits + done * (size_t)c->vocab_size : ctx->logits;
-        s = forward(c, &ctx->model->w, ctx->model->be, st, ids + done, T, first, dst, &ctx->err);
+        s = forward(c, &ctx->model->w, st, ids + done, T, first, dst, &ctx->err);
         if (s) {
             st->n_past = start_past; /* nothing appended: the cache beyond n_past is ignored */
             return s;

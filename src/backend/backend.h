@@ -14,6 +14,14 @@
  * Activations are float32 row-major. Every op is asynchronous with respect to the host until
  * copy_out() or sync(); a backend that runs on the host simply runs them in order.
  *
+ * Threads. The backend object (gm_backend) holds what the model shares: the device, the weights
+ * and their tables. It is written only while weights are bound (one thread, before any context
+ * runs) and read-only afterwards. Everything an evaluation writes lives in an execution state
+ * (gm_exec, one per context: its scratch, its stream or queue, its recorded steps), so that two
+ * threads may run ops on two execs of one backend at once. alloc/dealloc and kv_create/kv_free
+ * may be called from any thread at any time. tests/threads/test_threads.c checks this on every
+ * backend (and under ThreadSanitizer on the CPU).
+ *
  * Ops that fuse several steps (residual add + RMSNorm, routing) exist so that a GPU backend can
  * do them in one launch; the CPU backend implements the same fused semantics.
  */
@@ -24,7 +32,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/config.h"
 #include "util/error.h"
 
 typedef enum gm_wtype {
@@ -61,15 +68,38 @@ typedef enum gm_bind_kind {
     GM_BIND_VECTOR_F32,
 } gm_bind_kind;
 
-/* Sizes the backend needs to allocate its scratch up front. */
-typedef struct gm_reserve {
-    const gm_config *cfg;
-    int32_t n_batch;    /* most tokens per forward */
-    int32_t n_ctx;      /* KV cache length */
-} gm_reserve;
+/* What one execution state must hold, so that it allocates its scratch once, up front: the
+ * largest arguments the forward will pass its ops. The backend knows sizes, not the model. */
+typedef struct gm_exec_sizes {
+    int32_t n_batch;        /* most tokens per forward (T)                              */
+    int32_t n_ctx;          /* most positions attention reads (the KV cache's length)    */
+    int64_t hidden;         /* H: the residual rows' width                               */
+    int64_t max_in;         /* widest input of any matmul (K)                            */
+    int64_t max_out;        /* widest output of any matmul (N), the vocabulary included  */
+    int32_t n_heads;        /* most query heads of an attention call                     */
+    int32_t head_dim;       /* their width                                               */
+    int32_t n_experts;      /* routed experts of a MoE layer (0: no MoE layer)           */
+    int32_t top_k;          /* experts per token                                         */
+    int64_t expert_width;   /* Im: an expert's intermediate width                        */
+} gm_exec_sizes;
 
 typedef struct gm_backend gm_backend;
 typedef struct gm_kv gm_kv;       /* a KV cache, owned by the backend */
+
+/* The execution state of one sequence on a backend (made by exec_create). Backends extend it:
+ * their own struct starts with this one. */
+typedef struct gm_exec {
+    gm_backend *be;
+} gm_exec;
+
+/* The routed experts of one MoE layer: n experts, each with gate and up [Im, H] and down [H, Im]
+ * weights. prepare_experts gives the backend the chance to describe them once, at bind time, in
+ * its own form (a device table on the GPU), kept in `table` until release_experts. */
+typedef struct gm_experts {
+    int32_t n;
+    gm_weight *gate, *up, *down;    /* [n] each */
+    void *table;                    /* the backend's, or NULL */
+} gm_experts;
 
 /* Parameters of the MoE router (spec §2.6). */
 typedef struct gm_route_params {
@@ -104,14 +134,15 @@ typedef struct gm_backend_ops {
 
     void (*free)(gm_backend *be);
 
-    /* ---- memory ------------------------------------------------------------------------- */
+    /* ---- memory (any thread) ------------------------------------------------------------- */
     glmoe_status (*alloc)(gm_backend *be, size_t bytes, void **out, gm_err *err);
     void (*dealloc)(gm_backend *be, void *p);
-    /* Host → backend and backend → host copies; copy_out waits for pending work. copy_in may
-     * return before the copy has happened, but src may be reused as soon as it returns. */
-    glmoe_status (*copy_in)(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err);
-    glmoe_status (*copy_out)(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err);
-    glmoe_status (*sync)(gm_backend *be, gm_err *err);
+    /* Optional: GLMOE_E_NOMEM, saying what needs how many bytes and how many are free, when
+     * `bytes` more (e.g. the model's weights) would not fit; `what` names them ("the weights").
+     * NULL: the backend has no such limit to check (host memory). */
+    glmoe_status (*check_fit)(gm_backend *be, uint64_t bytes, const char *what, gm_err *err);
+
+    /* ---- weights (while binding: one thread, before any exec runs ops on them) ------------- */
 
     /* Makes w usable by the ops from a host tensor. May keep a pointer into the mapping (the CPU
      * does when the data is aligned), or copy. *copied_bytes receives the host or device bytes
@@ -126,93 +157,108 @@ typedef struct gm_backend_ops {
      * *bytes receives the bytes allocated. */
     glmoe_status (*weight_synthetic)(gm_backend *be, gm_weight *w, gm_wtype type, int64_t rows, int64_t cols,
                                      uint64_t seed, float mean, float std, size_t *bytes, gm_err *err);
+    /* Optional (NULL: nothing to prepare, table stays NULL): describes a layer's experts, whose
+     * weights are bound, in the backend's form (bank->table). Called again after any of the
+     * weights changed; release_experts frees the table (NULL is fine). */
+    glmoe_status (*prepare_experts)(gm_backend *be, gm_experts *bank, gm_err *err);
+    void (*release_experts)(gm_backend *be, gm_experts *bank);
 
-    /* Allocates scratch for forwards of up to r->n_batch tokens. Called once per context. */
-    glmoe_status (*reserve)(gm_backend *be, const gm_reserve *r, gm_err *err);
+    /* ---- execution states and KV caches (any thread) --------------------------------------- */
+
+    /* An execution state whose scratch holds every op call within `sizes`, allocated now (never
+     * grown later, so a recorded step stays valid for the state's life). */
+    glmoe_status (*exec_create)(gm_backend *be, const gm_exec_sizes *sizes, gm_exec **out, gm_err *err);
+    void (*exec_free)(gm_exec *ex);   /* NULL is fine; frees no graph (graph_free first) */
 
     /* KV cache for n_layers x n_ctx positions x n_kv_heads x head_dim, keys and values. */
     glmoe_status (*kv_create)(gm_backend *be, gm_kv **out, int32_t n_layers, int32_t n_ctx,
                               int32_t n_kv_heads, int32_t head_dim, gm_err *err);
     void (*kv_free)(gm_backend *be, gm_kv *kv);
 
-    /* ---- ops (all activations float32 row-major; ids and positions int32) ------------------ */
+    /* ---- on an exec: copies and ops, by one thread at a time per exec ----------------------
+     * Host → backend and backend → host copies; copy_out waits for the exec's pending work.
+     * copy_in may return before the copy has happened, but src may be reused as soon as it
+     * returns. Weights bound or prepared before copy_in are visible to the ops queued after it. */
+    glmoe_status (*copy_in)(gm_exec *ex, void *dst, const void *src, size_t bytes, gm_err *err);
+    glmoe_status (*copy_out)(gm_exec *ex, void *dst, const void *src, size_t bytes, gm_err *err);
+    glmoe_status (*sync)(gm_exec *ex, gm_err *err);
+
+    /* All activations float32 row-major; ids and positions int32. */
 
     /* out[t, :] = table[ids[t], :] for t < T. An id outside [0, table->rows) is refused with
      * GLMOE_E_TOKEN, either by embed itself (the CPU) or, on a backend that queues ops, by the
      * next copy_out/sync (the GPU checks on the device, so that no step waits for the host); the
      * row of such an id is left unwritten and nothing reads outside the table. Callers that
      * want the error before queueing anything check ids on the host (src/api.c does). */
-    glmoe_status (*embed)(gm_backend *be, float *out, const gm_weight *table, const int32_t *ids,
+    glmoe_status (*embed)(gm_exec *ex, float *out, const gm_weight *table, const int32_t *ids,
                           int32_t T, gm_err *err);
 
     /* If delta: resid += delta. Then out = rmsnorm(resid) * w, over rows of `cols` values.
      * out may equal resid only when delta is NULL. */
-    glmoe_status (*add_rmsnorm)(gm_backend *be, float *out, float *resid, const float *delta,
+    glmoe_status (*add_rmsnorm)(gm_exec *ex, float *out, float *resid, const float *delta,
                                 const gm_weight *w, int64_t rows, int64_t cols, float eps, gm_err *err);
 
     /* resid += delta over n values. */
-    glmoe_status (*add)(gm_backend *be, float *resid, const float *delta, int64_t n, gm_err *err);
+    glmoe_status (*add)(gm_exec *ex, float *resid, const float *delta, int64_t n, gm_err *err);
 
     /* out[T, W.rows] = x[T, W.cols] · W^T (+ bias[W.rows] if bias and bias->data). */
-    glmoe_status (*matmul)(gm_backend *be, float *out, const float *x, const gm_weight *W,
+    glmoe_status (*matmul)(gm_exec *ex, float *out, const float *x, const gm_weight *W,
                            const gm_weight *bias, int32_t T, gm_err *err);
 
     /* Half-split RoPE in place on the first rotary_dim dims of every head of x[T, n_heads, head_dim];
      * token t is at position pos[t]. */
-    glmoe_status (*rope)(gm_backend *be, float *x, const int32_t *pos, int32_t T, int32_t n_heads,
+    glmoe_status (*rope)(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads,
                          int32_t head_dim, int32_t rotary_dim, float theta, gm_err *err);
 
     /* Stores k, v [T, n_kv_heads*head_dim] in the cache of `layer` at [n_past, n_past+T), then
      * out[T, n_heads*head_dim] = softmax(q·K^T * scale + causal mask (+ mask)) · V over the cache
      * [0, n_past+T). Query head h reads KV head h / (n_heads / n_kv_heads). */
-    glmoe_status (*attention)(gm_backend *be, float *out, const float *q, const float *k,
+    glmoe_status (*attention)(gm_exec *ex, float *out, const float *q, const float *k,
                               const float *v, gm_kv *kv, int32_t layer, const gm_attn_params *p,
                               gm_err *err);
 
     /* out = silu(gate) * up over n values (out may alias gate). */
-    glmoe_status (*swiglu)(gm_backend *be, float *out, const float *gate, const float *up, int64_t n,
+    glmoe_status (*swiglu)(gm_exec *ex, float *out, const float *gate, const float *up, int64_t n,
                            gm_err *err);
 
     /* Router (spec §2.6 steps 1-6): fp32 logits x·Wr^T, sigmoid, selection by sigmoid + bias with
      * group limiting, weights from the unbiased sigmoid, optional renormalisation, scaling.
      * idx, weights: [T, top_k]. */
-    glmoe_status (*moe_route)(gm_backend *be, int32_t *idx, float *weights, const float *x,
+    glmoe_status (*moe_route)(gm_exec *ex, int32_t *idx, float *weights, const float *x,
                               const gm_weight *router, const gm_weight *bias, const gm_route_params *p,
                               int32_t T, gm_err *err);
 
     /* out[T, H] (+)= Σ_j weights[t, j] · Expert_{idx[t, j]}(x[t]), where
-     * Expert_e(u) = down_e · (silu(gate_e · u) ⊙ up_e · u). gate/up/down are arrays of n_experts.
+     * Expert_e(u) = down_e · (silu(gate_e · u) ⊙ up_e · u), over the prepared bank.
      * accumulate: add to out (which holds the shared expert's output); else overwrite it. */
-    glmoe_status (*moe_experts)(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
-                                const float *weights, int32_t top_k, const gm_weight *gate,
-                                const gm_weight *up, const gm_weight *down, int32_t n_experts,
-                                int32_t T, gm_err *err);
+    glmoe_status (*moe_experts)(gm_exec *ex, float *out, bool accumulate, const float *x, const int32_t *idx,
+                                const float *weights, int32_t top_k, const gm_experts *bank, int32_t T,
+                                gm_err *err);
 
     /* ---- optional: record one step and replay it ------------------------------------------
      * Either all four are set or all four are NULL. NULL (the CPU, which runs each op as it is
      * called, so there is no launch cost to save): forward() calls the ops every step, which is
      * also what happens when a backend declines or a recording fails.
      *
-     * Between graph_capture_begin and graph_capture_end the ops are recorded, not run. A
+     * Between graph_capture_begin and graph_capture_end the exec's ops are recorded, not run. A
      * recording keeps every pointer and scalar argument the ops were given, so forward() uses
      * it only for steps that repeat exactly: one token with its logits, whose changing inputs
      * (token id, position, n_past) the ops read from backend memory (the state's ids and pos
      * buffers, gm_attn_params.n_past_mem), uploaded with copy_in before each replay. copy_in,
-     * copy_out and sync must not be called while recording.
+     * copy_out and sync must not be called while recording. The exec's scratch never moves, so
+     * a graph stays valid for the exec's life.
      *
      * graph_capture_begin: starts recording. GLMOE_E_UNSUPPORTED when the backend declines
      *   (e.g. switched off by its options): the caller runs the step op by op.
      * graph_capture_end: stops recording, always (also after an op failed while recording);
      *   *out is the graph, or NULL with an error when the recording is unusable.
-     * graph_replay: queues the recorded ops. *replayed = false, with nothing queued, when the
-     *   graph no longer matches the backend (its scratch was reallocated by a later reserve()):
-     *   the caller frees it and records again.
-     * graph_free: releases a graph (NULL is fine). Graphs must be freed before the buffers and
-     *   KV cache they recorded. */
-    glmoe_status (*graph_capture_begin)(gm_backend *be, gm_err *err);
-    glmoe_status (*graph_capture_end)(gm_backend *be, gm_graph **out, gm_err *err);
-    glmoe_status (*graph_replay)(gm_backend *be, gm_graph *g, bool *replayed, gm_err *err);
-    void (*graph_free)(gm_backend *be, gm_graph *g);
+     * graph_replay: queues the recorded ops on the exec that recorded them.
+     * graph_free: releases a graph (NULL is fine). Graphs must be freed before the buffers, KV
+     *   cache and exec they recorded. */
+    glmoe_status (*graph_capture_begin)(gm_exec *ex, gm_err *err);
+    glmoe_status (*graph_capture_end)(gm_exec *ex, gm_graph **out, gm_err *err);
+    glmoe_status (*graph_replay)(gm_exec *ex, gm_graph *g, gm_err *err);
+    void (*graph_free)(gm_exec *ex, gm_graph *g);
 } gm_backend_ops;
 
 struct gm_backend {
@@ -222,7 +268,13 @@ struct gm_backend {
 static inline void *gm_ptr_add(void *p, size_t bytes) { return (char *)p + bytes; }
 static inline const void *gm_cptr_add(const void *p, size_t bytes) { return (const char *)p + bytes; }
 
-/* The CPU backend. n_threads 0 = all cores. */
+/* The backend for `device` (glmoe.h's glmoe_device: AUTO takes the GPU when glmoe was built
+ * with one and it is usable, else the CPU, and says why in the log). n_threads: CPU threads, 0 =
+ * all cores (factory.c). */
+glmoe_status gm_backend_create(gm_backend **out, glmoe_device device, int n_threads, gm_err *err);
+
+/* The CPU backend. n_threads 0 = all cores. OpenBLAS's thread count is process-wide: the last
+ * CPU backend created sets it. */
 glmoe_status cpu_backend_create(gm_backend **out, int n_threads, gm_err *err);
 
 #endif

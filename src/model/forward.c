@@ -23,7 +23,8 @@
  * token instead of one per op. The recording is valid for every later step because nothing in
  * it changes: the token id and the position are uploaded to st->ids and st->pos before each
  * replay, and attention reads n_past from st->pos[0] (gm_attn_params.n_past_mem); every buffer
- * belongs to the state, which frees the graph first. Prefill chunks run op by op.
+ * belongs to the state (its execution state's scratch never moves), which frees the graph first.
+ * Prefill chunks run op by op.
  */
 #include <math.h>
 #include <string.h>
@@ -33,11 +34,24 @@
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+gm_exec_sizes model_exec_sizes(const gm_config *c, int32_t n_batch, int32_t n_ctx) {
+    const int64_t H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
+    const int64_t Im = c->moe_intermediate_size, Is = Im * c->n_shared_experts;
+    const bool moe = c->first_k_dense_replace < c->n_layers && c->n_experts > 0;
+    const int64_t max_in = max64(max64(H, QD), max64(c->intermediate_size, max64(Is, Im)));
+    const int64_t max_out = max64(max64(max64(H, QD), KD), max64(max64(c->intermediate_size, Is),
+                                                                 max64(c->vocab_size, max64(Im, c->n_experts))));
+    return (gm_exec_sizes){.n_batch = n_batch, .n_ctx = n_ctx, .hidden = H, .max_in = max_in, .max_out = max_out,
+                           .n_heads = c->n_heads, .head_dim = c->head_dim, .n_experts = moe ? c->n_experts : 0,
+                           .top_k = moe ? c->n_experts_per_tok : 0, .expert_width = moe ? Im : 0};
+}
+
 glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int32_t n_batch,
                           int32_t n_ctx, gm_err *err) {
     memset(st, 0, sizeof *st);
     st->n_batch = n_batch;
     st->n_ctx = n_ctx;
+    st->be = be;
     const int64_t T = n_batch, H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t ffn = max64(c->intermediate_size, (int64_t)c->moe_intermediate_size * c->n_shared_experts);
@@ -59,16 +73,19 @@ glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int3
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if ((s = be->ops->alloc(be, (size_t)bufs[i].bytes, bufs[i].p, err))) goto fail;
     if ((s = be->ops->kv_create(be, &st->kv, c->n_layers, n_ctx, c->n_kv_heads, c->head_dim, err))) goto fail;
-    gm_reserve r = {.cfg = c, .n_batch = n_batch, .n_ctx = n_ctx};
-    if ((s = be->ops->reserve(be, &r, err))) goto fail;
+    const gm_exec_sizes z = model_exec_sizes(c, n_batch, n_ctx);
+    if ((s = be->ops->exec_create(be, &z, &st->ex, err))) goto fail;
     return GLMOE_OK;
 fail:
-    state_free(st, be);
+    state_free(st);
     return s;
 }
 
-void state_free(gm_state *st, gm_backend *be) {
-    if (st->graph) be->ops->graph_free(be, st->graph); /* before the buffers it recorded */
+void state_free(gm_state *st) {
+    gm_backend *be = st->be;
+    if (!be) return;
+    if (st->graph) be->ops->graph_free(st->ex, st->graph); /* before the buffers it recorded */
+    if (st->ex) be->ops->exec_free(st->ex);
     void *bufs[] = {st->ids, st->pos, st->x, st->xn, st->q, st->k, st->v, st->attn, st->tmp,
                     st->ffn_a, st->ffn_b, st->route_idx, st->route_w, st->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -83,75 +100,78 @@ void state_free(gm_state *st, gm_backend *be) {
         if ((s = (call))) return s;                                                                  \
     } while (0)
 
-static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_backend *be, gm_state *st,
-                                    int layer, int32_t T, gm_err *err) {
-    const gm_backend_ops *op = be->ops;
+static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_state *st, int layer, int32_t T,
+                                    gm_err *err) {
+    const gm_backend_ops *op = st->be->ops;
+    gm_exec *ex = st->ex;
     glmoe_status s;
-    TRY(op->matmul(be, st->q, st->xn, &L->wq, &L->bq, T, err));
-    TRY(op->matmul(be, st->k, st->xn, &L->wk, &L->bk, T, err));
-    TRY(op->matmul(be, st->v, st->xn, &L->wv, &L->bv, T, err));
+    TRY(op->matmul(ex, st->q, st->xn, &L->wq, &L->bq, T, err));
+    TRY(op->matmul(ex, st->k, st->xn, &L->wk, &L->bk, T, err));
+    TRY(op->matmul(ex, st->v, st->xn, &L->wv, &L->bv, T, err));
     if (c->use_qk_norm) { /* RMSNorm over each head's D values, before RoPE */
-        TRY(op->add_rmsnorm(be, st->q, st->q, NULL, &L->q_norm, (int64_t)T * c->n_heads, c->head_dim,
+        TRY(op->add_rmsnorm(ex, st->q, st->q, NULL, &L->q_norm, (int64_t)T * c->n_heads, c->head_dim,
                             c->rms_norm_eps, err));
-        TRY(op->add_rmsnorm(be, st->k, st->k, NULL, &L->k_norm, (int64_t)T * c->n_kv_heads, c->head_dim,
+        TRY(op->add_rmsnorm(ex, st->k, st->k, NULL, &L->k_norm, (int64_t)T * c->n_kv_heads, c->head_dim,
                             c->rms_norm_eps, err));
     }
-    TRY(op->rope(be, st->q, st->pos, T, c->n_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
-    TRY(op->rope(be, st->k, st->pos, T, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
+    TRY(op->rope(ex, st->q, st->pos, T, c->n_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
+    TRY(op->rope(ex, st->k, st->pos, T, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
     gm_attn_params ap = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
                          .n_tokens = T, .n_past = st->n_past, .scale = 1.0f / sqrtf((float)c->head_dim),
                          .n_past_mem = st->pos};
-    TRY(op->attention(be, st->attn, st->q, st->k, st->v, st->kv, layer, &ap, err));
-    TRY(op->matmul(be, st->tmp, st->attn, &L->wo, NULL, T, err));
+    TRY(op->attention(ex, st->attn, st->q, st->k, st->v, st->kv, layer, &ap, err));
+    TRY(op->matmul(ex, st->tmp, st->attn, &L->wo, NULL, T, err));
     return GLMOE_OK;
 }
 
 /* SwiGLU MLP of width gate->rows into out: out = down(silu(gate·xn) ⊙ up·xn). */
-static glmoe_status mlp(gm_backend *be, gm_state *st, const gm_weight *gate, const gm_weight *up,
-                        const gm_weight *down, float *out, int32_t T, gm_err *err) {
-    const gm_backend_ops *op = be->ops;
+static glmoe_status mlp(gm_state *st, const gm_weight *gate, const gm_weight *up, const gm_weight *down,
+                        float *out, int32_t T, gm_err *err) {
+    const gm_backend_ops *op = st->be->ops;
+    gm_exec *ex = st->ex;
     glmoe_status s;
-    TRY(op->matmul(be, st->ffn_a, st->xn, gate, NULL, T, err));
-    TRY(op->matmul(be, st->ffn_b, st->xn, up, NULL, T, err));
-    TRY(op->swiglu(be, st->ffn_a, st->ffn_a, st->ffn_b, (int64_t)T * gate->rows, err));
-    TRY(op->matmul(be, out, st->ffn_a, down, NULL, T, err));
+    TRY(op->matmul(ex, st->ffn_a, st->xn, gate, NULL, T, err));
+    TRY(op->matmul(ex, st->ffn_b, st->xn, up, NULL, T, err));
+    TRY(op->swiglu(ex, st->ffn_a, st->ffn_a, st->ffn_b, (int64_t)T * gate->rows, err));
+    TRY(op->matmul(ex, out, st->ffn_a, down, NULL, T, err));
     return GLMOE_OK;
 }
 
-static glmoe_status ffn_block(const gm_config *c, const gm_layer *L, gm_backend *be, gm_state *st, int32_t T,
-                              gm_err *err) {
-    const gm_backend_ops *op = be->ops;
+static glmoe_status ffn_block(const gm_config *c, const gm_layer *L, gm_state *st, int32_t T, gm_err *err) {
+    const gm_backend_ops *op = st->be->ops;
+    gm_exec *ex = st->ex;
     glmoe_status s;
-    if (!L->is_moe) return mlp(be, st, &L->gate, &L->up, &L->down, st->tmp, T, err);
+    if (!L->is_moe) return mlp(st, &L->gate, &L->up, &L->down, st->tmp, T, err);
 
     gm_route_params rp = {.n_experts = c->n_experts, .top_k = c->n_experts_per_tok, .n_group = c->n_group,
                           .topk_group = c->topk_group, .norm_topk_prob = c->norm_topk_prob,
                           .routed_scaling_factor = c->routed_scaling_factor};
-    TRY(op->moe_route(be, st->route_idx, st->route_w, st->xn, &L->router, &L->router_bias, &rp, T, err));
+    TRY(op->moe_route(ex, st->route_idx, st->route_w, st->xn, &L->router, &L->router_bias, &rp, T, err));
     bool shared = c->n_shared_experts > 0;
-    if (shared) TRY(mlp(be, st, &L->sh_gate, &L->sh_up, &L->sh_down, st->tmp, T, err)); /* unweighted */
-    TRY(op->moe_experts(be, st->tmp, shared, st->xn, st->route_idx, st->route_w, c->n_experts_per_tok,
-                        L->exp_gate, L->exp_up, L->exp_down, c->n_experts, T, err));
+    if (shared) TRY(mlp(st, &L->sh_gate, &L->sh_up, &L->sh_down, st->tmp, T, err)); /* unweighted */
+    TRY(op->moe_experts(ex, st->tmp, shared, st->xn, st->route_idx, st->route_w, c->n_experts_per_tok,
+                        &L->experts, T, err));
     return GLMOE_OK;
 }
 
 /* The ops of one step once its inputs (st->ids, st->pos) are in backend memory: the embedding
  * through the logits of rows [first_logit, T), left in st->logits. It only queues work (no copy,
  * no wait), so a backend can record it as a graph. */
-static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_backend *be, gm_state *st, int32_t T,
-                             int32_t first_logit, gm_err *err) {
-    const gm_backend_ops *op = be->ops;
+static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *st, int32_t T, int32_t first_logit,
+                             gm_err *err) {
+    const gm_backend_ops *op = st->be->ops;
+    gm_exec *ex = st->ex;
     const int64_t H = c->hidden_size;
     glmoe_status s;
-    TRY(op->embed(be, st->x, &w->embed, st->ids, T, err));
+    TRY(op->embed(ex, st->x, &w->embed, st->ids, T, err));
 
     const float *pending = NULL; /* the FFN output not yet added to the residual */
     for (int l = 0; l < c->n_layers; l++) {
         const gm_layer *L = &w->layers[l];
-        TRY(op->add_rmsnorm(be, st->xn, st->x, pending, &L->attn_norm, T, H, c->rms_norm_eps, err));
-        TRY(attention_block(c, L, be, st, l, T, err));
-        TRY(op->add_rmsnorm(be, st->xn, st->x, st->tmp, &L->ffn_norm, T, H, c->rms_norm_eps, err));
-        TRY(ffn_block(c, L, be, st, T, err));
+        TRY(op->add_rmsnorm(ex, st->xn, st->x, pending, &L->attn_norm, T, H, c->rms_norm_eps, err));
+        TRY(attention_block(c, L, st, l, T, err));
+        TRY(op->add_rmsnorm(ex, st->xn, st->x, st->tmp, &L->ffn_norm, T, H, c->rms_norm_eps, err));
+        TRY(ffn_block(c, L, st, T, err));
         pending = st->tmp;
     }
 
@@ -159,8 +179,8 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_backend
         const int32_t R = T - first_logit;
         float *x_rows = gm_ptr_add(st->x, (size_t)first_logit * H * 4);
         const float *d_rows = gm_cptr_add(pending, (size_t)first_logit * H * 4);
-        TRY(op->add_rmsnorm(be, st->xn, x_rows, d_rows, &w->final_norm, R, H, c->rms_norm_eps, err));
-        TRY(op->matmul(be, st->logits, st->xn, &w->lm_head, NULL, R, err));
+        TRY(op->add_rmsnorm(ex, st->xn, x_rows, d_rows, &w->final_norm, R, H, c->rms_norm_eps, err));
+        TRY(op->matmul(ex, st->logits, st->xn, &w->lm_head, NULL, R, err));
     }
     return GLMOE_OK;
 }
@@ -170,50 +190,43 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_backend
 #define GRAPH_EAGER_STEPS 1
 
 /* A one-token step with its logits on a backend that records steps: replays the recorded graph,
- * recording it first when there is none (or the backend's scratch moved since). Every failure
- * of the recording itself falls back to running the step op by op, for good. */
-static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm_backend *be, gm_state *st,
-                                     gm_err *err) {
-    const gm_backend_ops *op = be->ops;
+ * recording it first when there is none. Every failure of the recording itself falls back to
+ * running the step op by op, for good. */
+static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm_state *st, gm_err *err) {
+    const gm_backend_ops *op = st->be->ops;
+    gm_exec *ex = st->ex;
     glmoe_status s;
-    bool replayed = false;
-    if (st->graph) {
-        TRY(op->graph_replay(be, st->graph, &replayed, err));
-        if (replayed) return GLMOE_OK;
-        op->graph_free(be, st->graph);
-        st->graph = NULL;
-    }
+    if (st->graph) return op->graph_replay(ex, st->graph, err);
     if (st->graph_eager_steps < GRAPH_EAGER_STEPS) {
         st->graph_eager_steps++;
-        return run_step(c, w, be, st, 1, 0, err);
+        return run_step(c, w, st, 1, 0, err);
     }
-    s = op->graph_capture_begin(be, err);
+    s = op->graph_capture_begin(ex, err);
     if (s == GLMOE_E_UNSUPPORTED) {
         gm_err_clear(err);
         st->graph_off = true;
-        return run_step(c, w, be, st, 1, 0, err);
+        return run_step(c, w, st, 1, 0, err);
     }
     if (s) return s;
     gm_err rec = {0}, end = {0};
-    glmoe_status rs = run_step(c, w, be, st, 1, 0, &rec);
+    glmoe_status rs = run_step(c, w, st, 1, 0, &rec);
     gm_graph *g = NULL;
-    glmoe_status es = op->graph_capture_end(be, &g, &end);
+    glmoe_status es = op->graph_capture_end(ex, &g, &end);
     if (rs || es || !g) {
         gm_warn("%s: the decode step could not be recorded (%s); running it op by op", op->name,
                 rs ? rec.msg : end.msg);
-        if (g) op->graph_free(be, g);
+        if (g) op->graph_free(ex, g);
         st->graph_off = true;
-        return run_step(c, w, be, st, 1, 0, err);
+        return run_step(c, w, st, 1, 0, err);
     }
     st->graph = g;
-    TRY(op->graph_replay(be, g, &replayed, err));
-    if (!replayed) return gm_fail(err, GLMOE_E_BACKEND, "%s: a graph recorded just now does not replay", op->name);
-    return GLMOE_OK;
+    return op->graph_replay(ex, g, err);
 }
 
-glmoe_status forward(const gm_config *c, const gm_weights *w, gm_backend *be, gm_state *st,
-                     const int32_t *ids, int32_t T, int32_t first_logit, float *host_logits, gm_err *err) {
-    const gm_backend_ops *op = be->ops;
+glmoe_status forward(const gm_config *c, const gm_weights *w, gm_state *st, const int32_t *ids, int32_t T,
+                     int32_t first_logit, float *host_logits, gm_err *err) {
+    const gm_backend_ops *op = st->be->ops;
+    gm_exec *ex = st->ex;
     glmoe_status s;
     if (T <= 0 || T > st->n_batch)
         return gm_fail(err, GLMOE_E_ARG, "forward: %d tokens (batch holds %d)", T, st->n_batch);
@@ -226,19 +239,19 @@ glmoe_status forward(const gm_config *c, const gm_weights *w, gm_backend *be, gm
     for (int32_t t0 = 0; t0 < T; t0 += 512) {
         int32_t n = T - t0 < 512 ? T - t0 : 512;
         for (int32_t i = 0; i < n; i++) pos[i] = st->n_past + t0 + i;
-        TRY(op->copy_in(be, st->pos + t0, pos, (size_t)n * 4, err));
+        TRY(op->copy_in(ex, st->pos + t0, pos, (size_t)n * 4, err));
     }
-    TRY(op->copy_in(be, st->ids, ids, (size_t)T * 4, err));
+    TRY(op->copy_in(ex, st->ids, ids, (size_t)T * 4, err));
 
     if (T == 1 && first_logit == 0 && op->graph_replay && !st->graph_off)
-        TRY(run_step_graphed(c, w, be, st, err));
+        TRY(run_step_graphed(c, w, st, err));
     else
-        TRY(run_step(c, w, be, st, T, first_logit, err));
+        TRY(run_step(c, w, st, T, first_logit, err));
 
     if (first_logit < T)
-        TRY(op->copy_out(be, host_logits, st->logits, (size_t)(T - first_logit) * (size_t)c->vocab_size * 4, err));
+        TRY(op->copy_out(ex, host_logits, st->logits, (size_t)(T - first_logit) * (size_t)c->vocab_size * 4, err));
     else
-        TRY(op->sync(be, err));
+        TRY(op->sync(ex, err));
     st->n_past += T;
     return GLMOE_OK;
 }

@@ -19,7 +19,7 @@ typedef struct gm_layer {
     bool is_moe;
     gm_weight gate, up, down;                       /* dense MLP */
     gm_weight router, router_bias;                  /* mlp.gate.weight, e_score_correction_bias */
-    gm_weight *exp_gate, *exp_up, *exp_down;        /* [n_experts] */
+    gm_experts experts;                             /* the routed experts, prepared by the backend */
     gm_weight sh_gate, sh_up, sh_down;              /* shared experts (absent if n_shared == 0) */
 } gm_layer;
 
@@ -48,9 +48,12 @@ glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *cfg, uint64_
                                     gm_bind_stats *stats, gm_err *err);
 void weights_release(gm_weights *w, const gm_config *cfg, gm_backend *be);
 
-/* Activations and the KV cache of one sequence, all in backend memory. */
+/* Activations, the KV cache and the execution state of one sequence, all in backend memory:
+ * everything an evaluation writes, so that states of one model may run in parallel threads. */
 typedef struct gm_state {
     int32_t n_batch, n_ctx, n_past;
+    gm_backend *be;
+    gm_exec *ex;
     gm_kv *kv;
     int32_t *ids, *pos;                /* [n_batch] */
     float *x, *xn, *q, *k, *v, *attn, *tmp, *ffn_a, *ffn_b; /* see forward.c */
@@ -63,17 +66,20 @@ typedef struct gm_state {
     bool graph_off;                    /* the backend declined or a recording failed: never again */
 } gm_state;
 
+/* The largest arguments this model's forward passes the ops, for an execution state of n_batch
+ * tokens per forward over n_ctx positions. */
+gm_exec_sizes model_exec_sizes(const gm_config *cfg, int32_t n_batch, int32_t n_ctx);
+
 glmoe_status state_create(gm_state *st, const gm_config *cfg, gm_backend *be, int32_t n_batch,
                           int32_t n_ctx, gm_err *err);
-void state_free(gm_state *st, gm_backend *be);
+void state_free(gm_state *st);
 
 /* Runs the forward over T <= n_batch tokens at positions [n_past, n_past + T). Logits are computed
  * for the rows [first_logit, T) and copied to host_logits ((T - first_logit) x vocab floats);
  * first_logit == T computes none. Advances n_past on success. On a backend with graph_* ops, a
  * step of one token with its logits is recorded once (after one step op by op) and replayed;
  * the recording stays valid when n_past is changed from outside (context reset, truncate). */
-glmoe_status forward(const gm_config *cfg, const gm_weights *w, gm_backend *be, gm_state *st,
-                     const int32_t *ids, int32_t T, int32_t first_logit, float *host_logits,
-                     gm_err *err);
+glmoe_status forward(const gm_config *cfg, const gm_weights *w, gm_state *st, const int32_t *ids, int32_t T,
+                     int32_t first_logit, float *host_logits, gm_err *err);
 
 #endif

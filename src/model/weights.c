@@ -159,19 +159,25 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
     const int64_t E = c->n_experts, Im = c->moe_intermediate_size, Is = Im * c->n_shared_experts;
     BIND(&L->router, "mlp.gate.weight", E, H, GM_BIND_MATRIX, false, "n_routed_experts, hidden_size");
     BIND(&L->router_bias, "mlp.gate.e_score_correction_bias", 0, E, GM_BIND_VECTOR_F32, false, "n_routed_experts");
-    L->exp_gate = calloc((size_t)E, sizeof(gm_weight));
-    L->exp_up = calloc((size_t)E, sizeof(gm_weight));
-    L->exp_down = calloc((size_t)E, sizeof(gm_weight));
-    if (!L->exp_gate || !L->exp_up || !L->exp_down)
+    gm_experts *bank = &L->experts;
+    bank->gate = calloc((size_t)E, sizeof(gm_weight));
+    bank->up = calloc((size_t)E, sizeof(gm_weight));
+    bank->down = calloc((size_t)E, sizeof(gm_weight));
+    if (!bank->gate || !bank->up || !bank->down)
         return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory for %lld experts", (long long)E);
+    bank->n = (int32_t)E;
     for (int64_t e = 0; e < E; e++) {
         char suffix[96];
         snprintf(suffix, sizeof suffix, "mlp.experts.%lld.gate_proj.weight", (long long)e);
-        BIND(&L->exp_gate[e], suffix, Im, H, GM_BIND_MATRIX, false, "moe_intermediate_size, hidden_size");
+        BIND(&bank->gate[e], suffix, Im, H, GM_BIND_MATRIX, false, "moe_intermediate_size, hidden_size");
         snprintf(suffix, sizeof suffix, "mlp.experts.%lld.up_proj.weight", (long long)e);
-        BIND(&L->exp_up[e], suffix, Im, H, GM_BIND_MATRIX, false, "moe_intermediate_size, hidden_size");
+        BIND(&bank->up[e], suffix, Im, H, GM_BIND_MATRIX, false, "moe_intermediate_size, hidden_size");
         snprintf(suffix, sizeof suffix, "mlp.experts.%lld.down_proj.weight", (long long)e);
-        BIND(&L->exp_down[e], suffix, H, Im, GM_BIND_MATRIX, false, "hidden_size, moe_intermediate_size");
+        BIND(&bank->down[e], suffix, H, Im, GM_BIND_MATRIX, false, "hidden_size, moe_intermediate_size");
+    }
+    if (b->be->ops->prepare_experts && (s = b->be->ops->prepare_experts(b->be, bank, b->err))) {
+        gm_err_prefix(b->err, "layer %d's experts: ", i);
+        return s;
     }
     if (Is > 0) {
         BIND(&L->sh_gate, "mlp.shared_experts.gate_proj.weight", Is, H, GM_BIND_MATRIX, false,
@@ -280,14 +286,16 @@ void weights_release(gm_weights *w, const gm_config *c, gm_backend *be) {
                             &L->bv, &L->q_norm, &L->k_norm, &L->gate, &L->up, &L->down, &L->router,
                             &L->router_bias, &L->sh_gate, &L->sh_up, &L->sh_down};
         for (size_t j = 0; j < sizeof all / sizeof all[0]; j++) release(be, all[j]);
-        for (int e = 0; e < c->n_experts; e++) {
-            if (L->exp_gate) release(be, &L->exp_gate[e]);
-            if (L->exp_up) release(be, &L->exp_up[e]);
-            if (L->exp_down) release(be, &L->exp_down[e]);
+        gm_experts *bank = &L->experts;
+        if (be->ops->release_experts) be->ops->release_experts(be, bank);
+        for (int e = 0; e < bank->n; e++) {
+            release(be, &bank->gate[e]);
+            release(be, &bank->up[e]);
+            release(be, &bank->down[e]);
         }
-        free(L->exp_gate);
-        free(L->exp_up);
-        free(L->exp_down);
+        free(bank->gate);
+        free(bank->up);
+        free(bank->down);
     }
     free(w->layers);
     memset(w, 0, sizeof *w);

@@ -122,7 +122,8 @@ static bool greedy_run(glmoe_model *m, const int32_t *prompt, size_t n_prompt, s
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = n_ctx;
     if (glmoe_context_create(&ctx, m, &cp)) {
-        fprintf(stderr, "context: %s\n", glmoe_model_errmsg(m));
+        fprintf(stderr, "context: %s\n", glmoe_context_errmsg(ctx));
+        glmoe_context_free(ctx);
         return false;
     }
     glmoe_status s = glmoe_context_eval(ctx, prompt, n_prompt, GLMOE_LOGITS_LAST);
@@ -155,7 +156,7 @@ static bool teacher_forced(glmoe_model *m, const int32_t *prompt, size_t n_promp
               glmoe_context_eval(ctx, seq, n_prompt + n - 1, GLMOE_LOGITS_ALL) == GLMOE_OK &&
               glmoe_context_logits(ctx, &l, &rows) == GLMOE_OK;
     if (ok) memcpy(out, l + (n_prompt - 1) * (size_t)V, n * (size_t)V * sizeof *out);
-    else fprintf(stderr, "teacher-forced run: %s\n", ctx ? glmoe_context_errmsg(ctx) : glmoe_model_errmsg(m));
+    else fprintf(stderr, "teacher-forced run: %s\n", glmoe_context_errmsg(ctx));
     glmoe_context_free(ctx);
     free(seq);
     return ok;
@@ -348,7 +349,7 @@ int main(int argc, char **argv) {
     glmoe_context *ctx = NULL;
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = info.max_position_embeddings < 256 ? info.max_position_embeddings : 256;
-    CHECK(glmoe_context_create(&ctx, model, &cp) == GLMOE_OK, "%s", glmoe_model_errmsg(model));
+    CHECK(glmoe_context_create(&ctx, model, &cp) == GLMOE_OK, "%s", glmoe_context_errmsg(ctx));
 
     if (logits && ctx) {
         static const struct { const char *name; int chunks[4]; size_t n; } runs[] = {

@@ -171,7 +171,7 @@ static void *upload(ops_ctx *c, const void *init, size_t n) {
     if (!h) exit(2);
     memcpy(h, init, n * 4);
     for (size_t i = n; i < n + OPS_GUARD; i++) h[i] = GUARD_BITS;
-    if (c->be->ops->alloc(c->be, bytes, &d, &c->err) || c->be->ops->copy_in(c->be, d, h, bytes, &c->err)) {
+    if (c->be->ops->alloc(c->be, bytes, &d, &c->err) || c->be->ops->copy_in(c->ex, d, h, bytes, &c->err)) {
         fprintf(stderr, "[%s] cannot allocate or fill %zu bytes: %s\n", c->label, bytes, c->err.msg);
         exit(2);
     }
@@ -202,7 +202,7 @@ static bool download(ops_ctx *c, void *host, const void *dev, size_t n, const ch
     size_t bytes = (n + OPS_GUARD) * 4;
     uint32_t *h = malloc(bytes);
     if (!h) exit(2);
-    if (c->be->ops->copy_out(c->be, h, dev, bytes, &c->err)) {
+    if (c->be->ops->copy_out(c->ex, h, dev, bytes, &c->err)) {
         fprintf(stderr, "[%s] %s: copy_out failed: %s\n", c->label, what, c->err.msg);
         free(h);
         return false;

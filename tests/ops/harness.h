@@ -37,6 +37,7 @@ typedef struct ops_stats {
 
 typedef struct ops_ctx {
     gm_backend *be;
+    gm_exec *ex;          /* the execution state every op runs on (made by the caller) */
     const char *label;        /* e.g. "cpu x2": printed in every failure */
     uint64_t rng;
     gm_err err;

@@ -63,7 +63,8 @@ static int32_t greedy_first(glmoe_model *m, const golden *g, int32_t n_ctx, cons
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = n_ctx;
     if (glmoe_context_create(&ctx, m, &cp)) {
-        fprintf(stderr, "[%s] context: %s\n", label, glmoe_model_errmsg(m));
+        fprintf(stderr, "[%s] context: %s\n", label, glmoe_context_errmsg(ctx));
+        glmoe_context_free(ctx);
         return -1;
     }
     int32_t best = -1;
@@ -157,14 +158,18 @@ static void check_oom_backend(void) {
     float a[N], b[N], got[N];
     for (int i = 0; i < N; i++) a[i] = 0.25f * (float)(i % 97) + 1.0f, b[i] = -0.5f * (float)(i % 13) - 3.0f;
     float *da = NULL, *db = NULL;
+    gm_exec *ex = NULL;
     gm_err_clear(&err);
-    bool ok = !be->ops->alloc(be, sizeof a, (void **)&da, &err) && !be->ops->alloc(be, sizeof b, (void **)&db, &err) &&
-              !be->ops->copy_in(be, da, a, sizeof a, &err) && !be->ops->copy_in(be, db, b, sizeof b, &err) &&
-              !be->ops->add(be, da, db, N, &err) && !be->ops->copy_out(be, got, da, sizeof got, &err);
+    const gm_exec_sizes z = {.n_batch = 1, .n_ctx = 1, .hidden = N, .max_in = N, .max_out = N, .n_heads = 1, .head_dim = 1};
+    bool ok = !be->ops->exec_create(be, &z, &ex, &err) && !be->ops->alloc(be, sizeof a, (void **)&da, &err) &&
+              !be->ops->alloc(be, sizeof b, (void **)&db, &err) && !be->ops->copy_in(ex, da, a, sizeof a, &err) &&
+              !be->ops->copy_in(ex, db, b, sizeof b, &err) && !be->ops->add(ex, da, db, N, &err) &&
+              !be->ops->copy_out(ex, got, da, sizeof got, &err);
     for (int i = 0; ok && i < N; i++) ok = got[i] == a[i] + b[i];
     CHECK(ok, "an add after the refusals: %s", err.msg);
     if (da) be->ops->dealloc(be, da);
     if (db) be->ops->dealloc(be, db);
+    if (ex) be->ops->exec_free(ex);
     be->ops->free(be);
 }
 
@@ -202,9 +207,9 @@ static void check_oom_context(const char *dir, const golden *g) {
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = 4096;
     glmoe_status s = glmoe_context_create(&ctx, m, &cp);
-    CHECK(s == GLMOE_E_NOMEM && !ctx && says_bytes_and_free(glmoe_model_errmsg(m)),
-          "a context on a full device: status %d, \"%s\"", (int)s, glmoe_model_errmsg(m));
-    printf("out of memory: context: %s\n", glmoe_model_errmsg(m));
+    CHECK(s == GLMOE_E_NOMEM && ctx && says_bytes_and_free(glmoe_context_errmsg(ctx)),
+          "a context on a full device: status %d, \"%s\"", (int)s, glmoe_context_errmsg(ctx));
+    printf("out of memory: context: %s\n", glmoe_context_errmsg(ctx));
     glmoe_context_free(ctx);
 
     for (size_t i = 0; i < n; i++) hog->ops->dealloc(hog, bufs[i]);

@@ -414,7 +414,7 @@ static int prompt_public_api(void *arg) {
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = 256;
     glmoe_context *ctx = NULL;
-    EXPECT(glmoe_context_create(&ctx, model, &cp) == GLMOE_OK, "%s", glmoe_model_errmsg(model));
+    EXPECT(glmoe_context_create(&ctx, model, &cp) == GLMOE_OK, "%s", glmoe_context_errmsg(ctx));
     st = glmoe_context_eval(ctx, ids, n, GLMOE_LOGITS_LAST);
     EXPECT(st == GLMOE_E_CONTEXT && glmoe_context_errmsg(ctx)[0], "eval of %zu ids: status %d", n, st);
     EXPECT(glmoe_context_n_past(ctx) == 0, "nothing was evaluated");

@@ -233,8 +233,15 @@ static void test_api_misuse(void) {
     CHECK(glmoe_context_eval(ctx, ids, 1, GLMOE_LOGITS_LAST) == GLMOE_OK);
     glmoe_context_free(ctx);
     cp.n_ctx = 1 << 30;
-    CHECK(glmoe_context_create(&ctx, m, &cp) == GLMOE_E_ARG && ctx == NULL);
-    CHECK(strstr(glmoe_model_errmsg(m), "max_position_embeddings") != NULL, "%s", glmoe_model_errmsg(m));
+    CHECK(glmoe_context_create(&ctx, m, &cp) == GLMOE_E_ARG && ctx != NULL);
+    CHECK(strstr(glmoe_context_errmsg(ctx), "max_position_embeddings") != NULL, "%s", glmoe_context_errmsg(ctx));
+    CHECK(!glmoe_model_errmsg(m)[0], "a failed context wrote the model's message: %s", glmoe_model_errmsg(m));
+    CHECK(glmoe_context_eval(ctx, ids, 1, GLMOE_LOGITS_LAST) == GLMOE_E_ARG, "eval on a context that failed");
+    CHECK(strstr(glmoe_context_errmsg(ctx), "max_position_embeddings") != NULL, "the failed create's message is kept");
+    glmoe_context_free(ctx);
+    ctx = NULL;
+    CHECK(glmoe_context_create(&ctx, NULL, NULL) == GLMOE_E_ARG && ctx && strstr(glmoe_context_errmsg(ctx), "NULL"));
+    glmoe_context_free(ctx);
     glmoe_model_free(m);
 }
 

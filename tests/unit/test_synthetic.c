@@ -100,9 +100,9 @@ static float *run_tiny(gm_backend *be, const gm_config *c, uint64_t seed, gm_wei
     s = state_create(&state, c, be, 8, 16, &err);
     CHECK(s == GLMOE_OK, "state: %s", err.msg);
     if (!s) {
-        s = forward(c, w, be, &state, ids, T, 0, logits, &err);
+        s = forward(c, w, &state, ids, T, 0, logits, &err);
         CHECK(s == GLMOE_OK, "forward: %s", err.msg);
-        state_free(&state, be);
+        state_free(&state);
     }
     return logits;
 }
@@ -118,12 +118,12 @@ static void check_cpu_weights(const gm_config *c, const gm_weights *w) {
     for (int i = 0; i < c->n_experts; i++) zeros = zeros && rb[i] == 0.0f;
     CHECK(ones, "norm weights are 1");
     CHECK(zeros, "router bias is 0");
-    const uint16_t *d = L1->exp_down[5].data;
+    const uint16_t *d = L1->experts.down[5].data;
     double sq = 0;
-    const int64_t n = L1->exp_down[5].rows * L1->exp_down[5].cols;
+    const int64_t n = L1->experts.down[5].rows * L1->experts.down[5].cols;
     for (int64_t i = 0; i < n; i++) sq += (double)gm_bf16_to_f32(d[i]) * gm_bf16_to_f32(d[i]);
     CHECK(fabs(sqrt(sq / n) - 0.02) < 0.002, "expert 5 down std %g", sqrt(sq / n));
-    CHECK(memcmp(L1->exp_down[5].data, L1->exp_down[6].data, 64) != 0, "experts differ");
+    CHECK(memcmp(L1->experts.down[5].data, L1->experts.down[6].data, 64) != 0, "experts differ");
 }
 
 static double rel_l2(const float *a, const float *b, size_t n) {
@@ -163,20 +163,23 @@ int main(void) {
     } else {
         gm_weights wg;
         float *g = run_tiny(gpu, &c, 7, &wg);
+        gm_exec *ex = NULL; /* for the copies back */
+        const gm_exec_sizes z = model_exec_sizes(&c, 1, 16);
+        CHECK(gpu->ops->exec_create(gpu, &z, &ex, &gerr) == GLMOE_OK, "%s", gerr.msg);
         /* every matrix and vector of layer 1 (MoE) and the head, byte for byte */
         const gm_weight *pairs[][2] = {{&w1.lm_head, &wg.lm_head},
                                        {&w1.layers[1].wq, &wg.layers[1].wq},
                                        {&w1.layers[1].bq, &wg.layers[1].bq},
                                        {&w1.layers[1].q_norm, &wg.layers[1].q_norm},
                                        {&w1.layers[1].router, &wg.layers[1].router},
-                                       {&w1.layers[1].exp_up[7], &wg.layers[1].exp_up[7]},
+                                       {&w1.layers[1].experts.up[7], &wg.layers[1].experts.up[7]},
                                        {&w1.layers[1].sh_down, &wg.layers[1].sh_down},
                                        {&w1.layers[0].down, &wg.layers[0].down}};
-        for (size_t i = 0; g && i < sizeof pairs / sizeof pairs[0]; i++) {
+        for (size_t i = 0; g && ex && i < sizeof pairs / sizeof pairs[0]; i++) {
             const gm_weight *h = pairs[i][0], *dv = pairs[i][1];
             size_t bytes = (size_t)h->rows * h->cols * gm_wtype_size(h->type);
             void *copy = malloc(bytes);
-            CHECK(gpu->ops->copy_out(gpu, copy, dv->data, bytes, &gerr) == GLMOE_OK, "%s", gerr.msg);
+            CHECK(gpu->ops->copy_out(ex, copy, dv->data, bytes, &gerr) == GLMOE_OK, "%s", gerr.msg);
             CHECK(!memcmp(copy, h->data, bytes), "weight %zu: the GPU made other bytes than the CPU", i);
             free(copy);
         }
@@ -186,6 +189,7 @@ int main(void) {
             printf("cuda: synthetic weights identical to the CPU's; logits rel L2 %.2e\n", r);
         }
         free(g);
+        if (ex) gpu->ops->exec_free(ex);
         weights_release(&wg, &c, gpu);
         gpu->ops->free(gpu);
     }

@@ -177,7 +177,9 @@ bool cli_open(const char *cmd, const cli_model_opts *o, glmoe_model **model, glm
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = o->n_ctx;
     if ((s = glmoe_context_create(ctx, *model, &cp))) {
-        cli_error(cmd, "%s", glmoe_model_errmsg(*model));
+        cli_error(cmd, "%s", *ctx ? glmoe_context_errmsg(*ctx) : glmoe_status_str(s));
+        glmoe_context_free(*ctx);
+        *ctx = NULL;
         glmoe_model_free(*model);
         *model = NULL;
         return false;

@@ -110,7 +110,8 @@ int main(int argc, char **argv) {
     cp.n_batch = prompt_len;
     glmoe_context *ctx = NULL;
     if (glmoe_context_create(&ctx, model, &cp)) {
-        fprintf(stderr, "glmoe_gpu_bench: %s\n", glmoe_model_errmsg(model));
+        fprintf(stderr, "glmoe_gpu_bench: %s\n", glmoe_context_errmsg(ctx));
+        glmoe_context_free(ctx);
         glmoe_model_free(model);
         return 1;
     }

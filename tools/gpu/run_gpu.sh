@@ -20,6 +20,7 @@
 #      greedy generation (2100 tokens on glm45_like, the decode graph) whose first 64 ids equal
 #      the CPU's and whose per-step logits agree with the same GPU's prefill of those ids and
 #      with the CPU's (test_golden --long);
+#   4b. tests/threads/test_threads on the GPU: two threads x two contexts, logits bit for bit;
 #   5. bad state: tests/ops/test_cuda_state (out of device memory: a clear error naming bytes
 #      needed and free, then the GPU and the CPU still work), and the same with no visible GPU
 #      (CUDA_VISIBLE_DEVICES=): a SKIP / a clear error, and --device auto falls back to the CPU;
@@ -73,7 +74,7 @@ t=$(date +%s)
 if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
         "${CMAKE_EXTRA[@]}" > "$LOGS/configure.log" 2>&1 &&
    grep -q "CUDA backend ON" "$LOGS/configure.log" &&
-   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_cuda_state test_golden test_synthetic glmoe_gpu_bench glmoe_cli \
+   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_cuda_state test_golden test_synthetic test_threads glmoe_gpu_bench glmoe_cli \
        > "$LOGS/build.log" 2>&1; then
     row "build" "ok ($(secs $t) s)"
 else
@@ -128,6 +129,15 @@ steps() { grep "$1" "$log" | grep -o 'median [0-9.e+-]*, max [0-9.e+-]* at step 
 row "long greedy (glm45_like)" "$status: $(grep -o 'generation of [0-9]* tokens.*' "$log" | cut -c15-80); graphs recorded $(grep -c 'recorded as a graph' "$log"); first 64 ids vs CPU $(grep -o "CPU's: [A-Za-z]* ([0-9]* equal)" "$log" | cut -d' ' -f2-) $(grep -m1 -E '^(SKIP|FAIL)' "$log" | cut -c1-120)"
 row "  steps vs own prefill" "$(steps 'same device')"
 row "  steps vs CPU" "$(steps 'CPU fed')"
+
+# ---- 4b. threads: two threads x two contexts on the GPU give the one-thread logits bit for bit ----------
+t=$(date +%s)
+if timeout 300 "$BUILD/tests/threads/test_threads" "$ROOT" cuda > "$LOGS/threads_cuda.log" 2>&1 &&
+   ! grep -q '^SKIP' "$LOGS/threads_cuda.log"; then
+    row "threads (cuda)" "ok ($(secs $t) s): $(grep -m1 'contexts made' "$LOGS/threads_cuda.log")"
+else
+    fail "threads (cuda)" "$(grep -m1 -E '^(FAIL|SKIP)' "$LOGS/threads_cuda.log" | cut -c1-200)"
+fi
 
 # ---- 5. bad state: out of memory, no GPU ------------------------------------------------------------
 if timeout 120 "$BUILD/tests/ops/test_cuda_state" "$ROOT" > "$LOGS/cuda_state.log" 2>&1 && ! grep -q '^SKIP' "$LOGS/cuda_state.log"; then

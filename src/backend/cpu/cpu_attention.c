@@ -41,13 +41,13 @@ static void softmax_row(float *row, int64_t n, const float *mrow) {
     for (int64_t j = 0; j < n; j++) row[j] *= inv;
 }
 
-static void attention_gemm(cpu_backend *cb, float *out, const float *q, const float *kc, const float *vc,
+static void attention_gemm(cpu_exec *cx, float *out, const float *q, const float *kc, const float *vc,
                            const gm_attn_params *p, int64_t n_keys) {
     const int32_t T = p->n_tokens, nh = p->n_heads, nkv = p->n_kv_heads, D = p->head_dim, group = nh / nkv;
     const int64_t row = (int64_t)nkv * D;
-    int64_t block = (int64_t)(cb->attn_floats / (size_t)n_keys);
+    int64_t block = (int64_t)(cx->attn_floats / (size_t)n_keys);
     if (block > T) block = T;
-    float *S = cb->attn;
+    float *S = cx->attn;
     for (int32_t h = 0; h < nh; h++) {
         const int32_t g = h / group;
         for (int64_t t0 = 0; t0 < T; t0 += block) {
@@ -56,7 +56,7 @@ static void attention_gemm(cpu_backend *cb, float *out, const float *q, const fl
             const int64_t nk = p->n_past + t0 + bt;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bt, (int)nk, D, p->scale,
                         q + t0 * nh * D + (int64_t)h * D, nh * D, kc + (int64_t)g * D, (int)row, 0.0f, S, (int)nk);
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (bt * nk >= CPU_PARALLEL_MIN_WORK)
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (bt * nk >= CPU_PARALLEL_MIN_WORK)
             for (int64_t i = 0; i < bt; i++) {
                 float *r = S + i * nk;
                 const int64_t lim = p->n_past + t0 + i + 1; /* causal */
@@ -69,16 +69,16 @@ static void attention_gemm(cpu_backend *cb, float *out, const float *q, const fl
     }
 }
 
-glmoe_status cpu_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v,
+glmoe_status cpu_attention(gm_exec *ex, float *out, const float *q, const float *k, const float *v,
                            gm_kv *kv, int32_t layer, const gm_attn_params *p, gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
+    cpu_exec *cx = cpu_exec_of(ex);
     const int32_t T = p->n_tokens, nh = p->n_heads, nkv = p->n_kv_heads, D = p->head_dim;
     const int32_t group = nh / nkv;
     const int64_t n_keys = (int64_t)p->n_past + T;
     if (n_keys > kv->n_ctx)
         return gm_fail(err, GLMOE_E_CONTEXT, "attention: %lld positions exceed the cache of %d",
                        (long long)n_keys, kv->n_ctx);
-    if ((size_t)n_keys > cb->thread_scratch_floats)
+    if ((size_t)n_keys > cx->thread_scratch_floats)
         return gm_fail(err, GLMOE_E_BACKEND, "attention: scratch too small for %lld keys", (long long)n_keys);
 
     const size_t row = (size_t)nkv * (size_t)D;                 /* floats per position */
@@ -87,15 +87,15 @@ glmoe_status cpu_attention(gm_backend *be, float *out, const float *q, const flo
     memcpy(kc + (size_t)p->n_past * row, k, (size_t)T * row * sizeof(float));
     memcpy(vc + (size_t)p->n_past * row, v, (size_t)T * row * sizeof(float));
 
-    if (T >= ATTN_GEMM_MIN_T && cb->attn && (size_t)n_keys <= cb->attn_floats) {
-        attention_gemm(cb, out, q, kc, vc, p, n_keys);
+    if (T >= ATTN_GEMM_MIN_T && cx->attn && (size_t)n_keys <= cx->attn_floats) {
+        attention_gemm(cx, out, q, kc, vc, p, n_keys);
         return GLMOE_OK;
     }
-#pragma omp parallel for num_threads(cb->n_threads) schedule(dynamic, 1) collapse(2) \
+#pragma omp parallel for num_threads(cx->n_threads) schedule(dynamic, 1) collapse(2) \
     if ((int64_t)T * nh * n_keys * D >= CPU_PARALLEL_MIN_WORK)
     for (int32_t t = 0; t < T; t++) {
         for (int32_t h = 0; h < nh; h++) {
-            float *scores = cpu_thread_scratch(cb);
+            float *scores = cpu_thread_scratch(cx);
             const float *qv = q + ((size_t)t * nh + h) * D;
             const int32_t g = h / group;
             const int64_t n = (int64_t)p->n_past + t + 1; /* causal: keys 0..n_past+t */

@@ -39,12 +39,12 @@ static glmoe_status cpu_alloc(gm_backend *be, size_t bytes, void **out, gm_err *
 
 static void cpu_dealloc(gm_backend *be, void *p) { free(p); }
 
-static glmoe_status cpu_copy(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err) {
+static glmoe_status cpu_copy(gm_exec *ex, void *dst, const void *src, size_t bytes, gm_err *err) {
     if (bytes) memcpy(dst, src, bytes);
     return GLMOE_OK;
 }
 
-static glmoe_status cpu_sync(gm_backend *be, gm_err *err) { return GLMOE_OK; }
+static glmoe_status cpu_sync(gm_exec *ex, gm_err *err) { return GLMOE_OK; }
 
 void cpu_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, float *dst) {
     size_t base = (size_t)row * (size_t)w->cols + (size_t)c0;
@@ -137,76 +137,70 @@ static glmoe_status cpu_weight_synthetic(gm_backend *be, gm_weight *w, gm_wtype 
     return GLMOE_OK;
 }
 
-float *cpu_thread_scratch(cpu_backend *cb) {
-    return cb->thread_scratch + (size_t)omp_get_thread_num() * cb->thread_scratch_floats;
+float *cpu_thread_scratch(cpu_exec *cx) {
+    return cx->thread_scratch + (size_t)omp_get_thread_num() * cx->thread_scratch_floats;
 }
 
-/* Grows *p to hold n elements of size sz (never shrinks). */
-static int grow(void **p, size_t *have, size_t n, size_t sz) {
-    if (n <= *have) return 0;
-    void *q = alloc64(n * sz);
-    if (!q) return -1;
-    free(*p);
-    *p = q;
-    *have = n;
-    return 0;
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static void cpu_exec_free(gm_exec *ex) {
+    if (!ex) return;
+    cpu_exec *cx = cpu_exec_of(ex);
+    free(cx->convert);
+    free(cx->thread_scratch);
+    free(cx->attn);
+    free(cx->moe_x); free(cx->moe_gate); free(cx->moe_up); free(cx->moe_out);
+    free(cx->moe_rows); free(cx->moe_w); free(cx->moe_offsets); free(cx->moe_fill);
+    free(cx);
 }
 
-static glmoe_status cpu_reserve(gm_backend *be, const gm_reserve *r, gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
-    const gm_config *c = r->cfg;
-    int64_t T = r->n_batch;
-    /* Per thread: a converted weight row (the widest input dimension), attention scores over the
-     * whole context, the router's scores and one converted router row (3E + H). */
-    int64_t widest = c->hidden_size;
-    int64_t cands[] = {c->intermediate_size, (int64_t)c->n_heads * c->head_dim,
-                       (int64_t)c->moe_intermediate_size * (c->n_shared_experts > 0 ? c->n_shared_experts : 1),
-                       r->n_ctx, 3 * (int64_t)c->n_experts + c->hidden_size, c->vocab_size};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
-        if (cands[i] > widest) widest = cands[i];
-    size_t per_thread = (size_t)widest + 64;
-    size_t have = cb->thread_scratch_floats * (size_t)cb->n_threads;
-    if (per_thread > cb->thread_scratch_floats) {
-        if (grow((void **)&cb->thread_scratch, &have, per_thread * (size_t)cb->n_threads, sizeof(float)))
-            goto nomem;
-        cb->thread_scratch_floats = per_thread;
-    }
+static glmoe_status cpu_exec_create(gm_backend *be, const gm_exec_sizes *z, gm_exec **out, gm_err *err) {
+    *out = NULL;
+    cpu_exec *cx = calloc(1, sizeof *cx);
+    if (!cx) return gm_fail(err, GLMOE_E_NOMEM, "cpu: out of memory");
+    cx->base.be = be;
+    cx->n_threads = cpu_of(be)->n_threads;
+    const int64_t T = z->n_batch;
+    /* Per thread: a converted weight row (the widest input), attention scores over the whole
+     * context, the router's scores and one converted router row (3E + H). */
+    const int64_t widest = max64(max64(z->max_in, z->max_out), max64(z->n_ctx, 3 * (int64_t)z->n_experts + z->hidden));
+    cx->thread_scratch_floats = (size_t)widest + 64;
+    cx->thread_scratch = alloc64(cx->thread_scratch_floats * (size_t)cx->n_threads * sizeof(float));
     /* Prefill attention scores: query rows x keys, in blocks of at most 4M floats (16 MB), and at
      * least one row of the whole context. */
-    size_t attn = (size_t)T * (size_t)r->n_ctx;
+    size_t attn = (size_t)T * (size_t)z->n_ctx;
     if (attn > ((size_t)4 << 20)) attn = (size_t)4 << 20;
-    if (attn < (size_t)r->n_ctx) attn = (size_t)r->n_ctx;
-    if (grow((void **)&cb->attn, &cb->attn_floats, attn, sizeof(float))) goto nomem;
+    if (attn < (size_t)z->n_ctx) attn = (size_t)z->n_ctx;
+    cx->attn_floats = attn;
+    cx->attn = alloc64(attn * sizeof(float));
     /* sgemm works on chunks of converted weight rows: at most 4M floats (16 MB) at a time. */
-    if (grow((void **)&cb->convert, &cb->convert_floats, (size_t)4 << 20, sizeof(float))) goto nomem;
-
-    if (c->first_k_dense_replace < c->n_layers) {
-        size_t rows = (size_t)T * (size_t)c->n_experts_per_tok;
-        size_t H = (size_t)c->hidden_size, Im = (size_t)c->moe_intermediate_size, E = (size_t)c->n_experts;
-        if (rows > cb->moe_rows_cap || H > cb->moe_h_cap || Im > cb->moe_im_cap || E > cb->moe_experts_cap) {
-            free(cb->moe_x); free(cb->moe_gate); free(cb->moe_up); free(cb->moe_out);
-            free(cb->moe_rows); free(cb->moe_w); free(cb->moe_offsets); free(cb->moe_fill);
-            cb->moe_rows_cap = cb->moe_h_cap = cb->moe_im_cap = cb->moe_experts_cap = 0;
-            cb->moe_x = alloc64(rows * H * sizeof(float));
-            cb->moe_gate = alloc64(rows * Im * sizeof(float));
-            cb->moe_up = alloc64(rows * Im * sizeof(float));
-            cb->moe_out = alloc64(rows * H * sizeof(float));
-            cb->moe_rows = alloc64(rows * sizeof(int32_t));
-            cb->moe_w = alloc64(rows * sizeof(float));
-            cb->moe_offsets = alloc64((E + 1) * sizeof(int32_t));
-            cb->moe_fill = alloc64((E + 1) * sizeof(int32_t));
-            if (!cb->moe_x || !cb->moe_gate || !cb->moe_up || !cb->moe_out || !cb->moe_rows || !cb->moe_w ||
-                !cb->moe_offsets || !cb->moe_fill)
-                goto nomem;
-            cb->moe_rows_cap = rows;
-            cb->moe_h_cap = H;
-            cb->moe_im_cap = Im;
-            cb->moe_experts_cap = E;
-        }
+    cx->convert_floats = (size_t)4 << 20;
+    cx->convert = alloc64(cx->convert_floats * sizeof(float));
+    bool ok = cx->thread_scratch && cx->attn && cx->convert;
+    if (ok && z->n_experts > 0) {
+        const size_t rows = (size_t)T * (size_t)max64(z->top_k, 1);
+        const size_t H = (size_t)z->hidden, Im = (size_t)z->expert_width, E = (size_t)z->n_experts;
+        cx->moe_x = alloc64(rows * H * sizeof(float));
+        cx->moe_gate = alloc64(rows * Im * sizeof(float));
+        cx->moe_up = alloc64(rows * Im * sizeof(float));
+        cx->moe_out = alloc64(rows * H * sizeof(float));
+        cx->moe_rows = alloc64(rows * sizeof(int32_t));
+        cx->moe_w = alloc64(rows * sizeof(float));
+        cx->moe_offsets = alloc64((E + 1) * sizeof(int32_t));
+        cx->moe_fill = alloc64((E + 1) * sizeof(int32_t));
+        ok = cx->moe_x && cx->moe_gate && cx->moe_up && cx->moe_out && cx->moe_rows && cx->moe_w &&
+             cx->moe_offsets && cx->moe_fill;
+        cx->moe_rows_cap = rows;
+        cx->moe_h_cap = H;
+        cx->moe_im_cap = Im;
+        cx->moe_experts_cap = E;
     }
+    if (!ok) {
+        cpu_exec_free(&cx->base);
+        return gm_fail(err, GLMOE_E_NOMEM, "cpu: cannot allocate scratch for a batch of %d tokens", z->n_batch);
+    }
+    *out = &cx->base;
     return GLMOE_OK;
-nomem:
-    return gm_fail(err, GLMOE_E_NOMEM, "cpu: cannot allocate scratch for a batch of %d tokens", r->n_batch);
 }
 
 static glmoe_status cpu_kv_create(gm_backend *be, gm_kv **out, int32_t n_layers, int32_t n_ctx,
@@ -238,16 +232,7 @@ static void cpu_kv_free(gm_backend *be, gm_kv *kv) {
     free(kv);
 }
 
-static void cpu_free(gm_backend *be) {
-    if (!be) return;
-    cpu_backend *cb = cpu_of(be);
-    free(cb->convert);
-    free(cb->thread_scratch);
-    free(cb->attn);
-    free(cb->moe_x); free(cb->moe_gate); free(cb->moe_up); free(cb->moe_out);
-    free(cb->moe_rows); free(cb->moe_w); free(cb->moe_offsets); free(cb->moe_fill);
-    free(cb);
-}
+static void cpu_free(gm_backend *be) { free(be); }
 
 static const gm_backend_ops cpu_ops = {
     .name = "cpu",
@@ -260,7 +245,8 @@ static const gm_backend_ops cpu_ops = {
     .weight_bind = cpu_weight_bind,
     .weight_release = cpu_weight_release,
     .weight_synthetic = cpu_weight_synthetic,
-    .reserve = cpu_reserve,
+    .exec_create = cpu_exec_create,
+    .exec_free = cpu_exec_free,
     .kv_create = cpu_kv_create,
     .kv_free = cpu_kv_free,
     .embed = cpu_embed,

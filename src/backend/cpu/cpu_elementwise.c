@@ -10,24 +10,24 @@
 
 #include "backend/cpu/cpu_internal.h"
 
-glmoe_status cpu_embed(gm_backend *be, float *out, const gm_weight *table, const int32_t *ids,
+glmoe_status cpu_embed(gm_exec *ex, float *out, const gm_weight *table, const int32_t *ids,
                        int32_t T, gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
+    cpu_exec *cx = cpu_exec_of(ex);
     const int64_t H = table->cols;
     for (int32_t t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= table->rows)
             return gm_fail(err, GLMOE_E_TOKEN, "token id %d is outside the vocabulary [0, %lld)", ids[t],
                            (long long)table->rows);
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if ((int64_t)T * H >= CPU_PARALLEL_MIN_WORK)
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) if ((int64_t)T * H >= CPU_PARALLEL_MIN_WORK)
     for (int32_t t = 0; t < T; t++) cpu_weight_row_f32(table, ids[t], 0, H, out + (int64_t)t * H);
     return GLMOE_OK;
 }
 
-glmoe_status cpu_add_rmsnorm(gm_backend *be, float *out, float *resid, const float *delta,
+glmoe_status cpu_add_rmsnorm(gm_exec *ex, float *out, float *resid, const float *delta,
                              const gm_weight *w, int64_t rows, int64_t cols, float eps, gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
+    cpu_exec *cx = cpu_exec_of(ex);
     const float *wf = w->data;
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (rows * cols >= CPU_PARALLEL_MIN_WORK)
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (rows * cols >= CPU_PARALLEL_MIN_WORK)
     for (int64_t r = 0; r < rows; r++) {
         float *x = resid + r * cols;
         if (delta)
@@ -41,17 +41,17 @@ glmoe_status cpu_add_rmsnorm(gm_backend *be, float *out, float *resid, const flo
     return GLMOE_OK;
 }
 
-glmoe_status cpu_add(gm_backend *be, float *resid, const float *delta, int64_t n, gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (n >= CPU_PARALLEL_MIN_WORK)
+glmoe_status cpu_add(gm_exec *ex, float *resid, const float *delta, int64_t n, gm_err *err) {
+    cpu_exec *cx = cpu_exec_of(ex);
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (n >= CPU_PARALLEL_MIN_WORK)
     for (int64_t i = 0; i < n; i++) resid[i] += delta[i];
     return GLMOE_OK;
 }
 
-glmoe_status cpu_swiglu(gm_backend *be, float *out, const float *gate, const float *up, int64_t n,
+glmoe_status cpu_swiglu(gm_exec *ex, float *out, const float *gate, const float *up, int64_t n,
                         gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (n >= CPU_PARALLEL_MIN_WORK)
+    cpu_exec *cx = cpu_exec_of(ex);
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (n >= CPU_PARALLEL_MIN_WORK)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
@@ -59,14 +59,14 @@ glmoe_status cpu_swiglu(gm_backend *be, float *out, const float *gate, const flo
     return GLMOE_OK;
 }
 
-glmoe_status cpu_rope(gm_backend *be, float *x, const int32_t *pos, int32_t T, int32_t n_heads,
+glmoe_status cpu_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads,
                       int32_t head_dim, int32_t rotary_dim, float theta, gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
+    cpu_exec *cx = cpu_exec_of(ex);
     const int32_t half = rotary_dim / 2;
     float inv_freq[2048];
     if (half > 2048) return gm_fail(err, GLMOE_E_UNSUPPORTED, "rope: %d rotary dims is over 4096", rotary_dim);
     for (int32_t i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)rotary_dim);
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if ((int64_t)T * n_heads * rotary_dim >= CPU_PARALLEL_MIN_WORK)
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) if ((int64_t)T * n_heads * rotary_dim >= CPU_PARALLEL_MIN_WORK)
     for (int32_t t = 0; t < T; t++) {
         for (int32_t i = 0; i < half; i++) {
             float a = (float)pos[t] * inv_freq[i];

@@ -14,21 +14,26 @@
 typedef struct cpu_backend {
     gm_backend base;
     int n_threads;
+} cpu_backend;
 
-    /* Scratch, sized by reserve(). */
+/* One sequence's scratch, sized once by exec_create (backend.h: state an evaluation writes lives
+ * here, so that two threads may evaluate two contexts of one model at once). */
+typedef struct cpu_exec {
+    gm_exec base;
+    int n_threads;
     float *convert;          /* weight rows converted to float32 for sgemm                  */
     size_t convert_floats;
     float *thread_scratch;   /* n_threads slices of thread_scratch_floats                    */
+    size_t thread_scratch_floats;
     float *attn;             /* prefill attention scores, a block of query rows x keys        */
     size_t attn_floats;
-    size_t thread_scratch_floats;
     float *moe_x, *moe_gate, *moe_up, *moe_out; /* expert-grouped rows of one expert         */
     int32_t *moe_rows;       /* token index of each grouped row                             */
     float *moe_w;            /* routing weight of each grouped row                          */
     int32_t *moe_offsets;    /* per expert: start of its rows in the grouped order (E + 1)   */
     int32_t *moe_fill;       /* per expert: rows placed so far                              */
     size_t moe_rows_cap, moe_h_cap, moe_im_cap, moe_experts_cap; /* what the MoE scratch holds */
-} cpu_backend;
+} cpu_exec;
 
 struct gm_kv {
     int32_t n_layers, n_ctx, n_kv_heads, head_dim;
@@ -36,6 +41,7 @@ struct gm_kv {
 };
 
 static inline cpu_backend *cpu_of(gm_backend *be) { return (cpu_backend *)be; }
+static inline cpu_exec *cpu_exec_of(gm_exec *ex) { return (cpu_exec *)ex; }
 
 /* Work (multiply-adds or elements) below which an op runs on the calling thread. Waking a team
  * costs tens of microseconds, and far more on a VM whose other vCPU is busy (measured on the
@@ -61,29 +67,28 @@ void cpu_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, 
 
 /* out[T, N] = x[T, K] · W^T for a dense weight; bias may be NULL. Chooses a bandwidth-bound
  * GEMV path for few rows and chunked conversion + OpenBLAS sgemm for many. */
-glmoe_status cpu_matmul(gm_backend *be, float *out, const float *x, const gm_weight *W,
+glmoe_status cpu_matmul(gm_exec *ex, float *out, const float *x, const gm_weight *W,
                         const gm_weight *bias, int32_t T, gm_err *err);
 
 /* The per-thread scratch slice of the calling OpenMP thread. */
-float *cpu_thread_scratch(cpu_backend *cb);
+float *cpu_thread_scratch(cpu_exec *cx);
 
-glmoe_status cpu_embed(gm_backend *be, float *out, const gm_weight *table, const int32_t *ids,
+glmoe_status cpu_embed(gm_exec *ex, float *out, const gm_weight *table, const int32_t *ids,
                        int32_t T, gm_err *err);
-glmoe_status cpu_add_rmsnorm(gm_backend *be, float *out, float *resid, const float *delta,
+glmoe_status cpu_add_rmsnorm(gm_exec *ex, float *out, float *resid, const float *delta,
                              const gm_weight *w, int64_t rows, int64_t cols, float eps, gm_err *err);
-glmoe_status cpu_add(gm_backend *be, float *resid, const float *delta, int64_t n, gm_err *err);
-glmoe_status cpu_swiglu(gm_backend *be, float *out, const float *gate, const float *up, int64_t n,
+glmoe_status cpu_add(gm_exec *ex, float *resid, const float *delta, int64_t n, gm_err *err);
+glmoe_status cpu_swiglu(gm_exec *ex, float *out, const float *gate, const float *up, int64_t n,
                         gm_err *err);
-glmoe_status cpu_rope(gm_backend *be, float *x, const int32_t *pos, int32_t T, int32_t n_heads,
+glmoe_status cpu_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads,
                       int32_t head_dim, int32_t rotary_dim, float theta, gm_err *err);
-glmoe_status cpu_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v,
+glmoe_status cpu_attention(gm_exec *ex, float *out, const float *q, const float *k, const float *v,
                            gm_kv *kv, int32_t layer, const gm_attn_params *p, gm_err *err);
-glmoe_status cpu_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x,
+glmoe_status cpu_moe_route(gm_exec *ex, int32_t *idx, float *weights, const float *x,
                            const gm_weight *router, const gm_weight *bias, const gm_route_params *p,
                            int32_t T, gm_err *err);
-glmoe_status cpu_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
-                             const float *weights, int32_t top_k, const gm_weight *gate,
-                             const gm_weight *up, const gm_weight *down, int32_t n_experts,
-                             int32_t T, gm_err *err);
+glmoe_status cpu_moe_experts(gm_exec *ex, float *out, bool accumulate, const float *x, const int32_t *idx,
+                             const float *weights, int32_t top_k, const gm_experts *bank, int32_t T,
+                             gm_err *err);
 
 #endif

@@ -17,12 +17,12 @@
 /* Below this many rows the GEMV path wins: sgemm's packing is not amortised. */
 #define GEMV_MAX_ROWS 8
 
-static void matmul_gemv(cpu_backend *cb, float *out, const float *x, const gm_weight *W,
+static void matmul_gemv(cpu_exec *cx, float *out, const float *x, const gm_weight *W,
                         const float *bias, int32_t T) {
     const int64_t N = W->rows, K = W->cols;
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (N * K * T >= CPU_PARALLEL_MIN_WORK)
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (N * K * T >= CPU_PARALLEL_MIN_WORK)
     for (int64_t n = 0; n < N; n++) {
-        float *row = cpu_thread_scratch(cb);
+        float *row = cpu_thread_scratch(cx);
         const float *wrow;
         if (W->type == GM_W_F32) {
             wrow = (const float *)W->data + n * K;
@@ -35,10 +35,10 @@ static void matmul_gemv(cpu_backend *cb, float *out, const float *x, const gm_we
     }
 }
 
-static void matmul_gemm(cpu_backend *cb, float *out, const float *x, const gm_weight *W,
+static void matmul_gemm(cpu_exec *cx, float *out, const float *x, const gm_weight *W,
                         const float *bias, int32_t T) {
     const int64_t N = W->rows, K = W->cols;
-    int64_t chunk = (int64_t)(cb->convert_floats / (size_t)K);
+    int64_t chunk = (int64_t)(cx->convert_floats / (size_t)K);
     if (chunk < 1) chunk = 1;
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         int64_t nc = N - n0 < chunk ? N - n0 : chunk;
@@ -46,31 +46,31 @@ static void matmul_gemm(cpu_backend *cb, float *out, const float *x, const gm_we
         if (W->type == GM_W_F32) {
             wc = (const float *)W->data + n0 * K;
         } else {
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (nc * K >= CPU_PARALLEL_MIN_WORK)
-            for (int64_t i = 0; i < nc; i++) cpu_weight_row_f32(W, n0 + i, 0, K, cb->convert + i * K);
-            wc = cb->convert;
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (nc * K >= CPU_PARALLEL_MIN_WORK)
+            for (int64_t i = 0; i < nc; i++) cpu_weight_row_f32(W, n0 + i, 0, K, cx->convert + i * K);
+            wc = cx->convert;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)nc, (int)K, 1.0f, x, (int)K, wc, (int)K,
                     0.0f, out + n0, (int)N);
     }
     if (bias) {
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) if (T * N >= CPU_PARALLEL_MIN_WORK)
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (T * N >= CPU_PARALLEL_MIN_WORK)
         for (int64_t t = 0; t < T; t++)
             for (int64_t n = 0; n < N; n++) out[t * N + n] += bias[n];
     }
 }
 
-glmoe_status cpu_matmul(gm_backend *be, float *out, const float *x, const gm_weight *W,
+glmoe_status cpu_matmul(gm_exec *ex, float *out, const float *x, const gm_weight *W,
                         const gm_weight *bias, int32_t T, gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
+    cpu_exec *cx = cpu_exec_of(ex);
     const float *b = bias && bias->data ? (const float *)bias->data : NULL;
     if (T <= 0) return GLMOE_OK;
-    if ((size_t)W->cols + 64 > cb->thread_scratch_floats)
+    if ((size_t)W->cols + 64 > cx->thread_scratch_floats)
         return gm_fail(err, GLMOE_E_BACKEND, "cpu: matmul with %lld inputs exceeds the reserved scratch",
                        (long long)W->cols);
     if (T <= GEMV_MAX_ROWS)
-        matmul_gemv(cb, out, x, W, b, T);
+        matmul_gemv(cx, out, x, W, b, T);
     else
-        matmul_gemm(cb, out, x, W, b, T);
+        matmul_gemm(cx, out, x, W, b, T);
     return GLMOE_OK;
 }

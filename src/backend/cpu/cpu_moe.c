@@ -31,19 +31,19 @@ static void top_k(const float *v, int32_t n, int32_t k, int32_t *out) {
     }
 }
 
-glmoe_status cpu_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x,
+glmoe_status cpu_moe_route(gm_exec *ex, int32_t *idx, float *weights, const float *x,
                            const gm_weight *router, const gm_weight *bias, const gm_route_params *p,
                            int32_t T, gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
+    cpu_exec *cx = cpu_exec_of(ex);
     const int32_t E = p->n_experts, K = p->top_k, H = (int32_t)router->cols;
     const int32_t per_group = E / p->n_group;
     const float *b = bias && bias->data ? bias->data : NULL;
-    if ((size_t)3 * E + H + 64 > cb->thread_scratch_floats)
+    if ((size_t)3 * E + H + 64 > cx->thread_scratch_floats)
         return gm_fail(err, GLMOE_E_BACKEND, "moe_route: scratch too small for %d experts", E);
-#pragma omp parallel for num_threads(cb->n_threads) schedule(static) \
+#pragma omp parallel for num_threads(cx->n_threads) schedule(static) \
     if (T > 1 && (int64_t)T * E * H >= CPU_PARALLEL_MIN_WORK)
     for (int32_t t = 0; t < T; t++) {
-        float *s = cpu_thread_scratch(cb), *c = s + E, *wrow = c + E;
+        float *s = cpu_thread_scratch(cx), *c = s + E, *wrow = c + E;
         const float *u = x + (size_t)t * H;
         for (int32_t e = 0; e < E; e++) {
             cpu_weight_row_f32(router, e, 0, H, wrow);
@@ -85,20 +85,21 @@ glmoe_status cpu_moe_route(gm_backend *be, int32_t *idx, float *weights, const f
     return GLMOE_OK;
 }
 
-glmoe_status cpu_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
-                             const float *weights, int32_t top_k_n, const gm_weight *gate,
-                             const gm_weight *up, const gm_weight *down, int32_t n_experts,
-                             int32_t T, gm_err *err) {
-    cpu_backend *cb = cpu_of(be);
+glmoe_status cpu_moe_experts(gm_exec *ex, float *out, bool accumulate, const float *x, const int32_t *idx,
+                             const float *weights, int32_t top_k_n, const gm_experts *bank, int32_t T,
+                             gm_err *err) {
+    cpu_exec *cx = cpu_exec_of(ex);
+    const gm_weight *gate = bank->gate, *up = bank->up, *down = bank->down;
+    const int32_t n_experts = bank->n;
     const int64_t H = down[0].rows, Im = gate[0].rows;
     const int64_t n_rows = (int64_t)T * top_k_n;
-    if ((size_t)n_rows > cb->moe_rows_cap || (size_t)H > cb->moe_h_cap || (size_t)Im > cb->moe_im_cap ||
-        (size_t)n_experts > cb->moe_experts_cap)
+    if ((size_t)n_rows > cx->moe_rows_cap || (size_t)H > cx->moe_h_cap || (size_t)Im > cx->moe_im_cap ||
+        (size_t)n_experts > cx->moe_experts_cap)
         return gm_fail(err, GLMOE_E_BACKEND,
                        "moe_experts: %lld rows of width %lld/%lld over %d experts exceed the reserved scratch",
                        (long long)n_rows, (long long)H, (long long)Im, n_experts);
     /* Counting sort of the (token, slot) assignments by expert. */
-    int32_t *off = cb->moe_offsets, *fill = cb->moe_fill;
+    int32_t *off = cx->moe_offsets, *fill = cx->moe_fill;
     memset(off, 0, ((size_t)n_experts + 1) * sizeof *off);
     for (int64_t r = 0; r < n_rows; r++) {
         int32_t e = idx[r];
@@ -110,28 +111,28 @@ glmoe_status cpu_moe_experts(gm_backend *be, float *out, bool accumulate, const 
     memcpy(fill, off, (size_t)n_experts * sizeof *fill);
     for (int64_t r = 0; r < n_rows; r++) {
         int32_t e = idx[r], slot = fill[e]++;
-        cb->moe_rows[slot] = (int32_t)(r / top_k_n);
-        cb->moe_w[slot] = weights[r];
-        memcpy(cb->moe_x + (size_t)slot * H, x + (size_t)(r / top_k_n) * H, (size_t)H * sizeof(float));
+        cx->moe_rows[slot] = (int32_t)(r / top_k_n);
+        cx->moe_w[slot] = weights[r];
+        memcpy(cx->moe_x + (size_t)slot * H, x + (size_t)(r / top_k_n) * H, (size_t)H * sizeof(float));
     }
     glmoe_status s;
     for (int32_t e = 0; e < n_experts; e++) {
         int32_t n = off[e + 1] - off[e];
         if (n == 0) continue;
-        const float *xe = cb->moe_x + (size_t)off[e] * H;
-        float *g = cb->moe_gate + (size_t)off[e] * Im, *u = cb->moe_up + (size_t)off[e] * Im;
-        float *o = cb->moe_out + (size_t)off[e] * H;
-        if ((s = cpu_matmul(be, g, xe, &gate[e], NULL, n, err))) return s;
-        if ((s = cpu_matmul(be, u, xe, &up[e], NULL, n, err))) return s;
-        if ((s = cpu_swiglu(be, g, g, u, (int64_t)n * Im, err))) return s;
-        if ((s = cpu_matmul(be, o, g, &down[e], NULL, n, err))) return s;
+        const float *xe = cx->moe_x + (size_t)off[e] * H;
+        float *g = cx->moe_gate + (size_t)off[e] * Im, *u = cx->moe_up + (size_t)off[e] * Im;
+        float *o = cx->moe_out + (size_t)off[e] * H;
+        if ((s = cpu_matmul(ex, g, xe, &gate[e], NULL, n, err))) return s;
+        if ((s = cpu_matmul(ex, u, xe, &up[e], NULL, n, err))) return s;
+        if ((s = cpu_swiglu(ex, g, g, u, (int64_t)n * Im, err))) return s;
+        if ((s = cpu_matmul(ex, o, g, &down[e], NULL, n, err))) return s;
     }
     if (!accumulate) memset(out, 0, (size_t)T * (size_t)H * sizeof(float));
     /* Weighted sum back into the tokens. */
     for (int64_t r = 0; r < n_rows; r++) {
-        float w = cb->moe_w[r];
-        float *dst = out + (size_t)cb->moe_rows[r] * H;
-        const float *src = cb->moe_out + (size_t)r * H;
+        float w = cx->moe_w[r];
+        float *dst = out + (size_t)cx->moe_rows[r] * H;
+        const float *src = cx->moe_out + (size_t)r * H;
         for (int64_t i = 0; i < H; i++) dst[i] += w * src[i];
     }
     return GLMOE_OK;

@@ -266,28 +266,25 @@ __global__ void kv_store_kernel(KT *kc, KT *vc, const float *k, const float *v, 
 }
 
 template <typename KT, int DC>
-static glmoe_status launch_attn(cuda_backend *cb, const attn_args &a, int splits, gm_err *err) {
+static glmoe_status launch_attn(cuda_exec *cx, const attn_args &a, int splits, gm_err *err) {
     const size_t smem = ((size_t)ATTN_ROWS * a.D + 2 * (size_t)ATTN_BKV * (a.D | 1)) * sizeof(float);
-    static size_t allowed = 48 * 1024; /* per instantiation; raised once */
-    if (smem > allowed) {
-        glmoe_status s = cuda_allow_smem((const void *)attn_kernel<KT, DC>, smem, err);
-        if (s) return s;
-        allowed = smem;
-    }
+    static size_t allowed = 48 * 1024; /* per instantiation */
+    glmoe_status s = cuda_allow_smem((const void *)attn_kernel<KT, DC>, smem, &allowed, err);
+    if (s) return s;
     dim3 grid(cu_blocks((int64_t)a.T * a.ratio, ATTN_ROWS), (unsigned)a.nkv, (unsigned)splits);
-    attn_kernel<KT, DC><<<grid, ATTN_WARPS * 32, smem, cb->stream>>>(a);
+    attn_kernel<KT, DC><<<grid, ATTN_WARPS * 32, smem, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
 
 template <typename KT>
-static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, attn_args a, gm_err *err) {
+static glmoe_status run_attention(cuda_exec *cx, cuda_kv *kv, int32_t layer, attn_args a, gm_err *err) {
     const int64_t kv_row = (int64_t)a.nkv * a.D;
     KT *kc = (KT *)kv->k + (int64_t)layer * kv->n_ctx * kv_row, *vc = (KT *)kv->v + (int64_t)layer * kv->n_ctx * kv_row;
     const int64_t n_new = (int64_t)a.T * kv_row;
     unsigned blocks = cu_blocks(n_new, 256);
-    if (blocks > (unsigned)cb->sm_count * 16) blocks = (unsigned)cb->sm_count * 16;
-    kv_store_kernel<KT><<<blocks, 256, 0, cb->stream>>>(kc, vc, (const float *)a.kc, (const float *)a.vc, n_new, kv_row,
+    if (blocks > (unsigned)cx->cb->sm_count * 16) blocks = (unsigned)cx->cb->sm_count * 16;
+    kv_store_kernel<KT><<<blocks, 256, 0, cx->stream>>>(kc, vc, (const float *)a.kc, (const float *)a.vc, n_new, kv_row,
                                                          a.past, a.n_past, a.T, a.n_ctx);
     CU_LAUNCHED();
     a.kc = kc;
@@ -299,11 +296,10 @@ static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, 
      * many splits (some empty while the context is short). */
     const bool tc = cuda_attention_tc_fits(a.D, sizeof(KT) == 2);
     if (!tc && a.T >= 32) { /* said once: prefills of this model take the slower float32 kernel */
-        static bool said = false;
-        if (!said)
+        static int said;
+        if (cu_first_time(&said))
             gm_info("cuda: attention with head_dim %d and a %s cache runs on the float32 kernel, not the tensor cores "
                     "(which take a bf16 cache and head_dim 128)", a.D, sizeof(KT) == 2 ? "bf16" : "float32");
-        said = true;
     }
     const int rows_per_block = tc ? CUDA_ATTN_TC_ROWS : ATTN_ROWS, min_split = tc ? CUDA_ATTN_TC_KEYS : ATTN_MIN_SPLIT_KEYS;
     const int tile = tc ? CUDA_ATTN_TC_KEYS : ATTN_BKV;
@@ -311,12 +307,12 @@ static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, 
     const int64_t keys_max = a.past ? a.n_ctx : a.n_keys;
     int splits = 1;
     const size_t part_need = (size_t)a.T * a.nh * (size_t)(a.D + 2);
-    if (a.T <= ATTN_SPLIT_TOKENS && blocks_1 < 2 * cb->sm_count && keys_max >= 2 * min_split) {
-        int64_t want = (2 * cb->sm_count + blocks_1 - 1) / blocks_1;
+    if (a.T <= ATTN_SPLIT_TOKENS && blocks_1 < 2 * cx->cb->sm_count && keys_max >= 2 * min_split) {
+        int64_t want = (2 * cx->cb->sm_count + blocks_1 - 1) / blocks_1;
         int64_t most = keys_max / min_split;
         splits = (int)(want < most ? want : most);
         if (splits > ATTN_MAX_SPLITS) splits = ATTN_MAX_SPLITS;
-        if ((size_t)splits * part_need > cb->attn_part_floats) splits = 1;
+        if ((size_t)splits * part_need > cx->attn_part_floats) splits = 1;
     }
     a.split_len = a.n_keys;
     a.part = nullptr;
@@ -326,28 +322,28 @@ static glmoe_status run_attention(cuda_backend *cb, cuda_kv *kv, int32_t layer, 
             a.split_len = (a.split_len + tile - 1) / tile * tile;
             splits = (a.n_keys + a.split_len - 1) / a.split_len;
         }
-        a.part = cb->attn_part;
+        a.part = cx->attn_part;
     }
     glmoe_status s;
     if (tc) {
         const cuda_attn_tc_args t = {a.out, a.q, (const __nv_bfloat16 *)kc, (const __nv_bfloat16 *)vc, a.mask, a.part,
                                      a.past, a.fault, a.T, a.n_past, a.nh, a.nkv, a.ratio, a.n_ctx,
                                      splits > 1 ? a.split_len : a.n_keys + tile, a.scale};
-        s = cuda_attention_tc(cb, t, splits, err);
-    } else if (a.D <= 32) s = launch_attn<KT, 1>(cb, a, splits, err);
-    else if (a.D <= 64) s = launch_attn<KT, 2>(cb, a, splits, err);
-    else if (a.D <= 128) s = launch_attn<KT, 4>(cb, a, splits, err);
-    else s = launch_attn<KT, 8>(cb, a, splits, err);
+        s = cuda_attention_tc(cx, t, splits, err);
+    } else if (a.D <= 32) s = launch_attn<KT, 1>(cx, a, splits, err);
+    else if (a.D <= 64) s = launch_attn<KT, 2>(cx, a, splits, err);
+    else if (a.D <= 128) s = launch_attn<KT, 4>(cx, a, splits, err);
+    else s = launch_attn<KT, 8>(cx, a, splits, err);
     if (s || splits == 1) return s;
     const int rows = a.T * a.nh;
-    attn_combine_kernel<<<cu_blocks(rows, 8), 256, 0, cb->stream>>>(a.out, a.part, rows, a.D, splits);
+    attn_combine_kernel<<<cu_blocks(rows, 8), 256, 0, cx->stream>>>(a.out, a.part, rows, a.D, splits);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
 
-glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v, gm_kv *h,
+glmoe_status cuda_attention(gm_exec *ex, float *out, const float *q, const float *k, const float *v, gm_kv *h,
                             int32_t layer, const gm_attn_params *p, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
+    cuda_exec *cx = cuda_exec_of(ex);
     cuda_kv *kv = (cuda_kv *)h;
     const int64_t n_keys = (int64_t)p->n_past + p->n_tokens;
     if (n_keys > kv->n_ctx)
@@ -371,7 +367,7 @@ glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const fl
     a.mask = p->mask;
     a.part = nullptr;
     a.past = p->n_past_mem;
-    a.fault = cb->d_fault;
+    a.fault = cx->d_fault;
     a.n_ctx = kv->n_ctx;
     a.T = p->n_tokens;
     a.n_past = p->n_past;
@@ -382,6 +378,6 @@ glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const fl
     a.n_keys = (int)n_keys;
     a.split_len = (int)n_keys;
     a.scale = p->scale;
-    if (kv->bf16) return run_attention<__nv_bfloat16>(cb, kv, layer, a, err);
-    return run_attention<float>(cb, kv, layer, a, err);
+    if (kv->bf16) return run_attention<__nv_bfloat16>(cx, kv, layer, a, err);
+    return run_attention<float>(cx, kv, layer, a, err);
 }

@@ -205,9 +205,9 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
 
 bool cuda_attention_tc_fits(int D, bool bf16_cache) { return bf16_cache && D == TC_D; }
 
-glmoe_status cuda_attention_tc(cuda_backend *cb, const cuda_attn_tc_args &a, int splits, gm_err *err) {
+glmoe_status cuda_attention_tc(cuda_exec *cx, const cuda_attn_tc_args &a, int splits, gm_err *err) {
     dim3 grid((unsigned)((a.T * a.ratio + TC_ROWS - 1) / TC_ROWS), (unsigned)a.nkv, (unsigned)splits);
-    attn_tc_kernel<<<grid, TC_WARPS * 32, 0, cb->stream>>>(a);
+    attn_tc_kernel<<<grid, TC_WARPS * 32, 0, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
 }

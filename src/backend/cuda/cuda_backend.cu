@@ -1,26 +1,32 @@
 /*
- * cuda_backend.cu — the CUDA backend's vtable, device selection, memory, weight upload, scratch,
- * KV cache and fault reporting. The ops live in cuda_matmul.cu, cuda_elementwise.cu,
- * cuda_attention.cu and cuda_moe.cu.
+ * cuda_backend.cu — the CUDA backend's vtable, device selection, memory, weight upload, execution
+ * states (stream, cuBLAS handle, scratch), KV cache and fault reporting. The ops live in
+ * cuda_matmul.cu, cuda_elementwise.cu, cuda_attention.cu and cuda_moe.cu.
+ *
+ * Threads: the backend (cuda_backend) is what a model shares: the device and the weights. Each
+ * context has an execution state (cuda_exec) with its own stream, cuBLAS handle, fault words,
+ * pinned slots and scratch, so that two threads evaluate two contexts at once without sharing
+ * anything they write. Weights are uploaded on the backend's load stream; an exec's stream waits
+ * for the last upload (an event, once per generation of uploads) before the ops it queues next.
  *
  * Weights are uploaded once, in their stored dtype, from the file mapping through two pinned
  * staging slots (the copy of one slot overlaps the memcpy into the other); the mapping may be
  * unaligned (MLX files), which the memcpy absorbs. Progress goes to the log every 2 GB. Small
  * vectors bound as GM_BIND_VECTOR_F32 are converted to float32 on the host first.
  *
- * Inputs: copy_in goes through pinned slots (small copies: a ring of CUDA_INPUT_SLOTS, each
- * reused once its event has completed; large ones: the weight staging slots), so that a decode
- * step's ids and positions never wait for the device.
+ * Inputs: copy_in goes through the exec's pinned slots (small copies: a ring of
+ * CUDA_INPUT_SLOTS, each reused once its event has completed; large ones: the exec's io slot),
+ * so that a decode step's ids and positions never wait for the device.
  *
  * Faults: kernels never trap on bad data (a token id or expert index out of range); they write
- * {code, value, limit} to device words that copy_out() and sync() read back after waiting, and
- * turn into an error. So no op waits for the host within a step.
+ * {code, value, limit} to the exec's device words, which copy_out() and sync() read back after
+ * waiting and turn into an error. So no op waits for the host within a step.
  *
- * Graphs: graph_capture_begin/end record the ops of one step on the stream (stream capture) and
- * instantiate them; graph_replay launches the instance. A recording is refused for copies,
- * waits and lazily made tables (they would be recorded with stale host pointers); the model
- * runs one step op by op first, which makes those tables. GLMOE_CUDA_GRAPHS=0 (or the option
- * no_graphs) declines every recording, so that both paths can be timed in one build.
+ * Graphs: graph_capture_begin/end record the ops of one step on the exec's stream (stream
+ * capture, thread-local mode: other threads may allocate meanwhile) and instantiate them;
+ * graph_replay launches the instance. A recording is refused for copies and waits (they would
+ * be recorded with stale host pointers). GLMOE_CUDA_GRAPHS=0 (or the option no_graphs) declines
+ * every recording, so that both paths can be timed in one build.
  * Left out on purpose: multi-GPU, host-memory offload of weights that do not fit.
  */
 #include <stdio.h>
@@ -55,9 +61,12 @@ glmoe_status cublas_fail(gm_err *err, cublasStatus_t s, const char *stmt, const 
                    line, (int)s, cublasGetStatusString(s));
 }
 
-glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, gm_err *err) {
-    if (bytes <= 48 * 1024) return GLMOE_OK;
+glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, size_t *allowed, gm_err *err) {
+    if (bytes <= __atomic_load_n(allowed, __ATOMIC_RELAXED)) return GLMOE_OK;
     CU_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    size_t seen = __atomic_load_n(allowed, __ATOMIC_RELAXED);
+    while (seen < bytes && !__atomic_compare_exchange_n(allowed, &seen, bytes, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
     return GLMOE_OK;
 }
 
@@ -85,36 +94,40 @@ static glmoe_status dev_alloc(cuda_backend *cb, void **p, size_t bytes, const ch
 
 /* ---- faults and waits ------------------------------------------------------------------------- */
 
-/* Process-wide, for benchmarks (cuda_backend_counters_get). */
-static cuda_backend_counters g_counters;
+/* Process-wide, for benchmarks (cuda_backend_counters_get); updated atomically, since several
+ * threads may run execs at once. */
+static uint64_t g_wait_ns, g_waits, g_graphs_recorded, g_graph_replays;
 
-extern "C" void cuda_backend_counters_get(cuda_backend_counters *out) { *out = g_counters; }
+static void count(uint64_t *c, uint64_t n) { __atomic_fetch_add(c, n, __ATOMIC_RELAXED); }
+
+extern "C" void cuda_backend_counters_get(cuda_backend_counters *out) {
+    out->wait_s = 1e-9 * (double)__atomic_load_n(&g_wait_ns, __ATOMIC_RELAXED);
+    out->waits = __atomic_load_n(&g_waits, __ATOMIC_RELAXED);
+    out->graphs_recorded = __atomic_load_n(&g_graphs_recorded, __ATOMIC_RELAXED);
+    out->graph_replays = __atomic_load_n(&g_graph_replays, __ATOMIC_RELAXED);
+}
 
 /* A copy or a wait would be recorded as part of the graph (with a host pointer that is only
- * valid now), or break the recording; so would a table made lazily. */
-glmoe_status cuda_refuse_if_capturing(cuda_backend *cb, const char *what, gm_err *err) {
-    if (!cb->capturing) return GLMOE_OK;
-    cb->capture_broken = true;
+ * valid now), or break the recording. */
+glmoe_status cuda_refuse_if_capturing(cuda_exec *cx, const char *what, gm_err *err) {
+    if (!cx->capturing) return GLMOE_OK;
+    cx->capture_broken = true;
     return gm_fail(err, GLMOE_E_BACKEND, "cuda: %s while a step is being recorded as a graph", what);
 }
 
-static glmoe_status not_capturing(cuda_backend *cb, const char *what, gm_err *err) {
-    return cuda_refuse_if_capturing(cb, what, err);
-}
-
-/* Waits for the stream, then turns a fault raised by a kernel into an error (and clears it). */
-static glmoe_status wait_and_check(cuda_backend *cb, gm_err *err) {
-    glmoe_status s = not_capturing(cb, "a wait for the GPU", err);
+/* Waits for the exec's stream, then turns a fault raised by a kernel into an error (and clears it). */
+static glmoe_status wait_and_check(cuda_exec *cx, gm_err *err) {
+    glmoe_status s = cuda_refuse_if_capturing(cx, "a wait for the GPU", err);
     if (s) return s;
-    CU_TRY(cudaMemcpyAsync(cb->h_fault, cb->d_fault, CUDA_FAULT_WORDS * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                           cb->stream));
+    CU_TRY(cudaMemcpyAsync(cx->h_fault, cx->d_fault, CUDA_FAULT_WORDS * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                           cx->stream));
     const double t0 = now_s();
-    CU_TRY(cudaStreamSynchronize(cb->stream));
-    g_counters.wait_s += now_s() - t0;
-    g_counters.waits++;
-    if (cb->h_fault[0] == CUDA_FAULT_NONE) return GLMOE_OK;
-    int32_t code = cb->h_fault[0], value = cb->h_fault[1], limit = cb->h_fault[2];
-    CU_TRY(cudaMemsetAsync(cb->d_fault, 0, CUDA_FAULT_WORDS * sizeof(int32_t), cb->stream));
+    CU_TRY(cudaStreamSynchronize(cx->stream));
+    count(&g_wait_ns, (uint64_t)((now_s() - t0) * 1e9));
+    count(&g_waits, 1);
+    if (cx->h_fault[0] == CUDA_FAULT_NONE) return GLMOE_OK;
+    int32_t code = cx->h_fault[0], value = cx->h_fault[1], limit = cx->h_fault[2];
+    CU_TRY(cudaMemsetAsync(cx->d_fault, 0, CUDA_FAULT_WORDS * sizeof(int32_t), cx->stream));
     switch (code) {
     case CUDA_FAULT_TOKEN:
         return gm_fail(err, GLMOE_E_TOKEN, "token id %d is outside the vocabulary [0, %d)", value, limit);
@@ -132,69 +145,87 @@ static glmoe_status wait_and_check(cuda_backend *cb, gm_err *err) {
 /* ---- memory ----------------------------------------------------------------------------------- */
 
 static glmoe_status cuda_alloc(gm_backend *be, size_t bytes, void **out, gm_err *err) {
-    return dev_alloc(cuda_of(be), out, bytes, "a buffer", err);
+    cuda_backend *cb = cuda_of(be);
+    CU_TRY(cudaSetDevice(cb->device)); /* the current device is per host thread */
+    return dev_alloc(cb, out, bytes, "a buffer", err);
 }
 
 static void cuda_dealloc(gm_backend *be, void *p) {
     if (p) cudaFree(p);
 }
 
-static glmoe_status stage_copy(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err);
-static glmoe_status ensure_staging(cuda_backend *cb, gm_err *err);
-#define STAGING_SLOT_BYTES ((size_t)32 << 20) /* each of the two pinned slots */
-
-/* Small inputs go through a pinned slot (a copy from pageable memory makes the driver stage it
- * itself, slower and with less control); src is free for reuse when this returns. */
-static glmoe_status cuda_copy_in(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
-    glmoe_status s = not_capturing(cb, "copy_in", err);
-    if (s || !bytes) return s;
-    if (bytes > CUDA_INPUT_SLOT_BYTES) return stage_copy(cb, dst, src, bytes, err);
-    const int slot = cb->input_next;
-    cb->input_next = (cb->input_next + 1) % CUDA_INPUT_SLOTS;
-    CU_TRY(cudaEventSynchronize(cb->input_done[slot])); /* its previous copy has left the slot */
-    memcpy(cb->input_slot[slot], src, bytes);
-    CU_TRY(cudaMemcpyAsync(dst, cb->input_slot[slot], bytes, cudaMemcpyHostToDevice, cb->stream));
-    CU_TRY(cudaEventRecord(cb->input_done[slot], cb->stream));
+/* Before the exec's next ops: the current device of this thread, and every weight uploaded so far. */
+static glmoe_status exec_enter(cuda_exec *cx, gm_err *err) {
+    cuda_backend *cb = cx->cb;
+    CU_TRY(cudaSetDevice(cb->device));
+    if (cx->weights_gen_seen != cb->weights_gen) {
+        CU_TRY(cudaStreamWaitEvent(cx->stream, cb->weights_ready, 0));
+        cx->weights_gen_seen = cb->weights_gen;
+    }
     return GLMOE_OK;
 }
 
-static glmoe_status cuda_copy_out(gm_backend *be, void *dst, const void *src, size_t bytes, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
-    glmoe_status s0 = not_capturing(cb, "copy_out", err);
-    if (s0) return s0;
-    /* A model whose weights were generated on the device never uploaded anything: the slots are
-     * made here then (a copy into pageable memory would also block inside cudaMemcpyAsync,
-     * outside the wait that the counters measure). */
-    if (bytes > ((size_t)64 << 10) && bytes <= STAGING_SLOT_BYTES && (s0 = ensure_staging(cb, err))) return s0;
-    if (bytes && cb->staging[0] && bytes <= cb->staging_bytes) {
-        /* Through a pinned slot: a copy into pageable memory runs at a fraction of the speed, and
-         * the logits cross on every decode step. The slot's last upload precedes this copy on the
-         * stream, and nothing uses the slot again before the memcpy below (we wait first). */
-        CU_TRY(cudaMemcpyAsync(cb->staging[0], src, bytes, cudaMemcpyDeviceToHost, cb->stream));
-        glmoe_status s = wait_and_check(cb, err);
-        if (s) return s;
-        memcpy(dst, cb->staging[0], bytes);
+/* Small inputs go through a pinned slot (a copy from pageable memory makes the driver stage it
+ * itself, slower and with less control); src is free for reuse when this returns. Larger ones go
+ * through the io slot in pieces, each waiting for the previous piece to leave it. */
+static glmoe_status cuda_copy_in(gm_exec *ex, void *dst, const void *src, size_t bytes, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    glmoe_status s = cuda_refuse_if_capturing(cx, "copy_in", err);
+    if (s || (s = exec_enter(cx, err)) || !bytes) return s;
+    if (bytes > CUDA_INPUT_SLOT_BYTES) {
+        for (size_t done = 0; done < bytes;) {
+            const size_t n = bytes - done < cx->io_slot_bytes ? bytes - done : cx->io_slot_bytes;
+            CU_TRY(cudaStreamSynchronize(cx->stream)); /* the slot's previous piece has left */
+            memcpy(cx->io_slot, (const char *)src + done, n);
+            CU_TRY(cudaMemcpyAsync((char *)dst + done, cx->io_slot, n, cudaMemcpyHostToDevice, cx->stream));
+            done += n;
+        }
         return GLMOE_OK;
     }
-    if (bytes) CU_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cb->stream));
-    return wait_and_check(cb, err);
+    const int slot = cx->input_next;
+    cx->input_next = (cx->input_next + 1) % CUDA_INPUT_SLOTS;
+    CU_TRY(cudaEventSynchronize(cx->input_done[slot])); /* its previous copy has left the slot */
+    memcpy(cx->input_slot[slot], src, bytes);
+    CU_TRY(cudaMemcpyAsync(dst, cx->input_slot[slot], bytes, cudaMemcpyHostToDevice, cx->stream));
+    CU_TRY(cudaEventRecord(cx->input_done[slot], cx->stream));
+    return GLMOE_OK;
 }
 
-static glmoe_status cuda_sync(gm_backend *be, gm_err *err) { return wait_and_check(cuda_of(be), err); }
+/* Through the pinned io slot, in pieces: a copy into pageable memory runs at a fraction of the
+ * speed and blocks outside the wait the counters measure, and the logits cross every step. */
+static glmoe_status cuda_copy_out(gm_exec *ex, void *dst, const void *src, size_t bytes, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    glmoe_status s = cuda_refuse_if_capturing(cx, "copy_out", err);
+    if (s || (s = exec_enter(cx, err))) return s;
+    if (!bytes) return wait_and_check(cx, err);
+    for (size_t done = 0; done < bytes;) {
+        const size_t n = bytes - done < cx->io_slot_bytes ? bytes - done : cx->io_slot_bytes;
+        CU_TRY(cudaMemcpyAsync(cx->io_slot, (const char *)src + done, n, cudaMemcpyDeviceToHost, cx->stream));
+        if ((s = wait_and_check(cx, err))) return s;
+        memcpy((char *)dst + done, cx->io_slot, n);
+        done += n;
+    }
+    return GLMOE_OK;
+}
+
+static glmoe_status cuda_sync(gm_exec *ex, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    glmoe_status s = exec_enter(cx, err);
+    return s ? s : wait_and_check(cx, err);
+}
 
 /* ---- weights ---------------------------------------------------------------------------------- */
 
+#define STAGING_SLOT_BYTES ((size_t)32 << 20) /* each of the two pinned slots */
 #define UPLOAD_REPORT_BYTES ((uint64_t)2 << 30)
 
-/* Copies bytes from host memory (any alignment) to the device through the two large pinned
- * slots, allocated on first use; src is free for reuse when this returns. */
+/* The two large pinned slots, allocated on first use. */
 static glmoe_status ensure_staging(cuda_backend *cb, gm_err *err) {
     if (cb->staging[0]) return GLMOE_OK;
     for (int i = 0; i < 2; i++) {
         CU_TRY(cudaHostAlloc(&cb->staging[i], STAGING_SLOT_BYTES, cudaHostAllocDefault));
         CU_TRY(cudaEventCreateWithFlags(&cb->staged[i], cudaEventDisableTiming));
-        CU_TRY(cudaEventRecord(cb->staged[i], cb->stream));
+        CU_TRY(cudaEventRecord(cb->staged[i], cb->load_stream));
     }
     cb->staging_bytes = STAGING_SLOT_BYTES;
     cb->upload_t0 = now_s();
@@ -202,7 +233,17 @@ static glmoe_status ensure_staging(cuda_backend *cb, gm_err *err) {
     return GLMOE_OK;
 }
 
-static glmoe_status stage_copy(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err) {
+/* After work on the load stream that ops will read: execs wait for it before their next ops. */
+static glmoe_status weights_changed(cuda_backend *cb, gm_err *err) {
+    CU_TRY(cudaEventRecord(cb->weights_ready, cb->load_stream));
+    cb->weights_gen++;
+    return GLMOE_OK;
+}
+
+/* Copies bytes from host memory (any alignment) to the device on the load stream, through the
+ * staging slots; src is free for reuse when this returns. A progress line every
+ * UPLOAD_REPORT_BYTES. */
+static glmoe_status stage_upload(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err) {
     glmoe_status st = ensure_staging(cb, err);
     if (st) return st;
     const char *s = (const char *)src;
@@ -213,23 +254,31 @@ static glmoe_status stage_copy(cuda_backend *cb, void *dst, const void *src, siz
         cb->staging_next ^= 1;
         CU_TRY(cudaEventSynchronize(cb->staged[slot])); /* its previous copy has left the slot */
         memcpy(cb->staging[slot], s + done, n);
-        CU_TRY(cudaMemcpyAsync(d + done, cb->staging[slot], n, cudaMemcpyHostToDevice, cb->stream));
-        CU_TRY(cudaEventRecord(cb->staged[slot], cb->stream));
+        CU_TRY(cudaMemcpyAsync(d + done, cb->staging[slot], n, cudaMemcpyHostToDevice, cb->load_stream));
+        CU_TRY(cudaEventRecord(cb->staged[slot], cb->load_stream));
         done += n;
     }
-    return GLMOE_OK;
-}
-
-/* stage_copy for weights, with a progress line every UPLOAD_REPORT_BYTES. */
-static glmoe_status stage_upload(cuda_backend *cb, void *dst, const void *src, size_t bytes, gm_err *err) {
-    glmoe_status s = stage_copy(cb, dst, src, bytes, err);
-    if (s) return s;
     cb->uploaded += bytes;
     if (cb->uploaded >= cb->next_report) {
         double dt = now_s() - cb->upload_t0;
         gm_info("cuda: %.1f GB of weights uploaded to %s (%.1f GB/s)", (double)cb->uploaded / 1e9, cb->device_name,
                 dt > 0 ? (double)cb->uploaded / 1e9 / dt : 0.0);
         cb->next_report += UPLOAD_REPORT_BYTES;
+    }
+    return weights_changed(cb, err);
+}
+
+glmoe_status cuda_upload_table(cuda_backend *cb, void **dev, const void *host, size_t bytes, gm_err *err) {
+    *dev = NULL;
+    CU_TRY(cudaSetDevice(cb->device));
+    glmoe_status s = dev_alloc(cb, dev, bytes, "a device table", err);
+    if (s) return s;
+    cudaError_t e = cudaMemcpyAsync(*dev, host, bytes, cudaMemcpyHostToDevice, cb->load_stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(cb->load_stream);
+    if (e != cudaSuccess) {
+        cudaFree(*dev);
+        *dev = NULL;
+        return cuda_fail(err, e, "cudaMemcpyAsync", __func__, __FILE__, __LINE__);
     }
     return GLMOE_OK;
 }
@@ -244,6 +293,7 @@ static glmoe_status cuda_weight_bind(gm_backend *be, gm_weight *w, const gm_host
     w->data = NULL;
     const size_t n = (size_t)src->rows * (size_t)src->cols;
     glmoe_status s;
+    CU_TRY(cudaSetDevice(cb->device));
     if (kind == GM_BIND_VECTOR_F32) {
         float *f = (float *)malloc(n * sizeof(float) + 1);
         if (!f) return gm_fail(err, GLMOE_E_NOMEM, "cuda: cannot allocate %zu host bytes", n * sizeof(float));
@@ -304,16 +354,16 @@ static glmoe_status cuda_weight_synthetic(gm_backend *be, gm_weight *w, gm_wtype
     if (type != GM_W_F32 && type != GM_W_BF16)
         return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: synthetic weights are F32 or BF16, not %s", gm_wtype_name(type));
     glmoe_status s;
-    if ((s = not_capturing(cb, "a synthetic weight", err))) return s;
+    CU_TRY(cudaSetDevice(cb->device));
     const int64_t n = rows * cols;
     const size_t size = (size_t)n * gm_wtype_size(type);
     void *d = NULL;
     if ((s = dev_alloc(cb, &d, size, "a synthetic weight", err))) return s;
     const int blocks = (int)(n / 256 + 1 < 8192 ? n / 256 + 1 : 8192);
     if (type == GM_W_F32)
-        synthetic_fill_kernel<float><<<blocks, 256, 0, cb->stream>>>((float *)d, n, seed, mean, std);
+        synthetic_fill_kernel<float><<<blocks, 256, 0, cb->load_stream>>>((float *)d, n, seed, mean, std);
     else
-        synthetic_fill_kernel<__nv_bfloat16><<<blocks, 256, 0, cb->stream>>>((__nv_bfloat16 *)d, n, seed, mean, std);
+        synthetic_fill_kernel<__nv_bfloat16><<<blocks, 256, 0, cb->load_stream>>>((__nv_bfloat16 *)d, n, seed, mean, std);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) {
         cudaFree(d);
@@ -321,7 +371,7 @@ static glmoe_status cuda_weight_synthetic(gm_backend *be, gm_weight *w, gm_wtype
     }
     *w = (gm_weight){type, rows, cols, d, d};
     *bytes = size;
-    return GLMOE_OK;
+    return weights_changed(cb, err);
 }
 
 static void cuda_weight_release(gm_backend *be, gm_weight *w) {
@@ -331,93 +381,121 @@ static void cuda_weight_release(gm_backend *be, gm_weight *w) {
     w->data = NULL;
 }
 
-/* ---- scratch ---------------------------------------------------------------------------------- */
-
-/* Grows device buffer *p to n elements of size sz (contents are not kept). */
-static glmoe_status grow(cuda_backend *cb, void **p, size_t *have, size_t n, size_t sz, const char *what, gm_err *err) {
-    if (n <= *have && *p) return GLMOE_OK;
-    if (*p) cudaFree(*p);
-    *p = NULL;
-    *have = 0;
-    cb->epoch++; /* recorded graphs that used the old buffer are stale */
-    glmoe_status s = dev_alloc(cb, p, n * sz, what, err);
-    if (!s) *have = n;
-    return s;
-}
+/* ---- execution states ------------------------------------------------------------------------- */
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 /* Split-KV attention keeps partials for up to this many splits of up to 16 query tokens. */
 #define ATTN_MAX_SPLITS 32
 #define ATTN_SPLIT_TOKENS 16
+/* Large copies in and out go through a pinned slot of this many bytes at most, in pieces. */
+#define IO_SLOT_BYTES ((size_t)4 << 20)
 
-static glmoe_status cuda_reserve(gm_backend *be, const gm_reserve *r, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
-    const gm_config *c = r->cfg;
-    const int64_t T = r->n_batch;
-    glmoe_status s;
+static void cuda_exec_free(gm_exec *ex) {
+    if (!ex) return;
+    cuda_exec *cx = cuda_exec_of(ex);
+    cudaSetDevice(cx->cb->device);
+    if (cx->stream) cudaStreamSynchronize(cx->stream);
+    for (int i = 0; i < CUDA_INPUT_SLOTS; i++) {
+        if (cx->input_slot[i]) cudaFreeHost(cx->input_slot[i]);
+        if (cx->input_done[i]) cudaEventDestroy(cx->input_done[i]);
+    }
+    void *dev[] = {cx->d_fault, cx->split, cx->attn_part, cx->rope_freq, cx->moe_counts, cx->moe_fill,
+                   cx->moe_offsets, cx->moe_ntiles, cx->moe_tiles, cx->moe_rows, cx->moe_slot_of, cx->moe_h,
+                   cx->moe_y, cx->route_logits, cx->moe_xs, cx->moe_hs, cx->moe_u};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        if (dev[i]) cudaFree(dev[i]);
+    void *pinned[] = {cx->h_fault, cx->io_slot, cx->moe_host_offsets};
+    for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++)
+        if (pinned[i]) cudaFreeHost(pinned[i]);
+    if (cx->cublas) cublasDestroy(cx->cublas);
+    if (cx->stream) cudaStreamDestroy(cx->stream);
+    free(cx);
+}
+
+/* A device buffer of n elements of sz bytes into *p, *cap = n, for exec_create. */
+static glmoe_status scratch(cuda_exec *cx, void **p, size_t *cap, size_t n, size_t sz, const char *what, gm_err *err) {
+    glmoe_status s = dev_alloc(cx->cb, p, n * sz, what, err);
+    if (!s && cap) *cap = n;
+    return s;
+}
+
+static glmoe_status exec_init(cuda_exec *cx, const gm_exec_sizes *z, gm_err *err) {
+    cuda_backend *cb = cx->cb;
     CU_TRY(cudaSetDevice(cb->device));
+    CU_TRY(cudaStreamCreateWithFlags(&cx->stream, cudaStreamNonBlocking));
+    CU_TRY(cudaMalloc((void **)&cx->d_fault, CUDA_FAULT_WORDS * sizeof(int32_t)));
+    CU_TRY(cudaMemsetAsync(cx->d_fault, 0, CUDA_FAULT_WORDS * sizeof(int32_t), cx->stream));
+    CU_TRY(cudaHostAlloc((void **)&cx->h_fault, CUDA_FAULT_WORDS * sizeof(int32_t), cudaHostAllocDefault));
+    for (int i = 0; i < CUDA_INPUT_SLOTS; i++) {
+        CU_TRY(cudaHostAlloc(&cx->input_slot[i], CUDA_INPUT_SLOT_BYTES, cudaHostAllocDefault));
+        CU_TRY(cudaEventCreateWithFlags(&cx->input_done[i], cudaEventDisableTiming));
+    }
+    /* The io slot holds a step's logits in one piece when they fit in IO_SLOT_BYTES. */
+    cx->io_slot_bytes = (size_t)max64((int64_t)CUDA_INPUT_SLOT_BYTES,
+                                      (int64_t)((size_t)z->max_out * sizeof(float) < IO_SLOT_BYTES
+                                                    ? (size_t)z->max_out * sizeof(float)
+                                                    : IO_SLOT_BYTES));
+    CU_TRY(cudaHostAlloc(&cx->io_slot, cx->io_slot_bytes, cudaHostAllocDefault));
+    CUBLAS_TRY(cublasCreate(&cx->cublas));
+    CUBLAS_TRY(cublasSetStream(cx->cublas, cx->stream));
+    /* No TF32 for float32 products; bf16 products use the tensor cores with float32 sums. */
+    CUBLAS_TRY(cublasSetMathMode(cx->cublas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                                             CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+
+    const size_t T = (size_t)z->n_batch;
+    glmoe_status s;
     /* cuBLAS path: x split into two bf16 halves, for the widest matmul input (K, not N). */
-    int64_t widest = c->hidden_size;
-    const int64_t cands[] = {c->intermediate_size, (int64_t)c->n_heads * c->head_dim,
-                             (int64_t)c->moe_intermediate_size * max64(c->n_shared_experts, 1)};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) widest = max64(widest, cands[i]);
-    if ((s = grow(cb, (void **)&cb->split, &cb->split_elems, (size_t)(2 * T * widest), sizeof(__nv_bfloat16),
-                  "matmul scratch", err)))
+    if ((s = scratch(cx, (void **)&cx->split, &cx->split_elems, 2 * T * (size_t)max64(z->max_in, z->hidden),
+                     sizeof(__nv_bfloat16), "matmul scratch", err)))
         return s;
     /* Split-KV partials: [splits][16 tokens x heads][D + 2]. */
-    size_t part = (size_t)ATTN_MAX_SPLITS * ATTN_SPLIT_TOKENS * (size_t)max64(c->n_heads, 1) *
-                  (size_t)(max64(c->head_dim, 1) + 2);
-    if ((s = grow(cb, (void **)&cb->attn_part, &cb->attn_part_floats, part, sizeof(float), "attention scratch", err)))
+    const size_t part = (size_t)ATTN_MAX_SPLITS * ATTN_SPLIT_TOKENS * (size_t)max64(z->n_heads, 1) *
+                        (size_t)(max64(z->head_dim, 1) + 2);
+    if ((s = scratch(cx, (void **)&cx->attn_part, &cx->attn_part_floats, part, sizeof(float), "attention scratch", err)))
         return s;
-    if (!cb->rope_freq) {
-        size_t have = 0;
-        if ((s = grow(cb, (void **)&cb->rope_freq, &have, 2048, sizeof(float), "rope table", err))) return s;
-    }
-    if (c->first_k_dense_replace < c->n_layers && c->n_experts > 0) {
-        const size_t rows = (size_t)T * (size_t)max64(c->n_experts_per_tok, 1);
-        const size_t E = (size_t)c->n_experts, H = (size_t)c->hidden_size, Im = (size_t)c->moe_intermediate_size;
+    if ((s = scratch(cx, (void **)&cx->rope_freq, NULL, 2048, sizeof(float), "rope table", err))) return s;
+    if (z->n_experts > 0) {
+        const size_t rows = T * (size_t)max64(z->top_k, 1);
+        const size_t E = (size_t)z->n_experts, H = (size_t)z->hidden, Im = (size_t)z->expert_width;
         const size_t tiles = (rows + CU_TILE_M - 1) / CU_TILE_M + E;
-        size_t have;
-        if (E > cb->moe_experts_cap) {
-            have = 0;
-            if ((s = grow(cb, (void **)&cb->moe_counts, &have, E + 1, 4, "MoE scratch", err))) return s;
-            have = 0;
-            if ((s = grow(cb, (void **)&cb->moe_fill, &have, E + 1, 4, "MoE scratch", err))) return s;
-            have = 0;
-            if ((s = grow(cb, (void **)&cb->moe_offsets, &have, E + 1, 4, "MoE scratch", err))) return s;
-            cb->moe_experts_cap = E;
-        }
-        if (!cb->moe_ntiles) {
-            have = 0;
-            if ((s = grow(cb, (void **)&cb->moe_ntiles, &have, 1, 4, "MoE scratch", err))) return s;
-        }
-        if ((s = grow(cb, (void **)&cb->moe_tiles, &cb->moe_tiles_cap, tiles, sizeof(int4), "MoE scratch", err)))
+        if ((s = scratch(cx, (void **)&cx->moe_counts, &cx->moe_experts_cap, E + 1, 4, "MoE scratch", err)) ||
+            (s = scratch(cx, (void **)&cx->moe_fill, NULL, E + 1, 4, "MoE scratch", err)) ||
+            (s = scratch(cx, (void **)&cx->moe_offsets, NULL, E + 1, 4, "MoE scratch", err)) ||
+            (s = scratch(cx, (void **)&cx->moe_ntiles, NULL, 1, 4, "MoE scratch", err)) ||
+            (s = scratch(cx, (void **)&cx->moe_tiles, &cx->moe_tiles_cap, tiles, sizeof(int4), "MoE scratch", err)) ||
+            (s = scratch(cx, (void **)&cx->moe_slot_of, NULL, rows, 4, "MoE scratch", err)) ||
+            (s = scratch(cx, (void **)&cx->moe_rows, &cx->moe_rows_cap, rows, 4, "MoE scratch", err)) ||
+            (s = scratch(cx, (void **)&cx->moe_h, &cx->moe_h_cap, rows * Im, sizeof(float), "MoE scratch", err)) ||
+            (s = scratch(cx, (void **)&cx->route_logits, &cx->route_logits_cap, T * E, sizeof(float), "router scratch",
+                         err)) ||
+            (s = scratch(cx, (void **)&cx->moe_y, &cx->moe_y_cap, rows * H, sizeof(float), "MoE scratch", err)))
             return s;
-        if (rows > cb->moe_rows_cap) {
-            have = 0;
-            if ((s = grow(cb, (void **)&cb->moe_slot_of, &have, rows, 4, "MoE scratch", err))) return s;
-            if ((s = grow(cb, (void **)&cb->moe_rows, &cb->moe_rows_cap, rows, 4, "MoE scratch", err))) return s;
-        }
-        if ((s = grow(cb, (void **)&cb->moe_h, &cb->moe_h_cap, rows * Im, sizeof(float), "MoE scratch", err))) return s;
-        if ((s = grow(cb, (void **)&cb->route_logits, &cb->route_logits_cap, (size_t)T * E, sizeof(float),
-                      "router scratch", err)))
-            return s;
-        if ((s = grow(cb, (void **)&cb->moe_y, &cb->moe_y_cap, rows * H, sizeof(float), "MoE scratch", err))) return s;
-        if (T >= cb->moe_cublas_min_tokens) { /* the cuBLAS expert path */
-            if ((s = grow(cb, (void **)&cb->moe_xs, &cb->moe_xs_cap, 2 * rows * H, sizeof(__nv_bfloat16), "MoE scratch", err)) ||
-                (s = grow(cb, (void **)&cb->moe_hs, &cb->moe_hs_cap, 2 * rows * Im, sizeof(__nv_bfloat16), "MoE scratch", err)) ||
-                (s = grow(cb, (void **)&cb->moe_u, &cb->moe_u_cap, rows * Im, sizeof(float), "MoE scratch", err)))
+        if ((int64_t)T >= cb->moe_cublas_min_tokens) { /* the cuBLAS expert path */
+            if ((s = scratch(cx, (void **)&cx->moe_xs, &cx->moe_xs_cap, 2 * rows * H, sizeof(__nv_bfloat16),
+                             "MoE scratch", err)) ||
+                (s = scratch(cx, (void **)&cx->moe_hs, &cx->moe_hs_cap, 2 * rows * Im, sizeof(__nv_bfloat16),
+                             "MoE scratch", err)) ||
+                (s = scratch(cx, (void **)&cx->moe_u, &cx->moe_u_cap, rows * Im, sizeof(float), "MoE scratch", err)))
                 return s;
-            if (E + 1 > cb->moe_host_offsets_cap) {
-                if (cb->moe_host_offsets) cudaFreeHost(cb->moe_host_offsets);
-                cb->moe_host_offsets = nullptr;
-                cb->moe_host_offsets_cap = 0;
-                CU_TRY(cudaMallocHost((void **)&cb->moe_host_offsets, (E + 1) * sizeof(int32_t)));
-                cb->moe_host_offsets_cap = E + 1;
-            }
+            CU_TRY(cudaMallocHost((void **)&cx->moe_host_offsets, (E + 1) * sizeof(int32_t)));
         }
     }
+    return GLMOE_OK;
+}
+
+static glmoe_status cuda_exec_create(gm_backend *be, const gm_exec_sizes *z, gm_exec **out, gm_err *err) {
+    *out = NULL;
+    cuda_exec *cx = (cuda_exec *)calloc(1, sizeof *cx);
+    if (!cx) return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
+    cx->base.be = be;
+    cx->cb = cuda_of(be);
+    glmoe_status s = exec_init(cx, z, err);
+    if (s) {
+        cuda_exec_free(&cx->base);
+        return s;
+    }
+    *out = &cx->base;
     return GLMOE_OK;
 }
 
@@ -469,35 +547,35 @@ static void cuda_kv_free(gm_backend *be, gm_kv *h) {
 
 struct gm_graph {
     cudaGraphExec_t exec;
-    uint64_t epoch;              /* cb->epoch when recorded */
     size_t nodes;
 };
 
-static glmoe_status cuda_graph_capture_begin(gm_backend *be, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
-    if (cb->graphs_off) return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: graphs are switched off (GLMOE_CUDA_GRAPHS=0)");
-    glmoe_status s = not_capturing(cb, "graph_capture_begin", err);
-    if (s) return s;
-    /* Thread-local: another thread's backend (another device, say) may go on allocating. */
-    CU_TRY(cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal));
-    cb->capturing = true;
-    cb->capture_broken = false;
+static glmoe_status cuda_graph_capture_begin(gm_exec *ex, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    if (cx->cb->graphs_off)
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: graphs are switched off (GLMOE_CUDA_GRAPHS=0)");
+    glmoe_status s = cuda_refuse_if_capturing(cx, "graph_capture_begin", err);
+    if (s || (s = exec_enter(cx, err))) return s;
+    /* Thread-local: other threads (other contexts) may go on allocating and freeing meanwhile. */
+    CU_TRY(cudaStreamBeginCapture(cx->stream, cudaStreamCaptureModeThreadLocal));
+    cx->capturing = true;
+    cx->capture_broken = false;
     return GLMOE_OK;
 }
 
-static glmoe_status cuda_graph_capture_end(gm_backend *be, gm_graph **out, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
+static glmoe_status cuda_graph_capture_end(gm_exec *ex, gm_graph **out, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
     *out = NULL;
-    if (!cb->capturing) return gm_fail(err, GLMOE_E_BACKEND, "cuda: graph_capture_end without graph_capture_begin");
-    cb->capturing = false;
+    if (!cx->capturing) return gm_fail(err, GLMOE_E_BACKEND, "cuda: graph_capture_end without graph_capture_begin");
+    cx->capturing = false;
     cudaGraph_t graph = NULL;
-    cudaError_t e = cudaStreamEndCapture(cb->stream, &graph);
+    cudaError_t e = cudaStreamEndCapture(cx->stream, &graph);
     if (e != cudaSuccess) {
         cudaGetLastError(); /* an invalidated capture is not sticky: clear it */
         if (graph) cudaGraphDestroy(graph);
         return cuda_fail(err, e, "cudaStreamEndCapture", __func__, __FILE__, __LINE__);
     }
-    if (cb->capture_broken) { /* an op was refused: the graph misses it */
+    if (cx->capture_broken) { /* an op was refused: the graph misses it */
         cudaGraphDestroy(graph);
         return gm_fail(err, GLMOE_E_BACKEND, "cuda: the recording is incomplete (an op was refused while recording)");
     }
@@ -516,29 +594,25 @@ static glmoe_status cuda_graph_capture_end(gm_backend *be, gm_graph **out, gm_er
         return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
     }
     g->exec = exec;
-    g->epoch = cb->epoch;
     g->nodes = nodes;
     *out = g;
     /* Its first launch would otherwise pay for moving the graph to the device. */
-    CU_TRY(cudaGraphUpload(exec, cb->stream));
-    g_counters.graphs_recorded++;
+    CU_TRY(cudaGraphUpload(exec, cx->stream));
+    count(&g_graphs_recorded, 1);
     gm_info("cuda: decode step recorded as a graph of %zu kernels and copies", nodes);
     return GLMOE_OK;
 }
 
-static glmoe_status cuda_graph_replay(gm_backend *be, gm_graph *g, bool *replayed, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
-    *replayed = false;
-    glmoe_status s = not_capturing(cb, "graph_replay", err);
-    if (s) return s;
-    if (!g || g->epoch != cb->epoch) return GLMOE_OK; /* scratch reallocated since: record again */
-    CU_TRY(cudaGraphLaunch(g->exec, cb->stream));
-    *replayed = true;
-    g_counters.graph_replays++;
+static glmoe_status cuda_graph_replay(gm_exec *ex, gm_graph *g, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    glmoe_status s = cuda_refuse_if_capturing(cx, "graph_replay", err);
+    if (s || (s = exec_enter(cx, err))) return s;
+    CU_TRY(cudaGraphLaunch(g->exec, cx->stream));
+    count(&g_graph_replays, 1);
     return GLMOE_OK;
 }
 
-static void cuda_graph_free(gm_backend *be, gm_graph *g) {
+static void cuda_graph_free(gm_exec *ex, gm_graph *g) {
     if (!g) return;
     cudaGraphExecDestroy(g->exec);
     free(g);
@@ -550,30 +624,30 @@ static void cuda_free(gm_backend *be) {
     if (!be) return;
     cuda_backend *cb = cuda_of(be);
     cudaSetDevice(cb->device);
-    if (cb->stream) cudaStreamSynchronize(cb->stream);
+    if (cb->load_stream) cudaStreamSynchronize(cb->load_stream);
     for (int i = 0; i < 2; i++) {
         if (cb->staging[i]) cudaFreeHost(cb->staging[i]);
         if (cb->staged[i]) cudaEventDestroy(cb->staged[i]);
     }
-    for (int i = 0; i < CUDA_INPUT_SLOTS; i++) {
-        if (cb->input_slot[i]) cudaFreeHost(cb->input_slot[i]);
-        if (cb->input_done[i]) cudaEventDestroy(cb->input_done[i]);
-    }
-    void *dev[] = {cb->d_fault, cb->split, cb->attn_part, cb->rope_freq, cb->moe_counts,
-                   cb->moe_fill, cb->moe_offsets, cb->moe_ntiles, cb->moe_tiles, cb->moe_rows, cb->moe_slot_of,
-                   cb->moe_h, cb->moe_y, cb->route_logits, cb->moe_xs, cb->moe_hs, cb->moe_u};
-    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
-        if (dev[i]) cudaFree(dev[i]);
-    if (cb->h_fault) cudaFreeHost(cb->h_fault);
-    if (cb->moe_host_offsets) cudaFreeHost(cb->moe_host_offsets);
-    for (size_t i = 0; i < cb->n_tables; i++) {
-        free(cb->tables[i].host);
-        if (cb->tables[i].dev) cudaFree(cb->tables[i].dev);
-    }
-    free(cb->tables);
-    if (cb->cublas) cublasDestroy(cb->cublas);
-    if (cb->stream) cudaStreamDestroy(cb->stream);
+    if (cb->weights_ready) cudaEventDestroy(cb->weights_ready);
+    if (cb->load_stream) cudaStreamDestroy(cb->load_stream);
     free(cb);
+}
+
+static glmoe_status cuda_check_fit(gm_backend *be, uint64_t bytes, const char *what, gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    CU_TRY(cudaSetDevice(cb->device));
+    size_t free_b = 0, total_b = 0;
+    CU_TRY(cudaMemGetInfo(&free_b, &total_b));
+    /* Keep room for cuBLAS' workspace, the activations and a small KV cache. */
+    const uint64_t margin = (uint64_t)512 << 20;
+    if (bytes + margin > free_b)
+        return gm_fail(err, GLMOE_E_NOMEM,
+                       "cuda: %s need %.2f GB (+%.2f GB working room) but %s has %.2f GB free of %.2f GB; "
+                       "use --device cpu or a smaller model",
+                       what, (double)bytes / 1e9, (double)margin / 1e9, cb->device_name, (double)free_b / 1e9,
+                       (double)total_b / 1e9);
+    return GLMOE_OK;
 }
 
 static gm_backend_ops make_ops(void) {
@@ -583,15 +657,19 @@ static gm_backend_ops make_ops(void) {
     o.free = cuda_free;
     o.alloc = cuda_alloc;
     o.dealloc = cuda_dealloc;
-    o.copy_in = cuda_copy_in;
-    o.copy_out = cuda_copy_out;
-    o.sync = cuda_sync;
+    o.check_fit = cuda_check_fit;
     o.weight_bind = cuda_weight_bind;
     o.weight_release = cuda_weight_release;
     o.weight_synthetic = cuda_weight_synthetic;
-    o.reserve = cuda_reserve;
+    o.prepare_experts = cuda_prepare_experts;
+    o.release_experts = cuda_release_experts;
+    o.exec_create = cuda_exec_create;
+    o.exec_free = cuda_exec_free;
     o.kv_create = cuda_kv_create;
     o.kv_free = cuda_kv_free;
+    o.copy_in = cuda_copy_in;
+    o.copy_out = cuda_copy_out;
+    o.sync = cuda_sync;
     o.embed = cuda_embed;
     o.add_rmsnorm = cuda_add_rmsnorm;
     o.add = cuda_add;
@@ -669,64 +747,23 @@ extern "C" glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_back
         return s;
     }
     /* From here on cuda_free() cleans up whatever was made. */
-#define CREATE_TRY(stmt)                                                                             \
-    do {                                                                                             \
-        cudaError_t e_ = (stmt);                                                                     \
-        if (e_ != cudaSuccess) {                                                                     \
-            s = cuda_fail(err, e_, #stmt, __func__, __FILE__, __LINE__);                             \
-            goto fail;                                                                               \
-        }                                                                                            \
-    } while (0)
-    CREATE_TRY(cudaSetDevice(cb->device));
-    CREATE_TRY(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking));
-    CREATE_TRY(cudaMalloc((void **)&cb->d_fault, CUDA_FAULT_WORDS * sizeof(int32_t)));
-    CREATE_TRY(cudaMemset(cb->d_fault, 0, CUDA_FAULT_WORDS * sizeof(int32_t)));
-    CREATE_TRY(cudaHostAlloc((void **)&cb->h_fault, CUDA_FAULT_WORDS * sizeof(int32_t), cudaHostAllocDefault));
-    for (int i = 0; i < CUDA_INPUT_SLOTS; i++) {
-        CREATE_TRY(cudaHostAlloc(&cb->input_slot[i], CUDA_INPUT_SLOT_BYTES, cudaHostAllocDefault));
-        CREATE_TRY(cudaEventCreateWithFlags(&cb->input_done[i], cudaEventDisableTiming));
-    }
-#undef CREATE_TRY
-    {
-        cublasStatus_t bs = cublasCreate(&cb->cublas);
-        if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(cb->cublas, cb->stream);
-        /* No TF32 for float32 products; bf16 products use the tensor cores with float32 sums. */
-        if (bs == CUBLAS_STATUS_SUCCESS)
-            bs = cublasSetMathMode(cb->cublas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
-                                                              CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
-        if (bs != CUBLAS_STATUS_SUCCESS) {
-            s = cublas_fail(err, bs, "cublasCreate", __func__, __FILE__, __LINE__);
-            goto fail;
-        }
+    cudaError_t e = cudaSetDevice(cb->device);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&cb->load_stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&cb->weights_ready, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        s = cuda_fail(err, e, "cudaStreamCreateWithFlags", __func__, __FILE__, __LINE__);
+        cuda_free(&cb->base);
+        return s;
     }
     gm_info("cuda: using %s, compute capability %d.%d, %d multiprocessors, KV cache %s, decode %s", cb->device_name,
             cb->cc_major, cb->cc_minor, cb->sm_count, cb->kv_bf16 ? "bf16" : "float32",
             cb->graphs_off ? "op by op" : "as a graph");
     *out = &cb->base;
     return GLMOE_OK;
-fail:
-    cuda_free(&cb->base);
-    return s;
 }
 
 extern "C" glmoe_status cuda_backend_create(gm_backend **out, int device_index, gm_err *err) {
     cuda_backend_options o = cuda_backend_options_default();
     o.device_index = device_index;
     return cuda_backend_create_ex(out, &o, err);
-}
-
-extern "C" glmoe_status cuda_backend_check_fit(gm_backend *be, uint64_t bytes, const char *what, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
-    CU_TRY(cudaSetDevice(cb->device));
-    size_t free_b = 0, total_b = 0;
-    CU_TRY(cudaMemGetInfo(&free_b, &total_b));
-    /* Keep room for cuBLAS' workspace, the activations and a small KV cache. */
-    const uint64_t margin = (uint64_t)512 << 20;
-    if (bytes + margin > free_b)
-        return gm_fail(err, GLMOE_E_NOMEM,
-                       "cuda: %s need %.2f GB (+%.2f GB working room) but %s has %.2f GB free of %.2f GB; "
-                       "use --device cpu or a smaller model",
-                       what, (double)bytes / 1e9, (double)margin / 1e9, cb->device_name, (double)free_b / 1e9,
-                       (double)total_b / 1e9);
-    return GLMOE_OK;
 }

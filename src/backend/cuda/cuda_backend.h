@@ -14,8 +14,9 @@
  * any other CUDA or cuBLAS failure → GLMOE_E_BACKEND naming the call, file:line and the driver's
  * message. Nothing here aborts.
  *
- * One backend is used by one host thread at a time (its scratch and stream are shared by its
- * ops), as with the CPU backend. Tested by tests/ops/test_ops.c (every op, through the vtable)
+ * Threads: as backend.h says: the backend is shared by the contexts of a model and read-only
+ * once the weights are bound; each context's execution state has its own stream, cuBLAS handle
+ * and scratch (cuda_backend.cu). Tested by tests/ops/test_ops.c (every op, through the vtable)
  * and by tests/golden/test_golden.c --device cuda (whole models against transformers).
  */
 #ifndef GLMOE_CUDA_BACKEND_H
@@ -67,11 +68,6 @@ void cuda_backend_counters_get(cuda_backend_counters *out);
 
 /* True if be is a CUDA backend. */
 bool cuda_backend_is(const gm_backend *be);
-
-/* Checks that `bytes` more (e.g. the model's weights) fit in the device's free memory, keeping a
- * margin for cuBLAS and the context; else GLMOE_E_NOMEM saying what needs how many bytes and how
- * many are free. `what` names the allocation in the message ("the weights"). */
-glmoe_status cuda_backend_check_fit(gm_backend *be, uint64_t bytes, const char *what, gm_err *err);
 
 /* The device's measured ceilings (cuda_probe.cu): copy bandwidth, bytes read + written per
  * second, and the rate of an n x n x n cuBLAS bf16 GEMM with fp32 accumulation. Takes about a

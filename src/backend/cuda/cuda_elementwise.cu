@@ -34,13 +34,13 @@ __global__ void embed_kernel(float *out, const WT *table, const int32_t *ids, in
     for (int64_t i = threadIdx.x; i < H; i += blockDim.x) o[i] = cu_to_f(row[i]);
 }
 
-glmoe_status cuda_embed(gm_backend *be, float *out, const gm_weight *table, const int32_t *ids, int32_t T,
+glmoe_status cuda_embed(gm_exec *ex, float *out, const gm_weight *table, const int32_t *ids, int32_t T,
                         gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
+    cuda_exec *cx = cuda_exec_of(ex);
     if (T <= 0) return GLMOE_OK;
     CU_DISPATCH_WTYPE(table->type, WT,
-                      embed_kernel<WT><<<T, 256, 0, cb->stream>>>(out, (const WT *)table->data, ids, table->rows,
-                                                                  table->cols, cb->d_fault));
+                      embed_kernel<WT><<<T, 256, 0, cx->stream>>>(out, (const WT *)table->data, ids, table->rows,
+                                                                  table->cols, cx->d_fault));
     CU_LAUNCHED();
     return GLMOE_OK;
 }
@@ -143,23 +143,23 @@ __global__ void __launch_bounds__(1024) add_rmsnorm_vec_kernel(float *out, float
     }
 }
 
-glmoe_status cuda_add_rmsnorm(gm_backend *be, float *out, float *resid, const float *delta, const gm_weight *w,
+glmoe_status cuda_add_rmsnorm(gm_exec *ex, float *out, float *resid, const float *delta, const gm_weight *w,
                               int64_t rows, int64_t cols, float eps, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
+    cuda_exec *cx = cuda_exec_of(ex);
     if (rows <= 0) return GLMOE_OK;
     if (rows > INT32_MAX) return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: add_rmsnorm over %lld rows", (long long)rows);
     if (cols % 4 == 0 && cols / 4 <= NORM_VEC * 1024 && cu_aligned(out, 16) && cu_aligned(resid, 16) &&
         cu_aligned(delta, 16) && cu_aligned(w->data, 16)) {
         int threads = (int)((cols / 4 + NORM_VEC - 1) / NORM_VEC);
         threads = (threads + 31) / 32 * 32;
-        add_rmsnorm_vec_kernel<<<(unsigned)rows, threads, 0, cb->stream>>>(out, resid, delta, (const float *)w->data,
+        add_rmsnorm_vec_kernel<<<(unsigned)rows, threads, 0, cx->stream>>>(out, resid, delta, (const float *)w->data,
                                                                           (int)cols, eps);
         CU_LAUNCHED();
         return GLMOE_OK;
     }
     /* Short rows (per-head QK-norm) get a smaller block. */
     const int threads = cols <= 128 ? 64 : cols <= 1024 ? 128 : NORM_THREADS;
-    add_rmsnorm_kernel<<<(unsigned)rows, threads, 0, cb->stream>>>(out, resid, delta, (const float *)w->data, cols,
+    add_rmsnorm_kernel<<<(unsigned)rows, threads, 0, cx->stream>>>(out, resid, delta, (const float *)w->data, cols,
                                                                    eps);
     CU_LAUNCHED();
     return GLMOE_OK;
@@ -172,12 +172,12 @@ __global__ void add_kernel(float *resid, const float *delta, int64_t n) {
         resid[i] += delta[i];
 }
 
-glmoe_status cuda_add(gm_backend *be, float *resid, const float *delta, int64_t n, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
+glmoe_status cuda_add(gm_exec *ex, float *resid, const float *delta, int64_t n, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
     if (n <= 0) return GLMOE_OK;
     unsigned blocks = cu_blocks(n, 256);
-    if (blocks > (unsigned)cb->sm_count * 16) blocks = (unsigned)cb->sm_count * 16;
-    add_kernel<<<blocks, 256, 0, cb->stream>>>(resid, delta, n);
+    if (blocks > (unsigned)cx->cb->sm_count * 16) blocks = (unsigned)cx->cb->sm_count * 16;
+    add_kernel<<<blocks, 256, 0, cx->stream>>>(resid, delta, n);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
@@ -190,18 +190,18 @@ __global__ void swiglu_kernel(float *out, const float *gate, const float *up, in
     }
 }
 
-glmoe_status cuda_swiglu_launch(cuda_backend *cb, float *out, const float *gate, const float *up, int64_t n,
+glmoe_status cuda_swiglu_launch(cuda_exec *cx, float *out, const float *gate, const float *up, int64_t n,
                                 gm_err *err) {
     if (n <= 0) return GLMOE_OK;
     unsigned blocks = cu_blocks(n, 256);
-    if (blocks > (unsigned)cb->sm_count * 16) blocks = (unsigned)cb->sm_count * 16;
-    swiglu_kernel<<<blocks, 256, 0, cb->stream>>>(out, gate, up, n);
+    if (blocks > (unsigned)cx->cb->sm_count * 16) blocks = (unsigned)cx->cb->sm_count * 16;
+    swiglu_kernel<<<blocks, 256, 0, cx->stream>>>(out, gate, up, n);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
 
-glmoe_status cuda_swiglu(gm_backend *be, float *out, const float *gate, const float *up, int64_t n, gm_err *err) {
-    return cuda_swiglu_launch(cuda_of(be), out, gate, up, n, err);
+glmoe_status cuda_swiglu(gm_exec *ex, float *out, const float *gate, const float *up, int64_t n, gm_err *err) {
+    return cuda_swiglu_launch(cuda_exec_of(ex), out, gate, up, n, err);
 }
 
 /* ---- rope --------------------------------------------------------------------------------------- */
@@ -223,27 +223,27 @@ __global__ void rope_kernel(float *x, const int32_t *pos, const float *inv_freq,
     }
 }
 
-glmoe_status cuda_rope(gm_backend *be, float *x, const int32_t *pos, int32_t T, int32_t n_heads, int32_t head_dim,
+glmoe_status cuda_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads, int32_t head_dim,
                        int32_t rotary_dim, float theta, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
+    cuda_exec *cx = cuda_exec_of(ex);
     const int32_t half = rotary_dim / 2;
     if (half > 2048) return gm_fail(err, GLMOE_E_UNSUPPORTED, "rope: %d rotary dims is over 4096", rotary_dim);
     if (T <= 0 || half <= 0) return GLMOE_OK;
-    if (!cb->rope_freq) return gm_fail(err, GLMOE_E_BACKEND, "cuda: rope before reserve()");
-    if (cb->rope_half != half || cb->rope_theta != theta || cb->rope_dim != rotary_dim) {
-        glmoe_status s = cuda_refuse_if_capturing(cb, "rope: a new frequency table", err); /* a copy from the stack */
+    if (!cx->rope_freq) return gm_fail(err, GLMOE_E_BACKEND, "cuda: rope without its frequency table");
+    if (cx->rope_half != half || cx->rope_theta != theta || cx->rope_dim != rotary_dim) {
+        glmoe_status s = cuda_refuse_if_capturing(cx, "rope: a new frequency table", err); /* a copy from the stack */
         if (s) return s;
         float f[2048];
         for (int32_t i = 0; i < half; i++) f[i] = 1.0f / powf(theta, (float)(2 * i) / (float)rotary_dim);
-        CU_TRY(cudaMemcpyAsync(cb->rope_freq, f, (size_t)half * sizeof(float), cudaMemcpyHostToDevice, cb->stream));
-        cb->rope_half = half;
-        cb->rope_theta = theta;
-        cb->rope_dim = rotary_dim;
+        CU_TRY(cudaMemcpyAsync(cx->rope_freq, f, (size_t)half * sizeof(float), cudaMemcpyHostToDevice, cx->stream));
+        cx->rope_half = half;
+        cx->rope_theta = theta;
+        cx->rope_dim = rotary_dim;
     }
     const int64_t total = (int64_t)T * n_heads * half;
     unsigned blocks = cu_blocks(total, 256);
-    if (blocks > (unsigned)cb->sm_count * 16) blocks = (unsigned)cb->sm_count * 16;
-    rope_kernel<<<blocks, 256, 0, cb->stream>>>(x, pos, cb->rope_freq, T, n_heads, head_dim, half);
+    if (blocks > (unsigned)cx->cb->sm_count * 16) blocks = (unsigned)cx->cb->sm_count * 16;
+    rope_kernel<<<blocks, 256, 0, cx->stream>>>(x, pos, cx->rope_freq, T, n_heads, head_dim, half);
     CU_LAUNCHED();
     return GLMOE_OK;
 }

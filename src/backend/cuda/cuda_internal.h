@@ -71,11 +71,10 @@ typedef struct cuda_expert {
     int32_t tgate, tup, tdown, pad;
 } cuda_expert;
 
+/* gm_experts.table on this backend, made at bind time (prepare_experts). */
 typedef struct cuda_expert_table {
-    const gm_weight *key;        /* the host array of gate weights it was built from */
-    int32_t n;
-    cuda_expert *host, *dev;
-    bool all_bf16;               /* every projection bf16 (set when the table is written) */
+    cuda_expert *dev;            /* [n] on the device */
+    bool all_bf16;               /* every projection bf16: the tensor-core and cuBLAS paths */
 } cuda_expert_table;
 
 /* A KV cache: [layer][pos][kv_head][head_dim] for keys and for values, bf16 or float32. */
@@ -85,32 +84,23 @@ typedef struct cuda_kv {
     void *k, *v;
 } cuda_kv;
 
+/* What the model shares: the device, its options, and the weight uploads. Written while weights
+ * are bound (one thread), read-only while contexts run. */
 typedef struct cuda_backend {
     gm_backend base;
     int device;
     char device_name[256];
     int sm_count, cc_major, cc_minor;
     bool kv_bf16;
-    cudaStream_t stream;
-    cublasHandle_t cublas;
-
-    /* Kernel faults: CUDA_FAULT_WORDS on the device, read back into pinned host memory. */
-    int32_t *d_fault, *h_fault;
-
-    /* copy_in of small inputs (a step's ids and positions): pinned slots used in turn, each
-     * reusable once the event recorded after its copy has completed. Larger copies go through
-     * the weight staging slots below. */
-    void *input_slot[CUDA_INPUT_SLOTS];
-    cudaEvent_t input_done[CUDA_INPUT_SLOTS];
-    int input_next;
-
-    /* Step recording (graph_capture_*): while capturing, nothing may be copied or waited for,
-     * and ops refuse to create tables lazily. epoch counts reallocations of the scratch: a
-     * graph recorded at an older epoch holds stale pointers. */
     bool graphs_off;             /* GLMOE_CUDA_GRAPHS=0 */
-    bool capturing;
-    bool capture_broken;         /* something was refused while capturing: no graph */
-    uint64_t epoch;
+    int moe_cublas_min_tokens;   /* T at or above which bf16 experts go through cuBLAS */
+
+    /* Weight uploads and synthetic weights run on this stream. Each one is followed by a
+     * record of weights_ready and weights_gen++; an exec waits for that event (once per
+     * generation) before its next ops, so that every weight is there before it is read. */
+    cudaStream_t load_stream;
+    cudaEvent_t weights_ready;
+    uint64_t weights_gen;
 
     /* Weight upload: two pinned slots, each reusable once its event has completed. */
     void *staging[2];
@@ -119,8 +109,36 @@ typedef struct cuda_backend {
     int staging_next;
     uint64_t uploaded, next_report;
     double upload_t0;
+} cuda_backend;
 
-    /* Scratch sized by reserve() (grown, never shrunk). */
+/* One sequence's execution state (backend.h: everything an evaluation writes lives here, so that
+ * two threads may evaluate two contexts of one model at once): its stream and cuBLAS handle, its
+ * fault words, its input and output slots, the recording state, and scratch sized once by
+ * exec_create. */
+typedef struct cuda_exec {
+    gm_exec base;
+    cuda_backend *cb;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    uint64_t weights_gen_seen;   /* the backend's weights_gen this stream has waited for */
+
+    /* Kernel faults: CUDA_FAULT_WORDS on the device, read back into pinned host memory. */
+    int32_t *d_fault, *h_fault;
+
+    /* copy_in of small inputs (a step's ids and positions): pinned slots used in turn, each
+     * reusable once the event recorded after its copy has completed; larger copies go through
+     * io_slot. copy_out goes through io_slot (the logits of a decode step cross every step). */
+    void *input_slot[CUDA_INPUT_SLOTS];
+    cudaEvent_t input_done[CUDA_INPUT_SLOTS];
+    int input_next;
+    void *io_slot;
+    size_t io_slot_bytes;
+
+    /* Step recording (graph_capture_*): while capturing, nothing may be copied or waited for. */
+    bool capturing;
+    bool capture_broken;         /* something was refused while capturing: no graph */
+
+    /* Scratch, allocated by exec_create. */
     __nv_bfloat16 *split;        /* x as bf16 hi + lo halves for the cuBLAS path      */
     size_t split_elems;
     float *attn_part;            /* split-KV partial results [split][row][D + 2]       */
@@ -143,25 +161,22 @@ typedef struct cuda_backend {
     float *moe_u;
     size_t moe_xs_cap, moe_hs_cap, moe_u_cap;
     int32_t *moe_host_offsets;   /* pinned, E + 1 */
-    size_t moe_host_offsets_cap;
-    int moe_cublas_min_tokens;   /* T at or above which bf16 experts go through cuBLAS */
-    cuda_expert_table *tables;
-    size_t n_tables, cap_tables;
-} cuda_backend;
+} cuda_exec;
 
 static inline cuda_backend *cuda_of(gm_backend *be) { return (cuda_backend *)be; }
+static inline cuda_exec *cuda_exec_of(gm_exec *ex) { return (cuda_exec *)ex; }
 
 /* ---- ops (one per vtable entry) ------------------------------------------------------------ */
 
-glmoe_status cuda_embed(gm_backend *be, float *out, const gm_weight *table, const int32_t *ids, int32_t T,
+glmoe_status cuda_embed(gm_exec *ex, float *out, const gm_weight *table, const int32_t *ids, int32_t T,
                         gm_err *err);
-glmoe_status cuda_add_rmsnorm(gm_backend *be, float *out, float *resid, const float *delta, const gm_weight *w,
+glmoe_status cuda_add_rmsnorm(gm_exec *ex, float *out, float *resid, const float *delta, const gm_weight *w,
                               int64_t rows, int64_t cols, float eps, gm_err *err);
-glmoe_status cuda_add(gm_backend *be, float *resid, const float *delta, int64_t n, gm_err *err);
-glmoe_status cuda_swiglu(gm_backend *be, float *out, const float *gate, const float *up, int64_t n, gm_err *err);
-glmoe_status cuda_rope(gm_backend *be, float *x, const int32_t *pos, int32_t T, int32_t n_heads, int32_t head_dim,
+glmoe_status cuda_add(gm_exec *ex, float *resid, const float *delta, int64_t n, gm_err *err);
+glmoe_status cuda_swiglu(gm_exec *ex, float *out, const float *gate, const float *up, int64_t n, gm_err *err);
+glmoe_status cuda_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads, int32_t head_dim,
                        int32_t rotary_dim, float theta, gm_err *err);
-glmoe_status cuda_matmul(gm_backend *be, float *out, const float *x, const gm_weight *W, const gm_weight *bias,
+glmoe_status cuda_matmul(gm_exec *ex, float *out, const float *x, const gm_weight *W, const gm_weight *bias,
                          int32_t T, gm_err *err);
 /* Attention on the tensor cores (cuda_attention_tc.cu): a bf16 cache and 128-dim heads, prefill
  * and decode; a launch over grid.z splits of the keys writes partials for attn_combine. */
@@ -180,31 +195,40 @@ struct cuda_attn_tc_args {
     float scale;
 };
 bool cuda_attention_tc_fits(int D, bool bf16_cache);
-glmoe_status cuda_attention_tc(cuda_backend *cb, const cuda_attn_tc_args &a, int splits, gm_err *err);
+glmoe_status cuda_attention_tc(cuda_exec *cx, const cuda_attn_tc_args &a, int splits, gm_err *err);
 
 /* out^T [N, T] = W [K, N]^T · (hi + lo)^T [K, T] in cuBLAS's column-major view (out[T, N] row-major,
  * W[N, K] bf16 row-major): two bf16 GEMMs, the second with beta = 1 (cuda_matmul.cu). */
-glmoe_status cuda_gemm_split_bf16(cuda_backend *cb, float *out, const void *W, const __nv_bfloat16 *hi,
+glmoe_status cuda_gemm_split_bf16(cuda_exec *cx, float *out, const void *W, const __nv_bfloat16 *hi,
                                   const __nv_bfloat16 *lo, int N, int T, int K, gm_err *err);
 
-glmoe_status cuda_attention(gm_backend *be, float *out, const float *q, const float *k, const float *v, gm_kv *kv,
+glmoe_status cuda_attention(gm_exec *ex, float *out, const float *q, const float *k, const float *v, gm_kv *kv,
                             int32_t layer, const gm_attn_params *p, gm_err *err);
-glmoe_status cuda_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x, const gm_weight *router,
+glmoe_status cuda_moe_route(gm_exec *ex, int32_t *idx, float *weights, const float *x, const gm_weight *router,
                             const gm_weight *bias, const gm_route_params *p, int32_t T, gm_err *err);
-glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
-                              const float *weights, int32_t top_k, const gm_weight *gate, const gm_weight *up,
-                              const gm_weight *down, int32_t n_experts, int32_t T, gm_err *err);
+glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const float *x, const int32_t *idx,
+                              const float *weights, int32_t top_k, const gm_experts *bank, int32_t T, gm_err *err);
+
+/* gm_backend_ops.prepare_experts / release_experts (cuda_moe.cu). */
+extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, gm_err *err);
+extern "C" void cuda_release_experts(gm_backend *be, gm_experts *bank);
+
+/* Copies a small table from host memory to new device memory on the load stream and waits for
+ * it (bind time only); *dev is freed with cudaFree (cuda_backend.cu). */
+glmoe_status cuda_upload_table(cuda_backend *cb, void **dev, const void *host, size_t bytes, gm_err *err);
 
 /* While a step is being recorded: refuses `what` (something that cannot be recorded: a copy, a
  * wait, a table made lazily), marks the recording unusable and returns GLMOE_E_BACKEND.
  * Otherwise GLMOE_OK. */
-glmoe_status cuda_refuse_if_capturing(cuda_backend *cb, const char *what, gm_err *err);
+glmoe_status cuda_refuse_if_capturing(cuda_exec *cx, const char *what, gm_err *err);
 
-/* Raises the dynamic shared memory limit of a kernel once (above 48 KB needs an opt-in). */
-glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, gm_err *err);
+/* Raises the dynamic shared memory limit of a kernel to `bytes` (above 48 KB needs an opt-in),
+ * once per kernel and size class: `allowed` is the caller's record of what was raised already,
+ * shared by every thread (an atomic maximum, so racing threads at worst raise it twice). */
+glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, size_t *allowed, gm_err *err);
 
 /* The elementwise/tile building blocks the MoE reuses. */
-glmoe_status cuda_swiglu_launch(cuda_backend *cb, float *out, const float *gate, const float *up, int64_t n,
+glmoe_status cuda_swiglu_launch(cuda_exec *cx, float *out, const float *gate, const float *up, int64_t n,
                                 gm_err *err);
 
 /* ---- device helpers ------------------------------------------------------------------------- */
@@ -301,6 +325,10 @@ __device__ __forceinline__ void cu_warp_dot(const WT *w, const float *x, int64_t
         }
     }
 }
+
+/* True the first time it is called with this flag in the process, from any thread: for things
+ * said once in the log. */
+static inline bool cu_first_time(int *flag) { return __atomic_exchange_n(flag, 1, __ATOMIC_RELAXED) == 0; }
 
 /* True if p is aligned to `a` bytes. */
 static inline bool cu_aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }

@@ -43,16 +43,16 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(float *out, const
 }
 
 template <typename WT>
-static glmoe_status gemv(cuda_backend *cb, float *out, const float *x, const WT *W, const float *bias, int T, int N,
+static glmoe_status gemv(cuda_exec *cx, float *out, const float *x, const WT *W, const float *bias, int T, int N,
                          int K, gm_err *err) {
     const bool vec = K % 8 == 0 && cu_aligned(W, 16) && cu_aligned(x, 16);
     const unsigned blocks = cu_blocks(N, GEMV_WARPS);
 #define GEMV_LAUNCH(TM)                                                                                  \
     do {                                                                                                 \
         if (vec)                                                                                         \
-            gemv_kernel<WT, true, TM><<<blocks, GEMV_WARPS * 32, 0, cb->stream>>>(out, x, W, bias, T, N, K); \
+            gemv_kernel<WT, true, TM><<<blocks, GEMV_WARPS * 32, 0, cx->stream>>>(out, x, W, bias, T, N, K); \
         else                                                                                             \
-            gemv_kernel<WT, false, TM><<<blocks, GEMV_WARPS * 32, 0, cb->stream>>>(out, x, W, bias, T, N, K); \
+            gemv_kernel<WT, false, TM><<<blocks, GEMV_WARPS * 32, 0, cx->stream>>>(out, x, W, bias, T, N, K); \
     } while (0)
     if (T == 1) GEMV_LAUNCH(1);
     else if (T == 2) GEMV_LAUNCH(2);
@@ -70,12 +70,12 @@ __global__ void split_bf16_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, const fl
         cu_split_bf16(x[i], hi[i], lo[i]);
 }
 
-glmoe_status cuda_gemm_split_bf16(cuda_backend *cb, float *out, const void *W, const __nv_bfloat16 *hi,
+glmoe_status cuda_gemm_split_bf16(cuda_exec *cx, float *out, const void *W, const __nv_bfloat16 *hi,
                                   const __nv_bfloat16 *lo, int N, int T, int K, gm_err *err) {
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, W, CUDA_R_16BF, K, hi, CUDA_R_16BF,
+    CUBLAS_TRY(cublasGemmEx(cx->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, W, CUDA_R_16BF, K, hi, CUDA_R_16BF,
                             K, &zero, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    CUBLAS_TRY(cublasGemmEx(cb->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, W, CUDA_R_16BF, K, lo, CUDA_R_16BF,
+    CUBLAS_TRY(cublasGemmEx(cx->cublas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, W, CUDA_R_16BF, K, lo, CUDA_R_16BF,
                             K, &one, out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return GLMOE_OK;
 }
@@ -86,23 +86,23 @@ __global__ void add_bias_kernel(float *out, const float *bias, int64_t T, int N)
         out[i] += bias[i % N];
 }
 
-static glmoe_status gemm_bf16(cuda_backend *cb, float *out, const float *x, const __nv_bfloat16 *W,
+static glmoe_status gemm_bf16(cuda_exec *cx, float *out, const float *x, const __nv_bfloat16 *W,
                               const float *bias, int T, int N, int K, gm_err *err) {
     const size_t n = (size_t)T * (size_t)K;
-    if (2 * n > cb->split_elems)
+    if (2 * n > cx->split_elems)
         return gm_fail(err, GLMOE_E_BACKEND, "cuda: matmul of %d x %d inputs exceeds the reserved scratch (%zu)", T, K,
-                       cb->split_elems / 2);
-    __nv_bfloat16 *hi = cb->split, *lo = cb->split + n;
+                       cx->split_elems / 2);
+    __nv_bfloat16 *hi = cx->split, *lo = cx->split + n;
     unsigned blocks = cu_blocks((int64_t)n, 256);
-    if (blocks > (unsigned)cb->sm_count * 16) blocks = (unsigned)cb->sm_count * 16;
-    split_bf16_kernel<<<blocks, 256, 0, cb->stream>>>(hi, lo, x, (int64_t)n);
+    if (blocks > (unsigned)cx->cb->sm_count * 16) blocks = (unsigned)cx->cb->sm_count * 16;
+    split_bf16_kernel<<<blocks, 256, 0, cx->stream>>>(hi, lo, x, (int64_t)n);
     CU_LAUNCHED();
-    glmoe_status s = cuda_gemm_split_bf16(cb, out, W, hi, lo, N, T, K, err);
+    glmoe_status s = cuda_gemm_split_bf16(cx, out, W, hi, lo, N, T, K, err);
     if (s) return s;
     if (bias) {
         unsigned bb = cu_blocks((int64_t)T * N, 256);
-        if (bb > (unsigned)cb->sm_count * 16) bb = (unsigned)cb->sm_count * 16;
-        add_bias_kernel<<<bb, 256, 0, cb->stream>>>(out, bias, T, N);
+        if (bb > (unsigned)cx->cb->sm_count * 16) bb = (unsigned)cx->cb->sm_count * 16;
+        add_bias_kernel<<<bb, 256, 0, cx->stream>>>(out, bias, T, N);
         CU_LAUNCHED();
     }
     return GLMOE_OK;
@@ -131,19 +131,19 @@ __global__ void __launch_bounds__(256) gemm_tile_kernel(float *out, const float 
 }
 
 template <typename WT>
-static glmoe_status gemm_tile(cuda_backend *cb, float *out, const float *x, const WT *W, const float *bias, int T,
+static glmoe_status gemm_tile(cuda_exec *cx, float *out, const float *x, const WT *W, const float *bias, int T,
                               int N, int K, gm_err *err) {
     dim3 grid(cu_blocks(N, CU_TILE_N), cu_blocks(T, CU_TILE_M));
-    gemm_tile_kernel<WT><<<grid, 256, 0, cb->stream>>>(out, x, W, bias, T, N, K);
+    gemm_tile_kernel<WT><<<grid, 256, 0, cx->stream>>>(out, x, W, bias, T, N, K);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
 
 /* ---- entry ------------------------------------------------------------------------------------ */
 
-glmoe_status cuda_matmul(gm_backend *be, float *out, const float *x, const gm_weight *W, const gm_weight *bias,
+glmoe_status cuda_matmul(gm_exec *ex, float *out, const float *x, const gm_weight *W, const gm_weight *bias,
                          int32_t T, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
+    cuda_exec *cx = cuda_exec_of(ex);
     const float *b = bias && bias->data ? (const float *)bias->data : nullptr;
     if (T <= 0) return GLMOE_OK;
     if (W->rows > INT32_MAX || W->cols > INT32_MAX)
@@ -152,10 +152,10 @@ glmoe_status cuda_matmul(gm_backend *be, float *out, const float *x, const gm_we
     const int N = (int)W->rows, K = (int)W->cols;
     if (T <= GEMV_MAX_ROWS) {
         glmoe_status s = GLMOE_OK;
-        CU_DISPATCH_WTYPE(W->type, WT, s = gemv<WT>(cb, out, x, (const WT *)W->data, b, T, N, K, err));
+        CU_DISPATCH_WTYPE(W->type, WT, s = gemv<WT>(cx, out, x, (const WT *)W->data, b, T, N, K, err));
         return s;
     }
-    if (W->type == GM_W_BF16) return gemm_bf16(cb, out, x, (const __nv_bfloat16 *)W->data, b, T, N, K, err);
-    if (W->type == GM_W_F16) return gemm_tile<__half>(cb, out, x, (const __half *)W->data, b, T, N, K, err);
-    return gemm_tile<float>(cb, out, x, (const float *)W->data, b, T, N, K, err);
+    if (W->type == GM_W_BF16) return gemm_bf16(cx, out, x, (const __nv_bfloat16 *)W->data, b, T, N, K, err);
+    if (W->type == GM_W_F16) return gemm_tile<__half>(cx, out, x, (const __half *)W->data, b, T, N, K, err);
+    return gemm_tile<float>(cx, out, x, (const float *)W->data, b, T, N, K, err);
 }

@@ -143,9 +143,9 @@ __global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(int32_t *idx, floa
     }
 }
 
-glmoe_status cuda_moe_route(gm_backend *be, int32_t *idx, float *weights, const float *x, const gm_weight *router,
+glmoe_status cuda_moe_route(gm_exec *ex, int32_t *idx, float *weights, const float *x, const gm_weight *router,
                             const gm_weight *bias, const gm_route_params *p, int32_t T, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
+    cuda_exec *cx = cuda_exec_of(ex);
     if (T <= 0) return GLMOE_OK;
     const int n_group = p->n_group > 0 ? p->n_group : 1;
     if (p->top_k <= 0 || p->top_k > p->n_experts || p->n_experts % n_group || router->rows != p->n_experts)
@@ -160,75 +160,63 @@ glmoe_status cuda_moe_route(gm_backend *be, int32_t *idx, float *weights, const 
     a.norm = p->norm_topk_prob;
     a.scaling = p->routed_scaling_factor;
     const float *b = bias && bias->data ? (const float *)bias->data : nullptr;
-    if ((size_t)T * (size_t)a.E > cb->route_logits_cap)
+    if ((size_t)T * (size_t)a.E > cx->route_logits_cap)
         return gm_fail(err, GLMOE_E_BACKEND, "cuda: moe_route of %d tokens x %d experts exceeds the reserved scratch",
                        T, a.E);
-    glmoe_status s = cuda_matmul(be, cb->route_logits, x, router, nullptr, T, err);
+    glmoe_status s = cuda_matmul(ex, cx->route_logits, x, router, nullptr, T, err);
     if (s) return s;
     const size_t smem = (size_t)(2 * a.E + a.n_group) * sizeof(float) + (size_t)(a.E + a.n_group + a.K) * sizeof(int);
     static size_t allowed = 48 * 1024;
-    if (smem > allowed) {
-        if ((s = cuda_allow_smem((const void *)route_kernel, smem, err))) return s;
-        allowed = smem;
-    }
-    route_kernel<<<T, ROUTE_THREADS, smem, cb->stream>>>(idx, weights, cb->route_logits, b, a);
+    if ((s = cuda_allow_smem((const void *)route_kernel, smem, &allowed, err))) return s;
+    route_kernel<<<T, ROUTE_THREADS, smem, cx->stream>>>(idx, weights, cx->route_logits, b, a);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
 
 /* ---- expert tables ------------------------------------------------------------------------------ */
 
-/* The device table for this layer's experts, rebuilt when the host weights changed (the op tests
- * reuse arrays; a model's never change). The check is a memcmp of 40 bytes per expert. */
-static glmoe_status expert_table(cuda_backend *cb, const gm_weight *gate, const gm_weight *up, const gm_weight *down,
-                                 int E, const cuda_expert **out, bool *all_bf16, gm_err *err) {
-    cuda_expert_table *tb = nullptr;
-    for (size_t i = 0; i < cb->n_tables; i++)
-        if (cb->tables[i].key == gate && cb->tables[i].n == E) tb = &cb->tables[i];
-    if (!tb) {
-        glmoe_status s = cuda_refuse_if_capturing(cb, "moe_experts: a new expert table", err); /* a cudaMalloc */
-        if (s) return s;
-        if (cb->n_tables == cb->cap_tables) {
-            size_t cap = cb->cap_tables ? 2 * cb->cap_tables : 16;
-            cuda_expert_table *t = (cuda_expert_table *)realloc(cb->tables, cap * sizeof *t);
-            if (!t) return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
-            cb->tables = t;
-            cb->cap_tables = cap;
-        }
-        tb = &cb->tables[cb->n_tables];
-        memset(tb, 0, sizeof *tb);
-        tb->host = (cuda_expert *)calloc(2 * (size_t)E, sizeof(cuda_expert));
-        if (!tb->host) return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
-        CU_TRY(cudaMalloc((void **)&tb->dev, (size_t)E * sizeof(cuda_expert)));
-        tb->key = gate;
-        tb->n = E;
-        cb->n_tables++;
-        memset(tb->host, 0xff, (size_t)E * sizeof(cuda_expert)); /* differs from any real table */
+/* The device table of a layer's experts (gm_experts.table), made once when the model binds its
+ * weights, so that no op builds or compares anything per call; again (replacing it) when the
+ * caller changed the weights (the op tests do). */
+extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    cuda_release_experts(be, bank);
+    const int E = bank->n;
+    if (E <= 0) return GLMOE_OK;
+    cuda_expert_table *tb = (cuda_expert_table *)calloc(1, sizeof *tb);
+    cuda_expert *host = (cuda_expert *)calloc((size_t)E, sizeof(cuda_expert));
+    if (!tb || !host) {
+        free(tb);
+        free(host);
+        return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
     }
-    cuda_expert *fresh = tb->host + E;
+    tb->all_bf16 = true; /* every projection of every expert: the tensor-core and cuBLAS paths */
     for (int e = 0; e < E; e++) {
-        fresh[e].gate = gate[e].data;
-        fresh[e].up = up[e].data;
-        fresh[e].down = down[e].data;
-        fresh[e].tgate = gate[e].type;
-        fresh[e].tup = up[e].type;
-        fresh[e].tdown = down[e].type;
-        fresh[e].pad = 0;
+        host[e].gate = bank->gate[e].data;
+        host[e].up = bank->up[e].data;
+        host[e].down = bank->down[e].data;
+        host[e].tgate = bank->gate[e].type;
+        host[e].tup = bank->up[e].type;
+        host[e].tdown = bank->down[e].type;
+        tb->all_bf16 = tb->all_bf16 && host[e].tgate == GM_W_BF16 && host[e].tup == GM_W_BF16 &&
+                       host[e].tdown == GM_W_BF16;
     }
-    if (memcmp(fresh, tb->host, (size_t)E * sizeof(cuda_expert))) {
-        glmoe_status s = cuda_refuse_if_capturing(cb, "moe_experts: a changed expert table", err);
-        if (s) return s;
-        memcpy(tb->host, fresh, (size_t)E * sizeof(cuda_expert));
-        tb->all_bf16 = true; /* every projection of every expert: the tensor-core and cuBLAS paths */
-        for (int e = 0; e < E; e++)
-            tb->all_bf16 = tb->all_bf16 && fresh[e].tgate == GM_W_BF16 && fresh[e].tup == GM_W_BF16 &&
-                           fresh[e].tdown == GM_W_BF16;
-        /* Stream-ordered after every kernel that read the old table. */
-        CU_TRY(cudaMemcpyAsync(tb->dev, tb->host, (size_t)E * sizeof(cuda_expert), cudaMemcpyHostToDevice, cb->stream));
+    glmoe_status s = cuda_upload_table(cb, (void **)&tb->dev, host, (size_t)E * sizeof(cuda_expert), err);
+    free(host);
+    if (s) {
+        free(tb);
+        return s;
     }
-    *out = tb->dev;
-    *all_bf16 = tb->all_bf16;
+    bank->table = tb;
     return GLMOE_OK;
+}
+
+extern "C" void cuda_release_experts(gm_backend *be, gm_experts *bank) {
+    cuda_expert_table *tb = (cuda_expert_table *)bank->table;
+    if (!tb) return;
+    if (tb->dev) cudaFree(tb->dev);
+    free(tb);
+    bank->table = NULL;
 }
 
 /* ---- decode: GEMV over the selected experts ---------------------------------------------------- */
@@ -627,34 +615,34 @@ __global__ void moe_swiglu_split_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, co
     }
 }
 
-static glmoe_status experts_cublas(cuda_backend *cb, const float *x, const gm_weight *gate, const gm_weight *up,
+static glmoe_status experts_cublas(cuda_exec *cx, const float *x, const gm_weight *gate, const gm_weight *up,
                                    const gm_weight *down, int E, int H, int Im, gm_err *err) {
-    int32_t *off = cb->moe_host_offsets;
-    CU_TRY(cudaMemcpyAsync(off, cb->moe_offsets, (size_t)(E + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, cb->stream));
-    CU_TRY(cudaStreamSynchronize(cb->stream));
+    int32_t *off = cx->moe_host_offsets;
+    CU_TRY(cudaMemcpyAsync(off, cx->moe_offsets, (size_t)(E + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, cx->stream));
+    CU_TRY(cudaStreamSynchronize(cx->stream));
     const int64_t slots = off[E]; /* rows with a valid expert */
     if (slots <= 0) return GLMOE_OK;
-    __nv_bfloat16 *xhi = cb->moe_xs, *xlo = cb->moe_xs + slots * H;
-    const unsigned gb = (unsigned)min64(cu_blocks(slots * H, 256), (int64_t)cb->sm_count * 16);
-    moe_gather_split_kernel<<<gb, 256, 0, cb->stream>>>(xhi, xlo, x, cb->moe_rows, slots, H);
+    __nv_bfloat16 *xhi = cx->moe_xs, *xlo = cx->moe_xs + slots * H;
+    const unsigned gb = (unsigned)min64(cu_blocks(slots * H, 256), (int64_t)cx->cb->sm_count * 16);
+    moe_gather_split_kernel<<<gb, 256, 0, cx->stream>>>(xhi, xlo, x, cx->moe_rows, slots, H);
     CU_LAUNCHED();
     glmoe_status s;
     for (int e = 0; e < E; e++) {
         const int o = off[e], c = off[e + 1] - off[e];
         if (c <= 0) continue;
         const __nv_bfloat16 *a_hi = xhi + (int64_t)o * H, *a_lo = xlo + (int64_t)o * H;
-        if ((s = cuda_gemm_split_bf16(cb, cb->moe_h + (int64_t)o * Im, gate[e].data, a_hi, a_lo, Im, c, H, err)) ||
-            (s = cuda_gemm_split_bf16(cb, cb->moe_u + (int64_t)o * Im, up[e].data, a_hi, a_lo, Im, c, H, err)))
+        if ((s = cuda_gemm_split_bf16(cx, cx->moe_h + (int64_t)o * Im, gate[e].data, a_hi, a_lo, Im, c, H, err)) ||
+            (s = cuda_gemm_split_bf16(cx, cx->moe_u + (int64_t)o * Im, up[e].data, a_hi, a_lo, Im, c, H, err)))
             return s;
     }
-    __nv_bfloat16 *hhi = cb->moe_hs, *hlo = cb->moe_hs + slots * Im;
-    const unsigned hb = (unsigned)min64(cu_blocks(slots * Im, 256), (int64_t)cb->sm_count * 16);
-    moe_swiglu_split_kernel<<<hb, 256, 0, cb->stream>>>(hhi, hlo, cb->moe_h, cb->moe_u, slots * Im);
+    __nv_bfloat16 *hhi = cx->moe_hs, *hlo = cx->moe_hs + slots * Im;
+    const unsigned hb = (unsigned)min64(cu_blocks(slots * Im, 256), (int64_t)cx->cb->sm_count * 16);
+    moe_swiglu_split_kernel<<<hb, 256, 0, cx->stream>>>(hhi, hlo, cx->moe_h, cx->moe_u, slots * Im);
     CU_LAUNCHED();
     for (int e = 0; e < E; e++) {
         const int o = off[e], c = off[e + 1] - off[e];
         if (c <= 0) continue;
-        if ((s = cuda_gemm_split_bf16(cb, cb->moe_y + (int64_t)o * H, down[e].data, hhi + (int64_t)o * Im,
+        if ((s = cuda_gemm_split_bf16(cx, cx->moe_y + (int64_t)o * H, down[e].data, hhi + (int64_t)o * Im,
                                       hlo + (int64_t)o * Im, H, c, Im, err)))
             return s;
     }
@@ -663,69 +651,68 @@ static glmoe_status experts_cublas(cuda_backend *cb, const float *x, const gm_we
 
 /* ---- entry --------------------------------------------------------------------------------------- */
 
-glmoe_status cuda_moe_experts(gm_backend *be, float *out, bool accumulate, const float *x, const int32_t *idx,
-                              const float *weights, int32_t top_k, const gm_weight *gate, const gm_weight *up,
-                              const gm_weight *down, int32_t n_experts, int32_t T, gm_err *err) {
-    cuda_backend *cb = cuda_of(be);
+glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const float *x, const int32_t *idx,
+                              const float *weights, int32_t top_k, const gm_experts *bank, int32_t T, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
     if (T <= 0) return GLMOE_OK;
-    const int H = (int)down[0].rows, Im = (int)gate[0].rows, K = top_k, E = n_experts;
+    const cuda_expert_table *tb = (const cuda_expert_table *)bank->table;
+    if (!tb) return gm_fail(err, GLMOE_E_BACKEND, "cuda: moe_experts on experts that were not prepared");
+    const gm_weight *gate = bank->gate, *up = bank->up, *down = bank->down;
+    const int H = (int)down[0].rows, Im = (int)gate[0].rows, K = top_k, E = bank->n;
     const int64_t n_rows = (int64_t)T * K;
-    if ((size_t)n_rows > cb->moe_rows_cap || (size_t)(n_rows * Im) > cb->moe_h_cap ||
-        (size_t)(n_rows * H) > cb->moe_y_cap || (size_t)E > cb->moe_experts_cap)
+    if ((size_t)n_rows > cx->moe_rows_cap || (size_t)(n_rows * Im) > cx->moe_h_cap ||
+        (size_t)(n_rows * H) > cx->moe_y_cap || (size_t)E > cx->moe_experts_cap)
         return gm_fail(err, GLMOE_E_BACKEND,
                        "cuda: moe_experts: %lld rows of width %d/%d over %d experts exceed the reserved scratch",
                        (long long)n_rows, H, Im, E);
-    const cuda_expert *ex = nullptr;
-    bool bf16 = false;
-    glmoe_status s = expert_table(cb, gate, up, down, E, &ex, &bf16, err);
-    if (s) return s;
+    const cuda_expert *table = tb->dev;
+    const bool bf16 = tb->all_bf16;
+    glmoe_status s;
 
     if (T <= DECODE_MAX_TOKENS) {
         dim3 g1(cu_blocks(Im, EXPERT_WARPS), (unsigned)n_rows);
-        expert_gateup_gemv<<<g1, EXPERT_WARPS * 32, 0, cb->stream>>>(cb->moe_h, x, idx, ex, E, K, H, Im, cb->d_fault);
+        expert_gateup_gemv<<<g1, EXPERT_WARPS * 32, 0, cx->stream>>>(cx->moe_h, x, idx, table, E, K, H, Im, cx->d_fault);
         CU_LAUNCHED();
         dim3 g2(cu_blocks(H, EXPERT_WARPS), (unsigned)T);
-        expert_down_gemv<<<g2, EXPERT_WARPS * 32, 0, cb->stream>>>(out, accumulate, cb->moe_h, idx, weights, ex, E, K,
+        expert_down_gemv<<<g2, EXPERT_WARPS * 32, 0, cx->stream>>>(out, accumulate, cx->moe_h, idx, weights, table, E, K,
                                                                     H, Im);
         CU_LAUNCHED();
         return GLMOE_OK;
     }
 
     const unsigned max_tiles = (unsigned)((n_rows + CU_TILE_M - 1) / CU_TILE_M + E);
-    if (max_tiles > cb->moe_tiles_cap)
+    if (max_tiles > cx->moe_tiles_cap)
         return gm_fail(err, GLMOE_E_BACKEND, "cuda: moe_experts: %u tiles exceed the reserved %zu", max_tiles,
-                       cb->moe_tiles_cap);
-    CU_TRY(cudaMemsetAsync(cb->moe_counts, 0, (size_t)E * sizeof(int32_t), cb->stream));
+                       cx->moe_tiles_cap);
+    CU_TRY(cudaMemsetAsync(cx->moe_counts, 0, (size_t)E * sizeof(int32_t), cx->stream));
     const unsigned rb = cu_blocks(n_rows, 256);
-    moe_count_kernel<<<rb, 256, 0, cb->stream>>>(idx, n_rows, E, cb->moe_counts, cb->d_fault);
+    moe_count_kernel<<<rb, 256, 0, cx->stream>>>(idx, n_rows, E, cx->moe_counts, cx->d_fault);
     CU_LAUNCHED();
-    moe_plan_kernel<<<1, 1, 0, cb->stream>>>(cb->moe_counts, E, cb->moe_offsets, cb->moe_fill, cb->moe_tiles,
-                                             cb->moe_ntiles);
+    moe_plan_kernel<<<1, 1, 0, cx->stream>>>(cx->moe_counts, E, cx->moe_offsets, cx->moe_fill, cx->moe_tiles,
+                                             cx->moe_ntiles);
     CU_LAUNCHED();
-    moe_scatter_kernel<<<rb, 256, 0, cb->stream>>>(idx, n_rows, K, E, cb->moe_offsets, cb->moe_fill, cb->moe_rows,
-                                                   cb->moe_slot_of);
+    moe_scatter_kernel<<<rb, 256, 0, cx->stream>>>(idx, n_rows, K, E, cx->moe_offsets, cx->moe_fill, cx->moe_rows,
+                                                   cx->moe_slot_of);
     CU_LAUNCHED();
-    if (T >= cb->moe_cublas_min_tokens && cb->moe_xs && (size_t)(2 * n_rows * H) <= cb->moe_xs_cap &&
-        (size_t)(2 * n_rows * Im) <= cb->moe_hs_cap && (size_t)(n_rows * Im) <= cb->moe_u_cap && bf16) {
-        if ((s = cuda_refuse_if_capturing(cb, "moe_experts: a prefill's expert offsets", err))) return s;
-        if ((s = experts_cublas(cb, x, gate, up, down, E, H, Im, err))) return s;
+    if (T >= cx->cb->moe_cublas_min_tokens && cx->moe_xs && (size_t)(2 * n_rows * H) <= cx->moe_xs_cap &&
+        (size_t)(2 * n_rows * Im) <= cx->moe_hs_cap && (size_t)(n_rows * Im) <= cx->moe_u_cap && bf16) {
+        if ((s = cuda_refuse_if_capturing(cx, "moe_experts: a prefill's expert offsets", err))) return s;
+        if ((s = experts_cublas(cx, x, gate, up, down, E, H, Im, err))) return s;
     } else {
-        static bool said = false; /* the tiles are fast for bf16 rows aligned to 16 bytes only */
-        if (!said && (H % 8 || Im % 8 || !bf16)) {
+        static int said; /* the tiles are fast for bf16 rows aligned to 16 bytes only */
+        if ((H % 8 || Im % 8 || !bf16) && cu_first_time(&said))
             gm_info("cuda: experts of %d x %d%s run on the slower scalar tiles", Im, H,
                     bf16 ? " (rows not 16-byte aligned)" : " (not all bf16)");
-            said = true;
-        }
         dim3 g1(cu_blocks(Im, CU_TILE_N), max_tiles);
-        moe_gateup_tile_kernel<<<g1, 256, 0, cb->stream>>>(cb->moe_h, x, cb->moe_rows, cb->moe_tiles, cb->moe_ntiles,
-                                                           ex, H, Im);
+        moe_gateup_tile_kernel<<<g1, 256, 0, cx->stream>>>(cx->moe_h, x, cx->moe_rows, cx->moe_tiles, cx->moe_ntiles,
+                                                           table, H, Im);
         CU_LAUNCHED();
         dim3 g2(cu_blocks(H, CU_TILE_N), max_tiles);
-        moe_down_tile_kernel<<<g2, 256, 0, cb->stream>>>(cb->moe_y, cb->moe_h, cb->moe_tiles, cb->moe_ntiles, ex, H,
+        moe_down_tile_kernel<<<g2, 256, 0, cx->stream>>>(cx->moe_y, cx->moe_h, cx->moe_tiles, cx->moe_ntiles, table, H,
                                                          Im);
         CU_LAUNCHED();
     }
-    moe_combine_kernel<<<(unsigned)T, 256, 0, cb->stream>>>(out, accumulate, cb->moe_y, cb->moe_slot_of, weights, K, H);
+    moe_combine_kernel<<<(unsigned)T, 256, 0, cx->stream>>>(out, accumulate, cx->moe_y, cx->moe_slot_of, weights, K, H);
     CU_LAUNCHED();
     return GLMOE_OK;
 }

@@ -16,11 +16,9 @@
 
 #include "backend/backend.h"
 #include "bench/bench.h"
+#include "model/model.h"
 #include "cli.h"
 #include "util/synthetic.h"
-#ifdef GLMOE_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
 
 typedef enum op_kind {
     OP_ADD_RMSNORM,
@@ -43,12 +41,13 @@ static const char *const k_op_names[] = {"add_rmsnorm", "matmul_qkv", "matmul_o"
 typedef struct env {
     const gm_config *c;
     gm_backend *be;
+    gm_exec *ex;
     gm_err err;
     int32_t n_batch, n_ctx;
     gm_kv *kv;
     /* weights of one layer */
     gm_weight norm, wq, wk, wv, wo, bq, bk, bv, gate, up, down, router, router_bias;
-    gm_weight *eg, *eu, *ed;
+    gm_experts bank;
     /* activations [n_batch, ...] */
     float *x, *resid, *out, *q, *k, *v, *attn, *ga, *gb, *route_w, *mask;
     int32_t *pos, *route_idx;
@@ -63,7 +62,7 @@ static glmoe_status alloc_random(env *e, void **p, size_t n, uint64_t seed) {
     float *h = malloc(n * sizeof(float));
     if (!h) return gm_fail(&e->err, GLMOE_E_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) h[i] = gm_synthetic_value(seed, i, 0.0f, 1.0f);
-    s = e->be->ops->copy_in(e->be, *p, h, n * sizeof(float), &e->err);
+    s = e->be->ops->copy_in(e->ex, *p, h, n * sizeof(float), &e->err);
     free(h);
     return s;
 }
@@ -80,8 +79,8 @@ static glmoe_status setup(env *e) {
     const int64_t I = c->intermediate_size, Im = c->moe_intermediate_size, E = c->n_experts, T = e->n_batch;
     const int64_t wide = I > QD ? I : QD;
     glmoe_status s;
-    gm_reserve r = {.cfg = c, .n_batch = e->n_batch, .n_ctx = e->n_ctx};
-    if ((s = e->be->ops->reserve(e->be, &r, &e->err))) return s;
+    const gm_exec_sizes z = model_exec_sizes(c, e->n_batch, e->n_ctx);
+    if ((s = e->be->ops->exec_create(e->be, &z, &e->ex, &e->err))) return s;
     if ((s = e->be->ops->kv_create(e->be, &e->kv, 1, e->n_ctx, c->n_kv_heads, (int32_t)D, &e->err))) return s;
     uint64_t seed = 1;
     if ((s = weight(e, &e->norm, GM_W_F32, 1, H, seed++, 1.0f, 0.1f)) || (s = weight(e, &e->wq, GM_W_BF16, QD, H, seed++, 0, 0.02f)) ||
@@ -96,15 +95,18 @@ static glmoe_status setup(env *e) {
         ((s = weight(e, &e->bq, GM_W_F32, 1, QD, seed++, 0, 0.02f)) || (s = weight(e, &e->bk, GM_W_F32, 1, KD, seed++, 0, 0.02f)) ||
          (s = weight(e, &e->bv, GM_W_F32, 1, KD, seed++, 0, 0.02f))))
         return s;
-    e->eg = calloc((size_t)E, sizeof(gm_weight));
-    e->eu = calloc((size_t)E, sizeof(gm_weight));
-    e->ed = calloc((size_t)E, sizeof(gm_weight));
-    if (!e->eg || !e->eu || !e->ed) return gm_fail(&e->err, GLMOE_E_NOMEM, "out of memory");
+    gm_experts *b = &e->bank;
+    b->gate = calloc((size_t)E, sizeof(gm_weight));
+    b->up = calloc((size_t)E, sizeof(gm_weight));
+    b->down = calloc((size_t)E, sizeof(gm_weight));
+    if (!b->gate || !b->up || !b->down) return gm_fail(&e->err, GLMOE_E_NOMEM, "out of memory");
+    b->n = (int32_t)E;
     for (int64_t i = 0; i < E; i++)
-        if ((s = weight(e, &e->eg[i], GM_W_BF16, Im, H, seed++, 0, 0.02f)) ||
-            (s = weight(e, &e->eu[i], GM_W_BF16, Im, H, seed++, 0, 0.02f)) ||
-            (s = weight(e, &e->ed[i], GM_W_BF16, H, Im, seed++, 0, 0.02f)))
+        if ((s = weight(e, &b->gate[i], GM_W_BF16, Im, H, seed++, 0, 0.02f)) ||
+            (s = weight(e, &b->up[i], GM_W_BF16, Im, H, seed++, 0, 0.02f)) ||
+            (s = weight(e, &b->down[i], GM_W_BF16, H, Im, seed++, 0, 0.02f)))
             return s;
+    if (e->be->ops->prepare_experts && (s = e->be->ops->prepare_experts(e->be, b, &e->err))) return s;
     void **acts[] = {(void **)&e->x, (void **)&e->resid, (void **)&e->out, (void **)&e->q, (void **)&e->k,
                      (void **)&e->v, (void **)&e->attn, (void **)&e->ga, (void **)&e->gb, (void **)&e->route_w};
     size_t sizes[] = {T * H, T * H, T * H, T * QD, T * KD, T * KD, T * QD, T * wide, T * wide, T * c->n_experts_per_tok};
@@ -117,7 +119,7 @@ static glmoe_status setup(env *e) {
         m[i] = (i / T != i % T && gm_splitmix64((uint64_t)i) % 10 == 0) ? -INFINITY : 0.0f;
     if (!(s = e->be->ops->alloc(e->be, (size_t)T * T * sizeof(float), (void **)&e->mask, &e->err))) {
         e->allocs[e->n_allocs++] = e->mask;
-        s = e->be->ops->copy_in(e->be, e->mask, m, (size_t)T * T * sizeof(float), &e->err);
+        s = e->be->ops->copy_in(e->ex, e->mask, m, (size_t)T * T * sizeof(float), &e->err);
     }
     free(m);
     if (!s && !(s = e->be->ops->alloc(e->be, (size_t)T * sizeof(int32_t) * 2, (void **)&e->pos, &e->err)))
@@ -134,16 +136,19 @@ static void teardown(env *e) {
                        &e->gate, &e->up, &e->down, &e->router, &e->router_bias};
     for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
         if (ws[i]->owned) e->be->ops->weight_release(e->be, ws[i]);
-    for (int i = 0; e->eg && i < e->c->n_experts; i++) {
-        if (e->eg[i].owned) e->be->ops->weight_release(e->be, &e->eg[i]);
-        if (e->eu[i].owned) e->be->ops->weight_release(e->be, &e->eu[i]);
-        if (e->ed[i].owned) e->be->ops->weight_release(e->be, &e->ed[i]);
+    gm_experts *b = &e->bank;
+    if (e->be->ops->release_experts) e->be->ops->release_experts(e->be, b);
+    for (int i = 0; b->gate && i < b->n; i++) {
+        if (b->gate[i].owned) e->be->ops->weight_release(e->be, &b->gate[i]);
+        if (b->up[i].owned) e->be->ops->weight_release(e->be, &b->up[i]);
+        if (b->down[i].owned) e->be->ops->weight_release(e->be, &b->down[i]);
     }
-    free(e->eg);
-    free(e->eu);
-    free(e->ed);
+    free(b->gate);
+    free(b->up);
+    free(b->down);
     for (int i = 0; i < e->n_allocs; i++) e->be->ops->dealloc(e->be, e->allocs[i]);
     if (e->kv) e->be->ops->kv_free(e->be, e->kv);
+    if (e->ex) e->be->ops->exec_free(e->ex);
     e->be->ops->free(e->be);
     e->be = NULL;
 }
@@ -152,7 +157,7 @@ static glmoe_status set_positions(env *e, int32_t first, int32_t T) {
     int32_t *p = malloc((size_t)T * sizeof(int32_t));
     if (!p) return gm_fail(&e->err, GLMOE_E_NOMEM, "out of memory");
     for (int32_t i = 0; i < T; i++) p[i] = first + i;
-    glmoe_status s = e->be->ops->copy_in(e->be, e->pos, p, (size_t)T * sizeof(int32_t), &e->err);
+    glmoe_status s = e->be->ops->copy_in(e->ex, e->pos, p, (size_t)T * sizeof(int32_t), &e->err);
     free(p);
     return s;
 }
@@ -172,45 +177,45 @@ static glmoe_status run_op(env *e, op_kind k, int32_t T, int32_t ctx) {
     glmoe_status s;
     switch (k) {
     case OP_ADD_RMSNORM:
-        return o->add_rmsnorm(e->be, e->out, e->resid, e->x, &e->norm, T, H, c->rms_norm_eps, &e->err);
+        return o->add_rmsnorm(e->ex, e->out, e->resid, e->x, &e->norm, T, H, c->rms_norm_eps, &e->err);
     case OP_MATMUL_QKV:
-        if ((s = o->matmul(e->be, e->q, e->x, &e->wq, &e->bq, T, &e->err))) return s;
-        if ((s = o->matmul(e->be, e->k, e->x, &e->wk, &e->bk, T, &e->err))) return s;
-        return o->matmul(e->be, e->v, e->x, &e->wv, &e->bv, T, &e->err);
+        if ((s = o->matmul(e->ex, e->q, e->x, &e->wq, &e->bq, T, &e->err))) return s;
+        if ((s = o->matmul(e->ex, e->k, e->x, &e->wk, &e->bk, T, &e->err))) return s;
+        return o->matmul(e->ex, e->v, e->x, &e->wv, &e->bv, T, &e->err);
     case OP_MATMUL_O:
-        return o->matmul(e->be, e->out, e->attn, &e->wo, NULL, T, &e->err);
+        return o->matmul(e->ex, e->out, e->attn, &e->wo, NULL, T, &e->err);
     case OP_ROPE:
-        if ((s = o->rope(e->be, e->q, e->pos, T, c->n_heads, c->head_dim, c->rotary_dim, c->rope_theta, &e->err)))
+        if ((s = o->rope(e->ex, e->q, e->pos, T, c->n_heads, c->head_dim, c->rotary_dim, c->rope_theta, &e->err)))
             return s;
-        return o->rope(e->be, e->k, e->pos, T, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rope_theta, &e->err);
+        return o->rope(e->ex, e->k, e->pos, T, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rope_theta, &e->err);
     case OP_ATTN_CAUSAL: {
         gm_attn_params p = attn_params(e, T, 0, NULL);
-        return o->attention(e->be, e->attn, e->q, e->k, e->v, e->kv, 0, &p, &e->err);
+        return o->attention(e->ex, e->attn, e->q, e->k, e->v, e->kv, 0, &p, &e->err);
     }
     case OP_ATTN_MASKED: {
         gm_attn_params p = attn_params(e, T, 0, e->mask);
-        return o->attention(e->be, e->attn, e->q, e->k, e->v, e->kv, 0, &p, &e->err);
+        return o->attention(e->ex, e->attn, e->q, e->k, e->v, e->kv, 0, &p, &e->err);
     }
     case OP_ATTN_DECODE: {
         gm_attn_params p = attn_params(e, 1, ctx - 1, NULL);
-        return o->attention(e->be, e->attn, e->q, e->k, e->v, e->kv, 0, &p, &e->err);
+        return o->attention(e->ex, e->attn, e->q, e->k, e->v, e->kv, 0, &p, &e->err);
     }
     case OP_SWIGLU:
-        return o->swiglu(e->be, e->ga, e->ga, e->gb, (int64_t)T * I, &e->err);
+        return o->swiglu(e->ex, e->ga, e->ga, e->gb, (int64_t)T * I, &e->err);
     case OP_MOE_ROUTE: {
         gm_route_params rp = {.n_experts = c->n_experts, .top_k = c->n_experts_per_tok, .n_group = c->n_group,
                               .topk_group = c->topk_group, .norm_topk_prob = c->norm_topk_prob,
                               .routed_scaling_factor = c->routed_scaling_factor};
-        return o->moe_route(e->be, e->route_idx, e->route_w, e->x, &e->router, &e->router_bias, &rp, T, &e->err);
+        return o->moe_route(e->ex, e->route_idx, e->route_w, e->x, &e->router, &e->router_bias, &rp, T, &e->err);
     }
     case OP_MOE_EXPERTS:
-        return o->moe_experts(e->be, e->out, false, e->x, e->route_idx, e->route_w, c->n_experts_per_tok, e->eg,
-                              e->eu, e->ed, c->n_experts, T, &e->err);
+        return o->moe_experts(e->ex, e->out, false, e->x, e->route_idx, e->route_w, c->n_experts_per_tok, &e->bank, T,
+                              &e->err);
     case OP_DENSE_MLP:
-        if ((s = o->matmul(e->be, e->ga, e->x, &e->gate, NULL, T, &e->err))) return s;
-        if ((s = o->matmul(e->be, e->gb, e->x, &e->up, NULL, T, &e->err))) return s;
-        if ((s = o->swiglu(e->be, e->ga, e->ga, e->gb, (int64_t)T * I, &e->err))) return s;
-        return o->matmul(e->be, e->out, e->ga, &e->down, NULL, T, &e->err);
+        if ((s = o->matmul(e->ex, e->ga, e->x, &e->gate, NULL, T, &e->err))) return s;
+        if ((s = o->matmul(e->ex, e->gb, e->x, &e->up, NULL, T, &e->err))) return s;
+        if ((s = o->swiglu(e->ex, e->ga, e->ga, e->gb, (int64_t)T * I, &e->err))) return s;
+        return o->matmul(e->ex, e->out, e->ga, &e->down, NULL, T, &e->err);
     }
     return GLMOE_E_ARG;
 }
@@ -220,7 +225,7 @@ static glmoe_status time_op(env *e, op_kind k, int32_t T, int32_t ctx, double mi
     glmoe_status s;
     for (int i = 0; i < 2; i++)
         if ((s = run_op(e, k, T, ctx))) return s;
-    if ((s = e->be->ops->sync(e->be, &e->err))) return s;
+    if ((s = e->be->ops->sync(e->ex, &e->err))) return s;
     long n = 1;
     double batch[3];
     for (int b = 0; b < 3; b++) {
@@ -228,7 +233,7 @@ static glmoe_status time_op(env *e, op_kind k, int32_t T, int32_t ctx, double mi
             double t0 = cli_now();
             for (long i = 0; i < n; i++)
                 if ((s = run_op(e, k, T, ctx))) return s;
-            if ((s = e->be->ops->sync(e->be, &e->err))) return s;
+            if ((s = e->be->ops->sync(e->ex, &e->err))) return s;
             double t = cli_now() - t0;
             if (b > 0 || t >= min_seconds || n >= 100000) {
                 batch[b] = t / (double)n;
@@ -247,11 +252,11 @@ static glmoe_status fill_cache(env *e, int32_t n) {
     for (int32_t done = 0; done < n;) {
         int32_t T = n - done < e->n_batch ? n - done : e->n_batch;
         gm_attn_params p = attn_params(e, T, done, NULL);
-        glmoe_status s = o->attention(e->be, e->attn, e->q, e->k, e->v, e->kv, 0, &p, &e->err);
+        glmoe_status s = o->attention(e->ex, e->attn, e->q, e->k, e->v, e->kv, 0, &p, &e->err);
         if (s) return s;
         done += T;
     }
-    return e->be->ops->sync(e->be, &e->err);
+    return e->be->ops->sync(e->ex, &e->err);
 }
 
 static bool record(env *e, json_t *ops, op_kind k, int32_t T, int32_t ctx, double min_seconds) {
@@ -268,11 +273,9 @@ static bool record(env *e, json_t *ops, op_kind k, int32_t T, int32_t ctx, doubl
 }
 
 static glmoe_status create_backend(const bench_ops_opts *o, gm_backend **be, gm_err *err) {
-#ifdef GLMOE_HAVE_CUDA
-    if (!strcmp(o->backend, "cuda")) return cuda_backend_create(be, 0, err);
-#endif
-    if (!strcmp(o->backend, "cpu")) return cpu_backend_create(be, o->n_threads, err);
-    return gm_fail(err, GLMOE_E_UNSUPPORTED, "no backend \"%s\" in this build", o->backend);
+    if (!strcmp(o->backend, "cuda")) return gm_backend_create(be, GLMOE_DEVICE_CUDA, 0, err);
+    if (!strcmp(o->backend, "cpu")) return gm_backend_create(be, GLMOE_DEVICE_CPU, o->n_threads, err);
+    return gm_fail(err, GLMOE_E_UNSUPPORTED, "no backend \"%s\"", o->backend);
 }
 
 bool bench_ops_run(const gm_config *cfg, const bench_ops_opts *o, json_t *ops, char *err, size_t err_len) {

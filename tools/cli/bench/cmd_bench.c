@@ -313,7 +313,7 @@ int cmd_bench(int argc, char **argv) {
     }
     glmoe_context_params cp = {.n_ctx = need, .n_batch = max_len};
     if (glmoe_context_create(&r.ctx, model, &cp)) {
-        cli_error(cmd, "%s", glmoe_model_errmsg(model));
+        cli_error(cmd, "%s", glmoe_context_errmsg(r.ctx));
         goto done;
     }
     if (!(r.ids = malloc((size_t)need * sizeof(int32_t)))) {

@@ -1,0 +1,35 @@
+/*
+ * factory.c — the one place where backends are made: the device choice of glmoe_model_params and
+ * the fallback of GLMOE_DEVICE_AUTO (the GPU when there is a usable one, else the CPU, saying
+ * why in the log). Nothing above src/backend/ includes a backend's own header.
+ */
+#include "backend/backend.h"
+#include "util/log.h"
+#ifdef GLMOE_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+glmoe_status gm_backend_create(gm_backend **out, glmoe_device device, int n_threads, gm_err *err) {
+    *out = NULL;
+    switch (device) {
+    case GLMOE_DEVICE_AUTO:
+#ifdef GLMOE_HAVE_CUDA
+        if (cuda_backend_create(out, 0, err) == GLMOE_OK) return GLMOE_OK;
+        if (err->code == GLMOE_E_UNSUPPORTED)
+            gm_info("running on the CPU: %s", err->msg);
+        else
+            gm_warn("the GPU is not usable, running on the CPU: %s", err->msg);
+        gm_err_clear(err);
+#endif
+        return cpu_backend_create(out, n_threads, err);
+    case GLMOE_DEVICE_CPU:
+        return cpu_backend_create(out, n_threads, err);
+    case GLMOE_DEVICE_CUDA:
+#ifdef GLMOE_HAVE_CUDA
+        return cuda_backend_create(out, 0, err);
+#else
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
+#endif
+    }
+    return gm_fail(err, GLMOE_E_ARG, "unknown device %d", (int)device);
+}
