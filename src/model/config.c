@@ -18,6 +18,12 @@
 
 #define MAX_DIM (1 << 20)      /* any width or count */
 #define MAX_VOCAB (1 << 24)
+/* Routing: released MoE models use at most a few hundred routed experts (GLM-4.5 160, DeepSeek-V3
+ * 256, Qwen3-Next 512), top-8 to top-10 of them, and one or two shared experts. These bounds keep
+ * a hostile config's router, expert tables and scratch (E x K per token) small. */
+#define MAX_EXPERTS 1024
+#define MAX_EXPERTS_PER_TOK 64
+#define MAX_SHARED_EXPERTS 64
 
 /* Reads an integer field into an int32_t; `required` fields must be present. */
 static glmoe_status get_i32(const json_t *o, const char *key, int64_t lo, int64_t hi, bool required,
@@ -204,11 +210,13 @@ glmoe_status config_parse(gm_config *c, const char *text, size_t len, const char
     {
         bool moe = c->first_k_dense_replace < c->n_layers;
         if ((s = get_i32(o, "moe_intermediate_size", 1, MAX_DIM, moe, &c->moe_intermediate_size, file, err))) goto done;
-        if ((s = get_i32(o, "n_routed_experts", 1, 65536, moe, &c->n_experts, file, err))) goto done;
-        if ((s = get_i32(o, "num_experts_per_tok", 1, 1024, moe, &c->n_experts_per_tok, file, err))) goto done;
-        if ((s = get_i32(o, "n_shared_experts", 0, 1024, false, &c->n_shared_experts, file, err))) goto done;
-        if ((s = get_i32(o, "n_group", 1, 1024, false, &c->n_group, file, err))) goto done;
-        if ((s = get_i32(o, "topk_group", 1, 65536, false, &c->topk_group, file, err))) goto done;
+        if ((s = get_i32(o, "n_routed_experts", 1, MAX_EXPERTS, moe, &c->n_experts, file, err))) goto done;
+        if ((s = get_i32(o, "num_experts_per_tok", 1, MAX_EXPERTS_PER_TOK, moe, &c->n_experts_per_tok, file, err)))
+            goto done;
+        if ((s = get_i32(o, "n_shared_experts", 0, MAX_SHARED_EXPERTS, false, &c->n_shared_experts, file, err)))
+            goto done;
+        if ((s = get_i32(o, "n_group", 1, MAX_EXPERTS, false, &c->n_group, file, err))) goto done;
+        if ((s = get_i32(o, "topk_group", 1, MAX_EXPERTS, false, &c->topk_group, file, err))) goto done;
     }
     bool present;
     if ((s = gm_json_get_bool(o, "attention_bias", &c->attention_bias, &present, file, err))) goto done;

@@ -21,7 +21,7 @@
  * positions 0..300 and ~1e5; attention decode at n_past {0,1,7,127,128,129,500} and prefill
  * T {1,5,127,128,129} at n_past 0 and > 0, GQA 1/2/12, D 16/128, with and without masks, the KV
  * cache filled by earlier calls (chunked prefill) with another layer written in between;
- * moe_route K 1/8 of 160, n_group 1 and 4/2, norm on/off, scaling 1 and 2.5, a bias that
+ * moe_route K 1/8 of 160 and K 8/64 of 1024, n_group 1 and 4/2 (8/4), norm on/off, scaling 1 and 2.5, a bias that
  * changes the selection; moe_experts T 1/3/40/80, H/Im 67/45 and 136/64, E 16, K 4, every
  * expert hit, accumulate on/off: on the GPU every path of cuda_moe.cu (per-token GEMVs, scalar
  * and vectorised tiles, cuBLAS on the bf16-cache backend).
@@ -578,13 +578,19 @@ static bool same_set(const int32_t *a, const int32_t *b, int32_t K) {
 }
 
 static void check_route(ops_ctx *c, op_groups *g) {
-    const int32_t E = 160, H = 97;
+    const int32_t H = 97;
     int n_case = 0;
+    /* GLM-4.5's 160 experts (top-1 and top-8, 4 groups keeping 2), then the most the config
+     * allows (1024 experts, top-64, 8 groups keeping 4): the selection is a heap of K. */
+    for (int big = 0; big < 2; big++)
     for (int ki = 0; ki < 2; ki++)
         for (int gi = 0; gi < 2; gi++)
             for (int ni = 0; ni < 2; ni++, n_case++) {
-                ref_route_params rp = {.n_experts = E, .top_k = ki ? 8 : 1, .n_group = gi ? 4 : 1,
-                                       .topk_group = gi ? 2 : 1, .norm_topk_prob = ni,
+                const int32_t E = big ? 1024 : 160;
+                if (big && ni) continue; /* the large sizes once per K and grouping */
+                ref_route_params rp = {.n_experts = E, .top_k = big ? (ki ? 64 : 8) : (ki ? 8 : 1),
+                                       .n_group = gi ? (big ? 8 : 4) : 1, .topk_group = gi ? (big ? 4 : 2) : 1,
+                                       .norm_topk_prob = ni,
                                        .routed_scaling_factor = n_case / 2 % 2 ? 2.5 : 1.0};
                 const int32_t K = rp.top_k, T = n_case % 3 == 0 ? 1 : 33;
                 const int bias_kind = n_case == 3 ? 0 : n_case == 6 ? 1 : 2; /* none, absent, present */
@@ -603,7 +609,7 @@ static void check_route(ops_ctx *c, op_groups *g) {
                 if (bias_kind == 2) {
                     /* As large as the spread of the sigmoid scores, so it moves the selection
                      * (checked below), and often negative, so that s + b < 0 occurs. */
-                    float bv[160];
+                    float bv[1024];
                     for (int32_t e = 0; e < E; e++) bv[e] = (float)ops_rand_uniform(c, -0.8, 0.5);
                     ops_host_matrix *hb = host_vector_f32(c, bv, E, n_case % 2 == 0);
                     bias = ops_bind(c, hb, GM_BIND_VECTOR_F32);
@@ -880,10 +886,10 @@ static void check_graph(ops_ctx *c, op_groups *g) {
 /* ---- the harness entry point ------------------------------------------------------------------ */
 
 /* The execution state's sizes: large enough for every case above (the widest matmul input is
- * 24 heads x 128 = 3072, the widest output 4229 rows; 160 experts top-8 for the router). */
+ * 24 heads x 128 = 3072, the widest output 4229 rows; 1024 experts top-64 for the router). */
 static gm_exec_sizes ops_sizes(void) {
     return (gm_exec_sizes){.n_batch = 129, .n_ctx = ATTN_MAX_CTX, .hidden = 1024, .max_in = 3072, .max_out = 4229,
-                           .n_heads = 24, .head_dim = 128, .n_experts = 160, .top_k = 8, .expert_width = 64};
+                           .n_heads = 24, .head_dim = 128, .n_experts = 1024, .top_k = 64, .expert_width = 64};
 }
 
 static void print_stats(const char *label, const ops_stats *st) {

@@ -100,6 +100,18 @@ int main(void) {
         {"{\"model_type\": \"glm4_moe\", \"vocab_size\": 10, \"hidden_size\": 64, \"num_hidden_layers\": 2,"
          " \"num_attention_heads\": 4, \"intermediate_size\": 8, \"first_k_dense_replace\": 3}", GLMOE_E_CONFIG,
          "first_k_dense_replace"},
+        /* Routing beyond what any released model asks for (the bounds of config.c): a 28 MB
+         * checkpoint with 65536 experts top-1024 cost 18 s per token before. */
+        {"{\"model_type\": \"glm4_moe\", \"vocab_size\": 10, \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+         " \"num_attention_heads\": 4, \"intermediate_size\": 8, \"moe_intermediate_size\": 8,"
+         " \"n_routed_experts\": 65536, \"num_experts_per_tok\": 8}", GLMOE_E_CONFIG, "n_routed_experts"},
+        {"{\"model_type\": \"glm4_moe\", \"vocab_size\": 10, \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+         " \"num_attention_heads\": 4, \"intermediate_size\": 8, \"moe_intermediate_size\": 8,"
+         " \"n_routed_experts\": 1024, \"num_experts_per_tok\": 1024}", GLMOE_E_CONFIG, "num_experts_per_tok"},
+        {"{\"model_type\": \"glm4_moe\", \"vocab_size\": 10, \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+         " \"num_attention_heads\": 4, \"intermediate_size\": 8, \"moe_intermediate_size\": 8,"
+         " \"n_routed_experts\": 16, \"num_experts_per_tok\": 4, \"n_shared_experts\": 1000}", GLMOE_E_CONFIG,
+         "n_shared_experts"},
         {"{\"model_type\": \"glm4_moe\", \"vocab_size\": 10, \"vocab_size\": 11}", GLMOE_E_FORMAT, "duplicate"},
         {"{\"model_type\": \"glm4_moe\", ", GLMOE_E_FORMAT, "invalid JSON"},
         {"[]", GLMOE_E_CONFIG, "object"},
@@ -113,6 +125,14 @@ int main(void) {
         CHECK(s == docs[i].code, "doc %zu: status %d want %d (%s)", i, s, docs[i].code, de.msg);
         CHECK(strstr(de.msg, docs[i].needle) != NULL, "doc %zu: \"%s\" lacks \"%s\"", i, de.msg, docs[i].needle);
     }
+
+    /* The largest routing the bounds allow still loads. */
+    const char *widest = "{\"model_type\": \"glm4_moe\", \"vocab_size\": 10, \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+                         " \"num_attention_heads\": 4, \"intermediate_size\": 8, \"moe_intermediate_size\": 8,"
+                         " \"n_routed_experts\": 1024, \"num_experts_per_tok\": 64, \"n_shared_experts\": 64,"
+                         " \"n_group\": 512, \"topk_group\": 64}";
+    CHECK(config_parse(&c, widest, strlen(widest), "config.json", NULL, 0, &e) == GLMOE_OK, "%s", e.msg);
+    CHECK(c.n_experts == 1024 && c.n_experts_per_tok == 64 && c.n_group == 512);
 
     /* A dense-only model needs no MoE fields. */
     const char *dense = "{\"model_type\": \"glm4_moe\", \"vocab_size\": 10, \"hidden_size\": 64, \"num_hidden_layers\": 2,"

@@ -6,7 +6,8 @@
  *   groups (n_group > 1): group score = sum of the 2 largest c in the group; keep topk_group groups,
  *   experts of the others get c = -inf;  idx = top-K of c;  w = s[idx];
  *   if norm_topk_prob: w /= Σw + 1e-20;  w *= routed_scaling_factor.
- * Ties in top-k go to the lower index.
+ * Ties in top-k go to the lower index. Every selection is a heap of the k best, O(E log K) per
+ * token (config.c bounds E and K).
  *
  * Experts: rows are grouped by expert (a counting sort over the T*K assignments), each expert runs
  * its three matmuls over its group (GEMV or sgemm by group size, cpu_matmul decides), and the
@@ -17,17 +18,42 @@
 
 #include "backend/cpu/cpu_internal.h"
 
-/* Indices of the k largest of v[0..n) into out (descending; ties to the lower index). */
+/* True if candidate i beats j: a larger value, or an equal one at a lower index. NaN loses to
+ * everything (it compares false), so a NaN score is chosen only when nothing else is left. */
+static inline bool beats(const float *v, int32_t i, int32_t j) {
+    return v[i] > v[j] || (v[i] == v[j] && i < j) || (v[i] == v[i] && v[j] != v[j]);
+}
+
+/* Restores the heap order below slot r of h[0..k): the root is the weakest kept candidate. */
+static void sift_down(const float *v, int32_t *h, int32_t k, int32_t r) {
+    for (;;) {
+        int32_t w = r, a = 2 * r + 1, b = a + 1;
+        if (a < k && beats(v, h[w], h[a])) w = a;
+        if (b < k && beats(v, h[w], h[b])) w = b;
+        if (w == r) return;
+        int32_t t = h[r];
+        h[r] = h[w];
+        h[w] = t;
+        r = w;
+    }
+}
+
+/* Indices of the k best of v[0..n) into out, best first (ties to the lower index): a heap of the
+ * k best seen so far, O(n log k), then sorted out of it, O(k log k). k <= n. */
 static void top_k(const float *v, int32_t n, int32_t k, int32_t *out) {
-    for (int32_t j = 0; j < k; j++) {
-        int32_t best = -1;
-        for (int32_t i = 0; i < n; i++) {
-            bool taken = false;
-            for (int32_t m = 0; m < j; m++) taken |= out[m] == i;
-            if (taken) continue;
-            if (best < 0 || v[i] > v[best]) best = i;
+    for (int32_t i = 0; i < k; i++) out[i] = i;
+    for (int32_t r = k / 2 - 1; r >= 0; r--) sift_down(v, out, k, r);
+    for (int32_t i = k; i < n; i++)
+        if (beats(v, i, out[0])) {
+            out[0] = i;
+            sift_down(v, out, k, 0);
         }
-        out[j] = best;
+    /* Heap sort: the weakest goes to the end each time, leaving the best first. */
+    for (int32_t m = k - 1; m > 0; m--) {
+        int32_t t = out[0];
+        out[0] = out[m];
+        out[m] = t;
+        sift_down(v, out, m, 0);
     }
 }
 
