@@ -9,7 +9,10 @@
  *      on the GPU (bf16 KV cache, tensor-core products) relative L2 error <= 1e-2;
  *   2. the same sequence in uneven prefill chunks and then one token at a time (KV cache, the
  *      GEMV path): same bound;
- *   3. the greedy continuation, stopping at the model's eos ids: identical ids.
+ *   3. truncate and continue: half the sequence, six other tokens, the cache cut back to the half,
+ *      then the true second half (one token at a time, and in one chunk after another cut): the
+ *      rows after the cut against the reference, same bound;
+ *   4. the greedy continuation, stopping at the model's eos ids: identical ids.
  * With --device cuda and no usable GPU (or a build without CUDA) it prints "SKIP: ..." and passes.
  *
  * --long N replaces those checks by a long greedy generation on the device: N tokens after the
@@ -90,6 +93,42 @@ static diff chunked(glmoe_context *ctx, const int32_t *ids, size_t n, const int 
         glmoe_context_logits(ctx, &l, &rows);
         add_diff(&worst, l, ref + done * (size_t)V, len * (size_t)V);
         done += len;
+    }
+    return worst;
+}
+
+/* glmoe_context_truncate, then continuing: the first half of ids in one prefill, then six other
+ * tokens one at a time (on the GPU the decode step is recorded and replayed), then the cache cut
+ * back to the first half and the true second half evaluated, one token at a time and then again
+ * (after another cut) in one chunk. Every row after a cut is compared with the reference: the
+ * continuation must see the first half and nothing of the six tokens it replaced. */
+static diff truncated(glmoe_context *ctx, const int32_t *ids, size_t n, const float *ref, int32_t V) {
+    diff worst = {0};
+    const size_t half = n / 2;
+    glmoe_context_reset(ctx);
+    glmoe_status s = glmoe_context_eval(ctx, ids, half, GLMOE_LOGITS_NONE);
+    for (int i = 0; !s && i < 6; i++) {
+        const int32_t other = (ids[(size_t)i % n] + 1 + i) % V; /* not the sequence's next token */
+        s = glmoe_context_eval(ctx, &other, 1, GLMOE_LOGITS_LAST);
+    }
+    const float *l;
+    size_t rows;
+    for (int pass = 0; !s && pass < 2; pass++) {
+        glmoe_context_truncate(ctx, half);
+        if (glmoe_context_n_past(ctx) != half) s = GLMOE_E_ARG;
+        if (pass == 0)
+            for (size_t t = half; !s && t < n; t++) {
+                if (!(s = glmoe_context_eval(ctx, ids + t, 1, GLMOE_LOGITS_LAST)) &&
+                    !(s = glmoe_context_logits(ctx, &l, &rows)))
+                    add_diff(&worst, l, ref + t * (size_t)V, (size_t)V);
+            }
+        else if (!(s = glmoe_context_eval(ctx, ids + half, n - half, GLMOE_LOGITS_ALL)) &&
+                 !(s = glmoe_context_logits(ctx, &l, &rows)))
+            add_diff(&worst, l, ref + half * (size_t)V, (n - half) * (size_t)V);
+    }
+    if (s) {
+        fprintf(stderr, "truncate and continue: %s\n", glmoe_context_errmsg(ctx));
+        worst.max_abs = worst.num = INFINITY;
     }
     return worst;
 }
@@ -364,6 +403,13 @@ int main(int argc, char **argv) {
             else
                 CHECK(d.max_abs <= TOL, "%s: max |diff| %.3g > %g", runs[r].name, d.max_abs, TOL);
         }
+        diff d = truncated(ctx, teacher, n_teacher, logits, V);
+        printf("%s [%s]: teacher-forced logits after truncate and continue: max |diff| = %.3g, rel L2 = %.3g\n", dir,
+               info.backend, d.max_abs, rel_l2(&d));
+        if (gpu)
+            CHECK(rel_l2(&d) <= TOL_GPU_L2, "truncate and continue: rel L2 %.3g > %g", rel_l2(&d), TOL_GPU_L2);
+        else
+            CHECK(d.max_abs <= TOL, "truncate and continue: max |diff| %.3g > %g", d.max_abs, TOL);
     }
 
     if (ctx) { /* greedy continuation through the public sampler, stopping at eos like generate() */
