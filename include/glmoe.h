@@ -95,16 +95,33 @@ typedef enum glmoe_device {
     GLMOE_DEVICE_CUDA,
 } glmoe_device;
 
+/* Quantizing float weights while loading, as `mlx_lm.convert -q --q-bits B --q-group-size G`
+ * would (MLX's affine format: codes of `bits` bits, a scale and a bias per group of `group_size`
+ * weights of a row): every Linear module (attention, dense and shared-expert MLPs, the routed
+ * experts), the embedding and lm_head, when the group divides their input width; never the
+ * router, norms or biases. The result equals loading mlx-lm's converted files; nothing is
+ * written. Weights the checkpoint already stores quantized are kept as they are. */
+typedef struct glmoe_quantize {
+    int32_t bits;          /* 0: none (the default); else 2, 3, 4, 5, 6 or 8                  */
+    int32_t group_size;    /* 32, 64 or 128; 0: 64 (MLX's default)                            */
+} glmoe_quantize;
+
 typedef struct glmoe_model_params {
     glmoe_device device;
     int n_threads;         /* CPU threads; 0 = all available cores                           */
+    glmoe_quantize quantize;
 } glmoe_model_params;
 
 GLMOE_API glmoe_model_params glmoe_model_params_default(void);
 
 /* Loads a Hugging Face checkpoint directory: config.json, optional generation_config.json,
  * and model.safetensors or model.safetensors.index.json with its shards. Weights stay in their
- * stored dtype, memory-mapped; the files must not be modified while the model is loaded.
+ * stored format, memory-mapped; the files must not be modified while the model is loaded.
+ * MLX-quantized checkpoints (mlx-community style: U32 codes with .scales and .biases, the
+ * `quantization` block of config.json with per-module overrides, stacked switch_mlp experts) load
+ * as they are, as do Hugging Face per-expert tensors. A backend that cannot run a format the
+ * weights have (the CUDA backend and quantized weights, for now) refuses with
+ * GLMOE_E_UNSUPPORTED; GLMOE_DEVICE_AUTO then runs on the CPU and says so in the log.
  *
  * *out receives a model handle in every case except when even that allocation fails (then
  * *out is NULL and GLMOE_E_NOMEM is returned). On failure, glmoe_model_errmsg(*out) says which
@@ -129,6 +146,16 @@ GLMOE_API void glmoe_model_free(glmoe_model *model);
  * model or its free. Never NULL (for a NULL model it returns a static message). */
 GLMOE_API const char *glmoe_model_errmsg(const glmoe_model *model);
 
+/* The weights of one kind held in one format (glmoe_model_info.weight_groups). */
+typedef struct glmoe_weight_group {
+    const char *kind;      /* "embedding", "attention", "dense MLP", "router", "routed experts",
+                              "shared experts", "lm_head", "norms and biases"                  */
+    const char *format;    /* "BF16", "F32", ..., or "q4 g64 (BF16 scales)"                   */
+    int32_t bits, group_size; /* of an affine format; 0 for float                             */
+    uint64_t n_tensors;    /* weights (a stacked expert tensor counts once per expert)        */
+    uint64_t n_params, bytes; /* bytes as held in that format, scales and biases included    */
+} glmoe_weight_group;
+
 /* What the model is, as loaded. All pointers inside are owned by the model. */
 typedef struct glmoe_model_info {
     const char *architecture;       /* "Glm4MoeForCausalLM"                               */
@@ -150,6 +177,10 @@ typedef struct glmoe_model_info {
     uint64_t n_params;              /* parameters bound for the forward                   */
     uint64_t n_params_active;       /* parameters touched per token (K of E experts)      */
     uint64_t bytes_bf16, bytes_f16, bytes_f32; /* bytes of bound tensors by stored dtype  */
+    uint64_t bytes_quantized;       /* bytes of affine-quantized weights (codes + scales + biases) */
+    int32_t n_quantized_on_load;    /* weights glmoe quantized while loading (params.quantize) */
+    const glmoe_weight_group *weight_groups; /* the weights by kind and format */
+    int32_t n_weight_groups;
     int32_t n_tensors_skipped;      /* MTP-layer tensors (layer index >= n_layers)        */
     uint64_t bytes_skipped;
     int32_t n_tensors_unused;       /* tensors glmoe does not know (warned about at load) */

@@ -19,10 +19,12 @@ struct glmoe_model {
     char *dir;
     gm_config cfg;
     st_set *set;
+    gm_quant_config quant;  /* config.json's quantization block (empty if none) */
     gm_backend *be;
     gm_weights w;
     bool bound;
     gm_bind_stats stats;
+    glmoe_weight_group groups[GM_MAX_WEIGHT_GROUPS]; /* stats.groups as glmoe_model_info shows them */
     double load_seconds;
 };
 
@@ -44,21 +46,42 @@ static double now_seconds(void) {
 }
 
 glmoe_model_params glmoe_model_params_default(void) {
-    return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0};
+    return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0, .quantize = {0, 0}};
 }
 
-/* An upper bound of the bytes the weights will take where the backend keeps them: every tensor
- * except those of the multi-token-prediction layers (skipped at binding), vectors twice (they
- * become float32). */
-static uint64_t weight_bytes(const st_set *set, const gm_config *c) {
+/* An upper bound of the bytes the weights will take where the backend keeps them, from the plan:
+ * every weight in its format, vectors as float32. */
+static uint64_t weight_bytes(const gm_bind_stats *plan) {
     uint64_t total = 0;
-    const char *prefix = "model.layers.";
-    for (size_t i = 0; i < st_set_count(set); i++) {
-        const st_tensor *t = st_set_tensor(set, i);
-        if (!strncmp(t->name, prefix, strlen(prefix)) && atol(t->name + strlen(prefix)) >= c->n_layers) continue;
-        total += t->rank == 1 ? 2 * t->nbytes : t->nbytes;
+    for (int32_t i = 0; i < plan->n_groups; i++) {
+        const gm_weight_group *g = &plan->groups[i];
+        total += g->format.type == GM_W_AFFINE ? g->bytes : g->n_params * 4 > g->bytes ? g->n_params * 4 : g->bytes;
     }
     return total;
+}
+
+/* The first weight format of the plan the backend does not take, or NULL. */
+static const gm_weight_group *unsupported_format(gm_backend *be, const gm_bind_stats *plan) {
+    for (int32_t i = 0; i < plan->n_groups; i++)
+        if (be->ops->supports && !be->ops->supports(be, &plan->groups[i].format)) return &plan->groups[i];
+    return NULL;
+}
+
+/* The backend for the planned weights: device AUTO falls back to the CPU, saying so, when the GPU
+ * does not take a format the weights have; an explicit device refuses. */
+static glmoe_status create_backend_for(glmoe_model *m, const glmoe_model_params *p, const gm_bind_stats *plan) {
+    glmoe_status s = gm_backend_create(&m->be, p->device, p->n_threads, &m->err);
+    if (s) return s;
+    const gm_weight_group *g = unsupported_format(m->be, plan);
+    if (!g) return GLMOE_OK;
+    if (p->device != GLMOE_DEVICE_AUTO)
+        return gm_fail(&m->err, GLMOE_E_UNSUPPORTED, "the %s backend does not run %s weights (%s) yet; use --device cpu",
+                       m->be->ops->name, g->format_name, g->kind);
+    gm_info("running on the CPU: the %s backend does not run %s weights (%s) yet", m->be->ops->name, g->format_name,
+            g->kind);
+    m->be->ops->free(m->be);
+    m->be = NULL;
+    return gm_backend_create(&m->be, GLMOE_DEVICE_CPU, p->n_threads, &m->err);
 }
 
 /* Starts a load: the handle glmoe.h promises (in *out even on failure, unless that allocation
@@ -72,11 +95,22 @@ static glmoe_status model_start(glmoe_model **out, const char *source, const cha
     *p = params ? *params : glmoe_model_params_default();
     if (!source) return gm_fail(&m->err, GLMOE_E_ARG, "%s", no_source);
     if (p->n_threads < 0) return gm_fail(&m->err, GLMOE_E_ARG, "n_threads %d is negative", p->n_threads);
+    if (p->quantize.bits && !p->quantize.group_size) p->quantize.group_size = 64;
+    if (p->quantize.bits && !gm_affine_legal(p->quantize.bits, p->quantize.group_size))
+        return gm_fail(&m->err, GLMOE_E_ARG, "quantize: %d bits in groups of %d is not an MLX affine format (bits 2, 3, "
+                       "4, 5, 6 or 8; group size 32, 64 or 128)", p->quantize.bits, p->quantize.group_size);
     return GLMOE_OK;
 }
 
 /* Ends a load whose weights are bound. */
 static glmoe_status model_finish(glmoe_model *m, double t0) {
+    for (int32_t i = 0; i < m->stats.n_groups; i++) {
+        const gm_weight_group *g = &m->stats.groups[i];
+        const bool q = g->format.type == GM_W_AFFINE;
+        m->groups[i] = (glmoe_weight_group){.kind = g->kind, .format = g->format_name, .bits = q ? g->format.q.bits : 0,
+                                            .group_size = q ? g->format.q.group : 0, .n_tensors = g->n_tensors,
+                                            .n_params = g->n_params, .bytes = g->bytes};
+    }
     m->bound = true;
     m->load_seconds = now_seconds() - t0;
     gm_err_clear(&m->err);
@@ -93,11 +127,20 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     if (!m->dir) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory");
 
     if ((s = config_load(&m->cfg, dir, &m->err))) return s;
+    if ((s = quant_config_load(&m->quant, dir, &m->err))) return s;
     if ((s = st_set_open_dir(&m->set, dir, &m->err))) return s;
-    if ((s = gm_backend_create(&m->be, p.device, p.n_threads, &m->err))) return s;
-    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weight_bytes(m->set, &m->cfg), "the weights", &m->err)))
+    /* Every tensor checked and every format known before a backend is chosen or a byte moves. */
+    const gm_bind_source src = {.set = m->set, .quant = &m->quant,
+                                .requant = {p.quantize.bits, p.quantize.group_size, GM_W_BF16}};
+    gm_bind_stats plan;
+    if ((s = weights_plan(&m->cfg, &src, &plan, &m->err))) return s;
+    if ((s = create_backend_for(m, &p, &plan))) return s;
+    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weight_bytes(&plan), "the weights", &m->err)))
         return s;
-    if ((s = weights_bind(&m->w, &m->cfg, m->set, m->be, &m->stats, &m->err))) return s;
+    if ((s = weights_bind(&m->w, &m->cfg, &src, m->be, &m->stats, &m->err))) return s;
+    if (m->stats.n_quantized_on_load)
+        gm_info("quantized %d weights to q%d g%d while loading", m->stats.n_quantized_on_load, p.quantize.bits,
+                p.quantize.group_size);
     if (m->stats.n_skipped)
         gm_info("skipped %d tensors (%.1f MB) of the multi-token-prediction layer", m->stats.n_skipped,
                 (double)m->stats.bytes_skipped / 1e6);
@@ -126,6 +169,7 @@ void glmoe_model_free(glmoe_model *m) {
     if (m->bound) weights_release(&m->w, &m->cfg, m->be);
     if (m->be) m->be->ops->free(m->be);
     st_set_close(m->set);
+    quant_config_free(&m->quant);
     free(m->dir);
     free(m);
 }
@@ -169,6 +213,10 @@ glmoe_status glmoe_model_get_info(const glmoe_model *m, glmoe_model_info *out) {
         .bytes_bf16 = m->stats.bytes_bf16,
         .bytes_f16 = m->stats.bytes_f16,
         .bytes_f32 = m->stats.bytes_f32,
+        .bytes_quantized = m->stats.bytes_affine,
+        .n_quantized_on_load = m->stats.n_quantized_on_load,
+        .weight_groups = m->groups,
+        .n_weight_groups = m->stats.n_groups,
         .n_tensors_skipped = m->stats.n_skipped,
         .bytes_skipped = m->stats.bytes_skipped,
         .n_tensors_unused = m->stats.n_unused,

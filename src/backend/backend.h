@@ -7,9 +7,9 @@
  * pointers that only the backend's ops dereference (host memory on the CPU, device memory on a
  * GPU). The model may do pointer arithmetic on them (to address rows) through gm_ptr_add().
  *
- * Weights (gm_weight) carry their format, so quantized formats (MLX affine, later) plug in as
- * new gm_wtype values handled by the backends' matmul and expert ops, without changes to the
- * model code. Matrices keep the Hugging Face layout [rows = out features, cols = in features].
+ * Weights (gm_weight, backend/formats.h) carry their format: dense F32/BF16/F16 or MLX's affine
+ * quantization. A backend says which formats it takes (supports); the model never assumes one.
+ * Matrices keep the Hugging Face layout [rows = out features, cols = in features].
  *
  * Activations are float32 row-major. Every op is asynchronous with respect to the host until
  * copy_out() or sync(); a backend that runs on the host simply runs them in order.
@@ -32,32 +32,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/formats.h"
 #include "util/error.h"
 
-typedef enum gm_wtype {
-    GM_W_F32 = 0,
-    GM_W_BF16,
-    GM_W_F16,
-    /* later: GM_W_MLX_AFFINE (packed uint32 codes + scales + biases per group) */
-} gm_wtype;
-
-const char *gm_wtype_name(gm_wtype t);
-size_t gm_wtype_size(gm_wtype t); /* bytes per element of the dense types */
-
-/* A weight tensor bound to a backend. A vector is rows = 1. */
-typedef struct gm_weight {
-    gm_wtype type;
-    int64_t rows, cols;
-    const void *data;    /* backend memory; NULL when the tensor is absent (optional weights) */
-    void *owned;         /* what the backend allocated for it (released by weight_release)      */
-} gm_weight;
-
-/* A tensor as it lies in the host mapping, before binding. */
+/* A tensor as it lies in the host mapping, before binding: a weight whose pointers are host
+ * memory, possibly unaligned (MLX writes unpadded headers). */
 typedef struct gm_host_tensor {
-    gm_wtype type;
-    int64_t rows, cols;
-    const void *data;    /* may be unaligned */
-    bool aligned;        /* data is aligned to its element size */
+    gm_weight w;         /* data (and scales, biases) in host memory; owned unused */
+    bool aligned;        /* every pointer is aligned to what its elements need (4 for codes) */
+    bool transient;      /* the memory is freed after weight_bind (a weight quantized while
+                            loading): the backend must copy it, never keep a pointer to it */
 } gm_host_tensor;
 
 /* How a weight will be used: matrices are read by matmuls in their stored type; small vectors
@@ -143,6 +127,11 @@ typedef struct gm_backend_ops {
     glmoe_status (*check_fit)(gm_backend *be, uint64_t bytes, const char *what, gm_err *err);
 
     /* ---- weights (while binding: one thread, before any exec runs ops on them) ------------- */
+
+    /* Whether every op takes weights stored like `format` (its type and affine parameters). A
+     * format a backend does not support is refused before any weight is bound (src/api.c), so
+     * that no op meets it. */
+    bool (*supports)(gm_backend *be, const gm_weight *format);
 
     /* Makes w usable by the ops from a host tensor. May keep a pointer into the mapping (the CPU
      * does when the data is aligned), or copy. *copied_bytes receives the host or device bytes

@@ -1,9 +1,10 @@
 /*
  * model.h — a loaded model: its configuration, its weights bound to a backend, and the forward.
  *
- * Weight binding (weights.c) maps Hugging Face tensor names to slots in gm_layer, checking each
- * tensor's dtype and shape against the configuration. The forward (forward.c) is written once
- * against the backend interface (backend/backend.h).
+ * Weight binding (weights.c) fills the slots of gm_layer: tensor_map.c finds a weight's tensors by
+ * name (Hugging Face or MLX), weights.c checks their dtypes and shapes against the configuration
+ * and the quantization block (quant_config.c) and has the backend bind them. The forward
+ * (forward.c) is written once against the backend interface (backend/backend.h).
  */
 #ifndef GLMOE_MODEL_MODEL_H
 #define GLMOE_MODEL_MODEL_H
@@ -11,6 +12,7 @@
 #include "backend/backend.h"
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/quant_config.h"
 
 typedef struct gm_layer {
     gm_weight attn_norm, ffn_norm;                  /* input_layernorm, post_attention_layernorm */
@@ -28,18 +30,44 @@ typedef struct gm_weights {
     gm_layer *layers;                               /* [n_layers] */
 } gm_weights;
 
+/* The weights of one kind stored in one format, for glmoe_model_info. */
+#define GM_MAX_WEIGHT_GROUPS 48
+typedef struct gm_weight_group {
+    const char *kind;               /* "embedding", "attention", "routed experts", ... (static) */
+    gm_weight format;               /* type and affine parameters (no data) */
+    char format_name[48];           /* "BF16", "q4 g64 (BF16 scales)" */
+    uint64_t n_tensors, n_params, bytes; /* bytes as stored in that format */
+} gm_weight_group;
+
 /* What binding saw, for glmoe_model_info. */
 typedef struct gm_bind_stats {
     uint64_t n_params, n_params_active;
-    uint64_t bytes_bf16, bytes_f16, bytes_f32;
+    uint64_t bytes_bf16, bytes_f16, bytes_f32, bytes_affine;
     int32_t n_skipped;                              /* MTP-layer tensors */
     uint64_t bytes_skipped;
     int32_t n_unused;
     uint64_t bytes_copied;                          /* host/device bytes the backend allocated */
+    int32_t n_quantized_on_load;                    /* weights quantized by glmoe while loading */
+    gm_weight_group groups[GM_MAX_WEIGHT_GROUPS];
+    int32_t n_groups;
 } gm_bind_stats;
 
+/* What to bind: the checkpoint's tensors and its quantization block, and the format to quantize
+ * float weights to while loading (requant.bits 0: none), as `mlx_lm.convert -q` would choose
+ * them (weights.c). */
+typedef struct gm_bind_source {
+    const st_set *set;
+    const gm_quant_config *quant;
+    gm_affine requant;
+} gm_bind_source;
+
+/* Resolves and checks every tensor the forward needs against the configuration and the
+ * quantization block, binding nothing: the formats the weights will have are in stats->groups
+ * (so that a backend can be asked whether it takes them before anything is uploaded). */
+glmoe_status weights_plan(const gm_config *cfg, const gm_bind_source *src, gm_bind_stats *stats, gm_err *err);
+
 /* Binds every tensor the forward needs. On failure, every weight bound so far is released. */
-glmoe_status weights_bind(gm_weights *w, const gm_config *cfg, const st_set *set, gm_backend *be,
+glmoe_status weights_bind(gm_weights *w, const gm_config *cfg, const gm_bind_source *src, gm_backend *be,
                           gm_bind_stats *stats, gm_err *err);
 /* The same slots, filled with random weights the backend generates (util/synthetic.h): matrices
  * bf16 N-like(0, 0.02²), norms 1, biases N-like(0, 0.02²), the router's correction bias 0. Each

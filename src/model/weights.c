@@ -1,54 +1,297 @@
 /*
- * weights.c — binds checkpoint tensors (Hugging Face names, spec §3.1) to the model's slots.
+ * weights.c — checks and binds the model's weights (spec §3.1), whatever the checkpoint's naming
+ * and format, to the slots of gm_weights.
  *
- * Every tensor the forward needs is looked up by name, its dtype (BF16, F16 or F32) and shape are
- * checked against the configuration, and the backend binds it (the CPU keeps it in the mapping).
- * Tensors of layers at index >= num_hidden_layers (the multi-token-prediction layer) are skipped
- * and counted; any other tensor glmoe does not know is reported once as unused.
+ * For every weight the forward reads, in a fixed order (embedding, final norm, head, then each
+ * layer), tensor_map.c finds its tensors; this file checks them against the configuration:
+ *   - dense: BF16, F16 or F32, [rows, cols] (stacked experts: [E, rows, cols]);
+ *   - affine (MLX): a U32 weight [.., rows, cols * bits / 32] and scales and biases of one float
+ *     dtype, [.., rows, cols / group], with bits and group from config.json's quantization block
+ *     (the module's override, else the global values), both checked against the shapes;
+ *   - vectors (norms, biases, the router's correction bias) and the router: float only;
+ * and the backend binds it. Messages name the file, the tensor, what was found and what the
+ * config asks for. An override naming no module of the model is an error (it would silently be
+ * ignored otherwise); tensors of the multi-token-prediction layer are skipped and counted; any
+ * other tensor glmoe does not know is reported as unused.
  *
- * weights_bind_synthetic fills the same slots with random weights the backend generates (for
- * benchmarks of a configuration alone), by the same code path and the same names.
+ * Quantizing while loading (gm_bind_source.requant, `--quantize`): the modules `mlx_lm.convert -q`
+ * quantizes — every Linear, the embedding and the stacked experts, when the group divides their
+ * input width: attention projections, dense and shared-expert MLPs, routed experts,
+ * embed_tokens and lm_head; never the router, norms or biases — are quantized by
+ * gm_affine_quantize_row after rounding to the config's dtype (mlx-lm casts the model to it
+ * first), one tensor at a time, so that the result equals loading mlx-lm's converted files.
+ *
+ * Two passes share this code: weights_plan resolves and checks everything and records the formats
+ * (no backend); weights_bind does the same and binds. weights_bind_synthetic fills the same slots
+ * with random weights the backend generates (for benchmarks of a configuration alone).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/model.h"
+#include "model/tensor_map.h"
+#include "util/dtype.h"
 #include "util/log.h"
 #include "util/synthetic.h"
 
 typedef struct binder {
     const gm_config *cfg;
-    const st_set *set;      /* NULL: synthetic weights made by the backend from seed */
+    const gm_bind_source *src; /* NULL: synthetic weights made by the backend from seed */
     uint64_t seed;
-    gm_backend *be;
+    gm_backend *be;            /* NULL: planning (check only) */
     gm_bind_stats *stats;
-    const st_tensor **used; /* every tensor bound, to find the unused ones afterwards */
+    const st_tensor **used;    /* every tensor bound, to find the unused ones afterwards */
     size_t n_used;
     gm_err *err;
 } binder;
 
-static glmoe_status wtype_of(const st_tensor *t, gm_wtype *out, gm_err *err) {
-    switch (t->dtype) {
-    case ST_BF16: *out = GM_W_BF16; return GLMOE_OK;
-    case ST_F16: *out = GM_W_F16; return GLMOE_OK;
-    case ST_F32: *out = GM_W_F32; return GLMOE_OK;
-    default:
-        return gm_fail(err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\": dtype %s is not supported (BF16, F16 or F32)",
-                       st_file_name(t->file), t->name, st_dtype_name(t->dtype));
+/* What a weight is for: the kind it is counted under, whether mlx-lm quantizes such a module,
+ * and the config fields behind its shape (for messages). */
+typedef struct role {
+    const char *kind;
+    bool quantizable;
+    const char *why;
+} role;
+
+/* ---- accounting ----------------------------------------------------------------------------- */
+
+static void account(binder *b, const char *kind, const gm_weight *w, uint64_t stored, size_t copied) {
+    gm_bind_stats *st = b->stats;
+    const uint64_t numel = (uint64_t)w->rows * (uint64_t)w->cols;
+    st->bytes_copied += copied;
+    st->n_params += numel;
+    switch (w->type) {
+    case GM_W_BF16: st->bytes_bf16 += stored; break;
+    case GM_W_F16: st->bytes_f16 += stored; break;
+    case GM_W_F32: st->bytes_f32 += stored; break;
+    case GM_W_AFFINE: st->bytes_affine += stored; break;
+    }
+    gm_weight_group *g = NULL;
+    for (int32_t i = 0; i < st->n_groups && !g; i++)
+        if (!strcmp(st->groups[i].kind, kind) && gm_same_format(&st->groups[i].format, w)) g = &st->groups[i];
+    if (!g && st->n_groups < GM_MAX_WEIGHT_GROUPS) {
+        g = &st->groups[st->n_groups++];
+        g->kind = kind;
+        g->format = (gm_weight){.type = w->type, .q = w->q};
+        gm_weight_format_name(w, g->format_name, sizeof g->format_name);
+    }
+    if (g) {
+        g->n_tensors++;
+        g->n_params += numel;
+        g->bytes += stored;
     }
 }
 
-/* Binds tensor `name` of shape [rows, cols] (rows == 0: a vector of cols). `why` explains the
- * expected shape in terms of config fields, for the error message. */
-/* Counts a bound tensor: numel parameters stored as `type` in `stored` bytes, `copied` of them
- * allocated by the backend. */
-static void account(binder *b, gm_wtype type, uint64_t numel, uint64_t stored, size_t copied) {
-    b->stats->bytes_copied += copied;
-    b->stats->n_params += numel;
-    if (type == GM_W_BF16) b->stats->bytes_bf16 += stored;
-    if (type == GM_W_F16) b->stats->bytes_f16 += stored;
-    if (type == GM_W_F32) b->stats->bytes_f32 += stored;
+/* ---- messages ----------------------------------------------------------------------------------- */
+
+static const char *shape_str(const st_tensor *t, char *buf, size_t size) {
+    size_t n = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < t->rank && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%llu", i ? ", " : "", (unsigned long long)t->shape[i]);
+    if (n < size) snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
+/* "[E, a, b]" or "[a, b]" for what a tensor of a (stacked) weight should be. */
+static const char *want_str(const gm_tensor_src *s, int64_t n_stacked, int64_t a, int64_t b, char *buf, size_t size) {
+    if (s->index >= 0)
+        snprintf(buf, size, "[%lld, %lld, %lld]", (long long)n_stacked, (long long)a, (long long)b);
+    else
+        snprintf(buf, size, "[%lld, %lld]", (long long)a, (long long)b);
+    return buf;
+}
+
+static bool is_float(st_dtype d) { return d == ST_BF16 || d == ST_F16 || d == ST_F32; }
+
+static gm_wtype wtype_of(st_dtype d) { return d == ST_BF16 ? GM_W_BF16 : d == ST_F16 ? GM_W_F16 : GM_W_F32; }
+
+/* A tensor's shape is [E, a, b] (stacked, E = n_stacked) or [a, b]. */
+static bool shape_is(const st_tensor *t, const gm_tensor_src *s, int64_t n_stacked, int64_t a, int64_t b) {
+    if (s->index >= 0)
+        return t->rank == 3 && (int64_t)t->shape[0] == n_stacked && (int64_t)t->shape[1] == a &&
+               (int64_t)t->shape[2] == b;
+    return t->rank == 2 && (int64_t)t->shape[0] == a && (int64_t)t->shape[1] == b;
+}
+
+/* ---- one weight ---------------------------------------------------------------------------------- */
+
+/* The host view of a checked source: the weight (expert `index` of a stacked one) in the mapping. */
+static gm_host_tensor host_view(const gm_tensor_src *s, const gm_weight *fmt, int64_t rows, int64_t cols) {
+    gm_host_tensor h = {.w = *fmt};
+    h.w.rows = rows;
+    h.w.cols = cols;
+    const int64_t e = s->index >= 0 ? s->index : 0;
+    const size_t data_rows = gm_weight_row_bytes(&h.w) * (size_t)rows, tab_rows = gm_weight_scale_row_bytes(&h.w) * (size_t)rows;
+    h.w.data = s->t->data + (size_t)e * data_rows;
+    bool aligned = s->t->aligned; /* the tensor's start; a stacked view moves by whole rows */
+    if (fmt->type == GM_W_AFFINE) {
+        h.w.scales = s->scales->data + (size_t)e * tab_rows;
+        h.w.biases = s->biases->data + (size_t)e * tab_rows;
+        aligned = aligned && s->scales->aligned && s->biases->aligned;
+    }
+    const size_t need = fmt->type == GM_W_AFFINE ? 4 : gm_wtype_size(fmt->type);
+    h.aligned = aligned && ((uintptr_t)h.w.data % need) == 0;
+    return h;
+}
+
+/* Checks a source against [rows, cols] and decides its format; the parameters of a quantized one
+ * come from the quantization block. */
+static glmoe_status check_source(binder *b, const gm_tensor_src *s, const role *r, int64_t rows, int64_t cols,
+                                 gm_weight *fmt) {
+    const gm_quant_config *qc = b->src->quant;
+    const char *file = st_file_name(s->t->file);
+    const int64_t E = b->cfg->n_experts;
+    char got[96], want[96];
+    gm_quant_override *ov = quant_config_find(qc, s->module);
+    if (ov) ov->used = true;
+    if (!s->scales && !s->biases) { /* dense */
+        if (!is_float(s->t->dtype))
+            return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\": dtype %s is not supported (BF16, F16 or F32%s)",
+                           file, s->t->name, st_dtype_name(s->t->dtype),
+                           s->t->dtype == ST_U32 ? "; a U32 weight needs its .scales and .biases" : "");
+        if (!shape_is(s->t, s, E, rows, cols))
+            return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" has shape %s but the config needs %s (%s)", file,
+                           s->t->name, shape_str(s->t, got, sizeof got), want_str(s, E, rows, cols, want, sizeof want),
+                           r->why);
+        if (ov && ov->quantized && qc->present)
+            return gm_fail(b->err, GLMOE_E_WEIGHTS,
+                           "%s: tensor \"%s\" is %s, but config.json's %s quantizes \"%s\" (q%d g%d) and the checkpoint has "
+                           "no \"%s.scales\"",
+                           file, s->t->name, st_dtype_name(s->t->dtype), qc->key, s->module, ov->bits, ov->group, s->module);
+        *fmt = (gm_weight){.type = wtype_of(s->t->dtype)};
+        return GLMOE_OK;
+    }
+    /* affine */
+    const st_tensor *sc = s->scales, *bi = s->biases;
+    if (!sc || !bi)
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s.%s\" is missing: a quantized weight needs scales and biases",
+                       file, s->module, sc ? "biases" : "scales");
+    if (!r->quantizable)
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" is quantized (it has \"%s.scales\"), but glmoe reads "
+                       "the %s in float, as mlx-lm leaves it", file, s->t->name, s->module, r->kind);
+    if (!qc->present)
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" is quantized (it has \"%s.scales\") but config.json has "
+                       "no quantization block", file, s->t->name, s->module);
+    if (ov && !ov->quantized)
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" is quantized but config.json's %s keeps \"%s\" in float",
+                       file, s->t->name, qc->key, s->module);
+    const int32_t bits = ov ? ov->bits : qc->bits, group = ov ? ov->group : qc->group;
+    if (s->t->dtype != ST_U32)
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\": a quantized weight is U32, not %s", file,
+                       s->t->name, st_dtype_name(s->t->dtype));
+    if (!is_float(sc->dtype) || sc->dtype != bi->dtype)
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensors \"%s.scales\" (%s) and \"%s.biases\" (%s) must share one "
+                       "dtype of BF16, F16 or F32", file, s->module, st_dtype_name(sc->dtype), s->module,
+                       st_dtype_name(bi->dtype));
+    if (cols % group != 0)
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\": group_size %d does not divide its %lld columns (%s)",
+                       file, s->t->name, group, (long long)cols, r->why);
+    if (!shape_is(s->t, s, E, rows, cols * bits / 32)) {
+        /* Say which bit width the file's shape implies, if any. */
+        const int64_t packed = s->t->rank >= 2 ? (int64_t)s->t->shape[s->t->rank - 1] : 0;
+        char implied[64] = "";
+        if (packed > 0 && packed * 32 % cols == 0)
+            snprintf(implied, sizeof implied, "; its shape holds %lld bits per weight", (long long)(packed * 32 / cols));
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" has shape %s but %d-bit codes of the config's %s need "
+                       "%s (%s)%s", file, s->t->name, shape_str(s->t, got, sizeof got), bits, want_str(s, E, rows, cols, want, sizeof want),
+                       want_str(s, E, rows, cols * bits / 32, want, sizeof want), r->why, implied);
+    }
+    for (int k = 0; k < 2; k++) {
+        const st_tensor *t = k ? bi : sc;
+        if (!shape_is(t, s, E, rows, cols / group))
+            return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" has shape %s but group_size %d needs %s", file,
+                           t->name, shape_str(t, got, sizeof got), group,
+                           want_str(s, E, rows, cols / group, want, sizeof want));
+    }
+    *fmt = (gm_weight){.type = GM_W_AFFINE, .q = {.bits = bits, .group = group, .scale_type = wtype_of(sc->dtype)}};
+    return GLMOE_OK;
+}
+
+/* The dtype mlx-lm casts a model to before quantizing it: config.json's, else the tensor's. */
+static gm_wtype cast_type(const gm_config *c, gm_wtype stored) {
+    if (!strcmp(c->dtype, "bfloat16")) return GM_W_BF16;
+    if (!strcmp(c->dtype, "float16")) return GM_W_F16;
+    if (!strcmp(c->dtype, "float32")) return GM_W_F32;
+    return stored;
+}
+
+/* Quantizes a dense host tensor to fmt, as mlx_lm.convert would: each row rounded to the cast
+ * type, then MLX's quantizer. *out (malloc'd in one block, freed by the caller) is transient. */
+static glmoe_status quantize_host(binder *b, const gm_host_tensor *dense, const gm_weight *fmt, gm_host_tensor *out,
+                                  void **block) {
+    gm_weight w = *fmt;
+    w.rows = dense->w.rows;
+    w.cols = dense->w.cols;
+    const size_t data = (size_t)w.rows * gm_weight_row_bytes(&w), tab = (size_t)w.rows * gm_weight_scale_row_bytes(&w);
+    uint8_t *p = malloc(data + 2 * tab + 1);
+    float *row = malloc((size_t)w.cols * sizeof(float));
+    if (!p || !row) {
+        free(p);
+        free(row);
+        return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory quantizing a %lld x %lld weight", (long long)w.rows,
+                       (long long)w.cols);
+    }
+    const gm_wtype cast = fmt->q.scale_type;
+    for (int64_t r = 0; r < w.rows; r++) {
+        gm_weight_row_f32(&dense->w, r, 0, w.cols, row);
+        if (cast == GM_W_BF16)
+            for (int64_t i = 0; i < w.cols; i++) row[i] = gm_bf16_to_f32(gm_f32_to_bf16(row[i]));
+        else if (cast == GM_W_F16)
+            for (int64_t i = 0; i < w.cols; i++) row[i] = gm_f16_to_f32(gm_f32_to_f16(row[i]));
+        gm_affine_quantize_row(row, w.cols, &w.q, (uint32_t *)(void *)(p + (size_t)r * gm_weight_row_bytes(&w)),
+                               p + data + (size_t)r * gm_weight_scale_row_bytes(&w),
+                               p + data + tab + (size_t)r * gm_weight_scale_row_bytes(&w));
+    }
+    free(row);
+    w.data = p;
+    w.scales = p + data;
+    w.biases = p + data + tab;
+    *out = (gm_host_tensor){.w = w, .aligned = true, .transient = true};
+    *block = p;
+    return GLMOE_OK;
+}
+
+/* Checks, and (unless planning) binds, one matrix found at s. */
+static glmoe_status bind_source(binder *b, gm_weight *w, const gm_tensor_src *s, const role *r, int64_t rows,
+                                int64_t cols, gm_bind_kind kind) {
+    gm_weight fmt;
+    glmoe_status st = check_source(b, s, r, rows, cols, &fmt);
+    if (st) return st;
+    gm_host_tensor h = host_view(s, &fmt, rows, cols);
+    /* Quantize while loading: a float weight of a module mlx-lm quantizes, if the group divides it. */
+    const gm_affine *rq = &b->src->requant;
+    const bool requant = rq->bits && kind == GM_BIND_MATRIX && r->quantizable && fmt.type != GM_W_AFFINE &&
+                         cols % rq->group == 0;
+    gm_weight target = fmt;
+    if (requant) target = (gm_weight){.type = GM_W_AFFINE, .q = {rq->bits, rq->group, cast_type(b->cfg, fmt.type)}};
+    target.rows = rows;
+    target.cols = cols;
+    const uint64_t stored = gm_weight_bytes(&target);
+    if (!b->be) { /* planning */
+        account(b, r->kind, &target, stored, 0);
+        return GLMOE_OK;
+    }
+    void *block = NULL;
+    if (requant) {
+        gm_host_tensor q;
+        if ((st = quantize_host(b, &h, &target, &q, &block))) return st;
+        h = q;
+        b->stats->n_quantized_on_load++;
+    }
+    size_t copied = 0;
+    st = b->be->ops->weight_bind(b->be, w, &h, kind, &copied, b->err);
+    free(block);
+    if (st) {
+        gm_err_prefix(b->err, "tensor \"%s\": ", s->t->name);
+        return st;
+    }
+    account(b, r->kind, &target, stored, copied);
+    /* Count each file tensor once (a stacked one serves every expert). */
+    const st_tensor *ts[3] = {s->t, s->scales, s->biases};
+    for (int i = 0; i < 3; i++)
+        if (ts[i] && (s->index <= 0)) b->used[b->n_used++] = ts[i];
+    return GLMOE_OK;
 }
 
 /* A synthetic tensor's distribution, as tools/gpu/make_synthetic.py draws a checkpoint's: norm
@@ -62,65 +305,109 @@ static void synthetic_init(const char *name, float *mean, float *std) {
     *std = norm || router_bias ? 0.0f : 0.02f;
 }
 
-static glmoe_status bind_synthetic(binder *b, gm_weight *w, const char *name, int64_t rows, int64_t cols,
-                                   gm_bind_kind kind) {
+static glmoe_status bind_synthetic(binder *b, gm_weight *w, const char *name, const role *r, int64_t rows,
+                                   int64_t cols, gm_bind_kind kind) {
     if (!b->be->ops->weight_synthetic)
         return gm_fail(b->err, GLMOE_E_UNSUPPORTED, "the %s backend cannot make synthetic weights", b->be->ops->name);
     float mean, std;
     synthetic_init(name, &mean, &std);
     const gm_wtype type = kind == GM_BIND_VECTOR_F32 ? GM_W_F32 : GM_W_BF16;
     size_t bytes = 0;
-    glmoe_status s = b->be->ops->weight_synthetic(b->be, w, type, rows == 0 ? 1 : rows, cols,
-                                                  gm_synthetic_seed(b->seed, name), mean, std, &bytes, b->err);
+    glmoe_status s = b->be->ops->weight_synthetic(b->be, w, type, rows, cols, gm_synthetic_seed(b->seed, name), mean,
+                                                  std, &bytes, b->err);
     if (s) {
         gm_err_prefix(b->err, "tensor \"%s\": ", name);
         return s;
     }
-    account(b, type, (uint64_t)(rows == 0 ? 1 : rows) * (uint64_t)cols, bytes, bytes);
+    account(b, r->kind, w, bytes, bytes);
     return GLMOE_OK;
 }
 
-static glmoe_status bind(binder *b, gm_weight *w, const char *name, int64_t rows, int64_t cols,
-                         gm_bind_kind kind, bool optional, const char *why) {
+/* A matrix of module `module` ("<module>.weight"), [rows, cols]. */
+static glmoe_status bind_matrix(binder *b, gm_weight *w, const char *module, const role *r, int64_t rows,
+                                int64_t cols, bool optional) {
     memset(w, 0, sizeof *w);
-    if (!b->set) return optional && !strcmp(name, "lm_head.weight") && b->cfg->tie_word_embeddings
-                            ? GLMOE_OK
-                            : bind_synthetic(b, w, name, rows, cols, kind);
-    const st_tensor *t = st_set_find(b->set, name);
-    if (!t) {
+    if (!b->src) {
+        char name[200];
+        snprintf(name, sizeof name, "%s.weight", module);
+        if (optional && !strcmp(module, "lm_head") && b->cfg->tie_word_embeddings) return GLMOE_OK;
+        return bind_synthetic(b, w, name, r, rows, cols, GM_BIND_MATRIX);
+    }
+    gm_tensor_src s;
+    if (!tmap_module(b->src->set, module, &s)) {
         if (optional) return GLMOE_OK;
-        return gm_fail(b->err, GLMOE_E_WEIGHTS, "tensor \"%s\" is missing from the checkpoint", name);
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "tensor \"%s.weight\" is missing from the checkpoint", module);
     }
-    gm_host_tensor h;
-    glmoe_status s = wtype_of(t, &h.type, b->err);
-    if (s) return s;
-    bool ok = rows == 0 ? (t->rank == 1 && (int64_t)t->shape[0] == cols)
-                        : (t->rank == 2 && (int64_t)t->shape[0] == rows && (int64_t)t->shape[1] == cols);
-    if (!ok) {
-        char got[128] = "[", want[64];
-        for (int i = 0; i < t->rank; i++) {
-            size_t n = strlen(got);
-            snprintf(got + n, sizeof got - n, "%s%llu", i ? ", " : "", (unsigned long long)t->shape[i]);
-        }
-        strncat(got, "]", sizeof got - strlen(got) - 1);
-        if (rows == 0)
-            snprintf(want, sizeof want, "[%lld]", (long long)cols);
-        else
-            snprintf(want, sizeof want, "[%lld, %lld]", (long long)rows, (long long)cols);
-        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" has shape %s but the config needs %s (%s)",
-                       st_file_name(t->file), name, got, want, why);
+    return bind_source(b, w, &s, r, rows, cols, GM_BIND_MATRIX);
+}
+
+/* A float vector named in full, of cols values. */
+static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const role *r, int64_t cols) {
+    memset(w, 0, sizeof *w);
+    if (!b->src) return bind_synthetic(b, w, name, r, 1, cols, GM_BIND_VECTOR_F32);
+    const st_tensor *t = st_set_find(b->src->set, name);
+    if (!t) return gm_fail(b->err, GLMOE_E_WEIGHTS, "tensor \"%s\" is missing from the checkpoint", name);
+    const char *file = st_file_name(t->file);
+    char got[96];
+    if (!is_float(t->dtype))
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\": dtype %s is not supported (BF16, F16 or F32; glmoe "
+                       "reads the %s in float)", file, name, st_dtype_name(t->dtype), r->kind);
+    if (t->rank != 1 || (int64_t)t->shape[0] != cols)
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" has shape %s but the config needs [%lld] (%s)", file,
+                       name, shape_str(t, got, sizeof got), (long long)cols, r->why);
+    gm_host_tensor h = {.w = {.type = wtype_of(t->dtype), .rows = 1, .cols = cols, .data = t->data},
+                        .aligned = t->aligned};
+    if (!b->be) {
+        account(b, r->kind, &h.w, t->nbytes, 0);
+        return GLMOE_OK;
     }
-    h.rows = rows == 0 ? 1 : rows;
-    h.cols = cols;
-    h.data = t->data;
-    h.aligned = t->aligned;
     size_t copied = 0;
-    if ((s = b->be->ops->weight_bind(b->be, w, &h, kind, &copied, b->err))) {
+    glmoe_status s = b->be->ops->weight_bind(b->be, w, &h, GM_BIND_VECTOR_F32, &copied, b->err);
+    if (s) {
         gm_err_prefix(b->err, "tensor \"%s\": ", name);
         return s;
     }
-    account(b, h.type, t->numel, t->nbytes, copied);
+    account(b, r->kind, &h.w, t->nbytes, copied); /* counted as stored */
     b->used[b->n_used++] = t;
+    return GLMOE_OK;
+}
+
+/* The routed experts of layer i: Hugging Face per-expert modules or MLX's stacked ones. */
+static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
+    const gm_config *c = b->cfg;
+    const int64_t E = c->n_experts, H = c->hidden_size, Im = c->moe_intermediate_size;
+    static const role experts = {"routed experts", true, "n_routed_experts, moe_intermediate_size, hidden_size"};
+    bank->gate = calloc((size_t)E, sizeof(gm_weight));
+    bank->up = calloc((size_t)E, sizeof(gm_weight));
+    bank->down = calloc((size_t)E, sizeof(gm_weight));
+    if (!bank->gate || !bank->up || !bank->down)
+        return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory for %lld experts", (long long)E);
+    bank->n = (int32_t)E;
+    static const char *const proj[3] = {"gate_proj", "up_proj", "down_proj"};
+    glmoe_status s;
+    for (int64_t e = 0; e < E; e++) {
+        gm_weight *slot[3] = {&bank->gate[e], &bank->up[e], &bank->down[e]};
+        for (int p = 0; p < 3; p++) {
+            const int64_t rows = p == 2 ? H : Im, cols = p == 2 ? Im : H;
+            if (!b->src) {
+                char name[200];
+                snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%lld.%s.weight", i, (long long)e, proj[p]);
+                if ((s = bind_synthetic(b, slot[p], name, &experts, rows, cols, GM_BIND_MATRIX))) return s;
+                continue;
+            }
+            gm_tensor_src src;
+            if (!tmap_expert(b->src->set, i, (int)e, proj[p], &src))
+                return gm_fail(b->err, GLMOE_E_WEIGHTS,
+                               "tensor \"model.layers.%d.mlp.experts.%lld.%s.weight\" is missing from the checkpoint (nor "
+                               "is there a stacked \"model.layers.%d.mlp.switch_mlp.%s.weight\")",
+                               i, (long long)e, proj[p], i, proj[p]);
+            if ((s = bind_source(b, slot[p], &src, &experts, rows, cols, GM_BIND_MATRIX))) return s;
+        }
+    }
+    if (b->be && b->be->ops->prepare_experts && (s = b->be->ops->prepare_experts(b->be, bank, b->err))) {
+        gm_err_prefix(b->err, "layer %d's experts: ", i);
+        return s;
+    }
     return GLMOE_OK;
 }
 
@@ -128,77 +415,58 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
     const gm_config *c = b->cfg;
     const int64_t H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim;
-    char n[256];
+    static const role norm = {"norms and biases", false, "hidden_size"};
+    static const role attn_bias = {"norms and biases", false, "attention_bias is true"};
+    static const role qk_norm = {"norms and biases", false, "use_qk_norm is true, head_dim"};
+    static const role q = {"attention", true, "num_attention_heads*head_dim, hidden_size"};
+    static const role kv = {"attention", true, "num_key_value_heads*head_dim, hidden_size"};
+    static const role o = {"attention", true, "hidden_size, num_attention_heads*head_dim"};
+    static const role dense = {"dense MLP", true, "intermediate_size, hidden_size"};
+    static const role router = {"router", false, "n_routed_experts, hidden_size"};
+    static const role shared = {"shared experts", true, "moe_intermediate_size*n_shared_experts, hidden_size"};
+    char n[200];
     glmoe_status s;
 #define NAME(suffix) (snprintf(n, sizeof n, "model.layers.%d.%s", i, suffix), n)
-#define BIND(slot, suffix, rows, cols, kind, opt, why)                                                       \
-    if ((s = bind(b, slot, NAME(suffix), rows, cols, kind, opt, why))) return s
-    BIND(&L->attn_norm, "input_layernorm.weight", 0, H, GM_BIND_VECTOR_F32, false, "hidden_size");
-    BIND(&L->ffn_norm, "post_attention_layernorm.weight", 0, H, GM_BIND_VECTOR_F32, false, "hidden_size");
-    BIND(&L->wq, "self_attn.q_proj.weight", QD, H, GM_BIND_MATRIX, false, "num_attention_heads*head_dim, hidden_size");
-    BIND(&L->wk, "self_attn.k_proj.weight", KD, H, GM_BIND_MATRIX, false, "num_key_value_heads*head_dim, hidden_size");
-    BIND(&L->wv, "self_attn.v_proj.weight", KD, H, GM_BIND_MATRIX, false, "num_key_value_heads*head_dim, hidden_size");
-    BIND(&L->wo, "self_attn.o_proj.weight", H, QD, GM_BIND_MATRIX, false, "hidden_size, num_attention_heads*head_dim");
+#define TRY(call)                                                                                                    \
+    if ((s = (call))) return s
+    TRY(bind_vector(b, &L->attn_norm, NAME("input_layernorm.weight"), &norm, H));
+    TRY(bind_vector(b, &L->ffn_norm, NAME("post_attention_layernorm.weight"), &norm, H));
+    TRY(bind_matrix(b, &L->wq, NAME("self_attn.q_proj"), &q, QD, H, false));
+    TRY(bind_matrix(b, &L->wk, NAME("self_attn.k_proj"), &kv, KD, H, false));
+    TRY(bind_matrix(b, &L->wv, NAME("self_attn.v_proj"), &kv, KD, H, false));
+    TRY(bind_matrix(b, &L->wo, NAME("self_attn.o_proj"), &o, H, QD, false));
     if (c->attention_bias) {
-        BIND(&L->bq, "self_attn.q_proj.bias", 0, QD, GM_BIND_VECTOR_F32, false, "attention_bias is true");
-        BIND(&L->bk, "self_attn.k_proj.bias", 0, KD, GM_BIND_VECTOR_F32, false, "attention_bias is true");
-        BIND(&L->bv, "self_attn.v_proj.bias", 0, KD, GM_BIND_VECTOR_F32, false, "attention_bias is true");
+        TRY(bind_vector(b, &L->bq, NAME("self_attn.q_proj.bias"), &attn_bias, QD));
+        TRY(bind_vector(b, &L->bk, NAME("self_attn.k_proj.bias"), &attn_bias, KD));
+        TRY(bind_vector(b, &L->bv, NAME("self_attn.v_proj.bias"), &attn_bias, KD));
     }
     if (c->use_qk_norm) {
-        BIND(&L->q_norm, "self_attn.q_norm.weight", 0, c->head_dim, GM_BIND_VECTOR_F32, false, "use_qk_norm is true");
-        BIND(&L->k_norm, "self_attn.k_norm.weight", 0, c->head_dim, GM_BIND_VECTOR_F32, false, "use_qk_norm is true");
+        TRY(bind_vector(b, &L->q_norm, NAME("self_attn.q_norm.weight"), &qk_norm, c->head_dim));
+        TRY(bind_vector(b, &L->k_norm, NAME("self_attn.k_norm.weight"), &qk_norm, c->head_dim));
     }
     L->is_moe = config_layer_is_moe(c, i);
     if (!L->is_moe) {
         const int64_t I = c->intermediate_size;
-        BIND(&L->gate, "mlp.gate_proj.weight", I, H, GM_BIND_MATRIX, false, "intermediate_size, hidden_size");
-        BIND(&L->up, "mlp.up_proj.weight", I, H, GM_BIND_MATRIX, false, "intermediate_size, hidden_size");
-        BIND(&L->down, "mlp.down_proj.weight", H, I, GM_BIND_MATRIX, false, "hidden_size, intermediate_size");
+        TRY(bind_matrix(b, &L->gate, NAME("mlp.gate_proj"), &dense, I, H, false));
+        TRY(bind_matrix(b, &L->up, NAME("mlp.up_proj"), &dense, I, H, false));
+        static const role down = {"dense MLP", true, "hidden_size, intermediate_size"};
+        TRY(bind_matrix(b, &L->down, NAME("mlp.down_proj"), &down, H, I, false));
         return GLMOE_OK;
     }
-    const int64_t E = c->n_experts, Im = c->moe_intermediate_size, Is = Im * c->n_shared_experts;
-    BIND(&L->router, "mlp.gate.weight", E, H, GM_BIND_MATRIX, false, "n_routed_experts, hidden_size");
-    BIND(&L->router_bias, "mlp.gate.e_score_correction_bias", 0, E, GM_BIND_VECTOR_F32, false, "n_routed_experts");
-    gm_experts *bank = &L->experts;
-    bank->gate = calloc((size_t)E, sizeof(gm_weight));
-    bank->up = calloc((size_t)E, sizeof(gm_weight));
-    bank->down = calloc((size_t)E, sizeof(gm_weight));
-    if (!bank->gate || !bank->up || !bank->down)
-        return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory for %lld experts", (long long)E);
-    bank->n = (int32_t)E;
-    for (int64_t e = 0; e < E; e++) {
-        char suffix[96];
-        snprintf(suffix, sizeof suffix, "mlp.experts.%lld.gate_proj.weight", (long long)e);
-        BIND(&bank->gate[e], suffix, Im, H, GM_BIND_MATRIX, false, "moe_intermediate_size, hidden_size");
-        snprintf(suffix, sizeof suffix, "mlp.experts.%lld.up_proj.weight", (long long)e);
-        BIND(&bank->up[e], suffix, Im, H, GM_BIND_MATRIX, false, "moe_intermediate_size, hidden_size");
-        snprintf(suffix, sizeof suffix, "mlp.experts.%lld.down_proj.weight", (long long)e);
-        BIND(&bank->down[e], suffix, H, Im, GM_BIND_MATRIX, false, "hidden_size, moe_intermediate_size");
-    }
-    if (b->be->ops->prepare_experts && (s = b->be->ops->prepare_experts(b->be, bank, b->err))) {
-        gm_err_prefix(b->err, "layer %d's experts: ", i);
-        return s;
-    }
+    const int64_t E = c->n_experts, Is = (int64_t)c->moe_intermediate_size * c->n_shared_experts;
+    TRY(bind_matrix(b, &L->router, NAME("mlp.gate"), &router, E, H, false));
+    static const role router_bias = {"router", false, "n_routed_experts"};
+    TRY(bind_vector(b, &L->router_bias, NAME("mlp.gate.e_score_correction_bias"), &router_bias, E));
+    TRY(bind_experts(b, &L->experts, i));
     if (Is > 0) {
-        BIND(&L->sh_gate, "mlp.shared_experts.gate_proj.weight", Is, H, GM_BIND_MATRIX, false,
-             "moe_intermediate_size*n_shared_experts, hidden_size");
-        BIND(&L->sh_up, "mlp.shared_experts.up_proj.weight", Is, H, GM_BIND_MATRIX, false,
-             "moe_intermediate_size*n_shared_experts, hidden_size");
-        BIND(&L->sh_down, "mlp.shared_experts.down_proj.weight", H, Is, GM_BIND_MATRIX, false,
-             "hidden_size, moe_intermediate_size*n_shared_experts");
+        TRY(bind_matrix(b, &L->sh_gate, NAME("mlp.shared_experts.gate_proj"), &shared, Is, H, false));
+        TRY(bind_matrix(b, &L->sh_up, NAME("mlp.shared_experts.up_proj"), &shared, Is, H, false));
+        static const role shared_down = {"shared experts", true, "hidden_size, moe_intermediate_size*n_shared_experts"};
+        TRY(bind_matrix(b, &L->sh_down, NAME("mlp.shared_experts.down_proj"), &shared_down, H, Is, false));
     }
-#undef BIND
+#undef TRY
 #undef NAME
     return GLMOE_OK;
-}
-
-/* Layer index of "model.layers.<i>.…", or -1. */
-static long layer_index(const char *name) {
-    const char *p = "model.layers.";
-    if (strncmp(name, p, strlen(p)) != 0) return -1;
-    char *end;
-    long i = strtol(name + strlen(p), &end, 10);
-    return end != name + strlen(p) && *end == '.' ? i : -1;
 }
 
 static int cmp_ptr(const void *a, const void *b) {
@@ -208,27 +476,45 @@ static int cmp_ptr(const void *a, const void *b) {
 
 /* Counts what was not bound: MTP-layer tensors are expected and skipped; others are warned about. */
 static void account_unbound(binder *b) {
+    const st_set *set = b->src->set;
     qsort(b->used, b->n_used, sizeof *b->used, cmp_ptr);
-    for (size_t i = 0; i < st_set_count(b->set); i++) {
-        const st_tensor *t = st_set_tensor(b->set, i);
+    for (size_t i = 0; i < st_set_count(set); i++) {
+        const st_tensor *t = st_set_tensor(set, i);
         if (bsearch(&t, b->used, b->n_used, sizeof *b->used, cmp_ptr)) continue;
-        if (layer_index(t->name) >= b->cfg->n_layers) {
+        if (tmap_layer_index(t->name) >= b->cfg->n_layers) {
             b->stats->n_skipped++;
             b->stats->bytes_skipped += t->nbytes;
         } else {
-            if (b->stats->n_unused < 8) gm_warn("%s: tensor \"%s\" is not used by the model", st_file_name(t->file), t->name);
+            if (b->stats->n_unused < 8)
+                gm_warn("%s: tensor \"%s\" is not used by the model", st_file_name(t->file), t->name);
             b->stats->n_unused++;
         }
     }
     if (b->stats->n_unused > 8) gm_warn("... %d unused tensors in all", b->stats->n_unused);
 }
 
-static glmoe_status bind_all(gm_weights *w, const gm_config *c, const st_set *set, uint64_t seed, gm_backend *be,
-                             gm_bind_stats *stats, gm_err *err) {
+/* An override that matched no weight would be ignored silently: refuse it (unless it names a
+ * module of the multi-token-prediction layer, which glmoe skips). */
+static glmoe_status check_overrides(binder *b) {
+    const gm_quant_config *qc = b->src->quant;
+    for (size_t i = 0; i < qc->n_overrides; i++) {
+        const gm_quant_override *o = &qc->overrides[i];
+        if (!o->used && tmap_layer_index(o->module) < b->cfg->n_layers)
+            return gm_fail(b->err, GLMOE_E_CONFIG, "config.json: %s[\"%s\"] names no quantizable module of the model",
+                           qc->key, o->module);
+    }
+    return GLMOE_OK;
+}
+
+static glmoe_status bind_all(gm_weights *w, const gm_config *c, const gm_bind_source *src, uint64_t seed,
+                             gm_backend *be, gm_bind_stats *stats, gm_err *err) {
     memset(w, 0, sizeof *w);
     memset(stats, 0, sizeof *stats);
-    binder b = {.cfg = c, .set = set, .seed = seed, .be = be, .stats = stats, .err = err};
-    b.used = calloc((set ? st_set_count(set) : 0) + 1, sizeof *b.used);
+    binder b = {.cfg = c, .src = src, .seed = seed, .be = be, .stats = stats, .err = err};
+    if (src)
+        for (size_t i = 0; i < src->quant->n_overrides; i++) src->quant->overrides[i].used = false;
+    /* A stacked tensor is counted once; every other is bound at most once. */
+    b.used = calloc(3 * (src ? st_set_count(src->set) : 0) + 1, sizeof *b.used);
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     glmoe_status s = GLMOE_OK;
     if (!b.used || !w->layers) {
@@ -236,13 +522,13 @@ static glmoe_status bind_all(gm_weights *w, const gm_config *c, const st_set *se
         goto done;
     }
     const int64_t V = c->vocab_size, H = c->hidden_size;
-    if ((s = bind(&b, &w->embed, "model.embed_tokens.weight", V, H, GM_BIND_MATRIX, false, "vocab_size, hidden_size")))
-        goto done;
-    if ((s = bind(&b, &w->final_norm, "model.norm.weight", 0, H, GM_BIND_VECTOR_F32, false, "hidden_size"))) goto done;
-    if ((s = bind(&b, &w->lm_head, "lm_head.weight", V, H, GM_BIND_MATRIX, c->tie_word_embeddings,
-                  "vocab_size, hidden_size")))
-        goto done;
-    if (!w->lm_head.data) { /* tied: the head reads the embedding (not owned twice) */
+    static const role embed = {"embedding", true, "vocab_size, hidden_size"};
+    static const role head = {"lm_head", true, "vocab_size, hidden_size"};
+    static const role final_norm = {"norms and biases", false, "hidden_size"};
+    if ((s = bind_matrix(&b, &w->embed, "model.embed_tokens", &embed, V, H, false))) goto done;
+    if ((s = bind_vector(&b, &w->final_norm, "model.norm.weight", &final_norm, H))) goto done;
+    if ((s = bind_matrix(&b, &w->lm_head, "lm_head", &head, V, H, c->tie_word_embeddings))) goto done;
+    if (!w->lm_head.rows) { /* tied: the head reads the embedding (not owned twice) */
         w->lm_head = w->embed;
         w->lm_head.owned = NULL;
     }
@@ -254,16 +540,22 @@ static glmoe_status bind_all(gm_weights *w, const gm_config *c, const st_set *se
     int n_moe = c->n_layers - c->first_k_dense_replace;
     stats->n_params_active = stats->n_params - (uint64_t)n_moe * (uint64_t)c->n_experts * per_expert +
                              (uint64_t)n_moe * (uint64_t)c->n_experts_per_tok * per_expert;
-    if (set) account_unbound(&b);
+    if (src) s = check_overrides(&b);
+    if (!s && src && be) account_unbound(&b);
 done:
     free(b.used);
-    if (s) weights_release(w, c, be);
+    if (s || !be) weights_release(w, c, be);
     return s;
 }
 
-glmoe_status weights_bind(gm_weights *w, const gm_config *c, const st_set *set, gm_backend *be,
+glmoe_status weights_plan(const gm_config *c, const gm_bind_source *src, gm_bind_stats *stats, gm_err *err) {
+    gm_weights w;
+    return bind_all(&w, c, src, 0, NULL, stats, err);
+}
+
+glmoe_status weights_bind(gm_weights *w, const gm_config *c, const gm_bind_source *src, gm_backend *be,
                           gm_bind_stats *stats, gm_err *err) {
-    return bind_all(w, c, set, 0, be, stats, err);
+    return bind_all(w, c, src, 0, be, stats, err);
 }
 
 glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *c, uint64_t seed, gm_backend *be,
@@ -272,7 +564,7 @@ glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *c, uint64_t 
 }
 
 static void release(gm_backend *be, gm_weight *w) {
-    if (w->owned) be->ops->weight_release(be, w);
+    if (w->owned && be) be->ops->weight_release(be, w);
 }
 
 void weights_release(gm_weights *w, const gm_config *c, gm_backend *be) {
@@ -287,8 +579,8 @@ void weights_release(gm_weights *w, const gm_config *c, gm_backend *be) {
                             &L->router_bias, &L->sh_gate, &L->sh_up, &L->sh_down};
         for (size_t j = 0; j < sizeof all / sizeof all[0]; j++) release(be, all[j]);
         gm_experts *bank = &L->experts;
-        if (be->ops->release_experts) be->ops->release_experts(be, bank);
-        for (int e = 0; e < bank->n; e++) {
+        if (be && be->ops->release_experts) be->ops->release_experts(be, bank);
+        for (int e = 0; bank->gate && e < bank->n; e++) {
             release(be, &bank->gate[e]);
             release(be, &bank->up[e]);
             release(be, &bank->down[e]);

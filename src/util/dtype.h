@@ -24,6 +24,27 @@ static inline uint16_t gm_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+/* Round to nearest even, with subnormals, overflow to infinity; NaN stays NaN. */
+static inline uint16_t gm_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    const uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00u;                     /* NaN */
+    if (a >= 0x477ff000u) return sign | 0x7c00u;                    /* rounds to >= 65520: inf */
+    if (a < 0x38800000u) {                                          /* below 2^-14: subnormal */
+        if (a < 0x33000000u) return sign;                           /* below half the smallest */
+        const uint32_t man = (a & 0x7fffffu) | 0x800000u;
+        const int shift = 126 - (int)(a >> 23);                     /* 14..24 */
+        uint32_t q = man >> shift, rem = man & ((1u << shift) - 1u), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1u))) q++;
+        return sign | (uint16_t)q;
+    }
+    uint32_t v = a - 0x38000000u;                                   /* rebias 127 -> 15 */
+    v += 0xfffu + ((v >> 13) & 1u);
+    return sign | (uint16_t)(v >> 13);
+}
+
 static inline float gm_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;

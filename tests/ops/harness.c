@@ -126,7 +126,7 @@ ops_host_matrix *ops_host_matrix_new(ops_ctx *c, ref_dtype t, int64_t rows, int6
     }
     m->ref = (ref_matrix){.type = t, .rows = rows, .cols = cols, .data = data};
     gm_wtype wt = t == REF_F32 ? GM_W_F32 : t == REF_BF16 ? GM_W_BF16 : GM_W_F16;
-    m->host = (gm_host_tensor){.type = wt, .rows = rows, .cols = cols, .data = data, .aligned = !unaligned};
+    m->host = (gm_host_tensor){.w = {.type = wt, .rows = rows, .cols = cols, .data = data}, .aligned = !unaligned};
     track((void ***)&c->hosts, &c->n_hosts, &c->cap_hosts, m);
     return m;
 }

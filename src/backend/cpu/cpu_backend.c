@@ -15,17 +15,6 @@
 #include "util/dtype.h"
 #include "util/synthetic.h"
 
-const char *gm_wtype_name(gm_wtype t) {
-    switch (t) {
-    case GM_W_F32: return "F32";
-    case GM_W_BF16: return "BF16";
-    case GM_W_F16: return "F16";
-    }
-    return "?";
-}
-
-size_t gm_wtype_size(gm_wtype t) { return t == GM_W_F32 ? 4 : 2; }
-
 static void *alloc64(size_t bytes) {
     size_t n = (bytes + 63) & ~(size_t)63;
     return aligned_alloc(64, n ? n : 64);
@@ -46,64 +35,39 @@ static glmoe_status cpu_copy(gm_exec *ex, void *dst, const void *src, size_t byt
 
 static glmoe_status cpu_sync(gm_exec *ex, gm_err *err) { return GLMOE_OK; }
 
-void cpu_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, float *dst) {
-    size_t base = (size_t)row * (size_t)w->cols + (size_t)c0;
-    switch (w->type) {
-    case GM_W_F32:
-        memcpy(dst, (const float *)w->data + base, (size_t)n * sizeof(float));
-        break;
-    case GM_W_BF16: {
-        const uint16_t *s = (const uint16_t *)w->data + base;
-        for (int64_t i = 0; i < n; i++) dst[i] = gm_bf16_to_f32(s[i]);
-        break;
-    }
-    case GM_W_F16: {
-        const uint16_t *s = (const uint16_t *)w->data + base;
-        for (int64_t i = 0; i < n; i++) dst[i] = gm_f16_to_f32(s[i]);
-        break;
-    }
-    }
-}
-
 static glmoe_status cpu_weight_bind(gm_backend *be, gm_weight *w, const gm_host_tensor *src,
                                     gm_bind_kind kind, size_t *copied, gm_err *err) {
-    w->type = src->type;
-    w->rows = src->rows;
-    w->cols = src->cols;
+    *w = src->w;
     w->owned = NULL;
     *copied = 0;
-    size_t n = (size_t)src->rows * (size_t)src->cols;
     if (kind == GM_BIND_VECTOR_F32) {
+        /* Read through the format's host decoder (any alignment). */
+        const size_t n = (size_t)src->w.rows * (size_t)src->w.cols;
         float *f = alloc64(n * sizeof(float));
         if (!f) return gm_fail(err, GLMOE_E_NOMEM, "cpu: cannot allocate %zu bytes", n * sizeof(float));
-        /* The source may be unaligned: read it bytewise. */
-        if (src->type == GM_W_F32) {
-            memcpy(f, src->data, n * sizeof(float));
-        } else {
-            const uint8_t *b = src->data;
-            for (size_t i = 0; i < n; i++) {
-                uint16_t h;
-                memcpy(&h, b + 2 * i, 2);
-                f[i] = src->type == GM_W_BF16 ? gm_bf16_to_f32(h) : gm_f16_to_f32(h);
-            }
-        }
-        w->type = GM_W_F32;
-        w->data = f;
-        w->owned = f;
+        for (int64_t r = 0; r < src->w.rows; r++)
+            gm_weight_row_f32(&src->w, r, 0, src->w.cols, f + (size_t)r * (size_t)src->w.cols);
+        *w = (gm_weight){.type = GM_W_F32, .rows = src->w.rows, .cols = src->w.cols, .data = f, .owned = f};
         *copied = n * sizeof(float);
         return GLMOE_OK;
     }
-    if (src->aligned) {
-        w->data = src->data;
-        return GLMOE_OK;
-    }
-    size_t bytes = n * gm_wtype_size(src->type);
-    void *p = alloc64(bytes);
-    if (!p) return gm_fail(err, GLMOE_E_NOMEM, "cpu: cannot allocate %zu bytes to realign a weight", bytes);
-    memcpy(p, src->data, bytes);
+    if (src->aligned && !src->transient) return GLMOE_OK; /* read in place, from the mapping */
+    /* One aligned block: the data, then (affine) the scales and the biases. */
+    const size_t data = (size_t)src->w.rows * gm_weight_row_bytes(&src->w);
+    const size_t tab = (size_t)src->w.rows * gm_weight_scale_row_bytes(&src->w);
+    const size_t data_padded = (data + 63) & ~(size_t)63, tab_padded = (tab + 63) & ~(size_t)63;
+    uint8_t *p = alloc64(data_padded + 2 * tab_padded);
+    if (!p) return gm_fail(err, GLMOE_E_NOMEM, "cpu: cannot allocate %zu bytes to realign a weight", data + 2 * tab);
+    memcpy(p, src->w.data, data);
     w->data = p;
+    if (tab) {
+        memcpy(p + data_padded, src->w.scales, tab);
+        memcpy(p + data_padded + tab_padded, src->w.biases, tab);
+        w->scales = p + data_padded;
+        w->biases = p + data_padded + tab_padded;
+    }
     w->owned = p;
-    *copied = bytes;
+    *copied = data + 2 * tab;
     return GLMOE_OK;
 }
 
@@ -234,9 +198,13 @@ static void cpu_kv_free(gm_backend *be, gm_kv *kv) {
 
 static void cpu_free(gm_backend *be) { free(be); }
 
+/* Every format: the ops read rows through gm_weight_row_f32 or a kernel of the format's own. */
+static bool cpu_supports(gm_backend *be, const gm_weight *format) { return true; }
+
 static const gm_backend_ops cpu_ops = {
     .name = "cpu",
     .free = cpu_free,
+    .supports = cpu_supports,
     .alloc = cpu_alloc,
     .dealloc = cpu_dealloc,
     .copy_in = cpu_copy,

@@ -19,7 +19,7 @@ glmoe_status cpu_embed(gm_exec *ex, float *out, const gm_weight *table, const in
             return gm_fail(err, GLMOE_E_TOKEN, "token id %d is outside the vocabulary [0, %lld)", ids[t],
                            (long long)table->rows);
 #pragma omp parallel for num_threads(cx->n_threads) schedule(static) if ((int64_t)T * H >= CPU_PARALLEL_MIN_WORK)
-    for (int32_t t = 0; t < T; t++) cpu_weight_row_f32(table, ids[t], 0, H, out + (int64_t)t * H);
+    for (int32_t t = 0; t < T; t++) gm_weight_row_f32(table, ids[t], 0, H, out + (int64_t)t * H);
     return GLMOE_OK;
 }
 

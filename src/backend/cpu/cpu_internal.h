@@ -1,8 +1,8 @@
 /*
  * cpu_internal.h — state shared by the CPU backend's files.
  *
- * The CPU backend computes in float32 throughout: weights are converted from their stored type
- * (bf16/f16/f32) as they are read, the KV cache is float32, and every sum accumulates in float32
+ * The CPU backend computes in float32 throughout: weights are converted from their stored format
+ * (bf16/f16/f32, or affine codes) as they are read (gm_weight_row_f32, or a fused kernel), the KV cache is float32, and every sum accumulates in float32
  * or wider. Threads come from OpenMP (one parallel loop per op, num_threads = n_threads) and
  * from OpenBLAS for the matrix-matrix products of prefill.
  */
@@ -61,9 +61,6 @@ static inline float cpu_dot(const float *a, const float *b, int64_t n) {
     for (int j = 0; j < 8; j++) s += acc[j];
     return s;
 }
-
-/* Converts n elements of a weight row starting at column c0 to float32. */
-void cpu_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, float *dst);
 
 /* out[T, N] = x[T, K] · W^T for a dense weight; bias may be NULL. Chooses a bandwidth-bound
  * GEMV path for few rows and chunked conversion + OpenBLAS sgemm for many. */

@@ -27,7 +27,7 @@ static void matmul_gemv(cpu_exec *cx, float *out, const float *x, const gm_weigh
         if (W->type == GM_W_F32) {
             wrow = (const float *)W->data + n * K;
         } else {
-            cpu_weight_row_f32(W, n, 0, K, row);
+            gm_weight_row_f32(W, n, 0, K, row);
             wrow = row;
         }
         float b = bias ? bias[n] : 0.0f;
@@ -47,7 +47,7 @@ static void matmul_gemm(cpu_exec *cx, float *out, const float *x, const gm_weigh
             wc = (const float *)W->data + n0 * K;
         } else {
 #pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (nc * K >= CPU_PARALLEL_MIN_WORK)
-            for (int64_t i = 0; i < nc; i++) cpu_weight_row_f32(W, n0 + i, 0, K, cx->convert + i * K);
+            for (int64_t i = 0; i < nc; i++) gm_weight_row_f32(W, n0 + i, 0, K, cx->convert + i * K);
             wc = cx->convert;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)nc, (int)K, 1.0f, x, (int)K, wc, (int)K,

@@ -72,7 +72,7 @@ glmoe_status cpu_moe_route(gm_exec *ex, int32_t *idx, float *weights, const floa
         float *s = cpu_thread_scratch(cx), *c = s + E, *wrow = c + E;
         const float *u = x + (size_t)t * H;
         for (int32_t e = 0; e < E; e++) {
-            cpu_weight_row_f32(router, e, 0, H, wrow);
+            gm_weight_row_f32(router, e, 0, H, wrow);
             float l = 0;
             for (int32_t i = 0; i < H; i++) l += u[i] * wrow[i];
             s[e] = 1.0f / (1.0f + expf(-l));

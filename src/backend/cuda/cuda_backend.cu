@@ -283,30 +283,26 @@ glmoe_status cuda_upload_table(cuda_backend *cb, void **dev, const void *host, s
     return GLMOE_OK;
 }
 
+/* Dense formats only, until the affine kernels (the next step of quantization) exist. */
+static bool cuda_supports(gm_backend *be, const gm_weight *format) {
+    return format->type == GM_W_F32 || format->type == GM_W_BF16 || format->type == GM_W_F16;
+}
+
 static glmoe_status cuda_weight_bind(gm_backend *be, gm_weight *w, const gm_host_tensor *src, gm_bind_kind kind,
                                      size_t *copied, gm_err *err) {
     cuda_backend *cb = cuda_of(be);
     *copied = 0;
-    w->rows = src->rows;
-    w->cols = src->cols;
+    *w = src->w;
     w->owned = NULL;
     w->data = NULL;
-    const size_t n = (size_t)src->rows * (size_t)src->cols;
+    const size_t n = (size_t)src->w.rows * (size_t)src->w.cols;
     glmoe_status s;
     CU_TRY(cudaSetDevice(cb->device));
     if (kind == GM_BIND_VECTOR_F32) {
         float *f = (float *)malloc(n * sizeof(float) + 1);
         if (!f) return gm_fail(err, GLMOE_E_NOMEM, "cuda: cannot allocate %zu host bytes", n * sizeof(float));
-        if (src->type == GM_W_F32) {
-            memcpy(f, src->data, n * sizeof(float));
-        } else {
-            const uint8_t *b = (const uint8_t *)src->data;
-            for (size_t i = 0; i < n; i++) {
-                uint16_t h;
-                memcpy(&h, b + 2 * i, 2);
-                f[i] = src->type == GM_W_BF16 ? gm_bf16_to_f32(h) : gm_f16_to_f32(h);
-            }
-        }
+        for (int64_t r = 0; r < src->w.rows; r++)
+            gm_weight_row_f32(&src->w, r, 0, src->w.cols, f + (size_t)r * (size_t)src->w.cols);
         void *d = NULL;
         s = dev_alloc(cb, &d, n * sizeof(float), "a weight vector", err);
         if (!s) s = stage_upload(cb, d, f, n * sizeof(float), err);
@@ -315,20 +311,27 @@ static glmoe_status cuda_weight_bind(gm_backend *be, gm_weight *w, const gm_host
             if (d) cudaFree(d);
             return s;
         }
+        *w = gm_weight{};
         w->type = GM_W_F32;
+        w->rows = src->w.rows;
+        w->cols = src->w.cols;
         w->data = d;
         w->owned = d;
         *copied = n * sizeof(float);
         return GLMOE_OK;
     }
-    const size_t bytes = n * gm_wtype_size(src->type);
+    if (!cuda_supports(be, &src->w)) {
+        char f[64];
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: %s weights are not supported yet",
+                       gm_weight_format_name(&src->w, f, sizeof f));
+    }
+    const size_t bytes = n * gm_wtype_size(src->w.type);
     void *d = NULL;
     if ((s = dev_alloc(cb, &d, bytes, "a weight matrix", err))) return s;
-    if ((s = stage_upload(cb, d, src->data, bytes, err))) {
+    if ((s = stage_upload(cb, d, src->w.data, bytes, err))) {
         cudaFree(d);
         return s;
     }
-    w->type = src->type;
     w->data = d;
     w->owned = d;
     *copied = bytes;
@@ -369,7 +372,12 @@ static glmoe_status cuda_weight_synthetic(gm_backend *be, gm_weight *w, gm_wtype
         cudaFree(d);
         return cuda_fail(err, e, "synthetic_fill_kernel", __func__, __FILE__, __LINE__);
     }
-    *w = (gm_weight){type, rows, cols, d, d};
+    *w = gm_weight{};
+    w->type = type;
+    w->rows = rows;
+    w->cols = cols;
+    w->data = d;
+    w->owned = d;
     *bytes = size;
     return weights_changed(cb, err);
 }
@@ -658,6 +666,7 @@ static gm_backend_ops make_ops(void) {
     o.alloc = cuda_alloc;
     o.dealloc = cuda_dealloc;
     o.check_fit = cuda_check_fit;
+    o.supports = cuda_supports;
     o.weight_bind = cuda_weight_bind;
     o.weight_release = cuda_weight_release;
     o.weight_synthetic = cuda_weight_synthetic;

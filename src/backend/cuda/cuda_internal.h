@@ -385,13 +385,15 @@ __device__ __forceinline__ void cu_tile_mma(float acc[4][4], cu_tile_smem &sm, c
     }
 }
 
-/* Calls f.template operator()<WT>() with WT the C++ type of a gm_wtype. */
+/* Runs the statements with WT the C++ type of a dense gm_wtype. Only dense weights reach the ops
+ * (cuda_supports refuses the others before anything is bound), so nothing else is dispatched. */
 #define CU_DISPATCH_WTYPE(type, WT, ...)                                                             \
     do {                                                                                             \
         switch (type) {                                                                              \
         case GM_W_BF16: { typedef __nv_bfloat16 WT; __VA_ARGS__; } break;                            \
         case GM_W_F16: { typedef __half WT; __VA_ARGS__; } break;                                    \
-        default: { typedef float WT; __VA_ARGS__; } break;                                           \
+        case GM_W_F32: { typedef float WT; __VA_ARGS__; } break;                                     \
+        default: break;                                                                              \
         }                                                                                            \
     } while (0)
 

@@ -1,0 +1,41 @@
+/* tensor_map.c — module paths to checkpoint tensors (tensor_map.h). */
+#include "model/tensor_map.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const st_tensor *find_suffix(const st_set *set, const char *module, const char *suffix) {
+    char name[200];
+    if (snprintf(name, sizeof name, "%s.%s", module, suffix) >= (int)sizeof name) return NULL;
+    return st_set_find(set, name);
+}
+
+bool tmap_module(const st_set *set, const char *module, gm_tensor_src *out) {
+    memset(out, 0, sizeof *out);
+    out->index = -1;
+    snprintf(out->module, sizeof out->module, "%s", module);
+    out->t = find_suffix(set, module, "weight");
+    if (!out->t) return false;
+    out->scales = find_suffix(set, module, "scales");
+    out->biases = find_suffix(set, module, "biases");
+    return true;
+}
+
+bool tmap_expert(const st_set *set, int layer, int e, const char *proj, gm_tensor_src *out) {
+    char module[160];
+    snprintf(module, sizeof module, "model.layers.%d.mlp.experts.%d.%s", layer, e, proj);
+    if (tmap_module(set, module, out)) return true;
+    snprintf(module, sizeof module, "model.layers.%d.mlp.switch_mlp.%s", layer, proj);
+    if (!tmap_module(set, module, out)) return false;
+    out->index = e;
+    return true;
+}
+
+long tmap_layer_index(const char *name) {
+    const char *p = "model.layers.";
+    if (strncmp(name, p, strlen(p)) != 0) return -1;
+    char *end;
+    long i = strtol(name + strlen(p), &end, 10);
+    return end != name + strlen(p) && *end == '.' ? i : -1;
+}
