@@ -131,6 +131,53 @@ ops_host_matrix *ops_host_matrix_new(ops_ctx *c, ref_dtype t, int64_t rows, int6
     return m;
 }
 
+/* A scale-type value's raw bits (bf16 truncated, f16 via f16_bits, f32 as is) at p[i]. */
+static void put_scalar(void *p, ref_dtype t, size_t i, double v) {
+    unsigned char *b = p;
+    float f = (float)v;
+    if (t == REF_F32) {
+        memcpy(b + 4 * i, &f, 4);
+    } else if (t == REF_BF16) {
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        uint16_t h = (uint16_t)(u >> 16);
+        memcpy(b + 2 * i, &h, 2);
+    } else {
+        uint16_t h = f16_bits(v);
+        memcpy(b + 2 * i, &h, 2);
+    }
+}
+
+ops_host_matrix *ops_affine_matrix_new(ops_ctx *c, int bits, int group, ref_dtype scale_type, int64_t rows,
+                                       int64_t cols, double scale, bool unaligned) {
+    ops_host_matrix *m = calloc(1, sizeof *m);
+    const size_t code_bytes = (size_t)rows * (size_t)cols * (size_t)bits / 8;
+    const size_t n_tab = (size_t)rows * (size_t)(cols / group), esz = scale_type == REF_F32 ? 4 : 2;
+    m->alloc = malloc(code_bytes + 2 * n_tab * esz + 64);
+    if (!m || !m->alloc) {
+        fprintf(stderr, "test_ops: out of memory\n");
+        exit(2);
+    }
+    unsigned char *codes = (unsigned char *)m->alloc + (unaligned ? 1 : 0);
+    unsigned char *scales = (unsigned char *)m->alloc + ((code_bytes + 1 + 15) & ~(size_t)15);
+    unsigned char *biases = scales + n_tab * esz;
+    for (size_t i = 0; i < code_bytes; i++) codes[i] = (unsigned char)ops_rand_u64(c);
+    const double step = scale / (double)((1 << bits) - 1);
+    for (size_t i = 0; i < n_tab; i++) {
+        double s = ops_rand_uniform(c, 0.5, 1.5) * step;
+        put_scalar(scales, scale_type, i, ops_rand_u64(c) & 1 ? s : -s); /* MLX's scales take both signs */
+        put_scalar(biases, scale_type, i, ops_rand_uniform(c, -0.5, 0.5) * scale);
+    }
+    m->ref = (ref_matrix){.type = REF_AFFINE, .rows = rows, .cols = cols, .data = codes, .bits = bits, .group = group,
+                          .scale_type = scale_type, .scales = scales, .biases = biases};
+    const gm_wtype st = scale_type == REF_F32 ? GM_W_F32 : scale_type == REF_BF16 ? GM_W_BF16 : GM_W_F16;
+    m->host = (gm_host_tensor){.w = {.type = GM_W_AFFINE, .q = {bits, group, st}, .rows = rows, .cols = cols,
+                                     .data = codes, .scales = scales, .biases = biases},
+                               .aligned = !unaligned};
+    track((void ***)&c->hosts, &c->n_hosts, &c->cap_hosts, m);
+    return m;
+}
+
 gm_weight *ops_bind(ops_ctx *c, const ops_host_matrix *m, gm_bind_kind kind) {
     gm_weight *w = calloc(1, sizeof *w);
     size_t copied = 0;
@@ -144,7 +191,8 @@ gm_weight *ops_bind(ops_ctx *c, const ops_host_matrix *m, gm_bind_kind kind) {
     }
     track((void ***)&c->weights, &c->n_weights, &c->cap_weights, w);
     /* Bytes at an odd address cannot be used in place: the backend must have copied them. */
-    size_t bytes = (size_t)m->ref.rows * (size_t)m->ref.cols * (m->ref.type == REF_F32 ? 4 : 2);
+    size_t bytes = (size_t)m->ref.rows * (size_t)m->ref.cols *
+                   (m->ref.type == REF_AFFINE ? (size_t)m->ref.bits : m->ref.type == REF_F32 ? 32 : 16) / 8;
     if (kind == GM_BIND_MATRIX && !m->host.aligned && copied < bytes) {
         fprintf(stderr, "[%s] FAIL weight_bind of an unaligned %s %lldx%lld matrix reports %zu bytes copied, "
                 "want >= %zu\n", c->label, ref_dtype_name(m->ref.type), (long long)m->ref.rows,

@@ -67,6 +67,11 @@ float *ops_random_floats(ops_ctx *c, size_t n, double lo_mag, double hi_mag); /*
  * subnormals. unaligned: the data starts at an odd address (weight_bind must copy it). */
 ops_host_matrix *ops_host_matrix_new(ops_ctx *c, ref_dtype t, int64_t rows, int64_t cols, double scale,
                                      bool unaligned);
+/* A rows x cols affine matrix (q<bits> g<group>, scales and biases of scale_type) with random codes,
+ * scales of both signs and magnitude ~scale / 2^bits, biases ±[0, scale/2): decoded values of
+ * about ±scale. unaligned: the codes start one byte off (weight_bind must copy them). */
+ops_host_matrix *ops_affine_matrix_new(ops_ctx *c, int bits, int group, ref_dtype scale_type, int64_t rows,
+                                       int64_t cols, double scale, bool unaligned);
 /* Binds m to the backend; NULL (after printing why) on failure. */
 gm_weight *ops_bind(ops_ctx *c, const ops_host_matrix *m, gm_bind_kind kind);
 /* The float values a GM_BIND_VECTOR_F32 weight holds (m decoded), malloc'd doubles. */

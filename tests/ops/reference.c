@@ -14,6 +14,7 @@ const char *ref_dtype_name(ref_dtype t) {
     case REF_F32: return "f32";
     case REF_BF16: return "bf16";
     case REF_F16: return "f16";
+    case REF_AFFINE: return "affine";
     }
     return "?";
 }
@@ -38,9 +39,25 @@ static double decode_f16(uint16_t h) {
     return sign ? -v : v;
 }
 
+/* Code c of row r of an affine matrix: bit by bit from the row's bytes. */
+static unsigned affine_code(const ref_matrix *m, int64_t r, int64_t c) {
+    const unsigned char *row = (const unsigned char *)m->data + (size_t)r * (size_t)(m->cols * m->bits / 8);
+    unsigned q = 0;
+    for (int k = 0; k < m->bits; k++) {
+        const int64_t p = c * m->bits + k;
+        q |= (unsigned)((row[p >> 3] >> (p & 7)) & 1) << k;
+    }
+    return q;
+}
+
 double ref_elem(const ref_matrix *m, int64_t r, int64_t c) {
     size_t i = (size_t)r * (size_t)m->cols + (size_t)c;
     const unsigned char *b = m->data;
+    if (m->type == REF_AFFINE) {
+        const ref_matrix s = {.type = m->scale_type, .rows = m->rows, .cols = m->cols / m->group, .data = m->scales};
+        const ref_matrix z = {.type = m->scale_type, .rows = m->rows, .cols = m->cols / m->group, .data = m->biases};
+        return ref_elem(&s, r, c / m->group) * (double)affine_code(m, r, c) + ref_elem(&z, r, c / m->group);
+    }
     if (m->type == REF_F32) {
         float f;
         memcpy(&f, b + 4 * i, 4);

@@ -17,13 +17,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum ref_dtype { REF_F32 = 0, REF_BF16, REF_F16 } ref_dtype;
+typedef enum ref_dtype { REF_F32 = 0, REF_BF16, REF_F16, REF_AFFINE } ref_dtype;
 
-/* A matrix as it lies in host memory: [rows, cols] row-major, data possibly unaligned. */
+/* A matrix as it lies in host memory: [rows, cols] row-major, data possibly unaligned.
+ * REF_AFFINE (MLX's format, docs/quantization.md §2-3): data holds each row's codes as a
+ * little-endian bit stream (code c at bits [c*bits, c*bits + bits) of the row's bytes), scales
+ * and biases [rows, cols / group] of scale_type; element = scale * code + bias, in double. */
 typedef struct ref_matrix {
     ref_dtype type;
     int64_t rows, cols;
     const void *data;
+    int bits, group;
+    ref_dtype scale_type;
+    const void *scales, *biases;
 } ref_matrix;
 
 const char *ref_dtype_name(ref_dtype t);

@@ -70,7 +70,7 @@ static double g_tol_attention = TOL_ATTENTION; /* the tolerance of the backend u
 #define ROUTE_TIE 1e-5
 
 typedef struct op_groups {
-    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, route, experts, graph;
+    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, route, experts, graph, affine;
 } op_groups;
 
 /* Reports an op that returned an error where success was expected. */
@@ -138,6 +138,157 @@ static void check_matmul(ops_ctx *c, op_groups *g) {
                 free(bias_ref);
                 ops_release(c);
             }
+}
+
+/* ---- affine (MLX-quantized) weights ------------------------------------------------------------ */
+
+/* Whether the backend takes affine weights of these parameters; a case it does not is skipped,
+ * said once per backend. */
+static bool takes_affine(ops_ctx *c, int bits, int group, ref_dtype st) {
+    const gm_weight f = {.type = GM_W_AFFINE,
+                         .q = {bits, group, st == REF_F32 ? GM_W_F32 : st == REF_BF16 ? GM_W_BF16 : GM_W_F16}};
+    if (!c->be->ops->supports || c->be->ops->supports(c->be, &f)) return true;
+    static const gm_backend *said;
+    if (said != c->be) printf("  [%s] SKIP affine weights: not supported by this backend\n", c->label);
+    said = c->be;
+    return false;
+}
+
+/* matmul, embed and the experts with affine weights: every bit width x group size, scales of the
+ * three dtypes in turn, T on both sides of the GEMV/sgemm switch, K of one and of several groups
+ * (and 384, not a power of two), codes at odd addresses, against the float64 reference decoding
+ * the same bytes its own way. */
+static void check_affine(ops_ctx *c, op_groups *g) {
+    static const int bits[] = {2, 3, 4, 5, 6, 8};
+    static const int32_t Ts[] = {1, 3, 8, 9, 33};
+    int n_case = 0;
+    for (int bi = 0; bi < 6; bi++)
+        for (int group = 32; group <= 128; group *= 2)
+            for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++, n_case++) {
+                const ref_dtype st = dtype_of(n_case);
+                if (!takes_affine(c, bits[bi], group, st)) return;
+                const int32_t T = Ts[ti];
+                const int64_t N = 37 + n_case % 5, K = n_case % 3 == 0 ? group : n_case % 3 == 1 ? 384 : 3 * group;
+                if (K % group) continue;
+                const bool unaligned = n_case % 4 == 1, biased = n_case % 2 == 0;
+                char what[160];
+                snprintf(what, sizeof what, "matmul T=%d N=%lld K=%lld q%d g%d %s scales%s%s", T, (long long)N,
+                         (long long)K, bits[bi], group, ref_dtype_name(st), unaligned ? " unaligned" : "",
+                         biased ? ", bias" : "");
+                ops_host_matrix *hw = ops_affine_matrix_new(c, bits[bi], group, st, N, K, 1.0, unaligned);
+                gm_weight *W = ops_bind(c, hw, GM_BIND_MATRIX), *B = NULL;
+                double *bias_ref = NULL;
+                if (biased) {
+                    ops_host_matrix *hb = ops_host_matrix_new(c, REF_F32, 1, N, 2.0, false);
+                    B = ops_bind(c, hb, GM_BIND_VECTOR_F32);
+                    bias_ref = ops_host_vector_values(hb);
+                }
+                float *x = ops_random_floats(c, (size_t)T * K, 0.01, 1.0), *out = malloc((size_t)T * N * 4);
+                double *ref = malloc((size_t)T * N * sizeof *ref);
+                float *dx = ops_upload_f(c, x, (size_t)T * K), *dout = ops_upload_f(c, NULL, (size_t)T * N);
+                bool ok = W && (!biased || B) &&
+                          op_ok(c, &g->affine, c->be->ops->matmul(c->ex, dout, dx, W, B, T, &c->err), what) &&
+                          ops_download_f(c, out, dout, (size_t)T * N, what);
+                if (ok) {
+                    ref_matmul(ref, x, &hw->ref, bias_ref, T);
+                    ok = ops_compare(c, &g->affine, what, out, ref, (size_t)T * N, TOL_MATMUL);
+                }
+                CHECK(ok, "%s", what);
+                free(x);
+                free(out);
+                free(ref);
+                free(bias_ref);
+                ops_release(c);
+            }
+
+    /* The embedding: rows of a quantized table, decoded exactly (float32 of scale * q + bias). */
+    for (int bi = 0; bi < 6; bi++) {
+        const int group = 32 << (bi % 3);
+        const ref_dtype st = dtype_of(bi);
+        if (!takes_affine(c, bits[bi], group, st)) return;
+        const int64_t V = 301, H = 2 * group;
+        const int32_t T = 7;
+        char what[96];
+        snprintf(what, sizeof what, "embed T=%d V=%lld H=%lld q%d g%d %s scales", T, (long long)V, (long long)H,
+                 bits[bi], group, ref_dtype_name(st));
+        ops_host_matrix *ht = ops_affine_matrix_new(c, bits[bi], group, st, V, H, 1.0, bi % 2 == 1);
+        gm_weight *table = ops_bind(c, ht, GM_BIND_MATRIX);
+        int32_t ids[7] = {0, (int32_t)V - 1, 5, 5, 150, 77, 299};
+        float *out = malloc((size_t)T * H * 4);
+        double *ref = malloc((size_t)T * H * sizeof *ref);
+        int32_t *dids = ops_upload_i(c, ids, T);
+        float *dout = ops_upload_f(c, NULL, (size_t)T * H);
+        bool ok = table && op_ok(c, &g->affine, c->be->ops->embed(c->ex, dout, table, dids, T, &c->err), what) &&
+                  ops_download_f(c, out, dout, (size_t)T * H, what);
+        if (ok) {
+            ref_embed(ref, &ht->ref, ids, T);
+            ok = ops_compare(c, &g->affine, what, out, ref, (size_t)T * H, 1e-7); /* two float32 roundings */
+        }
+        CHECK(ok, "%s", what);
+        free(out);
+        free(ref);
+        ops_release(c);
+    }
+
+    /* The experts: a bank of q4 g64 experts (the common case), and a mixed bank (q8, q3, bf16). */
+    for (int mixed = 0; mixed < 2; mixed++)
+        for (int Ti = 0; Ti < 2; Ti++) {
+            const int32_t E = 8, K = 3, H = 128, Im = 64, T = Ti ? 21 : 2;
+            if (!takes_affine(c, 4, 64, REF_BF16)) return;
+            char what[160];
+            snprintf(what, sizeof what, "moe_experts T=%d E=%d K=%d H=%d Im=%d %s", T, E, K, H, Im,
+                     mixed ? "mixed q8/q3/bf16" : "q4 g64 bf16 scales");
+            ref_matrix rg[8], ru[8], rd[8];
+            gm_weight wg[8], wu[8], wd[8];
+            bool bound = true;
+            for (int32_t e = 0; e < E && bound; e++) {
+                ops_host_matrix *h[3];
+                for (int p = 0; p < 3; p++) {
+                    const int64_t rows = p == 2 ? H : Im, cols = p == 2 ? Im : H;
+                    const int kind = mixed ? (e + p) % 3 : 0;
+                    h[p] = kind == 2 ? ops_host_matrix_new(c, REF_BF16, rows, cols, 0.3, false)
+                                     : ops_affine_matrix_new(c, kind == 1 ? 3 : mixed ? 8 : 4, kind == 1 ? 32 : 64,
+                                                             REF_BF16, rows, cols, 0.3, e % 3 == 1);
+                }
+                gm_weight *pg = ops_bind(c, h[0], GM_BIND_MATRIX), *pu = ops_bind(c, h[1], GM_BIND_MATRIX),
+                          *pd = ops_bind(c, h[2], GM_BIND_MATRIX);
+                bound = pg && pu && pd;
+                if (!bound) break;
+                wg[e] = *pg, wu[e] = *pu, wd[e] = *pd;
+                rg[e] = h[0]->ref, ru[e] = h[1]->ref, rd[e] = h[2]->ref;
+            }
+            int32_t *idx = malloc((size_t)T * K * 4);
+            float *rw = malloc((size_t)T * K * 4);
+            for (int32_t t = 0; t < T; t++)
+                for (int32_t j = 0; j < K; j++) {
+                    idx[t * K + j] = (t + 3 * j) % E; /* distinct per token, every expert used */
+                    rw[t * K + j] = (float)ops_rand_uniform(c, 0.05, 2.5);
+                }
+            float *x = ops_random_floats(c, (size_t)T * H, 0.01, 1.0), *out = malloc((size_t)T * H * 4);
+            double *ref = calloc((size_t)T * H, sizeof *ref);
+            float *dx = ops_upload_f(c, x, (size_t)T * H), *dw = ops_upload_f(c, rw, (size_t)T * K);
+            int32_t *didx = ops_upload_i(c, idx, (size_t)T * K);
+            float *dout = ops_upload_f(c, NULL, (size_t)T * H);
+            gm_experts bank = {.n = E, .gate = wg, .up = wu, .down = wd};
+            if (bound && c->be->ops->prepare_experts)
+                bound = op_ok(c, &g->affine, c->be->ops->prepare_experts(c->be, &bank, &c->err), "prepare_experts");
+            bool ok = bound &&
+                      op_ok(c, &g->affine, c->be->ops->moe_experts(c->ex, dout, false, dx, didx, dw, K, &bank, T, &c->err),
+                            what) &&
+                      ops_download_f(c, out, dout, (size_t)T * H, what);
+            if (c->be->ops->release_experts) c->be->ops->release_experts(c->be, &bank);
+            if (ok) {
+                ref_moe_experts(ref, x, idx, rw, K, rg, ru, rd, T);
+                ok = ops_compare(c, &g->affine, what, out, ref, (size_t)T * H, TOL_EXPERTS);
+            }
+            CHECK(ok, "%s", what);
+            free(idx);
+            free(rw);
+            free(x);
+            free(out);
+            free(ref);
+            ops_release(c);
+        }
 }
 
 /* ---- embed --------------------------------------------------------------------------------- */
@@ -912,10 +1063,11 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed, 
     op_groups g = {.matmul = {.name = "matmul"}, .embed = {.name = "embed"}, .add = {.name = "add"},
                    .swiglu = {.name = "swiglu"}, .rmsnorm = {.name = "add_rmsnorm"}, .rope = {.name = "rope"},
                    .attention = {.name = "attention"}, .attn_lengths = {.name = "attn 1..4097"},
-                   .route = {.name = "moe_route"}, .experts = {.name = "moe_experts"}, .graph = {.name = "graph"}};
+                   .route = {.name = "moe_route"}, .experts = {.name = "moe_experts"}, .graph = {.name = "graph"},
+                   .affine = {.name = "affine"}};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    static void (*const checks[])(ops_ctx *, op_groups *) = {check_matmul, check_embed, check_add_swiglu,
+    static void (*const checks[])(ops_ctx *, op_groups *) = {check_matmul, check_affine, check_embed, check_add_swiglu,
                                                               check_rmsnorm, check_rope, check_attention,
                                                               check_route, check_experts, check_graph};
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
@@ -925,7 +1077,7 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed, 
     printf("backend %s (%s): %.1f s\n", be->ops->name, label,
            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     const ops_stats *all[] = {&g.matmul, &g.embed, &g.add, &g.swiglu, &g.rmsnorm, &g.rope, &g.attention,
-                              &g.attn_lengths, &g.route, &g.experts, &g.graph};
+                              &g.attn_lengths, &g.route, &g.experts, &g.graph, &g.affine};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) print_stats(label, all[i]);
     gm_exec *ex = c.ex;
     ops_destroy(&c);

@@ -115,6 +115,7 @@ static void cpu_exec_free(gm_exec *ex) {
     free(cx->attn);
     free(cx->moe_x); free(cx->moe_gate); free(cx->moe_up); free(cx->moe_out);
     free(cx->moe_rows); free(cx->moe_w); free(cx->moe_offsets); free(cx->moe_fill);
+    free(cx->affine_xsum);
     free(cx);
 }
 
@@ -140,7 +141,10 @@ static glmoe_status cpu_exec_create(gm_backend *be, const gm_exec_sizes *z, gm_e
     /* sgemm works on chunks of converted weight rows: at most 4M floats (16 MB) at a time. */
     cx->convert_floats = (size_t)4 << 20;
     cx->convert = alloc64(cx->convert_floats * sizeof(float));
-    bool ok = cx->thread_scratch && cx->attn && cx->convert;
+    /* The affine GEMV's group sums: up to CPU_GEMV_MAX_ROWS tokens x the groups of the widest
+     * input (groups of 32 at least). */
+    cx->affine_xsum = alloc64((size_t)CPU_GEMV_MAX_ROWS * (size_t)(max64(z->max_in, z->max_out) / 32 + 1) * sizeof(float));
+    bool ok = cx->thread_scratch && cx->attn && cx->convert && cx->affine_xsum;
     if (ok && z->n_experts > 0) {
         const size_t rows = (size_t)T * (size_t)max64(z->top_k, 1);
         const size_t H = (size_t)z->hidden, Im = (size_t)z->expert_width, E = (size_t)z->n_experts;

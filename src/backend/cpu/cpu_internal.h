@@ -33,6 +33,7 @@ typedef struct cpu_exec {
     int32_t *moe_offsets;    /* per expert: start of its rows in the grouped order (E + 1)   */
     int32_t *moe_fill;       /* per expert: rows placed so far                              */
     size_t moe_rows_cap, moe_h_cap, moe_im_cap, moe_experts_cap; /* what the MoE scratch holds */
+    float *affine_xsum;      /* per token and group, Σx of the affine GEMV (cpu_quant.c)     */
 } cpu_exec;
 
 struct gm_kv {
@@ -66,6 +67,12 @@ static inline float cpu_dot(const float *a, const float *b, int64_t n) {
  * GEMV path for few rows and chunked conversion + OpenBLAS sgemm for many. */
 glmoe_status cpu_matmul(gm_exec *ex, float *out, const float *x, const gm_weight *W,
                         const gm_weight *bias, int32_t T, gm_err *err);
+
+/* Below this many rows a matmul is a GEMV (cpu_matmul.c, cpu_quant.c); from it on, sgemm. */
+#define CPU_GEMV_MAX_ROWS 8
+
+/* out[T, N] = x · W^T for an affine W and T <= CPU_GEMV_MAX_ROWS, from the packed codes. */
+void cpu_affine_gemv(cpu_exec *cx, float *out, const float *x, const gm_weight *W, const float *bias, int32_t T);
 
 /* The per-thread scratch slice of the calling OpenMP thread. */
 float *cpu_thread_scratch(cpu_exec *cx);

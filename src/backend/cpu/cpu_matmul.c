@@ -14,8 +14,6 @@
 
 #include "backend/cpu/cpu_internal.h"
 
-/* Below this many rows the GEMV path wins: sgemm's packing is not amortised. */
-#define GEMV_MAX_ROWS 8
 
 static void matmul_gemv(cpu_exec *cx, float *out, const float *x, const gm_weight *W,
                         const float *bias, int32_t T) {
@@ -68,7 +66,10 @@ glmoe_status cpu_matmul(gm_exec *ex, float *out, const float *x, const gm_weight
     if ((size_t)W->cols + 64 > cx->thread_scratch_floats)
         return gm_fail(err, GLMOE_E_BACKEND, "cpu: matmul with %lld inputs exceeds the reserved scratch",
                        (long long)W->cols);
-    if (T <= GEMV_MAX_ROWS)
+    /* Below CPU_GEMV_MAX_ROWS the GEMV path wins: sgemm's packing is not amortised. */
+    if (T <= CPU_GEMV_MAX_ROWS && W->type == GM_W_AFFINE)
+        cpu_affine_gemv(cx, out, x, W, b, T);
+    else if (T <= CPU_GEMV_MAX_ROWS)
         matmul_gemv(cx, out, x, W, b, T);
     else
         matmul_gemm(cx, out, x, W, b, T);
