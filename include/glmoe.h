@@ -139,6 +139,22 @@ GLMOE_API glmoe_status glmoe_model_load(glmoe_model **out, const char *dir,
 GLMOE_API glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_name, int32_t n_layers,
                                                   uint64_t seed, const glmoe_model_params *params);
 
+/* Progress of a long job: done of total units (bytes), and what is being worked on. */
+typedef void (*glmoe_progress_fn)(uint64_t done, uint64_t total, const char *what, void *user_data);
+
+/* Writes an MLX-format quantized copy of the float checkpoint in_dir to the new directory out_dir,
+ * as `mlx_lm.convert -q --q-bits B --q-group-size G` would, so that glmoe and mlx-lm both load it:
+ * config.json with the `quantization` block; the modules glmoe_quantize lists quantized (codes,
+ * scales and biases in the config's dtype); per-expert tensors stacked as mlx-lm's
+ * `mlp.switch_mlp.*`; everything else copied; shards of at most 5 GiB with their index; the
+ * tokenizer, its config, the chat template and generation_config.json copied. It streams tensor
+ * by tensor (memory stays near one tensor's scales and biases). out_dir must not exist (nothing
+ * is overwritten); on failure what was written is removed. q->group_size 0 means 64. progress
+ * (may be NULL) is called after each tensor. err (may be NULL) receives one line on failure. */
+GLMOE_API glmoe_status glmoe_quantize_checkpoint(const char *in_dir, const char *out_dir, const glmoe_quantize *q,
+                                                 glmoe_progress_fn progress, void *user_data, char *err,
+                                                 size_t err_size);
+
 /* Frees the model. Every context created from it must be freed first. NULL is a no-op. */
 GLMOE_API void glmoe_model_free(glmoe_model *model);
 

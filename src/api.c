@@ -12,6 +12,7 @@
 #include "glmoe.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "model/quantize_checkpoint.h"
 #include "util/log.h"
 
 struct glmoe_model {
@@ -339,4 +340,18 @@ void glmoe_context_truncate(glmoe_context *ctx, size_t n) {
     if (!ctx || n >= (size_t)ctx->st.n_past) return;
     ctx->st.n_past = (int32_t)n;
     ctx->logits_rows = 0;
+}
+
+/* ---- writing quantized checkpoints -------------------------------------------------------------- */
+
+glmoe_status glmoe_quantize_checkpoint(const char *in_dir, const char *out_dir, const glmoe_quantize *q,
+                                       glmoe_progress_fn progress, void *user_data, char *err, size_t err_size) {
+    gm_err e = {0};
+    glmoe_status s;
+    if (!in_dir || !out_dir || !q)
+        s = gm_fail(&e, GLMOE_E_ARG, "glmoe_quantize_checkpoint: in_dir, out_dir and q are required");
+    else
+        s = checkpoint_quantize(in_dir, out_dir, q->bits, q->group_size ? q->group_size : 64, progress, user_data, &e);
+    if (err && err_size) snprintf(err, err_size, "%s", s ? e.msg : "");
+    return s;
 }

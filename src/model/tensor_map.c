@@ -32,6 +32,19 @@ bool tmap_expert(const st_set *set, int layer, int e, const char *proj, gm_tenso
     return true;
 }
 
+bool tmap_quantizable(const char *module) {
+    if (!strcmp(module, "model.embed_tokens") || !strcmp(module, "lm_head")) return true;
+    if (tmap_layer_index(module) < 0) return false;
+    static const char *const linear[] = {".self_attn.q_proj", ".self_attn.k_proj", ".self_attn.v_proj",
+                                         ".self_attn.o_proj", ".gate_proj", ".up_proj", ".down_proj"};
+    const size_t n = strlen(module);
+    for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++) {
+        const size_t k = strlen(linear[i]);
+        if (n > k && !strcmp(module + n - k, linear[i])) return true;
+    }
+    return false;
+}
+
 long tmap_layer_index(const char *name) {
     const char *p = "model.layers.";
     if (strncmp(name, p, strlen(p)) != 0) return -1;

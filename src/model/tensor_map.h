@@ -40,4 +40,10 @@ bool tmap_expert(const st_set *set, int layer, int e, const char *proj, gm_tenso
 /* Layer index of "model.layers.<i>.…", or -1. */
 long tmap_layer_index(const char *name);
 
+/* Whether `mlx_lm.convert -q` quantizes this module (when the group divides its input width):
+ * every nn.Linear, the embedding and the stacked experts — attention projections, dense and
+ * shared-expert MLPs, routed experts (per-expert or switch_mlp), model.embed_tokens, lm_head —
+ * and not the router (mlp.gate, a plain parameter in mlx-lm's glm4_moe), norms or biases. */
+bool tmap_quantizable(const char *module);
+
 #endif

@@ -15,9 +15,8 @@
  * other tensor glmoe does not know is reported as unused.
  *
  * Quantizing while loading (gm_bind_source.requant, `--quantize`): the modules `mlx_lm.convert -q`
- * quantizes — every Linear, the embedding and the stacked experts, when the group divides their
- * input width: attention projections, dense and shared-expert MLPs, routed experts,
- * embed_tokens and lm_head; never the router, norms or biases — are quantized by
+ * quantizes (tmap_quantizable: the Linears, the embedding and the experts; never the router,
+ * norms or biases), when the group divides their input width, are quantized by
  * gm_affine_quantize_row after rounding to the config's dtype (mlx-lm casts the model to it
  * first), one tensor at a time, so that the result equals loading mlx-lm's converted files.
  *
@@ -46,11 +45,10 @@ typedef struct binder {
     gm_err *err;
 } binder;
 
-/* What a weight is for: the kind it is counted under, whether mlx-lm quantizes such a module,
- * and the config fields behind its shape (for messages). */
+/* What a weight is for: the kind it is counted under and the config fields behind its shape
+ * (for messages). Which modules may be quantized is tensor_map.c's tmap_quantizable. */
 typedef struct role {
     const char *kind;
-    bool quantizable;
     const char *why;
 } role;
 
@@ -142,7 +140,7 @@ static glmoe_status check_source(binder *b, const gm_tensor_src *s, const role *
     const gm_quant_config *qc = b->src->quant;
     const char *file = st_file_name(s->t->file);
     const int64_t E = b->cfg->n_experts;
-    char got[96], want[96];
+    char got[96], want[96], want_codes[96];
     gm_quant_override *ov = quant_config_find(qc, s->module);
     if (ov) ov->used = true;
     if (!s->scales && !s->biases) { /* dense */
@@ -164,12 +162,13 @@ static glmoe_status check_source(binder *b, const gm_tensor_src *s, const role *
     }
     /* affine */
     const st_tensor *sc = s->scales, *bi = s->biases;
+    if (!tmap_quantizable(s->module))
+        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" is quantized (it has \"%s.%s\"), but glmoe reads "
+                       "the %s in float, as mlx-lm leaves it", file, s->t->name, s->module, sc ? "scales" : "biases",
+                       r->kind);
     if (!sc || !bi)
         return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s.%s\" is missing: a quantized weight needs scales and biases",
                        file, s->module, sc ? "biases" : "scales");
-    if (!r->quantizable)
-        return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" is quantized (it has \"%s.scales\"), but glmoe reads "
-                       "the %s in float, as mlx-lm leaves it", file, s->t->name, s->module, r->kind);
     if (!qc->present)
         return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" is quantized (it has \"%s.scales\") but config.json has "
                        "no quantization block", file, s->t->name, s->module);
@@ -195,7 +194,7 @@ static glmoe_status check_source(binder *b, const gm_tensor_src *s, const role *
             snprintf(implied, sizeof implied, "; its shape holds %lld bits per weight", (long long)(packed * 32 / cols));
         return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" has shape %s but %d-bit codes of the config's %s need "
                        "%s (%s)%s", file, s->t->name, shape_str(s->t, got, sizeof got), bits, want_str(s, E, rows, cols, want, sizeof want),
-                       want_str(s, E, rows, cols * bits / 32, want, sizeof want), r->why, implied);
+                       want_str(s, E, rows, cols * bits / 32, want_codes, sizeof want_codes), r->why, implied);
     }
     for (int k = 0; k < 2; k++) {
         const st_tensor *t = k ? bi : sc;
@@ -261,7 +260,7 @@ static glmoe_status bind_source(binder *b, gm_weight *w, const gm_tensor_src *s,
     gm_host_tensor h = host_view(s, &fmt, rows, cols);
     /* Quantize while loading: a float weight of a module mlx-lm quantizes, if the group divides it. */
     const gm_affine *rq = &b->src->requant;
-    const bool requant = rq->bits && kind == GM_BIND_MATRIX && r->quantizable && fmt.type != GM_W_AFFINE &&
+    const bool requant = rq->bits && kind == GM_BIND_MATRIX && tmap_quantizable(s->module) && fmt.type != GM_W_AFFINE &&
                          cols % rq->group == 0;
     gm_weight target = fmt;
     if (requant) target = (gm_weight){.type = GM_W_AFFINE, .q = {rq->bits, rq->group, cast_type(b->cfg, fmt.type)}};
@@ -376,7 +375,7 @@ static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const
 static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
     const gm_config *c = b->cfg;
     const int64_t E = c->n_experts, H = c->hidden_size, Im = c->moe_intermediate_size;
-    static const role experts = {"routed experts", true, "n_routed_experts, moe_intermediate_size, hidden_size"};
+    static const role experts = {"routed experts", "n_routed_experts, moe_intermediate_size, hidden_size"};
     bank->gate = calloc((size_t)E, sizeof(gm_weight));
     bank->up = calloc((size_t)E, sizeof(gm_weight));
     bank->down = calloc((size_t)E, sizeof(gm_weight));
@@ -415,15 +414,15 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
     const gm_config *c = b->cfg;
     const int64_t H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim;
-    static const role norm = {"norms and biases", false, "hidden_size"};
-    static const role attn_bias = {"norms and biases", false, "attention_bias is true"};
-    static const role qk_norm = {"norms and biases", false, "use_qk_norm is true, head_dim"};
-    static const role q = {"attention", true, "num_attention_heads*head_dim, hidden_size"};
-    static const role kv = {"attention", true, "num_key_value_heads*head_dim, hidden_size"};
-    static const role o = {"attention", true, "hidden_size, num_attention_heads*head_dim"};
-    static const role dense = {"dense MLP", true, "intermediate_size, hidden_size"};
-    static const role router = {"router", false, "n_routed_experts, hidden_size"};
-    static const role shared = {"shared experts", true, "moe_intermediate_size*n_shared_experts, hidden_size"};
+    static const role norm = {"norms and biases", "hidden_size"};
+    static const role attn_bias = {"norms and biases", "attention_bias is true"};
+    static const role qk_norm = {"norms and biases", "use_qk_norm is true, head_dim"};
+    static const role q = {"attention", "num_attention_heads*head_dim, hidden_size"};
+    static const role kv = {"attention", "num_key_value_heads*head_dim, hidden_size"};
+    static const role o = {"attention", "hidden_size, num_attention_heads*head_dim"};
+    static const role dense = {"dense MLP", "intermediate_size, hidden_size"};
+    static const role router = {"router", "n_routed_experts, hidden_size"};
+    static const role shared = {"shared experts", "moe_intermediate_size*n_shared_experts, hidden_size"};
     char n[200];
     glmoe_status s;
 #define NAME(suffix) (snprintf(n, sizeof n, "model.layers.%d.%s", i, suffix), n)
@@ -449,19 +448,19 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
         const int64_t I = c->intermediate_size;
         TRY(bind_matrix(b, &L->gate, NAME("mlp.gate_proj"), &dense, I, H, false));
         TRY(bind_matrix(b, &L->up, NAME("mlp.up_proj"), &dense, I, H, false));
-        static const role down = {"dense MLP", true, "hidden_size, intermediate_size"};
+        static const role down = {"dense MLP", "hidden_size, intermediate_size"};
         TRY(bind_matrix(b, &L->down, NAME("mlp.down_proj"), &down, H, I, false));
         return GLMOE_OK;
     }
     const int64_t E = c->n_experts, Is = (int64_t)c->moe_intermediate_size * c->n_shared_experts;
     TRY(bind_matrix(b, &L->router, NAME("mlp.gate"), &router, E, H, false));
-    static const role router_bias = {"router", false, "n_routed_experts"};
+    static const role router_bias = {"router", "n_routed_experts"};
     TRY(bind_vector(b, &L->router_bias, NAME("mlp.gate.e_score_correction_bias"), &router_bias, E));
     TRY(bind_experts(b, &L->experts, i));
     if (Is > 0) {
         TRY(bind_matrix(b, &L->sh_gate, NAME("mlp.shared_experts.gate_proj"), &shared, Is, H, false));
         TRY(bind_matrix(b, &L->sh_up, NAME("mlp.shared_experts.up_proj"), &shared, Is, H, false));
-        static const role shared_down = {"shared experts", true, "hidden_size, moe_intermediate_size*n_shared_experts"};
+        static const role shared_down = {"shared experts", "hidden_size, moe_intermediate_size*n_shared_experts"};
         TRY(bind_matrix(b, &L->sh_down, NAME("mlp.shared_experts.down_proj"), &shared_down, H, Is, false));
     }
 #undef TRY
@@ -522,9 +521,9 @@ static glmoe_status bind_all(gm_weights *w, const gm_config *c, const gm_bind_so
         goto done;
     }
     const int64_t V = c->vocab_size, H = c->hidden_size;
-    static const role embed = {"embedding", true, "vocab_size, hidden_size"};
-    static const role head = {"lm_head", true, "vocab_size, hidden_size"};
-    static const role final_norm = {"norms and biases", false, "hidden_size"};
+    static const role embed = {"embedding", "vocab_size, hidden_size"};
+    static const role head = {"lm_head", "vocab_size, hidden_size"};
+    static const role final_norm = {"norms and biases", "hidden_size"};
     if ((s = bind_matrix(&b, &w->embed, "model.embed_tokens", &embed, V, H, false))) goto done;
     if ((s = bind_vector(&b, &w->final_norm, "model.norm.weight", &final_norm, H))) goto done;
     if ((s = bind_matrix(&b, &w->lm_head, "lm_head", &head, V, H, c->tie_word_embeddings))) goto done;
