@@ -7,53 +7,34 @@
  * so. Decompressed size is capped (GM_TOKENIZER_MAX_BYTES) so a hostile archive cannot exhaust
  * memory.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #ifdef GLMOE_HAVE_ZLIB
 #include <zlib.h>
 #endif
 
+#include "io/file.h"
 #include "tokenizer/tokenizer_internal.h"
 
 #define GM_TOKENIZER_MAX_BYTES ((size_t)1 << 30)
 
+/* The file's bytes appended to out (io/file.c: never blocks, regular files only, 1 GiB at most). */
 static glmoe_status read_all(const char *path, gm_tok_bytes *out, gm_err *err) {
-    /* O_NONBLOCK and the regular-file check: a FIFO named tokenizer.json would otherwise block
-     * in open() until a writer appears, and /dev/zero would be read up to the size cap. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return gm_fail(err, GLMOE_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return gm_fail(err, GLMOE_E_IO, "%s: not a regular file", path);
+    char *data;
+    size_t len;
+    glmoe_status st = gm_file_read(&data, &len, path, GM_TOKENIZER_MAX_BYTES, NULL, err);
+    if (st != GLMOE_OK) return st;
+    if (out->n == 0) { /* the usual case: take the buffer over rather than copy a large file */
+        free(out->p);
+        *out = (gm_tok_bytes){.p = data, .n = len, .cap = len + 1};
+        return GLMOE_OK;
     }
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", path);
-    }
-    char buf[1 << 16];
-    size_t k;
-    glmoe_status st = GLMOE_OK;
-    while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
-        if (out->n + k > GM_TOKENIZER_MAX_BYTES) {
-            st = gm_fail(err, GLMOE_E_FORMAT, "%s: larger than %zu bytes", path, GM_TOKENIZER_MAX_BYTES);
-            break;
-        }
-        if (!gm_tok_bytes_append(out, buf, k)) {
-            st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", path);
-            break;
-        }
-    }
-    if (st == GLMOE_OK && ferror(f)) st = gm_fail(err, GLMOE_E_IO, "%s: read error: %s", path, strerror(errno));
-    fclose(f);
+    if (!gm_tok_bytes_append(out, data, len)) st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", path);
+    free(data);
     return st;
 }
 
