@@ -79,6 +79,25 @@ typedef void (*glmoe_log_fn)(glmoe_log_level level, const char *message, void *u
  * set it once at start-up. */
 GLMOE_API void glmoe_log_set(glmoe_log_fn fn, void *user_data, glmoe_log_level min_level);
 
+/* ---- files ------------------------------------------------------------------------- */
+
+/* Reads a whole file the way glmoe reads every file it is given (config.json, the shards,
+ * tokenizer.json, chat_template.jinja), for a caller that takes files from users as well: a
+ * prompt, a system message, a tools list.
+ *   - It never blocks: the file is opened with O_NONBLOCK, so a FIFO or a device is refused at
+ *     once instead of being waited on (a server thread would hang on a FIFO until a writer came).
+ *   - Only a regular file is read; a FIFO, directory, device or socket is GLMOE_E_IO.
+ *   - At most max_bytes: a larger file is GLMOE_E_FORMAT, found from its size before anything is
+ *     allocated, and again while reading (a file that grows, /proc's files).
+ * *out receives the bytes followed by a NUL (text can be used as a C string; the file may hold
+ * NULs of its own, so *out_len is the length), to be freed with glmoe_free. On failure *out is
+ * NULL and err (may be NULL) receives one line that starts with the path
+ * ("notes.txt: not a regular file (a FIFO)", "notes.txt: cannot open: No such file or
+ * directory"): GLMOE_E_IO when it cannot be opened or read, GLMOE_E_NOMEM, GLMOE_E_ARG for a NULL
+ * out, out_len or path. */
+GLMOE_API glmoe_status glmoe_file_read(char **out, size_t *out_len, const char *path, size_t max_bytes,
+                                       char *err, size_t err_size);
+
 /* ---- model ------------------------------------------------------------------------- */
 
 typedef struct glmoe_model glmoe_model;
@@ -341,6 +360,15 @@ typedef enum glmoe_chat_style {
     GLMOE_CHAT_GLM45 = 0, /* GLM-4.5 and GLM-4.6 templates: a newline after each role token */
     GLMOE_CHAT_GLM47,     /* GLM-4.7 template: compact, no newlines                         */
 } glmoe_chat_style;
+
+/* The chat format of a model directory: GLMOE_CHAT_GLM47 when its chat_template.jinja or its
+ * tokenizer_config.json holds GLM-4.7's template (the one that knows clear_thinking), else
+ * GLMOE_CHAT_GLM45, also when neither file is there. The files are read as glmoe_file_read reads
+ * them (16 MiB at most each): one that is there but cannot be read (a FIFO, a directory, no
+ * permission) is an error naming it, not a silent GLMOE_CHAT_GLM45. *style is written only on
+ * success; err (may be NULL) receives the one-line reason on failure. */
+GLMOE_API glmoe_status glmoe_chat_style_detect(glmoe_chat_style *style, const char *model_dir, char *err,
+                                               size_t err_size);
 
 typedef struct glmoe_chat_params {
     bool add_generation_prompt; /* end with the assistant header the model continues from; default true */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -105,3 +106,16 @@ glmoe_status gm_file_read(char **data, size_t *len, const char *path, size_t max
     return GLMOE_OK;
 }
 
+/* ---- the public entry point (include/glmoe.h) ---------------------------------------------- */
+
+glmoe_status glmoe_file_read(char **out, size_t *out_len, const char *path, size_t max_bytes, char *err,
+                             size_t err_size) {
+    gm_err e = {0};
+    glmoe_status st;
+    if (!out || !out_len || !path)
+        st = gm_fail(&e, GLMOE_E_ARG, "glmoe_file_read: NULL %s", !out ? "out" : !out_len ? "out_len" : "path");
+    else
+        st = gm_file_read(out, out_len, path, max_bytes, NULL, &e);
+    if (err && err_size) snprintf(err, err_size, "%s", st ? e.msg : "");
+    return st;
+}

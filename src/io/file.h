@@ -2,8 +2,8 @@
  * file.h — the one way glmoe opens a file it is given to read.
  *
  * Every input file (config.json, generation_config.json, the shard index, the shards,
- * tokenizer.json, tokenizer_config.json) comes through here, so the promises of SECURITY.md
- * hold in one place:
+ * tokenizer.json, tokenizer_config.json, chat_template.jinja, and through glmoe_file_read the
+ * CLI's text files) comes through here, so the promises of SECURITY.md hold in one place:
  *   - open() never blocks: O_NONBLOCK, so a FIFO with no writer (an untrusted archive can hold
  *     one) or a device is not waited on. The flag is harmless for a regular file;
  *   - only regular files are read: a FIFO, a device, a socket or a directory is refused with
@@ -13,7 +13,8 @@
  *   - descriptors are O_CLOEXEC.
  * Messages are one line that starts with the path: "<path>: not a regular file (a FIFO)".
  *
- * Tested by tests/unit/test_file.c and, through every loader, test_regressions (FIFOs).
+ * Tested by tests/unit/test_file.c and, through every loader, test_regressions (FIFOs) and
+ * tests/cli/test_cli.sh.
  */
 #ifndef GLMOE_IO_FILE_H
 #define GLMOE_IO_FILE_H

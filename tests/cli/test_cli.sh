@@ -13,13 +13,17 @@ failed=0
 fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
 ok() { passed=$((passed + 1)); }
 
+# Every run is under `timeout $limit` (seconds; e.g. `limit=10 expect_error ...`), so that a
+# command that hangs (a FIFO waited on) fails its test instead of hanging the suite.
+limit=600
+
 # expect_error NAME EXIT_CODE PATTERN -- ARGS...: runs glmoe, wants that exit code and exactly one
 # error line ("glmoe <command>: ..." or "glmoe: ...") matching PATTERN (grep -E). Other stderr lines may only be
 # glmoe's own status lines ("glmoe: loaded ...", "glmoe: warning: ...").
 expect_error() {
     local name=$1 want=$2 pattern=$3
     shift 4
-    "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"
+    timeout "$limit" "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"
     local rc=$?
     local lines
     lines=$(grep -E '^glmoe' "$tmp/err" | grep -Evc '^glmoe: (loaded |warning: |info: |prompt |wrote )')
@@ -33,7 +37,7 @@ expect_error() {
 expect_ok() {
     local name=$1
     shift 2
-    if ! "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"; then fail "$name: exit $?: $(cat "$tmp/err")"; return; fi
+    if ! timeout "$limit" "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"; then fail "$name: exit $?: $(cat "$tmp/err")"; return; fi
     ok
 }
 
@@ -109,6 +113,34 @@ expect_error "git lfs pointer" 1 "model-00004-of-00005.safetensors.*(LFS|lfs)" -
 
 copy; sed -i 's/"model-00005-of-00005.safetensors"/"..\/..\/etc\/passwd"/' "$tmp/m/model.safetensors.index.json"
 expect_error "path traversal" 1 "passwd" -- info -m "$tmp/m"
+
+# --- files that would block: every input is opened without waiting and must be a regular file;
+# an output FIFO with no reader is refused instead of waited on (each run under a 20 s timeout) ----
+demo=$repo/models/glmoe-demo
+rm -rf "$tmp/fm" && mkdir "$tmp/fm" && cp "$demo"/*.json "$demo"/*.safetensors "$tmp/fm/"
+mkfifo "$tmp/fm/chat_template.jinja" "$tmp/fifo_in" "$tmp/fifo_out"
+limit=20 expect_error "fifo chat_template.jinja, generate --chat" 1 "chat_template.jinja: not a regular file \(a FIFO\)" \
+    -- generate -m "$tmp/fm" -p hi --chat -n 2
+printf 'hi\n/quit\n' | timeout 20 "$glmoe" chat -m "$tmp/fm" -n 2 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ "$rc" -eq 1 ] && grep -q "^glmoe chat: .*chat_template.jinja: not a regular file (a FIFO)$" "$tmp/err" && ok \
+    || fail "fifo chat_template.jinja, chat: exit $rc: $(cat "$tmp/err")"
+limit=20 expect_error "fifo --text-file" 1 "fifo_in: not a regular file \(a FIFO\)" -- tokenize -t "$demo" --text-file "$tmp/fifo_in"
+limit=20 expect_error "fifo -f" 1 "fifo_in: not a regular file \(a FIFO\)" -- perplexity -m "$demo" -f "$tmp/fifo_in"
+limit=20 expect_error "directory --text-file" 1 "not a regular file \(a directory\)" -- tokenize -t "$demo" --text-file "$tmp"
+limit=20 expect_error "fifo logits -o" 1 "fifo_out: a FIFO with no reader" -- logits -m "$golden" --ids 1,2 -o "$tmp/fifo_out"
+limit=20 expect_error "fifo bench --json" 1 "fifo_out: a FIFO with no reader" -- bench -m "$golden" --device cpu --lengths 1 --contexts 8 --steps 1 --reps 1 --no-ops --json "$tmp/fifo_out"
+limit=20 expect_error "fifo bench --svg" 1 "fifo_out: a FIFO with no reader" -- bench -m "$golden" --device cpu --lengths 1 --contexts 8 --steps 1 --reps 1 --no-ops --svg "$tmp/fifo_out"
+limit=20 expect_ok "logits to /dev/null" -- logits -m "$golden" --ids 1,2,3 -o /dev/null
+limit=20 expect_ok "logits to /dev/stdout" -- logits -m "$golden" --ids 1,2,3 -o /dev/stdout
+[ "$(stat -c %s "$tmp/out")" -eq $((3 * 397 * 4)) ] && ok || fail "logits to /dev/stdout wrote $(stat -c %s "$tmp/out") bytes"
+# a FIFO with a reader is a fine output (the reader holds it open before glmoe starts: no race)
+exec 7<>"$tmp/fifo_out"
+timeout 20 head -c $((2 * 397 * 4)) <&7 >"$tmp/from_fifo" &
+exec 7<&-
+limit=20 expect_ok "logits to a read FIFO" -- logits -m "$golden" --ids 1,2 -o "$tmp/fifo_out"
+wait
+[ "$(stat -c %s "$tmp/from_fifo")" -eq $((2 * 397 * 4)) ] && ok || fail "logits through a FIFO: $(stat -c %s "$tmp/from_fifo") bytes"
 
 # --- bad requests --------------------------------------------------------------------------
 expect_error "token id out of range" 1 "token id 397 .*vocabulary" -- generate -m "$golden" --ids 1,397

@@ -11,11 +11,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "glmoe.h"
 
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
+
+/* The largest text file the CLI reads (perplexity -f, tokenize --text-file). */
+#define CLI_TEXT_MAX_BYTES ((size_t)1 << 30)
 
 /* Prints "glmoe <cmd>: <message>\n" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -53,8 +57,20 @@ void cli_install_log(bool verbose);
 uint64_t cli_peak_rss(void);
 double cli_now(void);
 
-/* Reads a whole file (bytes as they are); prints why and returns false on failure. */
+/* Reads a whole text file (bytes as they are, at most CLI_TEXT_MAX_BYTES) through glmoe_file_read:
+ * never blocks, regular files only. *out is freed with glmoe_free. Prints why and returns false
+ * on failure. */
 bool cli_read_file(const char *cmd, const char *path, char **out, size_t *len);
+
+/* ---- output (output.c) ---- */
+
+/* Creates (or truncates) an output file without blocking: a FIFO with no reader is refused
+ * ("<path>: a FIFO with no reader") instead of waited on; /dev/null, /dev/stdout and a FIFO with
+ * a reader are fine. NULL with the reason in err on failure. */
+FILE *cli_output_open(const char *path, char *err, size_t err_size);
+
+/* Flushes and closes f; false with "<path>: cannot write: <reason>" in err if any write failed. */
+bool cli_output_close(FILE *f, const char *path, char *err, size_t err_size);
 
 /* Loads a tokenizer from a tokenizer.json or a model directory. */
 bool cli_load_tokenizer(const char *cmd, const char *path, glmoe_tokenizer **tok);
@@ -81,8 +97,6 @@ bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, c
 /* A malloc'd JSON string literal of s. */
 char *cli_json_string(const char *s);
 
-/* Which chat template a model directory ships. */
-glmoe_chat_style cli_chat_style(const char *model_dir);
 
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);

@@ -105,8 +105,13 @@ int cmd_chat(int argc, char **argv) {
     glmoe_tokenizer_stream *stream = NULL;
     glmoe_sampler *sampler = NULL;
     chat_state c = {0};
-    char *line = NULL, err[512];
+    char *line = NULL, err[1024];
     size_t line_cap = 0;
+    glmoe_chat_params cp = glmoe_chat_params_default();
+    if (glmoe_chat_style_detect(&cp.style, mo.model_dir, err, sizeof err)) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
     if (!cli_load_tokenizer(cmd, mo.model_dir, &tok)) goto done;
     if (glmoe_tokenizer_stream_create(&stream, tok, true)) goto done;
     if (!cli_open(cmd, &mo, &model, &ctx)) goto done;
@@ -116,9 +121,6 @@ int cmd_chat(int argc, char **argv) {
         cli_error(cmd, "%s", err);
         goto done;
     }
-    glmoe_chat_params cp = glmoe_chat_params_default();
-    cp.style = cli_chat_style(mo.model_dir);
-
 reset:
     c.len = 0;
     c.n_cache = 0;

@@ -99,6 +99,6 @@ done:
     glmoe_model_free(model);
     glmoe_tokenizer_free(tok);
     free(ids);
-    free(text);
+    glmoe_free(text);
     return rc;
 }

@@ -85,20 +85,3 @@ char *cli_json_string(const char *s) {
     *p = '\0';
     return out;
 }
-
-glmoe_chat_style cli_chat_style(const char *model_dir) {
-    /* GLM-4.7's template is the one with clear_thinking; its checkpoints ship it in either file. */
-    const char *names[] = {"chat_template.jinja", "tokenizer_config.json"};
-    for (size_t i = 0; i < 2; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", model_dir, names[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f) continue;
-        char buf[65536];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        if (strstr(buf, "clear_thinking")) return GLMOE_CHAT_GLM47;
-    }
-    return GLMOE_CHAT_GLM45;
-}

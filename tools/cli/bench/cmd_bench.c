@@ -264,6 +264,14 @@ int cmd_bench(int argc, char **argv) {
     char err[1024];
     gm_config cfg;
     gm_err e = {0};
+    FILE *json_file = NULL, *svg_file = NULL;
+
+    /* The outputs first: a path that cannot be written is found before minutes of measuring. */
+    if ((json_path && !(json_file = cli_output_open(json_path, err, sizeof err))) ||
+        (svg_path && !(svg_file = cli_output_open(svg_path, err, sizeof err)))) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
 
     /* ---- the model and its configuration ---- */
     glmoe_model_params mp = glmoe_model_params_default();
@@ -410,19 +418,25 @@ int cmd_bench(int argc, char **argv) {
     json_object_set(doc, "decode", jdec);
     json_object_set(doc, "ops", jops);
     json_object_set(doc, "cliffs", jcliffs);
-    if (json_path && !bench_write_json(json_path, doc, err, sizeof err)) {
+    bool written = !json_file || bench_write_json(json_file, json_path, doc, err, sizeof err);
+    json_file = NULL;
+    if (!written) {
         cli_error(cmd, "%s", err);
         goto done;
     }
     char title[512];
     snprintf(title, sizeof title, "glmoe prefill, %s (%d layers), %s", config ? config : mo.model_dir, info.n_layers,
              probe.device);
-    if (svg_path && !bench_write_svg(svg_path, title, pts, n_lengths, err, sizeof err)) {
+    written = !svg_file || bench_write_svg(svg_file, svg_path, title, pts, n_lengths, err, sizeof err);
+    svg_file = NULL;
+    if (!written) {
         cli_error(cmd, "%s", err);
         goto done;
     }
     rc = 0;
 done:
+    if (json_file) fclose(json_file);
+    if (svg_file) fclose(svg_file);
     json_decref(doc);
     json_decref(jpre);
     json_decref(jdec);

@@ -1,0 +1,44 @@
+/*
+ * output.c — the files the CLI writes (logits -o, bench --json / --svg): opened without blocking,
+ * every write checked.
+ * Tested by tests/cli/test_cli.sh (FIFOs as outputs).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+FILE *cli_output_open(const char *path, char *err, size_t err_size) {
+    /* O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader, forever if none
+     * comes; with it, open fails with ENXIO. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666);
+    if (fd < 0) {
+        if (errno == ENXIO) snprintf(err, err_size, "%s: a FIFO with no reader (glmoe does not wait for one)", path);
+        else snprintf(err, err_size, "%s: cannot create: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* Writes wait again: a pipe whose reader is slow is no error. */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        snprintf(err, err_size, "%s: cannot create: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
+bool cli_output_close(FILE *f, const char *path, char *err, size_t err_size) {
+    errno = 0;
+    bool ok = fflush(f) == 0 && !ferror(f);
+    int e = errno;
+    if (fclose(f) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok) snprintf(err, err_size, "%s: cannot write: %s", path, e ? strerror(e) : "write error");
+    return ok;
+}
