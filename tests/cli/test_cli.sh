@@ -14,7 +14,8 @@ fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
 ok() { passed=$((passed + 1)); }
 
 # Every run is under `timeout $limit` (seconds; e.g. `limit=10 expect_error ...`), so that a
-# command that hangs (a FIFO waited on) fails its test instead of hanging the suite.
+# command that hangs (a FIFO waited on) fails its test instead of hanging the suite. stdout goes to
+# $tmp/out, or to $stdout_to when set (`stdout_to=/dev/full expect_error ...`).
 limit=600
 
 # expect_error NAME EXIT_CODE PATTERN -- ARGS...: runs glmoe, wants that exit code and exactly one
@@ -23,10 +24,10 @@ limit=600
 expect_error() {
     local name=$1 want=$2 pattern=$3
     shift 4
-    timeout "$limit" "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"
+    timeout "$limit" "$glmoe" "$@" >"${stdout_to:-$tmp/out}" 2>"$tmp/err"
     local rc=$?
     local lines
-    lines=$(grep -E '^glmoe' "$tmp/err" | grep -Evc '^glmoe: (loaded |warning: |info: |prompt |wrote )')
+    lines=$(grep -E '^glmoe' "$tmp/err" | grep -Evc '^glmoe: (loaded |warning: |info: |prompt |wrote |chat with |[0-9]+ tokens in windows)')
     if grep -Evq '^glmoe( [a-z]+)?: ' "$tmp/err"; then fail "$name: stray stderr output: $(cat "$tmp/err")"; return; fi
     if [ "$rc" -ne "$want" ]; then fail "$name: exit $rc, want $want; stderr: $(cat "$tmp/err")"; return; fi
     if [ "$lines" -ne 1 ]; then fail "$name: $lines error lines, want 1: $(cat "$tmp/err")"; return; fi
@@ -141,6 +142,59 @@ exec 7<&-
 limit=20 expect_ok "logits to a read FIFO" -- logits -m "$golden" --ids 1,2 -o "$tmp/fifo_out"
 wait
 [ "$(stat -c %s "$tmp/from_fifo")" -eq $((2 * 397 * 4)) ] && ok || fail "logits through a FIFO: $(stat -c %s "$tmp/from_fifo") bytes"
+
+# --- output that cannot be written: a full disk is one line and exit 1; a closed pipe ends quietly
+# with 141 (128 + SIGPIPE: SIGPIPE is ignored, the write's EPIPE seen) -- never 0 with output lost ---
+# pipe_run MODE ARGS...: glmoe with stdout a pipe whose reader is gone before it starts ("closed") or
+# goes after one byte ("one-byte"); prints the exit status, -N for a death by signal N. stdin is
+# passed on, stderr goes to $tmp/err.
+pipe_run_py='
+import os, subprocess, sys
+err, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(err, "wb") as e:
+    if mode == "closed":
+        r, w = os.pipe()
+        os.close(r)
+        print(subprocess.run(args, stdout=w, stderr=e, timeout=600).returncode)
+    else:
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=e)
+        p.stdout.read(1)
+        p.stdout.close()
+        print(p.wait(timeout=600))
+'
+pipe_run() { python3 -c "$pipe_run_py" "$tmp/err" "$1" "$glmoe" "${@:2}"; }
+quiet() { ! grep -Eq 'stdout|cannot write|Broken pipe|rror' "$tmp/err"; }
+demo=$repo/models/glmoe-demo
+printf 'The State of the Union\n' >"$tmp/short.txt"
+outputs=(
+    "generate -m $demo -p Hello -n 4"
+    "generate -m $demo -p Hello -n 4 --print-ids"
+    "tokenize -t $demo --text hello"
+    "detokenize -t $demo --ids 464,3475"
+    "info -m $demo"
+    "perplexity -m $demo -f $tmp/short.txt"
+    "generate --help"
+)
+for c in "${outputs[@]}"; do
+    read -r -a argv <<<"$c"
+    stdout_to=/dev/full limit=120 expect_error "$c >/dev/full" 1 "^glmoe ${argv[0]}: stdout: cannot write: No space left on device$" -- "${argv[@]}"
+    rc=$(pipe_run closed "${argv[@]}")
+    [ "$rc" = 141 ] && quiet && ok || fail "$c into a closed pipe: exit $rc (want 141, no message): $(cat "$tmp/err")"
+done
+printf 'Hello\n/quit\n' >"$tmp/chat_in"
+stdout_to=/dev/full limit=120 expect_error "chat >/dev/full" 1 "^glmoe chat: stdout: cannot write: No space left" -- chat -m "$demo" -n 4 <"$tmp/chat_in"
+rc=$(pipe_run closed chat -m "$demo" -n 4 <"$tmp/chat_in")
+[ "$rc" = 141 ] && quiet && ok || fail "chat into a closed pipe: exit $rc: $(cat "$tmp/err")"
+# `generate | head -c1`: generation stops at the first token that has no reader (no speed line, which
+# is printed only at the end), and the status is 141, not a death by SIGPIPE
+rc=$(pipe_run one-byte generate -m "$demo" -p "The State of the Union" -n 1000 --ignore-eos)
+[ "$rc" = 141 ] && quiet && ! grep -q "generated" "$tmp/err" && ok \
+    || fail "generate | head -c1: exit $rc (want 141, stopped early, quiet): $(cat "$tmp/err")"
+limit=60 expect_error "logits -o /dev/full" 1 "/dev/full: cannot write: No space left" -- logits -m "$golden" --ids 1,2 -o /dev/full
+bench_small=(bench -m "$golden" --device cpu --lengths 1 --contexts 8 --steps 1 --reps 1 --no-ops)
+limit=60 expect_error "bench --json /dev/full" 1 "/dev/full: cannot write: No space left" -- "${bench_small[@]}" --json /dev/full
+limit=60 expect_error "bench --svg /dev/full" 1 "/dev/full: cannot write: No space left" -- "${bench_small[@]}" --svg /dev/full
+stdout_to=/dev/full limit=60 expect_error "bench >/dev/full" 1 "^glmoe bench: stdout: cannot write: No space left" -- "${bench_small[@]}"
 
 # --- bad requests --------------------------------------------------------------------------
 expect_error "token id out of range" 1 "token id 397 .*vocabulary" -- generate -m "$golden" --ids 1,397

@@ -129,11 +129,14 @@ reset:
     if (!c.messages && !(c.messages = malloc(c.cap = 4096))) goto done;
     c.messages[c.len++] = '[';
     if (system && !append(&c, "system", system)) goto done;
-    fprintf(stderr, "glmoe chat: %s, thinking %s. /think toggles, /reset starts over, /quit leaves.\n", mo.model_dir,
-            think ? "on" : "off");
+    fprintf(stderr, "glmoe: chat with %s, thinking %s. /think toggles, /reset starts over, /quit leaves.\n",
+            mo.model_dir, think ? "on" : "off");
     for (;;) {
         fputs("> ", stdout);
-        fflush(stdout);
+        if (!cli_stdout_ok()) { /* no one sees the replies: the session is over */
+            rc = cli_stdout_failed(cmd);
+            goto done;
+        }
         ssize_t got = getline(&line, &line_cap, stdin);
         if (got < 0) break;
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
@@ -177,7 +180,12 @@ reset:
         glmoe_sampler_accept(sampler, ids, n_ids);
         free(ids);
         cli_gen_result res;
-        if (!cli_generate(cmd, ctx, sampler, &info, stream, &go, &res)) goto done;
+        int st = cli_generate(cmd, ctx, sampler, &info, stream, &go, &res);
+        if (st) {
+            free(res.ids);
+            rc = st;
+            goto done;
+        }
         printf("\n");
         size_t evaluated = glmoe_context_n_past(ctx) - c.n_cache;
         cache_push(&c, res.ids, evaluated);

@@ -159,7 +159,11 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     double t_prefill = cli_now() - t1;
-    if (!cli_generate(cmd, ctx, sampler, &info, stream, &go, &res)) goto done;
+    int st = cli_generate(cmd, ctx, sampler, &info, stream, &go, &res);
+    if (st) {
+        rc = st;
+        goto done;
+    }
     printf("\n");
     fprintf(stderr,
             "glmoe: prompt %zu tokens in %.3f s (%.1f tok/s); generated %ld tokens in %.3f s (%.1f tok/s); stop: %s\n",

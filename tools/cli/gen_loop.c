@@ -1,6 +1,6 @@
 /*
  * gen_loop.c — the sampling loop shared by `generate` and `chat`: sample, print (ids or streamed
- * text), stop at eos / the token limit / a full context, evaluate the new token.
+ * text), stop at eos / the token limit / a full context / lost output, evaluate the new token.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,14 +8,14 @@
 
 #include "cli.h"
 
-bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
-                  glmoe_tokenizer_stream *stream, const cli_gen_opts *o, cli_gen_result *r) {
+int cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
+                 glmoe_tokenizer_stream *stream, const cli_gen_opts *o, cli_gen_result *r) {
     memset(r, 0, sizeof *r);
     r->stop = "token limit";
     r->ids = malloc(((size_t)o->n_gen + 1) * sizeof *r->ids);
     if (!r->ids) {
         cli_error(cmd, "out of memory");
-        return false;
+        return CLI_EXIT_FAIL;
     }
     double t0 = cli_now();
     glmoe_status s;
@@ -25,11 +25,11 @@ bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, c
         int32_t tok;
         if (glmoe_context_logits(ctx, &logits, &rows)) {
             cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
-            return false;
+            return CLI_EXIT_FAIL;
         }
         if ((s = glmoe_sampler_sample(sampler, logits, info->vocab_size, &tok))) {
             cli_error(cmd, "sampling failed: %s", glmoe_status_str(s));
-            return false;
+            return CLI_EXIT_FAIL;
         }
         r->ids[r->n++] = tok;
         bool is_eos = false;
@@ -41,7 +41,7 @@ bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, c
             size_t len;
             if (glmoe_tokenizer_stream_push(stream, tok, &text, &len) == GLMOE_OK) fwrite(text, 1, len, stdout);
         }
-        fflush(stdout);
+        if (!cli_stdout_ok()) return cli_stdout_failed(cmd); /* no one reads the rest: stop now */
         if (is_eos && !o->ignore_eos) {
             r->stop = "end of sequence";
             break;
@@ -53,7 +53,7 @@ bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, c
         }
         if ((s = glmoe_context_eval(ctx, &tok, 1, GLMOE_LOGITS_LAST))) {
             cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
-            return false;
+            return CLI_EXIT_FAIL;
         }
     }
     if (stream && !o->print_ids) {
@@ -62,7 +62,7 @@ bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, c
         if (glmoe_tokenizer_stream_flush(stream, &text, &len) == GLMOE_OK) fwrite(text, 1, len, stdout);
     }
     r->seconds = cli_now() - t0;
-    return true;
+    return cli_stdout_ok() ? 0 : cli_stdout_failed(cmd);
 }
 
 /* JSON string literal of s (for building chat messages): quotes, backslash and control bytes escaped. */

@@ -1,7 +1,10 @@
 /*
- * output.c — the files the CLI writes (logits -o, bench --json / --svg): opened without blocking,
- * every write checked.
- * Tested by tests/cli/test_cli.sh (FIFOs as outputs).
+ * output.c — where the CLI's output goes, checked: stdout (a full disk or a closed pipe is not
+ * success) and the files it writes (logits -o, bench --json / --svg), opened without blocking.
+ *
+ * SIGPIPE is ignored (main.c), so a closed pipe shows up here as EPIPE: `glmoe generate | head`
+ * ends quietly with CLI_EXIT_PIPE instead of dying from a signal or exiting 0 with output lost.
+ * Tested by tests/cli/test_cli.sh (stdout on /dev/full and a closed pipe, FIFOs as outputs).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +13,21 @@
 #include <unistd.h>
 
 #include "cli.h"
+
+static int stdout_errno; /* the reason of the first failure seen on stdout */
+
+bool cli_stdout_ok(void) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return true;
+    if (!stdout_errno) stdout_errno = errno;
+    return false;
+}
+
+int cli_stdout_failed(const char *cmd) {
+    if (stdout_errno == EPIPE) return CLI_EXIT_PIPE;
+    cli_error(cmd, "stdout: cannot write: %s", stdout_errno ? strerror(stdout_errno) : "write error");
+    return CLI_EXIT_FAIL;
+}
 
 FILE *cli_output_open(const char *path, char *err, size_t err_size) {
     /* O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader, forever if none

@@ -340,7 +340,10 @@ int cmd_bench(int argc, char **argv) {
            info.n_params / 1e9, info.n_params_active / 1e9, info.backend);
     printf("device   %s: copy %.0f GB/s, %s %.1f TFLOP/s\n", probe.device, probe.copy_gb_s, probe.gemm_what,
            probe.gemm_tflop_s);
-    fflush(stdout);
+    if (!cli_stdout_ok()) { /* the table has no reader: stop measuring */
+        rc = cli_stdout_failed(cmd);
+        goto done;
+    }
 
     /* ---- warm-up, then the prefill sweep ---- */
     glmoe_context_reset(r.ctx);
@@ -353,7 +356,10 @@ int cmd_bench(int argc, char **argv) {
         pts[i] = (bench_point){lengths[i], ms};
         printf("         %6d %8.3f %10.0f %9.2f %6.1f\n", lengths[i], ms, lengths[i] / (ms * 1e-3), tflops,
                100 * tflops / probe.gemm_tflop_s);
-        fflush(stdout);
+        if (!cli_stdout_ok()) { /* the table has no reader: stop measuring */
+            rc = cli_stdout_failed(cmd);
+            goto done;
+        }
         json_array_append_new(jpre, json_pack("{s:i, s:f, s:f, s:f, s:f}", "tokens", lengths[i], "ms", ms, "tok_s",
                                               lengths[i] / (ms * 1e-3), "tflop_s", tflops, "gemm_pct",
                                               100 * tflops / probe.gemm_tflop_s));
@@ -385,7 +391,10 @@ int cmd_bench(int argc, char **argv) {
         double gbs = bytes / (ms * 1e-3) / 1e9;
         printf("         %7d %9.3f %13.1f %6.0f %8.1f %8d/%d\n", contexts[i], ms, host_us, gbs, 100 * gbs / probe.copy_gb_s,
                replayed, (int)steps);
-        fflush(stdout);
+        if (!cli_stdout_ok()) { /* the table has no reader: stop measuring */
+            rc = cli_stdout_failed(cmd);
+            goto done;
+        }
         json_array_append_new(jdec, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:i}", "context", contexts[i], "ms_per_token",
                                               ms, "host_us_per_step", host_us, "bytes", bytes, "gb_s", gbs,
                                               "bw_pct", 100 * gbs / probe.copy_gb_s, "graph_replays", replayed));
