@@ -38,7 +38,9 @@ expect_error() {
 expect_ok() {
     local name=$1
     shift 2
-    if ! timeout "$limit" "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"; then fail "$name: exit $?: $(cat "$tmp/err")"; return; fi
+    timeout "$limit" "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -ne 0 ]; then fail "$name: exit $rc: $(cat "$tmp/err")"; return; fi
     ok
 }
 
@@ -255,6 +257,12 @@ PY
 expect_ok "bench defaults cut" -- bench -m "$repo/tests/golden/odd_dims" --device cpu --steps 1 --reps 1 --json "$tmp/b2.json"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=[p["tokens"] for p in d["prefill"]]; c=[p["context"] for p in d["decode"]]; sys.exit(not (t[-1] == 64 and max(t) == 64 and c == [32]))' "$tmp/b2.json" \
     && ok || fail "bench defaults on a 64-position model: $(head -c 300 "$tmp/b2.json")"
+# More timed decode steps (the default 32) than the context has positions (8 + 8): the fixed ids
+# each step feeds were read past their array (ASan: heap-buffer-overflow; release: a garbage id).
+expect_ok "bench steps past the context" -- bench -m "$demo" --device cpu --lengths 8 --contexts 8 --no-ops --reps 1 \
+    --json "$tmp/b3.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not ([p["context"] for p in d["decode"]] == [8] and d["decode"][0]["ms_per_token"] > 0))' "$tmp/b3.json" \
+    && ok || fail "bench with 32 steps at context 8: $(head -c 300 "$tmp/b3.json")"
 expect_error "bench needs a model" 2 "either -m DIR or --config" -- bench
 expect_error "bench unknown config" 1 'unknown configuration "glm-9"' -- bench --config glm-9 --device cpu
 expect_error "bench context too long" 2 "exceeds the model's max_position_embeddings" -- bench -m "$golden" --device cpu --contexts 100000

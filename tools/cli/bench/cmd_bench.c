@@ -127,7 +127,7 @@ static double prefill_flops(const gm_config *c, int32_t L) {
 typedef struct run {
     const char *cmd;
     glmoe_context *ctx;
-    int32_t *ids;   /* a fixed pseudo-random prompt, as long as the longest need */
+    int32_t *ids;   /* fixed pseudo-random ids: the prompts, then one per timed decode step */
     int32_t vocab;
 } run;
 
@@ -324,11 +324,16 @@ int cmd_bench(int argc, char **argv) {
         cli_error(cmd, "%s", glmoe_model_errmsg(model));
         goto done;
     }
-    if (!(r.ids = malloc((size_t)need * sizeof(int32_t)))) {
+    /* The fixed ids feed the prompts (up to `need` tokens) and, one per step, the timed decode
+     * steps: --steps may ask for more steps than the context has positions (each step is cut off
+     * again), so the array covers both. */
+    const int32_t n_fixed = need > (int32_t)steps ? need : (int32_t)steps;
+    if (!(r.ids = malloc((size_t)n_fixed * sizeof(int32_t)))) {
         cli_error(cmd, "out of memory");
         goto done;
     }
-    for (int32_t i = 0; i < need; i++) r.ids[i] = (int32_t)(gm_splitmix64((uint64_t)i) % (uint64_t)info.vocab_size);
+    for (int32_t i = 0; i < n_fixed; i++)
+        r.ids[i] = (int32_t)(gm_splitmix64((uint64_t)i) % (uint64_t)info.vocab_size);
 
     /* ---- the device's ceilings ---- */
     bench_probe probe;
