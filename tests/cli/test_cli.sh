@@ -229,6 +229,15 @@ expect_ok "demo chat prompt" -- generate -m "$demo" -p "What is the state of the
 printf 'Hello there\n/think\nTell me about taxes\n/reset\nAnd the army?\n/quit\n' | "$glmoe" chat -m "$demo" -n 12 --seed 5 >"$tmp/chat.out" 2>"$tmp/chat.err"
 [ $? -eq 0 ] && [ "$(grep -c 'tok/s' "$tmp/chat.err")" -eq 3 ] && ok || fail "chat REPL: $(cat "$tmp/chat.err")"
 
+# A line that cannot be a message (ill-formed UTF-8, a NUL byte) is refused with its line and byte,
+# and the session goes on: the good line after them is answered.
+printf 'caf\xc3\nnul\0byte\nHello there\n/quit\n' | timeout 120 "$glmoe" chat -m "$demo" -n 4 --seed 1 >"$tmp/chat.out" 2>"$tmp/chat.err"
+rc=$?
+[ "$rc" -eq 0 ] && grep -q "^glmoe chat: input line 1: .*UTF-8.*byte 3.*; not sent$" "$tmp/chat.err" \
+    && grep -q "^glmoe chat: input line 2: a NUL byte at byte 3 .*; not sent$" "$tmp/chat.err" \
+    && [ "$(grep -c 'tok/s' "$tmp/chat.err")" -eq 1 ] && grep -Eq '^> > > .*[a-z]' "$tmp/chat.out" && ok \
+    || fail "chat with a bad line: exit $rc: $(cat "$tmp/chat.err") / $(cat "$tmp/chat.out")"
+
 # Perplexity of the first 20000 bytes of the held-out split, against PyTorch's 26.6520
 # (python3 tools/train_demo/evaluate.py -m models/glmoe-demo -f SLICE --ctx 512). Bound: 0.5%.
 head -c 20000 "$demo/heldout.txt" >"$tmp/slice.txt"

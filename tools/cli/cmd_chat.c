@@ -5,6 +5,8 @@
  * dropped as the template does), encodes it, and evaluates only what differs from the tokens
  * already in the KV cache. Replies stream as text; speed goes to stderr after each reply.
  * Commands: /think (toggle thinking), /reset (forget the conversation), /quit.
+ * A line that cannot be a message (ill-formed UTF-8, a NUL byte) is refused with one line that
+ * names it and the byte, and the session goes on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,29 @@ static bool append(chat_state *c, const char *role, const char *content) {
                               role, q);
     free(q);
     return true;
+}
+
+/* Whether a line of input can be sent as a message; if not, says why on stderr (with the line
+ * number and the byte offset) and the session goes on. A NUL byte cannot be carried by the chat
+ * format's JSON (glmoe refuses \u0000); ill-formed UTF-8 is found by the tokenizer's own check,
+ * the one the prompt will meet. */
+static bool line_is_sendable(const char *cmd, glmoe_tokenizer *tok, const char *line, size_t len, long line_no) {
+    const char *nul = memchr(line, '\0', len);
+    if (nul) {
+        cli_error(cmd, "input line %ld: a NUL byte at byte %zu (a message cannot hold one); not sent", line_no,
+                  (size_t)(nul - line));
+        return false;
+    }
+    size_t n = 0;
+    int32_t *ids = malloc((len + 16) * sizeof *ids); /* len + 16 ids always suffice (glmoe.h) */
+    if (!ids) {
+        cli_error(cmd, "input line %ld: out of memory; not sent", line_no);
+        return false;
+    }
+    bool ok = glmoe_tokenizer_encode(tok, line, len, 0, ids, len + 16, &n) == GLMOE_OK;
+    if (!ok) cli_error(cmd, "input line %ld: %s; not sent", line_no, glmoe_tokenizer_errmsg(tok));
+    free(ids);
+    return ok;
 }
 
 static bool cache_push(chat_state *c, const int32_t *ids, size_t n) {
@@ -107,6 +132,7 @@ int cmd_chat(int argc, char **argv) {
     chat_state c = {0};
     char *line = NULL, err[1024];
     size_t line_cap = 0;
+    long line_no = 0; /* of the input, for messages about a line */
     glmoe_chat_params cp = glmoe_chat_params_default();
     if (glmoe_chat_style_detect(&cp.style, mo.model_dir, err, sizeof err)) {
         cli_error(cmd, "%s", err);
@@ -139,8 +165,10 @@ reset:
         }
         ssize_t got = getline(&line, &line_cap, stdin);
         if (got < 0) break;
+        line_no++;
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
         if (got == 0) continue;
+        if (!line_is_sendable(cmd, tok, line, (size_t)got, line_no)) continue;
         if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
         if (!strcmp(line, "/reset")) goto reset;
         if (!strcmp(line, "/think")) {
