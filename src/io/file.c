@@ -1,5 +1,6 @@
 /* file.c — opening and reading input files without blocking (see file.h). */
 #include "io/file.h"
+#include "util/short_path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@ glmoe_status gm_file_open(int *fd, uint64_t *size, const char *path, bool *missi
     *size = 0;
     if (missing) *missing = false;
     if (!path) return gm_fail(err, GLMOE_E_ARG, "no file name given");
+    char shown[GM_SHORT_PATH_MAX]; /* the path as messages show it */
     /* O_NONBLOCK: a FIFO is refused below, not waited on in open() until a writer appears. */
     int f = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (f < 0) {
@@ -32,17 +34,18 @@ glmoe_status gm_file_open(int *fd, uint64_t *size, const char *path, bool *missi
             *missing = true;
             return GLMOE_OK;
         }
-        return gm_fail(err, GLMOE_E_IO, "%s: cannot open: %s", path, strerror(e));
+        return gm_fail(err, GLMOE_E_IO, "%s: cannot open: %s", gm_short_path(shown, sizeof shown, path), strerror(e));
     }
     struct stat sb;
     if (fstat(f, &sb) != 0) {
         int e = errno;
         close(f);
-        return gm_fail(err, GLMOE_E_IO, "%s: cannot stat: %s", path, strerror(e));
+        return gm_fail(err, GLMOE_E_IO, "%s: cannot stat: %s", gm_short_path(shown, sizeof shown, path), strerror(e));
     }
     if (!S_ISREG(sb.st_mode)) {
         close(f);
-        return gm_fail(err, GLMOE_E_IO, "%s: not a regular file (%s)", path, file_kind(sb.st_mode));
+        return gm_fail(err, GLMOE_E_IO, "%s: not a regular file (%s)", gm_short_path(shown, sizeof shown, path),
+                       file_kind(sb.st_mode));
     }
     *fd = f;
     *size = sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
@@ -57,10 +60,12 @@ glmoe_status gm_file_read(char **data, size_t *len, const char *path, size_t max
     uint64_t size;
     glmoe_status st = gm_file_open(&fd, &size, path, missing, err);
     if (st != GLMOE_OK || fd < 0) return st;
+    char shown[GM_SHORT_PATH_MAX];
+    gm_short_path(shown, sizeof shown, path);
     if (max_bytes > SIZE_MAX - 2) max_bytes = SIZE_MAX - 2;
     if (size > max_bytes) {
         close(fd);
-        return gm_fail(err, GLMOE_E_FORMAT, "%s: %llu bytes, larger than the %zu allowed", path,
+        return gm_fail(err, GLMOE_E_FORMAT, "%s: %llu bytes, larger than the %zu allowed", shown,
                        (unsigned long long)size, max_bytes);
     }
     /* Sized from fstat, but read to the end of the file: it may have grown, and /proc's files
@@ -69,18 +74,18 @@ glmoe_status gm_file_read(char **data, size_t *len, const char *path, size_t max
     char *buf = malloc(cap + 1);
     if (!buf) {
         close(fd);
-        return gm_fail(err, GLMOE_E_NOMEM, "%s: cannot allocate %zu bytes", path, cap + 1);
+        return gm_fail(err, GLMOE_E_NOMEM, "%s: cannot allocate %zu bytes", shown, cap + 1);
     }
     for (;;) {
         if (n == cap) {
             if (n > max_bytes) {
-                st = gm_fail(err, GLMOE_E_FORMAT, "%s: larger than the %zu bytes allowed", path, max_bytes);
+                st = gm_fail(err, GLMOE_E_FORMAT, "%s: larger than the %zu bytes allowed", shown, max_bytes);
                 break;
             }
             size_t grown = cap < max_bytes / 2 ? 2 * cap : max_bytes + 1;
             char *p = realloc(buf, grown + 1);
             if (!p) {
-                st = gm_fail(err, GLMOE_E_NOMEM, "%s: cannot allocate %zu bytes", path, grown + 1);
+                st = gm_fail(err, GLMOE_E_NOMEM, "%s: cannot allocate %zu bytes", shown, grown + 1);
                 break;
             }
             buf = p;
@@ -89,7 +94,7 @@ glmoe_status gm_file_read(char **data, size_t *len, const char *path, size_t max
         ssize_t r = read(fd, buf + n, cap - n);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            st = gm_fail(err, GLMOE_E_IO, "%s: cannot read: %s", path, strerror(errno));
+            st = gm_fail(err, GLMOE_E_IO, "%s: cannot read: %s", shown, strerror(errno));
             break;
         }
         if (r == 0) break;

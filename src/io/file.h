@@ -11,7 +11,8 @@
  *   - reads have a size cap, checked against fstat before anything is allocated and again
  *     while reading (a file that grows, or /proc's files whose size reads as 0);
  *   - descriptors are O_CLOEXEC.
- * Messages are one line that starts with the path: "<path>: not a regular file (a FIFO)".
+ * Messages are one line that starts with the path (shortened in the middle when long, so that
+ * the cause always fits): "<path>: not a regular file (a FIFO)".
  *
  * Tested by tests/unit/test_file.c and, through every loader, test_regressions (FIFOs) and
  * tests/cli/test_cli.sh.

@@ -26,6 +26,7 @@
 #include "io/safetensors.h"
 #include "io/file.h"
 #include "util/quote.h"
+#include "util/short_path.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -591,9 +592,11 @@ glmoe_status st_file_open(st_file **out, const char *path, gm_err *err) {
         gm_err_prefix(err, "%s: ", base);
         return opened;
     }
+    char shown[GM_SHORT_PATH_MAX];
     if (size > SIZE_MAX) {
         close(fd);
-        return fail(err, GLMOE_E_IO, base, "%s: size %llu cannot be mapped", path, (unsigned long long)size);
+        return fail(err, GLMOE_E_IO, base, "%s: size %llu cannot be mapped", gm_short_path(shown, sizeof shown, path),
+                    (unsigned long long)size);
     }
     size_t len = (size_t)size;
     void *map = NULL;
@@ -602,8 +605,8 @@ glmoe_status st_file_open(st_file **out, const char *path, gm_err *err) {
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return fail(err, GLMOE_E_IO, base, "cannot map %s (%zu bytes): %s", path, len,
-                        strerror(e));
+            return fail(err, GLMOE_E_IO, base, "cannot map %s (%zu bytes): %s", gm_short_path(shown, sizeof shown, path),
+                        len, strerror(e));
         }
     }
     /* The mapping holds its own reference to the file: the descriptor is not needed. */

@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "io/file.h"
 #include "util/quote.h"
+#include "util/short_path.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -278,7 +279,8 @@ static glmoe_status open_single(st_set *s, const char *dir, gm_err *err) {
     struct stat sb;
     if (stat(path, &sb) != 0 && errno == ENOENT) {
         free(path);
-        return fail(err, GLMOE_E_IO, dir,
+        char shown[GM_SHORT_PATH_MAX];
+        return fail(err, GLMOE_E_IO, gm_short_path(shown, sizeof shown, dir),
                     "neither " INDEX_NAME " nor " SINGLE_NAME " is here (glmoe does not load "
                     "other *.safetensors files)");
     }
@@ -308,7 +310,7 @@ glmoe_status st_set_open_dir(st_set **out, const char *dir, gm_err *err) {
     char *index_path = join_path(dir, INDEX_NAME);
     glmoe_status st;
     if (!s || !index_path) {
-        st = fail(err, GLMOE_E_NOMEM, dir, "out of memory");
+        st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", INDEX_NAME);
         goto done;
     }
     char *index = NULL;

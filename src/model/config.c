@@ -250,13 +250,16 @@ done:
  * optional is set. */
 static glmoe_status read_text(const char *dir, const char *name, bool optional, char **text, size_t *len,
                               gm_err *err) {
-    char path[4096];
     *text = NULL;
     *len = 0;
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
-        return gm_fail(err, GLMOE_E_ARG, "%s: path too long", name);
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
+    if (!path) return gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", name);
+    snprintf(path, n, "%s/%s", dir, name);
     bool missing;
-    return gm_file_read(text, len, path, 16 << 20, optional ? &missing : NULL, err);
+    glmoe_status s = gm_file_read(text, len, path, 16 << 20, optional ? &missing : NULL, err);
+    free(path);
+    return s;
 }
 
 glmoe_status config_load(gm_config *cfg, const char *dir, gm_err *err) {

@@ -198,6 +198,27 @@ limit=60 expect_error "bench --json /dev/full" 1 "/dev/full: cannot write: No sp
 limit=60 expect_error "bench --svg /dev/full" 1 "/dev/full: cannot write: No space left" -- "${bench_small[@]}" --svg /dev/full
 stdout_to=/dev/full limit=60 expect_error "bench >/dev/full" 1 "^glmoe bench: stdout: cannot write: No space left" -- "${bench_small[@]}"
 
+# --- a model path of ~3000 bytes (30 nested directories): the path is shortened in the middle and
+# every error line still ends with its cause (it used to be cut off at the 1 KB line) ---------------
+long=$tmp/long
+for i in $(seq 1 30); do long=$long/directory_$(printf '%088d' "$i"); done
+mkdir -p "$long"
+# expect_cause NAME CAUSE -- ARGS...: one error line, exit 1, that ends with CAUSE and shows the path
+# shortened ("...").
+expect_cause() {
+    local name=$1 cause=$2
+    shift 3
+    expect_error "$name" 1 "\.\.\..*$cause\$" -- "$@"
+}
+expect_cause "long path, no config.json" "config.json: cannot open: No such file or directory" -- info -m "$long"
+expect_cause "long path, no tokenizer.json" "no tokenizer.json in this directory" -- tokenize -t "$long" --text hi
+expect_cause "long path, no text file" "x.txt: cannot open: No such file or directory" -- tokenize -t "$demo" --text-file "$long/x.txt"
+expect_cause "long path, no output dir" "x.f32: cannot create: No such file or directory" -- logits -m "$golden" --ids 1 -o "$long/no/x.f32"
+printf '{' >"$long/config.json"
+expect_cause "long path, bad config.json" "config.json: invalid JSON at line 1 column 1: .*" -- info -m "$long"
+cp "$golden/config.json" "$long/"
+expect_cause "long path, no weights" "neither model.safetensors.index.json nor model.safetensors is here .*" -- info -m "$long"
+
 # --- bad requests --------------------------------------------------------------------------
 expect_error "token id out of range" 1 "token id 397 .*vocabulary" -- generate -m "$golden" --ids 1,397
 expect_error "prompt longer than context" 1 "do not fit.*context" -- generate -m "$golden" --ids 1,2,3,4,5,6 --ctx 4

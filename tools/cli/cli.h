@@ -1,6 +1,8 @@
 /*
  * cli.h — shared pieces of the glmoe command-line tool: option parsing helpers and the
- * subcommands. The CLI uses only the public API (include/glmoe.h).
+ * subcommands. The CLI uses only the public API (include/glmoe.h), and from src/util only
+ * gm_short_path (util/short_path.h): every path put into a message is shortened the same way
+ * in the library and here.
  *
  * Every error is one line on stderr, "glmoe <command>: <message>", and a non-zero exit:
  *   1 for a failure at run time (bad model, bad input, output that could not be written),

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util/short_path.h"
 
 static int stdout_errno; /* the reason of the first failure seen on stdout */
 
@@ -33,9 +34,12 @@ FILE *cli_output_open(const char *path, char *err, size_t err_size) {
     /* O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader, forever if none
      * comes; with it, open fails with ENXIO. */
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666);
+    char shown[GM_SHORT_PATH_MAX];
     if (fd < 0) {
-        if (errno == ENXIO) snprintf(err, err_size, "%s: a FIFO with no reader (glmoe does not wait for one)", path);
-        else snprintf(err, err_size, "%s: cannot create: %s", path, strerror(errno));
+        int e = errno;
+        gm_short_path(shown, sizeof shown, path);
+        if (e == ENXIO) snprintf(err, err_size, "%s: a FIFO with no reader (glmoe does not wait for one)", shown);
+        else snprintf(err, err_size, "%s: cannot create: %s", shown, strerror(e));
         return NULL;
     }
     /* Writes wait again: a pipe whose reader is slow is no error. */
@@ -43,7 +47,7 @@ FILE *cli_output_open(const char *path, char *err, size_t err_size) {
     if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     FILE *f = fdopen(fd, "wb");
     if (!f) {
-        snprintf(err, err_size, "%s: cannot create: %s", path, strerror(errno));
+        snprintf(err, err_size, "%s: cannot create: %s", gm_short_path(shown, sizeof shown, path), strerror(errno));
         close(fd);
     }
     return f;
@@ -57,6 +61,9 @@ bool cli_output_close(FILE *f, const char *path, char *err, size_t err_size) {
         ok = false;
         e = errno;
     }
-    if (!ok) snprintf(err, err_size, "%s: cannot write: %s", path, e ? strerror(e) : "write error");
+    char shown[GM_SHORT_PATH_MAX];
+    if (!ok)
+        snprintf(err, err_size, "%s: cannot write: %s", gm_short_path(shown, sizeof shown, path),
+                 e ? strerror(e) : "write error");
     return ok;
 }

@@ -28,6 +28,7 @@
 
 #include "bench/bench.h"
 #include "cli.h"
+#include "util/short_path.h"
 #include "util/synthetic.h"
 #ifdef GLMOE_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -280,7 +281,9 @@ int cmd_bench(int argc, char **argv) {
     glmoe_status s = config ? glmoe_model_load_synthetic(&model, config, (int32_t)layers, seed, &mp)
                             : glmoe_model_load(&model, mo.model_dir, &mp);
     if (s) {
-        cli_error(cmd, "%s: %s", config ? config : mo.model_dir, model ? glmoe_model_errmsg(model) : glmoe_status_str(s));
+        char shown[GM_SHORT_PATH_MAX];
+        cli_error(cmd, "%s: %s", gm_short_path(shown, sizeof shown, config ? config : mo.model_dir),
+                  model ? glmoe_model_errmsg(model) : glmoe_status_str(s));
         goto done;
     }
     if ((config ? config_preset(&cfg, config, (int32_t)layers, &e) : config_load(&cfg, mo.model_dir, &e))) {
