@@ -243,9 +243,19 @@ GLMOE_API glmoe_status glmoe_sampler_create(glmoe_sampler **out, const glmoe_sam
 GLMOE_API void glmoe_sampler_free(glmoe_sampler *sampler);
 
 /* Picks a token from one row of logits (n_vocab floats; not modified). The token is added to
- * the sampler's history for the repetition penalty. */
+ * the sampler's history for the repetition penalty. NaN logits count as -inf (never picked); when
+ * every logit is NaN or -inf there is nothing to pick: GLMOE_E_ARG. Other failures: GLMOE_E_ARG
+ * for a NULL argument or n_vocab <= 0, GLMOE_E_NOMEM. *token is written only on success; on
+ * failure glmoe_sampler_errmsg says why. */
 GLMOE_API glmoe_status glmoe_sampler_sample(glmoe_sampler *sampler, const float *logits,
                                             int32_t n_vocab, int32_t *token);
+
+/* Why the sampler's last glmoe_sampler_sample failed, in one line ("the logits are not finite:
+ * no token to choose, all 151552 are NaN or -inf (151552 NaN, 0 -inf; the first, logits[0], is
+ * nan)"), or "" if it succeeded (or none was made). Valid until the next call on the sampler or
+ * its free. Never NULL (a static message for a NULL sampler). The caller knows the position in
+ * its sequence and puts it in front. */
+GLMOE_API const char *glmoe_sampler_errmsg(const glmoe_sampler *sampler);
 
 /* Adds tokens to the history without sampling them (the prompt, for the repetition penalty). */
 GLMOE_API void glmoe_sampler_accept(glmoe_sampler *sampler, const int32_t *ids, size_t n_ids);

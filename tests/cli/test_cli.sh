@@ -219,6 +219,23 @@ expect_cause "long path, bad config.json" "config.json: invalid JSON at line 1 c
 cp "$golden/config.json" "$long/"
 expect_cause "long path, no weights" "neither model.safetensors.index.json nor model.safetensors is here .*" -- info -m "$long"
 
+# NaN weights (0xff bytes in the final norm's weight): every logit is NaN, and the error says so
+# and where, instead of "sampling failed: invalid argument".
+copy; python3 - "$tmp/m" model.norm.weight <<'PY'
+import json, os, struct, sys
+d, name = sys.argv[1], sys.argv[2]
+shard = json.load(open(os.path.join(d, "model.safetensors.index.json")))["weight_map"][name]
+with open(os.path.join(d, shard), "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    begin, end = json.loads(f.read(n))[name]["data_offsets"]
+    f.seek(8 + n + begin)
+    f.write(b"\xff" * (end - begin))
+PY
+expect_error "non-finite logits, greedy" 1 "position 3: cannot sample the next token: the logits are not finite: .*all 397 are NaN or -inf \(397 NaN, 0 -inf; the first, logits\[0\], is -?nan\)" \
+    -- generate -m "$tmp/m" --ids 1,2,3 -n 4
+expect_error "non-finite logits, sampling" 1 "position 3: cannot sample the next token: the logits are not finite" \
+    -- generate -m "$tmp/m" --ids 1,2,3 -n 4 --temp 0.8 --top-p 0.9
+
 # --- bad requests --------------------------------------------------------------------------
 expect_error "token id out of range" 1 "token id 397 .*vocabulary" -- generate -m "$golden" --ids 1,397
 expect_error "prompt longer than context" 1 "do not fit.*context" -- generate -m "$golden" --ids 1,2,3,4,5,6 --ctx 4

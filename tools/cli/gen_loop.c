@@ -28,7 +28,9 @@ int cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, co
             return CLI_EXIT_FAIL;
         }
         if ((s = glmoe_sampler_sample(sampler, logits, info->vocab_size, &tok))) {
-            cli_error(cmd, "sampling failed: %s", glmoe_status_str(s));
+            /* the token being picked goes at position n_past (0-based) of the sequence */
+            cli_error(cmd, "position %zu: cannot sample the next token: %s", glmoe_context_n_past(ctx),
+                      glmoe_sampler_errmsg(sampler));
             return CLI_EXIT_FAIL;
         }
         r->ids[r->n++] = tok;
