@@ -264,8 +264,25 @@ expect_ok "demo greedy" -- generate -m "$demo" -p "The State of the Union" -n 40
 expect_ok "demo text" -- generate -m "$demo" -p "The State of the Union" -n 40
 grep -q "is the first to be" "$tmp/out" && ok || fail "demo text: $(cat "$tmp/out")"
 expect_ok "demo chat prompt" -- generate -m "$demo" -p "What is the state of the Union?" --chat --no-think -n 16 --temp 0.8 --seed 3
-printf 'Hello there\n/think\nTell me about taxes\n/reset\nAnd the army?\n/quit\n' | "$glmoe" chat -m "$demo" -n 12 --seed 5 >"$tmp/chat.out" 2>"$tmp/chat.err"
-[ $? -eq 0 ] && [ "$(grep -c 'tok/s' "$tmp/chat.err")" -eq 3 ] && ok || fail "chat REPL: $(cat "$tmp/chat.err")"
+# The chat REPL keeps the KV cache across turns: with --verbose each turn reports how many of its
+# prompt tokens were reused from the cache. Turn k must reuse at least the whole prompt of turn k-1
+# (the conversation so far renders the same up to there), evaluate the rest, and a /reset starts
+# from an empty cache. /think between turns changes how earlier turns render, so it comes last.
+printf 'Hello there\nTell me about taxes\nAnd the army?\n/reset\nHello again\n/think\nAnd now?\n/quit\n' \
+    | timeout 120 "$glmoe" chat -m "$demo" -n 12 --seed 5 --verbose >"$tmp/chat.out" 2>"$tmp/chat.err"
+rc=$?
+sed -n 's/^glmoe: turn \([0-9]*\): \([0-9]*\) prompt tokens, \([0-9]*\) reused from the KV cache, \([0-9]*\) evaluated$/\1 \2 \3 \4/p' \
+    "$tmp/chat.err" >"$tmp/turns"
+[ "$rc" -eq 0 ] && [ "$(grep -c 'tok/s' "$tmp/chat.err")" -eq 5 ] && awk '
+    { turn[NR] = $1; prompt[NR] = $2; reused[NR] = $3; evaluated[NR] = $4
+      if ($3 + $4 != $2 || $4 < 1) bad = 1 }
+    END {
+        if (NR != 5 || turn[1] != 1 || turn[2] != 2 || turn[3] != 3 || turn[4] != 1 || turn[5] != 2) exit 1
+        if (reused[1] != 0 || reused[4] != 0) exit 1           # an empty cache at the start and after /reset
+        if (reused[2] < prompt[1] || reused[3] < prompt[2]) exit 1  # the previous turn stayed in the cache
+        exit bad
+    }' "$tmp/turns" && ok || fail "chat REPL does not reuse the KV cache across turns (turn prompt reused evaluated):
+$(cat "$tmp/turns") / $(cat "$tmp/chat.err")"
 
 # A line that cannot be a message (ill-formed UTF-8, a NUL byte) is refused with its line and byte,
 # and the session goes on: the good line after them is answered.

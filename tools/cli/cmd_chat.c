@@ -3,7 +3,9 @@
  *
  * Each turn re-renders the whole conversation with the official template (earlier reasoning is
  * dropped as the template does), encodes it, and evaluates only what differs from the tokens
- * already in the KV cache. Replies stream as text; speed goes to stderr after each reply.
+ * already in the KV cache (glmoe_context_truncate keeps the common prefix); with --verbose each
+ * turn says on stderr how many prompt tokens were reused from the cache and how many evaluated.
+ * Replies stream as text; speed goes to stderr after each reply.
  * Commands: /think (toggle thinking), /reset (forget the conversation), /quit.
  * A line that cannot be a message (ill-formed UTF-8, a NUL byte) is refused with one line that
  * names it and the byte, and the session goes on.
@@ -133,6 +135,7 @@ int cmd_chat(int argc, char **argv) {
     char *line = NULL, err[1024];
     size_t line_cap = 0;
     long line_no = 0; /* of the input, for messages about a line */
+    long turn = 0;    /* of the conversation since the last /reset */
     glmoe_chat_params cp = glmoe_chat_params_default();
     if (glmoe_chat_style_detect(&cp.style, mo.model_dir, err, sizeof err)) {
         cli_error(cmd, "%s", err);
@@ -148,6 +151,7 @@ int cmd_chat(int argc, char **argv) {
         goto done;
     }
 reset:
+    turn = 0;
     c.len = 0;
     c.n_cache = 0;
     glmoe_context_reset(ctx);
@@ -197,6 +201,10 @@ reset:
         if (same == n_ids) same--; /* evaluate at least the last token to get its logits */
         glmoe_context_truncate(ctx, same);
         c.n_cache = same;
+        turn++;
+        if (mo.verbose) /* what the context kept, as it says: the evidence that the cache is reused */
+            fprintf(stderr, "glmoe: turn %ld: %zu prompt tokens, %zu reused from the KV cache, %zu evaluated\n", turn,
+                    n_ids, glmoe_context_n_past(ctx), n_ids - glmoe_context_n_past(ctx));
         double t0 = cli_now();
         if (glmoe_context_eval(ctx, ids + same, n_ids - same, GLMOE_LOGITS_LAST)) {
             cli_error(cmd, "%s; starting over", glmoe_context_errmsg(ctx));
