@@ -605,8 +605,8 @@ glmoe_status st_file_open(st_file **out, const char *path, gm_err *err) {
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return fail(err, GLMOE_E_IO, base, "cannot map %s (%zu bytes): %s", gm_short_path(shown, sizeof shown, path),
-                        len, strerror(e));
+            return fail(err, GLMOE_E_IO, base, "cannot map %s (%zu bytes): %s",
+                        gm_short_path(shown, sizeof shown, path), len, strerror(e));
         }
     }
     /* The mapping holds its own reference to the file: the descriptor is not needed. */

@@ -24,7 +24,8 @@ glmoe_status glmoe_chat_style_detect(glmoe_chat_style *style, const char *model_
     gm_err e = {0};
     glmoe_status st = GLMOE_OK;
     glmoe_chat_style found = GLMOE_CHAT_GLM45;
-    if (!style || !model_dir) st = gm_fail(&e, GLMOE_E_ARG, "glmoe_chat_style_detect: NULL %s", style ? "model_dir" : "style");
+    if (!style || !model_dir)
+        st = gm_fail(&e, GLMOE_E_ARG, "glmoe_chat_style_detect: NULL %s", style ? "model_dir" : "style");
     for (size_t i = 0; st == GLMOE_OK && i < sizeof names / sizeof names[0] && found == GLMOE_CHAT_GLM45; i++) {
         size_t n = strlen(model_dir) + strlen(names[i]) + 2, len;
         char *path = malloc(n), *text = NULL;

@@ -90,7 +90,8 @@ glmoe_status gm_tokenizer_read_file(const char *path, gm_tok_bytes *out, gm_err 
     }
     if (out->n - n0 >= 2 && (uint8_t)out->p[n0] == 0x1F && (uint8_t)out->p[n0 + 1] == 0x8B) {
         gm_tok_bytes raw = {0};
-        if (!gm_tok_bytes_append(&raw, out->p + n0, out->n - n0)) st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", shown);
+        if (!gm_tok_bytes_append(&raw, out->p + n0, out->n - n0))
+            st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", shown);
         out->n = n0;
         if (st == GLMOE_OK) st = gunzip(shown, &raw, out, err);
         gm_tok_bytes_free(&raw);

@@ -155,7 +155,8 @@ static void test_chat_style(const char *root) {
         glmoe_chat_style s = (glmoe_chat_style)7;
         char m[512];
         glmoe_status r = glmoe_chat_style_detect(&s, path_of("mfifo"), m, sizeof m);
-        _exit(!(r == GLMOE_E_IO && s == (glmoe_chat_style)7 && strstr(m, "chat_template.jinja: not a regular file (a FIFO)")));
+        _exit(!(r == GLMOE_E_IO && s == (glmoe_chat_style)7 &&
+                strstr(m, "chat_template.jinja: not a regular file (a FIFO)")));
     }
     int status = 0;
     waitpid(pid, &status, 0);

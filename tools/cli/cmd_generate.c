@@ -56,7 +56,8 @@ static char *chat_prompt(const char *cmd, const char *dir, const char *system, c
         if (!think) cp.enable_thinking = 0;
         char err[1024];
         if (glmoe_chat_style_detect(&cp.style, dir, err, sizeof err)) cli_error(cmd, "%s", err);
-        else if (glmoe_chat_render(&out, &len, msgs, NULL, &cp, err, sizeof err)) cli_error(cmd, "chat format: %s", err);
+        else if (glmoe_chat_render(&out, &len, msgs, NULL, &cp, err, sizeof err))
+            cli_error(cmd, "chat format: %s", err);
     }
     free(u);
     free(sys);
