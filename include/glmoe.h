@@ -85,6 +85,25 @@ typedef void (*glmoe_log_fn)(glmoe_log_level level, const char *message, void *u
  * set it once at start-up. */
 GLMOE_API void glmoe_log_set(glmoe_log_fn fn, void *user_data, glmoe_log_level min_level);
 
+/* ---- files ------------------------------------------------------------------------- */
+
+/* Reads a whole file the way glmoe reads every file it is given (config.json, the shards,
+ * tokenizer.json, chat_template.jinja), for a caller that takes files from users as well: a
+ * prompt, a system message, a tools list.
+ *   - It never blocks: the file is opened with O_NONBLOCK, so a FIFO or a device is refused at
+ *     once instead of being waited on (a server thread would hang on a FIFO until a writer came).
+ *   - Only a regular file is read; a FIFO, directory, device or socket is GLMOE_E_IO.
+ *   - At most max_bytes: a larger file is GLMOE_E_FORMAT, found from its size before anything is
+ *     allocated, and again while reading (a file that grows, /proc's files).
+ * *out receives the bytes followed by a NUL (text can be used as a C string; the file may hold
+ * NULs of its own, so *out_len is the length), to be freed with glmoe_free. On failure *out is
+ * NULL and err (may be NULL) receives one line that starts with the path
+ * ("notes.txt: not a regular file (a FIFO)", "notes.txt: cannot open: No such file or
+ * directory"): GLMOE_E_IO when it cannot be opened or read, GLMOE_E_NOMEM, GLMOE_E_ARG for a NULL
+ * out, out_len or path. */
+GLMOE_API glmoe_status glmoe_file_read(char **out, size_t *out_len, const char *path, size_t max_bytes,
+                                       char *err, size_t err_size);
+
 /* ---- model ------------------------------------------------------------------------- */
 
 typedef struct glmoe_model glmoe_model;
@@ -281,9 +300,19 @@ GLMOE_API glmoe_status glmoe_sampler_create(glmoe_sampler **out, const glmoe_sam
 GLMOE_API void glmoe_sampler_free(glmoe_sampler *sampler);
 
 /* Picks a token from one row of logits (n_vocab floats; not modified). The token is added to
- * the sampler's history for the repetition penalty. */
+ * the sampler's history for the repetition penalty. NaN logits count as -inf (never picked); when
+ * every logit is NaN or -inf there is nothing to pick: GLMOE_E_ARG. Other failures: GLMOE_E_ARG
+ * for a NULL argument or n_vocab <= 0, GLMOE_E_NOMEM. *token is written only on success; on
+ * failure glmoe_sampler_errmsg says why. */
 GLMOE_API glmoe_status glmoe_sampler_sample(glmoe_sampler *sampler, const float *logits,
                                             int32_t n_vocab, int32_t *token);
+
+/* Why the sampler's last glmoe_sampler_sample failed, in one line ("the logits are not finite:
+ * no token to choose, all 151552 are NaN or -inf (151552 NaN, 0 -inf; the first, logits[0], is
+ * nan)"), or "" if it succeeded (or none was made). Valid until the next call on the sampler or
+ * its free. Never NULL (a static message for a NULL sampler). The caller knows the position in
+ * its sequence and puts it in front. */
+GLMOE_API const char *glmoe_sampler_errmsg(const glmoe_sampler *sampler);
 
 /* Adds tokens to the history without sampling them (the prompt, for the repetition penalty). */
 GLMOE_API void glmoe_sampler_accept(glmoe_sampler *sampler, const int32_t *ids, size_t n_ids);
@@ -399,6 +428,15 @@ typedef enum glmoe_chat_style {
     GLMOE_CHAT_GLM47,     /* GLM-4.7 template: compact, no newlines                         */
 } glmoe_chat_style;
 
+/* The chat format of a model directory: GLMOE_CHAT_GLM47 when its chat_template.jinja or its
+ * tokenizer_config.json holds GLM-4.7's template (the one that knows clear_thinking), else
+ * GLMOE_CHAT_GLM45, also when neither file is there. The files are read as glmoe_file_read reads
+ * them (16 MiB at most each): one that is there but cannot be read (a FIFO, a directory, no
+ * permission) is an error naming it, not a silent GLMOE_CHAT_GLM45. *style is written only on
+ * success; err (may be NULL) receives the one-line reason on failure. */
+GLMOE_API glmoe_status glmoe_chat_style_detect(glmoe_chat_style *style, const char *model_dir, char *err,
+                                               size_t err_size);
+
 typedef struct glmoe_chat_params {
     bool add_generation_prompt; /* end with the assistant header the model continues from; default true */
     int enable_thinking;        /* -1 unset (the template's default: thinking on), 0 off, 1 on        */
@@ -418,7 +456,8 @@ GLMOE_API glmoe_status glmoe_chat_render(char **out, size_t *out_len, const char
                                          const char *tools_json, const glmoe_chat_params *params,
                                          char *err, size_t err_size);
 
-/* Frees memory glmoe handed to the caller (glmoe_chat_render's text). NULL is a no-op. */
+/* Frees memory glmoe handed to the caller (the text of glmoe_chat_render, glmoe_file_read and
+ * glmoe_chat_parse_tool_calls). NULL is a no-op. */
 GLMOE_API void glmoe_free(void *p);
 
 #ifdef __cplusplus

@@ -1,14 +1,12 @@
 /* json.c — strict JSON loading and typed field access with errors that name the field. */
 #include "io/json.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "io/file.h"
 
 glmoe_status gm_json_load_buffer(json_t **out, const char *buf, size_t len, const char *name,
                               gm_err *err) {
@@ -23,36 +21,11 @@ glmoe_status gm_json_load_buffer(json_t **out, const char *buf, size_t len, cons
 glmoe_status gm_json_load_file(json_t **out, const char *path, const char *name, size_t max_bytes,
                             gm_err *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the caller */
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-    if (!f) {
-        glmoe_status s = gm_fail(err, GLMOE_E_IO, "%s: cannot open: %s", name, strerror(errno));
-        if (fd >= 0) close(fd);
-        return s;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return gm_fail(err, GLMOE_E_IO, "%s: not a regular file", name);
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        fclose(f);
-        return gm_fail(err, GLMOE_E_FORMAT, "%s: %lld bytes is more than the %zu allowed for this file",
-                       name, (long long)st.st_size, max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = malloc(n ? n : 1);
-    if (!buf) {
-        fclose(f);
-        return gm_fail(err, GLMOE_E_NOMEM, "%s: cannot allocate %zu bytes", name, n);
-    }
-    size_t got = fread(buf, 1, n, f);
-    fclose(f);
-    if (got != n) {
-        free(buf);
-        return gm_fail(err, GLMOE_E_IO, "%s: short read (%zu of %zu bytes)", name, got, n);
-    }
-    glmoe_status s = gm_json_load_buffer(out, buf, n, name, err);
+    char *buf;
+    size_t n;
+    glmoe_status s = gm_file_read(&buf, &n, path, max_bytes, NULL, err);
+    if (s) return s;
+    s = gm_json_load_buffer(out, buf, n, name, err);
     free(buf);
     return s;
 }

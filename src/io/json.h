@@ -13,7 +13,8 @@
 
 #include "util/error.h"
 
-/* Reads a whole file (at most max_bytes) and parses it strictly (duplicate keys rejected). */
+/* Reads a whole file (at most max_bytes, as gm_file_read) and parses it strictly (duplicate keys
+ * rejected); display_name names the file in parse errors. */
 glmoe_status gm_json_load_file(json_t **out, const char *path, const char *display_name,
                             size_t max_bytes, gm_err *err);
 

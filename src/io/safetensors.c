@@ -24,10 +24,11 @@
  * case of spec §8.
  */
 #include "io/safetensors.h"
+#include "io/file.h"
 #include "util/quote.h"
+#include "util/short_path.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -35,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -585,34 +585,28 @@ glmoe_status st_file_open(st_file **out, const char *path, gm_err *err) {
     *out = NULL;
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    /* O_NONBLOCK: a FIFO named like a shard must be refused below (not a regular file), not
-     * block the loader in open() until a writer appears. Regular files ignore the flag. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return fail(err, GLMOE_E_IO, base, "cannot open %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return fail(err, GLMOE_E_IO, base, "cannot stat %s: %s", path, strerror(e));
+    int fd;
+    uint64_t size;
+    glmoe_status opened = gm_file_open(&fd, &size, path, NULL, err);
+    if (opened != GLMOE_OK) {
+        gm_err_prefix(err, "%s: ", base);
+        return opened;
     }
-    if (!S_ISREG(sb.st_mode)) {
+    char shown[GM_SHORT_PATH_MAX];
+    if (size > SIZE_MAX) {
         close(fd);
-        return fail(err, GLMOE_E_IO, base, "%s is not a regular file", path);
+        return fail(err, GLMOE_E_IO, base, "%s: size %llu cannot be mapped", gm_short_path(shown, sizeof shown, path),
+                    (unsigned long long)size);
     }
-    if (sb.st_size < 0 || (uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return fail(err, GLMOE_E_IO, base, "%s: size %lld cannot be mapped", path,
-                    (long long)sb.st_size);
-    }
-    size_t len = (size_t)sb.st_size;
+    size_t len = (size_t)size;
     void *map = NULL;
     if (len > 0) { /* mmap of 0 bytes fails; an empty file is a format error below */
         map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return fail(err, GLMOE_E_IO, base, "cannot map %s (%zu bytes): %s", path, len,
-                        strerror(e));
+            return fail(err, GLMOE_E_IO, base, "cannot map %s (%zu bytes): %s",
+                        gm_short_path(shown, sizeof shown, path), len, strerror(e));
         }
     }
     /* The mapping holds its own reference to the file: the descriptor is not needed. */

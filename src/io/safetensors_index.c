@@ -17,17 +17,17 @@
  * Tested by tests/unit/test_safetensors.c (directories built under /tmp).
  */
 #include "io/safetensors.h"
+#include "io/file.h"
 #include "util/quote.h"
+#include "util/short_path.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "util/log.h"
 
@@ -106,35 +106,6 @@ static char *join_path(const char *dir, const char *name) {
 static bool is_plain_file_name(const char *s, size_t len) {
     return len > 0 && strlen(s) == len && !strchr(s, '/') && !strchr(s, '\\') &&
            strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
-}
-
-/* Reads the whole (small) index file; its size is checked before the buffer is allocated. */
-static glmoe_status read_index(int fd, const char *path, char **out, size_t *out_len, gm_err *err) {
-    struct stat sb;
-    if (fstat(fd, &sb) != 0)
-        return fail(err, GLMOE_E_IO, INDEX_NAME, "cannot stat %s: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return fail(err, GLMOE_E_IO, INDEX_NAME, "%s is not a regular file", path);
-    if (sb.st_size < 0 || (uint64_t)sb.st_size > INDEX_MAX_BYTES)
-        return fail(err, GLMOE_E_FORMAT, INDEX_NAME, "%lld bytes, over the limit of %u",
-                    (long long)sb.st_size, INDEX_MAX_BYTES);
-    size_t len = (size_t)sb.st_size, got = 0;
-    char *buf = malloc(len ? len : 1);
-    if (!buf) return fail(err, GLMOE_E_NOMEM, INDEX_NAME, "out of memory (%zu bytes)", len);
-    while (got < len) {
-        ssize_t r = read(fd, buf + got, len - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : 0;
-            free(buf);
-            return fail(err, GLMOE_E_IO, INDEX_NAME, "cannot read %s: %s", path,
-                        e ? strerror(e) : "file shrank while being read");
-        }
-        got += (size_t)r;
-    }
-    *out = buf;
-    *out_len = len;
-    return GLMOE_OK;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -268,16 +239,13 @@ done:
     return st;
 }
 
-static glmoe_status open_with_index(st_set *s, const char *dir, int fd, const char *path,
-                                    gm_err *err) {
-    char *buf = NULL;
-    size_t len = 0;
+/* The index has been read whole (buf, len): its shards, each opened and validated, then linked. */
+static glmoe_status open_with_index(st_set *s, const char *dir, const char *buf, size_t len, gm_err *err) {
     json_t *root = NULL;
     const json_t *wm = NULL;
     const char **shards = NULL;
     size_t n_shards = 0;
-    glmoe_status st = read_index(fd, path, &buf, &len, err);
-    if (st == GLMOE_OK) st = parse_index(buf, len, &root, &wm, &shards, &n_shards, err);
+    glmoe_status st = parse_index(buf, len, &root, &wm, &shards, &n_shards, err);
     if (st != GLMOE_OK) goto done;
     if (!(s->files = calloc(n_shards, sizeof *s->files))) {
         st = fail(err, GLMOE_E_NOMEM, INDEX_NAME, "out of memory");
@@ -302,7 +270,6 @@ static glmoe_status open_with_index(st_set *s, const char *dir, int fd, const ch
 done:
     free(shards);
     json_decref(root);
-    free(buf);
     return st;
 }
 
@@ -312,7 +279,8 @@ static glmoe_status open_single(st_set *s, const char *dir, gm_err *err) {
     struct stat sb;
     if (stat(path, &sb) != 0 && errno == ENOENT) {
         free(path);
-        return fail(err, GLMOE_E_IO, dir,
+        char shown[GM_SHORT_PATH_MAX];
+        return fail(err, GLMOE_E_IO, gm_short_path(shown, sizeof shown, dir),
                     "neither " INDEX_NAME " nor " SINGLE_NAME " is here (glmoe does not load "
                     "other *.safetensors files)");
     }
@@ -342,18 +310,17 @@ glmoe_status st_set_open_dir(st_set **out, const char *dir, gm_err *err) {
     char *index_path = join_path(dir, INDEX_NAME);
     glmoe_status st;
     if (!s || !index_path) {
-        st = fail(err, GLMOE_E_NOMEM, dir, "out of memory");
+        st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", INDEX_NAME);
         goto done;
     }
-    int fd = open(index_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
-    if (fd >= 0) {
-        st = open_with_index(s, dir, fd, index_path, err);
-        close(fd);
-    } else if (errno == ENOENT) {
-        st = open_single(s, dir, err);
-    } else {
-        st = fail(err, GLMOE_E_IO, INDEX_NAME, "cannot open %s: %s", index_path, strerror(errno));
-    }
+    char *index = NULL;
+    size_t index_len = 0;
+    bool missing;
+    st = gm_file_read(&index, &index_len, index_path, INDEX_MAX_BYTES, &missing, err);
+    if (st != GLMOE_OK) gm_err_prefix(err, "%s: ", INDEX_NAME);
+    else if (missing) st = open_single(s, dir, err);
+    else st = open_with_index(s, dir, index, index_len, err);
+    free(index);
 done:
     free(index_path);
     if (st != GLMOE_OK) {

@@ -5,15 +5,12 @@
  */
 #include "model/config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "io/file.h"
 #include "io/json.h"
 
 #define MAX_DIM (1 << 20)      /* any width or count */
@@ -261,44 +258,16 @@ done:
  * optional is set. */
 static glmoe_status read_text(const char *dir, const char *name, bool optional, char **text, size_t *len,
                               gm_err *err) {
-    char path[4096];
     *text = NULL;
     *len = 0;
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
-        return gm_fail(err, GLMOE_E_ARG, "%s: path too long", name);
-    /* O_NONBLOCK and the regular-file check: a FIFO named config.json would otherwise block
-     * the loader in open() until a writer appears. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        if (optional && errno == ENOENT) return GLMOE_OK;
-        return gm_fail(err, GLMOE_E_IO, "%s: cannot open %s: %s", name, path, strerror(errno));
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return gm_fail(err, GLMOE_E_IO, "%s: %s is not a regular file", name, path);
-    }
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", name);
-    }
-    enum { MAX = 16 << 20 };
-    char *buf = malloc(MAX);
-    if (!buf) {
-        fclose(f);
-        return gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", name);
-    }
-    size_t n = fread(buf, 1, MAX, f);
-    bool more = fgetc(f) != EOF;
-    fclose(f);
-    if (more) {
-        free(buf);
-        return gm_fail(err, GLMOE_E_CONFIG, "%s: larger than %d bytes", name, MAX);
-    }
-    *text = buf;
-    *len = n;
-    return GLMOE_OK;
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
+    if (!path) return gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", name);
+    snprintf(path, n, "%s/%s", dir, name);
+    bool missing;
+    glmoe_status s = gm_file_read(text, len, path, 16 << 20, optional ? &missing : NULL, err);
+    free(path);
+    return s;
 }
 
 glmoe_status config_load(gm_config *cfg, const char *dir, gm_err *err) {

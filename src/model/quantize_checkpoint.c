@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/file.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "io/safetensors_write.h"
 #include "model/config.h"
@@ -287,16 +289,16 @@ static glmoe_status write_shards(job *j) {
     return s;
 }
 
-/* Writes text to out_dir/name (new file). */
-static glmoe_status write_text(job *j, const char *name, const char *text) {
+/* Writes len bytes to out_dir/name (a new file). */
+static glmoe_status write_bytes(job *j, const char *name, const char *bytes, size_t len) {
     char path[4300];
     snprintf(path, sizeof path, "%s/%s", j->out_dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return gm_fail(j->err, GLMOE_E_IO, "cannot create %s: %s", path, strerror(errno));
     glmoe_status s = track(j, name);
-    size_t len = strlen(text), done = 0;
+    size_t done = 0;
     while (!s && done < len) {
-        ssize_t k = write(fd, text + done, len - done);
+        ssize_t k = write(fd, bytes + done, len - done);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) s = gm_fail(j->err, GLMOE_E_IO, "cannot write %s: %s", path, k < 0 ? strerror(errno) : "no progress");
         else done += (size_t)k;
@@ -315,7 +317,7 @@ static glmoe_status write_json(job *j, const char *name, json_t *o) {
         return gm_fail(j->err, GLMOE_E_NOMEM, "out of memory writing %s", name);
     }
     memcpy(nl + n, "\n", 2);
-    glmoe_status s = write_text(j, name, nl);
+    glmoe_status s = write_bytes(j, name, nl, n + 1);
     free(nl);
     return s;
 }
@@ -341,9 +343,9 @@ static glmoe_status write_index(job *j) {
 static glmoe_status write_config(job *j, const char *in_dir) {
     char path[4300];
     snprintf(path, sizeof path, "%s/config.json", in_dir);
-    json_error_t je;
-    json_t *c = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!c) return gm_fail(j->err, GLMOE_E_FORMAT, "config.json: %s", je.text);
+    json_t *c = NULL;
+    glmoe_status s0 = gm_json_load_file(&c, path, "config.json", (size_t)16 << 20, j->err);
+    if (s0) return s0;
     for (int k = 0; k < 2; k++)
         json_object_set_new(c, k ? "quantization_config" : "quantization",
                             json_pack("{s:i, s:i, s:s}", "group_size", j->q.group, "bits", j->q.bits, "mode", "affine"));
@@ -362,40 +364,18 @@ static glmoe_status write_config(job *j, const char *in_dir) {
     return s;
 }
 
-/* Copies in_dir/name to the output if it is there (a regular file; never waits on a FIFO). */
+/* Copies in_dir/name to the output if it is there (through the one file-open path: a regular
+ * file, never waited on). Tokenizer files are small; 1 GiB bounds a hostile one. */
 static glmoe_status copy_file(job *j, const char *in_dir, const char *name) {
-    char src[4300], dst[4300];
+    char src[4300];
     snprintf(src, sizeof src, "%s/%s", in_dir, name);
-    snprintf(dst, sizeof dst, "%s/%s", j->out_dir, name);
-    int in = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (in < 0) return errno == ENOENT ? GLMOE_OK : gm_fail(j->err, GLMOE_E_IO, "cannot open %s: %s", src, strerror(errno));
-    struct stat sb;
-    if (fstat(in, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(in);
-        return gm_fail(j->err, GLMOE_E_IO, "%s is not a regular file", src);
-    }
-    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (out < 0) {
-        close(in);
-        return gm_fail(j->err, GLMOE_E_IO, "cannot create %s: %s", dst, strerror(errno));
-    }
-    glmoe_status s = track(j, name);
-    char buf[1 << 16];
-    for (;;) {
-        if (s) break;
-        ssize_t k = read(in, buf, sizeof buf);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) s = gm_fail(j->err, GLMOE_E_IO, "cannot read %s: %s", src, strerror(errno));
-        if (k <= 0) break;
-        for (ssize_t done = 0; done < k && !s;) {
-            ssize_t w = write(out, buf + done, (size_t)(k - done));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) s = gm_fail(j->err, GLMOE_E_IO, "cannot write %s: %s", dst, w < 0 ? strerror(errno) : "no progress");
-            else done += w;
-        }
-    }
-    close(in);
-    if (close(out) != 0 && !s) s = gm_fail(j->err, GLMOE_E_IO, "cannot close %s: %s", dst, strerror(errno));
+    char *data = NULL;
+    size_t len = 0;
+    bool missing = false;
+    glmoe_status s = gm_file_read(&data, &len, src, (size_t)1 << 30, &missing, j->err);
+    if (s || missing) return s;
+    s = write_bytes(j, name, data, len);
+    free(data);
     return s;
 }
 

@@ -26,11 +26,13 @@
  * refused everywhere. top_k <= 0 or >= n_vocab, top_p >= 1 and min_p <= 0 turn a filter off.
  * A refusal is GLMOE_E_ARG with a one-line message naming the field and the value.
  * sample() returns GLMOE_E_ARG for a NULL argument or n_vocab <= 0, GLMOE_E_NOMEM if its buffers
- * cannot grow; *token is written only on success.
+ * cannot grow; *token is written only on success. Each failure leaves a one-line message in the
+ * sampler (glmoe_sampler_errmsg, the sqlite way: per handle, cleared by the next sample()).
  *
  * Non-finite logits: NaN is treated as -inf, so it is never picked. -inf tokens have probability
  * zero. If any logit is +inf, the +inf tokens share all the mass equally (greedy: the first).
- * If every logit is NaN or -inf there is nothing to choose from: sample() returns GLMOE_E_ARG.
+ * If every logit is NaN or -inf there is nothing to choose from: sample() returns GLMOE_E_ARG and
+ * the message says so, with how many were NaN and how many -inf (one pass, on failure only).
  *
  * Precision: weights come from gm_exp_nonpositive() (src/sample/exp_nonpositive.h), a branch-free
  * exp that the compiler vectorises (about 1 ulp, monotonic, exp(0) = 1 exactly). Tokens with
@@ -65,6 +67,7 @@
 #include "sample/rng.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -106,6 +109,7 @@ struct glmoe_sampler {
     double *block_sum;   /* [cap_vocab / GM_BLOCK + 1] mass per block of weights */
     gm_cand *block_max;  /* [cap_vocab / GM_BLOCK + 1] largest weight per block, with the block */
     gm_cand probe[GM_TOPP_PROBE];
+    char errmsg[256];    /* why the last sample() failed; "" after a success */
 };
 
 glmoe_sampler_params glmoe_sampler_params_default(void) {
@@ -120,6 +124,32 @@ glmoe_sampler_params glmoe_sampler_params_default(void) {
     };
     return p;
 }
+
+/* ---- messages ---------------------------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static glmoe_status sample_fail(glmoe_sampler *s, glmoe_status st,
+                                                                      const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* Every logit is NaN or -inf (after the penalty, which keeps both): say so, and what they were. */
+static glmoe_status fail_not_finite(glmoe_sampler *s, const float *logits, int32_t n_vocab) {
+    int32_t n_nan = 0, n_neg_inf = 0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        n_nan += isnan(logits[i]) != 0;
+        n_neg_inf += logits[i] == -INFINITY;
+    }
+    return sample_fail(s, GLMOE_E_ARG,
+                       "the logits are not finite: no token to choose, all %d are NaN or -inf (%d NaN, %d -inf; "
+                       "the first, logits[0], is %g)",
+                       n_vocab, n_nan, n_neg_inf, (double)logits[0]);
+}
+
+const char *glmoe_sampler_errmsg(const glmoe_sampler *s) { return s ? s->errmsg : "no sampler (NULL handle)"; }
 
 /* ---- parameters ------------------------------------------------------------------------- */
 
@@ -751,16 +781,25 @@ static bool ensure_buffers(glmoe_sampler *s, int32_t n_vocab) {
 
 glmoe_status glmoe_sampler_sample(glmoe_sampler *s, const float *logits, int32_t n_vocab,
                                   int32_t *token) {
-    if (!s || !logits || !token || n_vocab <= 0) return GLMOE_E_ARG;
-    if (s->history_lost) return GLMOE_E_NOMEM;
-    if (!ensure_buffers(s, n_vocab)) return GLMOE_E_NOMEM;
+    if (!s) return GLMOE_E_ARG;
+    s->errmsg[0] = '\0';
+    if (!logits || !token)
+        return sample_fail(s, GLMOE_E_ARG, "glmoe_sampler_sample: %s is NULL", logits ? "token" : "logits");
+    if (n_vocab <= 0) return sample_fail(s, GLMOE_E_ARG, "glmoe_sampler_sample: n_vocab %d is not positive", n_vocab);
+    if (s->history_lost)
+        return sample_fail(s, GLMOE_E_NOMEM,
+                           "the repetition history could not grow in glmoe_sampler_accept (out of memory); "
+                           "reset the sampler");
+    if (!ensure_buffers(s, n_vocab))
+        return sample_fail(s, GLMOE_E_NOMEM, "out of memory for the buffers of a %d-token vocabulary", n_vocab);
     /* Reserve the history slot first, so that a sampled token is never lost afterwards. */
-    if (s->penalize && !history_make_room(s)) return GLMOE_E_NOMEM;
+    if (s->penalize && !history_make_room(s))
+        return sample_fail(s, GLMOE_E_NOMEM, "out of memory growing the repetition history");
 
     const float *z = (s->penalize && s->n_history > 0) ? apply_penalty(s, logits, n_vocab) : logits;
     uint32_t key = max_key(z, n_vocab, s->block_key);
     float max = key ? float_from_key(key) : NAN;
-    if (!(max > -INFINITY)) return GLMOE_E_ARG; /* every logit is NaN or -inf: nothing to choose */
+    if (!(max > -INFINITY)) return fail_not_finite(s, logits, n_vocab); /* nothing to choose */
 
     int32_t tok = s->greedy ? first_index_of_key(z, n_vocab, s->block_key, key)
                             : sample_random(s, z, n_vocab, max);

@@ -7,53 +7,37 @@
  * so. Decompressed size is capped (GM_TOKENIZER_MAX_BYTES) so a hostile archive cannot exhaust
  * memory.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #ifdef GLMOE_HAVE_ZLIB
 #include <zlib.h>
 #endif
 
+#include "io/file.h"
+#include "util/short_path.h"
 #include "tokenizer/tokenizer_internal.h"
 
 #define GM_TOKENIZER_MAX_BYTES ((size_t)1 << 30)
 
+/* The file's bytes appended to out (io/file.c: never blocks, regular files only, 1 GiB at most). */
 static glmoe_status read_all(const char *path, gm_tok_bytes *out, gm_err *err) {
-    /* O_NONBLOCK and the regular-file check: a FIFO named tokenizer.json would otherwise block
-     * in open() until a writer appears, and /dev/zero would be read up to the size cap. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return gm_fail(err, GLMOE_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return gm_fail(err, GLMOE_E_IO, "%s: not a regular file", path);
+    char *data;
+    size_t len;
+    glmoe_status st = gm_file_read(&data, &len, path, GM_TOKENIZER_MAX_BYTES, NULL, err);
+    if (st != GLMOE_OK) return st;
+    if (out->n == 0) { /* the usual case: take the buffer over rather than copy a large file */
+        free(out->p);
+        *out = (gm_tok_bytes){.p = data, .n = len, .cap = len + 1};
+        return GLMOE_OK;
     }
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", path);
-    }
-    char buf[1 << 16];
-    size_t k;
-    glmoe_status st = GLMOE_OK;
-    while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
-        if (out->n + k > GM_TOKENIZER_MAX_BYTES) {
-            st = gm_fail(err, GLMOE_E_FORMAT, "%s: larger than %zu bytes", path, GM_TOKENIZER_MAX_BYTES);
-            break;
-        }
-        if (!gm_tok_bytes_append(out, buf, k)) {
-            st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", path);
-            break;
-        }
-    }
-    if (st == GLMOE_OK && ferror(f)) st = gm_fail(err, GLMOE_E_IO, "%s: read error: %s", path, strerror(errno));
-    fclose(f);
+    char shown[GM_SHORT_PATH_MAX];
+    if (!gm_tok_bytes_append(out, data, len))
+        st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", gm_short_path(shown, sizeof shown, path));
+    free(data);
     return st;
 }
 
@@ -97,6 +81,8 @@ static glmoe_status gunzip(const char *path, const gm_tok_bytes *in, gm_tok_byte
 
 glmoe_status gm_tokenizer_read_file(const char *path, gm_tok_bytes *out, gm_err *err) {
     size_t n0 = out->n;
+    char shown[GM_SHORT_PATH_MAX]; /* the path as messages show it */
+    gm_short_path(shown, sizeof shown, path);
     glmoe_status st = read_all(path, out, err);
     if (st != GLMOE_OK) {
         out->n = n0;
@@ -104,9 +90,10 @@ glmoe_status gm_tokenizer_read_file(const char *path, gm_tok_bytes *out, gm_err 
     }
     if (out->n - n0 >= 2 && (uint8_t)out->p[n0] == 0x1F && (uint8_t)out->p[n0 + 1] == 0x8B) {
         gm_tok_bytes raw = {0};
-        if (!gm_tok_bytes_append(&raw, out->p + n0, out->n - n0)) st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", path);
+        if (!gm_tok_bytes_append(&raw, out->p + n0, out->n - n0))
+            st = gm_fail(err, GLMOE_E_NOMEM, "%s: out of memory", shown);
         out->n = n0;
-        if (st == GLMOE_OK) st = gunzip(path, &raw, out, err);
+        if (st == GLMOE_OK) st = gunzip(shown, &raw, out, err);
         gm_tok_bytes_free(&raw);
         if (st != GLMOE_OK) out->n = n0;
     }
@@ -131,16 +118,18 @@ static int32_t config_token(const gm_tokenizer *tok, const json_t *v) {
 }
 
 static glmoe_status read_config(gm_tokenizer *tok, const char *path, gm_err *err) {
+    char shown[GM_SHORT_PATH_MAX];
+    gm_short_path(shown, sizeof shown, path);
     gm_tok_bytes text = {0};
     glmoe_status st = read_all(path, &text, err); /* the same checks as tokenizer.json */
     if (st != GLMOE_OK) return st;
     json_error_t jerr;
     json_t *root = json_loadb(text.p, text.n, 0, &jerr);
     gm_tok_bytes_free(&text);
-    if (!root) return gm_fail(err, GLMOE_E_FORMAT, "%s: invalid JSON at line %d: %s", path, jerr.line, jerr.text);
+    if (!root) return gm_fail(err, GLMOE_E_FORMAT, "%s: invalid JSON at line %d: %s", shown, jerr.line, jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);
-        return gm_fail(err, GLMOE_E_FORMAT, "%s: the top level must be an object", path);
+        return gm_fail(err, GLMOE_E_FORMAT, "%s: the top level must be an object", shown);
     }
     gm_tokenizer_config *c = &tok->config;
     c->present = true;
@@ -168,7 +157,9 @@ glmoe_status gm_tokenizer_load(gm_tokenizer **out, const char *path, gm_err *err
         snprintf(file, plen + 32, "%s/tokenizer.json", path);
         if (!exists(file)) snprintf(file, plen + 32, "%s/tokenizer.json.gz", path);
         if (!exists(file)) {
-            glmoe_status st = gm_fail(err, GLMOE_E_IO, "%s: no tokenizer.json in this directory", path);
+            char shown[GM_SHORT_PATH_MAX];
+            glmoe_status st = gm_fail(err, GLMOE_E_IO, "%s: no tokenizer.json in this directory",
+                                      gm_short_path(shown, sizeof shown, path));
             free(file);
             free(dir);
             return st;
@@ -182,7 +173,8 @@ glmoe_status gm_tokenizer_load(gm_tokenizer **out, const char *path, gm_err *err
     }
     gm_tok_bytes text = {0};
     glmoe_status st = gm_tokenizer_read_file(file, &text, err);
-    if (st == GLMOE_OK) st = gm_tokenizer_load_json(out, text.p, text.n, file, err);
+    char shown[GM_SHORT_PATH_MAX]; /* tokenizer_load.c puts the name in front of its messages */
+    if (st == GLMOE_OK) st = gm_tokenizer_load_json(out, text.p, text.n, gm_short_path(shown, sizeof shown, file), err);
     gm_tok_bytes_free(&text);
     if (st == GLMOE_OK) {
         double t = (*out)->load_seconds;

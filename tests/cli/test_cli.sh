@@ -13,16 +13,21 @@ failed=0
 fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
 ok() { passed=$((passed + 1)); }
 
+# Every run is under `timeout $limit` (seconds; e.g. `limit=10 expect_error ...`), so that a
+# command that hangs (a FIFO waited on) fails its test instead of hanging the suite. stdout goes to
+# $tmp/out, or to $stdout_to when set (`stdout_to=/dev/full expect_error ...`).
+limit=600
+
 # expect_error NAME EXIT_CODE PATTERN -- ARGS...: runs glmoe, wants that exit code and exactly one
 # error line ("glmoe <command>: ..." or "glmoe: ...") matching PATTERN (grep -E). Other stderr lines may only be
 # glmoe's own status lines ("glmoe: loaded ...", "glmoe: warning: ...").
 expect_error() {
     local name=$1 want=$2 pattern=$3
     shift 4
-    "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"
+    timeout "$limit" "$glmoe" "$@" >"${stdout_to:-$tmp/out}" 2>"$tmp/err"
     local rc=$?
     local lines
-    lines=$(grep -E '^glmoe' "$tmp/err" | grep -Evc '^glmoe: (loaded |warning: |info: |prompt |wrote )')
+    lines=$(grep -E '^glmoe' "$tmp/err" | grep -Evc '^glmoe: (loaded |warning: |info: |prompt |wrote |chat with |[0-9]+ tokens in windows)')
     if grep -Evq '^glmoe( [a-z]+)?: ' "$tmp/err"; then fail "$name: stray stderr output: $(cat "$tmp/err")"; return; fi
     if [ "$rc" -ne "$want" ]; then fail "$name: exit $rc, want $want; stderr: $(cat "$tmp/err")"; return; fi
     if [ "$lines" -ne 1 ]; then fail "$name: $lines error lines, want 1: $(cat "$tmp/err")"; return; fi
@@ -33,7 +38,9 @@ expect_error() {
 expect_ok() {
     local name=$1
     shift 2
-    if ! "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"; then fail "$name: exit $?: $(cat "$tmp/err")"; return; fi
+    timeout "$limit" "$glmoe" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -ne 0 ]; then fail "$name: exit $rc: $(cat "$tmp/err")"; return; fi
     ok
 }
 
@@ -110,6 +117,125 @@ expect_error "git lfs pointer" 1 "model-00004-of-00005.safetensors.*(LFS|lfs)" -
 copy; sed -i 's/"model-00005-of-00005.safetensors"/"..\/..\/etc\/passwd"/' "$tmp/m/model.safetensors.index.json"
 expect_error "path traversal" 1 "passwd" -- info -m "$tmp/m"
 
+# --- files that would block: every input is opened without waiting and must be a regular file;
+# an output FIFO with no reader is refused instead of waited on (each run under a 20 s timeout) ----
+demo=$repo/models/glmoe-demo
+rm -rf "$tmp/fm" && mkdir "$tmp/fm" && cp "$demo"/*.json "$demo"/*.safetensors "$tmp/fm/"
+mkfifo "$tmp/fm/chat_template.jinja" "$tmp/fifo_in" "$tmp/fifo_out"
+limit=20 expect_error "fifo chat_template.jinja, generate --chat" 1 "chat_template.jinja: not a regular file \(a FIFO\)" \
+    -- generate -m "$tmp/fm" -p hi --chat -n 2
+printf 'hi\n/quit\n' | timeout 20 "$glmoe" chat -m "$tmp/fm" -n 2 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ "$rc" -eq 1 ] && grep -q "^glmoe chat: .*chat_template.jinja: not a regular file (a FIFO)$" "$tmp/err" && ok \
+    || fail "fifo chat_template.jinja, chat: exit $rc: $(cat "$tmp/err")"
+limit=20 expect_error "fifo --text-file" 1 "fifo_in: not a regular file \(a FIFO\)" -- tokenize -t "$demo" --text-file "$tmp/fifo_in"
+limit=20 expect_error "fifo -f" 1 "fifo_in: not a regular file \(a FIFO\)" -- perplexity -m "$demo" -f "$tmp/fifo_in"
+limit=20 expect_error "directory --text-file" 1 "not a regular file \(a directory\)" -- tokenize -t "$demo" --text-file "$tmp"
+limit=20 expect_error "fifo logits -o" 1 "fifo_out: a FIFO with no reader" -- logits -m "$golden" --ids 1,2 -o "$tmp/fifo_out"
+limit=20 expect_error "fifo bench --json" 1 "fifo_out: a FIFO with no reader" -- bench -m "$golden" --device cpu --lengths 1 --contexts 8 --steps 1 --reps 1 --no-ops --json "$tmp/fifo_out"
+limit=20 expect_error "fifo bench --svg" 1 "fifo_out: a FIFO with no reader" -- bench -m "$golden" --device cpu --lengths 1 --contexts 8 --steps 1 --reps 1 --no-ops --svg "$tmp/fifo_out"
+limit=20 expect_ok "logits to /dev/null" -- logits -m "$golden" --ids 1,2,3 -o /dev/null
+limit=20 expect_ok "logits to /dev/stdout" -- logits -m "$golden" --ids 1,2,3 -o /dev/stdout
+[ "$(stat -c %s "$tmp/out")" -eq $((3 * 397 * 4)) ] && ok || fail "logits to /dev/stdout wrote $(stat -c %s "$tmp/out") bytes"
+# a FIFO with a reader is a fine output (the reader holds it open before glmoe starts: no race)
+exec 7<>"$tmp/fifo_out"
+timeout 20 head -c $((2 * 397 * 4)) <&7 >"$tmp/from_fifo" &
+exec 7<&-
+limit=20 expect_ok "logits to a read FIFO" -- logits -m "$golden" --ids 1,2 -o "$tmp/fifo_out"
+wait
+[ "$(stat -c %s "$tmp/from_fifo")" -eq $((2 * 397 * 4)) ] && ok || fail "logits through a FIFO: $(stat -c %s "$tmp/from_fifo") bytes"
+
+# --- output that cannot be written: a full disk is one line and exit 1; a closed pipe ends quietly
+# with 141 (128 + SIGPIPE: SIGPIPE is ignored, the write's EPIPE seen) -- never 0 with output lost ---
+# pipe_run MODE ARGS...: glmoe with stdout a pipe whose reader is gone before it starts ("closed") or
+# goes after one byte ("one-byte"); prints the exit status, -N for a death by signal N. stdin is
+# passed on, stderr goes to $tmp/err.
+pipe_run_py='
+import os, subprocess, sys
+err, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(err, "wb") as e:
+    if mode == "closed":
+        r, w = os.pipe()
+        os.close(r)
+        print(subprocess.run(args, stdout=w, stderr=e, timeout=600).returncode)
+    else:
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=e)
+        p.stdout.read(1)
+        p.stdout.close()
+        print(p.wait(timeout=600))
+'
+pipe_run() { python3 -c "$pipe_run_py" "$tmp/err" "$1" "$glmoe" "${@:2}"; }
+quiet() { ! grep -Eq 'stdout|cannot write|Broken pipe|rror' "$tmp/err"; }
+demo=$repo/models/glmoe-demo
+printf 'The State of the Union\n' >"$tmp/short.txt"
+outputs=(
+    "generate -m $demo -p Hello -n 4"
+    "generate -m $demo -p Hello -n 4 --print-ids"
+    "tokenize -t $demo --text hello"
+    "detokenize -t $demo --ids 464,3475"
+    "info -m $demo"
+    "perplexity -m $demo -f $tmp/short.txt"
+    "generate --help"
+)
+for c in "${outputs[@]}"; do
+    read -r -a argv <<<"$c"
+    stdout_to=/dev/full limit=120 expect_error "$c >/dev/full" 1 "^glmoe ${argv[0]}: stdout: cannot write: No space left on device$" -- "${argv[@]}"
+    rc=$(pipe_run closed "${argv[@]}")
+    [ "$rc" = 141 ] && quiet && ok || fail "$c into a closed pipe: exit $rc (want 141, no message): $(cat "$tmp/err")"
+done
+printf 'Hello\n/quit\n' >"$tmp/chat_in"
+stdout_to=/dev/full limit=120 expect_error "chat >/dev/full" 1 "^glmoe chat: stdout: cannot write: No space left" -- chat -m "$demo" -n 4 <"$tmp/chat_in"
+rc=$(pipe_run closed chat -m "$demo" -n 4 <"$tmp/chat_in")
+[ "$rc" = 141 ] && quiet && ok || fail "chat into a closed pipe: exit $rc: $(cat "$tmp/err")"
+# `generate | head -c1`: generation stops at the first token that has no reader (no speed line, which
+# is printed only at the end), and the status is 141, not a death by SIGPIPE
+rc=$(pipe_run one-byte generate -m "$demo" -p "The State of the Union" -n 1000 --ignore-eos)
+[ "$rc" = 141 ] && quiet && ! grep -q "generated" "$tmp/err" && ok \
+    || fail "generate | head -c1: exit $rc (want 141, stopped early, quiet): $(cat "$tmp/err")"
+limit=60 expect_error "logits -o /dev/full" 1 "/dev/full: cannot write: No space left" -- logits -m "$golden" --ids 1,2 -o /dev/full
+bench_small=(bench -m "$golden" --device cpu --lengths 1 --contexts 8 --steps 1 --reps 1 --no-ops)
+limit=60 expect_error "bench --json /dev/full" 1 "/dev/full: cannot write: No space left" -- "${bench_small[@]}" --json /dev/full
+limit=60 expect_error "bench --svg /dev/full" 1 "/dev/full: cannot write: No space left" -- "${bench_small[@]}" --svg /dev/full
+stdout_to=/dev/full limit=60 expect_error "bench >/dev/full" 1 "^glmoe bench: stdout: cannot write: No space left" -- "${bench_small[@]}"
+
+# --- a model path of ~3000 bytes (30 nested directories): the path is shortened in the middle and
+# every error line still ends with its cause (it used to be cut off at the 1 KB line) ---------------
+long=$tmp/long
+for i in $(seq 1 30); do long=$long/directory_$(printf '%088d' "$i"); done
+mkdir -p "$long"
+# expect_cause NAME CAUSE -- ARGS...: one error line, exit 1, that ends with CAUSE and shows the path
+# shortened ("...").
+expect_cause() {
+    local name=$1 cause=$2
+    shift 3
+    expect_error "$name" 1 "\.\.\..*$cause\$" -- "$@"
+}
+expect_cause "long path, no config.json" "config.json: cannot open: No such file or directory" -- info -m "$long"
+expect_cause "long path, no tokenizer.json" "no tokenizer.json in this directory" -- tokenize -t "$long" --text hi
+expect_cause "long path, no text file" "x.txt: cannot open: No such file or directory" -- tokenize -t "$demo" --text-file "$long/x.txt"
+expect_cause "long path, no output dir" "x.f32: cannot create: No such file or directory" -- logits -m "$golden" --ids 1 -o "$long/no/x.f32"
+printf '{' >"$long/config.json"
+expect_cause "long path, bad config.json" "config.json: invalid JSON at line 1 column 1: .*" -- info -m "$long"
+cp "$golden/config.json" "$long/"
+expect_cause "long path, no weights" "neither model.safetensors.index.json nor model.safetensors is here .*" -- info -m "$long"
+
+# NaN weights (0xff bytes in the final norm's weight): every logit is NaN, and the error says so
+# and where, instead of "sampling failed: invalid argument".
+copy; python3 - "$tmp/m" model.norm.weight <<'PY'
+import json, os, struct, sys
+d, name = sys.argv[1], sys.argv[2]
+shard = json.load(open(os.path.join(d, "model.safetensors.index.json")))["weight_map"][name]
+with open(os.path.join(d, shard), "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    begin, end = json.loads(f.read(n))[name]["data_offsets"]
+    f.seek(8 + n + begin)
+    f.write(b"\xff" * (end - begin))
+PY
+expect_error "non-finite logits, greedy" 1 "position 3: cannot sample the next token: the logits are not finite: .*all 397 are NaN or -inf \(397 NaN, 0 -inf; the first, logits\[0\], is -?nan\)" \
+    -- generate -m "$tmp/m" --ids 1,2,3 -n 4
+expect_error "non-finite logits, sampling" 1 "position 3: cannot sample the next token: the logits are not finite" \
+    -- generate -m "$tmp/m" --ids 1,2,3 -n 4 --temp 0.8 --top-p 0.9
+
 # --- bad requests --------------------------------------------------------------------------
 expect_error "token id out of range" 1 "token id 397 .*vocabulary" -- generate -m "$golden" --ids 1,397
 expect_error "prompt longer than context" 1 "do not fit.*context" -- generate -m "$golden" --ids 1,2,3,4,5,6 --ctx 4
@@ -138,8 +264,34 @@ expect_ok "demo greedy" -- generate -m "$demo" -p "The State of the Union" -n 40
 expect_ok "demo text" -- generate -m "$demo" -p "The State of the Union" -n 40
 grep -q "is the first to be" "$tmp/out" && ok || fail "demo text: $(cat "$tmp/out")"
 expect_ok "demo chat prompt" -- generate -m "$demo" -p "What is the state of the Union?" --chat --no-think -n 16 --temp 0.8 --seed 3
-printf 'Hello there\n/think\nTell me about taxes\n/reset\nAnd the army?\n/quit\n' | "$glmoe" chat -m "$demo" -n 12 --seed 5 >"$tmp/chat.out" 2>"$tmp/chat.err"
-[ $? -eq 0 ] && [ "$(grep -c 'tok/s' "$tmp/chat.err")" -eq 3 ] && ok || fail "chat REPL: $(cat "$tmp/chat.err")"
+# The chat REPL keeps the KV cache across turns: with --verbose each turn reports how many of its
+# prompt tokens were reused from the cache. Turn k must reuse at least the whole prompt of turn k-1
+# (the conversation so far renders the same up to there), evaluate the rest, and a /reset starts
+# from an empty cache. /think between turns changes how earlier turns render, so it comes last.
+printf 'Hello there\nTell me about taxes\nAnd the army?\n/reset\nHello again\n/think\nAnd now?\n/quit\n' \
+    | timeout 120 "$glmoe" chat -m "$demo" -n 12 --seed 5 --verbose >"$tmp/chat.out" 2>"$tmp/chat.err"
+rc=$?
+sed -n 's/^glmoe: turn \([0-9]*\): \([0-9]*\) prompt tokens, \([0-9]*\) reused from the KV cache, \([0-9]*\) evaluated$/\1 \2 \3 \4/p' \
+    "$tmp/chat.err" >"$tmp/turns"
+[ "$rc" -eq 0 ] && [ "$(grep -c 'tok/s' "$tmp/chat.err")" -eq 5 ] && awk '
+    { turn[NR] = $1; prompt[NR] = $2; reused[NR] = $3; evaluated[NR] = $4
+      if ($3 + $4 != $2 || $4 < 1) bad = 1 }
+    END {
+        if (NR != 5 || turn[1] != 1 || turn[2] != 2 || turn[3] != 3 || turn[4] != 1 || turn[5] != 2) exit 1
+        if (reused[1] != 0 || reused[4] != 0) exit 1           # an empty cache at the start and after /reset
+        if (reused[2] < prompt[1] || reused[3] < prompt[2]) exit 1  # the previous turn stayed in the cache
+        exit bad
+    }' "$tmp/turns" && ok || fail "chat REPL does not reuse the KV cache across turns (turn prompt reused evaluated):
+$(cat "$tmp/turns") / $(cat "$tmp/chat.err")"
+
+# A line that cannot be a message (ill-formed UTF-8, a NUL byte) is refused with its line and byte,
+# and the session goes on: the good line after them is answered.
+printf 'caf\xc3\nnul\0byte\nHello there\n/quit\n' | timeout 120 "$glmoe" chat -m "$demo" -n 4 --seed 1 >"$tmp/chat.out" 2>"$tmp/chat.err"
+rc=$?
+[ "$rc" -eq 0 ] && grep -q "^glmoe chat: input line 1: .*UTF-8.*byte 3.*; not sent$" "$tmp/chat.err" \
+    && grep -q "^glmoe chat: input line 2: a NUL byte at byte 3 .*; not sent$" "$tmp/chat.err" \
+    && [ "$(grep -c 'tok/s' "$tmp/chat.err")" -eq 1 ] && grep -Eq '^> > > .*[a-z]' "$tmp/chat.out" && ok \
+    || fail "chat with a bad line: exit $rc: $(cat "$tmp/chat.err") / $(cat "$tmp/chat.out")"
 
 # Perplexity of the first 20000 bytes of the held-out split, against PyTorch's 26.6520
 # (python3 tools/train_demo/evaluate.py -m models/glmoe-demo -f SLICE --ctx 512). Bound: 0.5%.
@@ -169,6 +321,12 @@ PY
 expect_ok "bench defaults cut" -- bench -m "$repo/tests/golden/odd_dims" --device cpu --steps 1 --reps 1 --json "$tmp/b2.json"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=[p["tokens"] for p in d["prefill"]]; c=[p["context"] for p in d["decode"]]; sys.exit(not (t[-1] == 64 and max(t) == 64 and c == [32]))' "$tmp/b2.json" \
     && ok || fail "bench defaults on a 64-position model: $(head -c 300 "$tmp/b2.json")"
+# More timed decode steps (the default 32) than the context has positions (8 + 8): the fixed ids
+# each step feeds were read past their array (ASan: heap-buffer-overflow; release: a garbage id).
+expect_ok "bench steps past the context" -- bench -m "$demo" --device cpu --lengths 8 --contexts 8 --no-ops --reps 1 \
+    --json "$tmp/b3.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not ([p["context"] for p in d["decode"]] == [8] and d["decode"][0]["ms_per_token"] > 0))' "$tmp/b3.json" \
+    && ok || fail "bench with 32 steps at context 8: $(head -c 300 "$tmp/b3.json")"
 expect_error "bench needs a model" 2 "either -m DIR or --config" -- bench
 expect_error "bench unknown config" 1 'unknown configuration "glm-9"' -- bench --config glm-9 --device cpu
 expect_error "bench context too long" 2 "exceeds the model's max_position_embeddings" -- bench -m "$golden" --device cpu --contexts 100000

@@ -23,7 +23,9 @@
  *   6. A FIFO named config.json, model.safetensors.index.json, model.safetensors, tokenizer.json or
  *      tokenizer_config.json blocked the loader forever in open() (an untrusted tar archive can
  *      hold one). Fixed in config.c, json.c, safetensors.c, safetensors_index.c and
- *      tokenizer_file.c: opened with O_NONBLOCK and refused as "not a regular file".
+ *      tokenizer_file.c: opened with O_NONBLOCK and refused as "not a regular file". (Those five
+ *      copies are now one function, src/io/file.c, which the CLI reaches through glmoe_file_read
+ *      and glmoe_chat_style_detect: see test_file.c and tests/cli/test_cli.sh.)
  *   7. (fuzz_config) config.json without head_dim whose hidden_size / num_attention_heads is over
  *      4096 (38402 / 8 = 4800) was accepted: the default head_dim skipped the [1, 4096] range an
  *      explicit head_dim gets. Fixed in config.c.

@@ -729,8 +729,8 @@ static void test_open(void) {
 
     snprintf(path, sizeof path, "%s/nope.safetensors", dir);
     EXPECT_OPEN_FAIL(path, GLMOE_E_IO, "nope.safetensors", "cannot open");
-    EXPECT_OPEN_FAIL(dir, GLMOE_E_IO, "files", "is not a regular file");
-    EXPECT_OPEN_FAIL("/dev/null", GLMOE_E_IO, "null", "is not a regular file");
+    EXPECT_OPEN_FAIL(dir, GLMOE_E_IO, "files", "not a regular file (a directory)");
+    EXPECT_OPEN_FAIL("/dev/null", GLMOE_E_IO, "null", "not a regular file (a character device)");
     write_text(dir, "empty.safetensors", "");
     snprintf(path, sizeof path, "%s/empty.safetensors", dir);
     EXPECT_OPEN_FAIL(path, GLMOE_E_FORMAT, "empty.safetensors", "file is 0 bytes, too short");
@@ -928,7 +928,7 @@ static void test_dir(void) {
     make_dir(dir, sizeof dir, "indexdir");
     snprintf(sub, sizeof sub, "%s/" INDEX, dir);
     CHECK(mkdir(sub, 0700) == 0, "mkdir index");
-    EXPECT_SET_FAIL(dir, GLMOE_E_IO, INDEX, "is not a regular file");
+    EXPECT_SET_FAIL(dir, GLMOE_E_IO, INDEX, "not a regular file (a directory)");
 
     for (int i = 0; i < 2; i++) {
         free(t1[i].data);

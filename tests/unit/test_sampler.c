@@ -252,6 +252,29 @@ static void test_greedy(void) {
     glmoe_status st = glmoe_sampler_sample(s, z, V, &t);
     CHECK(st == GLMOE_E_ARG, "all NaN/-inf: status %d, want GLMOE_E_ARG", (int)st);
     CHECK(t == 77, "all NaN/-inf: token written (%d)", (int)t);
+    /* ... and the sampler says why, with the counts and the first value */
+    CHECK(strstr(glmoe_sampler_errmsg(s), "the logits are not finite: no token to choose, all 1000 are NaN or -inf "
+                                          "(500 NaN, 500 -inf; the first, logits[0], is -inf)"),
+          "all NaN/-inf message: \"%s\"", glmoe_sampler_errmsg(s));
+    for (int i = 0; i < V; i++) z[i] = NAN;
+    glmoe_sampler_sample(s, z, V, &t);
+    CHECK(strstr(glmoe_sampler_errmsg(s), "(1000 NaN, 0 -inf; the first, logits[0], is nan)") ||
+              strstr(glmoe_sampler_errmsg(s), "(1000 NaN, 0 -inf; the first, logits[0], is -nan)"),
+          "all NaN message: \"%s\"", glmoe_sampler_errmsg(s));
+    /* the random path (temperature > 0) and the penalty say the same */
+    glmoe_sampler *s_pen = make_sampler(0.8f, 0, 0.9f, 0.0f, 1.3f, 1);
+    if (s_pen) {
+        int32_t seen = 5;
+        glmoe_sampler_accept(s_pen, &seen, 1);
+        st = glmoe_sampler_sample(s_pen, z, V, &t);
+        CHECK(st == GLMOE_E_ARG && strstr(glmoe_sampler_errmsg(s_pen), "not finite"), "sampling, penalty: %d \"%s\"",
+              (int)st, glmoe_sampler_errmsg(s_pen));
+        glmoe_sampler_free(s_pen);
+    }
+    /* a success clears the message */
+    random_logits(z, V, -10.0f, 10.0f);
+    CHECK(glmoe_sampler_sample(s, z, V, &t) == GLMOE_OK && glmoe_sampler_errmsg(s)[0] == '\0',
+          "message after a success: \"%s\"", glmoe_sampler_errmsg(s));
     glmoe_sampler_free(s);
     glmoe_sampler_free(s_neg);
 }
@@ -950,9 +973,12 @@ static void test_arguments(void) {
     int32_t t;
     CHECK(glmoe_sampler_sample(NULL, z, 3, &t) == GLMOE_E_ARG, "sampler NULL accepted");
     CHECK(glmoe_sampler_sample(s, NULL, 3, &t) == GLMOE_E_ARG, "logits NULL accepted");
+    CHECK(strstr(glmoe_sampler_errmsg(s), "logits is NULL"), "logits NULL message: %s", glmoe_sampler_errmsg(s));
     CHECK(glmoe_sampler_sample(s, z, 3, NULL) == GLMOE_E_ARG, "token NULL accepted");
     CHECK(glmoe_sampler_sample(s, z, 0, &t) == GLMOE_E_ARG, "n_vocab 0 accepted");
+    CHECK(strstr(glmoe_sampler_errmsg(s), "n_vocab 0 is not positive"), "n_vocab message: %s", glmoe_sampler_errmsg(s));
     CHECK(glmoe_sampler_sample(s, z, -3, &t) == GLMOE_E_ARG, "n_vocab < 0 accepted");
+    CHECK(!strcmp(glmoe_sampler_errmsg(NULL), "no sampler (NULL handle)"), "NULL sampler message");
     glmoe_sampler_accept(NULL, NULL, 3); /* must not crash */
     glmoe_sampler_accept(s, NULL, 3);
     glmoe_sampler_reset(NULL);

@@ -1,9 +1,12 @@
 /*
  * cli.h — shared pieces of the glmoe command-line tool: option parsing helpers and the
- * subcommands. The CLI uses only the public API (include/glmoe.h).
+ * subcommands. The CLI uses only the public API (include/glmoe.h), and from src/util only
+ * gm_short_path (util/short_path.h): every path put into a message is shortened the same way
+ * in the library and here.
  *
  * Every error is one line on stderr, "glmoe <command>: <message>", and a non-zero exit:
- *   1 for a failure at run time (bad model, bad input), 2 for a usage error.
+ *   1 for a failure at run time (bad model, bad input, output that could not be written),
+ *   2 for a usage error, 141 when stdout's reader went away (a closed pipe; no message).
  */
 #ifndef GLMOE_CLI_H
 #define GLMOE_CLI_H
@@ -11,11 +14,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "glmoe.h"
 
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
+/* stdout's reader went away before everything was written (EPIPE; SIGPIPE is ignored so that
+ * glmoe ends quietly instead of being killed): 128 + SIGPIPE, the status a shell reports for a
+ * command SIGPIPE killed, so `set -o pipefail` sees glmoe as any other command of the pipe. */
+#define CLI_EXIT_PIPE 141
+
+/* The largest text file the CLI reads (perplexity -f, tokenize --text-file). */
+#define CLI_TEXT_MAX_BYTES ((size_t)1 << 30)
 
 /* Prints "glmoe <cmd>: <message>\n" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -53,8 +64,29 @@ void cli_install_log(bool verbose);
 uint64_t cli_peak_rss(void);
 double cli_now(void);
 
-/* Reads a whole file (bytes as they are); prints why and returns false on failure. */
+/* Reads a whole text file (bytes as they are, at most CLI_TEXT_MAX_BYTES) through glmoe_file_read:
+ * never blocks, regular files only. *out is freed with glmoe_free. Prints why and returns false
+ * on failure. */
 bool cli_read_file(const char *cmd, const char *path, char **out, size_t *len);
+
+/* ---- output (output.c) ---- */
+
+/* Flushes stdout and says whether everything written to it so far went out. Commands that print
+ * as they go (generate, chat) call it after each piece and stop when it fails; main() calls it
+ * once more after every command, so that none ends with status 0 having lost its output. */
+bool cli_stdout_ok(void);
+
+/* After cli_stdout_ok failed: one line on stderr ("glmoe <cmd>: stdout: cannot write: <reason>")
+ * and CLI_EXIT_FAIL, or, for a closed pipe, nothing and CLI_EXIT_PIPE. Returns the exit status. */
+int cli_stdout_failed(const char *cmd);
+
+/* Creates (or truncates) an output file without blocking: a FIFO with no reader is refused
+ * ("<path>: a FIFO with no reader") instead of waited on; /dev/null, /dev/stdout and a FIFO with
+ * a reader are fine. NULL with the reason in err on failure. */
+FILE *cli_output_open(const char *path, char *err, size_t err_size);
+
+/* Flushes and closes f; false with "<path>: cannot write: <reason>" in err if any write failed. */
+bool cli_output_close(FILE *f, const char *path, char *err, size_t err_size);
 
 /* Loads a tokenizer from a tokenizer.json or a model directory. */
 bool cli_load_tokenizer(const char *cmd, const char *path, glmoe_tokenizer **tok);
@@ -74,15 +106,15 @@ typedef struct cli_gen_result {
     double seconds;
     const char *stop;       /* "token limit", "end of sequence", "context full" */
 } cli_gen_result;
-/* The context holds the prompt and its last logits. stream may be NULL (ids are printed). */
-bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
+/* The context holds the prompt and its last logits. stream may be NULL (ids are printed).
+ * Returns 0, or the exit status to end with after the error was reported (CLI_EXIT_PIPE, without
+ * a message, when stdout's reader went away: generation stops at the first token it loses). */
+int cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
                   glmoe_tokenizer_stream *stream, const cli_gen_opts *o, cli_gen_result *r);
 
 /* A malloc'd JSON string literal of s. */
 char *cli_json_string(const char *s);
 
-/* Which chat template a model directory ships. */
-glmoe_chat_style cli_chat_style(const char *model_dir);
 
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);

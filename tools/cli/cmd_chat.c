@@ -3,8 +3,12 @@
  *
  * Each turn re-renders the whole conversation with the official template (earlier reasoning is
  * dropped as the template does), encodes it, and evaluates only what differs from the tokens
- * already in the KV cache. Replies stream as text; speed goes to stderr after each reply.
+ * already in the KV cache (glmoe_context_truncate keeps the common prefix); with --verbose each
+ * turn says on stderr how many prompt tokens were reused from the cache and how many evaluated.
+ * Replies stream as text; speed goes to stderr after each reply.
  * Commands: /think (toggle thinking), /reset (forget the conversation), /quit.
+ * A line that cannot be a message (ill-formed UTF-8, a NUL byte) is refused with one line that
+ * names it and the byte, and the session goes on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +51,29 @@ static bool append(chat_state *c, const char *role, const char *content) {
                               role, q);
     free(q);
     return true;
+}
+
+/* Whether a line of input can be sent as a message; if not, says why on stderr (with the line
+ * number and the byte offset) and the session goes on. A NUL byte cannot be carried by the chat
+ * format's JSON (glmoe refuses \u0000); ill-formed UTF-8 is found by the tokenizer's own check,
+ * the one the prompt will meet. */
+static bool line_is_sendable(const char *cmd, glmoe_tokenizer *tok, const char *line, size_t len, long line_no) {
+    const char *nul = memchr(line, '\0', len);
+    if (nul) {
+        cli_error(cmd, "input line %ld: a NUL byte at byte %zu (a message cannot hold one); not sent", line_no,
+                  (size_t)(nul - line));
+        return false;
+    }
+    size_t n = 0;
+    int32_t *ids = malloc((len + 16) * sizeof *ids); /* len + 16 ids always suffice (glmoe.h) */
+    if (!ids) {
+        cli_error(cmd, "input line %ld: out of memory; not sent", line_no);
+        return false;
+    }
+    bool ok = glmoe_tokenizer_encode(tok, line, len, 0, ids, len + 16, &n) == GLMOE_OK;
+    if (!ok) cli_error(cmd, "input line %ld: %s; not sent", line_no, glmoe_tokenizer_errmsg(tok));
+    free(ids);
+    return ok;
 }
 
 static bool cache_push(chat_state *c, const int32_t *ids, size_t n) {
@@ -105,8 +132,15 @@ int cmd_chat(int argc, char **argv) {
     glmoe_tokenizer_stream *stream = NULL;
     glmoe_sampler *sampler = NULL;
     chat_state c = {0};
-    char *line = NULL, err[512];
+    char *line = NULL, err[1024];
     size_t line_cap = 0;
+    long line_no = 0; /* of the input, for messages about a line */
+    long turn = 0;    /* of the conversation since the last /reset */
+    glmoe_chat_params cp = glmoe_chat_params_default();
+    if (glmoe_chat_style_detect(&cp.style, mo.model_dir, err, sizeof err)) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
     if (!cli_load_tokenizer(cmd, mo.model_dir, &tok)) goto done;
     if (glmoe_tokenizer_stream_create(&stream, tok, true)) goto done;
     if (!cli_open(cmd, &mo, &model, &ctx)) goto done;
@@ -116,10 +150,8 @@ int cmd_chat(int argc, char **argv) {
         cli_error(cmd, "%s", err);
         goto done;
     }
-    glmoe_chat_params cp = glmoe_chat_params_default();
-    cp.style = cli_chat_style(mo.model_dir);
-
 reset:
+    turn = 0;
     c.len = 0;
     c.n_cache = 0;
     glmoe_context_reset(ctx);
@@ -127,15 +159,20 @@ reset:
     if (!c.messages && !(c.messages = malloc(c.cap = 4096))) goto done;
     c.messages[c.len++] = '[';
     if (system && !append(&c, "system", system)) goto done;
-    fprintf(stderr, "glmoe chat: %s, thinking %s. /think toggles, /reset starts over, /quit leaves.\n", mo.model_dir,
-            think ? "on" : "off");
+    fprintf(stderr, "glmoe: chat with %s, thinking %s. /think toggles, /reset starts over, /quit leaves.\n",
+            mo.model_dir, think ? "on" : "off");
     for (;;) {
         fputs("> ", stdout);
-        fflush(stdout);
+        if (!cli_stdout_ok()) { /* no one sees the replies: the session is over */
+            rc = cli_stdout_failed(cmd);
+            goto done;
+        }
         ssize_t got = getline(&line, &line_cap, stdin);
         if (got < 0) break;
+        line_no++;
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
         if (got == 0) continue;
+        if (!line_is_sendable(cmd, tok, line, (size_t)got, line_no)) continue;
         if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
         if (!strcmp(line, "/reset")) goto reset;
         if (!strcmp(line, "/think")) {
@@ -164,6 +201,10 @@ reset:
         if (same == n_ids) same--; /* evaluate at least the last token to get its logits */
         glmoe_context_truncate(ctx, same);
         c.n_cache = same;
+        turn++;
+        if (mo.verbose) /* what the context kept, as it says: the evidence that the cache is reused */
+            fprintf(stderr, "glmoe: turn %ld: %zu prompt tokens, %zu reused from the KV cache, %zu evaluated\n", turn,
+                    n_ids, glmoe_context_n_past(ctx), n_ids - glmoe_context_n_past(ctx));
         double t0 = cli_now();
         if (glmoe_context_eval(ctx, ids + same, n_ids - same, GLMOE_LOGITS_LAST)) {
             cli_error(cmd, "%s; starting over", glmoe_context_errmsg(ctx));
@@ -175,7 +216,12 @@ reset:
         glmoe_sampler_accept(sampler, ids, n_ids);
         free(ids);
         cli_gen_result res;
-        if (!cli_generate(cmd, ctx, sampler, &info, stream, &go, &res)) goto done;
+        int st = cli_generate(cmd, ctx, sampler, &info, stream, &go, &res);
+        if (st) {
+            free(res.ids);
+            rc = st;
+            goto done;
+        }
         printf("\n");
         size_t evaluated = glmoe_context_n_past(ctx) - c.n_cache;
         cache_push(&c, res.ids, evaluated);

@@ -53,10 +53,11 @@ static char *chat_prompt(const char *cmd, const char *dir, const char *system, c
         else
             snprintf(msgs, n, "[{\"role\":\"user\",\"content\":%s}]", u);
         glmoe_chat_params cp = glmoe_chat_params_default();
-        cp.style = cli_chat_style(dir);
         if (!think) cp.enable_thinking = 0;
-        char err[512];
-        if (glmoe_chat_render(&out, &len, msgs, NULL, &cp, err, sizeof err)) cli_error(cmd, "chat format: %s", err);
+        char err[1024];
+        if (glmoe_chat_style_detect(&cp.style, dir, err, sizeof err)) cli_error(cmd, "%s", err);
+        else if (glmoe_chat_render(&out, &len, msgs, NULL, &cp, err, sizeof err))
+            cli_error(cmd, "chat format: %s", err);
     }
     free(u);
     free(sys);
@@ -159,7 +160,11 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     double t_prefill = cli_now() - t1;
-    if (!cli_generate(cmd, ctx, sampler, &info, stream, &go, &res)) goto done;
+    int st = cli_generate(cmd, ctx, sampler, &info, stream, &go, &res);
+    if (st) {
+        rc = st;
+        goto done;
+    }
     printf("\n");
     fprintf(stderr,
             "glmoe: prompt %zu tokens in %.3f s (%.1f tok/s); generated %ld tokens in %.3f s (%.1f tok/s); stop: %s\n",

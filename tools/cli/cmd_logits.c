@@ -46,7 +46,13 @@ int cmd_logits(int argc, char **argv) {
     int rc = CLI_EXIT_FAIL;
     glmoe_model *model = NULL;
     glmoe_context *ctx = NULL;
-    FILE *f = NULL;
+    char err[1024];
+    /* The output first: a path that cannot be written is found before the model is loaded. */
+    FILE *f = cli_output_open(out_path, err, sizeof err);
+    if (!f) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
     if (!cli_open(cmd, &mo, &model, &ctx)) goto done;
     if (glmoe_context_eval(ctx, ids, n, GLMOE_LOGITS_ALL)) {
         cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
@@ -57,19 +63,15 @@ int cmd_logits(int argc, char **argv) {
     glmoe_context_logits(ctx, &logits, &rows);
     glmoe_model_info info;
     glmoe_model_get_info(model, &info);
-    f = fopen(out_path, "wb");
-    if (!f) {
-        cli_error(cmd, "cannot create %s", out_path);
-        goto done;
-    }
     /* x86-64 and aarch64 are little-endian: the floats are written as they lie in memory. */
     size_t count = rows * (size_t)info.vocab_size;
-    if (fwrite(logits, sizeof(float), count, f) != count || fclose(f) != 0) {
-        f = NULL;
-        cli_error(cmd, "cannot write %s", out_path);
+    fwrite(logits, sizeof(float), count, f); /* a short write leaves ferror set: the close reports it */
+    bool written = cli_output_close(f, out_path, err, sizeof err);
+    f = NULL;
+    if (!written) {
+        cli_error(cmd, "%s", err);
         goto done;
     }
-    f = NULL;
     fprintf(stderr, "glmoe: wrote %zu x %d logits to %s\n", rows, info.vocab_size, out_path);
     rc = 0;
 done:

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "util/short_path.h"
 
 static const char *const help =
     "usage: glmoe perplexity -m DIR -f FILE [--ctx N] [options]\n"
@@ -60,7 +61,8 @@ int cmd_perplexity(int argc, char **argv) {
     if (!cli_load_tokenizer(cmd, mo.model_dir, &tok)) goto done;
     if (!cli_encode(cmd, tok, text, len, 0, &ids, &n_ids)) goto done;
     if (n_ids < 2) {
-        cli_error(cmd, "%s: %zu tokens; perplexity needs at least 2", file, n_ids);
+        char shown[GM_SHORT_PATH_MAX];
+        cli_error(cmd, "%s: %zu tokens; perplexity needs at least 2", gm_short_path(shown, sizeof shown, file), n_ids);
         goto done;
     }
     if (!cli_open(cmd, &mo, &model, &ctx)) goto done;
@@ -99,6 +101,6 @@ done:
     glmoe_model_free(model);
     glmoe_tokenizer_free(tok);
     free(ids);
-    free(text);
+    glmoe_free(text);
     return rc;
 }

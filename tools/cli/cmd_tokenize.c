@@ -61,7 +61,7 @@ int cmd_tokenize(int argc, char **argv) {
     rc = 0;
 done:
     free(ids);
-    free(buf);
+    glmoe_free(buf);
     glmoe_tokenizer_free(tok);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "util/short_path.h"
 
 void cli_error(const char *cmd, const char *fmt, ...) {
     char msg[1024];
@@ -169,7 +170,9 @@ bool cli_open(const char *cmd, const cli_model_opts *o, glmoe_model **model, glm
     mp.n_threads = o->n_threads;
     glmoe_status s = glmoe_model_load(model, o->model_dir, &mp);
     if (s) {
-        cli_error(cmd, "%s: %s", o->model_dir, *model ? glmoe_model_errmsg(*model) : glmoe_status_str(s));
+        char shown[GM_SHORT_PATH_MAX];
+        cli_error(cmd, "%s: %s", gm_short_path(shown, sizeof shown, o->model_dir),
+                  *model ? glmoe_model_errmsg(*model) : glmoe_status_str(s));
         glmoe_model_free(*model);
         *model = NULL;
         return false;

@@ -1,6 +1,6 @@
 /*
  * gen_loop.c — the sampling loop shared by `generate` and `chat`: sample, print (ids or streamed
- * text), stop at eos / the token limit / a full context, evaluate the new token.
+ * text), stop at eos / the token limit / a full context / lost output, evaluate the new token.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,14 +8,14 @@
 
 #include "cli.h"
 
-bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
-                  glmoe_tokenizer_stream *stream, const cli_gen_opts *o, cli_gen_result *r) {
+int cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
+                 glmoe_tokenizer_stream *stream, const cli_gen_opts *o, cli_gen_result *r) {
     memset(r, 0, sizeof *r);
     r->stop = "token limit";
     r->ids = malloc(((size_t)o->n_gen + 1) * sizeof *r->ids);
     if (!r->ids) {
         cli_error(cmd, "out of memory");
-        return false;
+        return CLI_EXIT_FAIL;
     }
     double t0 = cli_now();
     glmoe_status s;
@@ -25,11 +25,13 @@ bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, c
         int32_t tok;
         if (glmoe_context_logits(ctx, &logits, &rows)) {
             cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
-            return false;
+            return CLI_EXIT_FAIL;
         }
         if ((s = glmoe_sampler_sample(sampler, logits, info->vocab_size, &tok))) {
-            cli_error(cmd, "sampling failed: %s", glmoe_status_str(s));
-            return false;
+            /* the token being picked goes at position n_past (0-based) of the sequence */
+            cli_error(cmd, "position %zu: cannot sample the next token: %s", glmoe_context_n_past(ctx),
+                      glmoe_sampler_errmsg(sampler));
+            return CLI_EXIT_FAIL;
         }
         r->ids[r->n++] = tok;
         bool is_eos = false;
@@ -41,7 +43,7 @@ bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, c
             size_t len;
             if (glmoe_tokenizer_stream_push(stream, tok, &text, &len) == GLMOE_OK) fwrite(text, 1, len, stdout);
         }
-        fflush(stdout);
+        if (!cli_stdout_ok()) return cli_stdout_failed(cmd); /* no one reads the rest: stop now */
         if (is_eos && !o->ignore_eos) {
             r->stop = "end of sequence";
             break;
@@ -53,7 +55,7 @@ bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, c
         }
         if ((s = glmoe_context_eval(ctx, &tok, 1, GLMOE_LOGITS_LAST))) {
             cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
-            return false;
+            return CLI_EXIT_FAIL;
         }
     }
     if (stream && !o->print_ids) {
@@ -62,7 +64,7 @@ bool cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, c
         if (glmoe_tokenizer_stream_flush(stream, &text, &len) == GLMOE_OK) fwrite(text, 1, len, stdout);
     }
     r->seconds = cli_now() - t0;
-    return true;
+    return cli_stdout_ok() ? 0 : cli_stdout_failed(cmd);
 }
 
 /* JSON string literal of s (for building chat messages): quotes, backslash and control bytes escaped. */
@@ -84,21 +86,4 @@ char *cli_json_string(const char *s) {
     *p++ = '"';
     *p = '\0';
     return out;
-}
-
-glmoe_chat_style cli_chat_style(const char *model_dir) {
-    /* GLM-4.7's template is the one with clear_thinking; its checkpoints ship it in either file. */
-    const char *names[] = {"chat_template.jinja", "tokenizer_config.json"};
-    for (size_t i = 0; i < 2; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", model_dir, names[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f) continue;
-        char buf[65536];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        if (strstr(buf, "clear_thinking")) return GLMOE_CHAT_GLM47;
-    }
-    return GLMOE_CHAT_GLM45;
 }

@@ -1,4 +1,5 @@
 /* main.c — `glmoe <command> [options]`: dispatches to one file per subcommand. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,16 +28,25 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* A closed pipe is EPIPE on the write, seen and reported by cli_stdout_ok (output.c), not a
+     * signal that kills glmoe in the middle of a line. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return cli_stdout_ok() ? 0 : cli_stdout_failed("help");
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        int rc = commands[i].run(argc - 1, argv + 1);
+        /* Output lost on the way out (the last buffer, or an earlier write) is a failure too; a
+         * command that failed already said why, once. */
+        if (!cli_stdout_ok() && rc == 0) rc = cli_stdout_failed(commands[i].name);
+        return rc;
+    }
     fprintf(stderr, "glmoe: unknown command \"%s\" (try glmoe --help)\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

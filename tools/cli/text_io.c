@@ -1,37 +1,15 @@
-/* text_io.c — reading files whole and loading tokenizers for the CLI. */
-#include <errno.h>
+/* text_io.c — reading text files (through the library's one file path) and loading tokenizers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 
 bool cli_read_file(const char *cmd, const char *path, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error(cmd, "%s: cannot open: %s", path, strerror(errno));
-        return false;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        cli_error(cmd, "%s: not a regular file", path);
-        return false;
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf || fread(buf, 1, n, f) != n) {
-        fclose(f);
-        free(buf);
-        cli_error(cmd, "%s: cannot read %zu bytes", path, n);
-        return false;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return true;
+    char err[1024];
+    if (glmoe_file_read(out, len, path, CLI_TEXT_MAX_BYTES, err, sizeof err) == GLMOE_OK) return true;
+    cli_error(cmd, "%s", err);
+    return false;
 }
 
 bool cli_load_tokenizer(const char *cmd, const char *path, glmoe_tokenizer **tok) {

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "glmoe.h"
 #include "model/config.h"
@@ -55,10 +56,12 @@ typedef struct bench_point {
     double ms;
 } bench_point;
 
-/* An SVG line plot of prefill tokens per second against the prompt length (log scale). */
-bool bench_write_svg(const char *path, const char *title, const bench_point *pts, int n, char *err, size_t err_len);
+/* An SVG line plot of prefill tokens per second against the prompt length (log scale), written
+ * to f (from cli_output_open; closed here, path names it in err). */
+bool bench_write_svg(FILE *f, const char *path, const char *title, const bench_point *pts, int n, char *err,
+                     size_t err_len);
 
-/* Writes doc to path (pretty-printed JSON). */
-bool bench_write_json(const char *path, json_t *doc, char *err, size_t err_len);
+/* Writes doc to f (pretty-printed JSON; f from cli_output_open, closed here). */
+bool bench_write_json(FILE *f, const char *path, json_t *doc, char *err, size_t err_len);
 
 #endif

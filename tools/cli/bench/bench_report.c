@@ -8,13 +8,11 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "cli.h"
 
-bool bench_write_json(const char *path, json_t *doc, char *err, size_t err_len) {
-    if (json_dump_file(doc, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) != 0) {
-        snprintf(err, err_len, "%s: cannot write the JSON", path);
-        return false;
-    }
-    return true;
+bool bench_write_json(FILE *f, const char *path, json_t *doc, char *err, size_t err_len) {
+    json_dumpf(doc, f, JSON_INDENT(1) | JSON_REAL_PRECISION(6)); /* a failed write leaves ferror set */
+    return cli_output_close(f, path, err, err_len);
 }
 
 /* A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, >= v. */
@@ -28,12 +26,8 @@ static double nice_ceil(double v) {
     return 10 * p;
 }
 
-bool bench_write_svg(const char *path, const char *title, const bench_point *pts, int n, char *err, size_t err_len) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, err_len, "%s: cannot open for writing", path);
-        return false;
-    }
+bool bench_write_svg(FILE *f, const char *path, const char *title, const bench_point *pts, int n, char *err,
+                     size_t err_len) {
     const double W = 760, Hh = 420, L = 80, R = 20, T = 40, B = 50; /* size and margins */
     double xmax = 1, ymax = 0;
     for (int i = 0; i < n; i++) {
@@ -74,8 +68,5 @@ bool bench_write_svg(const char *path, const char *title, const bench_point *pts
     fputs("\"/>\n</svg>\n", f);
 #undef PX
 #undef PY
-    bool ok = !ferror(f);
-    if (fclose(f) != 0) ok = false;
-    if (!ok) snprintf(err, err_len, "%s: write failed", path);
-    return ok;
+    return cli_output_close(f, path, err, err_len);
 }

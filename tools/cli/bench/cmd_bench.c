@@ -28,6 +28,7 @@
 
 #include "bench/bench.h"
 #include "cli.h"
+#include "util/short_path.h"
 #include "util/synthetic.h"
 #ifdef GLMOE_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -127,7 +128,7 @@ static double prefill_flops(const gm_config *c, int32_t L) {
 typedef struct run {
     const char *cmd;
     glmoe_context *ctx;
-    int32_t *ids;   /* a fixed pseudo-random prompt, as long as the longest need */
+    int32_t *ids;   /* fixed pseudo-random ids: the prompts, then one per timed decode step */
     int32_t vocab;
 } run;
 
@@ -264,6 +265,14 @@ int cmd_bench(int argc, char **argv) {
     char err[1024];
     gm_config cfg;
     gm_err e = {0};
+    FILE *json_file = NULL, *svg_file = NULL;
+
+    /* The outputs first: a path that cannot be written is found before minutes of measuring. */
+    if ((json_path && !(json_file = cli_output_open(json_path, err, sizeof err))) ||
+        (svg_path && !(svg_file = cli_output_open(svg_path, err, sizeof err)))) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
 
     /* ---- the model and its configuration ---- */
     glmoe_model_params mp = glmoe_model_params_default();
@@ -272,7 +281,9 @@ int cmd_bench(int argc, char **argv) {
     glmoe_status s = config ? glmoe_model_load_synthetic(&model, config, (int32_t)layers, seed, &mp)
                             : glmoe_model_load(&model, mo.model_dir, &mp);
     if (s) {
-        cli_error(cmd, "%s: %s", config ? config : mo.model_dir, model ? glmoe_model_errmsg(model) : glmoe_status_str(s));
+        char shown[GM_SHORT_PATH_MAX];
+        cli_error(cmd, "%s: %s", gm_short_path(shown, sizeof shown, config ? config : mo.model_dir),
+                  model ? glmoe_model_errmsg(model) : glmoe_status_str(s));
         goto done;
     }
     if ((config ? config_preset(&cfg, config, (int32_t)layers, &e) : config_load(&cfg, mo.model_dir, &e))) {
@@ -316,11 +327,16 @@ int cmd_bench(int argc, char **argv) {
         cli_error(cmd, "%s", glmoe_context_errmsg(r.ctx));
         goto done;
     }
-    if (!(r.ids = malloc((size_t)need * sizeof(int32_t)))) {
+    /* The fixed ids feed the prompts (up to `need` tokens) and, one per step, the timed decode
+     * steps: --steps may ask for more steps than the context has positions (each step is cut off
+     * again), so the array covers both. */
+    const int32_t n_fixed = need > (int32_t)steps ? need : (int32_t)steps;
+    if (!(r.ids = malloc((size_t)n_fixed * sizeof(int32_t)))) {
         cli_error(cmd, "out of memory");
         goto done;
     }
-    for (int32_t i = 0; i < need; i++) r.ids[i] = (int32_t)(gm_splitmix64((uint64_t)i) % (uint64_t)info.vocab_size);
+    for (int32_t i = 0; i < n_fixed; i++)
+        r.ids[i] = (int32_t)(gm_splitmix64((uint64_t)i) % (uint64_t)info.vocab_size);
 
     /* ---- the device's ceilings ---- */
     bench_probe probe;
@@ -332,7 +348,10 @@ int cmd_bench(int argc, char **argv) {
            info.n_params / 1e9, info.n_params_active / 1e9, info.backend);
     printf("device   %s: copy %.0f GB/s, %s %.1f TFLOP/s\n", probe.device, probe.copy_gb_s, probe.gemm_what,
            probe.gemm_tflop_s);
-    fflush(stdout);
+    if (!cli_stdout_ok()) { /* the table has no reader: stop measuring */
+        rc = cli_stdout_failed(cmd);
+        goto done;
+    }
 
     /* ---- warm-up, then the prefill sweep ---- */
     glmoe_context_reset(r.ctx);
@@ -345,7 +364,10 @@ int cmd_bench(int argc, char **argv) {
         pts[i] = (bench_point){lengths[i], ms};
         printf("         %6d %8.3f %10.0f %9.2f %6.1f\n", lengths[i], ms, lengths[i] / (ms * 1e-3), tflops,
                100 * tflops / probe.gemm_tflop_s);
-        fflush(stdout);
+        if (!cli_stdout_ok()) { /* the table has no reader: stop measuring */
+            rc = cli_stdout_failed(cmd);
+            goto done;
+        }
         json_array_append_new(jpre, json_pack("{s:i, s:f, s:f, s:f, s:f}", "tokens", lengths[i], "ms", ms, "tok_s",
                                               lengths[i] / (ms * 1e-3), "tflop_s", tflops, "gemm_pct",
                                               100 * tflops / probe.gemm_tflop_s));
@@ -377,7 +399,10 @@ int cmd_bench(int argc, char **argv) {
         double gbs = bytes / (ms * 1e-3) / 1e9;
         printf("         %7d %9.3f %13.1f %6.0f %8.1f %8d/%d\n", contexts[i], ms, host_us, gbs, 100 * gbs / probe.copy_gb_s,
                replayed, (int)steps);
-        fflush(stdout);
+        if (!cli_stdout_ok()) { /* the table has no reader: stop measuring */
+            rc = cli_stdout_failed(cmd);
+            goto done;
+        }
         json_array_append_new(jdec, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:i}", "context", contexts[i], "ms_per_token",
                                               ms, "host_us_per_step", host_us, "bytes", bytes, "gb_s", gbs,
                                               "bw_pct", 100 * gbs / probe.copy_gb_s, "graph_replays", replayed));
@@ -410,19 +435,25 @@ int cmd_bench(int argc, char **argv) {
     json_object_set(doc, "decode", jdec);
     json_object_set(doc, "ops", jops);
     json_object_set(doc, "cliffs", jcliffs);
-    if (json_path && !bench_write_json(json_path, doc, err, sizeof err)) {
+    bool written = !json_file || bench_write_json(json_file, json_path, doc, err, sizeof err);
+    json_file = NULL;
+    if (!written) {
         cli_error(cmd, "%s", err);
         goto done;
     }
     char title[512];
     snprintf(title, sizeof title, "glmoe prefill, %s (%d layers), %s", config ? config : mo.model_dir, info.n_layers,
              probe.device);
-    if (svg_path && !bench_write_svg(svg_path, title, pts, n_lengths, err, sizeof err)) {
+    written = !svg_file || bench_write_svg(svg_file, svg_path, title, pts, n_lengths, err, sizeof err);
+    svg_file = NULL;
+    if (!written) {
         cli_error(cmd, "%s", err);
         goto done;
     }
     rc = 0;
 done:
+    if (json_file) fclose(json_file);
+    if (svg_file) fclose(svg_file);
     json_decref(doc);
     json_decref(jpre);
     json_decref(jdec);
