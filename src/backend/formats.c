@@ -100,6 +100,31 @@ static inline void store_scalar(void *p, gm_wtype t, int64_t i, float v) {
     }
 }
 
+void gm_affine_unpack_group(const uint32_t *w, int32_t bits, int32_t group, float *q) {
+    switch (bits) {
+    case 4:
+        for (int32_t j = 0; j < group / 8; j++) {
+            const uint32_t v = w[j];
+            for (int k = 0; k < 8; k++) q[8 * j + k] = (float)((v >> (4 * k)) & 15u);
+        }
+        return;
+    case 8:
+        for (int32_t j = 0; j < group / 4; j++) {
+            const uint32_t v = w[j];
+            for (int k = 0; k < 4; k++) q[4 * j + k] = (float)((v >> (8 * k)) & 255u);
+        }
+        return;
+    case 2:
+        for (int32_t j = 0; j < group / 16; j++) {
+            const uint32_t v = w[j];
+            for (int k = 0; k < 16; k++) q[16 * j + k] = (float)((v >> (2 * k)) & 3u);
+        }
+        return;
+    default:
+        for (int32_t i = 0; i < group; i++) q[i] = (float)gm_affine_code(w, bits, i);
+    }
+}
+
 void gm_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, float *dst) {
     if (w->type != GM_W_AFFINE) {
         const size_t esz = gm_wtype_size(w->type);
@@ -132,6 +157,15 @@ void gm_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, f
             words = aligned_words;
         }
         const float s = scalar_f32(sc, w->q.scale_type, g), b = scalar_f32(bi, w->q.scale_type, g);
+        if (from == 0 && to == group) { /* a whole group: unpack it at once */
+            float q[128];
+            gm_affine_unpack_group(words, bits, group, q);
+            for (int32_t i = 0; i < group; i++) {
+                const float t = s * q[i];
+                dst[done++] = t + b;
+            }
+            continue;
+        }
         for (int64_t i = from; i < to; i++) {
             const float t = s * (float)gm_affine_code(words, bits, i);
             dst[done++] = t + b;

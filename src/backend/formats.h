@@ -2,7 +2,7 @@
  * formats.h — how a weight's numbers are stored, and what every backend may ask of a format.
  *
  * A weight is dense (F32, BF16 or F16 elements, row-major [rows, cols]) or affine-quantized as MLX
- * writes it (../spec: quantization.md §2-4, restated in docs/quantization.md): each row's codes
+ * writes it (../spec: quantization.md §2-4, restated in docs/spec/quantization.md): each row's codes
  * packed LSB-first into little-endian uint32 words, `bits` per code; each group of `group`
  * consecutive elements of a row has a scale and a bias (F32, BF16 or F16), and
  *     w[r, c] = scale[r, c / group] * q[r, c] + bias[r, c / group].
@@ -81,6 +81,9 @@ static inline uint32_t gm_affine_code(const uint32_t *row, int32_t bits, int64_t
     if (off + bits > 32) v |= (uint64_t)row[word + 1] << (32 - off);
     return (uint32_t)v & ((1u << bits) - 1u);
 }
+
+/* The `group` codes starting at word w (a group starts on a word) as floats q[0..group). */
+void gm_affine_unpack_group(const uint32_t *w, int32_t bits, int32_t group, float *q);
 
 /* Packs codes[0..cols) (each < 2^bits) into cols * bits / 32 words. */
 void gm_affine_pack_row(const uint8_t *codes, int64_t cols, int32_t bits, uint32_t *row);

@@ -1,7 +1,7 @@
 /*
  * safetensors.c — validates one safetensors file and gives read-only access to its tensors.
  *
- * Layout (shared/spec/safetensors.md §1): an 8-byte little-endian header length N, N bytes of
+ * Layout (docs/spec/safetensors.md §1): an 8-byte little-endian header length N, N bytes of
  * UTF-8 JSON, then the data buffer. st_file_parse() checks, in the order of the Rust reference
  * reader (huggingface/safetensors tensor.rs, spec §3), so that a file breaking several rules gets
  * the same diagnosis as there:

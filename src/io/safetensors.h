@@ -1,7 +1,7 @@
 /*
  * safetensors.h — a validating reader for safetensors files and sharded checkpoints.
  *
- * Format (../shared/spec/safetensors.md): 8-byte little-endian header length N, N bytes of
+ * Format (docs/spec/safetensors.md): 8-byte little-endian header length N, N bytes of
  * UTF-8 JSON, then the tensor data back to back. The reader applies every rule of the Rust
  * reference reader (huggingface/safetensors tensor.rs) plus glmoe's engine limits, and maps
  * the file read-only: tensor data is never copied here. Nothing in the format guarantees that

@@ -1,6 +1,6 @@
 /*
  * safetensors_index.c — a checkpoint directory: model.safetensors.index.json and its shards, or
- * model.safetensors alone (shared/spec/safetensors.md §7).
+ * model.safetensors alone (docs/spec/safetensors.md §7).
  *
  * The index is read with the same JSON strictness as a header. Its weight_map maps tensor names
  * to shard file names; every shard name must be a plain file name (no '/', '\\', "." or "..",

@@ -1,5 +1,5 @@
 /*
- * config.h — the model configuration as glmoe understands it (../shared/spec/glm4_moe.md §1).
+ * config.h — the model configuration as glmoe understands it (docs/spec/glm4_moe.md §1).
  *
  * Read from config.json (both the flat rope_theta/partial_rotary_factor form of the official
  * checkpoints and the nested rope_parameters form written by transformers >= 5) and

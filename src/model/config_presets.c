@@ -2,7 +2,7 @@
  * config_presets.c — the configurations of the released models, by name, for benchmarks that
  * need a model's shape but not its weights (`glmoe bench --config glm-4.5-air`).
  *
- * Each is the model's config.json in the official flat form (values from ../shared/spec
+ * Each is the model's config.json in the official flat form (values from docs/spec
  * glm4_moe.md §1.1), parsed by config_parse like a file, with num_hidden_layers optionally cut.
  * GLM-4.6 and GLM-4.7 keep GLM-4.5's tensor shapes and differ only in their context length.
  */

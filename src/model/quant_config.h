@@ -1,5 +1,5 @@
 /*
- * quant_config.h — the `quantization` block of an MLX checkpoint's config.json (docs/quantization.md
+ * quant_config.h — the `quantization` block of an MLX checkpoint's config.json (docs/spec/quantization.md
  * §6): global bits and group size, and per-module overrides.
  *
  *     "quantization": {"group_size": 64, "bits": 4, "mode": "affine",

@@ -4,7 +4,7 @@
  * Each function below mirrors one piece of the Jinja template; the template line it implements is
  * quoted above it. Whitespace matters everywhere: transformers renders with trim_blocks and
  * lstrip_blocks, so the newlines that survive are exactly the ones written as string literals here
- * (rules and examples: ../shared/spec/glm4_moe.md §4.3, §4.4).
+ * (rules and examples: docs/spec/glm4_moe.md §4.3, §4.4).
  *
  * Three pieces of Python semantics have to be reproduced, because the template calls them:
  *   - str.strip() strips Unicode whitespace (U+3000, U+00A0, U+2028, U+001C..U+001F, ...), not

@@ -4,7 +4,7 @@
  *
  * The renderer is plain C, not a Jinja engine: it reproduces, byte for byte, what Hugging Face
  * transformers' apply_chat_template(..., tokenize=False) makes of the model's own template
- * (tests/data/chat/chat_template.jinja; spec: ../shared/spec/glm4_moe.md §4.3, §4.4).
+ * (tests/data/chat/chat_template.jinja; spec: docs/spec/glm4_moe.md §4.3, §4.4).
  * Input is a conversation in the OpenAI messages format:
  *
  *   [{"role": "system" | "user" | "assistant" | "tool",

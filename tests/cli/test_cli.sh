@@ -83,6 +83,25 @@ expect_ok "logits" -- logits -m "$golden" --ids 1,2,3 -o "$tmp/logits.f32"
 size=$(stat -c %s "$tmp/logits.f32")
 [ "$size" -eq $((3 * 397 * 4)) ] && ok || fail "logits file has $size bytes, want $((3 * 397 * 4))"
 
+# --- quantized weights ------------------------------------------------------------------------
+# glmoe quantize writes an MLX-format copy; generating from it equals quantizing while loading.
+expect_ok "quantize" -- quantize -m "$golden" -o "$tmp/q4" --bits 4 --group 64
+[ -f "$tmp/q4/model.safetensors" ] && grep -q '"quantization"' "$tmp/q4/config.json" && ok || fail "quantize wrote no checkpoint"
+expect_error "quantize never overwrites" 1 "exists already" -- quantize -m "$golden" -o "$tmp/q4"
+expect_error "quantize bad bits" 2 "--bits expects" -- quantize -m "$golden" -o "$tmp/q7" --bits 7
+expect_error "quantize bad group" 2 "--group expects" -- quantize -m "$golden" -o "$tmp/q7" --group 48
+expect_error "quantize no output" 2 "needs -m IN and -o OUT" -- quantize -m "$golden"
+expect_error "bad --quantize" 2 "--quantize expects q4, q8" -- info -m "$golden" --quantize q9
+expect_error "bad --quantize group" 2 "--quantize expects" -- info -m "$golden" --quantize q4g48
+expect_ok "info quantized" -- info -m "$tmp/q4"
+grep -q "q4 g64 (BF16 scales)" "$tmp/out" && ok || fail "info shows no q4 g64 weights: $(cat "$tmp/out")"
+if [ -n "$prompt" ]; then
+    expect_ok "generate quantized file" -- generate -m "$tmp/q4" --device cpu --ids "$prompt" -n 16 --print-ids
+    cp "$tmp/out" "$tmp/q4_ids"
+    expect_ok "generate --quantize q4" -- generate -m "$golden" --device cpu --quantize q4 --ids "$prompt" -n 16 --print-ids
+    cmp -s "$tmp/out" "$tmp/q4_ids" && ok || fail "--quantize q4 ids \"$(cat "$tmp/out")\" != the written q4 file's \"$(cat "$tmp/q4_ids")\""
+fi
+
 # --- bad models ------------------------------------------------------------------------------
 expect_error "missing dir" 1 "config.json" -- info -m "$tmp/nonexistent"
 mkdir -p "$tmp/empty" && echo '{' >"$tmp/empty/config.json"

@@ -3,7 +3,8 @@
  * src/model/config.h).
  *
  * Input: the text of a config.json, optionally followed by a NUL byte and the text of a
- * generation_config.json. Every accepted config must keep the promises the weight binding and the
+ * generation_config.json. The same text also goes to quant_config_parse (the quantization block
+ * of MLX checkpoints: legal bits and group sizes, overrides sorted, unique and found). Every accepted config must keep the promises the weight binding and the
  * forward rely on (positive dimensions within the engine limits, an even rotary width that fits
  * in head_dim, whole GQA groups, a routing that can pick K experts, distinct eos ids); every
  * refusal is a status and one line naming the file.
@@ -16,7 +17,9 @@
 #include <string.h>
 
 #include "fuzz_util.h"
+#include "backend/formats.h"
 #include "model/config.h"
+#include "model/quant_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *text, *gen;
@@ -61,6 +64,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             REQUIRE(c.eos_ids[i] >= 0);
             for (int j = 0; j < i; j++) REQUIRE(c.eos_ids[i] != c.eos_ids[j]);
         }
+    }
+    /* The quantization block of the same text: legal parameters, sorted unique overrides. */
+    gm_quant_config q;
+    gm_err qerr = {0};
+    st = quant_config_parse(&q, text, len, "config.json", &qerr);
+    if (st != GLMOE_OK) {
+        REQUIRE(st == GLMOE_E_FORMAT || st == GLMOE_E_CONFIG || st == GLMOE_E_UNSUPPORTED || st == GLMOE_E_NOMEM);
+        REQUIRE(fuzz_msg_ok(qerr.msg, "config.json: "));
+    } else {
+        REQUIRE(!q.present || gm_affine_legal(q.bits, q.group));
+        REQUIRE(q.n_overrides <= GM_QUANT_MAX_OVERRIDES);
+        for (size_t i = 0; i < q.n_overrides; i++) {
+            REQUIRE(q.overrides[i].module != NULL);
+            REQUIRE(!q.overrides[i].quantized || gm_affine_legal(q.overrides[i].bits, q.overrides[i].group));
+            REQUIRE(i == 0 || strcmp(q.overrides[i - 1].module, q.overrides[i].module) < 0);
+            REQUIRE(quant_config_find(&q, q.overrides[i].module) == &q.overrides[i]);
+        }
+        quant_config_free(&q);
     }
     free(text);
     free(gen);

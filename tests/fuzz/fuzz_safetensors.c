@@ -1,5 +1,5 @@
 /*
- * fuzz_safetensors.c — libFuzzer target for the safetensors reader (shared/spec/safetensors.md
+ * fuzz_safetensors.c — libFuzzer target for the safetensors reader (docs/spec/safetensors.md
  * §8 item 39). Feeds arbitrary bytes to st_file_parse() and, for every input it accepts, checks
  * the promises the rest of glmoe relies on: each tensor's bytes lie inside the input, their count
  * is numel * bits / 8, the shape respects the engine limits, tensors are sorted by offset and

@@ -131,6 +131,18 @@ def config():
             with open(os.path.join(d, "generation_config.json"), "rb") as f:
                 gen = b"\0" + f.read()
         put("config", cfg + gen, os.path.basename(d))
+    # An MLX-quantized config: the quantization block (and its copy) with per-module overrides of
+    # other bits and group sizes, one module kept in float, and a null field (mlx-lm #935).
+    with open(os.path.join(ROOT, "models/glmoe-demo/config.json")) as f:
+        c = json.load(f)
+    block = {"group_size": 64, "bits": 4, "mode": "affine",
+             "lm_head": {"group_size": 64, "bits": 6},
+             "model.layers.1.mlp.switch_mlp.down_proj": {"group_size": 32, "bits": 8, "mode": "affine"},
+             "model.layers.2.self_attn.v_proj": {"group_size": None, "bits": 3},
+             "model.layers.0.self_attn.q_proj": False}
+    c["quantization"] = block
+    c["quantization_config"] = block
+    put("config", json.dumps(c, indent=4).encode(), "glmoe_demo_mlx_mixed")
 
 
 def load_tokenizer(rel):

@@ -1,6 +1,6 @@
 /*
  * reference.h — plain double-precision implementations of every backend op, written from the
- * maths of spec §2 (../shared/spec/glm4_moe.md) and sharing no code with src/backend/.
+ * maths of spec §2 (docs/spec/glm4_moe.md) and sharing no code with src/backend/.
  *
  * The reference reads weights straight from the host bytes that the test later binds to a
  * backend, decoding bf16/f16/f32 itself (util/dtype.h is not used, so a conversion bug there
@@ -20,7 +20,7 @@
 typedef enum ref_dtype { REF_F32 = 0, REF_BF16, REF_F16, REF_AFFINE } ref_dtype;
 
 /* A matrix as it lies in host memory: [rows, cols] row-major, data possibly unaligned.
- * REF_AFFINE (MLX's format, docs/quantization.md §2-3): data holds each row's codes as a
+ * REF_AFFINE (MLX's format, docs/spec/quantization.md §2-3): data holds each row's codes as a
  * little-endian bit stream (code c at bits [c*bits, c*bits + bits) of the row's bytes), scales
  * and biases [rows, cols / group] of scale_type; element = scale * code + bias, in double. */
 typedef struct ref_matrix {

@@ -3,7 +3,7 @@
  * decoding, and the float16 conversion they use.
  *
  *   1. pack / unpack round trips for every bit width on random codes, rows of several groups;
- *   2. the worked examples of docs/quantization.md §9 (A-D, G-J), bit for bit: codes, words,
+ *   2. the worked examples of docs/spec/quantization.md §9 (A-D, G-J), bit for bit: codes, words,
  *      scales, biases and decoded values, with MLX's CPU behaviour where the GPU's differs (the
  *      tie of Example H rounds to even; the all-negative group of Example J keeps its maximum);
  *   3. MLX's own output (tests/data/quant/, made by tools/reference/make_quant_vectors.py with

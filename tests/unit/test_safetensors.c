@@ -1,6 +1,6 @@
 /*
  * test_safetensors.c — the safetensors reader against valid files and every hostile case of
- * shared/spec/safetensors.md §8 (items 1-38; item 39 is tests/fuzz/fuzz_safetensors.c).
+ * docs/spec/safetensors.md §8 (items 1-38; item 39 is tests/fuzz/fuzz_safetensors.c).
  *
  * Files are built in memory (st_file_parse on an exact-size heap copy, so that ASan sees any
  * read past the end) and in a temporary directory under /tmp for st_file_open and

@@ -47,9 +47,13 @@ typedef struct cli_model_opts {
     int n_threads;
     int n_ctx;
     bool verbose;
+    glmoe_quantize quantize;    /* --quantize q4 / q8 / q<bits>[g<group>] */
 } cli_model_opts;
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
 extern const char *const cli_model_opts_help;
+
+/* "q4", "q8", "q<bits>g<group>" (e.g. q3g32) into *q; prints why and returns false otherwise. */
+bool cli_parse_quantize(const char *cmd, const char *opt, const char *text, glmoe_quantize *q);
 
 /* Sampling options (--temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed), same contract. */
 int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, glmoe_sampler_params *sp);
@@ -124,5 +128,6 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv); /* bench/cmd_bench.c */
+int cmd_quantize(int argc, char **argv);
 
 #endif

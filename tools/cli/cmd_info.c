@@ -8,7 +8,8 @@ static const char *const help =
     "usage: glmoe info -m DIR [options]\n"
     "\n"
     "Loads the model and prints its configuration as glmoe understood it, parameter counts,\n"
-    "bytes per stored dtype, and the tensors that were skipped.\n"
+    "the weights by kind and format (bits and group size of quantized ones) with their bytes,\n"
+    "and the tensors that were skipped.\n"
     "\n";
 
 int cmd_info(int argc, char **argv) {
@@ -54,8 +55,15 @@ int cmd_info(int argc, char **argv) {
     printf("%s\n", m.n_eos_ids ? "" : " (none)");
     printf("parameters         %llu (%.3f B), active per token %llu (%.3f B)\n", (unsigned long long)m.n_params,
            (double)m.n_params / 1e9, (unsigned long long)m.n_params_active, (double)m.n_params_active / 1e9);
-    printf("bytes by dtype     BF16 %llu, F16 %llu, F32 %llu\n", (unsigned long long)m.bytes_bf16,
-           (unsigned long long)m.bytes_f16, (unsigned long long)m.bytes_f32);
+    printf("bytes by dtype     BF16 %llu, F16 %llu, F32 %llu, quantized %llu\n", (unsigned long long)m.bytes_bf16,
+           (unsigned long long)m.bytes_f16, (unsigned long long)m.bytes_f32, (unsigned long long)m.bytes_quantized);
+    printf("weights            %-17s %-22s %8s %14s %14s\n", "kind", "format", "tensors", "parameters", "bytes");
+    for (int32_t i = 0; i < m.n_weight_groups; i++) {
+        const glmoe_weight_group *g = &m.weight_groups[i];
+        printf("                   %-17s %-22s %8llu %14llu %14llu\n", g->kind, g->format,
+               (unsigned long long)g->n_tensors, (unsigned long long)g->n_params, (unsigned long long)g->bytes);
+    }
+    if (m.n_quantized_on_load) printf("quantized on load  %d weights\n", m.n_quantized_on_load);
     printf("skipped            %d tensors (%llu bytes) of layers >= %d (multi-token prediction)\n",
            m.n_tensors_skipped, (unsigned long long)m.bytes_skipped, m.n_layers);
     printf("unused             %d tensors\n", m.n_tensors_unused);

@@ -111,7 +111,24 @@ const char *const cli_model_opts_help =
     "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"
     "  --threads N         CPU threads (default: all cores)\n"
     "  --ctx N             context length, the KV cache size (default min(model max, 4096))\n"
+    "  --quantize Q        quantize float weights while loading, as mlx_lm.convert -q would:\n"
+    "                      q4, q8, or q<bits>[g<group>] (bits 2-6, 8; group 32, 64, 128; default 64)\n"
     "  -v, --verbose       log loading details to stderr\n";
+
+bool cli_parse_quantize(const char *cmd, const char *opt, const char *text, glmoe_quantize *q) {
+    int bits = 0, group = 64, n = 0;
+    bool ok = text && (sscanf(text, "q%dg%d%n", &bits, &group, &n) == 2 || (group = 64, sscanf(text, "q%d%n", &bits, &n) == 1)) &&
+              n == (int)strlen(text);
+    ok = ok && (bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8) &&
+         (group == 32 || group == 64 || group == 128);
+    if (!ok) {
+        cli_error(cmd, "%s expects q4, q8 or q<bits>[g<group>] with bits 2, 3, 4, 5, 6 or 8 and group 32, 64 or 128, "
+                  "got \"%s\"", opt, text ? text : "");
+        return false;
+    }
+    *q = (glmoe_quantize){bits, group};
+    return true;
+}
 
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o) {
     const char *a = argv[*i];
@@ -123,7 +140,7 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         return 1;
     }
     if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--device") && strcmp(a, "--threads") &&
-        strcmp(a, "--ctx"))
+        strcmp(a, "--ctx") && strcmp(a, "--quantize"))
         return 0;
     if (!has_value) {
         cli_error(cmd, "%s needs a value", a);
@@ -140,6 +157,8 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
             cli_error(cmd, "--device expects auto, cpu or cuda, got \"%s\"", val);
             return -1;
         }
+    } else if (!strcmp(a, "--quantize")) {
+        if (!cli_parse_quantize(cmd, a, val, &o->quantize)) return -1;
     } else if (!strcmp(a, "--threads")) {
         if (!cli_parse_int(cmd, a, val, 0, 4096, &v)) return -1;
         o->n_threads = (int)v;
@@ -168,6 +187,7 @@ bool cli_open(const char *cmd, const cli_model_opts *o, glmoe_model **model, glm
     glmoe_model_params mp = glmoe_model_params_default();
     mp.device = o->device;
     mp.n_threads = o->n_threads;
+    mp.quantize = o->quantize;
     glmoe_status s = glmoe_model_load(model, o->model_dir, &mp);
     if (s) {
         char shown[GM_SHORT_PATH_MAX];

@@ -18,6 +18,7 @@ static const struct {
     {"detokenize", cmd_detokenize, "token ids to text"},
     {"info", cmd_info, "show a model's configuration and weights"},
     {"bench", cmd_bench, "prefill and decode speed against the device's limits"},
+    {"quantize", cmd_quantize, "write an MLX-format quantized copy of a checkpoint"},
 };
 
 static void usage(FILE *f) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Second witness for the golden data: the forward of ../shared/spec/glm4_moe.md section 2 in numpy fp64.
+"""Second witness for the golden data: the forward of docs/spec/glm4_moe.md section 2 in numpy fp64.
 
 make_golden.py records what transformers computes. This script recomputes the teacher-forced logits and
 the greedy continuation of every tests/golden/<case>/ directly from the files on disk, with its own

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train the demo model's byte-level BPE tokenizer with the layout of GLM-4.5's tokenizer.
 
-What is the same as GLM-4.5 (../shared/spec/glm4_moe.md §4):
+What is the same as GLM-4.5 (docs/spec/glm4_moe.md §4):
   - model BPE over the GPT-2 byte alphabet, no normalizer, no byte fallback, no unknown token;
   - pre-tokenizer Sequence[Split(GLM-4 regex, behavior Isolated), ByteLevel(add_prefix_space=false,
     use_regex=false)], decoder ByteLevel, no post-processor (the chat template writes [gMASK]<sop>);

@@ -13,32 +13,6 @@
 #include "backend/cpu/cpu_internal.h"
 #include "util/dtype.h"
 
-/* The codes of one group (group codes, starting on a word) as floats. */
-static void unpack_group(const uint32_t *w, int32_t bits, int32_t group, float *q) {
-    switch (bits) {
-    case 4:
-        for (int32_t j = 0; j < group / 8; j++) {
-            const uint32_t v = w[j];
-            for (int k = 0; k < 8; k++) q[8 * j + k] = (float)((v >> (4 * k)) & 15u);
-        }
-        return;
-    case 8:
-        for (int32_t j = 0; j < group / 4; j++) {
-            const uint32_t v = w[j];
-            for (int k = 0; k < 4; k++) q[4 * j + k] = (float)((v >> (8 * k)) & 255u);
-        }
-        return;
-    case 2:
-        for (int32_t j = 0; j < group / 16; j++) {
-            const uint32_t v = w[j];
-            for (int k = 0; k < 16; k++) q[16 * j + k] = (float)((v >> (2 * k)) & 3u);
-        }
-        return;
-    default:
-        for (int32_t i = 0; i < group; i++) q[i] = (float)gm_affine_code(w, bits, i);
-    }
-}
-
 static inline float table_f32(const void *p, gm_wtype t, int64_t i) {
     if (t == GM_W_F32) return ((const float *)p)[i];
     const uint16_t h = ((const uint16_t *)p)[i];
@@ -65,7 +39,7 @@ void cpu_affine_gemv(cpu_exec *cx, float *out, const float *x, const gm_weight *
         const uint32_t *wrow = (const uint32_t *)W->data + (size_t)n * row_words;
         float acc[8] = {0};
         for (int64_t g = 0; g < G; g++) {
-            unpack_group(wrow + (size_t)g * group_words, bits, group, q);
+            gm_affine_unpack_group(wrow + (size_t)g * group_words, bits, group, q);
             const float s = table_f32(W->scales, W->q.scale_type, n * G + g);
             const float b = table_f32(W->biases, W->q.scale_type, n * G + g);
             for (int32_t t = 0; t < T; t++)
