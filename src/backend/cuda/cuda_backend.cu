@@ -283,8 +283,11 @@ glmoe_status cuda_upload_table(cuda_backend *cb, void **dev, const void *host, s
     return GLMOE_OK;
 }
 
-/* Dense formats only, until the affine kernels (the next step of quantization) exist. */
+/* Dense formats, and the affine ones of every legal bits x group x scale dtype (cuda_quant.cu). */
 static bool cuda_supports(gm_backend *be, const gm_weight *format) {
+    if (format->type == GM_W_AFFINE)
+        return gm_affine_legal(format->q.bits, format->q.group) &&
+               (format->q.scale_type == GM_W_F32 || format->q.scale_type == GM_W_BF16 || format->q.scale_type == GM_W_F16);
     return format->type == GM_W_F32 || format->type == GM_W_BF16 || format->type == GM_W_F16;
 }
 
@@ -325,16 +328,27 @@ static glmoe_status cuda_weight_bind(gm_backend *be, gm_weight *w, const gm_host
         return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: %s weights are not supported yet",
                        gm_weight_format_name(&src->w, f, sizeof f));
     }
-    const size_t bytes = n * gm_wtype_size(src->w.type);
-    void *d = NULL;
-    if ((s = dev_alloc(cb, &d, bytes, "a weight matrix", err))) return s;
-    if ((s = stage_upload(cb, d, src->w.data, bytes, err))) {
+    /* One allocation: the data, then (affine) the scales and the biases, each 256-byte aligned. */
+    const size_t data = (size_t)src->w.rows * gm_weight_row_bytes(&src->w);
+    const size_t tab = (size_t)src->w.rows * gm_weight_scale_row_bytes(&src->w);
+    const size_t data_padded = (data + 255) & ~(size_t)255, tab_padded = (tab + 255) & ~(size_t)255;
+    const size_t bytes = data_padded + 2 * tab_padded;
+    char *d = NULL;
+    if ((s = dev_alloc(cb, (void **)&d, bytes, "a weight matrix", err))) return s;
+    s = stage_upload(cb, d, src->w.data, data, err);
+    if (!s && tab) s = stage_upload(cb, d + data_padded, src->w.scales, tab, err);
+    if (!s && tab) s = stage_upload(cb, d + data_padded + tab_padded, src->w.biases, tab, err);
+    if (s) {
         cudaFree(d);
         return s;
     }
     w->data = d;
+    if (tab) {
+        w->scales = d + data_padded;
+        w->biases = d + data_padded + tab_padded;
+    }
     w->owned = d;
-    *copied = bytes;
+    *copied = data + 2 * tab;
     return GLMOE_OK;
 }
 

@@ -38,6 +38,7 @@ glmoe_status cuda_embed(gm_exec *ex, float *out, const gm_weight *table, const i
                         gm_err *err) {
     cuda_exec *cx = cuda_exec_of(ex);
     if (T <= 0) return GLMOE_OK;
+    if (table->type == GM_W_AFFINE) return cuda_affine_embed(cx, out, table, ids, T, err);
     CU_DISPATCH_WTYPE(table->type, WT,
                       embed_kernel<WT><<<T, 256, 0, cx->stream>>>(out, (const WT *)table->data, ids, table->rows,
                                                                   table->cols, cx->d_fault));

@@ -65,16 +65,33 @@ __device__ __forceinline__ void cu_raise_fault(int32_t *fault, int32_t code, int
 #define CUDA_INPUT_SLOTS 8
 #define CUDA_INPUT_SLOT_BYTES ((size_t)16 << 10)
 
-/* The device table of one layer's routed experts: data pointers and dtypes of gate, up, down. */
+/* An affine-quantized weight as kernels read it (cuda_quant.cu): packed codes, per-group scales
+ * and biases of scale_type (a gm_wtype), row r's codes at codes + r * row_words. */
+typedef struct cu_affine {
+    const uint32_t *codes;
+    const void *scales, *biases;
+    int32_t bits, group, scale_type, pad;
+    int64_t row_words, groups;   /* per row */
+} cu_affine;
+
+/* One projection of an expert in the device table: a dense weight (data, type) or an affine one
+ * (type GM_W_AFFINE, q). */
+typedef struct cuda_proj {
+    const void *data;
+    int32_t type, pad;
+    cu_affine q;
+} cuda_proj;
+
+/* The device table of one layer's routed experts. */
 typedef struct cuda_expert {
-    const void *gate, *up, *down;
-    int32_t tgate, tup, tdown, pad;
+    cuda_proj gate, up, down;
 } cuda_expert;
 
 /* gm_experts.table on this backend, made at bind time (prepare_experts). */
 typedef struct cuda_expert_table {
     cuda_expert *dev;            /* [n] on the device */
     bool all_bf16;               /* every projection bf16: the tensor-core and cuBLAS paths */
+    bool any_affine;             /* some projection quantized: the GEMV path for every T */
 } cuda_expert_table;
 
 /* A KV cache: [layer][pos][kv_head][head_dim] for keys and for values, bf16 or float32. */
@@ -209,6 +226,14 @@ glmoe_status cuda_moe_route(gm_exec *ex, int32_t *idx, float *weights, const flo
 glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const float *x, const int32_t *idx,
                               const float *weights, int32_t top_k, const gm_experts *bank, int32_t T, gm_err *err);
 
+/* Affine weights (cuda_quant.cu): the matmul and the embedding of a GM_W_AFFINE weight, and its
+ * description for kernels. */
+cu_affine cu_affine_of(const gm_weight *w);
+glmoe_status cuda_affine_matmul(cuda_exec *cx, float *out, const float *x, const gm_weight *W, const float *bias,
+                                int32_t T, gm_err *err);
+glmoe_status cuda_affine_embed(cuda_exec *cx, float *out, const gm_weight *table, const int32_t *ids, int32_t T,
+                               gm_err *err);
+
 /* gm_backend_ops.prepare_experts / release_experts (cuda_moe.cu). */
 extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, gm_err *err);
 extern "C" void cuda_release_experts(gm_backend *be, gm_experts *bank);
@@ -324,6 +349,24 @@ __device__ __forceinline__ void cu_warp_dot(const WT *w, const float *x, int64_t
                 if (t < T) acc[t] += wv * x[t * ldx + k];
         }
     }
+}
+
+/* Element (row, k) of an affine weight, decoded exactly as the CPU does (formats.c): the float32
+ * product scale * q rounded, then the bias added, rounded (no fused multiply-add). */
+__device__ __forceinline__ float cu_scale_value(const void *p, int type, int64_t i) {
+    if (type == GM_W_BF16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    if (type == GM_W_F16) return __half2float(((const __half *)p)[i]);
+    return ((const float *)p)[i];
+}
+__device__ __forceinline__ float cu_affine_elem(const cu_affine &a, int64_t row, int64_t k) {
+    const uint32_t *w = a.codes + row * a.row_words;
+    const int64_t p = k * a.bits;
+    const int off = (int)(p & 31);
+    uint64_t v = __ldg(w + (p >> 5)) >> off;
+    if (off + a.bits > 32) v |= (uint64_t)__ldg(w + (p >> 5) + 1) << (32 - off);
+    const float q = (float)((uint32_t)v & ((1u << a.bits) - 1u));
+    const int64_t g = row * a.groups + k / a.group;
+    return __fadd_rn(__fmul_rn(cu_scale_value(a.scales, a.scale_type, g), q), cu_scale_value(a.biases, a.scale_type, g));
 }
 
 /* True the first time it is called with this flag in the process, from any thread: for things

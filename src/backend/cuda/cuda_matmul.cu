@@ -150,6 +150,7 @@ glmoe_status cuda_matmul(gm_exec *ex, float *out, const float *x, const gm_weigh
         return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: matmul of a %lld x %lld matrix is too large",
                        (long long)W->rows, (long long)W->cols);
     const int N = (int)W->rows, K = (int)W->cols;
+    if (W->type == GM_W_AFFINE) return cuda_affine_matmul(cx, out, x, W, b, T, err);
     if (T <= GEMV_MAX_ROWS) {
         glmoe_status s = GLMOE_OK;
         CU_DISPATCH_WTYPE(W->type, WT, s = gemv<WT>(cx, out, x, (const WT *)W->data, b, T, N, K, err));

@@ -192,14 +192,15 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
     }
     tb->all_bf16 = true; /* every projection of every expert: the tensor-core and cuBLAS paths */
     for (int e = 0; e < E; e++) {
-        host[e].gate = bank->gate[e].data;
-        host[e].up = bank->up[e].data;
-        host[e].down = bank->down[e].data;
-        host[e].tgate = bank->gate[e].type;
-        host[e].tup = bank->up[e].type;
-        host[e].tdown = bank->down[e].type;
-        tb->all_bf16 = tb->all_bf16 && host[e].tgate == GM_W_BF16 && host[e].tup == GM_W_BF16 &&
-                       host[e].tdown == GM_W_BF16;
+        const gm_weight *w[3] = {&bank->gate[e], &bank->up[e], &bank->down[e]};
+        cuda_proj *p[3] = {&host[e].gate, &host[e].up, &host[e].down};
+        for (int k = 0; k < 3; k++) {
+            p[k]->data = w[k]->data;
+            p[k]->type = w[k]->type;
+            if (w[k]->type == GM_W_AFFINE) p[k]->q = cu_affine_of(w[k]);
+            tb->all_bf16 = tb->all_bf16 && w[k]->type == GM_W_BF16;
+            tb->any_affine = tb->any_affine || w[k]->type == GM_W_AFFINE;
+        }
     }
     glmoe_status s = cuda_upload_table(cb, (void **)&tb->dev, host, (size_t)E * sizeof(cuda_expert), err);
     free(host);
@@ -243,8 +244,17 @@ __device__ __forceinline__ float warp_dot_partial_any(int type, const void *w, c
     return acc[0];
 }
 
-__device__ __forceinline__ float warp_dot_any(int type, const void *w, const float *x, int K) {
-    return cu_warp_sum(warp_dot_partial_any(type, w, x, K));
+__device__ __forceinline__ size_t wtype_bytes(int type) { return type == GM_W_F32 ? 4 : 2; }
+
+/* Lane partials of row `row` of an expert's projection (K inputs) dotted with x: dense of any
+ * dtype, or affine (decoded as cuda_quant.cu does). */
+__device__ __forceinline__ float warp_dot_proj_partial(const cuda_proj &p, int64_t row, const float *x, int K) {
+    if (p.type == GM_W_AFFINE) {
+        float acc = 0.0f;
+        for (int k = threadIdx.x & 31; k < K; k += 32) acc += cu_affine_elem(p.q, row, k) * x[k];
+        return acc;
+    }
+    return warp_dot_partial_any(p.type, (const char *)p.data + (size_t)row * K * wtype_bytes(p.type), x, K);
 }
 
 /* Lane partials of two rows of the same dtype (an expert's gate and up rows) against one x, with
@@ -271,8 +281,6 @@ __device__ __forceinline__ void warp_dot2_vec(const WT *g, const WT *u, const fl
     }
 }
 
-__device__ __forceinline__ size_t wtype_bytes(int type) { return type == GM_W_F32 ? 4 : 2; }
-
 __device__ __forceinline__ void raise_expert_fault(int32_t *fault, int e) { cu_raise_fault(fault, CUDA_FAULT_EXPERT, e, 0); }
 
 __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_gateup_gemv(float *h, const float *x, const int32_t *idx,
@@ -287,17 +295,18 @@ __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_gateup_gemv(float *h
     if (i >= Im) return;
     const cuda_expert xe = ex[e];
     const float *u = x + (int64_t)t * H;
-    const void *grow = (const char *)xe.gate + (size_t)i * H * wtype_bytes(xe.tgate);
-    const void *urow = (const char *)xe.up + (size_t)i * H * wtype_bytes(xe.tup);
     float g, v;
-    if (xe.tgate == xe.tup && (H & 7) == 0 && (((uintptr_t)grow | (uintptr_t)urow | (uintptr_t)u) & 15) == 0) {
+    const void *grow = (const char *)xe.gate.data + (size_t)i * H * wtype_bytes(xe.gate.type);
+    const void *urow = (const char *)xe.up.data + (size_t)i * H * wtype_bytes(xe.up.type);
+    if (xe.gate.type == xe.up.type && xe.gate.type != GM_W_AFFINE && (H & 7) == 0 &&
+        (((uintptr_t)grow | (uintptr_t)urow | (uintptr_t)u) & 15) == 0) {
         float ag = 0.0f, au = 0.0f;
-        CU_DISPATCH_WTYPE(xe.tgate, WT, warp_dot2_vec<WT>((const WT *)grow, (const WT *)urow, u, H, ag, au));
+        CU_DISPATCH_WTYPE(xe.gate.type, WT, warp_dot2_vec<WT>((const WT *)grow, (const WT *)urow, u, H, ag, au));
         g = cu_warp_sum(ag);
         v = cu_warp_sum(au);
     } else {
-        g = warp_dot_any(xe.tgate, grow, u, H);
-        v = warp_dot_any(xe.tup, urow, u, H);
+        g = cu_warp_sum(warp_dot_proj_partial(xe.gate, i, u, H));
+        v = cu_warp_sum(warp_dot_proj_partial(xe.up, i, u, H));
     }
     if ((threadIdx.x & 31) == 0) h[(int64_t)r * Im + i] = g / (1.0f + expf(-g)) * v;
 }
@@ -314,8 +323,7 @@ __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_down_gemv(float *out
         if (e < 0 || e >= E) continue; /* raised by expert_gateup_gemv */
         const cuda_expert xe = ex[e];
         /* Lane partials, weighted, summed over j; one reduction at the end. */
-        acc += w[r] * warp_dot_partial_any(xe.tdown, (const char *)xe.down + (size_t)n * Im * wtype_bytes(xe.tdown),
-                                           h + (int64_t)r * Im, Im);
+        acc += w[r] * warp_dot_proj_partial(xe.down, n, h + (int64_t)r * Im, Im);
     }
     acc = cu_warp_sum(acc);
     if ((threadIdx.x & 31) == 0) {
@@ -499,13 +507,13 @@ __global__ void __launch_bounds__(256) moe_gateup_tile_kernel(float *h, const fl
     const int4 tl = tiles[blockIdx.y];
     const cuda_expert xe = ex[tl.x];
     const int slot0 = tl.y, m = tl.z, n0 = blockIdx.x * CU_TILE_N;
-    if (xe.tgate == GM_W_BF16 && xe.tup == GM_W_BF16) {
+    if (xe.gate.type == GM_W_BF16 && xe.up.type == GM_W_BF16) {
         tc_acc acc[2][2];
 #pragma unroll
         for (int b = 0; b < 2; b++)
 #pragma unroll
             for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[b][j], 0.0f);
-        const __nv_bfloat16 *const W[2] = {(const __nv_bfloat16 *)xe.gate, (const __nv_bfloat16 *)xe.up};
+        const __nv_bfloat16 *const W[2] = {(const __nv_bfloat16 *)xe.gate.data, (const __nv_bfloat16 *)xe.up.data};
         tc_tile_mma<2>(acc, smu.tc, x, rows + slot0, m, H, W, n0, Im, H);
         tc_store<2>(smu.c, acc); /* the last __syncthreads of the loop freed the stages */
         __syncthreads();
@@ -520,8 +528,8 @@ __global__ void __launch_bounds__(256) moe_gateup_tile_kernel(float *h, const fl
     }
     cu_tile_smem &sm = smu.simt;
     float g[4][4] = {}, u[4][4] = {};
-    CU_DISPATCH_WTYPE(xe.tgate, WT, cu_tile_mma<WT>(g, sm, x, rows + slot0, m, H, (const WT *)xe.gate, n0, Im, H));
-    CU_DISPATCH_WTYPE(xe.tup, WT, cu_tile_mma<WT>(u, sm, x, rows + slot0, m, H, (const WT *)xe.up, n0, Im, H));
+    CU_DISPATCH_WTYPE(xe.gate.type, WT, cu_tile_mma<WT>(g, sm, x, rows + slot0, m, H, (const WT *)xe.gate.data, n0, Im, H));
+    CU_DISPATCH_WTYPE(xe.up.type, WT, cu_tile_mma<WT>(u, sm, x, rows + slot0, m, H, (const WT *)xe.up.data, n0, Im, H));
     const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -543,11 +551,11 @@ __global__ void __launch_bounds__(256) moe_down_tile_kernel(float *y, const floa
     const int4 tl = tiles[blockIdx.y];
     const cuda_expert xe = ex[tl.x];
     const int slot0 = tl.y, m = tl.z, n0 = blockIdx.x * CU_TILE_N;
-    if (xe.tdown == GM_W_BF16) {
+    if (xe.down.type == GM_W_BF16) {
         tc_acc tacc[1][2];
         wmma::fill_fragment(tacc[0][0], 0.0f);
         wmma::fill_fragment(tacc[0][1], 0.0f);
-        const __nv_bfloat16 *const W[1] = {(const __nv_bfloat16 *)xe.down};
+        const __nv_bfloat16 *const W[1] = {(const __nv_bfloat16 *)xe.down.data};
         tc_tile_mma<1>(tacc, smu.tc, h + (int64_t)slot0 * Im, nullptr, m, Im, W, n0, H, Im);
         tc_store<1>(smu.c, tacc);
         __syncthreads();
@@ -559,8 +567,9 @@ __global__ void __launch_bounds__(256) moe_down_tile_kernel(float *y, const floa
     }
     cu_tile_smem &sm = smu.simt;
     float acc[4][4] = {};
-    CU_DISPATCH_WTYPE(xe.tdown, WT,
-                      cu_tile_mma<WT>(acc, sm, h + (int64_t)slot0 * Im, nullptr, m, Im, (const WT *)xe.down, n0, H, Im));
+    CU_DISPATCH_WTYPE(xe.down.type, WT,
+                      cu_tile_mma<WT>(acc, sm, h + (int64_t)slot0 * Im, nullptr, m, Im, (const WT *)xe.down.data, n0, H,
+                                      Im));
     const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -669,14 +678,27 @@ glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const fl
     const bool bf16 = tb->all_bf16;
     glmoe_status s;
 
-    if (T <= DECODE_MAX_TOKENS) {
-        dim3 g1(cu_blocks(Im, EXPERT_WARPS), (unsigned)n_rows);
-        expert_gateup_gemv<<<g1, EXPERT_WARPS * 32, 0, cx->stream>>>(cx->moe_h, x, idx, table, E, K, H, Im, cx->d_fault);
-        CU_LAUNCHED();
-        dim3 g2(cu_blocks(H, EXPERT_WARPS), (unsigned)T);
-        expert_down_gemv<<<g2, EXPERT_WARPS * 32, 0, cx->stream>>>(out, accumulate, cx->moe_h, idx, weights, table, E, K,
-                                                                    H, Im);
-        CU_LAUNCHED();
+    if (T <= DECODE_MAX_TOKENS || tb->any_affine) {
+        /* Quantized experts take this path at every T (the slow path for prefill, said once:
+         * no grouped kernel for them yet), in chunks of tokens that keep the grid's y under 65535. */
+        static int said;
+        if (T > DECODE_MAX_TOKENS && cu_first_time(&said))
+            gm_info("cuda: prefill with quantized experts runs the per-token expert GEMVs (the slow path: no grouped "
+                    "kernel for them yet)");
+        const int32_t chunk = (int32_t)(32768 / K);
+        for (int32_t t0 = 0; t0 < T; t0 += chunk) {
+            const int32_t n = T - t0 < chunk ? T - t0 : chunk;
+            const int64_t r0 = (int64_t)t0 * K;
+            dim3 g1(cu_blocks(Im, EXPERT_WARPS), (unsigned)(n * K));
+            expert_gateup_gemv<<<g1, EXPERT_WARPS * 32, 0, cx->stream>>>(cx->moe_h + r0 * Im, x + (int64_t)t0 * H,
+                                                                          idx + r0, table, E, K, H, Im, cx->d_fault);
+            CU_LAUNCHED();
+            dim3 g2(cu_blocks(H, EXPERT_WARPS), (unsigned)n);
+            expert_down_gemv<<<g2, EXPERT_WARPS * 32, 0, cx->stream>>>(out + (int64_t)t0 * H, accumulate,
+                                                                        cx->moe_h + r0 * Im, idx + r0, weights + r0,
+                                                                        table, E, K, H, Im);
+            CU_LAUNCHED();
+        }
         return GLMOE_OK;
     }
 
