@@ -24,10 +24,14 @@
  *     GLMOE_E_CONTEXT, nothing allocated; a 10 MB word under a 64 MiB limit: GLMOE_E_NOMEM;
  *   - JSON nested 100,000 deep in config.json, chat messages and a safetensors header: refused
  *     (jansson's depth limit), no stack overflow.
+ *   - hostile tokenizer.json features on the demo tokenizer: a normalizer that multiplies the text
+ *     (refused at its output limit, the step named), and the real normalizer that grows text most
+ *     (never refused).
  *
  * Usage: test_limits <repo root>
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,9 +82,11 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Runs fn(arg) in a child with a memory budget (MiB above what the child starts with). fn returns
- * 0 when glmoe behaved as it must; it prints its own reason otherwise. */
-static void bounded(const char *name, long budget_mb, int (*fn)(void *), void *arg) {
+/* Runs fn(arg) in a child with a memory budget (MiB above what the child starts with) and, when
+ * max_seconds is not 0, a time limit (tripled under ASan) after which the child is killed: a case
+ * that used to hang fails instead of stalling the suite. fn returns 0 when glmoe behaved as it
+ * must; it prints its own reason otherwise. */
+static void bounded_for(const char *name, long budget_mb, unsigned max_seconds, int (*fn)(void *), void *arg) {
     fflush(stdout);
     fflush(stderr);
     const long budget_kb = (UNDER_ASAN ? 3 * budget_mb + 320 : budget_mb) * 1024;
@@ -106,6 +112,7 @@ static void bounded(const char *name, long budget_mb, int (*fn)(void *), void *a
             struct rlimit rl = {as, as};
             setrlimit(RLIMIT_AS, &rl);
         }
+        if (max_seconds) alarm(UNDER_ASAN ? 3 * max_seconds : max_seconds);
         int rc = fn(arg);
         fflush(stdout);
         _exit(rc == 0 ? 0 : 1);
@@ -121,6 +128,10 @@ static void bounded(const char *name, long budget_mb, int (*fn)(void *), void *a
     }
     const long grew_kb = ru.ru_maxrss - base_kb;
     const double secs = now() - t0;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
+        CHECK(0, "%s: still running after %.0f s, killed", name, secs);
+        return;
+    }
     if (WIFSIGNALED(status)) {
         CHECK(0, "%s: killed by signal %d (out of memory or a crash)", name, WTERMSIG(status));
         return;
@@ -129,6 +140,10 @@ static void bounded(const char *name, long budget_mb, int (*fn)(void *), void *a
     CHECK(grew_kb <= budget_kb, "%s: peak memory grew %ld MiB, over the budget of %ld MiB", name, grew_kb / 1024,
           budget_kb / 1024);
     printf("  %-52s %6.1f MiB peak growth (budget %ld), %.2f s\n", name, grew_kb / 1024.0, budget_kb / 1024, secs);
+}
+
+static void bounded(const char *name, long budget_mb, int (*fn)(void *), void *arg) {
+    bounded_for(name, budget_mb, 0, fn, arg);
 }
 
 #define EXPECT(cond, ...)                                                                       \
@@ -483,6 +498,100 @@ static void test_prompts(void) {
     else bounded("10 MB word under a 64 MiB limit: out of memory", 512, prompt_out_of_memory, NULL);
 }
 
+/* ---- hostile tokenizer.json features, on the demo tokenizer ------------------------------------ */
+
+/* The demo tokenizer.json with one top-level field replaced by the JSON text `value`; for
+ * "added_tokens", `value` is one token object appended to the array. NULL on failure. */
+static gm_tokenizer *demo_tokenizer_with(const char *field, const char *value, gm_err *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/glmoe-demo/tokenizer.json", g_root);
+    json_t *root = json_load_file(path, 0, NULL), *v = json_loads(value, JSON_DECODE_ANY, NULL);
+    gm_tokenizer *tok = NULL;
+    if (root && v) {
+        if (!strcmp(field, "added_tokens")) json_array_append(json_object_get(root, field), v);
+        else json_object_set(root, field, v);
+        char *text = json_dumps(root, JSON_COMPACT);
+        if (text && gm_tokenizer_load_json(&tok, text, strlen(text), "hostile.json", err) != GLMOE_OK) tok = NULL;
+        free(text);
+    }
+    json_decref(v);
+    json_decref(root);
+    return tok;
+}
+
+/* A Sequence of seven Replace steps "a" -> 16 "a": one byte would become 268 MB (73 s and 13 GB
+ * before the output limit). Now the fourth step, the first to pass 32 x 1 + 4096 bytes, is named. */
+static int norm_blowup(void *arg) {
+    (void)arg;
+    gm_tok_bytes seq = {0};
+    const char *head = "{\"type\": \"Sequence\", \"normalizers\": [";
+    gm_tok_bytes_append(&seq, head, strlen(head));
+    for (int i = 0; i < 7; i++) {
+        const char *step = "{\"type\": \"Replace\", \"pattern\": {\"String\": \"a\"}, \"content\": \"aaaaaaaaaaaaaaaa\"}";
+        if (i) gm_tok_bytes_append(&seq, ", ", 2);
+        gm_tok_bytes_append(&seq, step, strlen(step));
+    }
+    gm_tok_bytes_append(&seq, "]}", 3); /* with the NUL */
+    gm_err err = {0};
+    gm_tokenizer *tok = demo_tokenizer_with("normalizer", seq.p, &err);
+    EXPECT(tok, "load: %s", err.msg[0] ? err.msg : "the test's JSON does not parse");
+    gm_tok_ids ids = {0};
+    glmoe_status st = gm_tokenizer_encode(tok, "a", 1, 0, &ids, &err);
+    EXPECT(st == GLMOE_E_ARG && ids.n == 0 && strstr(err.msg, "normalizer.normalizers[3] (Replace)") &&
+               strstr(err.msg, "limit of 4128 bytes for a 1-byte input"),
+           "status %d: %s", st, err.msg);
+    /* text without an "a" is untouched, and the tokenizer still works after the refusal */
+    EXPECT(gm_tokenizer_encode(tok, "xyz", 3, 0, &ids, &err) == GLMOE_OK && ids.n > 0, "%s", err.msg);
+    gm_tok_ids_free(&ids);
+    gm_tokenizer_free(tok);
+    /* an added token that the same normalizer blows up is refused at load, the token named */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/glmoe-demo/tokenizer.json", g_root);
+    json_t *file = json_load_file(path, 0, NULL);
+    EXPECT(file, "reading %s", path);
+    json_object_set_new(file, "normalizer", json_loads(seq.p, 0, NULL));
+    json_array_append_new(json_object_get(file, "added_tokens"),
+                          json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", 4096, "content", "<a>", "single_word", 0,
+                                    "lstrip", 0, "rstrip", 0, "normalized", 1, "special", 0));
+    char *text = json_dumps(file, JSON_COMPACT);
+    st = gm_tokenizer_load_json(&tok, text, strlen(text), "hostile.json", &err);
+    EXPECT(st == GLMOE_E_UNSUPPORTED && !tok &&
+               strstr(err.msg, "hostile.json: added_tokens[36]: normalizer.normalizers[3] (Replace): the text grows"),
+           "status %d: %s", st, err.msg);
+    free(text);
+    json_decref(file);
+    gm_tok_bytes_free(&seq);
+    return 0;
+}
+
+/* The normalizers real files use are never refused, even on the text that grows most: NFKD of
+ * U+FDFA (11x in UTF-8) followed by Replace " " -> U+2581 (13x in all), and Prepend. */
+static int norm_real(void *arg) {
+    (void)arg;
+    gm_err err = {0};
+    gm_tokenizer *tok = demo_tokenizer_with(
+        "normalizer",
+        "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"NFKD\"}, {\"type\": \"Prepend\", \"prepend\": \"\\u2581\"},"
+        " {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\\u2581\"}]}",
+        &err);
+    EXPECT(tok, "load: %s", err.msg);
+    size_t n = 300000; /* 100,000 x U+FDFA */
+    char *text = malloc(n);
+    for (size_t i = 0; i < n; i += 3) memcpy(text + i, "\xEF\xB7\xBA", 3);
+    gm_tok_ids ids = {0};
+    EXPECT(gm_tokenizer_encode(tok, text, n, 0, &ids, &err) == GLMOE_OK && ids.n > 100000, "%s", err.msg);
+    EXPECT(gm_tokenizer_encode(tok, "\xEF\xB7\xBA", 3, 0, &ids, &err) == GLMOE_OK, "one character: %s", err.msg);
+    gm_tok_ids_free(&ids);
+    gm_tokenizer_free(tok);
+    free(text);
+    return 0;
+}
+
+static void test_hostile_tokenizers(void) {
+    bounded_for("normalizer: 7 x Replace a -> 16 a, one byte", 64, 20, norm_blowup, NULL);
+    bounded_for("normalizer: NFKD + Prepend + Replace on 100,000 x U+FDFA", 256, 60, norm_real, NULL);
+}
+
 /* ---- deep nesting -------------------------------------------------------------------------- */
 
 static char *nested(size_t depth, const char *prefix, const char *suffix) {
@@ -530,5 +639,6 @@ int main(int argc, char **argv) {
     bounded("JSON nested 100,000 deep: config, chat, safetensors", 32, deep_json, NULL);
     test_tokenizer_merges();
     test_prompts();
+    test_hostile_tokenizers();
     return test_summary("test_limits");
 }

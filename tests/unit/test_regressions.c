@@ -27,6 +27,10 @@
  *   7. (fuzz_config) config.json without head_dim whose hidden_size / num_attention_heads is over
  *      4096 (38402 / 8 = 4800) was accepted: the default head_dim skipped the [1, 4096] range an
  *      explicit head_dim gets. Fixed in config.c.
+ *   8. (issue 13) A normalizer Sequence of seven Replace steps "a" -> 16 "a" (a 156 KB file) turned a
+ *      one-byte prompt into 268 MB of text: 73 s and 13 GB. Fixed in normalize.c: the text after any
+ *      step is at most 32 x the input + 4096 bytes and never grows past 1 GiB. (Checked in
+ *      test_limits.c, which measures the memory and kills a case that runs too long.)
  *
  * Usage: test_regressions <repo root>
  */

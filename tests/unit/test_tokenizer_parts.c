@@ -236,7 +236,7 @@ static void test_normalize(void) {
     gm_err err = {0};
     for (int k = 0; k < 4; k++) {
         gm_normalizer nz = {0};
-        gm_normalizer_add_nf(&nz, kinds[k], &err);
+        gm_normalizer_add_nf(&nz, kinds[k], "normalizer", &err);
         gm_norm_scratch scratch = {0};
         size_t bad = 0;
         for (int round = 0; round < 4000; round++) {
