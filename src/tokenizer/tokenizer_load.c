@@ -910,7 +910,9 @@ void gm_tokenizer_free(gm_tokenizer *tok) {
     free(tok->templates);
     gm_tok_bytes_free(&tok->work);
     free(tok->raw_splits.v);
+    free(tok->raw_splits.hits);
     free(tok->norm_splits.v);
+    free(tok->norm_splits.hits);
     gm_pre_scratch_free(&tok->pre_scratch);
     gm_norm_scratch_free(&tok->norm_scratch);
     if (tok->region) onig_region_free(tok->region, 1);

@@ -26,7 +26,7 @@
  *     (jansson's depth limit), no stack overflow.
  *   - hostile tokenizer.json features on the demo tokenizer: a normalizer that multiplies the text
  *     (refused at its output limit, the step named), and the real normalizer that grows text most
- *     (never refused).
+ *     (never refused); a 100,000-byte added token and an lstrip token " " on long prompts (linear).
  *
  * Usage: test_limits <repo root>
  */
@@ -587,9 +587,64 @@ static int norm_real(void *arg) {
     return 0;
 }
 
+/* An added token of 100,000 "a" + "b" and a prompt of 300,000 "a": the search restarted at every
+ * byte and walked up to 100,000 bytes from each (130 s). Now linear. */
+static int added_long(void *arg) {
+    (void)arg;
+    size_t k = 100000, n = 300000;
+    char *content = malloc(k + 2), *text = malloc(n);
+    memset(content, 'a', k);
+    memcpy(content + k, "b", 2);
+    memset(text, 'a', n);
+    json_t *t = json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", 4096, "content", content, "single_word", 0,
+                          "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 0);
+    char *tj = json_dumps(t, JSON_COMPACT);
+    gm_err err = {0};
+    gm_tokenizer *tok = demo_tokenizer_with("added_tokens", tj, &err);
+    EXPECT(tok, "load: %s", err.msg);
+    gm_tok_ids ids = {0};
+    EXPECT(gm_tokenizer_encode(tok, text, n, 0, &ids, &err) == GLMOE_OK && ids.n > 0, "%s", err.msg);
+    for (size_t i = 0; i < ids.n; i++) EXPECT(ids.ids[i] != 4096, "no match in a text without \"b\"");
+    /* the token itself is found where it is */
+    text[k] = 'b';
+    ids.n = 0;
+    EXPECT(gm_tokenizer_encode(tok, text, n, 0, &ids, &err) == GLMOE_OK && ids.ids[0] == 4096, "%s", err.msg);
+    gm_tok_ids_free(&ids);
+    gm_tokenizer_free(tok);
+    free(tj);
+    json_decref(t);
+    free(content);
+    free(text);
+    return 0;
+}
+
+/* An "lstrip" added token " " on 100,000 spaces: each match walked back over the whole run of
+ * spaces before it (20 s). Now the walk stops at the previous match. */
+static int added_lstrip(void *arg) {
+    (void)arg;
+    size_t n = 100000;
+    char *text = malloc(n);
+    memset(text, ' ', n);
+    gm_err err = {0};
+    gm_tokenizer *tok = demo_tokenizer_with("added_tokens",
+                                            "{\"id\": 4096, \"content\": \" \", \"single_word\": false, \"lstrip\": true,"
+                                            " \"rstrip\": false, \"normalized\": false, \"special\": false}",
+                                            &err);
+    EXPECT(tok, "load: %s", err.msg);
+    gm_tok_ids ids = {0};
+    EXPECT(gm_tokenizer_encode(tok, text, n, 0, &ids, &err) == GLMOE_OK && ids.n == n, "%s: %zu ids", err.msg, ids.n);
+    for (size_t i = 0; i < ids.n; i++) EXPECT(ids.ids[i] == 4096, "every space is the token");
+    gm_tok_ids_free(&ids);
+    gm_tokenizer_free(tok);
+    free(text);
+    return 0;
+}
+
 static void test_hostile_tokenizers(void) {
     bounded_for("normalizer: 7 x Replace a -> 16 a, one byte", 64, 20, norm_blowup, NULL);
     bounded_for("normalizer: NFKD + Prepend + Replace on 100,000 x U+FDFA", 256, 60, norm_real, NULL);
+    bounded_for("added token of 100,000 a + b, 300,000 a", 128, 10, added_long, NULL);
+    bounded_for("lstrip added token \" \", 100,000 spaces", 128, 10, added_lstrip, NULL);
 }
 
 /* ---- deep nesting -------------------------------------------------------------------------- */

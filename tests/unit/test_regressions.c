@@ -31,6 +31,13 @@
  *      one-byte prompt into 268 MB of text: 73 s and 13 GB. Fixed in normalize.c: the text after any
  *      step is at most 32 x the input + 4096 bytes and never grows past 1 GiB. (Checked in
  *      test_limits.c, which measures the memory and kills a case that runs too long.)
+ *   9. (issue 13) The added-token search tried every pattern from every byte: an added token of
+ *      100,000 "a" + "b" and a prompt of 300,000 "a" took 130 s; an "lstrip" token " " on 100,000
+ *      spaces took 20 s, each match walking back over the whole run of spaces. Fixed in
+ *      added_tokens.c: an Aho-Corasick automaton over the reversed patterns finds, in one pass,
+ *      the longest pattern starting at each position (the same matches: test_tokenizer_parts
+ *      checks it against a naive search), and lstrip stops at the previous match. (Timed in
+ *      test_limits.c.)
  *
  * Usage: test_regressions <repo root>
  */

@@ -7,6 +7,9 @@
  *                                      random merge tables and words;
  *   Unicode normalization fast path    vs utf8proc on whole random strings;
  *   Oniguruma match walk               vs the onig crate's documented find_iter results;
+ *   added-token search (automaton)     vs a naive leftmost-longest search tried at every position,
+ *                                      with HF's lstrip/rstrip/single_word/special handling, on
+ *                                      random patterns and texts;
  *   tokenizer.json loader              refusals name the JSON path; truncated and corrupted files
  *                                      fail cleanly (run under ASan: `make asan`).
  * Usage: test_tokenizer_parts <repo root>
@@ -18,6 +21,7 @@
 #include <utf8proc.h>
 
 #include "test.h"
+#include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/normalize.h"
 #include "tokenizer/tok_regex.h"
@@ -304,6 +308,107 @@ static void test_regex(void) {
     CHECK(st == GLMOE_E_UNSUPPORTED, "empty literal refused");
 }
 
+/* ---- added-token search --------------------------------------------------------------------- */
+
+/* The reference: HF's find_matches written the slow, obvious way. At each position from `pos` on,
+ * every pattern is tried; the first position where one matches gives the match, the longest
+ * pattern there wins. The word-character test is a plain ASCII one: the random texts below only
+ * use ASCII, where it agrees with the Unicode class the tokenizer uses. */
+static bool ref_word(uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+
+static size_t ref_split(const gm_added *a, const uint8_t *s, size_t n, bool parse_special, gm_added_split *out) {
+    size_t k = 0, pos = 0, start_offset = 0;
+    while (n) {
+        size_t ms = n, me = 0;
+        int32_t ti = -1;
+        for (size_t p = pos; p < n && ti < 0; p++)
+            for (size_t t = 0; t < a->n; t++) {
+                const gm_added_token *tok = &a->tokens[t];
+                if (tok->normalized || tok->pattern_len == 0 || tok->pattern_len > n - p) continue;
+                if (memcmp(s + p, tok->pattern, tok->pattern_len) != 0) continue;
+                if (ti < 0 || tok->pattern_len > me - ms) ms = p, me = p + tok->pattern_len, ti = (int32_t)t;
+            }
+        if (ti < 0) break;
+        pos = me;
+        const gm_added_token *tok = &a->tokens[ti];
+        if (!parse_special && tok->special) continue;
+        if (tok->single_word && ((ms > 0 && ref_word(s[ms - 1])) || (me < n && ref_word(s[me])))) continue;
+        if (tok->lstrip) {
+            size_t ns = ms;
+            while (ns > 0 && (s[ns - 1] == ' ' || s[ns - 1] == '\n')) ns--;
+            ms = ns > start_offset ? ns : start_offset;
+        }
+        if (tok->rstrip)
+            while (me < n && (s[me] == ' ' || s[me] == '\n')) me++;
+        if (start_offset < ms) out[k++] = (gm_added_split){start_offset, ms, -1};
+        out[k++] = (gm_added_split){ms, me, ti};
+        start_offset = me;
+    }
+    if (start_offset != n) out[k++] = (gm_added_split){start_offset, n, -1};
+    return k;
+}
+
+static void test_added_search(void) {
+    static const char alphabet[] = "aab \n";
+    OnigRegion *region = onig_region_new();
+    size_t bad = 0, rounds = 3000, splits = 0;
+    for (size_t round = 0; round < rounds; round++) {
+        gm_added a = {0};
+        a.n = 1 + rnd_below(6);
+        a.tokens = calloc(a.n, sizeof *a.tokens);
+        for (size_t t = 0; t < a.n; t++) {
+            gm_added_token *tok = &a.tokens[t];
+            /* distinct patterns of 1 to 5 characters, often prefixes or suffixes of each other */
+            do {
+                tok->pattern_len = 1 + rnd_below(5);
+                free(tok->pattern);
+                tok->pattern = malloc(tok->pattern_len);
+                for (size_t i = 0; i < tok->pattern_len; i++) tok->pattern[i] = alphabet[rnd_below(5)];
+                bool dup = false;
+                for (size_t u = 0; u < t; u++)
+                    dup |= a.tokens[u].pattern_len == tok->pattern_len &&
+                           memcmp(a.tokens[u].pattern, tok->pattern, tok->pattern_len) == 0;
+                if (!dup) break;
+            } while (1);
+            tok->content = malloc(tok->pattern_len);
+            memcpy(tok->content, tok->pattern, tok->pattern_len);
+            tok->content_len = tok->pattern_len;
+            tok->id = (int32_t)t;
+            tok->special = rnd_below(3) == 0;
+            tok->lstrip = rnd_below(3) == 0;
+            tok->rstrip = rnd_below(3) == 0;
+            tok->single_word = rnd_below(4) == 0;
+        }
+        gm_err err = {0};
+        if (gm_added_build(&a, &err) != GLMOE_OK) {
+            CHECK(0, "build: %s", err.msg);
+            gm_added_free(&a);
+            continue;
+        }
+        uint8_t text[48];
+        size_t n = rnd_below(sizeof text);
+        for (size_t i = 0; i < n; i++) text[i] = (uint8_t)alphabet[rnd_below(5)];
+        bool parse_special = rnd_below(2);
+        gm_added_split want[2 * sizeof text + 2];
+        size_t n_want = ref_split(&a, text, n, parse_special, want);
+        gm_added_splits got = {0};
+        glmoe_status st = gm_added_split_text(&a, false, text, n, parse_special, &got, region, &err);
+        bool same = st == GLMOE_OK && got.n == n_want;
+        for (size_t i = 0; same && i < n_want; i++)
+            same = got.v[i].start == want[i].start && got.v[i].end == want[i].end && got.v[i].token == want[i].token;
+        if (!same && bad++ == 0)
+            fprintf(stderr, "  added-token search: first difference on \"%.*s\" (%zu splits, want %zu)\n", (int)n,
+                    (const char *)text, got.n, n_want);
+        splits += n_want;
+        free(got.v);
+        free(got.hits);
+        gm_added_free(&a);
+    }
+    CHECK(bad == 0, "added-token search differs from the reference on %zu of %zu random cases", bad, rounds);
+    printf("  added-token search: %zu random cases, %zu splits, as the reference\n", rounds, splits);
+    onig_region_free(region, 1);
+}
+
 /* ---- the loader on a small tokenizer.json ------------------------------------------------------- */
 
 /* A byte-level tokenizer.json: the 256 byte characters (ids 0..255), "ab" 256, "abc" 257, "ĠĠ" 258,
@@ -507,6 +612,7 @@ int main(int argc, char **argv) {
     test_bpe();
     test_normalize();
     test_regex();
+    test_added_search();
     test_loader();
     free(all_enc);
     return test_summary("test_tokenizer_parts");
