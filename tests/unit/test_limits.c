@@ -26,7 +26,8 @@
  *     (jansson's depth limit), no stack overflow.
  *   - hostile tokenizer.json features on the demo tokenizer: a normalizer that multiplies the text
  *     (refused at its output limit, the step named), and the real normalizer that grows text most
- *     (never refused); a 100,000-byte added token and an lstrip token " " on long prompts (linear).
+ *     (never refused); a 100,000-byte added token and an lstrip token " " on long prompts (linear);
+ *     gzip streams of zeros at and over the 1 GiB cap (made in memory, ~1 KB per MiB).
  *
  * Usage: test_limits <repo root>
  */
@@ -41,6 +42,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "glmoe.h"
 #include "io/safetensors.h"
@@ -640,10 +642,86 @@ static int added_lstrip(void *arg) {
     return 0;
 }
 
+static void deflate_into(z_stream *z, const unsigned char *in, size_t n, int flush, gm_tok_bytes *out) {
+    unsigned char buf[1 << 16];
+    z->next_in = (Bytef *)in;
+    z->avail_in = (uInt)n;
+    do {
+        z->next_out = buf;
+        z->avail_out = sizeof buf;
+        deflate(z, flush);
+        gm_tok_bytes_append(out, buf, sizeof buf - z->avail_out);
+    } while (z->avail_out == 0);
+}
+
+/* A gzip stream of `mib` MiB of zeros, made in a moment: a MiB deflated after a full flush (which
+ * forgets the history) gives the same bytes every time, so the stream is the header and first MiB,
+ * that block repeated, the final block, and a trailer with the CRC of the whole (crc32_combine).
+ * About 1 KB per MiB. Empty if zlib does not repeat itself. */
+static gm_tok_bytes gzip_zeros(size_t mib) {
+    gm_tok_bytes gz = {0}, block = {0}, again = {0}, tail = {0};
+    const size_t chunk = 1u << 20;
+    unsigned char *zeros = calloc(1, chunk);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    deflate_into(&z, zeros, chunk, Z_FULL_FLUSH, &gz); /* the gzip header and the first MiB */
+    deflate_into(&z, zeros, chunk, Z_FULL_FLUSH, &block);
+    deflate_into(&z, zeros, chunk, Z_FULL_FLUSH, &again);
+    deflate_into(&z, zeros, 0, Z_FINISH, &tail); /* the final block and a trailer (for 3 MiB) */
+    deflateEnd(&z);
+    if (block.n != again.n || memcmp(block.p, again.p, block.n) != 0 || tail.n < 8) {
+        gz.n = 0;
+    } else {
+        for (size_t i = 1; i < mib; i++) gm_tok_bytes_append(&gz, block.p, block.n);
+        gm_tok_bytes_append(&gz, tail.p, tail.n);
+        uLong one = crc32(0, zeros, (uInt)chunk), all = 0;
+        for (size_t i = 0; i < mib; i++) all = crc32_combine(all, one, (z_off_t)chunk);
+        unsigned char *t = (unsigned char *)gz.p + gz.n - 8; /* CRC-32, then the size mod 2^32 */
+        uint64_t total = (uint64_t)mib * chunk;
+        for (int i = 0; i < 4; i++) t[i] = (unsigned char)(all >> (8 * i)), t[4 + i] = (unsigned char)(total >> (8 * i));
+    }
+    gm_tok_bytes_free(&block);
+    gm_tok_bytes_free(&again);
+    gm_tok_bytes_free(&tail);
+    free(zeros);
+    return gz;
+}
+
+/* A tokenizer.json.gz that inflates to exactly the 1 GiB cap is read; one that inflates to 1.5 GiB
+ * is refused as soon as it crosses the cap, with memory near the cap (it used to be accepted: the
+ * cap was checked only before the stream's end; one of 2000 MiB peaked at 2.2 GB). */
+static int gzip_bomb(void *arg) {
+    (void)arg;
+    const size_t sizes[2] = {1024, 1536};
+    for (int k = 0; k < 2; k++) {
+        gm_tok_bytes gz = gzip_zeros(sizes[k]);
+        EXPECT(gz.n > 0, "making the gzip stream");
+        char path[] = "/tmp/glmoe-gzip-XXXXXX";
+        int fd = mkstemp(path);
+        EXPECT(fd >= 0 && write(fd, gz.p, gz.n) == (ssize_t)gz.n, "writing %s", path);
+        close(fd);
+        gm_tok_bytes out = {0};
+        gm_err err = {0};
+        glmoe_status st = gm_tokenizer_read_file(path, &out, &err);
+        unlink(path);
+        if (k == 0) {
+            EXPECT(st == GLMOE_OK && out.n == ((size_t)1 << 30), "at the cap: status %d, %zu bytes: %s", st, out.n, err.msg);
+        } else {
+            EXPECT(st == GLMOE_E_FORMAT && out.n == 0 && strstr(err.msg, "decompresses to more than 1073741824 bytes"),
+                   "over the cap: status %d, %zu bytes: %s", st, out.n, err.msg);
+        }
+        gm_tok_bytes_free(&out);
+        gm_tok_bytes_free(&gz);
+    }
+    return 0;
+}
+
 static void test_hostile_tokenizers(void) {
     bounded_for("normalizer: 7 x Replace a -> 16 a, one byte", 64, 20, norm_blowup, NULL);
     bounded_for("normalizer: NFKD + Prepend + Replace on 100,000 x U+FDFA", 256, 60, norm_real, NULL);
     bounded_for("added token of 100,000 a + b, 300,000 a", 128, 10, added_long, NULL);
+    bounded_for("gzip: exactly 1 GiB, then 1.5 GiB of zeros", 1100, 120, gzip_bomb, NULL);
     bounded_for("lstrip added token \" \", 100,000 spaces", 128, 10, added_lstrip, NULL);
 }
 

@@ -38,6 +38,10 @@
  *      the longest pattern starting at each position (the same matches: test_tokenizer_parts
  *      checks it against a naive search), and lstrip stops at the previous match. (Timed in
  *      test_limits.c.)
+ *  10. (issue 13) A tokenizer.json.gz inflating to 1.99 GB (or 2000 MiB) was accepted: the 1 GiB
+ *      cap was checked after the end-of-stream break, and the buffer doubled to 2 GiB first. Fixed
+ *      in tokenizer_file.c: the size is checked after every inflate call, and the buffer never
+ *      grows past the cap + 1 byte. (Checked in test_limits.c with a stream made in memory.)
  *
  * Usage: test_regressions <repo root>
  */
