@@ -272,7 +272,10 @@ typedef enum glmoe_tokenize_flags {
  * GLMOE_E_ARG is returned; call again with a larger buffer.
  * Ill-formed UTF-8 is refused with GLMOE_E_ARG, and glmoe_tokenizer_errmsg gives the byte offset
  * of the first bad sequence (HF's Python API cannot be given such text, so there is no behaviour to
- * match; replacing bytes would tokenize text the caller never wrote). */
+ * match; replacing bytes would tokenize text the caller never wrote). A hostile tokenizer.json
+ * cannot make an encode run away: its normalizer's output is capped (32x the text + 4 KiB) and its
+ * regexes get a backtracking budget and a CPU-time allowance (1 s + 2 s per MB); going over is
+ * GLMOE_E_ARG with the step named (SECURITY.md). */
 GLMOE_API glmoe_status glmoe_tokenizer_encode(glmoe_tokenizer *tok, const char *text, size_t len, unsigned flags,
                                               int32_t *ids, size_t capacity, size_t *n_ids);
 

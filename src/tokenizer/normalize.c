@@ -90,8 +90,6 @@ glmoe_status gm_normalizer_add_replace(gm_normalizer *nz, const char *pattern, s
 void gm_norm_scratch_free(gm_norm_scratch *s) {
     gm_tok_bytes_free(&s->a);
     gm_tok_bytes_free(&s->b);
-    if (s->region) onig_region_free(s->region, 1);
-    s->region = NULL;
 }
 
 static inline bool cp_inert(const gm_norm_step *s, int32_t cp) {
@@ -192,7 +190,7 @@ static glmoe_status apply_form(step_out *o, const uint8_t *in, size_t n, bool *s
 
 /* Applies one step to in[0..n) into o->dst (emptied first). Returns GLMOE_OK and sets *same when
  * the step leaves the text unchanged (o->dst then holds nothing). */
-static glmoe_status apply_step(step_out *o, const uint8_t *in, size_t n, bool *same, OnigRegion *region) {
+static glmoe_status apply_step(step_out *o, const uint8_t *in, size_t n, bool *same, gm_tok_regex_run *run) {
     const gm_norm_step *s = o->step;
     o->dst->n = 0;
     *same = false;
@@ -215,7 +213,7 @@ static glmoe_status apply_step(step_out *o, const uint8_t *in, size_t n, bool *s
         gm_tok_match_iter it = {0};
         size_t ms, me, done = 0;
         int rc;
-        while ((rc = gm_tok_regex_next(&s->pattern, region, in, n, &it, &ms, &me)) == 1) {
+        while ((rc = gm_tok_regex_next(&s->pattern, run, in, n, &it, &ms, &me)) == 1) {
             if ((st = put(o, in + done, ms - done)) != GLMOE_OK || (st = put(o, s->text, s->text_len)) != GLMOE_OK)
                 return st;
             done = me;
@@ -233,7 +231,7 @@ static glmoe_status apply_step(step_out *o, const uint8_t *in, size_t n, bool *s
 }
 
 glmoe_status gm_normalize(const gm_normalizer *nz, const uint8_t *in, size_t n, gm_tok_bytes *out,
-                          gm_norm_scratch *scratch, gm_err *err) {
+                          gm_norm_scratch *scratch, gm_tok_regex_run *run, gm_err *err) {
     const uint8_t *cur = in;
     size_t cur_n = n;
     gm_tok_bytes *bufs[2] = {&scratch->a, &scratch->b};
@@ -245,11 +243,9 @@ glmoe_status gm_normalize(const gm_normalizer *nz, const uint8_t *in, size_t n, 
     if (n > limit) limit = n; /* steps that only copy or shrink are never refused */
     for (size_t i = 0; i < nz->n; i++) {
         const gm_norm_step *s = &nz->steps[i];
-        if (s->kind == GM_NORM_REPLACE && !scratch->region && !(scratch->region = onig_region_new()))
-            return gm_fail(err, GLMOE_E_NOMEM, "normalizer: out of memory");
         bool same;
         step_out o = {.dst = bufs[next], .limit = limit, .n_input = n, .step = s, .err = err};
-        glmoe_status st = apply_step(&o, cur, cur_n, &same, scratch->region);
+        glmoe_status st = apply_step(&o, cur, cur_n, &same, run);
         if (st != GLMOE_OK) return st;
         if (same) continue;
         cur = (const uint8_t *)bufs[next]->p;

@@ -78,14 +78,14 @@ void gm_normalizer_free(gm_normalizer *nz);
 /* Scratch for gm_normalize; zero-initialise, free with gm_norm_scratch_free. */
 typedef struct gm_norm_scratch {
     gm_tok_bytes a, b;
-    OnigRegion *region;
 } gm_norm_scratch;
 void gm_norm_scratch_free(gm_norm_scratch *s);
 
-/* Normalizes in[0..n) (well-formed UTF-8) and appends the result to out. GLMOE_E_ARG when a step
- * makes the text longer than the output limit (nothing is appended then), GLMOE_E_NOMEM. */
+/* Normalizes in[0..n) (well-formed UTF-8) and appends the result to out. Replace patterns run
+ * within `run`'s budget (tok_regex.h). GLMOE_E_ARG when a step makes the text longer than the
+ * output limit (nothing is appended then) or a pattern goes over its budget, GLMOE_E_NOMEM. */
 glmoe_status gm_normalize(const gm_normalizer *nz, const uint8_t *in, size_t n, gm_tok_bytes *out,
-                          gm_norm_scratch *scratch, gm_err *err);
+                          gm_norm_scratch *scratch, gm_tok_regex_run *run, gm_err *err);
 
 /* True when code point cp is left unchanged by `kind` whatever surrounds it (exposed for the test
  * that checks the fast path against utf8proc). */

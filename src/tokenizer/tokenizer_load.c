@@ -686,7 +686,9 @@ static glmoe_status parse_added(loader *L, const json_t *arr, size_t n_vocab, in
         /* normalized tokens are searched for (and decoded) in their normalized form */
         L->b.n = 0;
         if (at.normalized) {
-            if ((st = gm_normalize(&tok->norm, (const uint8_t *)content, len, &L->b, &tok->norm_scratch, L->err)) != GLMOE_OK) {
+            if ((st = gm_tok_regex_run_begin(&tok->regex_run, L->err)) != GLMOE_OK ||
+                (st = gm_normalize(&tok->norm, (const uint8_t *)content, len, &L->b, &tok->norm_scratch, &tok->regex_run,
+                                   L->err)) != GLMOE_OK) {
                 free(at.content);
                 if (st != GLMOE_E_ARG) return st;
                 /* the normalizer's output limit, hit by this file's own token: the file is at fault */
@@ -915,6 +917,7 @@ void gm_tokenizer_free(gm_tokenizer *tok) {
     free(tok->norm_splits.hits);
     gm_pre_scratch_free(&tok->pre_scratch);
     gm_norm_scratch_free(&tok->norm_scratch);
+    gm_tok_regex_run_free(&tok->regex_run);
     if (tok->region) onig_region_free(tok->region, 1);
     gm_tok_ids_free(&tok->seq);
     free(tok);

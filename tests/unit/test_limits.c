@@ -28,10 +28,15 @@
  *     (refused at its output limit, the step named), and the real normalizer that grows text most
  *     (never refused); a 100,000-byte added token and an lstrip token " " on long prompts (linear);
  *     gzip streams of zeros at and over the 1 GiB cap (made in memory, ~1 KB per MiB).
+ *   - regexes: three hostile Split patterns (catastrophic backtracking, a quadratic scan without
+ *     backtracking, a look-ahead in a loop), each refused by its bound within seconds; the real
+ *     pretokenizer patterns over eight 10 MB shapes, none near a bound; a hostile encode on one
+ *     thread beside a real one on another, which must give its usual ids.
  *
  * Usage: test_limits <repo root>
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +55,7 @@
 #include "test.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/chat.h"
+#include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -358,6 +364,10 @@ static char *make_prompt(const char *shape, size_t *len) {
         for (; n < PROMPT_BYTES; n++) p[n] = (char)('0' + (r = r * 6364136223846793005ull + 1) % 10);
     } else if (!strcmp(shape, "newlines and spaces")) {
         for (; n < PROMPT_BYTES; n++) p[n] = (r = r * 6364136223846793005ull + 1) >> 60 < 3 ? '\n' : ' ';
+    } else if (!strcmp(shape, "capitals")) {
+        for (; n < PROMPT_BYTES; n++) p[n] = (char)('A' + (r = r * 6364136223846793005ull + 1) % 26);
+    } else if (!strcmp(shape, "punctuation")) {
+        for (; n < PROMPT_BYTES; n++) p[n] = "!?.,;:'\"-()"[(r = r * 6364136223846793005ull + 1) % 11];
     } else { /* mixed scripts: random code points of 1 to 4 bytes, no surrogates */
         while (n + 4 < PROMPT_BYTES) {
             r = r * 6364136223846793005ull + 1;
@@ -381,16 +391,10 @@ static int prompt_encode(void *arg) {
     char *p = make_prompt(c->shape, &len);
     EXPECT(p && len > PROMPT_BYTES - 8, "prompt of %zu bytes", len);
     gm_tok_ids ids = {0};
+    /* Every shape encodes, 10 MB of spaces included: its one match needs ~20 million backtracks
+     * (Qwen3's `\s*[\r\n]+`), over Oniguruma's per-match limit (HF fails there) but well inside
+     * the per-byte budget (tok_regex.h). */
     glmoe_status st = gm_tokenizer_encode(tok, p, len, GM_TOK_PARSE_SPECIAL, &ids, &err);
-    /* Millions of whitespace characters in a row exceed Oniguruma's retry limit in the
-     * pre-tokenizer regex: a documented refusal (tokenizer.h), not a crash or a runaway. */
-    if (st == GLMOE_E_ARG && strstr(err.msg, "retry-limit")) {
-        printf("    (%s: refused: %s)\n", c->shape, err.msg);
-        EXPECT(ids.n == 0, "nothing appended on failure");
-        gm_tokenizer_free(tok);
-        free(p);
-        return 0;
-    }
     EXPECT(st == GLMOE_OK && ids.n > 0, "encode: %s", err.msg);
     /* the ids give the text back (the demo tokenizer has no normalizer) */
     gm_tok_bytes back = {0};
@@ -717,6 +721,187 @@ static int gzip_bomb(void *arg) {
     return 0;
 }
 
+/* ---- regexes: hostile patterns, and the real ones on every 10 MB shape ------------------------- */
+
+typedef struct regex_case {
+    const char *pattern;
+    size_t n_a;         /* the prompt: this many "a" ...            */
+    const char *suffix; /* ... then this                            */
+    const char *want;   /* expected in the message                  */
+} regex_case;
+
+/* A Split pattern that would run for minutes or hours on the prompt: refused within seconds with
+ * a message saying which bound it hit, and the tokenizer still works afterwards. */
+static int regex_hostile(void *arg) {
+    const regex_case *c = arg;
+    char pre[512];
+    snprintf(pre, sizeof pre,
+             "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"%s\"}, "
+             "\"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+             "\"use_regex\": false}]}",
+             c->pattern);
+    gm_err err = {0};
+    gm_tokenizer *tok = demo_tokenizer_with("pre_tokenizer", pre, &err);
+    EXPECT(tok, "load: %s", err.msg);
+    size_t k = strlen(c->suffix), n = c->n_a + k;
+    char *text = malloc(n);
+    memset(text, 'a', c->n_a);
+    memcpy(text + c->n_a, c->suffix, k);
+    gm_tok_ids ids = {0};
+    double t0 = now();
+    glmoe_status st = gm_tokenizer_encode(tok, text, n, 0, &ids, &err);
+    printf("    (/%s/ on %zu bytes: %.2f s: %s)\n", c->pattern, n, now() - t0, err.msg);
+    EXPECT(st == GLMOE_E_ARG && ids.n == 0 && strstr(err.msg, "pre_tokenizer: the Split pattern failed on the input: ") &&
+               strstr(err.msg, c->want),
+           "status %d: %s", st, err.msg);
+    EXPECT(gm_tokenizer_encode(tok, "a1 b", 4, 0, &ids, &err) == GLMOE_OK && ids.n > 0, "afterwards: %s", err.msg);
+    gm_tok_ids_free(&ids);
+    gm_tokenizer_free(tok);
+    free(text);
+    return 0;
+}
+
+/* The pattern of pre_tokenizer.pretokenizers[i] in a tokenizer file of tests/data (NULL if absent). */
+static char *file_pattern(const char *name, size_t i) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/data/tokenizers/%s/tokenizer.json.gz", g_root, name);
+    gm_tok_bytes text = {0};
+    gm_err err = {0};
+    char *out = NULL;
+    if (gm_tokenizer_read_file(path, &text, &err) == GLMOE_OK) {
+        json_t *root = json_loadb(text.p, text.n, 0, NULL);
+        json_t *step = json_array_get(json_object_get(json_object_get(root, "pre_tokenizer"), "pretokenizers"), i);
+        const char *re = json_string_value(json_object_get(json_object_get(step, "pattern"), "Regex"));
+        if (re) out = strdup(re);
+        json_decref(root);
+    }
+    gm_tok_bytes_free(&text);
+    return out;
+}
+
+/* The real pretokenizer patterns (GPT-2's, Qwen3's, GLM-4.5's, DeepSeek-V3's three) over every
+ * 10 MB prompt shape, one walk each as an encode makes it: none hits a bound. */
+static int regex_real(void *arg) {
+    (void)arg;
+    char *pats[6] = {strdup(GM_GPT2_PATTERN), file_pattern("qwen3", 0), NULL, file_pattern("deepseek_v3", 0),
+                     file_pattern("deepseek_v3", 1), file_pattern("deepseek_v3", 2)};
+    static const char *const names[6] = {"GPT-2", "Qwen3", "GLM-4.5", "DeepSeek-V3 [0]", "DeepSeek-V3 [1]", "DeepSeek-V3 [2]"};
+    EXPECT(pats[1] && strstr(pats[1], "\\p{N}|"), "Qwen3's pattern");
+    /* GLM-4.5's pattern is Qwen3's with \p{N}{1,3} for \p{N} (tests/data/tokenizers/README.md) */
+    char *at = strstr(pats[1], "\\p{N}|");
+    size_t pre = (size_t)(at - pats[1]);
+    pats[2] = malloc(strlen(pats[1]) + 8);
+    memcpy(pats[2], pats[1], pre);
+    strcpy(pats[2] + pre, "\\p{N}{1,3}");
+    strcat(pats[2], at + 5);
+    static const char *const shapes[] = {"prose", "one word", "spaces", "digits", "newlines and spaces",
+                                         "mixed scripts", "capitals", "punctuation"};
+    char *texts[8];
+    size_t lens[8];
+    for (int k = 0; k < 8; k++) texts[k] = make_prompt(shapes[k], &lens[k]);
+    gm_tok_regex_run run = {0};
+    gm_err err = {0};
+    for (int i = 0; i < 6; i++) {
+        EXPECT(pats[i], "pattern %s", names[i]);
+        gm_tok_regex re;
+        EXPECT(gm_tok_regex_compile(&re, pats[i], strlen(pats[i]), false, names[i], &err) == GLMOE_OK, "%s", err.msg);
+        double worst = 0, total = 0;
+        int slowest = 0;
+        for (int k = 0; k < 8; k++) {
+            EXPECT(gm_tok_regex_run_begin(&run, &err) == GLMOE_OK, "%s", err.msg);
+            gm_tok_match_iter it = {0};
+            size_t ms, me, matches = 0;
+            int rc;
+            double t0 = now();
+            while ((rc = gm_tok_regex_next(&re, &run, (const uint8_t *)texts[k], lens[k], &it, &ms, &me)) == 1) matches++;
+            double dt = now() - t0;
+            char msg[160];
+            gm_tok_regex_errstr(rc, msg, sizeof msg);
+            EXPECT(rc == 0, "%s on 10 MB of %s: %s", names[i], shapes[k], msg);
+            total += dt;
+            if (dt > worst) worst = dt, slowest = k;
+        }
+        printf("    (%-16s 8 shapes x 10 MB: %.2f s, the slowest %.2f s: %s)\n", names[i], total, worst, shapes[slowest]);
+        gm_tok_regex_free(&re);
+        free(pats[i]);
+    }
+    gm_tok_regex_run_free(&run);
+    for (int k = 0; k < 8; k++) free(texts[k]);
+    return 0;
+}
+
+/* One encode on another thread hits the time limit while this thread encodes real text with a real
+ * tokenizer: the limits belong to each call (an OnigMatchParam per tokenizer), not to the process,
+ * so the real encode is unaffected and gives the ids it gives alone. */
+typedef struct encode_job {
+    gm_tokenizer *tok;
+    const char *text;
+    size_t n;
+    int repeat;
+    gm_tok_ids ids;
+    glmoe_status st;
+    gm_err err;
+} encode_job;
+
+static void *encode_thread(void *arg) {
+    encode_job *j = arg;
+    for (int r = 0; r < j->repeat; r++) {
+        j->ids.n = 0;
+        j->st = gm_tokenizer_encode(j->tok, j->text, j->n, 0, &j->ids, &j->err);
+    }
+    return NULL;
+}
+
+static int regex_threads(void *arg) {
+    (void)arg;
+    gm_err err = {0};
+    gm_tokenizer *hostile = demo_tokenizer_with(
+        "pre_tokenizer",
+        "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"a+b\"}, "
+        "\"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+        &err);
+    EXPECT(hostile, "load: %s", err.msg);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/data/tokenizers/qwen3", g_root);
+    gm_tokenizer *real = NULL;
+    EXPECT(gm_tokenizer_load(&real, path, &err) == GLMOE_OK, "%s", err.msg);
+    size_t n_prose;
+    char *prose = make_prompt("prose", &n_prose), *as = malloc(1000000);
+    n_prose = 1000000;
+    while (((uint8_t)prose[n_prose - 1] & 0xC0) == 0x80 || (uint8_t)prose[n_prose - 1] >= 0xC0) n_prose--;
+    memset(as, 'a', 1000000);
+    gm_tok_ids alone = {0};
+    EXPECT(gm_tokenizer_encode(real, prose, n_prose, 0, &alone, &err) == GLMOE_OK, "%s", err.msg);
+    encode_job a = {.tok = hostile, .text = as, .n = 1000000, .repeat = 1};
+    encode_job b = {.tok = real, .text = prose, .n = n_prose, .repeat = 5};
+    pthread_t ta, tb;
+    EXPECT(pthread_create(&ta, NULL, encode_thread, &a) == 0 && pthread_create(&tb, NULL, encode_thread, &b) == 0, "threads");
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    EXPECT(a.st == GLMOE_E_ARG && strstr(a.err.msg, "regex time limit"), "the hostile encode: %d %s", a.st, a.err.msg);
+    EXPECT(b.st == GLMOE_OK && b.ids.n == alone.n && memcmp(b.ids.ids, alone.ids, alone.n * sizeof *alone.ids) == 0,
+           "the real encode beside it: %d %s", b.st, b.err.msg);
+    gm_tok_ids_free(&a.ids);
+    gm_tok_ids_free(&b.ids);
+    gm_tok_ids_free(&alone);
+    gm_tokenizer_free(hostile);
+    gm_tokenizer_free(real);
+    free(prose);
+    free(as);
+    return 0;
+}
+
+static void test_regexes(void) {
+    static const regex_case budget = {"\\\\w+(?=\\\\d)|\\\\s", 100000, "", "backtracking budget exhausted"};
+    bounded_for("regex \\w+(?=\\d)|\\s on 100,000 a: retries", 64, 20, regex_hostile, (void *)&budget);
+    static const regex_case scan = {"a+b", 1000000, "", "regex time limit"};
+    bounded_for("regex a+b on 1,000,000 a: time", 64, 20, regex_hostile, (void *)&scan);
+    static const regex_case nested = {"(?:(?=[a-z]*+)a)*+b", 100000, "!1b", "regex time limit"};
+    bounded_for("regex (?:(?=[a-z]*+)a)*+b on 100,000 a: time", 64, 20, regex_hostile, (void *)&nested);
+    bounded_for("real patterns on 8 shapes of 10 MB", 768, 300, regex_real, NULL);
+    bounded_for("two threads: a pattern out of time beside Qwen3", 512, 60, regex_threads, NULL);
+}
+
 static void test_hostile_tokenizers(void) {
     bounded_for("normalizer: 7 x Replace a -> 16 a, one byte", 64, 20, norm_blowup, NULL);
     bounded_for("normalizer: NFKD + Prepend + Replace on 100,000 x U+FDFA", 256, 60, norm_real, NULL);
@@ -773,5 +958,6 @@ int main(int argc, char **argv) {
     test_tokenizer_merges();
     test_prompts();
     test_hostile_tokenizers();
+    test_regexes();
     return test_summary("test_limits");
 }

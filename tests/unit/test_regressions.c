@@ -42,6 +42,14 @@
  *      cap was checked after the end-of-stream break, and the buffer doubled to 2 GiB first. Fixed
  *      in tokenizer_file.c: the size is checked after every inflate call, and the buffer never
  *      grows past the cap + 1 byte. (Checked in test_limits.c with a stream made in memory.)
+ *  11. (issue 13) Regex work was bounded per match attempt only (Oniguruma's 10,000,000 retries):
+ *      Split `\w+(?=\d)|\s` on 100 KB of "a" took 83 s, `a+b` on 1 MB of "a" ~30 min (quadratic
+ *      with no backtracking to count), a look-ahead in a loop hours. Fixed in tok_regex.c and
+ *      tok_regex_guard.c: a backtracking budget per encode (1,000,000 + 32 per byte walked) and a
+ *      CPU-time allowance (1 s + 2 s per MB) checked from progress callouts placed at every match
+ *      attempt and look-around; limits per call, not process-wide. (Timed in test_limits.c, with
+ *      the real patterns on 10 MB texts and a second thread; the rewrite in
+ *      test_tokenizer_parts.c.)
  *
  * Usage: test_regressions <repo root>
  */
