@@ -364,7 +364,43 @@ GLMOE_API glmoe_status glmoe_chat_render(char **out, size_t *out_len, const char
                                          const char *tools_json, const glmoe_chat_params *params,
                                          char *err, size_t err_size);
 
-/* Frees memory glmoe handed to the caller (glmoe_chat_render's text). NULL is a no-op. */
+/* Parses what the model wrote in one assistant turn (the text it generated after the generation
+ * prompt, up to the stop token, as glmoe_tokenizer_decode gives it) into the parts of an OpenAI
+ * chat completion message, for an OpenAI-compatible server:
+ *
+ *   {"content": "<the text before the first <tool_call>>",
+ *    "tool_calls": [{"type": "function",
+ *                    "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"days\": 3}"}}]}
+ *
+ * GLM writes each call as <tool_call>NAME<arg_key>KEY</arg_key><arg_value>VALUE</arg_value>...
+ * </tool_call>; GLM-4.5/4.6 put newlines between the parts, GLM-4.7 does not, and both are read
+ * (no style to pass). "content" is the text before the first
+ * <tool_call>, verbatim (a leading <think>...</think> block included: glmoe_chat_render splits it
+ * off when the message is sent back; "" when the turn starts with a call); text after the calls is
+ * dropped, as vLLM's GLM-4.5 parser does. "tool_calls" is [] when there are none. "arguments" is,
+ * as OpenAI sends it, a string holding a JSON object, written as Python's json.dumps(arguments,
+ * ensure_ascii=False) writes it (vLLM's output byte for byte): each value is the JSON value its
+ * text parses to (3, true, {"a": [1]}) or, when it is not JSON, the text as a string; a parameter
+ * that tools_json declares "type": "string" stays a string verbatim ("007" stays "007"). Keys are
+ * trimmed; a repeated key keeps its first place and its last value. No call has an "id": OpenAI
+ * requires one, and the server assigns it (e.g. "call_" and random characters).
+ *
+ * text[0..len) need not be NUL-terminated; tools_json is the request's JSON array of OpenAI tool
+ * objects (as given to glmoe_chat_render), or NULL / "null". *out (NUL-terminated JSON, *out_len bytes when out_len is not NULL) is freed with
+ * glmoe_free; on failure *out is NULL and err (may be NULL) gets one line:
+ *   GLMOE_E_FORMAT  the model's text is malformed, with the call's index and byte offset:
+ *                   "tool call 0 at byte 3: <tool_call> without </tool_call>", an empty function
+ *                   name, <arg_key> without </arg_key>, </arg_key> not followed by <arg_value>,
+ *                   <arg_value> without </arg_value>, text that is not UTF-8 (a server may then
+ *                   send the whole text as content, as vLLM does);
+ *   GLMOE_E_ARG     out is NULL, text is NULL with len > 0, or tools_json is not JSON or not an
+ *                   array;
+ *   GLMOE_E_NOMEM. */
+GLMOE_API glmoe_status glmoe_chat_parse_tool_calls(char **out, size_t *out_len, const char *text, size_t len,
+                                                   const char *tools_json, char *err, size_t err_size);
+
+/* Frees memory glmoe handed to the caller (glmoe_chat_render's text, glmoe_chat_parse_tool_calls'
+ * JSON). NULL is a no-op. */
 GLMOE_API void glmoe_free(void *p);
 
 #ifdef __cplusplus
