@@ -377,7 +377,8 @@ GLMOE_API glmoe_status glmoe_chat_render(char **out, size_t *out_len, const char
  * (no style to pass). "content" is the text before the first
  * <tool_call>, verbatim (a leading <think>...</think> block included: glmoe_chat_render splits it
  * off when the message is sent back; "" when the turn starts with a call); text after the calls is
- * dropped, as vLLM's GLM-4.5 parser does. "tool_calls" is [] when there are none. "arguments" is,
+ * dropped, as vLLM's GLM-4.5 parser does (a NUL byte in it is written \u0000, which a strict
+ * JSON reader may need leave to accept). "tool_calls" is [] when there are none. "arguments" is,
  * as OpenAI sends it, a string holding a JSON object, written as Python's json.dumps(arguments,
  * ensure_ascii=False) writes it (vLLM's output byte for byte): each value is the JSON value its
  * text parses to (3, true, {"a": [1]}) or, when it is not JSON, the text as a string; a parameter

@@ -52,7 +52,7 @@ static void check_public(const char *text, size_t len, bool with_tools, glmoe_st
     }
     if (pst == GLMOE_E_NOMEM) return;
     REQUIRE(pst == GLMOE_OK && out && out_len == strlen(out));
-    json_t *root = json_loads(out, 0, NULL);
+    json_t *root = json_loads(out, JSON_ALLOW_NUL, NULL); /* content keeps the model's NULs, as \u0000 */
     REQUIRE(root);
     const json_t *c = json_object_get(root, "content"), *pc = json_object_get(root, "tool_calls");
     REQUIRE(json_string_length(c) == clen && memcmp(json_string_value(c), content, clen) == 0);
