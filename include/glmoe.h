@@ -358,7 +358,10 @@ typedef enum glmoe_tokenize_flags {
  * GLMOE_E_ARG is returned; call again with a larger buffer.
  * Ill-formed UTF-8 is refused with GLMOE_E_ARG, and glmoe_tokenizer_errmsg gives the byte offset
  * of the first bad sequence (HF's Python API cannot be given such text, so there is no behaviour to
- * match; replacing bytes would tokenize text the caller never wrote). */
+ * match; replacing bytes would tokenize text the caller never wrote). A hostile tokenizer.json
+ * cannot make an encode run away: its normalizer's output is capped (32x the text + 4 KiB) and its
+ * regexes get a backtracking budget and a CPU-time allowance (1 s + 2 s per MB); going over is
+ * GLMOE_E_ARG with the step named (SECURITY.md). */
 GLMOE_API glmoe_status glmoe_tokenizer_encode(glmoe_tokenizer *tok, const char *text, size_t len, unsigned flags,
                                               int32_t *ids, size_t capacity, size_t *n_ids);
 
@@ -455,6 +458,43 @@ GLMOE_API glmoe_chat_params glmoe_chat_params_default(void);
 GLMOE_API glmoe_status glmoe_chat_render(char **out, size_t *out_len, const char *messages_json,
                                          const char *tools_json, const glmoe_chat_params *params,
                                          char *err, size_t err_size);
+
+/* Parses what the model wrote in one assistant turn (the text it generated after the generation
+ * prompt, up to the stop token, as glmoe_tokenizer_decode gives it) into the parts of an OpenAI
+ * chat completion message, for an OpenAI-compatible server:
+ *
+ *   {"content": "<the text before the first <tool_call>>",
+ *    "tool_calls": [{"type": "function",
+ *                    "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"days\": 3}"}}]}
+ *
+ * GLM writes each call as <tool_call>NAME<arg_key>KEY</arg_key><arg_value>VALUE</arg_value>...
+ * </tool_call>; GLM-4.5/4.6 put newlines between the parts, GLM-4.7 does not, and both are read
+ * (no style to pass). "content" is the text before the first
+ * <tool_call>, verbatim (a leading <think>...</think> block included: glmoe_chat_render splits it
+ * off when the message is sent back; "" when the turn starts with a call); text after the calls is
+ * dropped, as vLLM's GLM-4.5 parser does (a NUL byte in it is written \u0000, which a strict
+ * JSON reader may need to be told to accept). "tool_calls" is [] when there are none. "arguments" is,
+ * as OpenAI sends it, a string holding a JSON object, written as Python's json.dumps(arguments,
+ * ensure_ascii=False) writes it (vLLM's output byte for byte): each value is the JSON value its
+ * text parses to (3, true, {"a": [1]}) or, when it is not JSON, the text as a string; a parameter
+ * that tools_json declares "type": "string" stays a string verbatim ("007" stays "007"). Keys are
+ * trimmed; a repeated key keeps its first place and its last value. No call has an "id": OpenAI
+ * requires one, and the server assigns it (e.g. "call_" and random characters).
+ *
+ * text[0..len) need not be NUL-terminated; tools_json is the request's JSON array of OpenAI tool
+ * objects (as given to glmoe_chat_render), or NULL / "null". *out (NUL-terminated JSON, *out_len
+ * bytes when out_len is not NULL) is freed with
+ * glmoe_free; on failure *out is NULL and err (may be NULL) gets one line:
+ *   GLMOE_E_FORMAT  the model's text is malformed, with the call's index and byte offset:
+ *                   "tool call 0 at byte 3: <tool_call> without </tool_call>", an empty function
+ *                   name, <arg_key> without </arg_key>, </arg_key> not followed by <arg_value>,
+ *                   <arg_value> without </arg_value>, text that is not UTF-8 (a server may then
+ *                   send the whole text as content, as vLLM does);
+ *   GLMOE_E_ARG     out is NULL, text is NULL with len > 0, or tools_json is not JSON or not an
+ *                   array;
+ *   GLMOE_E_NOMEM. */
+GLMOE_API glmoe_status glmoe_chat_parse_tool_calls(char **out, size_t *out_len, const char *text, size_t len,
+                                                   const char *tools_json, char *err, size_t err_size);
 
 /* Frees memory glmoe handed to the caller (the text of glmoe_chat_render, glmoe_file_read and
  * glmoe_chat_parse_tool_calls). NULL is a no-op. */

@@ -1,4 +1,4 @@
-/* added_tokens.c — the added-token tries and HF's find_matches (see added_tokens.h). */
+/* added_tokens.c — the added-token automata and HF's find_matches (see added_tokens.h). */
 #include "tokenizer/added_tokens.h"
 
 #include <stdlib.h>
@@ -14,69 +14,78 @@ bool gm_is_white_space(int32_t cp) {
            cp == 0x205F || cp == 0x3000;
 }
 
-/* ---- trie ---------------------------------------------------------------------------------- */
+/* ---- the automaton -------------------------------------------------------------------------- */
 
-static void trie_free(gm_trie *t) {
+static void automaton_free(gm_added_automaton *t) {
     free(t->edge_start);
     free(t->edge_byte);
     free(t->edge_child);
-    free(t->term);
+    free(t->fail);
+    free(t->best);
     memset(t, 0, sizeof *t);
 }
 
-/* Builds the trie of the tokens whose `normalized` flag equals norm_pass. The construction uses a
- * first-child/next-sibling tree, then lays each node's edges out sorted by byte. */
-static glmoe_status trie_build(gm_trie *t, const gm_added *a, bool norm_pass, gm_err *err) {
+/* The child of `node` on byte c, or 0 (the root is never a child). */
+static inline uint32_t step(const gm_added_automaton *t, uint32_t node, uint8_t c) {
+    if (node == 0) return t->root_next[c];
+    uint32_t lo = t->edge_start[node], hi = t->edge_start[node + 1], end = hi;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (t->edge_byte[mid] < c) lo = mid + 1;
+        else hi = mid;
+    }
+    return (lo < end && t->edge_byte[lo] == c) ? t->edge_child[lo] : 0;
+}
+
+/* Builds the automaton of the tokens whose `normalized` flag equals norm_pass: the trie of the
+ * reversed patterns (first-child/next-sibling while it grows), laid out with each node's edges
+ * sorted by byte, then the failure links and `best` in breadth-first order. */
+static glmoe_status automaton_build(gm_added_automaton *t, const gm_added *a, bool norm_pass, gm_err *err) {
     memset(t, 0, sizeof *t);
     size_t cap = 1;
     for (size_t i = 0; i < a->n; i++)
         if (a->tokens[i].normalized == norm_pass) cap += a->tokens[i].pattern_len;
+    if (cap > UINT32_MAX) return gm_fail(err, GLMOE_E_UNSUPPORTED, "added_tokens: the patterns total over 4 GiB");
     uint8_t *tbyte = malloc(cap);
-    int32_t *tchild = malloc(cap * sizeof *tchild), *tsib = malloc(cap * sizeof *tsib);
-    t->term = malloc(cap * sizeof *t->term);
+    int32_t *tchild = malloc(cap * sizeof *tchild), *tsib = malloc(cap * sizeof *tsib), *term = malloc(cap * sizeof *term);
+    uint32_t *queue = NULL;
     glmoe_status st = GLMOE_OK;
-    if (!tbyte || !tchild || !tsib || !t->term) {
-        st = gm_fail(err, GLMOE_E_NOMEM, "added_tokens: out of memory");
-        goto done;
-    }
+    if (!tbyte || !tchild || !tsib || !term) goto nomem;
     size_t n_nodes = 1;
-    tchild[0] = tsib[0] = -1;
-    t->term[0] = -1;
+    tchild[0] = tsib[0] = term[0] = -1;
     for (size_t i = 0; i < a->n; i++) {
         const gm_added_token *tok = &a->tokens[i];
         if (tok->normalized != norm_pass || tok->pattern_len == 0) continue;
         int32_t node = 0;
-        for (size_t k = 0; k < tok->pattern_len; k++) {
+        for (size_t k = tok->pattern_len; k-- > 0;) { /* the pattern read backwards */
             uint8_t c = (uint8_t)tok->pattern[k];
             int32_t ch = tchild[node];
             while (ch >= 0 && tbyte[ch] != c) ch = tsib[ch];
             if (ch < 0) {
                 ch = (int32_t)n_nodes++;
                 tbyte[ch] = c;
-                tchild[ch] = -1;
+                tchild[ch] = term[ch] = -1;
                 tsib[ch] = tchild[node];
-                t->term[ch] = -1;
                 tchild[node] = ch;
             }
             node = ch;
         }
-        if (t->term[node] >= 0) {
-            const gm_added_token *o = &a->tokens[t->term[node]];
+        if (term[node] >= 0) {
+            const gm_added_token *o = &a->tokens[term[node]];
             st = gm_fail(err, GLMOE_E_FORMAT, "added_tokens: \"%.*s\" (id %d) and \"%.*s\" (id %d) match the same text",
                          (int)o->content_len, o->content, o->id, (int)tok->content_len, tok->content, tok->id);
             goto done;
         }
-        t->term[node] = (int32_t)i;
-        t->first[(uint8_t)tok->pattern[0]] = true;
+        term[node] = (int32_t)i;
     }
     t->n_nodes = n_nodes;
     t->edge_start = malloc((n_nodes + 1) * sizeof *t->edge_start);
     t->edge_byte = malloc(n_nodes);
     t->edge_child = malloc(n_nodes * sizeof *t->edge_child);
-    if (!t->edge_start || !t->edge_byte || !t->edge_child) {
-        st = gm_fail(err, GLMOE_E_NOMEM, "added_tokens: out of memory");
-        goto done;
-    }
+    t->fail = malloc(n_nodes * sizeof *t->fail);
+    t->best = malloc(n_nodes * sizeof *t->best);
+    queue = malloc(n_nodes * sizeof *queue);
+    if (!t->edge_start || !t->edge_byte || !t->edge_child || !t->fail || !t->best || !queue) goto nomem;
     uint32_t e = 0;
     for (size_t node = 0; node < n_nodes; node++) {
         t->edge_start[node] = e;
@@ -94,50 +103,67 @@ static glmoe_status trie_build(gm_trie *t, const gm_added *a, bool norm_pass, gm
         }
     }
     t->edge_start[n_nodes] = e;
+    for (uint32_t k = t->edge_start[0]; k < t->edge_start[1]; k++) t->root_next[t->edge_byte[k]] = t->edge_child[k];
+
+    /* Failure links, parents before children: fail(v) for v = child(u, c) is the deepest node
+     * reached by stepping c from the failure chain of u, as in Aho and Corasick (1975). best(v) is
+     * v's own token when a pattern ends at v, else best(fail(v)): the longest pattern that is a
+     * suffix of v's string, i.e. (the trie being reversed) the longest that starts at the current
+     * text position. */
+    size_t head = 0, tail = 0;
+    t->fail[0] = 0;
+    t->best[0] = -1;
+    queue[tail++] = 0;
+    while (head < tail) {
+        uint32_t u = queue[head++];
+        for (uint32_t k = t->edge_start[u]; k < t->edge_start[u + 1]; k++) {
+            uint32_t v = t->edge_child[k], f = 0;
+            uint8_t c = t->edge_byte[k];
+            if (u != 0) {
+                f = t->fail[u];
+                while (f != 0 && step(t, f, c) == 0) f = t->fail[f];
+                f = step(t, f, c);
+            }
+            t->fail[v] = f;
+            t->best[v] = term[v] >= 0 ? term[v] : t->best[f];
+            queue[tail++] = v;
+        }
+    }
+    goto done;
+nomem:
+    st = gm_fail(err, GLMOE_E_NOMEM, "added_tokens: out of memory");
 done:
     free(tbyte);
     free(tchild);
     free(tsib);
-    if (st != GLMOE_OK) trie_free(t);
+    free(term);
+    free(queue);
+    if (st != GLMOE_OK) automaton_free(t);
     return st;
 }
 
-static inline int64_t trie_step(const gm_trie *t, uint32_t node, uint8_t c) {
-    uint32_t lo = t->edge_start[node], hi = t->edge_start[node + 1];
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (t->edge_byte[mid] < c) lo = mid + 1;
-        else hi = mid;
+/* Records, from the end of s[0..n) backwards, every position where some pattern starts and the
+ * longest pattern there. hits[] comes out in decreasing position. */
+static bool find_hits(const gm_added_automaton *t, const uint8_t *s, size_t n, gm_added_splits *out) {
+    out->n_hits = 0;
+    uint32_t q = 0;
+    for (size_t i = n; i-- > 0;) {
+        uint8_t c = s[i];
+        uint32_t next;
+        while ((next = step(t, q, c)) == 0 && q != 0) q = t->fail[q];
+        q = next;
+        if (t->best[q] < 0) continue;
+        if (out->n_hits == out->cap_hits &&
+            !gm_tok_grow((void **)&out->hits, &out->cap_hits, out->n_hits, 1, sizeof *out->hits))
+            return false;
+        out->hits[out->n_hits++] = (gm_added_hit){i, t->best[q]};
     }
-    return (lo < t->edge_start[node + 1] && t->edge_byte[lo] == c) ? (int64_t)t->edge_child[lo] : -1;
-}
-
-/* Leftmost-longest match in s[from..n): the first position where some pattern starts, and the
- * longest pattern there. */
-static bool trie_find(const gm_trie *t, const uint8_t *s, size_t n, size_t from, size_t *ms, size_t *me, int32_t *tok) {
-    if (t->n_nodes <= 1) return false;
-    for (size_t pos = from; pos < n; pos++) {
-        if (!t->first[s[pos]]) continue;
-        uint32_t node = 0;
-        int32_t best = -1;
-        size_t best_end = 0;
-        for (size_t i = pos; i < n; i++) {
-            int64_t ch = trie_step(t, node, s[i]);
-            if (ch < 0) break;
-            node = (uint32_t)ch;
-            if (t->term[node] >= 0) best = t->term[node], best_end = i + 1;
-        }
-        if (best >= 0) {
-            *ms = pos, *me = best_end, *tok = best;
-            return true;
-        }
-    }
-    return false;
+    return true;
 }
 
 glmoe_status gm_added_build(gm_added *a, gm_err *err) {
-    glmoe_status st = trie_build(&a->raw, a, false, err);
-    if (st == GLMOE_OK) st = trie_build(&a->norm, a, true, err);
+    glmoe_status st = automaton_build(&a->raw, a, false, err);
+    if (st == GLMOE_OK) st = automaton_build(&a->norm, a, true, err);
     if (st != GLMOE_OK) return st;
     for (size_t i = 0; i < a->n; i++) {
         if (!a->tokens[i].single_word) continue;
@@ -155,8 +181,8 @@ void gm_added_free(gm_added *a) {
         free(a->tokens[i].pattern);
     }
     free(a->tokens);
-    trie_free(&a->raw);
-    trie_free(&a->norm);
+    automaton_free(&a->raw);
+    automaton_free(&a->norm);
     gm_tok_regex_free(&a->word_char);
     memset(a, 0, sizeof *a);
 }
@@ -177,13 +203,16 @@ glmoe_status gm_added_split_text(const gm_added *a, bool norm_pass, const uint8_
                                  bool parse_special, gm_added_splits *out, OnigRegion *region, gm_err *err) {
     out->n = 0;
     if (n == 0) return GLMOE_OK;
-    const gm_trie *t = norm_pass ? &a->norm : &a->raw;
-    size_t start_offset = 0, pos = 0, ms, me;
-    int32_t ti;
-    while (trie_find(t, s, n, pos, &ms, &me, &ti)) {
-        pos = me; /* the automaton moves past every match, used or not */
+    const gm_added_automaton *t = norm_pass ? &a->norm : &a->raw;
+    if (t->n_nodes > 1 && !find_hits(t, s, n, out)) goto nomem;
+    size_t start_offset = 0, pos = 0;
+    /* the hits in increasing position: take the first one at or after the end of the last match */
+    for (size_t h = t->n_nodes > 1 ? out->n_hits : 0; h-- > 0;) {
+        if (out->hits[h].start < pos) continue;
+        int32_t ti = out->hits[h].token;
         const gm_added_token *tok = &a->tokens[ti];
-        size_t start = ms, stop = me;
+        size_t start = out->hits[h].start, stop = start + tok->pattern_len;
+        pos = stop; /* the automaton moves past every match, used or not */
         if (!parse_special && tok->special) continue;
         if (tok->single_word) {
             bool start_space = start == 0 || !is_word_char_at(a, s, n, gm_utf8_prev(s, start), region);
@@ -191,9 +220,10 @@ glmoe_status gm_added_split_text(const gm_added *a, bool norm_pass, const uint8_
             if (!stop_space || !start_space) continue;
         }
         if (tok->lstrip) {
-            /* start of the whitespace run that ends at `start`, but not before the last match */
+            /* back over the whitespace before the token, but not past the last match: HF takes
+             * max(start of the run, start_offset), and stopping there keeps this linear */
             size_t ns = start;
-            while (ns > 0) {
+            while (ns > start_offset) {
                 size_t p = gm_utf8_prev(s, ns);
                 int32_t cp;
                 gm_utf8_next(s + p, &cp);

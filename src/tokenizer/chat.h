@@ -73,7 +73,9 @@ glmoe_status chat_render(char **out, size_t *out_len, const json_t *messages, co
 glmoe_status chat_render_json(char **out, size_t *out_len, const char *messages_json,
                               const char *tools_json, const chat_options *opt, gm_err *err);
 
-/* Parses what the model wrote in one assistant turn (the text between the generation prompt and
+/* (The public glmoe_chat_parse_tool_calls, in chat_api.c, gives this to callers in OpenAI's shape.)
+ *
+ * Parses what the model wrote in one assistant turn (the text between the generation prompt and
  * the stop token, e.g. "\n<think>…</think>\nLet me check.\n<tool_call>get_weather\n
  * <arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n</tool_call>").
  *

@@ -25,7 +25,6 @@ void gm_pretokenizer_free(gm_pretokenizer *p) {
 
 void gm_pre_scratch_free(gm_pre_scratch *s) {
     free(s->m);
-    if (s->region) onig_region_free(s->region, 1);
     memset(s, 0, sizeof *s);
 }
 
@@ -43,11 +42,12 @@ static bool push_span(gm_spans *out, size_t off, size_t len) {
 }
 
 /* HF's Pattern::find_matches for a regex: matches and the gaps between them, in order. */
-static glmoe_status regex_matches(const gm_tok_regex *re, const uint8_t *s, size_t n, gm_pre_scratch *scr, gm_err *err) {
+static glmoe_status regex_matches(const gm_tok_regex *re, const uint8_t *s, size_t n, gm_pre_scratch *scr,
+                                  gm_tok_regex_run *run, gm_err *err) {
     gm_tok_match_iter it = {0};
     size_t prev = 0, ms, me;
     int rc;
-    while ((rc = gm_tok_regex_next(re, scr->region, s, n, &it, &ms, &me)) == 1) {
+    while ((rc = gm_tok_regex_next(re, run, s, n, &it, &ms, &me)) == 1) {
         if (prev != ms && !push_match(scr, prev, ms, false)) goto nomem;
         if (!push_match(scr, ms, me, true)) goto nomem;
         prev = me;
@@ -56,7 +56,7 @@ static glmoe_status regex_matches(const gm_tok_regex *re, const uint8_t *s, size
         char msg[128];
         gm_tok_regex_errstr(rc, msg, sizeof msg);
         /* Running out of memory is not the input's fault (Oniguruma's backtracking stack takes
-         * ~30 bytes per byte of a long run of letters or spaces); the retry limit is. */
+         * ~30 bytes per byte of a long run of letters or spaces); the work bounds are. */
         return gm_fail(err, rc == ONIGERR_MEMORY ? GLMOE_E_NOMEM : GLMOE_E_ARG,
                        "pre_tokenizer: the Split pattern failed on the input: %s", msg);
     }
@@ -149,12 +149,11 @@ static bool fold(const gm_pre_scratch *scr, gm_split_behavior behavior, size_t b
 }
 
 glmoe_status gm_pre_step_apply(const gm_pre_step *st, gm_tok_bytes *work, gm_span in, gm_spans *out,
-                               gm_pre_scratch *scr, gm_err *err) {
-    if (!scr->region && !(scr->region = onig_region_new())) return gm_fail(err, GLMOE_E_NOMEM, "pre_tokenizer: out of memory");
+                               gm_pre_scratch *scr, gm_tok_regex_run *run, gm_err *err) {
     scr->n = 0;
     switch (st->kind) {
     case GM_PRE_SPLIT: {
-        glmoe_status s = regex_matches(&st->pattern, (const uint8_t *)work->p + in.off, in.len, scr, err);
+        glmoe_status s = regex_matches(&st->pattern, (const uint8_t *)work->p + in.off, in.len, scr, run, err);
         if (s != GLMOE_OK) return s;
         if (st->invert)
             for (size_t i = 0; i < scr->n; i++) scr->m[i].is_match = !scr->m[i].is_match;
@@ -175,7 +174,7 @@ glmoe_status gm_pre_step_apply(const gm_pre_step *st, gm_tok_bytes *work, gm_spa
             in = (gm_span){off, in.len + 1};
         }
         if (!st->use_regex) return push_span(out, in.off, in.len) ? GLMOE_OK : gm_fail(err, GLMOE_E_NOMEM, "pre_tokenizer: out of memory");
-        glmoe_status s = regex_matches(&st->pattern, (const uint8_t *)work->p + in.off, in.len, scr, err);
+        glmoe_status s = regex_matches(&st->pattern, (const uint8_t *)work->p + in.off, in.len, scr, run, err);
         if (s != GLMOE_OK) return s;
         return fold(scr, GM_SPLIT_ISOLATED, in.off, out) ? GLMOE_OK : gm_fail(err, GLMOE_E_NOMEM, "pre_tokenizer: out of memory");
     }

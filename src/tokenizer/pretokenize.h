@@ -84,13 +84,13 @@ typedef struct gm_pre_match {
 typedef struct gm_pre_scratch {
     gm_pre_match *m;
     size_t n, cap;
-    OnigRegion *region;
 } gm_pre_scratch;
 void gm_pre_scratch_free(gm_pre_scratch *s);
 
 /* Applies one step to the piece `in` of work: the non-empty resulting pieces are appended to out
- * (out->n is not reset). May append to work (ByteLevel's prefix space). */
+ * (out->n is not reset). May append to work (ByteLevel's prefix space). Regex steps run within
+ * `run`'s budget (tok_regex.h). */
 glmoe_status gm_pre_step_apply(const gm_pre_step *st, gm_tok_bytes *work, gm_span in, gm_spans *out,
-                               gm_pre_scratch *scratch, gm_err *err);
+                               gm_pre_scratch *scratch, gm_tok_regex_run *run, gm_err *err);
 
 #endif

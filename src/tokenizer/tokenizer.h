@@ -17,7 +17,9 @@
  *   limits         ids below 2^24; at most 64 normalizer steps, 64 pre-tokenizer steps and 64
  *                  templates (real files have a handful; each step costs the encoder a pass or a
  *                  level of recursion, so a hostile file must not have a million); at most 16 MiB
- *                  of JSON outside model.vocab and model.merges (jansson's memory is ~80x that).
+ *                  of JSON outside model.vocab and model.merges (jansson's memory is ~80x that);
+ *                  the normalizer's output at most 32x its input + 4096 bytes (normalize.h); the
+ *                  regex work of an encode within a retry budget and a time allowance (tok_regex.h).
  *   decoder        ByteLevel (or a Sequence holding only ByteLevel).
  *   truncation, padding must be null.
  * Anything else is refused at load with an error naming the JSON path and value, e.g.
@@ -98,8 +100,9 @@ void gm_tokenizer_free(gm_tokenizer *tok);
 
 /* Encodes text[0..len) and appends the ids to out (out->n is not reset first). flags:
  * GM_TOK_PARSE_SPECIAL, GM_TOK_ADD_SPECIAL. On failure out keeps its previous length.
- * Errors: GLMOE_E_ARG for ill-formed UTF-8 (with the offset) or a regex that hits Oniguruma's
- * backtracking limit, GLMOE_E_NOMEM. */
+ * Errors: GLMOE_E_ARG for ill-formed UTF-8 (with the offset), a normalizer whose output goes over
+ * its limit (normalize.h) or regex work over its budget or time allowance (tok_regex.h),
+ * GLMOE_E_NOMEM. */
 glmoe_status gm_tokenizer_encode(gm_tokenizer *tok, const char *text, size_t len, unsigned flags,
                                  gm_tok_ids *out, gm_err *err);
 

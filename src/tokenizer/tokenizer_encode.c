@@ -23,7 +23,7 @@ static glmoe_status pretok(gm_tokenizer *tok, size_t step, gm_span piece, gm_tok
         return gm_bpe_encode(&tok->bpe, (const uint8_t *)tok->work.p + piece.off, piece.len, out, err);
     gm_spans *lv = &tok->levels[step];
     lv->n = 0;
-    glmoe_status s = gm_pre_step_apply(st, &tok->work, piece, lv, &tok->pre_scratch, err);
+    glmoe_status s = gm_pre_step_apply(st, &tok->work, piece, lv, &tok->pre_scratch, &tok->regex_run, err);
     for (size_t i = 0; s == GLMOE_OK && i < lv->n; i++) s = pretok(tok, step + 1, lv->v[i], out, err);
     return s;
 }
@@ -32,7 +32,7 @@ static glmoe_status pretok(gm_tokenizer *tok, size_t step, gm_span piece, gm_tok
 static glmoe_status encode_segment(gm_tokenizer *tok, const uint8_t *s, size_t n, bool parse_special, gm_tok_ids *out,
                                    gm_err *err) {
     tok->work.n = 0;
-    glmoe_status st = gm_normalize(&tok->norm, s, n, &tok->work, &tok->norm_scratch, err);
+    glmoe_status st = gm_normalize(&tok->norm, s, n, &tok->work, &tok->norm_scratch, &tok->regex_run, err);
     if (st != GLMOE_OK) return st;
     size_t m = tok->work.n;
     if (m == 0) return GLMOE_OK;
@@ -108,7 +108,8 @@ glmoe_status gm_tokenizer_encode(gm_tokenizer *tok, const char *text, size_t len
     if (bad != len) return gm_fail(err, GLMOE_E_ARG, "encode: the input is not valid UTF-8 (ill-formed sequence at byte %zu)", bad);
     size_t n0 = out->n;
     bool parse_special = flags & GM_TOK_PARSE_SPECIAL;
-    glmoe_status st;
+    glmoe_status st = gm_tok_regex_run_begin(&tok->regex_run, err); /* this call's regex budget */
+    if (st != GLMOE_OK) return st;
     if ((flags & GM_TOK_ADD_SPECIAL) && tok->n_templates) {
         tok->seq.n = 0;
         st = encode_text(tok, s, len, parse_special, &tok->seq, err);

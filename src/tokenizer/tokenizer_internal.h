@@ -43,7 +43,8 @@ struct gm_tokenizer {
     gm_spans *levels;           /* pieces produced by each pre-tokenizer step          */
     gm_pre_scratch pre_scratch;
     gm_norm_scratch norm_scratch;
-    OnigRegion *region;
+    gm_tok_regex_run regex_run; /* the regex work budget of the current encode (tok_regex.h) */
+    OnigRegion *region;         /* single_word's word-character test                        */
     gm_tok_ids seq;             /* the sequence, while a template wraps it             */
 };
 

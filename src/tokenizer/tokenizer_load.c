@@ -132,15 +132,15 @@ static glmoe_status parse_normalizer(loader *L, const json_t *n, const char *pat
     if (nz->n >= MAX_PIPELINE_STEPS)
         return gm_fail(L->err, GLMOE_E_UNSUPPORTED, "%s: more than %d normalizer steps are not supported", path,
                        MAX_PIPELINE_STEPS);
-    if (strcmp(type, "NFC") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFC, L->err);
-    if (strcmp(type, "NFD") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFD, L->err);
-    if (strcmp(type, "NFKC") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFKC, L->err);
-    if (strcmp(type, "NFKD") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFKD, L->err);
+    if (strcmp(type, "NFC") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFC, path, L->err);
+    if (strcmp(type, "NFD") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFD, path, L->err);
+    if (strcmp(type, "NFKC") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFKC, path, L->err);
+    if (strcmp(type, "NFKD") == 0) return gm_normalizer_add_nf(nz, GM_NORM_NFKD, path, L->err);
     if (strcmp(type, "Prepend") == 0) {
         const char *s;
         size_t len;
         if ((st = get_string(L, n, "prepend", &s, &len, path)) != GLMOE_OK) return st;
-        return gm_normalizer_add_prepend(nz, s, len, L->err);
+        return gm_normalizer_add_prepend(nz, s, len, path, L->err);
     }
     if (strcmp(type, "Replace") == 0) {
         const char *pat, *content;
@@ -148,8 +148,7 @@ static glmoe_status parse_normalizer(loader *L, const json_t *n, const char *pat
         bool literal;
         if ((st = get_pattern(L, n, path, &pat, &pat_len, &literal)) != GLMOE_OK) return st;
         if ((st = get_string(L, n, "content", &content, &content_len, path)) != GLMOE_OK) return st;
-        snprintf(child, sizeof child, "%s.pattern", path);
-        return gm_normalizer_add_replace(nz, pat, pat_len, literal, content, content_len, child, L->err);
+        return gm_normalizer_add_replace(nz, pat, pat_len, literal, content, content_len, path, L->err);
     }
     return unsupported_type(L, path, type);
 }
@@ -687,9 +686,15 @@ static glmoe_status parse_added(loader *L, const json_t *arr, size_t n_vocab, in
         /* normalized tokens are searched for (and decoded) in their normalized form */
         L->b.n = 0;
         if (at.normalized) {
-            if ((st = gm_normalize(&tok->norm, (const uint8_t *)content, len, &L->b, &tok->norm_scratch, L->err)) != GLMOE_OK) {
+            if ((st = gm_tok_regex_run_begin(&tok->regex_run, L->err)) != GLMOE_OK ||
+                (st = gm_normalize(&tok->norm, (const uint8_t *)content, len, &L->b, &tok->norm_scratch, &tok->regex_run,
+                                   L->err)) != GLMOE_OK) {
                 free(at.content);
-                return st;
+                if (st != GLMOE_E_ARG) return st;
+                /* the normalizer's output limit, hit by this file's own token: the file is at fault */
+                gm_err_prefix(L->err, "%s: ", path);
+                if (L->err) L->err->code = GLMOE_E_UNSUPPORTED;
+                return GLMOE_E_UNSUPPORTED;
             }
         } else if (!gm_tok_bytes_append(&L->b, content, len)) {
             free(at.content);
@@ -907,9 +912,12 @@ void gm_tokenizer_free(gm_tokenizer *tok) {
     free(tok->templates);
     gm_tok_bytes_free(&tok->work);
     free(tok->raw_splits.v);
+    free(tok->raw_splits.hits);
     free(tok->norm_splits.v);
+    free(tok->norm_splits.hits);
     gm_pre_scratch_free(&tok->pre_scratch);
     gm_norm_scratch_free(&tok->norm_scratch);
+    gm_tok_regex_run_free(&tok->regex_run);
     if (tok->region) onig_region_free(tok->region, 1);
     gm_tok_ids_free(&tok->seq);
     free(tok);

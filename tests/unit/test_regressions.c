@@ -29,6 +29,29 @@
  *   7. (fuzz_config) config.json without head_dim whose hidden_size / num_attention_heads is over
  *      4096 (38402 / 8 = 4800) was accepted: the default head_dim skipped the [1, 4096] range an
  *      explicit head_dim gets. Fixed in config.c.
+ *   8. (issue 13) A normalizer Sequence of seven Replace steps "a" -> 16 "a" (a 156 KB file) turned a
+ *      one-byte prompt into 268 MB of text: 73 s and 13 GB. Fixed in normalize.c: the text after any
+ *      step is at most 32 x the input + 4096 bytes and never grows past 1 GiB. (Checked in
+ *      test_limits.c, which measures the memory and kills a case that runs too long.)
+ *   9. (issue 13) The added-token search tried every pattern from every byte: an added token of
+ *      100,000 "a" + "b" and a prompt of 300,000 "a" took 130 s; an "lstrip" token " " on 100,000
+ *      spaces took 20 s, each match walking back over the whole run of spaces. Fixed in
+ *      added_tokens.c: an Aho-Corasick automaton over the reversed patterns finds, in one pass,
+ *      the longest pattern starting at each position (the same matches: test_tokenizer_parts
+ *      checks it against a naive search), and lstrip stops at the previous match. (Timed in
+ *      test_limits.c.)
+ *  10. (issue 13) A tokenizer.json.gz inflating to 1.99 GB (or 2000 MiB) was accepted: the 1 GiB
+ *      cap was checked after the end-of-stream break, and the buffer doubled to 2 GiB first. Fixed
+ *      in tokenizer_file.c: the size is checked after every inflate call, and the buffer never
+ *      grows past the cap + 1 byte. (Checked in test_limits.c with a stream made in memory.)
+ *  11. (issue 13) Regex work was bounded per match attempt only (Oniguruma's 10,000,000 retries):
+ *      Split `\w+(?=\d)|\s` on 100 KB of "a" took 83 s, `a+b` on 1 MB of "a" ~30 min (quadratic
+ *      with no backtracking to count), a look-ahead in a loop hours. Fixed in tok_regex.c and
+ *      tok_regex_guard.c: a backtracking budget per encode (1,000,000 + 32 per byte walked) and a
+ *      CPU-time allowance (1 s + 2 s per MB) checked from progress callouts placed at every match
+ *      attempt and look-around; limits per call, not process-wide. (Timed in test_limits.c, with
+ *      the real patterns on 10 MB texts and a second thread; the rewrite in
+ *      test_tokenizer_parts.c.)
  *
  * Usage: test_regressions <repo root>
  */

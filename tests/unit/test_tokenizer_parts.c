@@ -7,6 +7,12 @@
  *                                      random merge tables and words;
  *   Unicode normalization fast path    vs utf8proc on whole random strings;
  *   Oniguruma match walk               vs the onig crate's documented find_iter results;
+ *   the regex guard (progress callouts) the rewrite of awkward patterns, its refusals, and the
+ *                                      guarded patterns' matches vs the plain patterns' on random
+ *                                      texts;
+ *   added-token search (automaton)     vs a naive leftmost-longest search tried at every position,
+ *                                      with HF's lstrip/rstrip/single_word/special handling, on
+ *                                      random patterns and texts;
  *   tokenizer.json loader              refusals name the JSON path; truncated and corrupted files
  *                                      fail cleanly (run under ASan: `make asan`).
  * Usage: test_tokenizer_parts <repo root>
@@ -18,9 +24,12 @@
 #include <utf8proc.h>
 
 #include "test.h"
+#include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/normalize.h"
+#include "tokenizer/pretokenize.h"
 #include "tokenizer/tok_regex.h"
+#include "tokenizer/tok_regex_guard.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -236,15 +245,17 @@ static void test_normalize(void) {
     gm_err err = {0};
     for (int k = 0; k < 4; k++) {
         gm_normalizer nz = {0};
-        gm_normalizer_add_nf(&nz, kinds[k], &err);
+        gm_normalizer_add_nf(&nz, kinds[k], "normalizer", &err);
         gm_norm_scratch scratch = {0};
+        gm_tok_regex_run run = {0};
+        gm_tok_regex_run_begin(&run, &err);
         size_t bad = 0;
         for (int round = 0; round < 4000; round++) {
             uint8_t s[128];
             size_t n = 0, len = 1 + rnd_below(20);
             for (size_t i = 0; i < len; i++) n += (size_t)gm_utf8_encode(pool[rnd_below(sizeof pool / sizeof *pool)], s + n);
             gm_tok_bytes got = {0};
-            gm_normalize(&nz, s, n, &got, &scratch, &err);
+            gm_normalize(&nz, s, n, &got, &scratch, &run, &err);
             utf8proc_uint8_t *ref = NULL;
             utf8proc_ssize_t rn = utf8proc_map(s, (utf8proc_ssize_t)n, &ref, UTF8PROC_STABLE | flags[k]);
             bad += rn < 0 || got.n != (size_t)rn || memcmp(got.p, ref, got.n) != 0;
@@ -265,6 +276,7 @@ static void test_normalize(void) {
         }
         CHECK(bad_inert == 0, "form %d: %zu code points called inert change under utf8proc", k, bad_inert);
         gm_norm_scratch_free(&scratch);
+        gm_tok_regex_run_free(&run);
         gm_normalizer_free(&nz);
     }
 }
@@ -277,13 +289,14 @@ static void expect_matches(const char *pattern, bool literal, const char *text, 
     glmoe_status st = gm_tok_regex_compile(&re, pattern, strlen(pattern), literal, "test", &err);
     CHECK(st == GLMOE_OK, "compile %s: %s", pattern, err.msg);
     if (st != GLMOE_OK) return;
-    OnigRegion *region = onig_region_new();
+    gm_tok_regex_run run = {0};
+    gm_tok_regex_run_begin(&run, &err);
     gm_tok_match_iter it = {0};
     size_t got[64], n = 0, ms, me;
-    while (n + 2 <= 64 && gm_tok_regex_next(&re, region, (const uint8_t *)text, strlen(text), &it, &ms, &me) == 1)
+    while (n + 2 <= 64 && gm_tok_regex_next(&re, &run, (const uint8_t *)text, strlen(text), &it, &ms, &me) == 1)
         got[n++] = ms, got[n++] = me;
     CHECK(n == n_want && memcmp(got, want, n * sizeof *got) == 0, "matches of /%s/ in \"%s\"", pattern, text);
-    onig_region_free(region, 1);
+    gm_tok_regex_run_free(&run);
     gm_tok_regex_free(&re);
 }
 
@@ -302,6 +315,234 @@ static void test_regex(void) {
     CHECK(st == GLMOE_E_FORMAT && strstr(err.msg, "pre_tokenizer.pattern.Regex"), "bad regex: %s", err.msg);
     st = gm_tok_regex_compile(&re, "", 0, true, "x.pattern.String", &err);
     CHECK(st == GLMOE_E_UNSUPPORTED, "empty literal refused");
+}
+
+/* ---- the regex guard --------------------------------------------------------------------------- */
+
+static void expect_rewrite(const char *pattern, const char *want, const char *want_refusal) {
+    gm_tok_bytes out = {0};
+    int n_tags = -1;
+    const char *why = gm_tok_regex_guard_rewrite(pattern, strlen(pattern), &out, &n_tags);
+    if (want_refusal) {
+        CHECK(why && strstr(why, want_refusal), "rewrite of %s: refusal \"%s\", want \"%s\"", pattern, why ? why : "(none)",
+              want_refusal);
+    } else {
+        gm_tok_bytes_cstr(&out);
+        CHECK(!why && strcmp(out.p, want) == 0, "rewrite of %s:\n    got:  %s\n    want: %s", pattern, why ? why : out.p, want);
+    }
+    gm_tok_bytes_free(&out);
+}
+
+/* The plain walk the guarded one must equal: onig_search without callouts or limits, with
+ * find_iter's empty-match rule, as gm_tok_regex_next did before the guard. */
+static size_t plain_walk(OnigRegex re, const uint8_t *s, size_t n, size_t *got, size_t cap) {
+    OnigRegion *region = onig_region_new();
+    size_t k = 0, last = 0;
+    bool skip_empty = false;
+    while (last <= n && k + 2 <= cap) {
+        int pos = onig_search(re, s, s + n, s + last, s + n, region, ONIG_OPTION_NONE);
+        if (pos < 0) break;
+        size_t ms = (size_t)region->beg[0], me = (size_t)region->end[0];
+        last = me;
+        if (ms == me) {
+            last += me < n ? (s[me] < 0x80 ? 1 : s[me] < 0xE0 ? 2 : s[me] < 0xF0 ? 3 : 4) : 1;
+            if (skip_empty) {
+                skip_empty = false;
+                continue;
+            }
+        } else {
+            skip_empty = true;
+        }
+        got[k++] = ms, got[k++] = me;
+    }
+    onig_region_free(region, 1);
+    return k;
+}
+
+static void test_regex_guard(void) {
+    /* where callouts go: the start of the pattern, and the start of each look-around's body */
+    expect_rewrite("a+b", "(?{}[g0])a+b", NULL);
+    expect_rewrite("\\s+(?!\\S)|\\s+", "(?{}[g0])\\s+(?!(?{}[g1])\\S)|\\s+", NULL);
+    expect_rewrite("(?<=x)y(?<!z)", "(?{}[g0])(?<=(?{}[g1])x)y(?<!(?{}[g2])z)", NULL);
+    /* not in classes (a leading ']' is literal, classes nest), escapes or comments */
+    expect_rewrite("[(?=]x(?=y)", "(?{}[g0])[(?=]x(?=(?{}[g1])y)", NULL);
+    expect_rewrite("[]a(?=][[:alpha:](?!]z+(?=x)", "(?{}[g0])[]a(?=][[:alpha:](?!]z+(?=(?{}[g1])x)", NULL);
+    expect_rewrite("\\(?=a", "(?{}[g0])\\(?=a", NULL);
+    expect_rewrite("(\\c(?=a)", "(?{}[g0])(\\c(?=a)", NULL);
+    expect_rewrite("(?#(?=x\\)c)(?=d)", "(?{}[g0])(?#(?=x\\)c)(?=(?{}[g1])d)", NULL);
+    /* named groups and options are not look-arounds; x turned off is fine */
+    expect_rewrite("(?<n>a)(?i-x:b)", "(?{}[g0])(?<n>a)(?i-x:b)", NULL);
+    /* attempts that cost O(pattern) get no attempt callout (sparse patterns would pay per byte) */
+    expect_rewrite("\\p{N}{1,3}", "\\p{N}{1,3}", NULL);
+    expect_rewrite("[\\x{4e00}-\\x{9fa5}]+|ab?", "[\\x{4e00}-\\x{9fa5}]+|ab?", NULL);
+    expect_rewrite("a+b", "(?{}[g0])a+b", NULL);
+    expect_rewrite("\\d+\\.", "(?{}[g0])\\d+\\.", NULL);
+    expect_rewrite("(ab)+", "(?{}[g0])(ab)+", NULL);
+    /* refused */
+    expect_rewrite("(?{x})a", NULL, "(?{...})");
+    expect_rewrite("a(*FAIL)", NULL, "(*name)");
+    expect_rewrite("(?x) a b", NULL, "extended mode");
+    expect_rewrite("(?ix:a b)", NULL, "extended mode");
+    gm_tok_regex re;
+    gm_err err = {0};
+    CHECK(gm_tok_regex_compile(&re, "(?x) a # b", 10, false, "pre_tokenizer.pattern.Regex", &err) == GLMOE_E_UNSUPPORTED &&
+              strstr(err.msg, "pre_tokenizer.pattern.Regex: the pattern is not supported: extended mode"),
+          "(?x) refused at load: %s", err.msg);
+
+    /* the check: a tag that is not a callout (here: inside a class) is caught */
+    OnigRegex bad = NULL, plain = NULL;
+    OnigErrorInfo einfo;
+    const char *b = "(?{}[g0])[(?{}[g1])]", *pl = "[(?{}[g1])]";
+    onig_new(&bad, (const OnigUChar *)b, (const OnigUChar *)b + strlen(b), ONIG_OPTION_NONE, ONIG_ENCODING_UTF8,
+             ONIG_SYNTAX_DEFAULT, &einfo);
+    onig_new(&plain, (const OnigUChar *)pl, (const OnigUChar *)pl + strlen(pl), ONIG_OPTION_NONE, ONIG_ENCODING_UTF8,
+             ONIG_SYNTAX_DEFAULT, &einfo);
+    CHECK(bad && plain && gm_tok_regex_guard_check(bad, plain, 2) != NULL, "a tag inside a class is caught");
+    CHECK(bad && plain && gm_tok_regex_guard_check(bad, plain, 1) == NULL, "the real callout passes");
+    if (bad) onig_free(bad);
+    if (plain) onig_free(plain);
+
+    /* The guarded patterns match exactly what the plain ones match, on random texts: the real
+     * pretokenizer patterns and awkward ones (look-arounds, classes, anchors, empty matches). */
+    static const char *const patterns[] = {
+        GM_GPT2_PATTERN,
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        "\\p{N}{1,3}", "a+b", "(?<=a)b*", "(?<!b)a|(?=b)", "\\b", "(?i)a(?=B)|b", "x*", "^a|b$", "[ab](?!a)(?<=b)", "(a)(?=\\1)",
+    };
+    const char alphabet[] = "ab AB1\n'.,x\xc3\xa9";
+    size_t bad_walks = 0, walks = 0;
+    gm_tok_regex_run run = {0};
+    for (size_t pi = 0; pi < sizeof patterns / sizeof *patterns; pi++) {
+        const char *pat = patterns[pi];
+        OnigRegex ref = NULL;
+        onig_new(&ref, (const OnigUChar *)pat, (const OnigUChar *)pat + strlen(pat), ONIG_OPTION_NONE, ONIG_ENCODING_UTF8,
+                 ONIG_SYNTAX_DEFAULT, &einfo);
+        glmoe_status st = gm_tok_regex_compile(&re, pat, strlen(pat), false, "test", &err);
+        CHECK(ref && st == GLMOE_OK, "compile %s: %s", pat, err.msg);
+        if (!ref || st != GLMOE_OK) continue;
+        for (int round = 0; round < 300; round++) {
+            uint8_t text[64];
+            size_t n = 0, len = rnd_below(30);
+            for (size_t i = 0; i < len; i++) {
+                size_t c = rnd_below(sizeof alphabet - 2); /* the last two bytes are one character */
+                if (c == sizeof alphabet - 3) text[n++] = 0xC3, text[n++] = 0xA9;
+                else text[n++] = (uint8_t)alphabet[c];
+            }
+            size_t want[160], got[160], n_want = plain_walk(ref, text, n, want, 160), n_got = 0, ms, me;
+            gm_tok_regex_run_begin(&run, &err);
+            gm_tok_match_iter it = {0};
+            while (n_got + 2 <= 160 && gm_tok_regex_next(&re, &run, text, n, &it, &ms, &me) == 1)
+                got[n_got++] = ms, got[n_got++] = me;
+            bad_walks += n_got != n_want || memcmp(got, want, n_got * sizeof *got) != 0;
+            walks++;
+        }
+        onig_free(ref);
+        gm_tok_regex_free(&re);
+    }
+    gm_tok_regex_run_free(&run);
+    CHECK(bad_walks == 0, "guarded patterns match differently from the plain ones on %zu of %zu texts", bad_walks, walks);
+}
+
+/* ---- added-token search --------------------------------------------------------------------- */
+
+/* The reference: HF's find_matches written the slow, obvious way. At each position from `pos` on,
+ * every pattern is tried; the first position where one matches gives the match, the longest
+ * pattern there wins. The word-character test is a plain ASCII one: the random texts below only
+ * use ASCII, where it agrees with the Unicode class the tokenizer uses. */
+static bool ref_word(uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+
+static size_t ref_split(const gm_added *a, const uint8_t *s, size_t n, bool parse_special, gm_added_split *out) {
+    size_t k = 0, pos = 0, start_offset = 0;
+    while (n) {
+        size_t ms = n, me = 0;
+        int32_t ti = -1;
+        for (size_t p = pos; p < n && ti < 0; p++)
+            for (size_t t = 0; t < a->n; t++) {
+                const gm_added_token *tok = &a->tokens[t];
+                if (tok->normalized || tok->pattern_len == 0 || tok->pattern_len > n - p) continue;
+                if (memcmp(s + p, tok->pattern, tok->pattern_len) != 0) continue;
+                if (ti < 0 || tok->pattern_len > me - ms) ms = p, me = p + tok->pattern_len, ti = (int32_t)t;
+            }
+        if (ti < 0) break;
+        pos = me;
+        const gm_added_token *tok = &a->tokens[ti];
+        if (!parse_special && tok->special) continue;
+        if (tok->single_word && ((ms > 0 && ref_word(s[ms - 1])) || (me < n && ref_word(s[me])))) continue;
+        if (tok->lstrip) {
+            size_t ns = ms;
+            while (ns > 0 && (s[ns - 1] == ' ' || s[ns - 1] == '\n')) ns--;
+            ms = ns > start_offset ? ns : start_offset;
+        }
+        if (tok->rstrip)
+            while (me < n && (s[me] == ' ' || s[me] == '\n')) me++;
+        if (start_offset < ms) out[k++] = (gm_added_split){start_offset, ms, -1};
+        out[k++] = (gm_added_split){ms, me, ti};
+        start_offset = me;
+    }
+    if (start_offset != n) out[k++] = (gm_added_split){start_offset, n, -1};
+    return k;
+}
+
+static void test_added_search(void) {
+    static const char alphabet[] = "aab \n";
+    OnigRegion *region = onig_region_new();
+    size_t bad = 0, rounds = 3000, splits = 0;
+    for (size_t round = 0; round < rounds; round++) {
+        gm_added a = {0};
+        a.n = 1 + rnd_below(6);
+        a.tokens = calloc(a.n, sizeof *a.tokens);
+        for (size_t t = 0; t < a.n; t++) {
+            gm_added_token *tok = &a.tokens[t];
+            /* distinct patterns of 1 to 5 characters, often prefixes or suffixes of each other */
+            do {
+                tok->pattern_len = 1 + rnd_below(5);
+                free(tok->pattern);
+                tok->pattern = malloc(tok->pattern_len);
+                for (size_t i = 0; i < tok->pattern_len; i++) tok->pattern[i] = alphabet[rnd_below(5)];
+                bool dup = false;
+                for (size_t u = 0; u < t; u++)
+                    dup |= a.tokens[u].pattern_len == tok->pattern_len &&
+                           memcmp(a.tokens[u].pattern, tok->pattern, tok->pattern_len) == 0;
+                if (!dup) break;
+            } while (1);
+            tok->content = malloc(tok->pattern_len);
+            memcpy(tok->content, tok->pattern, tok->pattern_len);
+            tok->content_len = tok->pattern_len;
+            tok->id = (int32_t)t;
+            tok->special = rnd_below(3) == 0;
+            tok->lstrip = rnd_below(3) == 0;
+            tok->rstrip = rnd_below(3) == 0;
+            tok->single_word = rnd_below(4) == 0;
+        }
+        gm_err err = {0};
+        if (gm_added_build(&a, &err) != GLMOE_OK) {
+            CHECK(0, "build: %s", err.msg);
+            gm_added_free(&a);
+            continue;
+        }
+        uint8_t text[48];
+        size_t n = rnd_below(sizeof text);
+        for (size_t i = 0; i < n; i++) text[i] = (uint8_t)alphabet[rnd_below(5)];
+        bool parse_special = rnd_below(2);
+        gm_added_split want[2 * sizeof text + 2];
+        size_t n_want = ref_split(&a, text, n, parse_special, want);
+        gm_added_splits got = {0};
+        glmoe_status st = gm_added_split_text(&a, false, text, n, parse_special, &got, region, &err);
+        bool same = st == GLMOE_OK && got.n == n_want;
+        for (size_t i = 0; same && i < n_want; i++)
+            same = got.v[i].start == want[i].start && got.v[i].end == want[i].end && got.v[i].token == want[i].token;
+        if (!same && bad++ == 0)
+            fprintf(stderr, "  added-token search: first difference on \"%.*s\" (%zu splits, want %zu)\n", (int)n,
+                    (const char *)text, got.n, n_want);
+        splits += n_want;
+        free(got.v);
+        free(got.hits);
+        gm_added_free(&a);
+    }
+    CHECK(bad == 0, "added-token search differs from the reference on %zu of %zu random cases", bad, rounds);
+    printf("  added-token search: %zu random cases, %zu splits, as the reference\n", rounds, splits);
+    onig_region_free(region, 1);
 }
 
 /* ---- the loader on a small tokenizer.json ------------------------------------------------------- */
@@ -507,6 +748,8 @@ int main(int argc, char **argv) {
     test_bpe();
     test_normalize();
     test_regex();
+    test_regex_guard();
+    test_added_search();
     test_loader();
     free(all_enc);
     return test_summary("test_tokenizer_parts");
