@@ -203,6 +203,18 @@ static const st_tensor *need(const st_file *f, const char *name) {
     return t;
 }
 
+/* Element i of a tensor of BF16, F16 or F32 values, as float. */
+static float dtype_value(const st_tensor *t, gm_wtype type, int64_t i) {
+    uint16_t h;
+    float f;
+    if (type == GM_W_F32) {
+        memcpy(&f, t->data + 4 * i, 4);
+        return f;
+    }
+    memcpy(&h, t->data + 2 * i, 2);
+    return type == GM_W_BF16 ? gm_bf16_to_f32(h) : gm_f16_to_f32(h);
+}
+
 static gm_wtype dtype_of(st_dtype d) { return d == ST_BF16 ? GM_W_BF16 : d == ST_F16 ? GM_W_F16 : GM_W_F32; }
 
 static void test_mlx_vectors(const char *root) {
@@ -223,7 +235,7 @@ static void test_mlx_vectors(const char *root) {
                 char n[96];
 #define T(suffix) (snprintf(n, sizeof n, "b%d_g%d_%s.%s", bits[b], group, dts[d], suffix), need(f, n))
                 const st_tensor *in = T("input"), *wq = T("weight"), *sc = T("scales"), *bi = T("biases"),
-                                *deq = T("dequant"), *deq32 = T("dequant_f32scales");
+                                *deq = T("dequant"), *deq32 = T("dequant_f32");
 #undef T
                 if (!in || !wq || !sc || !bi || !deq || !deq32) continue;
                 cases++;
@@ -254,9 +266,12 @@ static void test_mlx_vectors(const char *root) {
                         float m;
                         memcpy(&m, (const uint8_t *)deq->data + 4 * (r * cols + i), 4);
                         exact = exact && !memcmp(&dec[i], &want32[i], 4);
-                        /* MLX's dequantize rounds to the scale dtype: one ulp of it at most. */
-                        const float ulp = q.scale_type == GM_W_F32 ? 0.0f : fabsf(m) * (q.scale_type == GM_W_BF16 ? 0x1p-8f : 0x1p-11f);
-                        close = close && fabsf(dec[i] - m) <= ulp + 1e-30f;
+                        /* MLX's dequantize rounds the product and then the sum to the scale dtype:
+                         * half an ulp of each, relative to the product and to the result. */
+                        const double eps = q.scale_type == GM_W_F32 ? 0.0 : q.scale_type == GM_W_BF16 ? 0x1p-8 : 0x1p-11;
+                        const float bias = dtype_value(bi, q.scale_type, r * (int64_t)groups + i / group);
+                        const double bound = eps * (fabs((double)dec[i] - bias) + fabs((double)m)) + 1e-30;
+                        close = close && fabs((double)dec[i] - m) <= bound;
                     }
                 }
                 CHECK(same_q, "q%d g%d %s: codes, scales and biases differ from mlx.core.quantize", bits[b], group, dts[d]);

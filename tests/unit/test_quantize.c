@@ -16,7 +16,10 @@
  *      outside the legal sets, a group size that does not divide a row, missing scales or biases,
  *      scales and biases of different dtypes, a U32 shape that contradicts the bits, an override
  *      naming no module, a quantized router (read in float), another quantization scheme;
- *   4. glmoe_model_params.quantize with illegal values, and quantizing an already quantized one.
+ *   4. glmoe_model_params.quantize with illegal values, and quantizing an already quantized one;
+ *   5. mlx-lm's own converted files (tests/golden_quant, q4g64 and q8g32 of two models): their
+ *      bf16 source quantized while loading gives the same logits bit for bit (the same codes,
+ *      scales and biases as mlx_lm.convert wrote).
  * mlx-lm's own files and MLX's logits are checked by tests/golden_quant (test_golden_quant.c).
  */
 #include <jansson.h>
@@ -313,6 +316,60 @@ static void test_bad_inputs(void) {
     expect_refusal("gptq", GLMOE_E_UNSUPPORTED, "quant_method", "gptq");
 }
 
+/* 5: glmoe_model_params.quantize on mlx-lm's bf16 source = loading mlx-lm's converted files. */
+static void test_same_as_mlx_lm(const char *root) {
+    static const char *const models[] = {"glm45_like", "air_like"};
+    static const struct { const char *dir; glmoe_quantize q; } variants[] = {{"q4g64", {4, 64}}, {"q8g32", {8, 32}}};
+    int32_t saved_ids[24];
+    const size_t saved_n = g_n_ids;
+    memcpy(saved_ids, g_ids, sizeof saved_ids);
+    for (size_t m = 0; m < 2; m++) {
+        char src[4300], ref[4400];
+        snprintf(src, sizeof src, "%s/tests/golden_quant/%s/bf16", root, models[m]);
+        snprintf(ref, sizeof ref, "%s/reference.json", src);
+        json_error_t je;
+        json_t *r = json_load_file(ref, 0, &je);
+        json_t *ids = json_object_get(r, "teacher_ids");
+        g_n_ids = json_array_size(ids) < 24 ? json_array_size(ids) : 24;
+        for (size_t i = 0; i < g_n_ids; i++) g_ids[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+        const size_t V = (size_t)json_integer_value(json_array_get(json_object_get(r, "logits_shape"), 1));
+        json_decref(r);
+        for (size_t v = 0; v < 2; v++) {
+            char conv[4400];
+            snprintf(conv, sizeof conv, "%s/tests/golden_quant/%s/%s", root, models[m], variants[v].dir);
+            float *a = logits_of(conv, NULL, false, NULL), *b = logits_of(src, &variants[v].q, false, NULL);
+            CHECK(a && b && !memcmp(a, b, g_n_ids * V * sizeof *a),
+                  "%s: --quantize q%d g%d of the bf16 source differs from mlx_lm.convert's %s", models[m],
+                  variants[v].q.bits, variants[v].q.group_size, variants[v].dir);
+            if (a && b) printf("%s %s: quantized while loading = mlx_lm.convert's files, bit for bit\n", models[m],
+                               variants[v].dir);
+            /* glmoe quantize's file of the same source against MLX's float32 forward of mlx-lm's. */
+            char out[300], err[512], mlx_path[4500];
+            snprintf(out, sizeof out, "%s/%s_%s", g_tmp, models[m], variants[v].dir);
+            CHECK(glmoe_quantize_checkpoint(src, out, &variants[v].q, NULL, NULL, err, sizeof err) == GLMOE_OK, "%s", err);
+            float *c = logits_of(out, NULL, false, NULL);
+            snprintf(mlx_path, sizeof mlx_path, "%s/logits.f32", conv);
+            size_t len = 0;
+            float *mlx = (float *)(void *)read_all(mlx_path, &len);
+            double worst = INFINITY;
+            if (c && mlx && len == g_n_ids * V * sizeof(float)) {
+                worst = 0;
+                for (size_t i = 0; i < g_n_ids * V; i++) worst = fmax(worst, fabs((double)c[i] - mlx[i]));
+            }
+            CHECK(worst <= 1e-4, "%s: glmoe quantize's q%d g%d file vs MLX's logits: max |diff| %g", models[m],
+                  variants[v].q.bits, variants[v].q.group_size, worst);
+            printf("%s %s: glmoe quantize's file vs MLX's float32 logits: max |diff| %.2e\n", models[m], variants[v].dir,
+                   worst);
+            free(c);
+            free(mlx);
+            free(a);
+            free(b);
+        }
+    }
+    g_n_ids = saved_n;
+    memcpy(g_ids, saved_ids, sizeof saved_ids);
+}
+
 static void test_params(void) {
     glmoe_model *m = NULL;
     glmoe_model_params mp = glmoe_model_params_default();
@@ -366,6 +423,7 @@ int main(int argc, char **argv) {
     if (!t_failed) test_roundtrip(ref_logits, V);
     if (!t_failed) test_bad_inputs();
     test_params();
+    test_same_as_mlx_lm(argv[1]);
     free(ref_logits);
     remove_dir(g_tmp);
     return test_summary("test_quantize");

@@ -20,6 +20,7 @@
 #      greedy generation (2100 tokens on glm45_like, the decode graph) whose first 64 ids equal
 #      the CPU's and whose per-step logits agree with the same GPU's prefill of those ids and
 #      with the CPU's (test_golden --long);
+#      and the MLX-quantized golden cases (tests/golden_quant) against MLX's logits;
 #   4b. tests/threads/test_threads on the GPU: two threads x two contexts, logits bit for bit;
 #   4c. quantized weights (glmoe quantize of glm45_like at q4 g64 and q3 g32): GPU logits vs the
 #      CPU's (rel. L2 <= 1e-2), greedy ids compared (reported);
@@ -123,6 +124,15 @@ for ref in "$ROOT"/tests/golden/*/reference.json; do
     greedy=$(grep -o 'greedy continuation of [0-9]* tokens: [A-Za-z]*' "$log" | awk '{print $6" ("$4" tokens)"}')
     skip=$(grep -m1 '^SKIP' "$log")
     row "golden $name" "$status: rel L2 ${l2:-?} (prefill/chunks/1-by-1); greedy ${greedy:-?} ${skip}"
+done
+for ref in "$ROOT"/tests/golden_quant/*/*/reference.json; do
+    dir=$(dirname "$ref")
+    name=$(basename "$(dirname "$dir")")_$(basename "$dir")
+    log="$LOGS/golden_quant_cuda_$name.log"
+    if timeout 60 "$BUILD/tests/golden/test_golden" "$dir" --device cuda > "$log" 2>&1 && ! grep -q '^SKIP' "$log"; then status=ok; else status=FAIL; FAILED=1; fi
+    l2=$(grep -o 'rel L2 = [0-9.e+-]*' "$log" | awk '{print $4}' | paste -sd/ -)
+    greedy=$(grep -o 'greedy continuation of [0-9]* tokens: [A-Za-z]*' "$log" | awk '{print $6}')
+    row "golden MLX $name" "$status: rel L2 ${l2:-?} vs MLX; greedy ${greedy:-?}"
 done
 log="$LOGS/golden_cuda_long.log"
 if timeout 120 "$BUILD/tests/golden/test_golden" "$ROOT/tests/golden/glm45_like" --device cuda --long 2100 > "$log" 2>&1 &&

@@ -2,7 +2,7 @@
 """Quantization test vectors from MLX's own CPU quantizer: tests/data/quant/{vectors.safetensors,examples.json}.
 
 glmoe will load mlx-community checkpoints (affine mode: U32 codes + scales + biases, spec
-../shared/spec/quantization.md) and may ship a quantizer of its own that imitates MLX's CPU path. This
+docs/spec/quantization.md) and may ship a quantizer of its own that imitates MLX's CPU path. This
 script records what MLX (mx.quantize / mx.dequantize / mx.quantized_matmul on mx.cpu) produces, so the C
 tests compare against MLX itself rather than against a re-derivation of the spec:
 
