@@ -283,10 +283,11 @@ glmoe_status cuda_upload_table(cuda_backend *cb, void **dev, const void *host, s
     return GLMOE_OK;
 }
 
-/* Dense formats, and the affine ones of every legal bits x group x scale dtype (cuda_quant.cu). */
+/* Dense formats, and (when switched on: cuda_backend_options.affine) the affine ones of every
+ * legal bits x group x scale dtype (cuda_quant.cu). */
 static bool cuda_supports(gm_backend *be, const gm_weight *format) {
     if (format->type == GM_W_AFFINE)
-        return gm_affine_legal(format->q.bits, format->q.group) &&
+        return cuda_of(be)->affine && gm_affine_legal(format->q.bits, format->q.group) &&
                (format->q.scale_type == GM_W_F32 || format->q.scale_type == GM_W_BF16 || format->q.scale_type == GM_W_F16);
     return format->type == GM_W_F32 || format->type == GM_W_BF16 || format->type == GM_W_F16;
 }
@@ -719,6 +720,7 @@ extern "C" cuda_backend_options cuda_backend_options_default(void) {
     o.kv_f32 = false;
     o.no_graphs = false;
     o.moe_cublas_min_tokens = 0;
+    o.affine = false;
     return o;
 }
 
@@ -759,6 +761,8 @@ extern "C" glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_back
         cb->graphs_off = o.no_graphs || (g && !strcmp(g, "0"));
         /* bf16 experts of prefills of at least this many tokens run on cuBLAS (cuda_moe.cu);
          * the variable moves the switch, for comparing the two paths */
+        const char *af = getenv("GLMOE_CUDA_AFFINE"); /* "1": take quantized weights (not yet validated) */
+        cb->affine = o.affine || (af && !strcmp(af, "1"));
         const char *m = getenv("GLMOE_MOE_CUBLAS_MIN_TOKENS");
         cb->moe_cublas_min_tokens = o.moe_cublas_min_tokens > 0 ? o.moe_cublas_min_tokens
                                     : m && atoi(m) > 0                ? atoi(m)

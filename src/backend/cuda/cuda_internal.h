@@ -111,6 +111,7 @@ typedef struct cuda_backend {
     bool kv_bf16;
     bool graphs_off;             /* GLMOE_CUDA_GRAPHS=0 */
     int moe_cublas_min_tokens;   /* T at or above which bf16 experts go through cuBLAS */
+    bool affine;                 /* affine weights taken (cuda_backend_options.affine) */
 
     /* Weight uploads and synthetic weights run on this stream. Each one is followed by a
      * record of weights_ready and weights_gen++; an exec waits for that event (once per
