@@ -231,8 +231,10 @@ GLMOE_API glmoe_status glmoe_model_get_info(const glmoe_model *model, glmoe_mode
 typedef struct glmoe_context glmoe_context;
 
 typedef struct glmoe_context_params {
-    int32_t n_ctx;     /* maximum sequence length (KV cache size); 0 = min(max_position_embeddings, 4096) */
-    int32_t n_batch;   /* most tokens evaluated in one forward; longer inputs are split; 0 = 512 */
+    int32_t n_ctx;     /* maximum length of each sequence (its KV cache); 0 = min(max_position_embeddings, 4096) */
+    int32_t n_batch;   /* most tokens (rows) evaluated in one forward; longer inputs are split; 0 = 512 */
+    int32_t n_seq_max; /* sequences the context holds (glmoe_context_decode), each of up to n_ctx tokens,
+                          every KV cache allocated up front; 0 = 1; at most 256 */
 } glmoe_context_params;
 
 GLMOE_API glmoe_context_params glmoe_context_params_default(void);
@@ -267,7 +269,7 @@ GLMOE_API glmoe_status glmoe_context_eval(glmoe_context *ctx, const int32_t *ids
  * position asked for). Borrowed: valid until the next eval, reset or free of the context. */
 GLMOE_API glmoe_status glmoe_context_logits(glmoe_context *ctx, const float **logits, size_t *rows);
 
-/* Number of tokens in the sequence so far, and the context length. */
+/* Number of tokens in the sequence (0) so far, and the context length (per sequence). */
 GLMOE_API size_t glmoe_context_n_past(const glmoe_context *ctx);
 GLMOE_API size_t glmoe_context_n_ctx(const glmoe_context *ctx);
 
@@ -277,6 +279,48 @@ GLMOE_API void glmoe_context_reset(glmoe_context *ctx);
 /* Keeps the first n tokens of the sequence and forgets the rest, so that a prompt sharing a prefix
  * with the previous one (a chat's next turn) re-uses its cache. n >= n_past changes nothing. */
 GLMOE_API void glmoe_context_truncate(glmoe_context *ctx, size_t n);
+
+/* ---- several sequences in one forward -------------------------------------------------------
+ * A context holds n_seq_max sequences (glmoe_context_params), numbered from 0, each with its own
+ * KV cache of n_ctx positions; the calls above act on sequence 0. glmoe_context_decode evaluates
+ * tokens of any of them in one forward: the matmuls and the experts read each weight once for
+ * all the rows (a server's concurrent requests share those reads), attention runs per sequence
+ * against its own cache. A row's logits equal what evaluating its sequence alone would give
+ * (within float rounding: the CPU within 1e-5). Prefix reuse: glmoe_context_seq_copy gives a
+ * sequence the first n positions of another (their KV copied, not recomputed) — a design of
+ * contiguous per-sequence caches, chosen for its simplicity and its fast attention; its cost is
+ * memory reserved up front for every sequence and a copy of the shared prefix. */
+
+typedef struct glmoe_batch_row {
+    int32_t seq;       /* the sequence, in [0, n_seq_max)                                         */
+    int32_t pos;       /* its position: the sequence's length, plus the rows of it before this one */
+    int32_t token;
+    bool logits;       /* compute this row's logits (glmoe_context_row_logits)                    */
+} glmoe_batch_row;
+
+/* Evaluates n_rows rows of any sequences, in any order (a sequence's rows in position order),
+ * in chunks of n_batch rows. Every row is checked before anything runs: a sequence outside the
+ * context or a position that is not the sequence's next is GLMOE_E_ARG, a token outside the
+ * vocabulary GLMOE_E_TOKEN, a sequence that would pass n_ctx GLMOE_E_CONTEXT; the message names
+ * the row. On any failure no sequence grows. */
+GLMOE_API glmoe_status glmoe_context_decode(glmoe_context *ctx, const glmoe_batch_row *rows, size_t n_rows);
+
+/* The logits (vocab floats) of row `row` of the last glmoe_context_decode, which asked for them;
+ * GLMOE_E_ARG otherwise. Borrowed: valid until the next eval, decode, truncate, copy or free.
+ * (glmoe_context_logits gives them all, in row order.) */
+GLMOE_API glmoe_status glmoe_context_row_logits(glmoe_context *ctx, size_t row, const float **logits);
+
+/* The number of sequences, and a sequence's length (0 for one outside the context). */
+GLMOE_API int32_t glmoe_context_n_seq(const glmoe_context *ctx);
+GLMOE_API size_t glmoe_context_seq_length(const glmoe_context *ctx, int32_t seq);
+
+/* Keeps the first n tokens of sequence seq (rollback; 0 frees it for a new request). n at or
+ * past its length changes nothing. O(1). */
+GLMOE_API glmoe_status glmoe_context_seq_truncate(glmoe_context *ctx, int32_t seq, size_t n);
+
+/* Sequence dst becomes the first n tokens of sequence src (n <= src's length; the KV of those
+ * positions copied), e.g. a request that shares a system prompt with one already evaluated. */
+GLMOE_API glmoe_status glmoe_context_seq_copy(glmoe_context *ctx, int32_t dst, int32_t src, size_t n);
 
 /* ---- sampling ---------------------------------------------------------------------- */
 

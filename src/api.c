@@ -34,8 +34,14 @@ struct glmoe_context {
     glmoe_model *model;
     bool ready;             /* created: the state exists (a failed create hands back a handle too) */
     gm_state st;
-    float *logits;          /* host copy of the last eval's logits */
+    float *logits;          /* host copy of the last eval's (decode's) logits, the rows that asked */
     size_t logits_rows, logits_cap_rows;
+    int32_t *row_slot;      /* decode: row i's logits are logits row row_slot[i], or -1 */
+    size_t n_rows_last, row_slot_cap;
+    gm_row *sorted;         /* [n_batch] a chunk of rows grouped by sequence, and where each came from */
+    int32_t *sorted_from;
+    float *chunk_logits;    /* a regrouped chunk's logits before they go to their rows' slots */
+    size_t chunk_logits_cap;
 };
 
 static const char *const k_null_model = "no model (NULL handle)";
@@ -255,8 +261,14 @@ glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glm
                        p.n_ctx, max_pos);
     if (p.n_batch == 0) p.n_batch = 512;
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
-    glmoe_status s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, &ctx->err);
+    if (p.n_seq_max == 0) p.n_seq_max = 1;
+    if (p.n_seq_max < 0 || p.n_seq_max > GM_MAX_SEQS)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "n_seq_max %d is outside [1, %d]", p.n_seq_max, GM_MAX_SEQS);
+    glmoe_status s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, p.n_seq_max, &ctx->err);
     if (s) return s;
+    ctx->sorted = malloc((size_t)p.n_batch * sizeof *ctx->sorted);
+    ctx->sorted_from = malloc((size_t)p.n_batch * sizeof *ctx->sorted_from);
+    if (!ctx->sorted || !ctx->sorted_from) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory");
     ctx->ready = true;
     return GLMOE_OK;
 }
@@ -265,6 +277,10 @@ void glmoe_context_free(glmoe_context *ctx) {
     if (!ctx) return;
     state_free(&ctx->st);
     free(ctx->logits);
+    free(ctx->row_slot);
+    free(ctx->sorted);
+    free(ctx->sorted_from);
+    free(ctx->chunk_logits);
     free(ctx);
 }
 
@@ -280,10 +296,101 @@ static glmoe_status ensure_logit_rows(glmoe_context *ctx, size_t rows) {
     return GLMOE_OK;
 }
 
-glmoe_status glmoe_context_eval(glmoe_context *ctx, const int32_t *ids, size_t n_ids, glmoe_logits_mode mode) {
+/* Grows *p to n elements of size sz (never shrinks). */
+static bool grow(void **p, size_t *cap, size_t n, size_t sz) {
+    if (n <= *cap) return true;
+    void *q = realloc(*p, (n ? n : 1) * sz);
+    if (!q) return false;
+    *p = q;
+    *cap = n;
+    return true;
+}
+
+/* Evaluates rows (already checked: sequences in range, tokens in the vocabulary, lengths within
+ * n_ctx) in chunks of n_batch rows, in their order; within a chunk the rows are grouped by
+ * sequence (a stable counting sort: a sequence's rows keep their order), as forward_batch wants.
+ * The logits of the rows that ask go to ctx->logits in row order; row_slot maps each row to its
+ * logits row. On failure every sequence keeps the length it had: nothing is appended. */
+static glmoe_status decode_rows(glmoe_context *ctx, const gm_row *rows, size_t n) {
+    gm_state *st = &ctx->st;
+    const size_t V = (size_t)ctx->model->cfg.vocab_size;
+    ctx->logits_rows = 0;
+    ctx->n_rows_last = 0;
+    size_t wanted = 0;
+    if (!grow((void **)&ctx->row_slot, &ctx->row_slot_cap, n, sizeof *ctx->row_slot))
+        return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory for %zu rows", n);
+    for (size_t i = 0; i < n; i++) ctx->row_slot[i] = rows[i].logits ? (int32_t)wanted++ : -1;
+    glmoe_status s = ensure_logit_rows(ctx, wanted);
+    if (s) return s;
+    const size_t chunk = (size_t)st->n_batch;
+    int32_t saved[GM_MAX_SEQS];
+    for (int32_t q = 0; q < st->n_seq; q++) saved[q] = st->seqs[q].n_past;
+    for (size_t done = 0; done < n;) {
+        const int32_t T = (int32_t)(n - done < chunk ? n - done : chunk);
+        /* Group by sequence, keeping each sequence's order. */
+        int32_t count[GM_MAX_SEQS + 1] = {0};
+        bool grouped = true;
+        for (int32_t t = 0; t < T; t++) {
+            count[rows[done + t].seq + 1]++;
+            if (t && rows[done + t].seq != rows[done + t - 1].seq) {
+                for (int32_t u = 0; u < t && grouped; u++) grouped = rows[done + u].seq != rows[done + t].seq;
+            }
+        }
+        for (int32_t q = 0; q < st->n_seq; q++) count[q + 1] += count[q];
+        size_t chunk_wanted = 0;
+        for (int32_t t = 0; t < T; t++) {
+            const int32_t to = count[rows[done + t].seq]++;
+            ctx->sorted[to] = rows[done + t];
+            ctx->sorted_from[to] = (int32_t)(done + (size_t)t);
+            chunk_wanted += rows[done + t].logits;
+        }
+        /* Grouped already (every single-sequence eval): the logits land in their slots directly. */
+        int32_t first_slot = -1;
+        for (int32_t t = 0; t < T && first_slot < 0; t++) first_slot = ctx->row_slot[done + (size_t)t];
+        float *dst = ctx->logits + (first_slot < 0 ? 0 : (size_t)first_slot) * V;
+        if (!grouped && chunk_wanted) {
+            if (!grow((void **)&ctx->chunk_logits, &ctx->chunk_logits_cap, chunk_wanted * V, sizeof(float))) {
+                s = gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory for %zu rows of logits", chunk_wanted);
+                break;
+            }
+            dst = ctx->chunk_logits;
+        }
+        s = forward_batch(&ctx->model->cfg, &ctx->model->w, st, grouped ? rows + done : ctx->sorted, T, dst, &ctx->err);
+        if (s) break;
+        if (!grouped && chunk_wanted)
+            for (int32_t t = 0, k = 0; t < T; t++)
+                if (ctx->sorted[t].logits)
+                    memcpy(ctx->logits + (size_t)ctx->row_slot[ctx->sorted_from[t]] * V, ctx->chunk_logits + (size_t)k++ * V,
+                           V * sizeof(float));
+        done += (size_t)T;
+    }
+    if (s) { /* nothing appended: the cache beyond each length is ignored */
+        for (int32_t q = 0; q < st->n_seq; q++) st->seqs[q].n_past = saved[q];
+        return s;
+    }
+    ctx->logits_rows = wanted;
+    ctx->n_rows_last = n;
+    return GLMOE_OK;
+}
+
+/* Forgets the logits of the last call when a sequence they belong to changes, and
+ * on every eval or decode (also a refused one: they belong to the last call). */
+static void forget_logits(glmoe_context *ctx) {
+    ctx->logits_rows = 0;
+    ctx->n_rows_last = 0;
+}
+
+static glmoe_status check_ready(glmoe_context *ctx) {
     if (!ctx) return GLMOE_E_ARG;
     if (!ctx->ready) return GLMOE_E_ARG; /* keeps the message of the failed create */
     gm_err_clear(&ctx->err);
+    return GLMOE_OK;
+}
+
+glmoe_status glmoe_context_eval(glmoe_context *ctx, const int32_t *ids, size_t n_ids, glmoe_logits_mode mode) {
+    glmoe_status s = check_ready(ctx);
+    if (s) return s;
+    forget_logits(ctx);
     if (!ids || n_ids == 0) return gm_fail(&ctx->err, GLMOE_E_ARG, "no token ids to evaluate");
     if (mode != GLMOE_LOGITS_LAST && mode != GLMOE_LOGITS_ALL && mode != GLMOE_LOGITS_NONE)
         return gm_fail(&ctx->err, GLMOE_E_ARG, "unknown logits mode %d", (int)mode);
@@ -293,30 +400,52 @@ glmoe_status glmoe_context_eval(glmoe_context *ctx, const int32_t *ids, size_t n
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
             return gm_fail(&ctx->err, GLMOE_E_TOKEN, "token id %d at position %zu is outside the vocabulary [0, %d)",
                            ids[i], i, c->vocab_size);
-    if (n_ids > (size_t)(st->n_ctx - st->n_past))
+    if (n_ids > (size_t)(st->n_ctx - st->seqs[0].n_past))
         return gm_fail(&ctx->err, GLMOE_E_CONTEXT,
                        "%zu tokens do not fit: %d of the context's %d positions are used (raise --ctx, at most %d)",
-                       n_ids, st->n_past, st->n_ctx, c->max_position_embeddings);
-    size_t rows = mode == GLMOE_LOGITS_ALL ? n_ids : mode == GLMOE_LOGITS_LAST ? 1 : 0;
-    glmoe_status s = ensure_logit_rows(ctx, rows);
-    if (s) return s;
-    ctx->logits_rows = 0;
+                       n_ids, st->seqs[0].n_past, st->n_ctx, c->max_position_embeddings);
+    gm_row *rows = malloc(n_ids * sizeof *rows);
+    if (!rows) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory for %zu tokens", n_ids);
+    for (size_t i = 0; i < n_ids; i++)
+        rows[i] = (gm_row){.seq = 0, .token = ids[i],
+                           .logits = mode == GLMOE_LOGITS_ALL || (mode == GLMOE_LOGITS_LAST && i + 1 == n_ids)};
+    s = decode_rows(ctx, rows, n_ids);
+    free(rows);
+    return s;
+}
 
-    int32_t start_past = st->n_past;
-    for (size_t done = 0; done < n_ids;) {
-        int32_t T = (int32_t)(n_ids - done < (size_t)st->n_batch ? n_ids - done : (size_t)st->n_batch);
-        bool last_chunk = done + (size_t)T == n_ids;
-        int32_t first = mode == GLMOE_LOGITS_ALL ? 0 : (mode == GLMOE_LOGITS_LAST && last_chunk) ? T - 1 : T;
-        float *dst = mode == GLMOE_LOGITS_ALL ? ctx->logits + done * (size_t)c->vocab_size : ctx->logits;
-        s = forward(c, &ctx->model->w, st, ids + done, T, first, dst, &ctx->err);
-        if (s) {
-            st->n_past = start_past; /* nothing appended: the cache beyond n_past is ignored */
-            return s;
-        }
-        done += (size_t)T;
+glmoe_status glmoe_context_decode(glmoe_context *ctx, const glmoe_batch_row *rows, size_t n_rows) {
+    glmoe_status s = check_ready(ctx);
+    if (s) return s;
+    forget_logits(ctx);
+    if (!rows || n_rows == 0) return gm_fail(&ctx->err, GLMOE_E_ARG, "no rows to evaluate");
+    const gm_config *c = &ctx->model->cfg;
+    gm_state *st = &ctx->st;
+    /* Every row checked before anything runs: its sequence, its token, its position (the
+     * sequence's next), and the room left. */
+    int32_t next[GM_MAX_SEQS];
+    for (int32_t q = 0; q < st->n_seq; q++) next[q] = st->seqs[q].n_past;
+    gm_row *r = malloc(n_rows * sizeof *r);
+    if (!r) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory for %zu rows", n_rows);
+    for (size_t i = 0; i < n_rows && !s; i++) {
+        const glmoe_batch_row *b = &rows[i];
+        if (b->seq < 0 || b->seq >= st->n_seq)
+            s = gm_fail(&ctx->err, GLMOE_E_ARG, "row %zu: sequence %d is outside [0, %d)", i, b->seq, st->n_seq);
+        else if (b->token < 0 || b->token >= c->vocab_size)
+            s = gm_fail(&ctx->err, GLMOE_E_TOKEN, "row %zu: token id %d is outside the vocabulary [0, %d)", i, b->token,
+                        c->vocab_size);
+        else if (b->pos != next[b->seq])
+            s = gm_fail(&ctx->err, GLMOE_E_ARG, "row %zu: sequence %d's next position is %d, not %d", i, b->seq,
+                        next[b->seq], b->pos);
+        else if (next[b->seq] >= st->n_ctx)
+            s = gm_fail(&ctx->err, GLMOE_E_CONTEXT, "row %zu: sequence %d is full (%d positions)", i, b->seq, st->n_ctx);
+        else
+            r[i] = (gm_row){.seq = b->seq, .token = b->token, .logits = b->logits};
+        if (!s) next[b->seq]++;
     }
-    ctx->logits_rows = rows;
-    return GLMOE_OK;
+    if (!s) s = decode_rows(ctx, r, n_rows);
+    free(r);
+    return s;
 }
 
 glmoe_status glmoe_context_logits(glmoe_context *ctx, const float **logits, size_t *rows) {
@@ -327,19 +456,60 @@ glmoe_status glmoe_context_logits(glmoe_context *ctx, const float **logits, size
     return GLMOE_OK;
 }
 
-size_t glmoe_context_n_past(const glmoe_context *ctx) { return ctx ? (size_t)ctx->st.n_past : 0; }
+glmoe_status glmoe_context_row_logits(glmoe_context *ctx, size_t row, const float **logits) {
+    if (!ctx || !logits) return GLMOE_E_ARG;
+    *logits = NULL;
+    if (row >= ctx->n_rows_last || ctx->row_slot[row] < 0)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "row %zu of the last decode has no logits (%zu rows)", row,
+                       ctx->n_rows_last);
+    *logits = ctx->logits + (size_t)ctx->row_slot[row] * (size_t)ctx->model->cfg.vocab_size;
+    return GLMOE_OK;
+}
+
+size_t glmoe_context_n_past(const glmoe_context *ctx) { return ctx && ctx->ready ? (size_t)ctx->st.seqs[0].n_past : 0; }
 size_t glmoe_context_n_ctx(const glmoe_context *ctx) { return ctx ? (size_t)ctx->st.n_ctx : 0; }
+int32_t glmoe_context_n_seq(const glmoe_context *ctx) { return ctx ? ctx->st.n_seq : 0; }
+
+size_t glmoe_context_seq_length(const glmoe_context *ctx, int32_t seq) {
+    return ctx && ctx->ready && seq >= 0 && seq < ctx->st.n_seq ? (size_t)ctx->st.seqs[seq].n_past : 0;
+}
+
+glmoe_status glmoe_context_seq_truncate(glmoe_context *ctx, int32_t seq, size_t n) {
+    glmoe_status s = check_ready(ctx);
+    if (s) return s;
+    if (seq < 0 || seq >= ctx->st.n_seq)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "sequence %d is outside [0, %d)", seq, ctx->st.n_seq);
+    if (n < (size_t)ctx->st.seqs[seq].n_past) {
+        ctx->st.seqs[seq].n_past = (int32_t)n;
+        forget_logits(ctx);
+    }
+    return GLMOE_OK;
+}
+
+glmoe_status glmoe_context_seq_copy(glmoe_context *ctx, int32_t dst, int32_t src, size_t n) {
+    glmoe_status s = check_ready(ctx);
+    if (s) return s;
+    gm_state *st = &ctx->st;
+    if (src < 0 || src >= st->n_seq || dst < 0 || dst >= st->n_seq || src == dst)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "copy from sequence %d to %d: two distinct sequences of [0, %d) needed",
+                       src, dst, st->n_seq);
+    if (n > (size_t)st->seqs[src].n_past)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "copy of %zu positions: sequence %d has %d", n, src,
+                       st->seqs[src].n_past);
+    forget_logits(ctx);
+    return state_seq_copy(st, dst, src, (int32_t)n, &ctx->err);
+}
 
 void glmoe_context_reset(glmoe_context *ctx) {
-    if (!ctx) return;
-    ctx->st.n_past = 0;
-    ctx->logits_rows = 0;
+    if (!ctx || !ctx->ready) return;
+    ctx->st.seqs[0].n_past = 0;
+    forget_logits(ctx);
 }
 
 void glmoe_context_truncate(glmoe_context *ctx, size_t n) {
-    if (!ctx || n >= (size_t)ctx->st.n_past) return;
-    ctx->st.n_past = (int32_t)n;
-    ctx->logits_rows = 0;
+    if (!ctx || !ctx->ready || n >= (size_t)ctx->st.seqs[0].n_past) return;
+    ctx->st.seqs[0].n_past = (int32_t)n;
+    forget_logits(ctx);
 }
 
 /* ---- writing quantized checkpoints -------------------------------------------------------------- */

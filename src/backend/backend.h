@@ -163,6 +163,9 @@ typedef struct gm_backend_ops {
     glmoe_status (*kv_create)(gm_backend *be, gm_kv **out, int32_t n_layers, int32_t n_ctx,
                               int32_t n_kv_heads, int32_t head_dim, gm_err *err);
     void (*kv_free)(gm_backend *be, gm_kv *kv);
+    /* Positions [0, n) of every layer of src copied into dst (same shape), queued on ex: a
+     * sequence forked from another's prefix (src and dst distinct). */
+    glmoe_status (*kv_copy)(gm_exec *ex, gm_kv *dst, const gm_kv *src, int32_t n, gm_err *err);
 
     /* ---- on an exec: copies and ops, by one thread at a time per exec ----------------------
      * Host → backend and backend → host copies; copy_out waits for the exec's pending work.

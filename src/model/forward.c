@@ -16,17 +16,27 @@
  *     x += tmp                                                (fused into the next layer's norm)
  *   logits = rmsnorm(x)·lm_head^T for the rows asked for
  *
- * The state's buffers are allocated once per context (state_create) at the largest batch.
+ * A batch holds rows of several sequences (gm_row), those of one sequence consecutive and in
+ * position order (src/api.c sorts them so). Every op runs over all T rows at once — the matmuls
+ * and the experts read each weight once for the whole batch, which is what makes serving many
+ * sequences cheap — except attention, which runs once per sequence's run of rows against that
+ * sequence's own KV cache (n_past = its length). Logits are computed for the rows that ask for
+ * them, run by run of consecutive such rows.
+ *
+ * The state's buffers are allocated once per context (state_create) at the largest batch; each
+ * sequence has a KV cache of n_ctx positions, made up front.
  *
  * Decode as a graph: on a backend with the graph_* ops (backend.h; the GPU), a step of one token
- * with its logits is recorded once and then replayed, so that the host issues one launch per
- * token instead of one per op. The recording is valid for every later step because nothing in
- * it changes: the token id and the position are uploaded to st->ids and st->pos before each
- * replay, and attention reads n_past from st->pos[0] (gm_attn_params.n_past_mem); every buffer
- * belongs to the state (its execution state's scratch never moves), which frees the graph first.
- * Prefill chunks run op by op.
+ * of one sequence with its logits is recorded once per sequence and then replayed, so that the
+ * host issues one launch per token instead of one per op. The recording is valid for every later
+ * step of that sequence because nothing in it changes: the token id and the position are
+ * uploaded to st->ids and st->pos before each replay, and attention reads n_past from st->pos[0]
+ * (gm_attn_params.n_past_mem); every buffer belongs to the state (its execution state's scratch
+ * never moves), which frees the graphs first. Prefill chunks and batches of several rows run op
+ * by op.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/model.h"
@@ -46,8 +56,8 @@ gm_exec_sizes model_exec_sizes(const gm_config *c, int32_t n_batch, int32_t n_ct
                            .top_k = moe ? c->n_experts_per_tok : 0, .expert_width = moe ? Im : 0};
 }
 
-glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int32_t n_batch,
-                          int32_t n_ctx, gm_err *err) {
+glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int32_t n_batch, int32_t n_ctx,
+                          int32_t n_seq, gm_err *err) {
     memset(st, 0, sizeof *st);
     st->n_batch = n_batch;
     st->n_ctx = n_ctx;
@@ -72,7 +82,15 @@ glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int3
     glmoe_status s;
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if ((s = be->ops->alloc(be, (size_t)bufs[i].bytes, bufs[i].p, err))) goto fail;
-    if ((s = be->ops->kv_create(be, &st->kv, c->n_layers, n_ctx, c->n_kv_heads, c->head_dim, err))) goto fail;
+    st->seqs = calloc((size_t)n_seq, sizeof *st->seqs);
+    if (!st->seqs) {
+        s = gm_fail(err, GLMOE_E_NOMEM, "out of memory for %d sequences", n_seq);
+        goto fail;
+    }
+    st->n_seq = n_seq;
+    for (int32_t i = 0; i < n_seq; i++)
+        if ((s = be->ops->kv_create(be, &st->seqs[i].kv, c->n_layers, n_ctx, c->n_kv_heads, c->head_dim, err)))
+            goto fail;
     const gm_exec_sizes z = model_exec_sizes(c, n_batch, n_ctx);
     if ((s = be->ops->exec_create(be, &z, &st->ex, err))) goto fail;
     return GLMOE_OK;
@@ -84,14 +102,26 @@ fail:
 void state_free(gm_state *st) {
     gm_backend *be = st->be;
     if (!be) return;
-    if (st->graph) be->ops->graph_free(st->ex, st->graph); /* before the buffers it recorded */
+    for (int32_t i = 0; st->seqs && i < st->n_seq; i++) /* graphs before the buffers they recorded */
+        if (st->seqs[i].graph) be->ops->graph_free(st->ex, st->seqs[i].graph);
     if (st->ex) be->ops->exec_free(st->ex);
     void *bufs[] = {st->ids, st->pos, st->x, st->xn, st->q, st->k, st->v, st->attn, st->tmp,
                     st->ffn_a, st->ffn_b, st->route_idx, st->route_w, st->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->ops->dealloc(be, bufs[i]);
-    if (st->kv) be->ops->kv_free(be, st->kv);
+    for (int32_t i = 0; st->seqs && i < st->n_seq; i++)
+        if (st->seqs[i].kv) be->ops->kv_free(be, st->seqs[i].kv);
+    free(st->seqs);
     memset(st, 0, sizeof *st);
+}
+
+glmoe_status state_seq_copy(gm_state *st, int32_t dst, int32_t src, int32_t n, gm_err *err) {
+    if (n > 0) {
+        glmoe_status s = st->be->ops->kv_copy(st->ex, st->seqs[dst].kv, st->seqs[src].kv, n, err);
+        if (s) return s;
+    }
+    st->seqs[dst].n_past = n;
+    return GLMOE_OK;
 }
 
 /* Runs one op and leaves on failure; every op below returns a glmoe_status. */
@@ -100,8 +130,13 @@ void state_free(gm_state *st) {
         if ((s = (call))) return s;                                                                  \
     } while (0)
 
+/* One sequence's run of rows within the batch: rows [start, start + n) at positions n_past.. */
+typedef struct segment {
+    int32_t seq, start, n, n_past;
+} segment;
+
 static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_state *st, int layer, int32_t T,
-                                    gm_err *err) {
+                                    const segment *segs, int32_t n_segs, gm_err *err) {
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
     glmoe_status s;
@@ -116,10 +151,18 @@ static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_st
     }
     TRY(op->rope(ex, st->q, st->pos, T, c->n_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
     TRY(op->rope(ex, st->k, st->pos, T, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
-    gm_attn_params ap = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
-                         .n_tokens = T, .n_past = st->n_past, .scale = 1.0f / sqrtf((float)c->head_dim),
-                         .n_past_mem = st->pos};
-    TRY(op->attention(ex, st->attn, st->q, st->k, st->v, st->kv, layer, &ap, err));
+    const size_t QD = (size_t)c->n_heads * (size_t)c->head_dim, KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    for (int32_t i = 0; i < n_segs; i++) {
+        const segment *g = &segs[i];
+        /* A lone segment reads n_past from the positions buffer (pos[0]), so that a recorded step
+         * stays valid as the sequence grows; with several, each passes its own. */
+        gm_attn_params ap = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
+                             .n_tokens = g->n, .n_past = g->n_past, .scale = 1.0f / sqrtf((float)c->head_dim),
+                             .n_past_mem = n_segs == 1 ? st->pos : NULL};
+        TRY(op->attention(ex, gm_ptr_add(st->attn, (size_t)g->start * QD * 4), gm_cptr_add(st->q, (size_t)g->start * QD * 4),
+                          gm_cptr_add(st->k, (size_t)g->start * KD * 4), gm_cptr_add(st->v, (size_t)g->start * KD * 4),
+                          st->seqs[g->seq].kv, layer, &ap, err));
+    }
     TRY(op->matmul(ex, st->tmp, st->attn, &L->wo, NULL, T, err));
     return GLMOE_OK;
 }
@@ -155,10 +198,10 @@ static glmoe_status ffn_block(const gm_config *c, const gm_layer *L, gm_state *s
 }
 
 /* The ops of one step once its inputs (st->ids, st->pos) are in backend memory: the embedding
- * through the logits of rows [first_logit, T), left in st->logits. It only queues work (no copy,
- * no wait), so a backend can record it as a graph. */
-static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *st, int32_t T, int32_t first_logit,
-                             gm_err *err) {
+ * through the logits of the rows that ask for them (want[t]; NULL: none), left in st->logits in
+ * row order. It only queues work (no copy, no wait), so a backend can record it as a graph. */
+static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *st, int32_t T, const segment *segs,
+                             int32_t n_segs, const bool *want, gm_err *err) {
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
     const int64_t H = c->hidden_size;
@@ -169,18 +212,29 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *
     for (int l = 0; l < c->n_layers; l++) {
         const gm_layer *L = &w->layers[l];
         TRY(op->add_rmsnorm(ex, st->xn, st->x, pending, &L->attn_norm, T, H, c->rms_norm_eps, err));
-        TRY(attention_block(c, L, st, l, T, err));
+        TRY(attention_block(c, L, st, l, T, segs, n_segs, err));
         TRY(op->add_rmsnorm(ex, st->xn, st->x, st->tmp, &L->ffn_norm, T, H, c->rms_norm_eps, err));
         TRY(ffn_block(c, L, st, T, err));
         pending = st->tmp;
     }
 
-    if (first_logit < T) {
-        const int32_t R = T - first_logit;
-        float *x_rows = gm_ptr_add(st->x, (size_t)first_logit * H * 4);
-        const float *d_rows = gm_cptr_add(pending, (size_t)first_logit * H * 4);
+    /* Logits, run by run of consecutive rows that ask for them. */
+    int32_t done = 0;
+    for (int32_t t = 0; want && t < T;) {
+        if (!want[t]) {
+            t++;
+            continue;
+        }
+        int32_t r = t;
+        while (r < T && want[r]) r++;
+        const int32_t R = r - t;
+        float *x_rows = gm_ptr_add(st->x, (size_t)t * H * 4);
+        const float *d_rows = gm_cptr_add(pending, (size_t)t * H * 4);
         TRY(op->add_rmsnorm(ex, st->xn, x_rows, d_rows, &w->final_norm, R, H, c->rms_norm_eps, err));
-        TRY(op->matmul(ex, st->logits, st->xn, &w->lm_head, NULL, R, err));
+        TRY(op->matmul(ex, gm_ptr_add(st->logits, (size_t)done * (size_t)c->vocab_size * 4), st->xn, &w->lm_head, NULL,
+                       R, err));
+        done += R;
+        t = r;
     }
     return GLMOE_OK;
 }
@@ -189,27 +243,30 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *
  * whatever the ops create lazily (device tables, loaded modules), which a recording must not. */
 #define GRAPH_EAGER_STEPS 1
 
-/* A one-token step with its logits on a backend that records steps: replays the recorded graph,
- * recording it first when there is none. Every failure of the recording itself falls back to
- * running the step op by op, for good. */
-static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm_state *st, gm_err *err) {
+/* A one-token step of one sequence with its logits on a backend that records steps: replays that
+ * sequence's recorded graph, recording it first when there is none. Every failure of the
+ * recording itself falls back to running the step op by op, for good. */
+static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm_state *st, const segment *seg,
+                                     gm_err *err) {
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
+    gm_seq *sq = &st->seqs[seg->seq];
+    static const bool one = true;
     glmoe_status s;
-    if (st->graph) return op->graph_replay(ex, st->graph, err);
-    if (st->graph_eager_steps < GRAPH_EAGER_STEPS) {
-        st->graph_eager_steps++;
-        return run_step(c, w, st, 1, 0, err);
+    if (sq->graph) return op->graph_replay(ex, sq->graph, err);
+    if (sq->graph_eager_steps < GRAPH_EAGER_STEPS) {
+        sq->graph_eager_steps++;
+        return run_step(c, w, st, 1, seg, 1, &one, err);
     }
     s = op->graph_capture_begin(ex, err);
     if (s == GLMOE_E_UNSUPPORTED) {
         gm_err_clear(err);
         st->graph_off = true;
-        return run_step(c, w, st, 1, 0, err);
+        return run_step(c, w, st, 1, seg, 1, &one, err);
     }
     if (s) return s;
     gm_err rec = {0}, end = {0};
-    glmoe_status rs = run_step(c, w, st, 1, 0, &rec);
+    glmoe_status rs = run_step(c, w, st, 1, seg, 1, &one, &rec);
     gm_graph *g = NULL;
     glmoe_status es = op->graph_capture_end(ex, &g, &end);
     if (rs || es || !g) {
@@ -217,41 +274,83 @@ static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm
                 rs ? rec.msg : end.msg);
         if (g) op->graph_free(ex, g);
         st->graph_off = true;
-        return run_step(c, w, st, 1, 0, err);
+        return run_step(c, w, st, 1, seg, 1, &one, err);
     }
-    st->graph = g;
+    sq->graph = g;
     return op->graph_replay(ex, g, err);
 }
 
-glmoe_status forward(const gm_config *c, const gm_weights *w, gm_state *st, const int32_t *ids, int32_t T,
-                     int32_t first_logit, float *host_logits, gm_err *err) {
+glmoe_status forward_batch(const gm_config *c, const gm_weights *w, gm_state *st, const gm_row *rows, int32_t T,
+                           float *host_logits, gm_err *err) {
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
     glmoe_status s;
     if (T <= 0 || T > st->n_batch)
         return gm_fail(err, GLMOE_E_ARG, "forward: %d tokens (batch holds %d)", T, st->n_batch);
-    if ((int64_t)st->n_past + T > st->n_ctx)
-        return gm_fail(err, GLMOE_E_CONTEXT, "%d + %d tokens exceed the context of %d", st->n_past, T, st->n_ctx);
-
-    /* The inputs that change from step to step go to backend memory, where the ops (and a
-     * recorded step) read them: positions n_past.. (pos[0] is also attention's n_past) and ids. */
-    int32_t pos[512];
-    for (int32_t t0 = 0; t0 < T; t0 += 512) {
-        int32_t n = T - t0 < 512 ? T - t0 : 512;
-        for (int32_t i = 0; i < n; i++) pos[i] = st->n_past + t0 + i;
-        TRY(op->copy_in(ex, st->pos + t0, pos, (size_t)n * 4, err));
+    /* The sequences' runs of rows, checked against their caches. */
+    segment segs[GM_MAX_SEQS];
+    int32_t n_segs = 0, n_logits = 0;
+    int32_t ids[512], pos[512];
+    for (int32_t t = 0; t < T; t++) {
+        const int32_t q = rows[t].seq;
+        if (q < 0 || q >= st->n_seq) return gm_fail(err, GLMOE_E_ARG, "forward: sequence %d of %d", q, st->n_seq);
+        if (n_segs == 0 || segs[n_segs - 1].seq != q) {
+            for (int32_t i = 0; i < n_segs; i++)
+                if (segs[i].seq == q) return gm_fail(err, GLMOE_E_ARG, "forward: sequence %d's rows are not together", q);
+            segs[n_segs++] = (segment){.seq = q, .start = t, .n = 0, .n_past = st->seqs[q].n_past};
+        }
+        segment *g = &segs[n_segs - 1];
+        if ((int64_t)g->n_past + g->n + 1 > st->n_ctx)
+            return gm_fail(err, GLMOE_E_CONTEXT, "sequence %d: %d + %d tokens exceed the context of %d", q, g->n_past,
+                           g->n + 1, st->n_ctx);
+        g->n++;
+        n_logits += rows[t].logits;
     }
-    TRY(op->copy_in(ex, st->ids, ids, (size_t)T * 4, err));
-
-    if (T == 1 && first_logit == 0 && op->graph_replay && !st->graph_off)
-        TRY(run_step_graphed(c, w, st, err));
+    /* The inputs that change from step to step go to backend memory, where the ops (and a
+     * recorded step) read them: each row's position (pos[0] is also a lone sequence's n_past)
+     * and token id; in pieces of 512 (the host arrays above). */
+    bool *want_all = NULL;
+    if (n_logits) {
+        want_all = malloc((size_t)T * sizeof *want_all);
+        if (!want_all) return gm_fail(err, GLMOE_E_NOMEM, "out of memory");
+    }
+    for (int32_t t0 = 0, g = 0; t0 < T; t0 += 512) {
+        const int32_t n = T - t0 < 512 ? T - t0 : 512;
+        for (int32_t i = 0; i < n; i++) {
+            const int32_t t = t0 + i;
+            while (t >= segs[g].start + segs[g].n) g++;
+            pos[i] = segs[g].n_past + (t - segs[g].start);
+            ids[i] = rows[t].token;
+            if (want_all) want_all[t] = rows[t].logits;
+        }
+        if ((s = op->copy_in(ex, st->pos + t0, pos, (size_t)n * 4, err)) ||
+            (s = op->copy_in(ex, st->ids + t0, ids, (size_t)n * 4, err)))
+            goto done;
+    }
+    if (T == 1 && n_logits == 1 && op->graph_replay && !st->graph_off)
+        s = run_step_graphed(c, w, st, &segs[0], err);
     else
-        TRY(run_step(c, w, st, T, first_logit, err));
-
-    if (first_logit < T)
-        TRY(op->copy_out(ex, host_logits, st->logits, (size_t)(T - first_logit) * (size_t)c->vocab_size * 4, err));
+        s = run_step(c, w, st, T, segs, n_segs, want_all, err);
+    if (s) goto done;
+    if (n_logits)
+        s = op->copy_out(ex, host_logits, st->logits, (size_t)n_logits * (size_t)c->vocab_size * 4, err);
     else
-        TRY(op->sync(ex, err));
-    st->n_past += T;
-    return GLMOE_OK;
+        s = op->sync(ex, err);
+    if (s) goto done;
+    for (int32_t i = 0; i < n_segs; i++) st->seqs[segs[i].seq].n_past += segs[i].n;
+done:
+    free(want_all);
+    return s;
+}
+
+glmoe_status forward(const gm_config *c, const gm_weights *w, gm_state *st, const int32_t *ids, int32_t T,
+                     int32_t first_logit, float *host_logits, gm_err *err) {
+    if (T <= 0 || T > st->n_batch)
+        return gm_fail(err, GLMOE_E_ARG, "forward: %d tokens (batch holds %d)", T, st->n_batch);
+    gm_row *rows = malloc((size_t)T * sizeof *rows);
+    if (!rows) return gm_fail(err, GLMOE_E_NOMEM, "out of memory");
+    for (int32_t t = 0; t < T; t++) rows[t] = (gm_row){.seq = 0, .token = ids[t], .logits = t >= first_logit};
+    glmoe_status s = forward_batch(c, w, st, rows, T, host_logits, err);
+    free(rows);
+    return s;
 }

@@ -76,37 +76,63 @@ glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *cfg, uint64_
                                     gm_bind_stats *stats, gm_err *err);
 void weights_release(gm_weights *w, const gm_config *cfg, gm_backend *be);
 
-/* Activations, the KV cache and the execution state of one sequence, all in backend memory:
- * everything an evaluation writes, so that states of one model may run in parallel threads. */
+/* At most this many sequences per context (a server's parallel slots). */
+#define GM_MAX_SEQS 256
+
+/* One sequence of a state: its KV cache (n_ctx positions), its length, its recorded decode step. */
+typedef struct gm_seq {
+    gm_kv *kv;
+    int32_t n_past;
+    gm_graph *graph;                   /* NULL until recorded (backends with graph_* ops) */
+    int32_t graph_eager_steps;         /* one-token steps run op by op before recording */
+} gm_seq;
+
+/* Activations, the KV caches and the execution state of a context's sequences, all in backend
+ * memory: everything an evaluation writes, so that states of one model may run in parallel
+ * threads. */
 typedef struct gm_state {
-    int32_t n_batch, n_ctx, n_past;
+    int32_t n_batch, n_ctx, n_seq;
     gm_backend *be;
     gm_exec *ex;
-    gm_kv *kv;
+    gm_seq *seqs;                      /* [n_seq] */
     int32_t *ids, *pos;                /* [n_batch] */
     float *x, *xn, *q, *k, *v, *attn, *tmp, *ffn_a, *ffn_b; /* see forward.c */
     int32_t *route_idx;
     float *route_w;
     float *logits;                     /* [n_batch, vocab] */
-    /* The recorded decode step (backends with graph_* ops, see forward.c): NULL until recorded. */
-    gm_graph *graph;
-    int32_t graph_eager_steps;         /* one-token steps run op by op before recording */
     bool graph_off;                    /* the backend declined or a recording failed: never again */
 } gm_state;
+
+/* One row of a batch: a token of sequence `seq` at that sequence's next position. */
+typedef struct gm_row {
+    int32_t seq, token;
+    bool logits;                       /* compute its logits */
+} gm_row;
 
 /* The largest arguments this model's forward passes the ops, for an execution state of n_batch
  * tokens per forward over n_ctx positions. */
 gm_exec_sizes model_exec_sizes(const gm_config *cfg, int32_t n_batch, int32_t n_ctx);
 
-glmoe_status state_create(gm_state *st, const gm_config *cfg, gm_backend *be, int32_t n_batch,
-                          int32_t n_ctx, gm_err *err);
+/* A state of n_seq sequences of up to n_ctx positions each, n_batch rows per forward. */
+glmoe_status state_create(gm_state *st, const gm_config *cfg, gm_backend *be, int32_t n_batch, int32_t n_ctx,
+                          int32_t n_seq, gm_err *err);
 void state_free(gm_state *st);
 
-/* Runs the forward over T <= n_batch tokens at positions [n_past, n_past + T). Logits are computed
- * for the rows [first_logit, T) and copied to host_logits ((T - first_logit) x vocab floats);
- * first_logit == T computes none. Advances n_past on success. On a backend with graph_* ops, a
- * step of one token with its logits is recorded once (after one step op by op) and replayed;
- * the recording stays valid when n_past is changed from outside (context reset, truncate). */
+/* Sequence dst becomes the first n positions of sequence src (their KV copied): a shared prompt
+ * prefix is evaluated once. */
+glmoe_status state_seq_copy(gm_state *st, int32_t dst, int32_t src, int32_t n, gm_err *err);
+
+/* Runs the forward over T <= n_batch rows of one or more sequences; the rows of a sequence are
+ * consecutive, in position order, each at its sequence's next position (within n_ctx). The logits
+ * of the rows with `logits` set go to host_logits in row order (one row of vocab floats each).
+ * Advances each sequence on success; on failure nothing is appended. */
+glmoe_status forward_batch(const gm_config *cfg, const gm_weights *w, gm_state *st, const gm_row *rows, int32_t T,
+                           float *host_logits, gm_err *err);
+
+/* forward_batch of T tokens of sequence 0, with the logits of rows [first_logit, T) (first_logit ==
+ * T: none). On a backend with graph_* ops, a step of one token of a sequence with its logits is
+ * recorded once per sequence (after one step op by op) and replayed; the recording stays valid
+ * when the sequence's length is changed from outside (reset, truncate, copy). */
 glmoe_status forward(const gm_config *cfg, const gm_weights *w, gm_state *st, const int32_t *ids, int32_t T,
                      int32_t first_logit, float *host_logits, gm_err *err);
 

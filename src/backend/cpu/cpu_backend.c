@@ -193,6 +193,18 @@ static glmoe_status cpu_kv_create(gm_backend *be, gm_kv **out, int32_t n_layers,
     return GLMOE_OK;
 }
 
+static glmoe_status cpu_kv_copy(gm_exec *ex, gm_kv *dst, const gm_kv *src, int32_t n, gm_err *err) {
+    if (dst->n_layers != src->n_layers || dst->n_ctx != src->n_ctx || dst->n_kv_heads != src->n_kv_heads ||
+        dst->head_dim != src->head_dim || n < 0 || n > src->n_ctx)
+        return gm_fail(err, GLMOE_E_ARG, "cpu: kv_copy of %d positions between caches of other shapes", n);
+    const size_t row = (size_t)src->n_kv_heads * (size_t)src->head_dim, layer = (size_t)src->n_ctx * row;
+    for (int32_t l = 0; l < src->n_layers; l++) {
+        memcpy(dst->k + (size_t)l * layer, src->k + (size_t)l * layer, (size_t)n * row * sizeof(float));
+        memcpy(dst->v + (size_t)l * layer, src->v + (size_t)l * layer, (size_t)n * row * sizeof(float));
+    }
+    return GLMOE_OK;
+}
+
 static void cpu_kv_free(gm_backend *be, gm_kv *kv) {
     if (!kv) return;
     free(kv->k);
@@ -221,6 +233,7 @@ static const gm_backend_ops cpu_ops = {
     .exec_free = cpu_exec_free,
     .kv_create = cpu_kv_create,
     .kv_free = cpu_kv_free,
+    .kv_copy = cpu_kv_copy,
     .embed = cpu_embed,
     .add_rmsnorm = cpu_add_rmsnorm,
     .add = cpu_add,

@@ -558,6 +558,26 @@ static glmoe_status cuda_kv_create(gm_backend *be, gm_kv **out, int32_t n_layers
     return GLMOE_OK;
 }
 
+static glmoe_status cuda_kv_copy(gm_exec *ex, gm_kv *hd, const gm_kv *hs, int32_t n, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    cuda_kv *dst = (cuda_kv *)hd;
+    const cuda_kv *src = (const cuda_kv *)hs;
+    if (dst->n_layers != src->n_layers || dst->n_ctx != src->n_ctx || dst->n_kv_heads != src->n_kv_heads ||
+        dst->head_dim != src->head_dim || dst->bf16 != src->bf16 || n < 0 || n > src->n_ctx)
+        return gm_fail(err, GLMOE_E_ARG, "cuda: kv_copy of %d positions between caches of other shapes", n);
+    glmoe_status s = cuda_refuse_if_capturing(cx, "kv_copy", err);
+    if (s || (s = exec_enter(cx, err))) return s;
+    const size_t row = (size_t)src->n_kv_heads * (size_t)src->head_dim * (src->bf16 ? 2 : 4);
+    const size_t layer = (size_t)src->n_ctx * row;
+    for (int32_t l = 0; l < src->n_layers; l++) {
+        CU_TRY(cudaMemcpyAsync((char *)dst->k + (size_t)l * layer, (const char *)src->k + (size_t)l * layer,
+                               (size_t)n * row, cudaMemcpyDeviceToDevice, cx->stream));
+        CU_TRY(cudaMemcpyAsync((char *)dst->v + (size_t)l * layer, (const char *)src->v + (size_t)l * layer,
+                               (size_t)n * row, cudaMemcpyDeviceToDevice, cx->stream));
+    }
+    return GLMOE_OK;
+}
+
 static void cuda_kv_free(gm_backend *be, gm_kv *h) {
     cuda_kv *kv = (cuda_kv *)h;
     if (!kv) return;
@@ -691,6 +711,7 @@ static gm_backend_ops make_ops(void) {
     o.exec_free = cuda_exec_free;
     o.kv_create = cuda_kv_create;
     o.kv_free = cuda_kv_free;
+    o.kv_copy = cuda_kv_copy;
     o.copy_in = cuda_copy_in;
     o.copy_out = cuda_copy_out;
     o.sync = cuda_sync;
