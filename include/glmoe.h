@@ -129,6 +129,8 @@ typedef struct glmoe_model_params {
     glmoe_device device;
     int n_threads;         /* CPU threads; 0 = all available cores                           */
     glmoe_quantize quantize;
+    bool skip_mtp;         /* leave out the multi-token-prediction layer even where the
+                              checkpoint has one (saves its memory; no drafts); default false */
 } glmoe_model_params;
 
 GLMOE_API glmoe_model_params glmoe_model_params_default(void);
@@ -216,7 +218,9 @@ typedef struct glmoe_model_info {
     int32_t n_quantized_on_load;    /* weights glmoe quantized while loading (params.quantize) */
     const glmoe_weight_group *weight_groups; /* the weights by kind and format */
     int32_t n_weight_groups;
-    int32_t n_tensors_skipped;      /* MTP-layer tensors (layer index >= n_layers)        */
+    bool has_mtp;                   /* the MTP layer is loaded: drafts are possible (n_draft) */
+    uint64_t n_params_mtp;          /* its parameters (not in n_params)                   */
+    int32_t n_tensors_skipped;      /* MTP-layer tensors not loaded (skip_mtp, or extra)  */
     uint64_t bytes_skipped;
     int32_t n_tensors_unused;       /* tensors glmoe does not know (warned about at load) */
     uint64_t bytes_realigned;       /* tensor bytes copied because the file left them unaligned */
@@ -235,6 +239,9 @@ typedef struct glmoe_context_params {
     int32_t n_batch;   /* most tokens (rows) evaluated in one forward; longer inputs are split; 0 = 512 */
     int32_t n_seq_max; /* sequences the context holds (glmoe_context_decode), each of up to n_ctx tokens,
                           every KV cache allocated up front; 0 = 1; at most 256 */
+    int32_t n_draft;   /* most draft tokens per glmoe_context_speculate step, made by the model's
+                          multi-token-prediction layer; 0 (default): off, the layer is not run;
+                          at most GLMOE_MAX_DRAFT; a model loaded without the layer refuses > 0 */
 } glmoe_context_params;
 
 GLMOE_API glmoe_context_params glmoe_context_params_default(void);
@@ -322,9 +329,49 @@ GLMOE_API glmoe_status glmoe_context_seq_truncate(glmoe_context *ctx, int32_t se
  * positions copied), e.g. a request that shares a system prompt with one already evaluated. */
 GLMOE_API glmoe_status glmoe_context_seq_copy(glmoe_context *ctx, int32_t dst, int32_t src, size_t n);
 
-/* ---- sampling ---------------------------------------------------------------------- */
+/* ---- speculative decoding with the model's MTP layer --------------------------------------
+ * GLM checkpoints carry a multi-token-prediction layer trained to predict the token after next.
+ * A context created with n_draft > 0 runs it beside the model (its own KV cache, kept current by
+ * every eval and decode: about one more layer's attention per token evaluated), and
+ * glmoe_context_speculate uses it to draft tokens, which the model verifies all at once: one
+ * forward over 1 + n_draft positions reads each weight once, so a step that accepts drafts
+ * yields several tokens for little more than the time of one.
+ *
+ * Exactness: the tokens are those the sampler picks from the model's own logits at each
+ * position, in order, exactly as decoding one token at a time would (the drafts only decide how
+ * many positions one forward covers). With the same seed the same tokens come out, greedy or
+ * sampled, up to the float rounding of evaluating several positions at once. (The acceptance rule
+ * is the standard speculative-sampling rule for a draft chosen deterministically, the MTP layer's
+ * most likely token: accept it with probability p(draft), else draw from p without it; drawing
+ * from p and comparing is exactly that. docs/spec/mtp.md.) */
 
-typedef struct glmoe_sampler glmoe_sampler;
+#define GLMOE_MAX_DRAFT 8
+
+typedef struct glmoe_sampler glmoe_sampler; /* below: "sampling" */
+
+typedef struct glmoe_spec_seq {
+    int32_t seq;              /* in: the sequence                                               */
+    int32_t token;            /* in: its next token, chosen (sampled) but not yet evaluated     */
+    int32_t n_draft;          /* in: drafts to try, 0..the context's n_draft (fewer near n_ctx) */
+    glmoe_sampler *sampler;   /* in: picks the model's tokens (the same one that chose `token`,
+                                 so that its history and stream go on); NULL: greedy          */
+    int32_t out[GLMOE_MAX_DRAFT + 1]; /* out: the tokens that follow `token`                     */
+    int32_t n_out;            /* out: 1 + the drafts accepted; out[n_out - 1] is the sequence's
+                                 next token, chosen but not evaluated (pass it to the next step)  */
+    int32_t n_drafted;        /* out: the drafts tried (n_draft, fewer near n_ctx)               */
+    int32_t drafts[GLMOE_MAX_DRAFT]; /* out: those drafts, the MTP layer's picks                  */
+} glmoe_spec_seq;
+
+/* One step of each of n sequences (distinct, each with at least one token evaluated, e.g. its
+ * prompt): evaluates `token` and up to n_draft drafts, and writes the tokens the sampler picks
+ * at those positions up to the first that differs from its draft. Each sequence grows by n_out
+ * (token and the accepted drafts); nothing else of it changes. All rows (1 + n_draft each) must
+ * fit one batch (n_batch): GLMOE_E_ARG otherwise, as for a sequence outside the context, a
+ * repeated sequence or n_draft outside [0, the context's n_draft]; GLMOE_E_TOKEN, GLMOE_E_CONTEXT
+ * (no room for `token`) as glmoe_context_decode. The logits of the step are not kept. */
+GLMOE_API glmoe_status glmoe_context_speculate(glmoe_context *ctx, glmoe_spec_seq *seqs, size_t n);
+
+/* ---- sampling ---------------------------------------------------------------------- */
 
 typedef struct glmoe_sampler_params {
     float temperature;        /* <= 0: greedy (argmax); default 0                       */

@@ -42,6 +42,7 @@ struct glmoe_context {
     int32_t *sorted_from;
     float *chunk_logits;    /* a regrouped chunk's logits before they go to their rows' slots */
     size_t chunk_logits_cap;
+    int32_t n_draft;        /* most drafts per speculative step; 0: the MTP layer is not run */
 };
 
 static const char *const k_null_model = "no model (NULL handle)";
@@ -53,7 +54,7 @@ static double now_seconds(void) {
 }
 
 glmoe_model_params glmoe_model_params_default(void) {
-    return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0, .quantize = {0, 0}};
+    return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0, .quantize = {0, 0}, .skip_mtp = false};
 }
 
 /* An upper bound of the bytes the weights will take where the backend keeps them, from the plan:
@@ -138,7 +139,7 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     if ((s = st_set_open_dir(&m->set, dir, &m->err))) return s;
     /* Every tensor checked and every format known before a backend is chosen or a byte moves. */
     const gm_bind_source src = {.set = m->set, .quant = &m->quant,
-                                .requant = {p.quantize.bits, p.quantize.group_size, GM_W_BF16}};
+                                .requant = {p.quantize.bits, p.quantize.group_size, GM_W_BF16}, .mtp = !p.skip_mtp};
     gm_bind_stats plan;
     if ((s = weights_plan(&m->cfg, &src, &plan, &m->err))) return s;
     if ((s = create_backend_for(m, &p, &plan))) return s;
@@ -224,6 +225,8 @@ glmoe_status glmoe_model_get_info(const glmoe_model *m, glmoe_model_info *out) {
         .n_quantized_on_load = m->stats.n_quantized_on_load,
         .weight_groups = m->groups,
         .n_weight_groups = m->stats.n_groups,
+        .has_mtp = m->w.mtp != NULL,
+        .n_params_mtp = m->stats.n_params_mtp,
         .n_tensors_skipped = m->stats.n_skipped,
         .bytes_skipped = m->stats.bytes_skipped,
         .n_tensors_unused = m->stats.n_unused,
@@ -237,7 +240,7 @@ glmoe_status glmoe_model_get_info(const glmoe_model *m, glmoe_model_info *out) {
 /* ---- contexts ---------------------------------------------------------------------------- */
 
 glmoe_context_params glmoe_context_params_default(void) {
-    return (glmoe_context_params){.n_ctx = 0, .n_batch = 0};
+    return (glmoe_context_params){.n_ctx = 0, .n_batch = 0, .n_seq_max = 0, .n_draft = 0};
 }
 
 glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glmoe_context_params *params) {
@@ -264,7 +267,14 @@ glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glm
     if (p.n_seq_max == 0) p.n_seq_max = 1;
     if (p.n_seq_max < 0 || p.n_seq_max > GM_MAX_SEQS)
         return gm_fail(&ctx->err, GLMOE_E_ARG, "n_seq_max %d is outside [1, %d]", p.n_seq_max, GM_MAX_SEQS);
-    glmoe_status s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, p.n_seq_max, &ctx->err);
+    if (p.n_draft < 0 || p.n_draft > GLMOE_MAX_DRAFT)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "n_draft %d is outside [0, %d]", p.n_draft, GLMOE_MAX_DRAFT);
+    if (p.n_draft > 0 && !m->w.mtp)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "n_draft %d: the model has no multi-token-prediction layer%s", p.n_draft,
+                       m->cfg.n_nextn_layers > 0 ? " loaded" : " (num_nextn_predict_layers is 0)");
+    ctx->n_draft = p.n_draft;
+    glmoe_status s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, p.n_seq_max,
+                                  p.n_draft > 0 ? m->w.mtp : NULL, &ctx->err);
     if (s) return s;
     ctx->sorted = malloc((size_t)p.n_batch * sizeof *ctx->sorted);
     ctx->sorted_from = malloc((size_t)p.n_batch * sizeof *ctx->sorted_from);
@@ -387,6 +397,8 @@ static glmoe_status check_ready(glmoe_context *ctx) {
     return GLMOE_OK;
 }
 
+static glmoe_status mtp_refeed(glmoe_context *ctx, const int32_t *seqs, size_t n);
+
 glmoe_status glmoe_context_eval(glmoe_context *ctx, const int32_t *ids, size_t n_ids, glmoe_logits_mode mode) {
     glmoe_status s = check_ready(ctx);
     if (s) return s;
@@ -404,6 +416,8 @@ glmoe_status glmoe_context_eval(glmoe_context *ctx, const int32_t *ids, size_t n
         return gm_fail(&ctx->err, GLMOE_E_CONTEXT,
                        "%zu tokens do not fit: %d of the context's %d positions are used (raise --ctx, at most %d)",
                        n_ids, st->seqs[0].n_past, st->n_ctx, c->max_position_embeddings);
+    static const int32_t seq0 = 0;
+    if ((s = mtp_refeed(ctx, &seq0, 1))) return s;
     gm_row *rows = malloc(n_ids * sizeof *rows);
     if (!rows) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory for %zu tokens", n_ids);
     for (size_t i = 0; i < n_ids; i++)
@@ -443,6 +457,13 @@ glmoe_status glmoe_context_decode(glmoe_context *ctx, const glmoe_batch_row *row
             r[i] = (gm_row){.seq = b->seq, .token = b->token, .logits = b->logits};
         if (!s) next[b->seq]++;
     }
+    if (!s && st->mtp) { /* the sequences in the batch, each once */
+        int32_t in_batch[GM_MAX_SEQS];
+        size_t k = 0;
+        for (int32_t q = 0; q < st->n_seq; q++)
+            if (next[q] != st->seqs[q].n_past) in_batch[k++] = q;
+        s = mtp_refeed(ctx, in_batch, k);
+    }
     if (!s) s = decode_rows(ctx, r, n_rows);
     free(r);
     return s;
@@ -480,7 +501,7 @@ glmoe_status glmoe_context_seq_truncate(glmoe_context *ctx, int32_t seq, size_t 
     if (seq < 0 || seq >= ctx->st.n_seq)
         return gm_fail(&ctx->err, GLMOE_E_ARG, "sequence %d is outside [0, %d)", seq, ctx->st.n_seq);
     if (n < (size_t)ctx->st.seqs[seq].n_past) {
-        ctx->st.seqs[seq].n_past = (int32_t)n;
+        state_seq_truncate(&ctx->st, seq, (int32_t)n);
         forget_logits(ctx);
     }
     return GLMOE_OK;
@@ -502,14 +523,100 @@ glmoe_status glmoe_context_seq_copy(glmoe_context *ctx, int32_t dst, int32_t src
 
 void glmoe_context_reset(glmoe_context *ctx) {
     if (!ctx || !ctx->ready) return;
-    ctx->st.seqs[0].n_past = 0;
+    state_seq_truncate(&ctx->st, 0, 0);
     forget_logits(ctx);
 }
 
 void glmoe_context_truncate(glmoe_context *ctx, size_t n) {
     if (!ctx || !ctx->ready || n >= (size_t)ctx->st.seqs[0].n_past) return;
-    ctx->st.seqs[0].n_past = (int32_t)n;
+    state_seq_truncate(&ctx->st, 0, (int32_t)n);
     forget_logits(ctx);
+}
+
+/* ---- speculative decoding ------------------------------------------------------------------------- */
+
+/* With the MTP layer on, a sequence cut by a truncate or copy has lost the hidden state of its
+ * last position (forward.c, "The MTP layer"): its last positions, from the first the MTP cache
+ * lacks, are evaluated again (their tokens are kept), which rewrites the same cache and refills
+ * the stash. seqs[0, n) may repeat. */
+static glmoe_status mtp_refeed(glmoe_context *ctx, const int32_t *seqs, size_t n) {
+    gm_state *st = &ctx->st;
+    if (!st->mtp) return GLMOE_OK;
+    size_t count = 0;
+    bool seen[GM_MAX_SEQS] = {false};
+    for (size_t i = 0; i < n; i++) {
+        const gm_seq *sq = &st->seqs[seqs[i]];
+        if (seen[seqs[i]] || sq->n_past == 0 || (sq->stash_ok && sq->mtp_len == sq->n_past - 1)) continue;
+        seen[seqs[i]] = true;
+        count += (size_t)(sq->n_past - sq->mtp_len);
+    }
+    if (!count) return GLMOE_OK;
+    gm_row *rows = malloc(count * sizeof *rows);
+    if (!rows) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory for %zu rows", count);
+    int32_t saved[GM_MAX_SEQS];
+    size_t k = 0;
+    for (int32_t q = 0; q < st->n_seq; q++) {
+        saved[q] = st->seqs[q].n_past;
+        if (!seen[q]) continue;
+        gm_seq *sq = &st->seqs[q];
+        for (int32_t p = sq->mtp_len; p < sq->n_past; p++) rows[k++] = (gm_row){.seq = q, .token = sq->tokens[p]};
+        sq->n_past = sq->mtp_len;
+    }
+    glmoe_status s = decode_rows(ctx, rows, count);
+    free(rows);
+    if (s)
+        for (int32_t q = 0; q < st->n_seq; q++)
+            if (seen[q]) st->seqs[q].n_past = saved[q];
+    return s;
+}
+
+glmoe_status glmoe_context_speculate(glmoe_context *ctx, glmoe_spec_seq *seqs, size_t n) {
+    glmoe_status s = check_ready(ctx);
+    if (s) return s;
+    forget_logits(ctx);
+    gm_state *st = &ctx->st;
+    const gm_config *c = &ctx->model->cfg;
+    if (!seqs || n == 0 || n > (size_t)st->n_seq)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "speculate: %zu sequences (the context holds %d)", n, st->n_seq);
+    bool seen[GM_MAX_SEQS] = {false};
+    int32_t ids[GM_MAX_SEQS];
+    size_t rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        glmoe_spec_seq *x = &seqs[i];
+        x->n_out = x->n_drafted = 0;
+        if (x->seq < 0 || x->seq >= st->n_seq || seen[x->seq])
+            return gm_fail(&ctx->err, GLMOE_E_ARG, "speculate: entry %zu: sequence %d is outside [0, %d) or repeated", i,
+                           x->seq, st->n_seq);
+        seen[x->seq] = true;
+        ids[i] = x->seq;
+        const int32_t len = st->seqs[x->seq].n_past;
+        if (len == 0)
+            return gm_fail(&ctx->err, GLMOE_E_ARG, "speculate: sequence %d is empty (evaluate its prompt first)", x->seq);
+        if (x->token < 0 || x->token >= c->vocab_size)
+            return gm_fail(&ctx->err, GLMOE_E_TOKEN, "speculate: sequence %d: token id %d is outside the vocabulary [0, %d)",
+                           x->seq, x->token, c->vocab_size);
+        if (x->n_draft < 0 || x->n_draft > ctx->n_draft)
+            return gm_fail(&ctx->err, GLMOE_E_ARG, "speculate: sequence %d: n_draft %d is outside [0, %d] (the context's "
+                           "n_draft)", x->seq, x->n_draft, ctx->n_draft);
+        if (len >= st->n_ctx)
+            return gm_fail(&ctx->err, GLMOE_E_CONTEXT, "speculate: sequence %d is full (%d positions)", x->seq, st->n_ctx);
+        rows += 1 + (size_t)x->n_draft;
+    }
+    if (rows > (size_t)st->n_batch)
+        return gm_fail(&ctx->err, GLMOE_E_ARG, "speculate: %zu rows (1 + n_draft per sequence) exceed the batch of %d",
+                       rows, st->n_batch);
+    if ((s = mtp_refeed(ctx, ids, n))) return s;
+    /* Drafts that would not fit the sequence are not made. */
+    int32_t asked[GM_MAX_SEQS];
+    for (size_t i = 0; i < n; i++) {
+        asked[i] = seqs[i].n_draft;
+        const int32_t room = st->n_ctx - st->seqs[seqs[i].seq].n_past - 1;
+        if (seqs[i].n_draft > room) seqs[i].n_draft = room;
+    }
+    if ((s = ensure_logit_rows(ctx, rows > n ? rows : n)) == GLMOE_OK)
+        s = speculate(c, &ctx->model->w, st, seqs, (int32_t)n, ctx->logits, &ctx->err);
+    for (size_t i = 0; i < n; i++) seqs[i].n_draft = asked[i];
+    return s;
 }
 
 /* ---- writing quantized checkpoints -------------------------------------------------------------- */

@@ -193,6 +193,12 @@ typedef struct gm_backend_ops {
     /* resid += delta over n values. */
     glmoe_status (*add)(gm_exec *ex, float *resid, const float *delta, int64_t n, gm_err *err);
 
+    /* rows x width floats from src to dst, in backend memory, row r at src + r * src_stride and
+     * dst + r * dst_stride (strides in floats): gathering rows, building [a; b] side by side.
+     * The two ranges must not overlap. */
+    glmoe_status (*copy_2d)(gm_exec *ex, float *dst, int64_t dst_stride, const float *src, int64_t src_stride,
+                            int64_t rows, int64_t width, gm_err *err);
+
     /* out[T, W.rows] = x[T, W.cols] · W^T (+ bias[W.rows] if bias and bias->data). */
     glmoe_status (*matmul)(gm_exec *ex, float *out, const float *x, const gm_weight *W,
                            const gm_weight *bias, int32_t T, gm_err *err);

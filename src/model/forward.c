@@ -26,6 +26,16 @@
  * The state's buffers are allocated once per context (state_create) at the largest batch; each
  * sequence has a KV cache of n_ctx positions, made up front.
  *
+ * The MTP layer (docs/spec/mtp.md), when a context runs it for drafts (speculate.c): its input at
+ * position i is the token at i + 1 and the model's final-normed hidden state at i, so its cache
+ * can hold position i only once the next token is known. Every forward keeps it current: the
+ * rows of a sequence whose next token is in the batch get their MTP row, written to the MTP
+ * layer's cache (its KV only: attention and the MoE of the layer run only for drafts), and the
+ * hidden state of each sequence's last row waits in st->stash for its next token, which comes
+ * with the sequence's next forward. So after every forward seq.mtp_len == n_past - 1 and the
+ * stash holds position n_past - 1; a truncate or copy that cuts into that (state_seq_truncate)
+ * marks the stash stale, and src/api.c evaluates the last position again to refill it.
+ *
  * Decode as a graph: on a backend with the graph_* ops (backend.h; the GPU), a step of one token
  * of one sequence with its logits is recorded once per sequence and then replayed, so that the
  * host issues one launch per token instead of one per op. The recording is valid for every later
@@ -57,11 +67,13 @@ gm_exec_sizes model_exec_sizes(const gm_config *c, int32_t n_batch, int32_t n_ct
 }
 
 glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int32_t n_batch, int32_t n_ctx,
-                          int32_t n_seq, gm_err *err) {
+                          int32_t n_seq, const gm_mtp *mtp, gm_err *err) {
     memset(st, 0, sizeof *st);
     st->n_batch = n_batch;
     st->n_ctx = n_ctx;
     st->be = be;
+    st->mtp = mtp;
+    st->hidden = c->hidden_size;
     const int64_t T = n_batch, H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t ffn = max64(c->intermediate_size, (int64_t)c->moe_intermediate_size * c->n_shared_experts);
@@ -78,20 +90,30 @@ glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int3
         {(void **)&st->ffn_b, T * max64(ffn, 1) * 4},
         {(void **)&st->route_idx, T * K * 4}, {(void **)&st->route_w, T * K * 4},
         {(void **)&st->logits, T * (int64_t)c->vocab_size * 4},
+        /* the MTP layer's, when it runs */
+        {(void **)&st->hid, mtp ? T * H * 4 : 0},  {(void **)&st->mtp_in, mtp ? T * 2 * H * 4 : 0},
+        {(void **)&st->mtp_h, mtp ? T * H * 4 : 0}, {(void **)&st->stash, mtp ? (int64_t)n_seq * H * 4 : 0},
     };
     glmoe_status s;
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if ((s = be->ops->alloc(be, (size_t)bufs[i].bytes, bufs[i].p, err))) goto fail;
+        if (bufs[i].bytes && (s = be->ops->alloc(be, (size_t)bufs[i].bytes, bufs[i].p, err))) goto fail;
     st->seqs = calloc((size_t)n_seq, sizeof *st->seqs);
     if (!st->seqs) {
         s = gm_fail(err, GLMOE_E_NOMEM, "out of memory for %d sequences", n_seq);
         goto fail;
     }
     st->n_seq = n_seq;
-    for (int32_t i = 0; i < n_seq; i++)
-        if ((s = be->ops->kv_create(be, &st->seqs[i].kv, c->n_layers, n_ctx, c->n_kv_heads, c->head_dim, err)))
+    for (int32_t i = 0; i < n_seq; i++) {
+        if ((s = be->ops->kv_create(be, &st->seqs[i].kv, c->n_layers + (mtp ? 1 : 0), n_ctx, c->n_kv_heads, c->head_dim,
+                                    err)))
             goto fail;
-    const gm_exec_sizes z = model_exec_sizes(c, n_batch, n_ctx);
+        if (mtp && !(st->seqs[i].tokens = malloc((size_t)n_ctx * sizeof *st->seqs[i].tokens))) {
+            s = gm_fail(err, GLMOE_E_NOMEM, "out of memory for %d sequences", n_seq);
+            goto fail;
+        }
+    }
+    gm_exec_sizes z = model_exec_sizes(c, n_batch, n_ctx);
+    if (mtp) z.max_in = max64(z.max_in, 2 * H); /* eh_proj reads [embedding; hidden] */
     if ((s = be->ops->exec_create(be, &z, &st->ex, err))) goto fail;
     return GLMOE_OK;
 fail:
@@ -106,22 +128,49 @@ void state_free(gm_state *st) {
         if (st->seqs[i].graph) be->ops->graph_free(st->ex, st->seqs[i].graph);
     if (st->ex) be->ops->exec_free(st->ex);
     void *bufs[] = {st->ids, st->pos, st->x, st->xn, st->q, st->k, st->v, st->attn, st->tmp,
-                    st->ffn_a, st->ffn_b, st->route_idx, st->route_w, st->logits};
+                    st->ffn_a, st->ffn_b, st->route_idx, st->route_w, st->logits,
+                    st->hid, st->mtp_in, st->mtp_h, st->stash};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->ops->dealloc(be, bufs[i]);
-    for (int32_t i = 0; st->seqs && i < st->n_seq; i++)
+    for (int32_t i = 0; st->seqs && i < st->n_seq; i++) {
         if (st->seqs[i].kv) be->ops->kv_free(be, st->seqs[i].kv);
+        free(st->seqs[i].tokens);
+    }
     free(st->seqs);
     memset(st, 0, sizeof *st);
 }
 
 glmoe_status state_seq_copy(gm_state *st, int32_t dst, int32_t src, int32_t n, gm_err *err) {
+    gm_seq *d = &st->seqs[dst];
+    const gm_seq *sr = &st->seqs[src];
     if (n > 0) {
-        glmoe_status s = st->be->ops->kv_copy(st->ex, st->seqs[dst].kv, st->seqs[src].kv, n, err);
+        glmoe_status s = st->be->ops->kv_copy(st->ex, d->kv, sr->kv, n, err);
         if (s) return s;
     }
-    st->seqs[dst].n_past = n;
+    d->n_past = n;
+    if (!st->mtp) return GLMOE_OK;
+    memcpy(d->tokens, sr->tokens, (size_t)n * sizeof *d->tokens);
+    d->mtp_len = sr->mtp_len < n ? sr->mtp_len : n;
+    d->stash_ok = false;
+    if (n == sr->n_past && sr->stash_ok) { /* the whole sequence: its stash too */
+        const int64_t H = st->hidden;
+        glmoe_status s = st->be->ops->copy_2d(st->ex, gm_ptr_add(st->stash, (size_t)dst * (size_t)H * 4), H,
+                                              gm_cptr_add(st->stash, (size_t)src * (size_t)H * 4), H, 1, H, err);
+        if (s) return s;
+        d->stash_ok = true;
+    } else if (d->mtp_len > n - 1) {
+        d->mtp_len = n > 0 ? n - 1 : 0; /* position n - 1's MTP row read src's token at n */
+    }
     return GLMOE_OK;
+}
+
+void state_seq_truncate(gm_state *st, int32_t q, int32_t n) {
+    gm_seq *sq = &st->seqs[q];
+    if (n >= sq->n_past) return;
+    sq->n_past = n;
+    if (!st->mtp) return;
+    sq->stash_ok = false;
+    if (sq->mtp_len > n - 1) sq->mtp_len = n > 0 ? n - 1 : 0;
 }
 
 /* Runs one op and leaves on failure; every op below returns a glmoe_status. */
@@ -135,8 +184,10 @@ typedef struct segment {
     int32_t seq, start, n, n_past;
 } segment;
 
+/* Attention of layer `layer` (its KV in the sequences' caches) into st->tmp; kv_only stops once
+ * the keys and values are stored (the MTP layer's rows that only fill its cache). */
 static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_state *st, int layer, int32_t T,
-                                    const segment *segs, int32_t n_segs, gm_err *err) {
+                                    const segment *segs, int32_t n_segs, bool kv_only, gm_err *err) {
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
     glmoe_status s;
@@ -163,6 +214,7 @@ static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_st
                           gm_cptr_add(st->k, (size_t)g->start * KD * 4), gm_cptr_add(st->v, (size_t)g->start * KD * 4),
                           st->seqs[g->seq].kv, layer, &ap, err));
     }
+    if (kv_only) return GLMOE_OK;
     TRY(op->matmul(ex, st->tmp, st->attn, &L->wo, NULL, T, err));
     return GLMOE_OK;
 }
@@ -212,11 +264,14 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *
     for (int l = 0; l < c->n_layers; l++) {
         const gm_layer *L = &w->layers[l];
         TRY(op->add_rmsnorm(ex, st->xn, st->x, pending, &L->attn_norm, T, H, c->rms_norm_eps, err));
-        TRY(attention_block(c, L, st, l, T, segs, n_segs, err));
+        TRY(attention_block(c, L, st, l, T, segs, n_segs, false, err));
         TRY(op->add_rmsnorm(ex, st->xn, st->x, st->tmp, &L->ffn_norm, T, H, c->rms_norm_eps, err));
         TRY(ffn_block(c, L, st, T, err));
         pending = st->tmp;
     }
+
+    /* With the MTP layer, every row's final-normed state (its input); the logits read them. */
+    if (st->mtp) TRY(op->add_rmsnorm(ex, st->hid, st->x, pending, &w->final_norm, T, H, c->rms_norm_eps, err));
 
     /* Logits, run by run of consecutive rows that ask for them. */
     int32_t done = 0;
@@ -228,10 +283,15 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *
         int32_t r = t;
         while (r < T && want[r]) r++;
         const int32_t R = r - t;
-        float *x_rows = gm_ptr_add(st->x, (size_t)t * H * 4);
-        const float *d_rows = gm_cptr_add(pending, (size_t)t * H * 4);
-        TRY(op->add_rmsnorm(ex, st->xn, x_rows, d_rows, &w->final_norm, R, H, c->rms_norm_eps, err));
-        TRY(op->matmul(ex, gm_ptr_add(st->logits, (size_t)done * (size_t)c->vocab_size * 4), st->xn, &w->lm_head, NULL,
+        const float *normed = st->xn;
+        if (st->mtp) {
+            normed = gm_cptr_add(st->hid, (size_t)t * H * 4);
+        } else {
+            float *x_rows = gm_ptr_add(st->x, (size_t)t * H * 4);
+            const float *d_rows = gm_cptr_add(pending, (size_t)t * H * 4);
+            TRY(op->add_rmsnorm(ex, st->xn, x_rows, d_rows, &w->final_norm, R, H, c->rms_norm_eps, err));
+        }
+        TRY(op->matmul(ex, gm_ptr_add(st->logits, (size_t)done * (size_t)c->vocab_size * 4), normed, &w->lm_head, NULL,
                        R, err));
         done += R;
         t = r;
@@ -278,6 +338,103 @@ static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm
     }
     sq->graph = g;
     return op->graph_replay(ex, g, err);
+}
+
+/* Copies each row's input ids and positions to backend memory (st->ids, st->pos), in pieces of
+ * 512 through host arrays. */
+static glmoe_status upload_rows(gm_state *st, const int32_t *ids_of, const int32_t *pos_of, int32_t T, gm_err *err) {
+    glmoe_status s;
+    for (int32_t t0 = 0; t0 < T; t0 += 512) {
+        const int32_t n = T - t0 < 512 ? T - t0 : 512;
+        TRY(st->be->ops->copy_in(st->ex, st->pos + t0, pos_of + t0, (size_t)n * 4, err));
+        TRY(st->be->ops->copy_in(st->ex, st->ids + t0, ids_of + t0, (size_t)n * 4, err));
+    }
+    return GLMOE_OK;
+}
+
+glmoe_status mtp_forward(const gm_config *c, const gm_weights *w, gm_state *st, const gm_mtp_row *rows, int32_t R,
+                         float *host_logits, gm_err *err) {
+    const gm_backend_ops *op = st->be->ops;
+    gm_exec *ex = st->ex;
+    const gm_mtp *m = st->mtp;
+    const int64_t H = c->hidden_size;
+    glmoe_status s;
+    if (!m || R <= 0 || R > st->n_batch)
+        return gm_fail(err, GLMOE_E_ARG, "mtp: %d rows (batch holds %d)%s", R, st->n_batch, m ? "" : ", no MTP layer");
+    segment segs[GM_MAX_SEQS];
+    int32_t n_segs = 0;
+    int32_t *ids = malloc((size_t)R * 2 * sizeof *ids);
+    if (!ids) return gm_fail(err, GLMOE_E_NOMEM, "out of memory");
+    int32_t *pos = ids + R;
+    s = GLMOE_OK;
+    for (int32_t r = 0; r < R && !s; r++) {
+        const gm_mtp_row *x = &rows[r];
+        ids[r] = x->token;
+        pos[r] = x->pos;
+        if (n_segs && segs[n_segs - 1].seq == x->seq && x->pos == segs[n_segs - 1].n_past + segs[n_segs - 1].n) {
+            segs[n_segs - 1].n++;
+        } else if (n_segs == GM_MAX_SEQS || x->pos != st->seqs[x->seq].mtp_len || x->pos >= st->n_ctx) {
+            s = gm_fail(err, GLMOE_E_ARG, "mtp: row %d (sequence %d, position %d) does not continue its MTP cache (%d)", r,
+                        x->seq, x->pos, st->seqs[x->seq].mtp_len);
+        } else {
+            segs[n_segs++] = (segment){.seq = x->seq, .start = r, .n = 1, .n_past = x->pos};
+        }
+    }
+    if (!s) s = upload_rows(st, ids, pos, R, err);
+    free(ids);
+    if (s) return s;
+    /* The hidden states side by side in mtp_h, a run of consecutive rows in one copy. */
+    for (int32_t r = 0, run; r < R; r += run) {
+        for (run = 1; r + run < R && rows[r + run].hidden == rows[r].hidden + (size_t)run * (size_t)H; run++) {}
+        TRY(op->copy_2d(ex, gm_ptr_add(st->mtp_h, (size_t)r * (size_t)H * 4), H, rows[r].hidden, H, run, H, err));
+    }
+    /* x = eh_proj · [enorm(embed(token)); hnorm(hidden)] */
+    TRY(op->embed(ex, st->x, &m->embed, st->ids, R, err));
+    TRY(op->add_rmsnorm(ex, st->xn, st->x, NULL, &m->enorm, R, H, c->rms_norm_eps, err));
+    TRY(op->add_rmsnorm(ex, st->mtp_h, st->mtp_h, NULL, &m->hnorm, R, H, c->rms_norm_eps, err));
+    TRY(op->copy_2d(ex, st->mtp_in, 2 * H, st->xn, H, R, H, err));
+    TRY(op->copy_2d(ex, gm_ptr_add(st->mtp_in, (size_t)H * 4), 2 * H, st->mtp_h, H, R, H, err));
+    TRY(op->matmul(ex, st->x, st->mtp_in, &m->eh_proj, NULL, R, err));
+    /* the decoder layer, its KV the caches' last layer */
+    const gm_layer *L = &m->block;
+    TRY(op->add_rmsnorm(ex, st->xn, st->x, NULL, &L->attn_norm, R, H, c->rms_norm_eps, err));
+    TRY(attention_block(c, L, st, c->n_layers, R, segs, n_segs, host_logits == NULL, err));
+    if (!host_logits) return GLMOE_OK;
+    TRY(op->add_rmsnorm(ex, st->xn, st->x, st->tmp, &L->ffn_norm, R, H, c->rms_norm_eps, err));
+    TRY(ffn_block(c, L, st, R, err));
+    /* shared_head: the normed output is both the head's input and the next draft's hidden state */
+    TRY(op->add_rmsnorm(ex, st->hid, st->x, st->tmp, &m->head_norm, R, H, c->rms_norm_eps, err));
+    TRY(op->matmul(ex, st->logits, st->hid, &m->head, NULL, R, err));
+    return op->copy_out(ex, host_logits, st->logits, (size_t)R * (size_t)c->vocab_size * 4, err);
+}
+
+/* After a forward of the batch (segments of rows): the MTP rows whose next token it brought, into
+ * the MTP layer's cache, and each sequence's last hidden state into the stash. */
+static glmoe_status mtp_follow(const gm_config *c, const gm_weights *w, gm_state *st, const gm_row *rows, int32_t T,
+                               const segment *segs, int32_t n_segs, gm_err *err) {
+    const int64_t H = c->hidden_size;
+    gm_mtp_row *mr = malloc((size_t)T * sizeof *mr);
+    if (!mr) return gm_fail(err, GLMOE_E_NOMEM, "out of memory");
+    int32_t R = 0;
+    glmoe_status s = GLMOE_OK;
+    for (int32_t i = 0; i < n_segs && !s; i++) {
+        const segment *g = &segs[i];
+        const gm_seq *sq = &st->seqs[g->seq];
+        if (g->n_past > 0 && sq->stash_ok && sq->mtp_len == g->n_past - 1)
+            mr[R++] = (gm_mtp_row){g->seq, g->n_past - 1, rows[g->start].token, gm_cptr_add(st->stash, (size_t)g->seq * H * 4)};
+        else if (sq->mtp_len != g->n_past)
+            s = gm_fail(err, GLMOE_E_ARG, "mtp: sequence %d's MTP cache is behind (%d of %d positions)", g->seq,
+                        sq->mtp_len, g->n_past);
+        for (int32_t t = 0; t + 1 < g->n; t++)
+            mr[R++] = (gm_mtp_row){g->seq, g->n_past + t, rows[g->start + t + 1].token,
+                                   gm_cptr_add(st->hid, (size_t)(g->start + t) * (size_t)H * 4)};
+    }
+    if (!s && R) s = mtp_forward(c, w, st, mr, R, NULL, err);
+    free(mr);
+    for (int32_t i = 0; i < n_segs && !s; i++)
+        s = st->be->ops->copy_2d(st->ex, gm_ptr_add(st->stash, (size_t)segs[i].seq * (size_t)H * 4), H,
+                                 gm_cptr_add(st->hid, (size_t)(segs[i].start + segs[i].n - 1) * (size_t)H * 4), H, 1, H, err);
+    return s;
 }
 
 glmoe_status forward_batch(const gm_config *c, const gm_weights *w, gm_state *st, const gm_row *rows, int32_t T,
@@ -327,17 +484,28 @@ glmoe_status forward_batch(const gm_config *c, const gm_weights *w, gm_state *st
             (s = op->copy_in(ex, st->ids + t0, ids, (size_t)n * 4, err)))
             goto done;
     }
-    if (T == 1 && n_logits == 1 && op->graph_replay && !st->graph_off)
+    if (T == 1 && n_logits == 1 && op->graph_replay && !st->graph_off && !st->mtp)
         s = run_step_graphed(c, w, st, &segs[0], err);
     else
         s = run_step(c, w, st, T, segs, n_segs, want_all, err);
+    if (!s && st->mtp) {
+        s = mtp_follow(c, w, st, rows, T, segs, n_segs, err);
+        for (int32_t i = 0; i < n_segs; i++) st->seqs[segs[i].seq].stash_ok = false; /* until it all succeeded */
+    }
     if (s) goto done;
     if (n_logits)
         s = op->copy_out(ex, host_logits, st->logits, (size_t)n_logits * (size_t)c->vocab_size * 4, err);
     else
         s = op->sync(ex, err);
     if (s) goto done;
-    for (int32_t i = 0; i < n_segs; i++) st->seqs[segs[i].seq].n_past += segs[i].n;
+    for (int32_t i = 0; i < n_segs; i++) {
+        gm_seq *sq = &st->seqs[segs[i].seq];
+        sq->n_past += segs[i].n;
+        if (!st->mtp) continue;
+        for (int32_t t = 0; t < segs[i].n; t++) sq->tokens[segs[i].n_past + t] = rows[segs[i].start + t].token;
+        sq->mtp_len = sq->n_past - 1;
+        sq->stash_ok = true;
+    }
 done:
     free(want_all);
     return s;

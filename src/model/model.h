@@ -25,9 +25,20 @@ typedef struct gm_layer {
     gm_weight sh_gate, sh_up, sh_down;              /* shared experts (absent if n_shared == 0) */
 } gm_layer;
 
+/* The multi-token-prediction layer (spec §3.2, docs/spec/mtp.md), stored at layer index
+ * num_hidden_layers: a full MoE decoder layer fed by eh_proj · [enorm(embed(next token));
+ * hnorm(hidden)], with its own head. */
+typedef struct gm_mtp {
+    gm_layer block;                                 /* the decoder layer (its KV is the cache's last layer) */
+    gm_weight embed;                                /* embed_tokens (the main one when the two are equal) */
+    gm_weight enorm, hnorm, eh_proj;                /* eh_proj [H, 2H] */
+    gm_weight head_norm, head;                      /* shared_head.norm, shared_head.head [V, H] (idem) */
+} gm_mtp;
+
 typedef struct gm_weights {
     gm_weight embed, final_norm, lm_head;
     gm_layer *layers;                               /* [n_layers] */
+    gm_mtp *mtp;                                    /* NULL: the checkpoint has none, or it was not loaded */
 } gm_weights;
 
 /* The weights of one kind stored in one format, for glmoe_model_info. */
@@ -43,8 +54,9 @@ typedef struct gm_weight_group {
 typedef struct gm_bind_stats {
     uint64_t n_params, n_params_active;
     uint64_t bytes_bf16, bytes_f16, bytes_f32, bytes_affine;
-    int32_t n_skipped;                              /* MTP-layer tensors */
+    int32_t n_skipped;                              /* MTP-layer tensors not loaded */
     uint64_t bytes_skipped;
+    uint64_t n_params_mtp;                          /* of the MTP layer, when loaded (not in n_params) */
     int32_t n_unused;
     uint64_t bytes_copied;                          /* host/device bytes the backend allocated */
     int32_t n_quantized_on_load;                    /* weights quantized by glmoe while loading */
@@ -59,6 +71,7 @@ typedef struct gm_bind_source {
     const st_set *set;
     const gm_quant_config *quant;
     gm_affine requant;
+    bool mtp;                                       /* bind the MTP layer when the checkpoint has one */
 } gm_bind_source;
 
 /* Resolves and checks every tensor the forward needs against the configuration and the
@@ -79,12 +92,16 @@ void weights_release(gm_weights *w, const gm_config *cfg, gm_backend *be);
 /* At most this many sequences per context (a server's parallel slots). */
 #define GM_MAX_SEQS 256
 
-/* One sequence of a state: its KV cache (n_ctx positions), its length, its recorded decode step. */
+/* One sequence of a state: its KV cache (n_ctx positions), its length, its recorded decode step;
+ * with the MTP layer on, what the drafts need (forward.c: "The MTP layer"). */
 typedef struct gm_seq {
-    gm_kv *kv;
+    gm_kv *kv;                         /* the model's layers, then the MTP layer's */
     int32_t n_past;
     gm_graph *graph;                   /* NULL until recorded (backends with graph_* ops) */
     int32_t graph_eager_steps;         /* one-token steps run op by op before recording */
+    int32_t *tokens;                   /* [n_ctx] host: the token at each position (MTP on) */
+    int32_t mtp_len;                   /* positions whose MTP-layer KV is valid */
+    bool stash_ok;                     /* state.stash row holds the hidden of position n_past - 1 */
 } gm_seq;
 
 /* Activations, the KV caches and the execution state of a context's sequences, all in backend
@@ -92,6 +109,7 @@ typedef struct gm_seq {
  * threads. */
 typedef struct gm_state {
     int32_t n_batch, n_ctx, n_seq;
+    int64_t hidden;                    /* H */
     gm_backend *be;
     gm_exec *ex;
     gm_seq *seqs;                      /* [n_seq] */
@@ -100,6 +118,12 @@ typedef struct gm_state {
     int32_t *route_idx;
     float *route_w;
     float *logits;                     /* [n_batch, vocab] */
+    /* The MTP layer (NULL unless the context runs it): */
+    const gm_mtp *mtp;
+    float *hid;                        /* [n_batch, H] each row's final-normed hidden state */
+    float *mtp_in;                     /* [n_batch, 2H] eh_proj's input */
+    float *mtp_h;                      /* [n_batch, H] the hidden states fed to the MTP layer */
+    float *stash;                      /* [n_seq, H] each sequence's last hidden state */
     bool graph_off;                    /* the backend declined or a recording failed: never again */
 } gm_state;
 
@@ -113,14 +137,18 @@ typedef struct gm_row {
  * tokens per forward over n_ctx positions. */
 gm_exec_sizes model_exec_sizes(const gm_config *cfg, int32_t n_batch, int32_t n_ctx);
 
-/* A state of n_seq sequences of up to n_ctx positions each, n_batch rows per forward. */
+/* A state of n_seq sequences of up to n_ctx positions each, n_batch rows per forward; mtp non-NULL
+ * runs the MTP layer beside the model (for drafts: every forward keeps its cache current). */
 glmoe_status state_create(gm_state *st, const gm_config *cfg, gm_backend *be, int32_t n_batch, int32_t n_ctx,
-                          int32_t n_seq, gm_err *err);
+                          int32_t n_seq, const gm_mtp *mtp, gm_err *err);
 void state_free(gm_state *st);
 
 /* Sequence dst becomes the first n positions of sequence src (their KV copied): a shared prompt
  * prefix is evaluated once. */
 glmoe_status state_seq_copy(gm_state *st, int32_t dst, int32_t src, int32_t n, gm_err *err);
+
+/* Keeps the first n positions of sequence q (n below its length). */
+void state_seq_truncate(gm_state *st, int32_t q, int32_t n);
 
 /* Runs the forward over T <= n_batch rows of one or more sequences; the rows of a sequence are
  * consecutive, in position order, each at its sequence's next position (within n_ctx). The logits
@@ -135,5 +163,29 @@ glmoe_status forward_batch(const gm_config *cfg, const gm_weights *w, gm_state *
  * when the sequence's length is changed from outside (reset, truncate, copy). */
 glmoe_status forward(const gm_config *cfg, const gm_weights *w, gm_state *st, const int32_t *ids, int32_t T,
                      int32_t first_logit, float *host_logits, gm_err *err);
+
+/* One row of the MTP layer: position pos of sequence seq, whose next token is `token` and whose
+ * hidden state (final-normed, or a draft's output) is the H floats at `hidden` (backend memory). */
+typedef struct gm_mtp_row {
+    int32_t seq, pos, token;
+    const float *hidden;
+} gm_mtp_row;
+
+/* Runs the MTP layer over R <= n_batch rows, those of one sequence consecutive and starting at
+ * its mtp_len, writing their KV (mtp_len is the caller's to advance). With host_logits, also the
+ * layer's output: its normed rows in st->hid[0, R) (a draft's hidden state for the next) and their
+ * logits, R x vocab floats, in host_logits; without, only the cache is written. */
+glmoe_status mtp_forward(const gm_config *cfg, const gm_weights *w, gm_state *st, const gm_mtp_row *rows, int32_t R,
+                         float *host_logits, gm_err *err);
+
+/* Most drafts per step (glmoe.h's GLMOE_MAX_DRAFT). */
+#define GM_MAX_DRAFT 8
+
+/* One speculative step of each of n sequences (glmoe_context_speculate, speculate.c): draft with
+ * the MTP layer, verify in one forward, accept, roll back. Each sequence's MTP state must be
+ * current (mtp_len == n_past - 1 with the stash filled, or n_past == 0); the rows (1 + n_draft
+ * each) must fit one batch. host_logits holds max(n, rows) x vocab floats. */
+glmoe_status speculate(const gm_config *cfg, const gm_weights *w, gm_state *st, glmoe_spec_seq *seqs, int32_t n,
+                       float *host_logits, gm_err *err);
 
 #endif

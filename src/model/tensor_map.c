@@ -36,7 +36,10 @@ bool tmap_quantizable(const char *module) {
     if (!strcmp(module, "model.embed_tokens") || !strcmp(module, "lm_head")) return true;
     if (tmap_layer_index(module) < 0) return false;
     static const char *const linear[] = {".self_attn.q_proj", ".self_attn.k_proj", ".self_attn.v_proj",
-                                         ".self_attn.o_proj", ".gate_proj", ".up_proj", ".down_proj"};
+                                         ".self_attn.o_proj", ".gate_proj", ".up_proj", ".down_proj",
+                                         /* the MTP layer's own (mlx-lm drops the layer; glmoe
+                                            quantizes it like the others) */
+                                         ".eh_proj", ".shared_head.head", ".embed_tokens"};
     const size_t n = strlen(module);
     for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++) {
         const size_t k = strlen(linear[i]);

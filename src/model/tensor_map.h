@@ -43,7 +43,9 @@ long tmap_layer_index(const char *name);
 /* Whether `mlx_lm.convert -q` quantizes this module (when the group divides its input width):
  * every nn.Linear, the embedding and the stacked experts — attention projections, dense and
  * shared-expert MLPs, routed experts (per-expert or switch_mlp), model.embed_tokens, lm_head —
- * and not the router (mlp.gate, a plain parameter in mlx-lm's glm4_moe), norms or biases. */
+ * and not the router (mlp.gate, a plain parameter in mlx-lm's glm4_moe), norms or biases. The MTP
+ * layer, which mlx-lm drops, is quantized the same way, its eh_proj, shared_head.head and
+ * embed_tokens included. */
 bool tmap_quantizable(const char *module);
 
 #endif

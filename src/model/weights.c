@@ -11,8 +11,10 @@
  *   - vectors (norms, biases, the router's correction bias) and the router: float only;
  * and the backend binds it. Messages name the file, the tensor, what was found and what the
  * config asks for. An override naming no module of the model is an error (it would silently be
- * ignored otherwise); tensors of the multi-token-prediction layer are skipped and counted; any
- * other tensor glmoe does not know is reported as unused.
+ * ignored otherwise). The multi-token-prediction layer (layer index num_hidden_layers) is bound
+ * when asked for (gm_bind_source.mtp) and the checkpoint has it, else its tensors are skipped and
+ * counted; its embedding and head, copies of the model's in the released checkpoints, share the
+ * model's when their bytes are equal. Any other tensor glmoe does not know is reported as unused.
  *
  * Quantizing while loading (gm_bind_source.requant, `--quantize`): the modules `mlx_lm.convert -q`
  * quantizes (tmap_quantizable: the Linears, the embedding and the experts; never the router,
@@ -468,6 +470,54 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
     return GLMOE_OK;
 }
 
+/* A matrix of the MTP layer that released checkpoints store as a copy of one of the model's
+ * (embed_tokens, shared_head.head): the model's weight `same` when the bytes are equal (no
+ * second copy on the device), else its own. */
+static glmoe_status bind_matrix_or_share(binder *b, gm_weight *w, const char *module, const role *r, int64_t rows,
+                                         int64_t cols, const char *same_module, const gm_weight *same) {
+    gm_tensor_src a, o;
+    if (b->src && tmap_module(b->src->set, module, &a) && tmap_module(b->src->set, same_module, &o) &&
+        o.index < 0 && a.t->dtype == o.t->dtype && a.t->nbytes == o.t->nbytes && !a.scales == !o.scales &&
+        !a.biases == !o.biases && !memcmp(a.t->data, o.t->data, a.t->nbytes) &&
+        (!a.scales || (a.scales->nbytes == o.scales->nbytes && !memcmp(a.scales->data, o.scales->data, a.scales->nbytes))) &&
+        (!a.biases || (a.biases->nbytes == o.biases->nbytes && !memcmp(a.biases->data, o.biases->data, a.biases->nbytes)))) {
+        gm_weight fmt;
+        glmoe_status s = check_source(b, &a, r, rows, cols, &fmt); /* its shape, as if bound */
+        if (s) return s;
+        *w = *same; /* (planning: nothing bound, nothing more to count) */
+        w->owned = NULL;
+        const st_tensor *ts[3] = {a.t, a.scales, a.biases};
+        for (int i = 0; i < 3; i++)
+            if (ts[i]) b->used[b->n_used++] = ts[i];
+        return GLMOE_OK;
+    }
+    return bind_matrix(b, w, module, r, rows, cols, false);
+}
+
+/* The multi-token-prediction layer at index L = num_hidden_layers (docs/spec/mtp.md). */
+static glmoe_status bind_mtp(binder *b, gm_mtp *m, const gm_weights *w) {
+    const gm_config *c = b->cfg;
+    const int L = c->n_layers;
+    const int64_t V = c->vocab_size, H = c->hidden_size;
+    static const role norm = {"MTP layer", "hidden_size"};
+    static const role embed = {"MTP layer", "vocab_size, hidden_size"};
+    static const role eh = {"MTP layer", "hidden_size, 2*hidden_size"};
+    char n[200], n2[200];
+    glmoe_status s;
+#define NAME(buf, suffix) (snprintf(buf, sizeof buf, "model.layers.%d.%s", L, suffix), buf)
+    if ((s = bind_layer(b, &m->block, L))) return s;
+    if ((s = bind_vector(b, &m->enorm, NAME(n, "enorm.weight"), &norm, H))) return s;
+    if ((s = bind_vector(b, &m->hnorm, NAME(n, "hnorm.weight"), &norm, H))) return s;
+    if ((s = bind_vector(b, &m->head_norm, NAME(n, "shared_head.norm.weight"), &norm, H))) return s;
+    if ((s = bind_matrix(b, &m->eh_proj, NAME(n, "eh_proj"), &eh, H, 2 * H, false))) return s;
+    if ((s = bind_matrix_or_share(b, &m->embed, NAME(n, "embed_tokens"), &embed, V, H, "model.embed_tokens", &w->embed)))
+        return s;
+    snprintf(n2, sizeof n2, "%s", c->tie_word_embeddings ? "model.embed_tokens" : "lm_head");
+    if ((s = bind_matrix_or_share(b, &m->head, NAME(n, "shared_head.head"), &embed, V, H, n2, &w->lm_head))) return s;
+#undef NAME
+    return GLMOE_OK;
+}
+
 static int cmp_ptr(const void *a, const void *b) {
     uintptr_t x = (uintptr_t) * (const st_tensor *const *)a, y = (uintptr_t) * (const st_tensor *const *)b;
     return x < y ? -1 : x > y;
@@ -533,6 +583,19 @@ static glmoe_status bind_all(gm_weights *w, const gm_config *c, const gm_bind_so
     }
     for (int i = 0; i < c->n_layers; i++)
         if ((s = bind_layer(&b, &w->layers[i], i))) goto done;
+    /* The MTP layer, when asked for and present (mlx-lm's conversions drop it). */
+    char eh[96];
+    snprintf(eh, sizeof eh, "model.layers.%d.eh_proj.weight", c->n_layers);
+    if (src && src->mtp && c->n_nextn_layers > 0 && st_set_find(src->set, eh)) {
+        const uint64_t before = stats->n_params;
+        if (!(w->mtp = calloc(1, sizeof *w->mtp))) {
+            s = gm_fail(err, GLMOE_E_NOMEM, "out of memory binding weights");
+            goto done;
+        }
+        if ((s = bind_mtp(&b, w->mtp, w))) goto done;
+        stats->n_params_mtp = stats->n_params - before;
+        stats->n_params = before;
+    }
 
     /* Active parameters: everything but the routed experts, plus K of them per MoE layer. */
     uint64_t per_expert = 3ull * (uint64_t)c->moe_intermediate_size * (uint64_t)H;
@@ -566,28 +629,36 @@ static void release(gm_backend *be, gm_weight *w) {
     if (w->owned && be) be->ops->weight_release(be, w);
 }
 
+static void release_layer(gm_backend *be, gm_layer *L) {
+    gm_weight *all[] = {&L->attn_norm, &L->ffn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
+                        &L->bv, &L->q_norm, &L->k_norm, &L->gate, &L->up, &L->down, &L->router,
+                        &L->router_bias, &L->sh_gate, &L->sh_up, &L->sh_down};
+    for (size_t j = 0; j < sizeof all / sizeof all[0]; j++) release(be, all[j]);
+    gm_experts *bank = &L->experts;
+    if (be && be->ops->release_experts) be->ops->release_experts(be, bank);
+    for (int e = 0; bank->gate && e < bank->n; e++) {
+        release(be, &bank->gate[e]);
+        release(be, &bank->up[e]);
+        release(be, &bank->down[e]);
+    }
+    free(bank->gate);
+    free(bank->up);
+    free(bank->down);
+}
+
 void weights_release(gm_weights *w, const gm_config *c, gm_backend *be) {
     if (!w) return;
     release(be, &w->embed);
     release(be, &w->final_norm);
     release(be, &w->lm_head);
-    for (int i = 0; w->layers && i < c->n_layers; i++) {
-        gm_layer *L = &w->layers[i];
-        gm_weight *all[] = {&L->attn_norm, &L->ffn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
-                            &L->bv, &L->q_norm, &L->k_norm, &L->gate, &L->up, &L->down, &L->router,
-                            &L->router_bias, &L->sh_gate, &L->sh_up, &L->sh_down};
+    if (w->mtp) {
+        gm_mtp *m = w->mtp;
+        gm_weight *all[] = {&m->embed, &m->enorm, &m->hnorm, &m->eh_proj, &m->head_norm, &m->head};
         for (size_t j = 0; j < sizeof all / sizeof all[0]; j++) release(be, all[j]);
-        gm_experts *bank = &L->experts;
-        if (be && be->ops->release_experts) be->ops->release_experts(be, bank);
-        for (int e = 0; bank->gate && e < bank->n; e++) {
-            release(be, &bank->gate[e]);
-            release(be, &bank->up[e]);
-            release(be, &bank->down[e]);
-        }
-        free(bank->gate);
-        free(bank->up);
-        free(bank->down);
+        release_layer(be, &m->block);
+        free(m);
     }
+    for (int i = 0; w->layers && i < c->n_layers; i++) release_layer(be, &w->layers[i]);
     free(w->layers);
     memset(w, 0, sizeof *w);
 }

@@ -97,7 +97,7 @@ static float *run_tiny(gm_backend *be, const gm_config *c, uint64_t seed, gm_wei
     }
     CHECK(st.n_params > 0 && st.n_params_active < st.n_params, "stats %llu %llu", (unsigned long long)st.n_params,
           (unsigned long long)st.n_params_active);
-    s = state_create(&state, c, be, 8, 16, 1, &err);
+    s = state_create(&state, c, be, 8, 16, 1, NULL, &err);
     CHECK(s == GLMOE_OK, "state: %s", err.msg);
     if (!s) {
         s = forward(c, w, &state, ids, T, 0, logits, &err);

@@ -237,6 +237,7 @@ static const gm_backend_ops cpu_ops = {
     .embed = cpu_embed,
     .add_rmsnorm = cpu_add_rmsnorm,
     .add = cpu_add,
+    .copy_2d = cpu_copy_2d,
     .matmul = cpu_matmul,
     .rope = cpu_rope,
     .attention = cpu_attention,

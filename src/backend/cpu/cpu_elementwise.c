@@ -7,6 +7,7 @@
  * transformers does (spec §2.4.3).
  */
 #include <math.h>
+#include <string.h>
 
 #include "backend/cpu/cpu_internal.h"
 
@@ -45,6 +46,14 @@ glmoe_status cpu_add(gm_exec *ex, float *resid, const float *delta, int64_t n, g
     cpu_exec *cx = cpu_exec_of(ex);
 #pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (n >= CPU_PARALLEL_MIN_WORK)
     for (int64_t i = 0; i < n; i++) resid[i] += delta[i];
+    return GLMOE_OK;
+}
+
+glmoe_status cpu_copy_2d(gm_exec *ex, float *dst, int64_t dst_stride, const float *src, int64_t src_stride,
+                         int64_t rows, int64_t width, gm_err *err) {
+    (void)ex;
+    (void)err;
+    for (int64_t r = 0; r < rows; r++) memcpy(dst + r * dst_stride, src + r * src_stride, (size_t)width * sizeof *dst);
     return GLMOE_OK;
 }
 

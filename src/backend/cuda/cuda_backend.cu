@@ -718,6 +718,7 @@ static gm_backend_ops make_ops(void) {
     o.embed = cuda_embed;
     o.add_rmsnorm = cuda_add_rmsnorm;
     o.add = cuda_add;
+    o.copy_2d = cuda_copy_2d;
     o.matmul = cuda_matmul;
     o.rope = cuda_rope;
     o.attention = cuda_attention;

@@ -183,6 +183,15 @@ glmoe_status cuda_add(gm_exec *ex, float *resid, const float *delta, int64_t n, 
     return GLMOE_OK;
 }
 
+glmoe_status cuda_copy_2d(gm_exec *ex, float *dst, int64_t dst_stride, const float *src, int64_t src_stride,
+                          int64_t rows, int64_t width, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    if (rows <= 0 || width <= 0) return GLMOE_OK;
+    CU_TRY(cudaMemcpy2DAsync(dst, (size_t)dst_stride * sizeof(float), src, (size_t)src_stride * sizeof(float),
+                               (size_t)width * sizeof(float), (size_t)rows, cudaMemcpyDeviceToDevice, cx->stream));
+    return GLMOE_OK;
+}
+
 /* out = silu(g) · u = g / (1 + e^-g) · u, as the CPU backend writes it. */
 __global__ void swiglu_kernel(float *out, const float *gate, const float *up, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {

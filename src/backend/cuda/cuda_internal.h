@@ -191,6 +191,8 @@ glmoe_status cuda_embed(gm_exec *ex, float *out, const gm_weight *table, const i
 glmoe_status cuda_add_rmsnorm(gm_exec *ex, float *out, float *resid, const float *delta, const gm_weight *w,
                               int64_t rows, int64_t cols, float eps, gm_err *err);
 glmoe_status cuda_add(gm_exec *ex, float *resid, const float *delta, int64_t n, gm_err *err);
+glmoe_status cuda_copy_2d(gm_exec *ex, float *dst, int64_t dst_stride, const float *src, int64_t src_stride,
+                          int64_t rows, int64_t width, gm_err *err);
 glmoe_status cuda_swiglu(gm_exec *ex, float *out, const float *gate, const float *up, int64_t n, gm_err *err);
 glmoe_status cuda_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads, int32_t head_dim,
                        int32_t rotary_dim, float theta, gm_err *err);
