@@ -132,7 +132,7 @@ static glmoe_status plan(job *j) {
         j->in_bytes += t->nbytes;
         long L, e;
         char proj[64];
-        if (expert_name(t->name, &L, &e, proj, sizeof proj) && L < j->cfg.n_layers) {
+        if (expert_name(t->name, &L, &e, proj, sizeof proj) && L <= j->cfg.n_layers) { /* the model's and its MTP layer's */
             if (e != 0) continue; /* the unit of expert 0 gathers them all */
             const int64_t E = j->cfg.n_experts;
             unit *u = &j->units[j->n_units];
@@ -174,8 +174,8 @@ static glmoe_status plan(job *j) {
             memcpy(module, t->name, len - 7);
             module[len - 7] = 0;
         }
-        const bool mtp = tmap_layer_index(t->name) >= j->cfg.n_layers;
-        if (module[0] && !mtp && tmap_quantizable(module) && t->rank == 2 && is_float(t->dtype) &&
+        const bool extra = tmap_layer_index(t->name) > j->cfg.n_layers; /* MTP layers glmoe does not run */
+        if (module[0] && !extra && tmap_quantizable(module) && t->rank == 2 && is_float(t->dtype) &&
             (int64_t)t->shape[1] % j->q.group == 0)
             declare_quantized(j, u, module, 0, (int64_t)t->shape[0], (int64_t)t->shape[1]);
         else

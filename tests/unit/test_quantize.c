@@ -19,7 +19,10 @@
  *   4. glmoe_model_params.quantize with illegal values, and quantizing an already quantized one;
  *   5. mlx-lm's own converted files (tests/golden_quant, q4g64 and q8g32 of two models): their
  *      bf16 source quantized while loading gives the same logits bit for bit (the same codes,
- *      scales and biases as mlx_lm.convert wrote).
+ *      scales and biases as mlx_lm.convert wrote);
+ *   6. the MTP layer (tests/golden/mtp) is quantized like the others, in the file and while
+ *      loading, with the same result: its tensors stacked and quantized where mlx-lm would put a
+ *      layer's, and the same drafts and tokens from speculative steps on both.
  * mlx-lm's own files and MLX's logits are checked by tests/golden_quant (test_golden_quant.c).
  */
 #include <jansson.h>
@@ -395,6 +398,69 @@ static void test_params(void) {
     CHECK(stat(out, &sb) != 0, "a refused job leaves no directory");
 }
 
+/* ---- 6: the MTP layer ------------------------------------------------------------------------------- */
+
+/* Greedy speculative steps after a fixed prompt: every draft and every token, into out. */
+static bool spec_run(const char *dir, const glmoe_quantize *q, int32_t *out, size_t n_out) {
+    glmoe_model *m = NULL;
+    glmoe_model_params mp = glmoe_model_params_default();
+    mp.device = GLMOE_DEVICE_CPU;
+    mp.n_threads = 1;
+    if (q) mp.quantize = *q;
+    glmoe_status s = glmoe_model_load(&m, dir, &mp);
+    glmoe_context *ctx = NULL;
+    glmoe_context_params cp = glmoe_context_params_default();
+    cp.n_ctx = 64;
+    cp.n_draft = 3;
+    if (!s) s = glmoe_context_create(&ctx, m, &cp);
+    const int32_t prompt[5] = {10, 20, 30, 40, 50};
+    if (!s) s = glmoe_context_eval(ctx, prompt, 5, GLMOE_LOGITS_NONE);
+    int32_t tok = 7;
+    size_t k = 0;
+    while (!s && k + 8 <= n_out) {
+        glmoe_spec_seq x = {.seq = 0, .token = tok, .n_draft = 3};
+        s = glmoe_context_speculate(ctx, &x, 1);
+        for (int i = 0; i < 3; i++) out[k++] = x.drafts[i];
+        for (int i = 0; i < x.n_out; i++) out[k++] = x.out[i];
+        tok = x.out[x.n_out - 1];
+    }
+    CHECK(s == GLMOE_OK, "%s: %s", dir, ctx ? glmoe_context_errmsg(ctx) : glmoe_model_errmsg(m));
+    glmoe_context_free(ctx);
+    glmoe_model_free(m);
+    return s == GLMOE_OK;
+}
+
+static void test_mtp_layer(const char *root) {
+    char src[4300], out[200], path[300], err[512] = "";
+    snprintf(src, sizeof src, "%s/tests/golden/mtp", root);
+    snprintf(out, sizeof out, "%s/mtp-q4g32", g_tmp);
+    const glmoe_quantize q = {4, 32};
+    glmoe_status s = glmoe_quantize_checkpoint(src, out, &q, NULL, NULL, err, sizeof err);
+    CHECK(s == GLMOE_OK, "quantize %s: %s", src, err);
+    if (s) return;
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    st_file *f = NULL;
+    gm_err e = {0};
+    CHECK(st_file_open(&f, path, &e) == GLMOE_OK, "%s", e.msg);
+    if (f) {
+        static const char *const quantized[] = {"model.layers.2.eh_proj", "model.layers.2.shared_head.head",
+                                                "model.layers.2.embed_tokens", "model.layers.2.self_attn.q_proj",
+                                                "model.layers.2.mlp.switch_mlp.gate_proj"};
+        for (size_t i = 0; i < sizeof quantized / sizeof quantized[0]; i++) {
+            char w[200], sc[200];
+            snprintf(w, sizeof w, "%s.weight", quantized[i]);
+            snprintf(sc, sizeof sc, "%s.scales", quantized[i]);
+            const st_tensor *t = st_file_find(f, w);
+            CHECK(t && t->dtype == ST_U32 && st_file_find(f, sc), "%s: quantized in the file", quantized[i]);
+        }
+        CHECK(!st_file_find(f, "model.layers.2.mlp.experts.0.gate_proj.weight"), "the MTP layer's experts are stacked");
+        st_file_close(f);
+    }
+    int32_t a[64] = {0}, b[64] = {0};
+    if (spec_run(out, NULL, a, 64) && spec_run(src, &q, b, 64))
+        CHECK(!memcmp(a, b, sizeof a), "drafts and tokens differ between the written file and quantizing while loading");
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_quantize REPO_ROOT\n");
@@ -424,6 +490,7 @@ int main(int argc, char **argv) {
     if (!t_failed) test_bad_inputs();
     test_params();
     test_same_as_mlx_lm(argv[1]);
+    test_mtp_layer(argv[1]);
     free(ref_logits);
     remove_dir(g_tmp);
     return test_summary("test_quantize");
