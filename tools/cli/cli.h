@@ -48,6 +48,8 @@ typedef struct cli_model_opts {
     int n_ctx;
     bool verbose;
     glmoe_quantize quantize;    /* --quantize q4 / q8 / q<bits>[g<group>] */
+    int n_draft;                /* --draft N: tokens drafted per step by the MTP layer; -1: as
+                                   cli_open decides (generate and chat start with it) */
 } cli_model_opts;
 int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
 extern const char *const cli_model_opts_help;
@@ -58,8 +60,12 @@ bool cli_parse_quantize(const char *cmd, const char *opt, const char *text, glmo
 /* Sampling options (--temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed), same contract. */
 int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, glmoe_sampler_params *sp);
 
-/* Loads the model and creates a context; prints the error and returns false on failure. */
-bool cli_open(const char *cmd, const cli_model_opts *o, glmoe_model **model, glmoe_context **ctx);
+/* Drafts per step when the model has an MTP layer and --draft is not given (generate, chat). */
+#define CLI_DRAFT_AUTO 3
+
+/* Loads the model and creates a context; prints the error and returns false on failure.
+ * o->n_draft -1 becomes CLI_DRAFT_AUTO if the model has an MTP layer, else 0. */
+bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_context **ctx);
 
 /* Log callback printing warnings (and info with --verbose) to stderr. */
 void cli_install_log(bool verbose);
@@ -103,18 +109,23 @@ bool cli_encode(const char *cmd, glmoe_tokenizer *tok, const char *text, size_t 
 typedef struct cli_gen_opts {
     long n_gen;
     bool print_ids, ignore_eos;
+    int n_draft;            /* speculative steps of up to n_draft drafts (the context's); 0: none */
 } cli_gen_opts;
 typedef struct cli_gen_result {
     int32_t *ids;           /* malloc'd: the generated ids, eos included */
     long n;
     double seconds;
     const char *stop;       /* "token limit", "end of sequence", "context full" */
+    long n_drafted, n_accepted, n_steps; /* speculative decoding */
 } cli_gen_result;
 /* The context holds the prompt and its last logits. stream may be NULL (ids are printed).
  * Returns 0, or the exit status to end with after the error was reported (CLI_EXIT_PIPE, without
  * a message, when stdout's reader went away: generation stops at the first token it loses). */
 int cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
                   glmoe_tokenizer_stream *stream, const cli_gen_opts *o, cli_gen_result *r);
+
+/* "; drafts: A of D accepted (P%), T tokens per step" for a run with speculative steps, else "". */
+const char *cli_draft_stats(const cli_gen_result *r, char *buf, size_t size);
 
 /* A malloc'd JSON string literal of s. */
 char *cli_json_string(const char *s);

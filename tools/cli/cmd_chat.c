@@ -91,7 +91,7 @@ static bool cache_push(chat_state *c, const int32_t *ids, size_t n) {
 
 int cmd_chat(int argc, char **argv) {
     const char *cmd = "chat", *system = NULL;
-    cli_model_opts mo = {0};
+    cli_model_opts mo = {.n_draft = -1};
     glmoe_sampler_params sp = glmoe_sampler_params_default();
     sp.temperature = 0.7f;
     sp.top_p = 0.9f;
@@ -144,6 +144,7 @@ int cmd_chat(int argc, char **argv) {
     if (!cli_load_tokenizer(cmd, mo.model_dir, &tok)) goto done;
     if (glmoe_tokenizer_stream_create(&stream, tok, true)) goto done;
     if (!cli_open(cmd, &mo, &model, &ctx)) goto done;
+    go.n_draft = mo.n_draft;
     glmoe_model_info info;
     glmoe_model_get_info(model, &info);
     if (glmoe_sampler_create(&sampler, &sp, err, sizeof err)) {
@@ -231,9 +232,10 @@ reset:
         if (reply && glmoe_tokenizer_decode(tok, res.ids, (size_t)res.n, true, reply, cap, &len) == GLMOE_OK)
             append(&c, "assistant", reply);
         free(reply);
-        fprintf(stderr, "[%zu prompt tokens (%zu new) at %.1f tok/s; %ld tokens at %.1f tok/s; stop: %s]\n", n_ids,
+        char drafts[160];
+        fprintf(stderr, "[%zu prompt tokens (%zu new) at %.1f tok/s; %ld tokens at %.1f tok/s; stop: %s%s]\n", n_ids,
                 n_ids - same, (double)(n_ids - same) / t_prefill, res.n,
-                res.n > 1 ? (double)(res.n - 1) / res.seconds : 0.0, res.stop);
+                res.n > 1 ? (double)(res.n - 1) / res.seconds : 0.0, res.stop, cli_draft_stats(&res, drafts, sizeof drafts));
         free(res.ids);
     }
     rc = 0;

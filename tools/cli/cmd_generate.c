@@ -67,7 +67,7 @@ static char *chat_prompt(const char *cmd, const char *dir, const char *system, c
 
 int cmd_generate(int argc, char **argv) {
     const char *cmd = "generate";
-    cli_model_opts mo = {0};
+    cli_model_opts mo = {.n_draft = -1};
     glmoe_sampler_params sp = glmoe_sampler_params_default();
     const char *ids_text = NULL, *prompt = NULL, *system = NULL;
     cli_gen_opts go = {.n_gen = 64};
@@ -144,6 +144,7 @@ int cmd_generate(int argc, char **argv) {
 
     double t0 = cli_now();
     if (!cli_open(cmd, &mo, &model, &ctx)) goto done;
+    go.n_draft = mo.n_draft;
     glmoe_model_info info;
     glmoe_model_get_info(model, &info);
     fprintf(stderr, "glmoe: loaded %s in %.2f s (%s, %.1fM params, peak RSS %.1f MB)\n", mo.model_dir,
@@ -166,10 +167,11 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     printf("\n");
+    char drafts[160];
     fprintf(stderr,
-            "glmoe: prompt %zu tokens in %.3f s (%.1f tok/s); generated %ld tokens in %.3f s (%.1f tok/s); stop: %s\n",
+            "glmoe: prompt %zu tokens in %.3f s (%.1f tok/s); generated %ld tokens in %.3f s (%.1f tok/s); stop: %s%s\n",
             n_ids, t_prefill, (double)n_ids / t_prefill, res.n, res.seconds,
-            res.n > 1 ? (double)(res.n - 1) / res.seconds : 0.0, res.stop);
+            res.n > 1 ? (double)(res.n - 1) / res.seconds : 0.0, res.stop, cli_draft_stats(&res, drafts, sizeof drafts));
     rc = 0;
 done:
     free(res.ids);

@@ -113,6 +113,9 @@ const char *const cli_model_opts_help =
     "  --ctx N             context length, the KV cache size (default min(model max, 4096))\n"
     "  --quantize Q        quantize float weights while loading, as mlx_lm.convert -q would:\n"
     "                      q4, q8, or q<bits>[g<group>] (bits 2-6, 8; group 32, 64, 128; default 64)\n"
+    "  --draft N           speculative decoding (generate, chat): up to N tokens drafted per step by the\n"
+    "                      model's multi-token-prediction layer, verified in one forward; the output is\n"
+    "                      the same (0 off; default 3 when the model has the layer)\n"
     "  -v, --verbose       log loading details to stderr\n";
 
 bool cli_parse_quantize(const char *cmd, const char *opt, const char *text, glmoe_quantize *q) {
@@ -140,7 +143,7 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         return 1;
     }
     if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--device") && strcmp(a, "--threads") &&
-        strcmp(a, "--ctx") && strcmp(a, "--quantize"))
+        strcmp(a, "--ctx") && strcmp(a, "--quantize") && strcmp(a, "--draft"))
         return 0;
     if (!has_value) {
         cli_error(cmd, "%s needs a value", a);
@@ -159,6 +162,9 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         }
     } else if (!strcmp(a, "--quantize")) {
         if (!cli_parse_quantize(cmd, a, val, &o->quantize)) return -1;
+    } else if (!strcmp(a, "--draft")) {
+        if (!cli_parse_int(cmd, a, val, 0, GLMOE_MAX_DRAFT, &v)) return -1;
+        o->n_draft = (int)v;
     } else if (!strcmp(a, "--threads")) {
         if (!cli_parse_int(cmd, a, val, 0, 4096, &v)) return -1;
         o->n_threads = (int)v;
@@ -176,7 +182,7 @@ static void log_to_stderr(glmoe_log_level level, const char *msg, void *user) {
 
 void cli_install_log(bool verbose) { glmoe_log_set(log_to_stderr, NULL, verbose ? GLMOE_LOG_INFO : GLMOE_LOG_WARN); }
 
-bool cli_open(const char *cmd, const cli_model_opts *o, glmoe_model **model, glmoe_context **ctx) {
+bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_context **ctx) {
     *model = NULL;
     *ctx = NULL;
     if (!o->model_dir) {
@@ -197,8 +203,12 @@ bool cli_open(const char *cmd, const cli_model_opts *o, glmoe_model **model, glm
         *model = NULL;
         return false;
     }
+    glmoe_model_info info;
+    glmoe_model_get_info(*model, &info);
+    if (o->n_draft < 0) o->n_draft = info.has_mtp ? CLI_DRAFT_AUTO : 0;
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = o->n_ctx;
+    cp.n_draft = o->n_draft;
     if ((s = glmoe_context_create(ctx, *model, &cp))) {
         cli_error(cmd, "%s", *ctx ? glmoe_context_errmsg(*ctx) : glmoe_status_str(s));
         glmoe_context_free(*ctx);

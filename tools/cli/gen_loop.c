@@ -8,6 +8,28 @@
 
 #include "cli.h"
 
+/* Takes one generated token: records and prints it. Returns 1 when generation stops there (eos
+ * or the token limit; r->stop says which), 0 to go on, or an exit status + 2 on a lost stdout. */
+static int take(const char *cmd, const glmoe_model_info *info, glmoe_tokenizer_stream *stream, const cli_gen_opts *o,
+                cli_gen_result *r, int32_t tok) {
+    r->ids[r->n++] = tok;
+    bool is_eos = false;
+    for (int j = 0; j < info->n_eos_ids; j++) is_eos |= tok == info->eos_ids[j];
+    if (o->print_ids || !stream) {
+        printf(r->n > 1 ? " %d" : "%d", tok);
+    } else if (!(is_eos && !o->ignore_eos)) {
+        const char *text;
+        size_t len;
+        if (glmoe_tokenizer_stream_push(stream, tok, &text, &len) == GLMOE_OK) fwrite(text, 1, len, stdout);
+    }
+    if (!cli_stdout_ok()) return cli_stdout_failed(cmd) + 2; /* no one reads the rest: stop now */
+    if (is_eos && !o->ignore_eos) {
+        r->stop = "end of sequence";
+        return 1;
+    }
+    return r->n == o->n_gen;
+}
+
 int cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
                  glmoe_tokenizer_stream *stream, const cli_gen_opts *o, cli_gen_result *r) {
     memset(r, 0, sizeof *r);
@@ -18,45 +40,57 @@ int cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, co
         return CLI_EXIT_FAIL;
     }
     double t0 = cli_now();
-    glmoe_status s;
-    while (r->n < o->n_gen) {
-        const float *logits;
-        size_t rows;
-        int32_t tok;
-        if (glmoe_context_logits(ctx, &logits, &rows)) {
-            cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
-            return CLI_EXIT_FAIL;
-        }
-        if ((s = glmoe_sampler_sample(sampler, logits, info->vocab_size, &tok))) {
+    const size_t start = glmoe_context_n_past(ctx); /* the prompt */
+    const float *logits;
+    size_t rows;
+    int32_t tok;
+    if (glmoe_context_logits(ctx, &logits, &rows)) {
+        cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
+        return CLI_EXIT_FAIL;
+    }
+    int done = 0;
+    while (o->n_gen > 0 && !done) {
+        if (glmoe_sampler_sample(sampler, logits, info->vocab_size, &tok)) {
             /* the token being picked goes at position n_past (0-based) of the sequence */
             cli_error(cmd, "position %zu: cannot sample the next token: %s", glmoe_context_n_past(ctx),
                       glmoe_sampler_errmsg(sampler));
             return CLI_EXIT_FAIL;
         }
-        r->ids[r->n++] = tok;
-        bool is_eos = false;
-        for (int j = 0; j < info->n_eos_ids; j++) is_eos |= tok == info->eos_ids[j];
-        if (o->print_ids || !stream) {
-            printf(r->n > 1 ? " %d" : "%d", tok);
-        } else if (!(is_eos && !o->ignore_eos)) {
-            const char *text;
-            size_t len;
-            if (glmoe_tokenizer_stream_push(stream, tok, &text, &len) == GLMOE_OK) fwrite(text, 1, len, stdout);
-        }
-        if (!cli_stdout_ok()) return cli_stdout_failed(cmd); /* no one reads the rest: stop now */
-        if (is_eos && !o->ignore_eos) {
-            r->stop = "end of sequence";
-            break;
-        }
-        if (r->n == o->n_gen) break;
+        if ((done = take(cmd, info, stream, o, r, tok)) > 1) return done - 2;
+        if (done) break;
         if (glmoe_context_n_past(ctx) >= glmoe_context_n_ctx(ctx)) {
             r->stop = "context full";
             break;
         }
-        if ((s = glmoe_context_eval(ctx, &tok, 1, GLMOE_LOGITS_LAST))) {
+        if (o->n_draft > 0) break; /* the rest in speculative steps */
+        if (glmoe_context_eval(ctx, &tok, 1, GLMOE_LOGITS_LAST) || glmoe_context_logits(ctx, &logits, &rows)) {
             cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
             return CLI_EXIT_FAIL;
         }
+    }
+    /* Speculative steps: each evaluates the last token and up to n_draft drafts, and gives the
+     * tokens the sampler picks (the same as one at a time). What a step evaluated past a stop is
+     * cut off again, so that the context ends where one-at-a-time decoding would have left it. */
+    while (o->n_draft > 0 && !done && r->n < o->n_gen) {
+        if (glmoe_context_n_past(ctx) >= glmoe_context_n_ctx(ctx)) {
+            r->stop = "context full";
+            break;
+        }
+        const long left = o->n_gen - r->n;
+        glmoe_spec_seq x = {.seq = 0, .token = tok, .n_draft = left - 1 < o->n_draft ? (int32_t)(left - 1) : o->n_draft,
+                            .sampler = sampler};
+        if (glmoe_context_speculate(ctx, &x, 1)) {
+            cli_error(cmd, "%s", glmoe_context_errmsg(ctx));
+            return CLI_EXIT_FAIL;
+        }
+        r->n_steps++;
+        r->n_drafted += x.n_drafted;
+        r->n_accepted += x.n_out - 1;
+        for (int i = 0; i < x.n_out && !done; i++) {
+            tok = x.out[i];
+            if ((done = take(cmd, info, stream, o, r, tok)) > 1) return done - 2;
+        }
+        if (done) glmoe_context_truncate(ctx, start + (size_t)r->n - 1);
     }
     if (stream && !o->print_ids) {
         const char *text;
@@ -65,6 +99,14 @@ int cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, co
     }
     r->seconds = cli_now() - t0;
     return cli_stdout_ok() ? 0 : cli_stdout_failed(cmd);
+}
+
+const char *cli_draft_stats(const cli_gen_result *r, char *buf, size_t size) {
+    if (!r->n_steps) return "";
+    snprintf(buf, size, "; drafts: %ld of %ld accepted (%.0f%%), %.2f tokens per step", r->n_accepted, r->n_drafted,
+             r->n_drafted ? 100.0 * (double)r->n_accepted / (double)r->n_drafted : 0.0,
+             (double)(r->n_accepted + r->n_steps) / (double)r->n_steps);
+    return buf;
 }
 
 /* JSON string literal of s (for building chat messages): quotes, backslash and control bytes escaped. */
