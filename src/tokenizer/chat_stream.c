@@ -371,7 +371,7 @@ static void between(glmoe_chat_stream *s, const char *p, size_t n, size_t at, bo
  * over) everything is. */
 static glmoe_status run(glmoe_chat_stream *s, bool final) {
     for (;;) {
-        const char *p = s->in + s->in_start;
+        const char *p = s->in ? s->in + s->in_start : ""; /* nothing pushed yet */
         size_t n = s->in_len - s->in_start, at = s->in_off + s->in_start, used = 0;
         bool next = false; /* the state changed: go round again */
         glmoe_status st = GLMOE_OK;
@@ -427,7 +427,7 @@ static glmoe_status run(glmoe_chat_stream *s, bool final) {
 static void compact(glmoe_chat_stream *s) {
     size_t left = s->in_len - s->in_start;
     if (s->in_start == 0 || s->in_start < left) return;
-    memmove(s->in, s->in + s->in_start, left);
+    if (left) memmove(s->in, s->in + s->in_start, left);
     s->in_off += s->in_start;
     s->in_start = 0;
     s->in_len = left;
