@@ -125,10 +125,14 @@ static void cs_reference(cs_result *r, const char *text, size_t len, bool starts
     glmoe_free(out);
 }
 
-/* Number of newlines at the end of s[0..n). */
-static size_t cs_trailing_newlines(const char *s, size_t n) {
+/* The newlines the reasoning may hold after s[0..n) was pushed: the run at its end, or before a
+ * start of "</think>" there. */
+static size_t cs_held_newlines(const char *s, size_t n) {
+    size_t tag = 0;
+    for (size_t k = n < 7 ? n : 7; k > 0 && !tag; k--)
+        if (memcmp(s + n - k, "</think>", k) == 0) tag = k;
     size_t k = 0;
-    while (k < n && s[n - 1 - k] == '\n') k++;
+    while (k < n - tag && s[n - tag - 1 - k] == '\n') k++;
     return k;
 }
 
@@ -214,7 +218,7 @@ static bool cs_stream(cs_result *r, const char *text, size_t len, bool starts_in
         }
         glmoe_chat_stream_info info;
         glmoe_chat_stream_get_info(s, &info);
-        size_t nl = info.in_reasoning ? cs_trailing_newlines(text, off) : 0;
+        size_t nl = info.in_reasoning ? cs_held_newlines(text, off) : 0;
         if (ok && (info.n_pushed != off || (!info.in_tool_call && info.n_held > 10 + nl))) {
             snprintf(why, why_size, "after %zu bytes: %zu pushed, %zu held", off, info.n_pushed, info.n_held);
             ok = false;
