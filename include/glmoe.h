@@ -597,7 +597,8 @@ GLMOE_API void glmoe_chat_stream_free(glmoe_chat_stream *stream);
  * newline or <arg_key> after it), and its TOOL_ARGS once, at </tool_call>, as the whole
  * "arguments" text. No piece of it is certain before: a repeated key takes its last value in its
  * first place (a Python dict, as glmoe_chat_parse_tool_calls reads it), so no pair is final until
- * the call is.
+ * the call is. A name is final once complete; the call's arguments may still turn out malformed,
+ * and then the stream fails after the name has gone out.
  *
  * Errors (the message, glmoe_chat_stream_errmsg, gives the byte offset in the turn):
  *   GLMOE_E_FORMAT  the model's text is malformed, as glmoe_chat_parse_tool_calls would refuse it:
