@@ -110,15 +110,17 @@ static glmoe_status put(glmoe_chat_stream *s, glmoe_chat_delta_kind kind, size_t
     if (n == 0) return GLMOE_OK;
     const glmoe_chat_delta *prev = s->n_deltas ? &s->deltas[s->n_deltas - 1] : NULL;
     bool extend = prev && prev->kind == kind && prev->index == index && kind != GLMOE_CHAT_DELTA_TOOL_CALL;
+    /* Room first, so that running out of memory changes nothing: a NUL to end prev's text when a
+     * new delta starts, the bytes, and one for the NUL that will end them. */
+    size_t sep = !extend && prev;
+    if (!extend && !grow((void **)&s->deltas, &s->cap_deltas, s->n_deltas + 1, sizeof *s->deltas)) return oom(s);
+    if (n > SIZE_MAX - s->text_len - 2 || !grow((void **)&s->text, &s->text_cap, s->text_len + sep + n + 1, 1))
+        return oom(s);
     if (!extend) {
-        if (prev) s->text[s->text_len++] = '\0'; /* ends prev's text; put kept room for it */
-        if (!grow((void **)&s->deltas, &s->cap_deltas, s->n_deltas + 1, sizeof *s->deltas)) return oom(s);
+        if (sep) s->text[s->text_len++] = '\0';
         s->deltas[s->n_deltas++] = (glmoe_chat_delta){.kind = kind, .index = index};
     }
     glmoe_chat_delta *last = &s->deltas[s->n_deltas - 1];
-    /* +1: the NUL that ends this delta's text, written when the next delta starts or at the end */
-    if (n > SIZE_MAX - s->text_len - 1 || !grow((void **)&s->text, &s->text_cap, s->text_len + n + 1, 1))
-        return oom(s);
     memcpy(s->text + s->text_len, p, n);
     s->text_len += n;
     last->len += n;
