@@ -14,7 +14,8 @@
  * one model may be created, evaluated and freed in parallel threads, each context by one thread
  * at a time (everything an evaluation writes belongs to its context). Loading and freeing a model
  * are not concurrent with anything else on it. Samplers and tokenizer streams are used by one
- * thread at a time; a tokenizer's encode/decode and lookups may run in several threads at once.
+ * thread at a time, and so are chat streams; a tokenizer's encode/decode and lookups may run in
+ * several threads at once.
  *   glmoe_sampler  turns a row of logits into a token id; owns its RNG and history.
  *
  * Conventions
@@ -586,6 +587,157 @@ GLMOE_API glmoe_status glmoe_chat_render(char **out, size_t *out_len, const char
  *   GLMOE_E_NOMEM. */
 GLMOE_API glmoe_status glmoe_chat_parse_tool_calls(char **out, size_t *out_len, const char *text, size_t len,
                                                    const char *tools_json, char *err, size_t err_size);
+
+/* ---- streaming the model's turn ---- */
+
+/* Turns what the model writes in one assistant turn into OpenAI chat-completion deltas while it is
+ * being generated, for an OpenAI-compatible server that streams (server-sent events): push the
+ * text of each token as it is decoded, then finish at the stop token (or max_tokens); each call
+ * gives back the deltas that are now certain.
+ *
+ * What the turn holds, in order (both styles, no style to pass):
+ *   reasoning   an optional <think>...</think> block at the start: "reasoning_content". The
+ *               newlines GLM writes around it (GLM-4.5/4.6: "\n<think>...</think>\n") are not
+ *               part of it: newlines at the start of the turn, at the start and end of the
+ *               reasoning and right after </think> are dropped (the renderer's split:
+ *               glmoe_chat_render writes them back). Anything else before <think> makes the
+ *               whole turn content. Inside the block everything but </think> is reasoning text:
+ *               a <tool_call> there is the model thinking about a call, never a call.
+ *               When the prompt already ends inside the block (GLM-4.7 with thinking on:
+ *               glmoe_chat_render's text ends with "<think>"), set starts_in_reasoning. A turn
+ *               that ends before </think> (max_tokens) is all reasoning.
+ *   content     the text up to the first <tool_call>: "content", exactly as
+ *               glmoe_chat_parse_tool_calls gives it.
+ *   tool calls  <tool_call>NAME<arg_key>K</arg_key><arg_value>V</arg_value>...</tool_call>, with
+ *               or without newlines between the parts: "tool_calls", each with the name and the
+ *               "arguments" text glmoe_chat_parse_tool_calls gives (same key order, same value
+ *               typing, same JSON bytes). Text between and after the calls is dropped, as
+ *               glmoe_chat_parse_tool_calls and vLLM drop it (it is counted: n_dropped).
+ *
+ * The invariant, tested on every split of recorded turns and by a fuzzer: however the text is cut
+ * into pushes (a byte at a time, a tag or a UTF-8 character cut in two), the reasoning deltas
+ * concatenated are the reasoning block split off as above, and the content deltas concatenated and
+ * each call's name and concatenated argument deltas are what glmoe_chat_parse_tool_calls gives for
+ * the text after the block (and its newlines); the stream fails exactly when one of the two would
+ * (malformed calls, text that is not UTF-8), and with the same message however the text is cut.
+ *
+ * Held back, and nothing else (everything certain comes out at once):
+ *   - text that may be the start of a tag ("<too" may become "<tool_call>") or an unfinished
+ *     UTF-8 character (one cut between two pushes is completed, not refused): at most 10 bytes,
+ *     the length of "<tool_call";
+ *   - newlines at the end of the reasoning so far, as a count (dropped if </think> comes next);
+ *   - an open call's text, from <tool_call> to </tool_call>: at most the turn's length, which
+ *     max_tokens bounds.
+ *
+ * A stream is used by one thread at a time. */
+typedef struct glmoe_chat_stream glmoe_chat_stream;
+
+typedef struct glmoe_chat_stream_params {
+    /* The request's tools, a JSON array of OpenAI tool objects (as given to glmoe_chat_render and
+     * glmoe_chat_parse_tool_calls), or NULL / "null": a parameter declared "type": "string" stays
+     * a string verbatim. Read at create; the text need not outlive it. Default NULL. */
+    const char *tools_json;
+    /* The turn starts inside the reasoning block, because the prompt ends with "<think>"
+     * (GLM-4.7's generation prompt with thinking on). Default false: GLM-4.5/4.6 write <think>
+     * themselves, and GLM-4.7 with thinking off has "</think>" in the prompt. */
+    bool starts_in_reasoning;
+} glmoe_chat_stream_params;
+
+GLMOE_API glmoe_chat_stream_params glmoe_chat_stream_params_default(void);
+
+/* What a delta carries. In OpenAI's chunk "delta" object (the server adds the call's "id"):
+ *   REASONING  {"reasoning_content": text}
+ *   CONTENT    {"content": text}
+ *   TOOL_CALL  {"tool_calls": [{"index": index, "id": "call_...", "type": "function",
+ *                               "function": {"name": text, "arguments": ""}}]}
+ *   TOOL_ARGS  {"tool_calls": [{"index": index, "function": {"arguments": text}}]}
+ * The deltas of a turn come in this order: reasoning, content, then per call its TOOL_CALL and
+ * then its TOOL_ARGS; the calls are numbered 0, 1, ... in order. */
+typedef enum glmoe_chat_delta_kind {
+    GLMOE_CHAT_DELTA_REASONING = 0, /* a piece of the reasoning                                */
+    GLMOE_CHAT_DELTA_CONTENT,       /* a piece of the content                                  */
+    GLMOE_CHAT_DELTA_TOOL_CALL,     /* call `index` begins: text is its function name, whole   */
+    GLMOE_CHAT_DELTA_TOOL_ARGS,     /* a piece of call `index`'s "arguments" text              */
+} glmoe_chat_delta_kind;
+
+typedef struct glmoe_chat_delta {
+    glmoe_chat_delta_kind kind;
+    size_t index;     /* the call, for TOOL_CALL and TOOL_ARGS; 0 for the others                */
+    const char *text; /* len bytes of well-formed UTF-8 (never empty), then a NUL; the content
+                         and the reasoning may hold NUL bytes of their own (write them \u0000)  */
+    size_t len;
+} glmoe_chat_delta;
+
+/* Creates a stream for one assistant turn. params may be NULL for the defaults. On failure *out
+ * is NULL and err (may be NULL) receives one line: GLMOE_E_ARG for a NULL out or tools_json that
+ * is not JSON or not an array (the messages of glmoe_chat_parse_tool_calls), GLMOE_E_NOMEM. */
+GLMOE_API glmoe_status glmoe_chat_stream_create(glmoe_chat_stream **out, const glmoe_chat_stream_params *params,
+                                                char *err, size_t err_size);
+
+/* Frees the stream and the deltas it handed out. NULL is a no-op. */
+GLMOE_API void glmoe_chat_stream_free(glmoe_chat_stream *stream);
+
+/* Feeds text[0..len), the next piece of the turn (the text of one or more tokens as
+ * glmoe_tokenizer_stream_push gives it, with skip_special false: the tags are special tokens;
+ * never the stop token's text). It need not be NUL-terminated, may be empty, and may cut a tag or
+ * a UTF-8 character anywhere. *deltas and *n_deltas receive the deltas now certain (possibly
+ * none); consecutive pieces of one kind come merged into one delta. Borrowed: the array and its
+ * texts stay valid until the next push, finish or free of the stream.
+ *
+ * Arguments come out whole: a call's TOOL_CALL comes as soon as its name is complete (at the
+ * newline or <arg_key> after it), and its TOOL_ARGS once, at </tool_call>, as the whole
+ * "arguments" text. No piece of it is certain before: a repeated key takes its last value in its
+ * first place (a Python dict, as glmoe_chat_parse_tool_calls reads it), so no pair is final until
+ * the call is. A name is final once complete; the call's arguments may still turn out malformed,
+ * and then the stream fails after the name has gone out.
+ *
+ * Errors (the message, glmoe_chat_stream_errmsg, gives the byte offset in the turn):
+ *   GLMOE_E_FORMAT  the model's text is malformed, as glmoe_chat_parse_tool_calls would refuse it:
+ *                   "tool call 0 at byte 11: empty function name", <arg_key> without </arg_key>,
+ *                   </arg_key> not followed by <arg_value>, <arg_value> without </arg_value>, a
+ *                   name, key or value that is not UTF-8 or holds NUL; reasoning or content that
+ *                   is not UTF-8 ("content: not valid UTF-8 (ill-formed sequence at byte 7)");
+ *   GLMOE_E_ARG     a NULL stream, deltas or n_deltas, text NULL with len > 0, a push after finish;
+ *   GLMOE_E_NOMEM.
+ * A stream whose text failed (GLMOE_E_FORMAT, GLMOE_E_NOMEM) stays failed: every later push and
+ * finish returns the same status, and the message stays; misuse (GLMOE_E_ARG) changes nothing. On
+ * failure *deltas and *n_deltas still give what was certain before the error in
+ * this push (text before the bad byte), which a server may send before it reports the error. */
+GLMOE_API glmoe_status glmoe_chat_stream_push(glmoe_chat_stream *stream, const char *text, size_t len,
+                                              const glmoe_chat_delta **deltas, size_t *n_deltas);
+
+/* Ends the turn (the model wrote a stop token, or max_tokens was reached) and gives back what was
+ * held: a possible tag's start that turned out to be text ("a <too" at the end is content). A
+ * turn that ends inside a call ("Let me check.\n<tool_call>get_wea" at max_tokens) is
+ * GLMOE_E_FORMAT, "tool call 0 at byte 14: <tool_call> without </tool_call>", as
+ * glmoe_chat_parse_tool_calls refuses it; so is an unfinished UTF-8 character at the end. (vLLM and llama.cpp hand such a turn back as content
+ * when they parse it whole; in a stream the content and the earlier calls are already sent, so
+ * glmoe reports it and the server decides: finish_reason "length" after max_tokens, an error
+ * otherwise.) Deltas, their lifetime and the other errors as for push; finishing twice is
+ * GLMOE_E_ARG. Afterwards glmoe_chat_stream_get_info tells the finish_reason: "tool_calls" when
+ * n_tool_calls > 0 and the turn ended at a stop token. */
+GLMOE_API glmoe_status glmoe_chat_stream_finish(glmoe_chat_stream *stream, const glmoe_chat_delta **deltas,
+                                                size_t *n_deltas);
+
+/* Where a stream stands. */
+typedef struct glmoe_chat_stream_info {
+    size_t n_pushed;      /* bytes pushed so far                                                  */
+    size_t n_held;        /* of those, how many have neither come out nor been dropped yet (see
+                             "Held back" above): outside a call at most 10, plus the newlines at
+                             the end of the reasoning so far; in a call, all its text so far      */
+    size_t n_dropped;     /* bytes dropped between and after the calls                            */
+    size_t n_tool_calls;  /* calls complete: their TOOL_ARGS have come out                        */
+    bool in_reasoning;    /* the text is in the reasoning block now                               */
+    bool in_tool_call;    /* a call is open (its text is held until </tool_call>)                 */
+    bool finished;        /* glmoe_chat_stream_finish was called                                  */
+} glmoe_chat_stream_info;
+
+GLMOE_API glmoe_status glmoe_chat_stream_get_info(const glmoe_chat_stream *stream, glmoe_chat_stream_info *out);
+
+/* The one-line message of the last call on the stream that failed, or "" when the last call
+ * succeeded; once the turn's text has failed (GLMOE_E_FORMAT, GLMOE_E_NOMEM), that failure's. Valid
+ * until the next call on the stream or its free. Never NULL (a static message for a NULL stream). */
+GLMOE_API const char *glmoe_chat_stream_errmsg(const glmoe_chat_stream *stream);
 
 /* Frees memory glmoe handed to the caller (the text of glmoe_chat_render, glmoe_file_read and
  * glmoe_chat_parse_tool_calls). NULL is a no-op. */

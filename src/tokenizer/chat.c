@@ -803,27 +803,40 @@ static glmoe_status text_value(json_t **out, strv s, const char *what, size_t ca
     return GLMOE_OK;
 }
 
-/* Parses the inside of one <tool_call>…</tool_call> into {"type", "function": {...}}. `base` is
- * the offset of `in` in the whole text, for messages. */
-static glmoe_status parse_one_call(json_t *calls, strv in, size_t base, size_t k,
-                                   const json_t *tools, gm_err *err) {
-    static const char KO[] = "<arg_key>", KC[] = "</arg_key>", VO[] = "<arg_value>",
-                      VC[] = "</arg_value>";
-    const char *nl = memchr(in.p, '\n', in.n);
-    const char *ak = find(in.p, in.n, KO);
-    const char *name_end = in.p + in.n;
-    if (nl && nl < name_end) name_end = nl;
-    if (ak && ak < name_end) name_end = ak;
-    strv name = py_strip(sv(in.p, (size_t)(name_end - in.p)));
+glmoe_status chat_tool_call_name(json_t **out_name, size_t *name_end, const char *in, size_t n,
+                                 bool whole, size_t base, size_t k, gm_err *err) {
+    *out_name = NULL;
+    const char *nl = memchr(in, '\n', n);
+    const char *ak = find(in, n, "<arg_key>");
+    const char *end = whole ? in + n : NULL;
+    if (nl && (!end || nl < end)) end = nl;
+    if (ak && (!end || ak < end)) end = ak;
+    if (!end) return GLMOE_OK; /* the name may still go on */
+    strv name = py_strip(sv(in, (size_t)(end - in)));
     if (name.n == 0)
         return gm_fail(err, GLMOE_E_FORMAT, "tool call %zu at byte %zu: empty function name", k, base);
+    glmoe_status st = text_value(out_name, name, "the function name", k, err);
+    if (st == GLMOE_OK && name_end) *name_end = (size_t)(end - in);
+    return st;
+}
 
-    glmoe_status st = GLMOE_OK;
-    json_t *jname = NULL, *args = json_object(), *call = NULL;
-    if (!args) return gm_fail(err, GLMOE_E_NOMEM, "tool call %zu: out of memory", k);
-    if ((st = text_value(&jname, name, "the function name", k, err))) goto fail;
+glmoe_status chat_parse_tool_call(json_t **out_call, const char *text, size_t n, size_t base, size_t k,
+                                  const json_t *tools, gm_err *err) {
+    static const char KO[] = "<arg_key>", KC[] = "</arg_key>", VO[] = "<arg_value>",
+                      VC[] = "</arg_value>";
+    *out_call = NULL;
+    strv in = sv(text, n);
+    json_t *jname = NULL, *args = NULL, *call = NULL;
+    size_t name_end = 0;
+    glmoe_status st = chat_tool_call_name(&jname, &name_end, in.p, in.n, true, base, k, err);
+    if (st) return st;
+    args = json_object();
+    if (!args) {
+        st = gm_fail(err, GLMOE_E_NOMEM, "tool call %zu: out of memory", k);
+        goto fail;
+    }
 
-    const char *p = name_end, *end = in.p + in.n;
+    const char *p = in.p + name_end, *end = in.p + in.n;
     for (;;) {
         const char *ko = find(p, (size_t)(end - p), KO);
         if (!ko) break;
@@ -875,18 +888,25 @@ static glmoe_status parse_one_call(json_t *calls, strv in, size_t base, size_t k
     call = json_pack("{s:s, s:{s:o, s:o}}", "type", "function", "function", "name", jname,
                      "arguments", args);
     jname = args = NULL;
-    if (!call || json_array_append_new(calls, call)) { /* append steals call either way */
-        call = NULL;
+    if (!call) {
         st = gm_fail(err, GLMOE_E_NOMEM, "tool call %zu: out of memory", k);
         goto fail;
     }
+    *out_call = call;
     return GLMOE_OK;
 
 fail:
     json_decref(jname);
     json_decref(args);
-    json_decref(call);
     return st;
+}
+
+glmoe_status chat_tool_call_arguments_text(char **out, const json_t *call, gm_err *err) {
+    *out = NULL;
+    const json_t *args = json_object_get(json_object_get(call, "function"), "arguments");
+    if (!json_is_object(args))
+        return gm_fail(err, GLMOE_E_ARG, "chat_tool_call_arguments_text: not a parsed call");
+    return chat_json_dumps(out, args, err);
 }
 
 glmoe_status chat_parse_tool_calls(json_t **out_calls, char **out_content, const char *text,
@@ -912,8 +932,13 @@ glmoe_status chat_parse_tool_calls(json_t **out_calls, char **out_content, const
                          k, (size_t)(o - text));
             break;
         }
-        st = parse_one_call(calls, sv(in, (size_t)(c - in)), (size_t)(in - text), k, tools, err);
+        json_t *call = NULL;
+        st = chat_parse_tool_call(&call, in, (size_t)(c - in), (size_t)(in - text), k, tools, err);
         if (st) break;
+        if (json_array_append_new(calls, call)) { /* append steals call either way */
+            st = gm_fail(err, GLMOE_E_NOMEM, "tool call %zu: out of memory", k);
+            break;
+        }
         p = c + sizeof CLOSE - 1;
     }
     if (st == GLMOE_OK && out_content) {

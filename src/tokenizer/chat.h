@@ -97,6 +97,28 @@ glmoe_status chat_render_json(char **out, size_t *out_len, const char *messages_
 glmoe_status chat_parse_tool_calls(json_t **out_calls, char **out_content, const char *text,
                                    size_t len, const json_t *tools, gm_err *err);
 
+/* The pieces of chat_parse_tool_calls, for a caller that meets the calls one at a time (the
+ * streaming parser, chat_stream.c), so that both give the same result from the same code.
+ *
+ * chat_parse_tool_call parses the text between one <tool_call> and its </tool_call>, in[0..n),
+ * into a new {"type": "function", "function": {"name": ..., "arguments": {...}}} (rules and errors
+ * as above); `base` is the offset of `in` in the turn and `k` the call's index, for messages.
+ *
+ * chat_tool_call_name finds the function name at the start of such text: it ends at the first
+ * newline or <arg_key>, or (when `whole`, i.e. in[0..n) is the call's whole text) at its end, and
+ * is trimmed. *out_name gets a new JSON string and *name_end (may be NULL) the offset where the
+ * arguments start. When !whole and neither a newline nor <arg_key> has come yet, the name is not
+ * known: GLMOE_OK with *out_name NULL. An empty name, or one that is not UTF-8 or holds NUL, is
+ * GLMOE_E_FORMAT; text that may still grow cannot change that.
+ *
+ * chat_tool_call_arguments_text writes a parsed call's "arguments" as OpenAI sends them: the text
+ * of Python's json.dumps(arguments, ensure_ascii=False), into a new malloc'd string. */
+glmoe_status chat_parse_tool_call(json_t **out_call, const char *in, size_t n, size_t base, size_t k,
+                                  const json_t *tools, gm_err *err);
+glmoe_status chat_tool_call_name(json_t **out_name, size_t *name_end, const char *in, size_t n,
+                                 bool whole, size_t base, size_t k, gm_err *err);
+glmoe_status chat_tool_call_arguments_text(char **out, const json_t *call, gm_err *err);
+
 /* Writes Python's json.dumps(value, ensure_ascii=False) into a new malloc'd string: separators
  * ", " and ": ", keys in insertion order, non-ASCII kept, control characters as \u00XX, floats in
  * Python's shortest repr (1e-05, 1e+16, 100.0). Exposed for tests. Caller frees *out. */

@@ -36,17 +36,15 @@ glmoe_status glmoe_chat_render(char **out, size_t *out_len, const char *messages
 }
 
 /* The parser's calls, {"type", "function": {"name", "arguments": {...}}}, as OpenAI sends them:
- * "arguments" becomes the object's text, written as Python's json.dumps(ensure_ascii=False) (what
- * vLLM's parser returns). In place. */
+ * "arguments" becomes the object's text (chat_tool_call_arguments_text). In place. */
 static glmoe_status arguments_as_text(json_t *calls, gm_err *err) {
     size_t i;
     json_t *call;
     json_array_foreach(calls, i, call) {
-        json_t *fn = json_object_get(call, "function");
         char *text = NULL;
-        glmoe_status st = chat_json_dumps(&text, json_object_get(fn, "arguments"), err);
+        glmoe_status st = chat_tool_call_arguments_text(&text, call, err);
         if (st != GLMOE_OK) return st;
-        int bad = json_object_set_new(fn, "arguments", json_string(text));
+        int bad = json_object_set_new(json_object_get(call, "function"), "arguments", json_string(text));
         free(text);
         if (bad) return gm_fail(err, GLMOE_E_NOMEM, "glmoe_chat_parse_tool_calls: out of memory");
     }

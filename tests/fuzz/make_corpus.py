@@ -14,6 +14,8 @@ from real files in the repository (standard library only; run from anywhere):
   tokenizer_encode  a mode byte + texts: inputs of the tokenizer golden files, held-out text
   chat              an options byte + messages [+ NUL + tools] of the chat golden files
   tool_calls        the tool-call turns inside the golden renders, and plain replies
+  chat_stream       assistant turns written by hand in both styles (reasoning, content, calls, and
+                    the cases that go wrong elsewhere), each behind a flags byte and a cuts seed
   cli_ids           id lists as the CLI tests and README write them
 
 Run it again after the source files change; the output is deterministic.
@@ -248,6 +250,41 @@ def tool_calls():
         b"<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>", "weather")
 
 
+def chat_stream():
+    # byte 0: bit 0 a tools list, bit 1 the turn starts inside <think>; byte 1: where to cut
+    turns = {
+        "45_content": (0, "\nThe capital of France is Paris."),
+        "45_reasoning_content": (0, "\n<think>The user asks for 2+2. That is 4.</think>\nThe answer is 4."),
+        "45_reasoning_call": (1, "\n<think>I need the weather.</think>\n<tool_call>get_weather\n<arg_key>city"
+                                 "</arg_key>\n<arg_value>Paris</arg_value>\n<arg_key>days</arg_key>\n"
+                                 "<arg_value>3</arg_value>\n</tool_call>"),
+        "45_parallel": (1, "\n<think>Two.</think>\nChecking.\n<tool_call>get_weather\n<arg_key>city</arg_key>\n"
+                           "<arg_value>東京</arg_value>\n</tool_call>\n<tool_call>get_time\n</tool_call>"),
+        "45_values": (0, "\n<tool_call>f\n<arg_key>o</arg_key>\n<arg_value>{\"a\": [1, 2.5, true, null]}"
+                         "</arg_value>\n<arg_key>s</arg_key>\n<arg_value>\"q\" \\ \n 😀</arg_value>\n"
+                         "<arg_key>n</arg_key>\n<arg_value>007</arg_value>\n</tool_call>"),
+        "45_call_in_reasoning": (0, "\n<think>Use <tool_call>get_weather\n<arg_key>city</arg_key>?</think>\nNo."),
+        "45_not_tags": (0, "\n<think>a < b, </thin</think>\nx <tool y <tool_ca"),
+        "45_empty_think": (0, "\n<think></think>\nHello!"),
+        "45_after_calls": (1, "<tool_call>get_time\n</tool_call>\nDone <tool_call>get_time</tool_call> end"),
+        "45_newlines": (0, "\n<think>\n\nA\n\n</think>\n\nB\n"),
+        "47_reasoning_content": (2, "The user wants 2+2.</think>4"),
+        "47_reasoning_call": (3, "Need it.</think><tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris"
+                                 "</arg_value><arg_key>days</arg_key><arg_value>2</arg_value></tool_call>"),
+        "47_zero_args": (2, "</think><tool_call>get_time</tool_call><tool_call>get_time</tool_call>"),
+        "47_thinking_off": (0, "Hello there. 你好 👋"),
+        "47_cut_off_thinking": (2, "Still thinking about <tool_call> and"),
+        "bad_unterminated_call": (0, "Sure. <tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris"),
+        "bad_unterminated_value": (0, "<tool_call>f\n<arg_key>a</arg_key> <arg_value>1</tool_call>"),
+        "bad_empty_name": (0, "<tool_call>\n<arg_key>a</arg_key><arg_value>1</arg_value></tool_call>"),
+    }
+    for name, (flags, text) in turns.items():
+        put("chat_stream", bytes([flags, len(name)]) + text.encode(), name)
+    put("chat_stream", b"\0\7caf\xc3\xa9 \xf0\x9f\x98\x80 ok", "utf8_cut")
+    put("chat_stream", b"\0\7caf\xc3 <tool_call>f</tool_call>", "bad_utf8_content")
+    put("chat_stream", b"\2\7ab\xff</think>", "bad_utf8_reasoning")
+
+
 def cli_ids():
     for i, s in enumerate(["1,2,3", "151329, 151336", " 0 ,\t1,\n2 ", "2147483647", "10,20,30,40,50,60,70,80",
                            "1,2,", "-1", "1 2", "2147483648", ""]):
@@ -264,6 +301,7 @@ def main():
     tokenizer_encode()
     chat()
     tool_calls()
+    chat_stream()
     cli_ids()
     for t in sorted(os.listdir(OUT)):
         files = os.listdir(os.path.join(OUT, t))

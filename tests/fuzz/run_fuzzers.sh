@@ -47,6 +47,7 @@ opts_for() {
         tokenizer_load) echo "-max_len=32768" ;;
         tokenizer_encode) echo "-max_len=4096" ;;
         chat) echo "-max_len=8192" ;;
+        chat_stream) echo "-max_len=4096" ;;   # streamed ~5 ways, one of them a byte at a time
         cli_ids) echo "-max_len=256 -close_fd_mask=2" ;;
         *) echo "-max_len=4096" ;;
     esac

@@ -52,6 +52,10 @@
  *      attempt and look-around; limits per call, not process-wide. (Timed in test_limits.c, with
  *      the real patterns on 10 MB texts and a second thread; the rewrite in
  *      test_tokenizer_parts.c.)
+ *  12. (fuzz_chat_stream, its first seed) A chat stream finished, or given an empty push, before
+ *      any text had come computed NULL + 0 from its empty input buffer: undefined behaviour that
+ *      clang's UBSan reports (GCC's does not look). Fixed in chat_stream.c: an empty buffer is read
+ *      as "", and nothing is moved when nothing is left.
  *
  * Usage: test_regressions <repo root>
  */
@@ -331,6 +335,16 @@ static void test_derived_head_dim(void) {
     CHECK(st == GLMOE_OK && c.head_dim == 128, "explicit head_dim: %d %s", st, err.msg);
 }
 
+static void test_chat_stream_empty(void) {
+    glmoe_chat_stream *s = NULL;
+    const glmoe_chat_delta *d;
+    size_t n;
+    CHECK(glmoe_chat_stream_create(&s, NULL, NULL, 0) == GLMOE_OK, "create");
+    CHECK(glmoe_chat_stream_push(s, NULL, 0, &d, &n) == GLMOE_OK && n == 0, "an empty push first");
+    CHECK(glmoe_chat_stream_finish(s, &d, &n) == GLMOE_OK && n == 0, "finish with nothing pushed");
+    glmoe_chat_stream_free(s);
+}
+
 int main(int argc, char **argv) {
     const char *root = argc > 1 ? argv[1] : ".";
     test_pre_tokenizer_steps();
@@ -338,5 +352,6 @@ int main(int argc, char **argv) {
     test_token_id_bound();
     test_fifos(root);
     test_derived_head_dim();
+    test_chat_stream_empty();
     return test_summary("test_regressions");
 }
