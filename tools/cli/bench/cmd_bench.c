@@ -17,6 +17,11 @@
  *             table and the routed experts not chosen, i.e. K per MoE layer; plus the whole KV
  *             cache) divided by the time, as a % of the probe's copy bandwidth; and the host time
  *             per step (the step's wall time minus the time the host waited for the GPU).
+ *   verify    ms of one forward of T = 1..5 tokens at the first context (the verify step of
+ *             speculative decoding with T - 1 drafts), as a multiple of the one-token step.
+ *   drafts    when the model has an MTP layer: greedy generation of --gen tokens after a prompt of
+ *             fixed ids, one token at a time (a context without the layer) and in speculative
+ *             steps of k = 0..4 drafts: tokens/s, drafts accepted, tokens per step.
  *   ops       every op of the forward alone (bench_ops.c), unless --no-ops.
  *   cliffs    any prefill length slower than 1.10x the next longer one is listed.
  * Output: a table on stdout, --json FILE (the schema of tools/bench/compare.py), --svg FILE.
@@ -53,6 +58,7 @@ static const char *const help =
     "  --contexts LIST    decode contexts (default 128,2048,16384)\n"
     "  --steps N          timed decode steps per context (default 32)\n"
     "  --reps N           prefill repetitions per length, median taken (default 3)\n"
+    "  --gen N            tokens generated per speculative-decoding run (default 128)\n"
     "  --no-ops           skip the per-op times\n"
     "  --json FILE        write the results as JSON\n"
     "  --svg FILE         write a plot of the prefill sweep\n"
@@ -200,10 +206,69 @@ static bool time_decode(run *r, int32_t C, int steps, int32_t n_batch, double *m
     return true;
 }
 
+/* ms of one forward of T tokens at context C (median of steps), the cache cut back after each. */
+static bool time_verify(run *r, int32_t C, int32_t T, int steps, int32_t n_batch, double *ms) {
+    glmoe_context_reset(r->ctx);
+    for (int32_t done = 0; done < C;) {
+        int32_t n = C - done < n_batch ? C - done : n_batch;
+        if (!eval(r, r->ids + done, (size_t)n, GLMOE_LOGITS_NONE)) return false;
+        done += n;
+    }
+    double t[256];
+    if (steps > 256) steps = 256;
+    for (int i = -2; i < steps; i++) {
+        double t0 = cli_now();
+        if (!eval(r, r->ids + C, (size_t)T, GLMOE_LOGITS_ALL)) return false;
+        if (i >= 0) t[i] = cli_now() - t0;
+        glmoe_context_truncate(r->ctx, (size_t)C);
+    }
+    *ms = bench_median(t, steps) * 1e3;
+    return true;
+}
+
+typedef struct gen_stats {
+    double tok_s;
+    long drafted, accepted, steps;
+} gen_stats;
+
+/* Greedy generation of n tokens after the first 16 fixed ids: one at a time (k < 0, ctx without
+ * the MTP layer) or in speculative steps of k drafts. */
+static bool time_generate(run *r, glmoe_context *ctx, int k, int n, gen_stats *g) {
+    memset(g, 0, sizeof *g);
+    glmoe_context_reset(ctx);
+    double t0 = cli_now();
+    glmoe_context *saved = r->ctx;
+    r->ctx = ctx;
+    bool ok = eval(r, r->ids, 16, GLMOE_LOGITS_LAST);
+    int32_t tok = ok ? argmax_last(r) : 0;
+    for (int have = 1; ok && have < n;) {
+        if (k < 0) {
+            ok = eval(r, &tok, 1, GLMOE_LOGITS_LAST);
+            tok = argmax_last(r);
+            have++;
+            continue;
+        }
+        glmoe_spec_seq x = {.seq = 0, .token = tok, .n_draft = k < n - have - 1 ? k : n - have - 1};
+        if (glmoe_context_speculate(ctx, &x, 1)) {
+            cli_error(r->cmd, "%s", glmoe_context_errmsg(ctx));
+            ok = false;
+            break;
+        }
+        g->steps++;
+        g->drafted += x.n_drafted;
+        g->accepted += x.n_out - 1;
+        have += x.n_out;
+        tok = x.out[x.n_out - 1];
+    }
+    r->ctx = saved;
+    g->tok_s = (n - 1) / (cli_now() - t0);
+    return ok;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench", *config = NULL, *json_path = NULL, *svg_path = NULL;
     cli_model_opts mo = {0};
-    long layers = 0, steps = 32, reps = 3;
+    long layers = 0, steps = 32, reps = 3, n_gen = 128;
     uint64_t seed = 0;
     bool ops = true;
     int32_t lengths[128], contexts[16] = {128, 2048, 16384};
@@ -236,6 +301,8 @@ int cmd_bench(int argc, char **argv) {
             if (!cli_parse_int(cmd, a, argv[++i], 1, 100000, &steps)) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--reps") && has) {
             if (!cli_parse_int(cmd, a, argv[++i], 1, 63, &reps)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--gen") && has) {
+            if (!cli_parse_int(cmd, a, argv[++i], 2, 100000, &n_gen)) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--no-ops")) {
             ops = false;
         } else if (!strcmp(a, "--json") && has) {
@@ -261,6 +328,8 @@ int cmd_bench(int argc, char **argv) {
     glmoe_model *model = NULL;
     run r = {.cmd = cmd};
     json_t *doc = json_object(), *jpre = json_array(), *jdec = json_array(), *jops = json_array(), *jcliffs = json_array();
+    json_t *jver = json_array(), *jdraft = json_array();
+    glmoe_context *spec_ctx = NULL;
     bench_point pts[128];
     char err[1024];
     gm_config cfg;
@@ -316,6 +385,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < n_lengths; i++) max_len = lengths[i] > max_len ? lengths[i] : max_len;
     for (int i = 0; i < n_contexts; i++) max_ctx = contexts[i] > max_ctx ? contexts[i] : max_ctx;
     int32_t need = max_ctx + 8 > max_len ? max_ctx + 8 : max_len;
+    if (need < 16 + (int32_t)n_gen + 8) need = 16 + (int32_t)n_gen + 8; /* the speculative runs */
     if (need > info.max_position_embeddings) {
         cli_error(cmd, "a context of %d tokens exceeds the model's max_position_embeddings %d (use --lengths / --contexts)",
                   need, info.max_position_embeddings);
@@ -408,6 +478,45 @@ int cmd_bench(int argc, char **argv) {
                                               "bw_pct", 100 * gbs / probe.copy_gb_s, "graph_replays", replayed));
     }
 
+    /* ---- verify steps: T tokens in one forward ---- */
+    printf("\nverify   tokens  ms/step  x one-token  (context %d)\n", contexts[0]);
+    double one = 0;
+    for (int32_t T = 1; T <= 5; T++) {
+        double ms;
+        if (!time_verify(&r, contexts[0], T, (int)steps, max_len, &ms)) goto done;
+        if (T == 1) one = ms;
+        printf("         %6d %8.3f %12.2f\n", T, ms, ms / one);
+        json_array_append_new(jver, json_pack("{s:i, s:i, s:f, s:f}", "tokens", T, "context", contexts[0], "ms", ms,
+                                              "x_one", ms / one));
+    }
+
+    /* ---- speculative decoding with the MTP layer ---- */
+    if (info.has_mtp) {
+        glmoe_context_params sp = {.n_ctx = need, .n_batch = max_len, .n_draft = 4};
+        if (glmoe_context_create(&spec_ctx, model, &sp)) {
+            cli_error(cmd, "%s", glmoe_context_errmsg(spec_ctx));
+            goto done;
+        }
+        printf("\ndrafts   k    tok/s  speed-up  accepted   tokens/step  (greedy, %ld tokens)\n", n_gen);
+        gen_stats base;
+        if (!time_generate(&r, r.ctx, -1, (int)n_gen, &base)) goto done;
+        printf("         -  %7.1f     1.00x         -          1.00  (one at a time, no MTP layer)\n", base.tok_s);
+        json_array_append_new(jdraft, json_pack("{s:i, s:f, s:f}", "k", -1, "tok_s", base.tok_s, "speedup", 1.0));
+        for (int k = 0; k <= 4; k++) {
+            gen_stats g;
+            if (!time_generate(&r, spec_ctx, k, (int)n_gen, &g)) goto done;
+            const double acc = g.drafted ? (double)g.accepted / (double)g.drafted : 0.0;
+            const double per_step = g.steps ? (double)(g.accepted + g.steps) / (double)g.steps : 1.0;
+            printf("         %d  %7.1f  %7.2fx  %7.1f%%  %12.2f\n", k, g.tok_s, g.tok_s / base.tok_s, 100 * acc, per_step);
+            json_array_append_new(jdraft, json_pack("{s:i, s:f, s:f, s:f, s:f}", "k", k, "tok_s", g.tok_s, "speedup",
+                                                    g.tok_s / base.tok_s, "acceptance", acc, "tokens_per_step", per_step));
+        }
+        if (!cli_stdout_ok()) {
+            rc = cli_stdout_failed(cmd);
+            goto done;
+        }
+    }
+
     /* ---- per-op ---- */
     if (ops) {
         printf("\nops (each alone, synthetic weights of this shape)\n");
@@ -435,6 +544,8 @@ int cmd_bench(int argc, char **argv) {
     json_object_set(doc, "decode", jdec);
     json_object_set(doc, "ops", jops);
     json_object_set(doc, "cliffs", jcliffs);
+    json_object_set(doc, "verify", jver);
+    json_object_set(doc, "drafts", jdraft);
     bool written = !json_file || bench_write_json(json_file, json_path, doc, err, sizeof err);
     json_file = NULL;
     if (!written) {
@@ -459,6 +570,9 @@ done:
     json_decref(jdec);
     json_decref(jops);
     json_decref(jcliffs);
+    json_decref(jver);
+    json_decref(jdraft);
+    glmoe_context_free(spec_ctx);
     free(r.ids);
     glmoe_context_free(r.ctx);
     glmoe_model_free(model);
