@@ -64,7 +64,10 @@ expect_error "prompt without tokenizer" 1 "no tokenizer.json" -- generate -m "$g
 expect_ok "info" -- info -m "$golden"
 grep -q "Glm4MoeForCausalLM" "$tmp/out" && grep -q "BF16" "$tmp/out" && ok || fail "info output incomplete"
 expect_ok "info mtp" -- info -m "$repo/tests/golden/mtp"
-grep -Eq "skipped +[1-9][0-9]* tensors" "$tmp/out" && ok || fail "info does not report the skipped MTP tensors: $(cat "$tmp/out")"
+grep -Eq "MTP layer +loaded" "$tmp/out" && ok || fail "info does not report the MTP layer: $(cat "$tmp/out")"
+expect_ok "info --no-mtp" -- info -m "$repo/tests/golden/mtp" --no-mtp
+grep -Eq "skipped +[1-9][0-9]* tensors" "$tmp/out" && ! grep -q "MTP layer  *loaded" "$tmp/out" && ok \
+    || fail "info --no-mtp does not report the skipped MTP tensors: $(cat "$tmp/out")"
 
 prompt=$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["greedy_prompt"])))' "$golden/reference.json" 2>/dev/null)
 expect_ids=$(python3 -c 'import json,sys; print(" ".join(map(str, json.load(open(sys.argv[1]))["greedy_new_ids"])))' "$golden/reference.json" 2>/dev/null)
@@ -349,6 +352,26 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not ([p["c
 expect_error "bench needs a model" 2 "either -m DIR or --config" -- bench
 expect_error "bench unknown config" 1 'unknown configuration "glm-9"' -- bench --config glm-9 --device cpu
 expect_error "bench context too long" 2 "exceeds the model's max_position_embeddings" -- bench -m "$golden" --device cpu --contexts 100000
+
+# --- speculative decoding (--draft): the same ids as one token at a time, over 2000 tokens ------------
+mtp=$repo/tests/golden/mtp
+for mode in "" "--temp 0.9 --top-p 0.95 --seed 7"; do
+    # shellcheck disable=SC2086
+    expect_ok "draft 0 $mode" -- generate -m "$mtp" --ids 5,6,7 -n 2000 --ignore-eos --print-ids --draft 0 $mode
+    cp "$tmp/out" "$tmp/plain.ids"
+    for k in 1 2 4; do
+        # shellcheck disable=SC2086
+        expect_ok "draft $k $mode" -- generate -m "$mtp" --ids 5,6,7 -n 2000 --ignore-eos --print-ids --draft "$k" $mode
+        cmp -s "$tmp/out" "$tmp/plain.ids" && ok || fail "--draft $k $mode: the ids differ from --draft 0"
+        grep -q "drafts: [0-9]* of [0-9]* accepted" "$tmp/err" && ok || fail "--draft $k: no acceptance in the stats: $(cat "$tmp/err")"
+    done
+done
+[ "$(wc -w < "$tmp/plain.ids")" -eq 2000 ] && ok || fail "2000 ids expected, got $(wc -w < "$tmp/plain.ids")"
+expect_error "draft without an MTP layer" 1 "no multi-token-prediction layer" -- generate -m "$golden" --ids 1 --draft 2
+expect_error "draft too many" 2 "--draft expects" -- generate -m "$mtp" --ids 1 --draft 9
+expect_ok "bench drafts" -- bench -m "$mtp" --device cpu --lengths 8 --contexts 16 --no-ops --reps 1 --steps 2 --gen 40 --json "$tmp/b4.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=[p["k"] for p in d["drafts"]]; v=[p["tokens"] for p in d["verify"]]; sys.exit(not (k == [-1, 0, 1, 2, 3, 4] and v == [1, 2, 3, 4, 5]))' "$tmp/b4.json" \
+    && ok || fail "bench drafts and verify: $(head -c 300 "$tmp/b4.json")"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

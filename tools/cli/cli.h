@@ -48,6 +48,7 @@ typedef struct cli_model_opts {
     int n_ctx;
     bool verbose;
     glmoe_quantize quantize;    /* --quantize q4 / q8 / q<bits>[g<group>] */
+    bool no_mtp;                /* --no-mtp: leave the MTP layer out (glmoe_model_params.skip_mtp) */
     int n_draft;                /* --draft N: tokens drafted per step by the MTP layer; -1: as
                                    cli_open decides (generate and chat start with it) */
 } cli_model_opts;

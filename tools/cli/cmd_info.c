@@ -64,6 +64,9 @@ int cmd_info(int argc, char **argv) {
                (unsigned long long)g->n_tensors, (unsigned long long)g->n_params, (unsigned long long)g->bytes);
     }
     if (m.n_quantized_on_load) printf("quantized on load  %d weights\n", m.n_quantized_on_load);
+    if (m.has_mtp)
+        printf("MTP layer          loaded: %llu parameters, drafts for speculative decoding (--draft)\n",
+               (unsigned long long)m.n_params_mtp);
     printf("skipped            %d tensors (%llu bytes) of layers >= %d (multi-token prediction)\n",
            m.n_tensors_skipped, (unsigned long long)m.bytes_skipped, m.n_layers);
     printf("unused             %d tensors\n", m.n_tensors_unused);

@@ -116,6 +116,7 @@ const char *const cli_model_opts_help =
     "  --draft N           speculative decoding (generate, chat): up to N tokens drafted per step by the\n"
     "                      model's multi-token-prediction layer, verified in one forward; the output is\n"
     "                      the same (0 off; default 3 when the model has the layer)\n"
+    "  --no-mtp            leave out the model's multi-token-prediction layer (its memory; no drafts)\n"
     "  -v, --verbose       log loading details to stderr\n";
 
 bool cli_parse_quantize(const char *cmd, const char *opt, const char *text, glmoe_quantize *q) {
@@ -140,6 +141,10 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     long v;
     if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
         o->verbose = true;
+        return 1;
+    }
+    if (!strcmp(a, "--no-mtp")) {
+        o->no_mtp = true;
         return 1;
     }
     if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--device") && strcmp(a, "--threads") &&
@@ -194,6 +199,7 @@ bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_con
     mp.device = o->device;
     mp.n_threads = o->n_threads;
     mp.quantize = o->quantize;
+    mp.skip_mtp = o->no_mtp;
     glmoe_status s = glmoe_model_load(model, o->model_dir, &mp);
     if (s) {
         char shown[GM_SHORT_PATH_MAX];

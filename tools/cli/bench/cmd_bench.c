@@ -385,7 +385,10 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < n_lengths; i++) max_len = lengths[i] > max_len ? lengths[i] : max_len;
     for (int i = 0; i < n_contexts; i++) max_ctx = contexts[i] > max_ctx ? contexts[i] : max_ctx;
     int32_t need = max_ctx + 8 > max_len ? max_ctx + 8 : max_len;
-    if (need < 16 + (int32_t)n_gen + 8) need = 16 + (int32_t)n_gen + 8; /* the speculative runs */
+    if (info.has_mtp) { /* the speculative runs: a prompt of 16, n_gen tokens, room for drafts */
+        if (16 + n_gen + 8 > max_pos) n_gen = max_pos - 24 > 2 ? max_pos - 24 : 2;
+        if (need < 16 + (int32_t)n_gen + 8) need = 16 + (int32_t)n_gen + 8;
+    }
     if (need > info.max_position_embeddings) {
         cli_error(cmd, "a context of %d tokens exceeds the model's max_position_embeddings %d (use --lengths / --contexts)",
                   need, info.max_position_embeddings);
