@@ -19,6 +19,8 @@
  *             per step (the step's wall time minus the time the host waited for the GPU).
  *   verify    ms of one forward of T = 1..5 tokens at the first context (the verify step of
  *             speculative decoding with T - 1 drafts), as a multiple of the one-token step.
+ *   batch     decode steps of N = 1, 4, 16, 64 sequences in one forward (glmoe_context_decode, one
+ *             row each, at the first context): aggregate tokens/s and its multiple of N = 1.
  *   drafts    when the model has an MTP layer: greedy generation of --gen tokens after a prompt of
  *             fixed ids, one token at a time (a context without the layer) and in speculative
  *             steps of k = 0..4 drafts: tokens/s, drafts accepted, tokens per step.
@@ -226,6 +228,34 @@ static bool time_verify(run *r, int32_t C, int32_t T, int steps, int32_t n_batch
     return true;
 }
 
+/* Aggregate decode tokens/s of n sequences of C tokens each, one row per sequence per step. */
+static bool time_batch(run *r, glmoe_context *ctx, int32_t C, int32_t n, int steps, int32_t n_batch, double *tok_s) {
+    for (int32_t q = 0; q < n; q++) glmoe_context_seq_truncate(ctx, q, 0);
+    glmoe_batch_row *rows = malloc((size_t)(n > n_batch ? n : n_batch) * sizeof *rows);
+    if (!rows) return false;
+    bool ok = true;
+    for (int32_t done = 0; ok && done < C;) { /* sequence 0's cache, copied to the others */
+        int32_t k = C - done < n_batch ? C - done : n_batch;
+        for (int32_t i = 0; i < k; i++) rows[i] = (glmoe_batch_row){0, done + i, r->ids[done + i], false};
+        ok = glmoe_context_decode(ctx, rows, (size_t)k) == GLMOE_OK;
+        done += k;
+    }
+    for (int32_t q = 1; ok && q < n; q++) ok = glmoe_context_seq_copy(ctx, q, 0, (size_t)C) == GLMOE_OK;
+    double t[256];
+    if (steps > 256) steps = 256;
+    for (int i = -2; ok && i < steps; i++) {
+        for (int32_t q = 0; q < n; q++) rows[q] = (glmoe_batch_row){q, C, r->ids[(q + i + 2) % C], true};
+        double t0 = cli_now();
+        ok = glmoe_context_decode(ctx, rows, (size_t)n) == GLMOE_OK;
+        if (i >= 0) t[i] = cli_now() - t0;
+        for (int32_t q = 0; q < n; q++) glmoe_context_seq_truncate(ctx, q, (size_t)C);
+    }
+    if (!ok) cli_error(r->cmd, "%s", glmoe_context_errmsg(ctx));
+    else *tok_s = n / bench_median(t, steps);
+    free(rows);
+    return ok;
+}
+
 typedef struct gen_stats {
     double tok_s;
     long drafted, accepted, steps;
@@ -328,8 +358,8 @@ int cmd_bench(int argc, char **argv) {
     glmoe_model *model = NULL;
     run r = {.cmd = cmd};
     json_t *doc = json_object(), *jpre = json_array(), *jdec = json_array(), *jops = json_array(), *jcliffs = json_array();
-    json_t *jver = json_array(), *jdraft = json_array();
-    glmoe_context *spec_ctx = NULL;
+    json_t *jver = json_array(), *jdraft = json_array(), *jbatch = json_array();
+    glmoe_context *spec_ctx = NULL, *batch_ctx = NULL;
     bench_point pts[128];
     char err[1024];
     gm_config cfg;
@@ -493,6 +523,29 @@ int cmd_bench(int argc, char **argv) {
                                               "x_one", ms / one));
     }
 
+    /* ---- several sequences per forward ---- */
+    {
+        static const int32_t ns[] = {1, 4, 16, 64};
+        const int32_t C = contexts[0];
+        glmoe_context_params bp = {.n_ctx = C + 8, .n_batch = max_len > 64 ? max_len : 64, .n_seq_max = 64};
+        if (glmoe_context_create(&batch_ctx, model, &bp)) {
+            cli_error(cmd, "%s", glmoe_context_errmsg(batch_ctx));
+            goto done;
+        }
+        printf("\nbatch    sequences  tok/s (all)  x one  (decode at context %d, one row per sequence)\n", C);
+        double one_seq = 0;
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+            double tps;
+            if (!time_batch(&r, batch_ctx, C, ns[i], (int)steps, bp.n_batch, &tps)) goto done;
+            if (i == 0) one_seq = tps;
+            printf("         %9d %12.1f %6.2f\n", ns[i], tps, tps / one_seq);
+            json_array_append_new(jbatch, json_pack("{s:i, s:i, s:f, s:f}", "sequences", ns[i], "context", C, "tok_s", tps,
+                                                    "x_one", tps / one_seq));
+        }
+        glmoe_context_free(batch_ctx);
+        batch_ctx = NULL;
+    }
+
     /* ---- speculative decoding with the MTP layer ---- */
     if (info.has_mtp) {
         glmoe_context_params sp = {.n_ctx = need, .n_batch = max_len, .n_draft = 4};
@@ -549,6 +602,7 @@ int cmd_bench(int argc, char **argv) {
     json_object_set(doc, "cliffs", jcliffs);
     json_object_set(doc, "verify", jver);
     json_object_set(doc, "drafts", jdraft);
+    json_object_set(doc, "batch", jbatch);
     bool written = !json_file || bench_write_json(json_file, json_path, doc, err, sizeof err);
     json_file = NULL;
     if (!written) {
@@ -575,7 +629,9 @@ done:
     json_decref(jcliffs);
     json_decref(jver);
     json_decref(jdraft);
+    json_decref(jbatch);
     glmoe_context_free(spec_ctx);
+    glmoe_context_free(batch_ctx);
     free(r.ids);
     glmoe_context_free(r.ctx);
     glmoe_model_free(model);
