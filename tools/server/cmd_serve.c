@@ -24,6 +24,7 @@ static const char *const help =
     "  --api-key K         require \"Authorization: Bearer K\" on every request (default: the\n"
     "                      GLMOE_API_KEY environment variable, else none)\n"
     "  --alias NAME        the model's id in /v1/models and requests (default: DIR's name)\n"
+    "  --tokenizer PATH    tokenizer.json, or a directory holding it (default: DIR)\n"
     "  --parallel N        sequences evaluated together (default 8); each gets --ctx tokens\n"
     "  --queue N           requests waiting for a sequence before 429 (default 64)\n"
     "  --max-body BYTES    largest request body (default 8388608)\n"
@@ -38,7 +39,8 @@ static void on_signal(int sig) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *cmd = "serve", *host = "127.0.0.1", *api_key = getenv("GLMOE_API_KEY"), *alias = NULL;
+    const char *cmd = "serve", *host = "127.0.0.1", *api_key = getenv("GLMOE_API_KEY"), *alias = NULL,
+               *tok_path = NULL;
     cli_model_opts mo = {.n_draft = -1};
     long port = 8080, parallel = 8, queue = 64, max_conn = 256, timeout = 60;
     uint64_t max_body = SRV_MAX_BODY_DEFAULT;
@@ -61,6 +63,7 @@ int cmd_serve(int argc, char **argv) {
         if (!strcmp(a, "--host")) host = v;
         else if (!strcmp(a, "--api-key")) api_key = v;
         else if (!strcmp(a, "--alias")) alias = v;
+        else if (!strcmp(a, "--tokenizer")) tok_path = v;
         else if (!strcmp(a, "--port")) ok = cli_parse_int(cmd, a, v, 0, 65535, &port);
         else if (!strcmp(a, "--parallel")) ok = cli_parse_int(cmd, a, v, 1, 256, &parallel);
         else if (!strcmp(a, "--queue")) ok = cli_parse_int(cmd, a, v, 1, 1 << 20, &queue);
@@ -108,7 +111,7 @@ int cmd_serve(int argc, char **argv) {
         cli_error(cmd, "%s", err);
         goto done;
     }
-    if (!cli_load_tokenizer(cmd, mo.model_dir, &tok)) goto done;
+    if (!cli_load_tokenizer(cmd, tok_path ? tok_path : mo.model_dir, &tok)) goto done;
 
     /* the model, and one context of `parallel` sequences (cli_open makes single-sequence ones) */
     cli_install_log(mo.verbose);

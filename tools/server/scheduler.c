@@ -68,9 +68,10 @@ struct srv_scheduler {
     bool started;
     pthread_mutex_t mu;        /* the queue, stopping, woken                                  */
     pthread_cond_t cv;
-    srv_job **queue;           /* a ring of max_queue                                         */
+    srv_job **queue;           /* a ring of max_queue + n_seq                                 */
     size_t q_head, q_len;
     bool stopping, woken;
+    int n_busy;                /* slots with a job (under mu): submit counts the free ones    */
 
     srv_slot *slots;
     glmoe_batch_row *rows;     /* [n_batch]                                                   */
@@ -101,6 +102,9 @@ static void slot_release(srv_scheduler *s, srv_slot *sl, bool cancelled) {
     srv_job_unref(sl->job);
     sl->job = NULL;
     sl->last_used = ++s->tick;
+    pthread_mutex_lock(&s->mu);
+    s->n_busy--;
+    pthread_mutex_unlock(&s->mu);
     srv_metrics_finished(s->metrics, cancelled);
 }
 
@@ -325,14 +329,17 @@ static void admit_locked(srv_scheduler *s) {
         for (int i = 0; i < s->n_seq && !free_slot; i++) free_slot = !s->slots[i].job;
         if (!free_slot) return;
         srv_job *job = s->queue[s->q_head];
-        s->q_head = (s->q_head + 1) % s->max_queue;
+        s->q_head = (s->q_head + 1) % (s->max_queue + (size_t)s->n_seq);
         s->q_len--;
         if (srv_job_is_cancelled(job)) { /* gone while waiting */
             srv_job_unref(job);
             srv_metrics_finished(s->metrics, true);
             continue;
         }
+        s->n_busy++;
+        pthread_mutex_unlock(&s->mu); /* slot_start may fail the job: slot_release takes mu */
         slot_start(s, job);
+        pthread_mutex_lock(&s->mu);
     }
 }
 
@@ -471,7 +478,7 @@ static void *engine_main(void *arg) {
     static const char bye[] = "the server is shutting down";
     while (s->q_len > 0) {
         srv_job *job = s->queue[s->q_head];
-        s->q_head = (s->q_head + 1) % s->max_queue;
+        s->q_head = (s->q_head + 1) % (s->max_queue + (size_t)s->n_seq);
         s->q_len--;
         srv_job_push(job, SRV_EV_ERROR, 503, bye, strlen(bye));
         srv_job_unref(job);
@@ -510,7 +517,7 @@ srv_scheduler *srv_scheduler_start(glmoe_model *model, glmoe_context *ctx, glmoe
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
-    s->queue = calloc(s->max_queue, sizeof *s->queue);
+    s->queue = calloc(s->max_queue + (size_t)s->n_seq, sizeof *s->queue);
     s->slots = calloc((size_t)s->n_seq, sizeof *s->slots);
     s->rows = calloc((size_t)s->n_batch, sizeof *s->rows);
     s->row_slot = calloc((size_t)s->n_batch, sizeof *s->row_slot);
@@ -534,13 +541,14 @@ srv_submit srv_scheduler_submit(srv_scheduler *s, srv_job *job) {
     pthread_mutex_lock(&s->mu);
     srv_submit r = SRV_SUBMITTED;
     if (s->stopping) r = SRV_STOPPING;
-    else if (s->q_len >= s->max_queue) r = SRV_QUEUE_FULL;
+    /* the queue's room, plus the free sequences the engine has not handed out yet */
+    else if (s->q_len >= s->max_queue + (size_t)(s->n_seq - s->n_busy)) r = SRV_QUEUE_FULL;
     if (r == SRV_SUBMITTED) {
         pthread_mutex_lock(&job->mu);
         job->refs++;
         job->sched = s;
         pthread_mutex_unlock(&job->mu);
-        s->queue[(s->q_head + s->q_len) % s->max_queue] = job;
+        s->queue[(s->q_head + s->q_len) % (s->max_queue + (size_t)s->n_seq)] = job;
         s->q_len++;
         s->woken = true;
         pthread_cond_signal(&s->cv);
