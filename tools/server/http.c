@@ -47,6 +47,8 @@ struct srv_http {
     srv_http_opts o;
     srv_scheduler *sched;
     glmoe_tokenizer *tok;
+    pthread_mutex_t tok_mu;  /* one encode at a time: the tokenizer's encoder has one scratch
+                                (src/tokenizer/tokenizer_internal.h), whatever glmoe.h says */
     srv_metrics *metrics;
     long long started;
 };
@@ -338,10 +340,17 @@ static enum MHD_Result completions(srv_http *h, struct MHD_Connection *c, srv_ki
     const char *param = kind == SRV_CHAT ? "messages" : "prompt";
     int32_t *ids = malloc((src_len + 16) * sizeof *ids); /* len + 16 ids always suffice (glmoe.h) */
     size_t n_ids = 0;
-    bool encoded = ids && glmoe_tokenizer_encode(h->tok, src, src_len, GLMOE_TOKENIZE_PARSE_SPECIAL, ids, src_len + 16,
-                                                 &n_ids) == GLMOE_OK;
-    if (!encoded) srv_fail(&e, ids ? 400 : 500, ids ? "invalid_request_error" : "server_error", NULL, param, "%s: %s",
-                           param, ids ? glmoe_tokenizer_errmsg(h->tok) : "out of memory");
+    bool encoded = false;
+    if (ids) {
+        pthread_mutex_lock(&h->tok_mu);
+        encoded = glmoe_tokenizer_encode(h->tok, src, src_len, GLMOE_TOKENIZE_PARSE_SPECIAL, ids, src_len + 16,
+                                         &n_ids) == GLMOE_OK;
+        if (!encoded) srv_fail(&e, 400, "invalid_request_error", NULL, param, "%s: %s", param,
+                               glmoe_tokenizer_errmsg(h->tok));
+        pthread_mutex_unlock(&h->tok_mu);
+    } else {
+        srv_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
+    }
     glmoe_free(text);
     if (!encoded) goto refuse;
     long room = (long)h->o.n_ctx - (long)n_ids;
@@ -496,6 +505,7 @@ srv_http *srv_http_start(const srv_http_opts *o, srv_scheduler *sched, glmoe_tok
     h->tok = tok;
     h->metrics = metrics;
     h->started = (long long)time(NULL);
+    pthread_mutex_init(&h->tok_mu, NULL);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
     char port[16];
     snprintf(port, sizeof port, "%d", o->port);
@@ -535,5 +545,6 @@ void srv_http_quiesce(srv_http *h) {
 void srv_http_stop(srv_http *h) {
     if (!h) return;
     MHD_stop_daemon(h->daemon);
+    pthread_mutex_destroy(&h->tok_mu);
     free(h);
 }

@@ -16,7 +16,7 @@
  *   metrics.c    counters and gauges, as Prometheus text
  *
  * Threads: MHD gives each connection a thread; it parses and tokenizes its request (tokenizer
- * encode is thread-safe), submits a job and waits on the job's channel. Only the engine thread
+ * encode, one at a time), submits a job and waits on the job's channel. Only the engine thread
  * touches the context, the samplers and the streams.
  */
 #ifndef GLMOE_SERVER_H
