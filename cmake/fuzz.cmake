@@ -12,7 +12,8 @@
 #     libFuzzer plus AddressSanitizer and UndefinedBehaviorSanitizer (-fno-sanitize-recover, so
 #     any UB finding stops the fuzzer and saves the input); consumers link the sanitizers too.
 #   - every tests/fuzz/fuzz_<name>.c becomes an executable fuzz_<name> at the top of the build
-#     folder; fuzz_cli_ids also compiles tools/cli/common.c (the CLI's id-list parser).
+#     folder; fuzz_cli_ids also compiles tools/cli/common.c (the CLI's id-list parser),
+#     fuzz_server_request tools/server/request.c and response.c (the server's request parser).
 #   - GLMOE_SOURCE_DIR is defined for the fuzzers that load fixtures from the source tree.
 # Jansson, Oniguruma and utf8proc come from Debian and are not instrumented: their inputs and
 # outputs are still checked by ASan's interceptors, but coverage only counts glmoe's own code.
@@ -42,6 +43,10 @@ function(glmoe_add_fuzzers)
     if(name STREQUAL "fuzz_cli_ids")
       target_sources(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tools/cli/common.c)
       target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tools/cli)
+    elseif(name STREQUAL "fuzz_server_request")
+      target_sources(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tools/server/request.c
+                                     ${PROJECT_SOURCE_DIR}/tools/server/response.c)
+      target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tools/server)
     endif()
     target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests/fuzz)
     target_compile_definitions(${name} PRIVATE GLMOE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

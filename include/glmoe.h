@@ -381,6 +381,12 @@ typedef struct glmoe_sampler_params {
     float min_p;              /* drop tokens below min_p * p(max); <= 0: off            */
     float repetition_penalty; /* CTRL-style penalty on tokens already seen; 1: off      */
     int32_t repetition_window;/* how many recent tokens the penalty looks at; 0: all    */
+    float frequency_penalty;  /* OpenAI's: logit[t] -= count[t] * frequency_penalty, count[t]
+                                 being how often the sampler sampled t since create/reset
+                                 (accepted prompt tokens do not count); 0: off (default)  */
+    float presence_penalty;   /* OpenAI's: logit[t] -= presence_penalty once t has been
+                                 sampled; 0: off (default). Both after the repetition penalty,
+                                 before top-k and temperature, greedy included; finite    */
     uint64_t seed;            /* the same seed gives the same tokens                    */
 } glmoe_sampler_params;
 

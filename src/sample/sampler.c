@@ -7,6 +7,10 @@
  *   1. repetition penalty  CTRL-style, as RepetitionPenaltyLogitsProcessor: for every distinct
  *                          token t among the last `repetition_window` tokens of the history,
  *                          z[t] = z[t] < 0 ? z[t] * penalty : z[t] / penalty
+ *   1b. OpenAI penalties   frequency and presence, as OpenAI's API and vLLM define them: for every
+ *                          token t the sampler has *sampled* c[t] > 0 times since create/reset
+ *                          (not the tokens given to accept(): the prompt is not penalised),
+ *                          z[t] -= c[t] * frequency_penalty + presence_penalty
  *   2. greedy              temperature <= 0: the argmax of the penalized logits (the lowest id on
  *                          exact ties); steps 3-7 are skipped and the RNG is not touched
  *   3. top-k               keep the k largest (ties: the lower id wins)
@@ -22,8 +26,9 @@
  * weights differently (FMA contraction) can change a rare draw.
  *
  * Parameters (glmoe_sampler_create; NULL means the defaults): temperature must be finite,
- * top_p >= 0, min_p <= 1, repetition_penalty finite and > 0, repetition_window >= 0; NaN is
- * refused everywhere. top_k <= 0 or >= n_vocab, top_p >= 1 and min_p <= 0 turn a filter off.
+ * top_p >= 0, min_p <= 1, repetition_penalty finite and > 0, repetition_window >= 0,
+ * frequency_penalty and presence_penalty finite (any sign; OpenAI's range is [-2, 2], which its
+ * server checks); NaN is refused everywhere. top_k <= 0 or >= n_vocab, top_p >= 1 and min_p <= 0 turn a filter off.
  * A refusal is GLMOE_E_ARG with a one-line message naming the field and the value.
  * sample() returns GLMOE_E_ARG for a NULL argument or n_vocab <= 0, GLMOE_E_NOMEM if its buffers
  * cannot grow; *token is written only on success. Each failure leaves a one-line message in the
@@ -53,6 +58,10 @@
  *     quickselect (expected O(V), by count for top-k, steered by the mass on each side of the
  *     pivot for top-p; introselect's depth limit falls back to qsort).
  * Buffers belong to the sampler and grow when a larger V shows up.
+ *
+ * Counts of sampled tokens (step 1b): kept only when a frequency or presence penalty is on, as a
+ * count per id (grown to the vocabulary) plus the list of distinct ids, so that applying them
+ * costs O(distinct ids), not O(vocabulary).
  *
  * History: kept only when the penalty is on (it is read by nothing else). accept() and sample()
  * append; with a window W > 0 only the last W tokens are retained. History ids outside
@@ -95,14 +104,20 @@ struct glmoe_sampler {
     glmoe_sampler_params params;
     bool greedy;
     bool penalize;       /* repetition_penalty != 1: the history is kept and applied */
+    bool count_sampled;  /* frequency or presence penalty != 0: counts of sampled ids are kept */
     gm_rng rng;
 
     int32_t *history;    /* accepted and sampled ids, oldest first */
     size_t n_history, cap_history;
     bool history_lost;   /* an append failed for lack of memory; sample() says so until reset */
 
+    uint32_t *sampled_count; /* [cap_count] times each id was sampled since create/reset */
+    size_t cap_count;
+    int32_t *sampled_ids;    /* [cap_count] the distinct ids with a count > 0, in first-seen order */
+    size_t n_sampled_ids;
+
     size_t cap_vocab;    /* the vocabulary size the buffers below are sized for */
-    float *penalized;    /* [cap_vocab] the logits with the penalty applied (only when penalize) */
+    float *penalized;    /* [cap_vocab] the logits with the penalties applied (only when one is on) */
     float *weights;      /* [cap_vocab] dense exp((z - max) / T) */
     gm_cand *cand;       /* [cap_vocab] candidate tokens */
     uint32_t *block_key; /* [cap_vocab / GM_BLOCK + 1] largest float_key() of the logits per block */
@@ -120,6 +135,8 @@ glmoe_sampler_params glmoe_sampler_params_default(void) {
         .min_p = 0.0f,
         .repetition_penalty = 1.0f,
         .repetition_window = 0,
+        .frequency_penalty = 0.0f,
+        .presence_penalty = 0.0f,
         .seed = 0,
     };
     return p;
@@ -173,6 +190,10 @@ static glmoe_status check_params(const glmoe_sampler_params *p, char *err, size_
     if (p->repetition_window < 0)
         return sampler_fail(err, err_size, "repetition_window must be >= 0 (0 is the whole history)",
                             p->repetition_window);
+    if (!isfinite(p->frequency_penalty))
+        return sampler_fail(err, err_size, "frequency_penalty must be a finite number (0 is off)", p->frequency_penalty);
+    if (!isfinite(p->presence_penalty))
+        return sampler_fail(err, err_size, "presence_penalty must be a finite number (0 is off)", p->presence_penalty);
     return GLMOE_OK;
 }
 
@@ -196,6 +217,7 @@ glmoe_status glmoe_sampler_create(glmoe_sampler **out, const glmoe_sampler_param
     s->params = p;
     s->greedy = p.temperature <= 0.0f;
     s->penalize = p.repetition_penalty != 1.0f;
+    s->count_sampled = p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
     gm_rng_seed(&s->rng, p.seed);
     *out = s;
     return GLMOE_OK;
@@ -204,6 +226,8 @@ glmoe_status glmoe_sampler_create(glmoe_sampler **out, const glmoe_sampler_param
 void glmoe_sampler_free(glmoe_sampler *s) {
     if (!s) return;
     free(s->history);
+    free(s->sampled_count);
+    free(s->sampled_ids);
     free(s->penalized);
     free(s->weights);
     free(s->cand);
@@ -217,6 +241,8 @@ void glmoe_sampler_reset(glmoe_sampler *s) {
     if (!s) return;
     s->n_history = 0;
     s->history_lost = false;
+    for (size_t i = 0; i < s->n_sampled_ids; i++) s->sampled_count[s->sampled_ids[i]] = 0;
+    s->n_sampled_ids = 0;
     gm_rng_seed(&s->rng, s->params.seed);
 }
 
@@ -251,13 +277,13 @@ void glmoe_sampler_accept(glmoe_sampler *s, const int32_t *ids, size_t n_ids) {
     }
 }
 
-/* Step 1 into s->penalized. Each value is computed from the untouched input, so a token that
- * occurs several times in the window is penalised once, as HF's gather/scatter does. */
-static const float *apply_penalty(glmoe_sampler *s, const float *logits, int32_t n_vocab) {
+/* Step 1 on s->penalized (a copy of the logits made by the caller). Each value is computed from
+ * the untouched input, so a token that occurs several times in the window is penalised once, as
+ * HF's gather/scatter does. */
+static void apply_penalty(glmoe_sampler *s, const float *logits, int32_t n_vocab) {
     size_t w = (size_t)s->params.repetition_window;
     size_t start = (w > 0 && s->n_history > w) ? s->n_history - w : 0;
     float penalty = s->params.repetition_penalty;
-    memcpy(s->penalized, logits, (size_t)n_vocab * sizeof *logits);
     for (size_t i = start; i < s->n_history; i++) {
         int32_t t = s->history[i];
         if (t < 0 || t >= n_vocab) continue;
@@ -265,7 +291,35 @@ static const float *apply_penalty(glmoe_sampler *s, const float *logits, int32_t
         /* torch.where(score < 0, score * penalty, score / penalty) */
         s->penalized[t] = x < 0.0f ? x * penalty : x / penalty;
     }
-    return s->penalized;
+}
+
+/* Step 1b on s->penalized: OpenAI's logits[t] -= c[t] * frequency_penalty + (c[t] > 0) *
+ * presence_penalty for each id sampled so far (vLLM's apply_penalties, after the repetition
+ * penalty as there). */
+static void apply_openai_penalties(glmoe_sampler *s, int32_t n_vocab) {
+    float freq = s->params.frequency_penalty, presence = s->params.presence_penalty;
+    for (size_t i = 0; i < s->n_sampled_ids; i++) {
+        int32_t t = s->sampled_ids[i];
+        if (t >= n_vocab) continue;
+        s->penalized[t] -= (float)s->sampled_count[t] * freq + presence;
+    }
+}
+
+/* Makes room to count any id up to t (a sampled id is below its call's n_vocab, so the arrays
+ * grow to the largest vocabulary seen). */
+static bool count_make_room(glmoe_sampler *s, int32_t t) {
+    if ((size_t)t < s->cap_count) return true;
+    size_t cap = s->cap_count ? s->cap_count : 256;
+    while (cap <= (size_t)t) cap *= 2;
+    uint32_t *c = realloc(s->sampled_count, cap * sizeof *c);
+    if (!c) return false;
+    memset(c + s->cap_count, 0, (cap - s->cap_count) * sizeof *c);
+    s->sampled_count = c;
+    int32_t *ids = realloc(s->sampled_ids, cap * sizeof *ids);
+    if (!ids) return false; /* the counts grew, cap_count did not: the next call tries again */
+    s->sampled_ids = ids;
+    s->cap_count = cap;
+    return true;
 }
 
 /* ---- dense passes over the vocabulary ---------------------------------------------------- */
@@ -753,14 +807,15 @@ static bool ensure_buffers(glmoe_sampler *s, int32_t n_vocab) {
     free(s->block_key);
     free(s->block_sum);
     free(s->block_max);
-    s->penalized = s->penalize ? malloc(need * sizeof *s->penalized) : NULL;
+    bool adjust = s->penalize || s->count_sampled;
+    s->penalized = adjust ? malloc(need * sizeof *s->penalized) : NULL;
     s->weights = malloc(need * sizeof *s->weights);
     s->cand = malloc(need * sizeof *s->cand);
     s->block_key = malloc(nb * sizeof *s->block_key);
     s->block_sum = malloc(nb * sizeof *s->block_sum);
     s->block_max = malloc(nb * sizeof *s->block_max);
     s->cap_vocab = need;
-    if ((s->penalize && !s->penalized) || !s->weights || !s->cand || !s->block_key || !s->block_sum ||
+    if ((adjust && !s->penalized) || !s->weights || !s->cand || !s->block_key || !s->block_sum ||
         !s->block_max) {
         /* leave no half-grown set behind: the next call starts from nothing */
         free(s->penalized);
@@ -795,8 +850,18 @@ glmoe_status glmoe_sampler_sample(glmoe_sampler *s, const float *logits, int32_t
     /* Reserve the history slot first, so that a sampled token is never lost afterwards. */
     if (s->penalize && !history_make_room(s))
         return sample_fail(s, GLMOE_E_NOMEM, "out of memory growing the repetition history");
+    /* The same for the counts: room for any id of this vocabulary before choosing. */
+    if (s->count_sampled && !count_make_room(s, n_vocab - 1))
+        return sample_fail(s, GLMOE_E_NOMEM, "out of memory for the counts of sampled tokens");
 
-    const float *z = (s->penalize && s->n_history > 0) ? apply_penalty(s, logits, n_vocab) : logits;
+    const float *z = logits;
+    bool repeat = s->penalize && s->n_history > 0, openai = s->count_sampled && s->n_sampled_ids > 0;
+    if (repeat || openai) {
+        memcpy(s->penalized, logits, (size_t)n_vocab * sizeof *logits);
+        if (repeat) apply_penalty(s, logits, n_vocab);
+        if (openai) apply_openai_penalties(s, n_vocab);
+        z = s->penalized;
+    }
     uint32_t key = max_key(z, n_vocab, s->block_key);
     float max = key ? float_from_key(key) : NAN;
     if (!(max > -INFINITY)) return fail_not_finite(s, logits, n_vocab); /* nothing to choose */
@@ -804,6 +869,7 @@ glmoe_status glmoe_sampler_sample(glmoe_sampler *s, const float *logits, int32_t
     int32_t tok = s->greedy ? first_index_of_key(z, n_vocab, s->block_key, key)
                             : sample_random(s, z, n_vocab, max);
     if (s->penalize) s->history[s->n_history++] = tok;
+    if (s->count_sampled && s->sampled_count[tok]++ == 0) s->sampled_ids[s->n_sampled_ids++] = tok;
     *token = tok;
     return GLMOE_OK;
 }

@@ -49,6 +49,7 @@ opts_for() {
         chat) echo "-max_len=8192" ;;
         chat_stream) echo "-max_len=4096" ;;   # streamed ~5 ways, one of them a byte at a time
         cli_ids) echo "-max_len=256 -close_fd_mask=2" ;;
+        server_request) echo "-max_len=8192" ;;
         *) echo "-max_len=4096" ;;
     esac
 }

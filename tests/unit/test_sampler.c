@@ -16,6 +16,9 @@
  *   - repetition penalty: greedy flips at values chosen on either side of the HF formula's result,
  *     each distinct token penalised once, the window against a reference over random histories,
  *     and frequencies against the HF formula
+ *   - frequency and presence penalties: hand-worked greedy sequences, a reference over random
+ *     logits (alone and after the repetition penalty), accepted tokens not counted, reset, and
+ *     the random path (a large presence penalty never draws a token twice)
  *   - parameter validation and bad arguments; vocabularies that grow and shrink
  *
  * Each check was seen to fail against a deliberately broken sampler (wrong tie rule, penalty
@@ -897,6 +900,120 @@ static void test_repetition_penalty(void) {
     CHECK(unseen_gained >= V - 4 - 2, "only %d of %d unseen tokens gained", unseen_gained, V - 4);
 }
 
+/* ---- frequency and presence penalties (OpenAI) ---------------------------------------------- */
+
+/* The reference: greedy over z[t] (after the HF repetition penalty over `hist`) minus
+ * count[t] * freq + (count[t] > 0) * presence, in double, lowest id on ties. */
+static int32_t ref_openai_greedy(const float *z, int vocab, const long *count, double freq, double presence,
+                                 float rep, const int32_t *hist, size_t n_hist) {
+    int32_t best = -1;
+    double best_v = -INFINITY;
+    for (int t = 0; t < vocab; t++) {
+        double v = z[t];
+        if (rep != 1.0f) {
+            bool seen = false;
+            for (size_t i = 0; i < n_hist; i++) seen |= hist[i] == t;
+            if (seen) v = z[t] < 0.0f ? (double)(z[t] * rep) : (double)(z[t] / rep);
+        }
+        v -= (double)count[t] * freq + (count[t] > 0 ? presence : 0.0);
+        if (v > best_v) {
+            best_v = v;
+            best = t;
+        }
+    }
+    return best;
+}
+
+static void test_openai_penalties(void) {
+    glmoe_sampler_params p = glmoe_sampler_params_default();
+    CHECK(p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f, "the OpenAI penalties are not off by default");
+    /* Hand-worked sequences on z = {3, 2.5, 2}: frequency 0.3 lets token 0 win twice (3, 2.7 >
+     * 2.5), then 2.4 loses; presence 0.6 takes 0.6 once and never more. */
+    const float z[3] = {3.0f, 2.5f, 2.0f};
+    const struct { float freq, presence; int32_t want[6]; } cases[] = {
+        {0.3f, 0.0f, {0, 0, 1, 0, 1, 0}},
+        {0.0f, 0.6f, {0, 1, 0, 0, 0, 0}},
+        {0.0f, 0.0f, {0, 0, 0, 0, 0, 0}},
+        {-0.5f, 0.0f, {0, 0, 0, 0, 0, 0}}, /* negative favours repeats */
+        {0.0f, -1.0f, {0, 0, 0, 0, 0, 0}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        p = glmoe_sampler_params_default();
+        p.frequency_penalty = cases[c].freq;
+        p.presence_penalty = cases[c].presence;
+        glmoe_sampler *s = NULL;
+        CHECK(glmoe_sampler_create(&s, &p, NULL, 0) == GLMOE_OK, "create");
+        if (!s) continue;
+        /* accepted tokens (the prompt) are not counted */
+        const int32_t prompt[4] = {0, 0, 0, 0};
+        glmoe_sampler_accept(s, prompt, 4);
+        for (int round = 0; round < 2; round++) { /* the second after reset: the counts are gone */
+            for (int i = 0; i < 6; i++) {
+                int32_t t = -1;
+                CHECK(glmoe_sampler_sample(s, z, 3, &t) == GLMOE_OK, "sample");
+                CHECK(t == cases[c].want[i], "case %zu round %d step %d: token %d, want %d", c, round, i, t,
+                      cases[c].want[i]);
+            }
+            glmoe_sampler_reset(s);
+        }
+        glmoe_sampler_free(s);
+    }
+
+    /* Random logits, many steps, against the reference, alone and with a repetition penalty. */
+    enum { V = 300, STEPS = 400 };
+    static float zr[V];
+    static long count[V];
+    static int32_t hist[STEPS + 8];
+    for (int variant = 0; variant < 3; variant++) {
+        random_logits(zr, V, -2.0f, 2.0f);
+        memset(count, 0, sizeof count);
+        p = glmoe_sampler_params_default();
+        p.frequency_penalty = variant == 1 ? 0.0f : 0.05f;
+        p.presence_penalty = variant == 0 ? 0.0f : 0.2f;
+        p.repetition_penalty = variant == 2 ? 1.2f : 1.0f;
+        glmoe_sampler *s = NULL;
+        CHECK(glmoe_sampler_create(&s, &p, NULL, 0) == GLMOE_OK, "create");
+        if (!s) continue;
+        size_t n_hist = 0;
+        const int32_t prompt[2] = {7, 11};
+        glmoe_sampler_accept(s, prompt, 2);
+        hist[n_hist++] = 7;
+        hist[n_hist++] = 11;
+        int mismatches = 0;
+        for (int i = 0; i < STEPS; i++) {
+            int32_t want = ref_openai_greedy(zr, V, count, p.frequency_penalty, p.presence_penalty,
+                                             p.repetition_penalty, hist, n_hist), t = -1;
+            glmoe_sampler_sample(s, zr, V, &t);
+            mismatches += t != want;
+            if (t < 0 || t >= V) break;
+            count[t]++;
+            hist[n_hist++] = t;
+        }
+        CHECK(mismatches == 0, "variant %d: %d of %d steps differ from the reference", variant, mismatches, STEPS);
+        glmoe_sampler_free(s);
+    }
+
+    /* Sampling (temperature 1) sees the penalties too: with a presence penalty of 100 on equal
+     * logits, 8 draws of 8 tokens give each token exactly once. */
+    {
+        p = glmoe_sampler_params_default();
+        p.temperature = 1.0f;
+        p.presence_penalty = 100.0f;
+        p.seed = 5;
+        glmoe_sampler *s = NULL;
+        CHECK(glmoe_sampler_create(&s, &p, NULL, 0) == GLMOE_OK, "create");
+        const float flat[8] = {0};
+        int seen[8] = {0}, twice = 0;
+        for (int i = 0; s && i < 8; i++) {
+            int32_t t = -1;
+            glmoe_sampler_sample(s, flat, 8, &t);
+            if (t >= 0 && t < 8) twice += seen[t]++ > 0;
+        }
+        CHECK(twice == 0, "a sampled token came again %d times despite presence_penalty 100", twice);
+        glmoe_sampler_free(s);
+    }
+}
+
 /* ---- arguments ------------------------------------------------------------------------------ */
 
 static void expect_rejected(const char *what, glmoe_sampler_params p) {
@@ -955,6 +1072,10 @@ static void test_arguments(void) {
     REJECT(repetition_penalty, NAN);
     REJECT(repetition_penalty, INFINITY);
     REJECT(repetition_window, -1);
+    REJECT(frequency_penalty, NAN);
+    REJECT(frequency_penalty, INFINITY);
+    REJECT(presence_penalty, NAN);
+    REJECT(presence_penalty, -INFINITY);
     ACCEPT(temperature, -1.0f);
     ACCEPT(top_p, 0.0f);
     ACCEPT(top_p, 3.0f);
@@ -963,6 +1084,8 @@ static void test_arguments(void) {
     ACCEPT(top_k, -5);
     ACCEPT(top_k, 1000000);
     ACCEPT(repetition_penalty, 0.5f);
+    ACCEPT(frequency_penalty, -2.0f);
+    ACCEPT(presence_penalty, 2.0f);
 #undef REJECT
 #undef ACCEPT
 
@@ -1075,6 +1198,7 @@ int main(int argc, char **argv) {
     RUN(test_top_p_large);
     RUN(test_min_p);
     RUN(test_repetition_penalty);
+    RUN(test_openai_penalties);
     RUN(test_arguments);
     RUN(test_big_vocab_and_timing);
     return test_summary("test_sampler");

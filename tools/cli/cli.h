@@ -141,5 +141,6 @@ int cmd_logits(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv); /* bench/cmd_bench.c */
 int cmd_quantize(int argc, char **argv);
+int cmd_serve(int argc, char **argv); /* tools/server/cmd_serve.c */
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
     {"info", cmd_info, "show a model's configuration and weights"},
     {"bench", cmd_bench, "prefill and decode speed against the device's limits"},
     {"quantize", cmd_quantize, "write an MLX-format quantized copy of a checkpoint"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server (tools/server)"},
 };
 
 static void usage(FILE *f) {
