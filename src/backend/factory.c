@@ -4,6 +4,9 @@
  * why in the log). Nothing above src/backend/ includes a backend's own header.
  */
 #include "backend/backend.h"
+
+#include <stdio.h>
+
 #include "util/log.h"
 #ifdef GLMOE_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -28,8 +31,36 @@ glmoe_status gm_backend_create(gm_backend **out, glmoe_device device, int n_thre
 #ifdef GLMOE_HAVE_CUDA
         return cuda_backend_create(out, 0, err);
 #else
-        return gm_fail(err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: this build of glmoe has no CUDA backend");
 #endif
+    }
+    return gm_fail(err, GLMOE_E_ARG, "unknown device %d", (int)device);
+}
+
+glmoe_status gm_backend_check(glmoe_device device, char *desc, size_t desc_size, gm_err *err) {
+    if (desc_size) desc[0] = '\0';
+    switch (device) {
+    case GLMOE_DEVICE_CPU:
+        snprintf(desc, desc_size, "cpu");
+        return GLMOE_OK;
+    case GLMOE_DEVICE_AUTO:
+    case GLMOE_DEVICE_CUDA: {
+#ifdef GLMOE_HAVE_CUDA
+        gm_backend *be = NULL;
+        glmoe_status s = cuda_backend_create(&be, 0, err);
+        if (!s) {
+            be->ops->free(be);
+            snprintf(desc, desc_size, "cuda: device 0");
+            return GLMOE_OK;
+        }
+#else
+        glmoe_status s = gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: this build of glmoe has no CUDA backend");
+#endif
+        if (device == GLMOE_DEVICE_CUDA) return s;
+        gm_err_clear(err);
+        snprintf(desc, desc_size, "cpu");
+        return GLMOE_OK;
+    }
     }
     return gm_fail(err, GLMOE_E_ARG, "unknown device %d", (int)device);
 }
