@@ -1,7 +1,9 @@
 /*
  * factory.c — the one place where backends are made: the device choice of glmoe_model_params and
  * the fallback of GLMOE_DEVICE_AUTO (the GPU when there is a usable one, else the CPU, saying
- * why in the log). Nothing above src/backend/ includes a backend's own header.
+ * why in the log), and gm_backend_check, the same choice without making a backend. Nothing
+ * above src/backend/ includes a backend's own header. The CUDA backend is a module opened on
+ * demand (cuda_loader.c): a machine without a GPU never loads it.
  */
 #include "backend/backend.h"
 
@@ -10,6 +12,8 @@
 #include "util/log.h"
 #ifdef GLMOE_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda_driver.h"
+#include "backend/cuda_loader.h"
 #endif
 
 glmoe_status gm_backend_create(gm_backend **out, glmoe_device device, int n_threads, gm_err *err) {
@@ -46,11 +50,13 @@ glmoe_status gm_backend_check(glmoe_device device, char *desc, size_t desc_size,
     case GLMOE_DEVICE_AUTO:
     case GLMOE_DEVICE_CUDA: {
 #ifdef GLMOE_HAVE_CUDA
-        gm_backend *be = NULL;
-        glmoe_status s = cuda_backend_create(&be, 0, err);
+        /* what cuda_backend_create checks before it makes anything: a GPU, then the module */
+        char gpu[300];
+        const gm_cuda_module *m;
+        glmoe_status s = gm_cuda_driver_check(0, gpu, sizeof gpu, err);
+        if (!s) s = cuda_module_get(&m, err);
         if (!s) {
-            be->ops->free(be);
-            snprintf(desc, desc_size, "cuda: device 0");
+            snprintf(desc, desc_size, "cuda: %s", gpu);
             return GLMOE_OK;
         }
 #else
