@@ -2,9 +2,15 @@
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all test test-nocuda asan tsan fuzz valgrind clean
+.PHONY: all install test test-nocuda asan tsan fuzz valgrind clean
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j$$(nproc)
+
+# The header, libglmoe.so (with its SONAME links), libglmoe.a, the CUDA module when built, glmoe.pc
+# and bin/glmoe under PREFIX (cmake/install.cmake says what goes where).
+PREFIX ?= /usr/local
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 $(BUILD)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
