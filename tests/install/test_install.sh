@@ -42,7 +42,9 @@ if [ "$have_cuda" = ON ]; then [ -f "$lib/libglmoe-cuda.so" ] || fail "not insta
 export PKG_CONFIG_PATH=$lib/pkgconfig
 [ "$(pkg-config --modversion glmoe)" = "$v" ] || fail "pkg-config --modversion glmoe: $(pkg-config --modversion glmoe 2>&1), want $v"
 
-# The README's command, as a user types it.
+# The README's command, as a user types it. hello runs on --device auto: where there is a GPU it is
+# hidden, so that hello and `glmoe generate --device cpu` compute the same float32 logits.
+export CUDA_VISIBLE_DEVICES=
 cp "$repo/examples/hello.c" "$tmp/hello.c"
 cd "$tmp" || exit 1
 # shellcheck disable=SC2046
