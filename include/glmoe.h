@@ -143,7 +143,7 @@ GLMOE_API bool glmoe_device_built(glmoe_device device);
  * GLMOE_DEVICE_CUDA: the build has it, the NVIDIA driver is installed and sees a GPU of compute
  * capability 8.0 or newer, and the backend's module opens. GLMOE_DEVICE_AUTO: as CUDA, else the
  * CPU (always GLMOE_OK). On GLMOE_OK, desc (may be NULL) receives what would run ("cpu", "cuda:
- * NVIDIA H100 80GB HBM3, compute capability 9.0"); otherwise one line saying why not
+ * NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB"); otherwise one line saying why not
  * ("cuda: no CUDA GPU: the NVIDIA driver is not installed (libcuda.so.1: cannot open shared object
  * file)"), and the status is GLMOE_E_UNSUPPORTED (or GLMOE_E_ARG for an unknown device). */
 GLMOE_API glmoe_status glmoe_device_check(glmoe_device device, char *desc, size_t desc_size);
