@@ -29,6 +29,7 @@
 
 static glmoe_model *g_model;
 static int32_t g_vocab;
+static glmoe_device g_device = GLMOE_DEVICE_CPU; /* argv[2]: cpu (default) or cuda */
 
 static glmoe_context *context(int32_t n_seq, int32_t n_draft) {
     glmoe_context_params p = glmoe_context_params_default();
@@ -343,7 +344,7 @@ static void test_demo(const char *root) {
     snprintf(dir, sizeof dir, "%s/models/glmoe-demo", root);
     glmoe_model *m = NULL;
     glmoe_model_params mp = glmoe_model_params_default();
-    mp.device = GLMOE_DEVICE_CPU;
+    mp.device = g_device;
     mp.n_threads = 1;
     glmoe_status s = glmoe_model_load(&m, dir, &mp);
     CHECK(s == GLMOE_OK, "%s", glmoe_model_errmsg(m));
@@ -426,16 +427,22 @@ static void test_refusals(const char *root) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: test_speculate REPO_ROOT\n");
+    if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "cpu") && strcmp(argv[2], "cuda"))) {
+        fprintf(stderr, "usage: test_speculate REPO_ROOT [cpu|cuda]\n");
         return 2;
     }
+    if (argc == 3 && !strcmp(argv[2], "cuda")) g_device = GLMOE_DEVICE_CUDA;
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/tests/golden/mtp", argv[1]);
     glmoe_model_params mp = glmoe_model_params_default();
-    mp.device = GLMOE_DEVICE_CPU;
+    mp.device = g_device;
     mp.n_threads = 1;
     glmoe_status s = glmoe_model_load(&g_model, dir, &mp);
+    if (s == GLMOE_E_UNSUPPORTED && g_device == GLMOE_DEVICE_CUDA) {
+        printf("SKIP: no CUDA device (%s)\n", glmoe_model_errmsg(g_model));
+        glmoe_model_free(g_model);
+        return 0;
+    }
     CHECK(s == GLMOE_OK, "%s", glmoe_model_errmsg(g_model));
     if (!s) {
         glmoe_model_info info;

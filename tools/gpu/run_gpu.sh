@@ -23,6 +23,8 @@
 #      with the CPU's (test_golden --long);
 #      and the MLX-quantized golden cases (tests/golden_quant) against MLX's logits;
 #   4b. tests/threads/test_threads on the GPU: two threads x two contexts, logits bit for bit;
+#       tests/batch/test_batch (rows of several sequences in one forward equal each alone) and
+#       tests/test_speculate (drafts, exactness, acceptance distribution) on the GPU;
 #   4c. quantized weights (glmoe quantize of glm45_like at q4 g64 and q3 g32): GPU logits vs the
 #      CPU's (rel. L2 <= 1e-2), greedy ids compared (reported);
 #   5. bad state: tests/ops/test_cuda_state (out of device memory: a clear error naming bytes
@@ -78,7 +80,7 @@ t=$(date +%s)
 if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
         "${CMAKE_EXTRA[@]}" > "$LOGS/configure.log" 2>&1 &&
    grep -q "CUDA backend ON" "$LOGS/configure.log" &&
-   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_cuda_state test_cuda_module test_golden test_synthetic test_threads glmoe_gpu_bench glmoe_cli \
+   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_cuda_state test_cuda_module test_golden test_synthetic test_threads test_batch test_speculate glmoe_gpu_bench glmoe_cli \
        > "$LOGS/build.log" 2>&1; then
     row "build" "ok ($(secs $t) s)"
 else
@@ -159,6 +161,22 @@ if timeout 300 "$BUILD/tests/threads/test_threads" "$ROOT" cuda > "$LOGS/threads
     row "threads (cuda)" "ok ($(secs $t) s): $(grep -m1 'contexts made' "$LOGS/threads_cuda.log")"
 else
     fail "threads (cuda)" "$(grep -m1 -E '^(FAIL|SKIP)' "$LOGS/threads_cuda.log" | cut -c1-200)"
+fi
+
+# ---- 4b'. several sequences in one forward, and speculative decoding with the MTP layer, on the GPU ---
+t=$(date +%s)
+if timeout 300 "$BUILD/tests/batch/test_batch" "$ROOT" cuda > "$LOGS/batch_cuda.log" 2>&1 &&
+   ! grep -q '^SKIP' "$LOGS/batch_cuda.log"; then
+    row "batch (cuda)" "ok ($(secs $t) s): $(tail -1 "$LOGS/batch_cuda.log" | cut -c1-120)"
+else
+    fail "batch (cuda)" "$(grep -m1 -E '^(FAIL|SKIP)' "$LOGS/batch_cuda.log" | cut -c1-200)"
+fi
+t=$(date +%s)
+if timeout 300 "$BUILD/tests/test_speculate" "$ROOT" cuda > "$LOGS/speculate_cuda.log" 2>&1 &&
+   ! grep -q '^SKIP: no CUDA' "$LOGS/speculate_cuda.log"; then
+    row "speculate (cuda)" "ok ($(secs $t) s): $(tail -1 "$LOGS/speculate_cuda.log" | cut -c1-120)"
+else
+    fail "speculate (cuda)" "$(grep -m1 -E '^(FAIL|SKIP)' "$LOGS/speculate_cuda.log" | cut -c1-200)"
 fi
 
 # ---- 4c. quantized weights: a q4 g64 and a q3 g32 copy of glm45_like, logits on the GPU vs the CPU ----
