@@ -2,9 +2,15 @@
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all test test-nocuda asan tsan fuzz valgrind clean
+.PHONY: all install test test-nocuda asan tsan fuzz valgrind clean
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j$$(nproc)
+
+# The header, libglmoe.so (with its SONAME links), libglmoe.a, the CUDA module when built, glmoe.pc
+# and bin/glmoe under PREFIX (cmake/install.cmake says what goes where).
+PREFIX ?= /usr/local
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 $(BUILD)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
@@ -69,7 +75,7 @@ define VALGRIND_RUNS
 0 $$VG $(VALGRIND_BUILD)/tests/golden/test_golden tests/golden/odd_dims
 0 $$VG $(VALGRIND_BUILD)/glmoe info -m models/glmoe-demo
 0 $$VG $(VALGRIND_BUILD)/glmoe tokenize -t models/glmoe-demo --text "The State of the Union, 1863: <|user|>"
-0 $$VG $(VALGRIND_BUILD)/glmoe detokenize -t models/glmoe-demo --ids 464,3475,286,262
+0 $$VG $(VALGRIND_BUILD)/glmoe detokenize -t models/glmoe-demo --ids 51,3258,920,267,259,1160
 0 $$VG $(VALGRIND_BUILD)/glmoe generate -m models/glmoe-demo -p "The State of the Union" -n 6 --temp 0.8 --top-p 0.95 --seed 1
 0 printf 'Hello\n/quit\n' | $$VG $(VALGRIND_BUILD)/glmoe chat -m models/glmoe-demo -n 4 --seed 1
 0 $$VG $(VALGRIND_BUILD)/glmoe logits -m tests/golden/odd_dims --ids 1,2,3 -o /dev/null

@@ -2,9 +2,16 @@
 #
 # Included by the top-level CMakeLists.txt after the glmoe_core and glmoe targets exist. Sets
 # GLMOE_HAVE_CUDA (ON/OFF) for the rest of the build. With CUDA:
-#   - the .cu files become an object library whose objects join glmoe_core and libglmoe.so;
-#   - both get the GLMOE_HAVE_CUDA definition (PUBLIC on glmoe_core, so tests see it) and link
-#     CUDA::cudart and CUDA::cublas;
+#   - the .cu files, with src/backend/cuda/cuda_module.c and the stateless helpers they use,
+#     become the module libglmoe-cuda.so (target glmoe_cuda_module, next to libglmoe.so in the
+#     build directory; installed next to it), the only binary that links CUDA::cudart and
+#     CUDA::cublas. glmoe_core and libglmoe.so open it with dlopen when a GPU is asked for and the
+#     driver says there is one (src/backend/cuda_loader.c): a CPU run maps no CUDA library;
+#   - glmoe_core and glmoe get the GLMOE_HAVE_CUDA definition (PUBLIC on glmoe_core, so tests see
+#     it), and every target that links glmoe_core builds the module first;
+#   - the build tree's programs carry the build directory in their RUNPATH (CMAKE_BUILD_RPATH, set
+#     by CMakeLists.txt), where the loader finds the module by name (tests/*, run by ctest or by
+#     tools/gpu/run_gpu.sh directly);
 #   - every golden case gets a second test, golden_cuda_<case>, running test_golden with
 #     --device cuda (it prints "SKIP: no CUDA device" on a machine without a GPU, which ctest
 #     reports as skipped), and golden_cuda_long generates 2100 tokens on glm45_like against the
@@ -51,15 +58,36 @@ set_target_properties(glmoe_cuda PROPERTIES
 target_include_directories(glmoe_cuda PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(glmoe_cuda PUBLIC CUDA::cudart CUDA::cublas)
 
-# glmoe_core and glmoe were created before CUDA was enabled: give them the architectures too, or a
-# fresh configure fails with "CUDA_ARCHITECTURES is empty".
-set_target_properties(glmoe_core glmoe PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
-target_sources(glmoe_core PRIVATE $<TARGET_OBJECTS:glmoe_cuda>)
+# The module: the .cu objects, its entry point, and its own copies of the stateless helpers the
+# .cu files call (their errors and weight formats); logging goes through the library's callback.
+add_library(glmoe_cuda_module MODULE
+  $<TARGET_OBJECTS:glmoe_cuda>
+  ${PROJECT_SOURCE_DIR}/src/backend/cuda/cuda_module.c
+  ${PROJECT_SOURCE_DIR}/src/util/error.c
+  ${PROJECT_SOURCE_DIR}/src/backend/formats.c)
+set_target_properties(glmoe_cuda_module PROPERTIES
+  OUTPUT_NAME glmoe-cuda PREFIX lib LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}
+  C_VISIBILITY_PRESET hidden CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}" LINKER_LANGUAGE C
+  # installed: find cudart and cuBLAS where they were found at build time
+  INSTALL_RPATH "${CUDAToolkit_LIBRARY_DIR}")
+target_include_directories(glmoe_cuda_module PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(glmoe_cuda_module PRIVATE CUDA::cudart CUDA::cublas)
+if(NOT GLMOE_SANITIZE AND NOT GLMOE_TSAN)
+  target_link_options(glmoe_cuda_module PRIVATE LINKER:--no-undefined) # every symbol resolved here
+endif()
+# The module and the loader must come from one build (src/backend/cuda/cuda_module.h).
+set_source_files_properties(${PROJECT_SOURCE_DIR}/src/backend/cuda/cuda_module.c ${PROJECT_SOURCE_DIR}/src/backend/cuda_loader.c
+  PROPERTIES COMPILE_DEFINITIONS GLMOE_GIT_COMMIT="${GLMOE_GIT_COMMIT}")
+
+include(GNUInstallDirs)
+foreach(t glmoe_core glmoe)
+  target_compile_definitions(${t} PRIVATE GLMOE_INSTALL_LIBDIR="${CMAKE_INSTALL_LIBDIR}"
+                                          GLMOE_INSTALL_FULL_LIBDIR="${CMAKE_INSTALL_FULL_LIBDIR}")
+  target_link_libraries(${t} PRIVATE ${CMAKE_DL_LIBS})
+  add_dependencies(${t} glmoe_cuda_module)
+endforeach()
 target_compile_definitions(glmoe_core PUBLIC GLMOE_HAVE_CUDA)
-target_link_libraries(glmoe_core PUBLIC CUDA::cudart CUDA::cublas)
-target_sources(glmoe PRIVATE $<TARGET_OBJECTS:glmoe_cuda>)
 target_compile_definitions(glmoe PRIVATE GLMOE_HAVE_CUDA)
-target_link_libraries(glmoe PRIVATE CUDA::cudart CUDA::cublas)
 
 # Whole models on the GPU against transformers (tests/golden/test_golden.c --device cuda).
 file(GLOB GLMOE_GOLDEN_CUDA_CASES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/golden/*/reference.json)

@@ -50,6 +50,24 @@ extern "C" {
 #define GLMOE_API
 #endif
 
+/* ---- version ----------------------------------------------------------------------- */
+
+/* The version of this header (CMakeLists.txt reads it from here). A program built against one
+ * header runs with every library of the same major version: the shared library's SONAME is
+ * libglmoe.so.MAJOR. While MAJOR is 0, a new MINOR may change the API. */
+#define GLMOE_VERSION_MAJOR 0
+#define GLMOE_VERSION_MINOR 1
+#define GLMOE_VERSION_PATCH 0
+
+/* The library's own version, "MAJOR.MINOR.PATCH" (static storage), which may be newer than the
+ * header the program was built with. */
+GLMOE_API const char *glmoe_version(void);
+
+/* The source the library was built from: `git describe --always --dirty` of its tree when it was
+ * configured ("833703f0ab", "833703f0ab-dirty"), or "" when that was not a git checkout. Static
+ * storage. */
+GLMOE_API const char *glmoe_version_commit(void);
+
 /* ---- status ------------------------------------------------------------------------ */
 
 typedef enum glmoe_status {
@@ -114,6 +132,21 @@ typedef enum glmoe_device {
     GLMOE_DEVICE_CPU,
     GLMOE_DEVICE_CUDA,
 } glmoe_device;
+
+/* Whether this build of the library has the backend for `device`: CPU and AUTO always, CUDA when
+ * it was built with the CUDA toolkit. A build with CUDA keeps that backend in a module of its own
+ * (libglmoe-cuda.so, installed next to libglmoe), opened only when a GPU is asked for or found, so
+ * that a machine without one never loads the CUDA libraries. */
+GLMOE_API bool glmoe_device_built(glmoe_device device);
+
+/* Whether `device` can run a model now, without loading one. GLMOE_DEVICE_CPU: always.
+ * GLMOE_DEVICE_CUDA: the build has it, the NVIDIA driver is installed and sees a GPU of compute
+ * capability 8.0 or newer, and the backend's module opens. GLMOE_DEVICE_AUTO: as CUDA, else the
+ * CPU (always GLMOE_OK). On GLMOE_OK, desc (may be NULL) receives what would run ("cpu", "cuda:
+ * NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB"); otherwise one line saying why not
+ * ("cuda: no CUDA GPU: the NVIDIA driver is not installed (libcuda.so.1: cannot open shared object
+ * file)"), and the status is GLMOE_E_UNSUPPORTED (or GLMOE_E_ARG for an unknown device). */
+GLMOE_API glmoe_status glmoe_device_check(glmoe_device device, char *desc, size_t desc_size);
 
 /* Quantizing float weights while loading, as `mlx_lm.convert -q --q-bits B --q-group-size G`
  * would (MLX's affine format: codes of `bits` bits, a scale and a bias per group of `group_size`

@@ -271,6 +271,11 @@ static inline const void *gm_cptr_add(const void *p, size_t bytes) { return (con
  * all cores (factory.c). */
 glmoe_status gm_backend_create(gm_backend **out, glmoe_device device, int n_threads, gm_err *err);
 
+/* Whether gm_backend_create(device) would succeed now, found without loading a model (and, on a
+ * machine without a GPU, without loading the CUDA libraries): GLMOE_OK with `desc` saying what
+ * would run ("cpu", "cuda: <the GPU>"), or GLMOE_E_UNSUPPORTED and why not (factory.c). */
+glmoe_status gm_backend_check(glmoe_device device, char *desc, size_t desc_size, gm_err *err);
+
 /* The CPU backend. n_threads 0 = all cores. OpenBLAS's thread count is process-wide: the last
  * CPU backend created sets it. */
 glmoe_status cpu_backend_create(gm_backend **out, int n_threads, gm_err *err);

@@ -5,7 +5,7 @@
 #
 # BENCH_BINARY is tools/bench/bench_tokenizer.c built; OUT_DIR receives the uncompressed
 # tokenizer.json files and bench.log. The English text is the State of the Union corpus
-# (../shared/data/corpus/sotu, all files concatenated), the CJK text comes from
+# (tools/train_demo/data/sotu/sotu-txt.tar.gz, all files concatenated), the CJK text comes from
 # tools/reference/make_cjk_bench_text.py. Both programs are pinned to the same core (taskset) and
 # run one after the other; HF gets RAYON_NUM_THREADS=1 (set inside its script).
 set -euo pipefail

@@ -26,7 +26,23 @@ static void usage(FILE *f) {
     fprintf(f, "usage: glmoe <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n`glmoe <command> --help` describes each command.\n");
+    fprintf(f, "\n`glmoe <command> --help` describes each command; `glmoe --version` the build.\n");
+}
+
+/* `glmoe --version`: the library's version and commit, the backends built in, and whether a GPU
+ * is usable now (found without loading the CUDA libraries where there is none). */
+static int print_version(void) {
+    const char *commit = glmoe_version_commit();
+    printf("glmoe %s%s%s%s\n", glmoe_version(), commit[0] ? " (" : "", commit, commit[0] ? ")" : "");
+    printf("backends: cpu%s\n", glmoe_device_built(GLMOE_DEVICE_CUDA) ? ", cuda" : "");
+    char desc[512];
+    if (glmoe_device_built(GLMOE_DEVICE_CUDA)) {
+        glmoe_status s = glmoe_device_check(GLMOE_DEVICE_CUDA, desc, sizeof desc);
+        printf("gpu: %s%s\n", s ? "none usable: " : "", desc);
+    } else {
+        printf("gpu: none (built without the CUDA backend)\n");
+    }
+    return cli_stdout_ok() ? 0 : cli_stdout_failed("--version");
 }
 
 int main(int argc, char **argv) {
@@ -41,6 +57,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return cli_stdout_ok() ? 0 : cli_stdout_failed("help");
     }
+    if (!strcmp(argv[1], "--version")) return print_version();
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name)) continue;
         int rc = commands[i].run(argc - 1, argv + 1);

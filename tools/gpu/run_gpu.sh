@@ -10,7 +10,8 @@
 #      jansson, OpenBLAS, oniguruma, utf8proc, zlib, their runtime libraries and pkgconf, fetched
 #      with `apt-get download`) is unpacked with dpkg -x into a private prefix, and pkg-config, the
 #      linker and the loader are pointed there; nothing is installed into the system;
-#   2. configure and build (Release, sm_90, warnings not fatal: CI enforces them);
+#   2. configure and build (Release, sm_90, warnings not fatal: CI enforces them); `glmoe --version`
+#      names the GPU and tests/unit/test_cuda_module opens the CUDA module and makes a backend;
 #   3. tests/ops/test_ops: every op on the CPU and on the GPU (float32 KV cache) against the
 #      float64 reference, attention at lengths 1/127/128/129/4097 causal and masked, and a decode
 #      step recorded as a CUDA graph and replayed at 149 positions; on failure it runs again
@@ -79,13 +80,22 @@ t=$(date +%s)
 if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
         "${CMAKE_EXTRA[@]}" > "$LOGS/configure.log" 2>&1 &&
    grep -q "CUDA backend ON" "$LOGS/configure.log" &&
-   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_cuda_state test_golden test_synthetic test_threads test_batch test_speculate glmoe_gpu_bench glmoe_cli \
+   cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_cuda_state test_cuda_module test_golden test_synthetic test_threads test_batch test_speculate glmoe_gpu_bench glmoe_cli \
        > "$LOGS/build.log" 2>&1; then
     row "build" "ok ($(secs $t) s)"
 else
     fail "build" "see configure.log / build.log ($(tail -3 "$LOGS/build.log" "$LOGS/configure.log" 2>/dev/null | tr '\n' ' ' | cut -c1-200))"
     cat "$TABLE"
     exit 1
+fi
+
+# The CUDA backend is a module (libglmoe-cuda.so) opened once the driver reports a GPU: --version
+# names the GPU, and test_cuda_module opens the module from the build tree and makes a backend.
+row "glmoe --version" "$("$BUILD/glmoe" --version 2>&1 | grep '^gpu:' | cut -c1-150)"
+if timeout 60 "$BUILD/tests/test_cuda_module" "$ROOT" > "$LOGS/cuda_module.log" 2>&1 && grep -q 'made a backend' "$LOGS/cuda_module.log"; then
+    row "cuda module" "ok: $(grep -m1 '^module:' "$LOGS/cuda_module.log" | cut -c9-150)"
+else
+    fail "cuda module" "$(grep -m1 -E '^(FAIL|the module without)' "$LOGS/cuda_module.log" | cut -c1-200)"
 fi
 
 # ---- 3. op tests -----------------------------------------------------------------------------------

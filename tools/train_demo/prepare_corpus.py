@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Clean the State of the Union corpus and split it by document into training and held-out text.
 
-Input: ../shared/data/corpus/sotu/sotu-txt.tar.gz (233 files YEAR_PRESIDENT_PARTY.txt, 1790-2021,
+Input: tools/train_demo/data/sotu/sotu-txt.tar.gz (233 files YEAR_PRESIDENT_PARTY.txt, 1790-2021,
 US-government works in the public domain; see LICENSE and SOURCE.txt beside the archive).
 
 Cleaning, per document (each source file is one address on one long line):
@@ -33,7 +33,7 @@ import sys
 import tarfile
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-DEFAULT_ARCHIVE = os.path.join(REPO, "..", "shared", "data", "corpus", "sotu", "sotu-txt.tar.gz")
+DEFAULT_ARCHIVE = os.path.join(REPO, "tools", "train_demo", "data", "sotu", "sotu-txt.tar.gz")
 DEFAULT_OUT = os.path.join(REPO, "build", "train_demo", "corpus")
 DEFAULT_HELDOUT = os.path.join(REPO, "models", "glmoe-demo", "heldout.txt")
 

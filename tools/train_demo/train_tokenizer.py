@@ -8,7 +8,7 @@ What is the same as GLM-4.5 (docs/spec/glm4_moe.md §4):
   - the 36 added tokens of GLM-4.5 (<|endoftext|> ... <|video|>) in GLM-4.5's order and with its
     "special" flags, right after the learned vocabulary, exactly as GLM-4.5 puts them after id 151328;
   - tokenizer_config.json: GLM-4.5's fields, eos = pad = <|endoftext|>, and its chat template
-    (copied verbatim from ../shared/data/tokenizers/glm45/chat_template.jinja).
+    (copied verbatim from tools/train_demo/data/glm45/chat_template.jinja).
 What differs: the vocabulary is learned from the demo's training text and is small (VOCAB ids in all),
 so ids are not GLM-4.5's ids.
 
@@ -26,11 +26,11 @@ import sys
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SHARED = os.path.join(REPO, "..", "shared")
+GLM45 = os.path.join(REPO, "tools", "train_demo", "data", "glm45")
 DEFAULT_TRAIN = os.path.join(REPO, "build", "train_demo", "corpus", "train.txt")
 DEFAULT_OUT = os.path.join(REPO, "models", "glmoe-demo")
-GLM45_TOKENIZER_CONFIG = os.path.join(SHARED, "data", "tokenizers", "glm45", "tokenizer_config.json")
-GLM45_CHAT_TEMPLATE = os.path.join(SHARED, "data", "tokenizers", "glm45", "chat_template.jinja")
+GLM45_TOKENIZER_CONFIG = os.path.join(GLM45, "tokenizer_config.json")
+GLM45_CHAT_TEMPLATE = os.path.join(GLM45, "chat_template.jinja")
 
 # The GLM-4 pre-tokenizer pattern (llama.cpp's CHATGLM4), spec §4.1.
 GLM4_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"

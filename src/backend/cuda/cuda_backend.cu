@@ -734,17 +734,6 @@ static gm_backend_ops make_ops(void) {
 
 static const gm_backend_ops cuda_ops = make_ops();
 
-extern "C" bool cuda_backend_is(const gm_backend *be) { return be && be->ops == &cuda_ops; }
-
-extern "C" cuda_backend_options cuda_backend_options_default(void) {
-    cuda_backend_options o;
-    o.device_index = 0;
-    o.kv_f32 = false;
-    o.no_graphs = false;
-    o.moe_cublas_min_tokens = 0;
-    o.affine = false;
-    return o;
-}
 
 /* Finds the device and checks it can run glmoe; GLMOE_E_UNSUPPORTED when it cannot. */
 static glmoe_status pick_device(cuda_backend *cb, int index, gm_err *err) {

@@ -14,6 +14,13 @@
  * any other CUDA or cuBLAS failure → GLMOE_E_BACKEND naming the call, file:line and the driver's
  * message. Nothing here aborts.
  *
+ * Where it lives: in a module of its own, libglmoe-cuda.so (the .cu files, linked with cudart and
+ * cuBLAS), so that a program built with CUDA loads none of the CUDA libraries on a machine
+ * without a GPU. In libglmoe (and glmoe_core) the functions below are served by the loader,
+ * backend/cuda_loader.c: it asks the NVIDIA driver for a GPU first (backend/cuda_driver.c, which
+ * needs nothing but libcuda.so.1), and only then opens the module and calls through its table
+ * (cuda_module.h). In the module they are the .cu files' own.
+ *
  * Threads: as backend.h says: the backend is shared by the contexts of a model and read-only
  * once the weights are bound; each context's execution state has its own stream, cuBLAS handle
  * and scratch (cuda_backend.cu). Tested by tests/ops/test_ops.c (every op, through the vtable)
@@ -54,9 +61,20 @@ typedef struct cuda_backend_options {
     bool affine;
 } cuda_backend_options;
 
-cuda_backend_options cuda_backend_options_default(void);
+static inline cuda_backend_options cuda_backend_options_default(void) {
+    cuda_backend_options o;
+    o.device_index = 0;
+    o.kv_f32 = false;
+    o.no_graphs = false;
+    o.moe_cublas_min_tokens = 0;
+    o.affine = false;
+    return o;
+}
 
-/* Creates a backend on device `device_index` with the default options. */
+/* Creates a backend on device `device_index` with the default options. Without a usable GPU (no
+ * driver, no device, one older than sm_80): GLMOE_E_UNSUPPORTED, "cuda: no CUDA GPU: <why>",
+ * and the module is not opened. A GPU but no module (or one from another build):
+ * GLMOE_E_BACKEND naming where it was looked for. */
 glmoe_status cuda_backend_create(gm_backend **out, int device_index, gm_err *err);
 glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_backend_options *opt, gm_err *err);
 
@@ -71,7 +89,7 @@ typedef struct cuda_backend_counters {
 
 void cuda_backend_counters_get(cuda_backend_counters *out);
 
-/* True if be is a CUDA backend. */
+/* True if be is a CUDA backend (its ops are named "cuda"). */
 bool cuda_backend_is(const gm_backend *be);
 
 /* The device's measured ceilings (cuda_probe.cu): copy bandwidth, bytes read + written per
