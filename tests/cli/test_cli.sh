@@ -275,6 +275,13 @@ expect_ok "tokenize tokenizer.json" -- tokenize -t "$demo/tokenizer.json" --text
 [ "$(cat "$tmp/out")" = "$want_ids" ] && ok || fail "tokenize --text differs from HF"
 expect_ok "detokenize" -- detokenize -t "$demo" --ids "${want_ids// /,}"
 cmp -s "$tmp/out" "$tmp/text.txt" && ok || fail "detokenize does not give the text back: $(cat "$tmp/out")"
+timeout 60 "$glmoe" tokenize -t "$demo" --text-file - <"$tmp/text.txt" >"$tmp/out" 2>"$tmp/err"
+[ "$(cat "$tmp/out")" = "$want_ids" ] && ok || fail "tokenize --text-file - (stdin): \"$(cat "$tmp/out")\" $(cat "$tmp/err")"
+expect_ok "tokenize --pieces" -- tokenize -t "$demo" --text $'The State\n<|user|>' --pieces
+printf '%6d -> %s\n' 51 "'T'" 3258 "'he'" 920 "' State'" 198 "'\\n'" 4067 "'<|user|>'" >"$tmp/want_pieces"
+cmp -s "$tmp/out" "$tmp/want_pieces" && ok || fail "tokenize --pieces: $(cat "$tmp/out") / want $(cat "$tmp/want_pieces")"
+python3 "$repo/tests/cli/pty_run.py" --stdout-only "$glmoe" detokenize -t "$demo" --ids 37,68,1080 >"$tmp/tty.out"
+[ "$(cat "$tmp/tty.out")" = $'Fellow\r' ] && ok || fail "detokenize on a terminal does not end with a newline: $(od -c "$tmp/tty.out")"
 printf 'caf\xc3' >"$tmp/bad.txt"
 expect_error "invalid utf-8" 1 "UTF-8.*(offset|byte) 3" -- tokenize -t "$demo" --text-file "$tmp/bad.txt"
 expect_error "tokenizer missing" 1 "nonexistent.*cannot open" -- tokenize -t "$tmp/nonexistent" --text hi
@@ -286,6 +293,61 @@ expect_ok "demo greedy" -- generate -m "$demo" -p "The State of the Union" -n 40
 expect_ok "demo text" -- generate -m "$demo" -p "The State of the Union" -n 40
 grep -q "is the first to be" "$tmp/out" && ok || fail "demo text: $(cat "$tmp/out")"
 expect_ok "demo chat prompt" -- generate -m "$demo" -p "What is the state of the Union?" --chat --no-think -n 16 --temp 0.8 --seed 3
+
+# --- options as llama.cpp and mlx-lm users type them ------------------------------------------
+expect_error "unknown option suggests" 2 "unknown option --max-token; did you mean --max-tokens\?" -- generate -m "$demo" -p hi --max-token 3
+expect_error "unknown option, nothing near" 2 "unknown option --frobnicate \(see glmoe help generate\)$" -- generate -m "$demo" -p hi --frobnicate 3
+expect_error "unknown flag suggests" 2 "unknown option --ignore-eso; did you mean --ignore-eos\?" -- generate -m "$demo" -p hi --ignore-eso
+expect_error "tokenize unknown option" 2 "unknown option --text-fil; did you mean --text-file\?" -- tokenize -t "$demo" --text-fil x
+expect_error "known option without value" 2 "^glmoe generate: -p needs a value" -- generate -m "$demo" -p
+for c in generate chat perplexity tokenize detokenize bench quantize info logits; do
+    expect_ok "help $c" -- help "$c"
+    grep -q "usage: glmoe $c" "$tmp/out" && ok || fail "glmoe help $c prints no usage: $(head -c 200 "$tmp/out")"
+done
+expect_error "help of an unknown command" 2 'unknown command "frob"' -- help frob
+# aliases give what the options they stand for give
+expect_ok "aliases: short names" -- generate -m "$demo" -p "The State of the Union" -n 12 --temp 0.9 --seed 11 --ctx 64 --print-ids
+cp "$tmp/out" "$tmp/alias_a"
+expect_ok "aliases: long names" -- generate -m "$demo" -p "The State of the Union" --max-tokens 12 --temperature 0.9 -s 11 -c 64 --print-ids
+cmp -s "$tmp/out" "$tmp/alias_a" && ok || fail "--max-tokens/--temperature/-s/-c differ from -n/--temp/--seed/--ctx"
+expect_ok "aliases: --ctx-size" -- generate -m "$demo" -p "The State of the Union" -n 12 --temp 0.9 --seed 11 --ctx-size 64 --print-ids
+cmp -s "$tmp/out" "$tmp/alias_a" && ok || fail "--ctx-size differs from --ctx"
+printf 'The State of the Union' >"$tmp/prompt.txt"
+expect_ok "prompt from a file" -- generate -m "$demo" -f "$tmp/prompt.txt" -n 12 --temp 0.9 --seed 11 --print-ids
+cmp -s "$tmp/out" "$tmp/alias_a" && ok || fail "-f FILE differs from -p"
+timeout 60 "$glmoe" generate -m "$demo" --file - -n 12 --temp 0.9 --seed 11 --print-ids <"$tmp/prompt.txt" >"$tmp/out" 2>"$tmp/err"
+cmp -s "$tmp/out" "$tmp/alias_a" && ok || fail "-f - (stdin) differs from -p: $(cat "$tmp/err")"
+expect_error "two prompts" 2 "exactly one of --ids 1,2,3, -p TEXT or -f FILE" -- generate -m "$demo" -p hi -f "$tmp/prompt.txt"
+expect_error "prompt file missing" 1 "nope.txt: cannot open" -- generate -m "$demo" -f "$tmp/nope.txt"
+# Sampling without --seed: a random seed, printed, that repeats the run
+timeout 60 "$glmoe" generate -m "$demo" -p "The State of the Union" -n 24 --temp 1.0 >"$tmp/r1" 2>"$tmp/e1"
+timeout 60 "$glmoe" generate -m "$demo" -p "The State of the Union" -n 24 --temp 1.0 >"$tmp/r2" 2>"$tmp/e2"
+seed1=$(sed -n 's/.*; seed: \([0-9]*\)$/\1/p' "$tmp/e1")
+seed2=$(sed -n 's/.*; seed: \([0-9]*\)$/\1/p' "$tmp/e2")
+[ -n "$seed1" ] && [ -n "$seed2" ] && [ "$seed1" != "$seed2" ] && ! cmp -s "$tmp/r1" "$tmp/r2" && ok \
+    || fail "sampling without --seed: seeds \"$seed1\" \"$seed2\" (want two different ones printed, two different texts)"
+timeout 60 "$glmoe" generate -m "$demo" -p "The State of the Union" -n 24 --temp 1.0 --seed "$seed1" >"$tmp/r3" 2>/dev/null
+cmp -s "$tmp/r1" "$tmp/r3" && ok || fail "--seed $seed1 does not repeat the run that printed it"
+grep -q "seed:" "$tmp/err" && fail "a greedy run prints a seed" || ok  # (the last expect_ok above: sampled with --seed) 
+# --stop: the text ends right before the first stop string, also one cut across tokens and one
+# that is held back while streaming; the stop line says why
+expect_ok "no stop" -- generate -m "$demo" -p "The State of the Union" -n 40
+full=$(cat "$tmp/out")
+for stop in "first to" "e fi" "Union. The C" "zzz"; do
+    expect_ok "stop \"$stop\"" -- generate -m "$demo" -p "The State of the Union" -n 40 --stop "$stop" --stop "never seen"
+    want=${full%%"$stop"*}
+    [ "$(cat "$tmp/out")" = "$want" ] && ok || fail "--stop \"$stop\": \"$(cat "$tmp/out")\", want \"$want\""
+    if [ "$want" != "$full" ]; then grep -q "stop: stop string" "$tmp/err" && ok || fail "--stop: $(cat "$tmp/err")"; fi
+done
+expect_error "stop with ids" 2 "--stop works on the text" -- generate -m "$demo" -p hi --stop x --print-ids
+expect_error "empty stop" 2 "--stop: an empty stop string" -- generate -m "$demo" -p hi --stop ""
+# --echo prints the prompt first; nothing is added to the text on a pipe, a newline on a terminal
+expect_ok "echo" -- generate -m "$demo" -p "The State of the Union" -n 40 --echo
+[ "$(cat "$tmp/out")" = "The State of the Union$full" ] && ok || fail "--echo: $(cat "$tmp/out")"
+[ "$(tail -c 1 "$tmp/out" | od -An -c | tr -d ' ')" != '\n' ] && ok || fail "generate on a pipe adds a newline"
+python3 "$repo/tests/cli/pty_run.py" --stdout-only "$glmoe" generate -m "$demo" -p "The State of the Union" -n 40 >"$tmp/tty.out" 2>"$tmp/tty.err"
+python3 -c 'import sys; t=open(sys.argv[1],"rb").read(); sys.exit(not (t.endswith(b"\r\n") and t.count(b"\n") == 1))' "$tmp/tty.out" \
+    && ok || fail "generate on a terminal does not end its text with one newline: $(od -c "$tmp/tty.out" | tail -3)"
 # The chat REPL keeps the KV cache across turns: with --verbose each turn reports how many of its
 # prompt tokens were reused from the cache. Turn k must reuse at least the whole prompt of turn k-1
 # (the conversation so far renders the same up to there), evaluate the rest, and a /reset starts

@@ -92,9 +92,9 @@ static bool cache_push(chat_state *c, const int32_t *ids, size_t n) {
 int cmd_chat(int argc, char **argv) {
     const char *cmd = "chat", *system = NULL;
     cli_model_opts mo = {.n_draft = -1};
-    glmoe_sampler_params sp = glmoe_sampler_params_default();
-    sp.temperature = 0.7f;
-    sp.top_p = 0.9f;
+    cli_sampling sp = {.params = glmoe_sampler_params_default()};
+    sp.params.temperature = 0.7f;
+    sp.params.top_p = 0.9f;
     cli_gen_opts go = {.n_gen = 512};
     bool think = true;
     for (int i = 1; i < argc; i++) {
@@ -103,23 +103,15 @@ int cmd_chat(int argc, char **argv) {
         if (r == 0) r = cli_sampling_opt(cmd, argc, argv, &i, &sp);
         if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            fputs(cli_model_opts_help, stdout);
-            return 0;
-        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help(help, true);
         if (!strcmp(a, "--no-think")) { think = false; continue; }
-        if (i + 1 >= argc) {
-            cli_error(cmd, "%s needs a value (or is unknown; see glmoe chat --help)", a);
-            return CLI_EXIT_USAGE;
-        }
-        const char *v = argv[++i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return cli_bad_option(cmd, a, help, true);
         if (!strcmp(a, "--system")) system = v;
-        else if (!strcmp(a, "-n")) { if (!cli_parse_int(cmd, a, v, 1, 1 << 30, &go.n_gen)) return CLI_EXIT_USAGE; }
-        else {
-            cli_error(cmd, "unknown option %s (see glmoe chat --help)", a);
-            return CLI_EXIT_USAGE;
-        }
+        else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) {
+            if (!cli_parse_int(cmd, a, v, 1, 1 << 30, &go.n_gen)) return CLI_EXIT_USAGE;
+        } else return cli_bad_option(cmd, a, help, true);
+        i++;
     }
     if (!mo.model_dir) {
         cli_error(cmd, "no model: give -m DIR");
@@ -147,7 +139,8 @@ int cmd_chat(int argc, char **argv) {
     go.n_draft = mo.n_draft;
     glmoe_model_info info;
     glmoe_model_get_info(model, &info);
-    if (glmoe_sampler_create(&sampler, &sp, err, sizeof err)) {
+    cli_sampling_seed(&sp);
+    if (glmoe_sampler_create(&sampler, &sp.params, err, sizeof err)) {
         cli_error(cmd, "%s", err);
         goto done;
     }

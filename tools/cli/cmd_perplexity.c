@@ -33,17 +33,12 @@ int cmd_perplexity(int argc, char **argv) {
         int r = cli_model_opt(cmd, argc, argv, &i, &mo);
         if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            fputs(cli_model_opts_help, stdout);
-            return 0;
-        }
-        if (!strcmp(a, "-f") && i + 1 < argc) {
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help(help, true);
+        if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && i + 1 < argc) {
             file = argv[++i];
             continue;
         }
-        cli_error(cmd, "unknown option or missing value: %s (see glmoe perplexity --help)", a);
-        return CLI_EXIT_USAGE;
+        return cli_bad_option(cmd, a, help, true);
     }
     if (!mo.model_dir || !file) {
         cli_error(cmd, "needs -m DIR and -f FILE");

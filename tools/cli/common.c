@@ -1,11 +1,14 @@
 /* common.c — option parsing and model opening shared by the subcommands. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util/short_path.h"
@@ -110,7 +113,8 @@ const char *const cli_model_opts_help =
     "  -m, --model DIR     Hugging Face checkpoint directory (config.json, *.safetensors)\n"
     "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"
     "  --threads N         CPU threads (default: all cores)\n"
-    "  --ctx N             context length, the KV cache size (default min(model max, 4096))\n"
+    "  -c, --ctx N         context length, the KV cache size (default min(model max, 4096));\n"
+    "                      also --ctx-size\n"
     "  --quantize Q        quantize float weights while loading, as mlx_lm.convert -q would:\n"
     "                      q4, q8, or q<bits>[g<group>] (bits 2-6, 8; group 32, 64, 128; default 64)\n"
     "  --draft N           speculative decoding (generate, chat): up to N tokens drafted per step by the\n"
@@ -147,6 +151,7 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         o->no_mtp = true;
         return 1;
     }
+    if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) a = "--ctx"; /* llama.cpp's names */
     if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--device") && strcmp(a, "--threads") &&
         strcmp(a, "--ctx") && strcmp(a, "--quantize") && strcmp(a, "--draft"))
         return 0;
@@ -243,8 +248,11 @@ double cli_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, glmoe_sampler_params *sp) {
+int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, cli_sampling *s) {
+    glmoe_sampler_params *sp = &s->params;
     const char *a = argv[*i];
+    if (!strcmp(a, "--temperature")) a = "--temp"; /* mlx-lm's and OpenAI's name */
+    if (!strcmp(a, "-s")) a = "--seed";            /* llama.cpp's */
     if (strcmp(a, "--temp") && strcmp(a, "--top-k") && strcmp(a, "--top-p") && strcmp(a, "--min-p") &&
         strcmp(a, "--repeat-penalty") && strcmp(a, "--seed"))
         return 0;
@@ -274,6 +282,106 @@ int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, glmoe_sampl
     } else {
         if (!cli_parse_u64(cmd, a, v, &u)) return -1;
         sp->seed = u;
+        s->seed_given = true;
     }
     return 1;
+}
+
+uint64_t cli_sampling_seed(cli_sampling *s) {
+    if (!s->seed_given && s->params.temperature > 0) {
+        /* A fresh seed per run, shown with the stats so that the run can be repeated with --seed.
+         * 32 bits: short enough to type back. */
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+            r = (uint32_t)time(NULL) ^ (uint32_t)getpid() << 16;
+        s->params.seed = r;
+        s->seed_given = true;
+    }
+    return s->params.seed;
+}
+
+/* ---- unknown options: say so, and suggest the nearest known one ---- */
+
+/* Edit distance (insertions, deletions, substitutions, transpositions of neighbours) between two
+ * short strings; options are at most a few dozen bytes, longer ones count as far apart. */
+static size_t edit_distance(const char *a, const char *b) {
+    enum { MAX = 64 };
+    size_t n = strlen(a), m = strlen(b);
+    if (n >= MAX || m >= MAX) return MAX;
+    size_t d[MAX + 1][MAX + 1];
+    for (size_t i = 0; i <= n; i++) d[i][0] = i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
+/* Calls fn with each option name the help text lists: a word that starts with "-" and a letter
+ * or "--" after a space, "(", "[", "|" or "," ("-m, --model DIR", "[--no-special]"). The help is
+ * the one list of options, so what is suggested is what --help shows. */
+static void each_option(const char *help, void (*fn)(const char *name, size_t len, void *user), void *user) {
+    for (const char *p = help; *p; p++) {
+        bool starts = p == help || p[-1] == ' ' || p[-1] == '(' || p[-1] == '[' || p[-1] == '|' || p[-1] == ',';
+        bool dash = p[0] == '-' && (p[1] == '-' ? isalpha((unsigned char)p[2]) : isalpha((unsigned char)p[1]));
+        if (!starts || !dash) continue;
+        size_t len = 1;
+        while (isalnum((unsigned char)p[len]) || p[len] == '-') len++;
+        fn(p, len, user);
+        p += len - 1;
+    }
+}
+
+typedef struct option_search {
+    const char *arg;
+    bool known;
+    char best[64];
+    size_t best_distance;
+} option_search;
+
+static void consider(const char *name, size_t len, void *user) {
+    option_search *s = user;
+    char opt[64];
+    if (len >= sizeof opt) return;
+    memcpy(opt, name, len);
+    opt[len] = '\0';
+    if (!strcmp(opt, s->arg)) s->known = true;
+    size_t d = edit_distance(s->arg, opt);
+    if (d < s->best_distance) {
+        s->best_distance = d;
+        memcpy(s->best, opt, len + 1);
+    }
+}
+
+int cli_bad_option(const char *cmd, const char *arg, const char *help, bool model_opts) {
+    if (arg[0] != '-' || !arg[1]) {
+        cli_error(cmd, "unexpected argument \"%s\" (see glmoe help %s)", arg, cmd);
+        return CLI_EXIT_USAGE;
+    }
+    option_search s = {.arg = arg, .best_distance = (size_t)-1};
+    each_option(help, consider, &s);
+    if (model_opts) each_option(cli_model_opts_help, consider, &s);
+    if (s.known) { /* a known option in the last place, its value missing */
+        cli_error(cmd, "%s needs a value (see glmoe help %s)", arg, cmd);
+        return CLI_EXIT_USAGE;
+    }
+    /* Near enough to be a typo: at most a third of the option's letters (and 3) wrong. */
+    size_t letters = strlen(s.best) - (s.best[1] == '-' ? 2 : 1);
+    if (s.best[0] && s.best_distance <= 3 && 3 * s.best_distance <= letters)
+        cli_error(cmd, "unknown option %s; did you mean %s? (see glmoe help %s)", arg, s.best, cmd);
+    else
+        cli_error(cmd, "unknown option %s (see glmoe help %s)", arg, cmd);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_help(const char *help, bool model_opts) {
+    fputs(help, stdout);
+    if (model_opts) fputs(cli_model_opts_help, stdout);
+    return 0;
 }

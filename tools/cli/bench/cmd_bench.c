@@ -311,9 +311,7 @@ int cmd_bench(int argc, char **argv) {
         if (r > 0) continue;
         bool has = i + 1 < argc;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            fputs(cli_model_opts_help, stdout);
-            return 0;
+            return cli_help(help, true);
         } else if (!strcmp(a, "--config") && has) {
             config = argv[++i];
         } else if (!strcmp(a, "--layers") && has) {
@@ -340,8 +338,7 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--svg") && has) {
             svg_path = argv[++i];
         } else {
-            cli_error(cmd, "unknown option or missing value: %s (see glmoe bench --help)", a);
-            return CLI_EXIT_USAGE;
+            return cli_bad_option(cmd, a, help, true);
         }
     }
     if (!mo.model_dir == !config) {
