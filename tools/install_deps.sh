@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what glmoe needs to build and test, from Debian's packages (Debian 12 / Ubuntu 24.04).
 # Runs apt-get through sudo when not root.
-#   build:     compiler, cmake, pkg-config, jansson, OpenBLAS, Oniguruma, utf8proc, zlib
+#   build:     compiler, cmake, pkg-config, jansson, OpenBLAS, Oniguruma, utf8proc, zlib, libedit (chat)
 #   make fuzz: clang-14 with its libFuzzer/sanitizer runtime (libclang-rt-14-dev) and OpenMP (libomp-14-dev)
 #   make valgrind: valgrind
 set -e
@@ -11,6 +11,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config python3 \
-    libjansson-dev libopenblas-dev libonig-dev libutf8proc-dev zlib1g-dev \
+    libjansson-dev libopenblas-dev libonig-dev libutf8proc-dev zlib1g-dev libedit-dev \
     clang-14 libclang-rt-14-dev libomp-14-dev valgrind >/dev/null
 echo "install_deps: done"
