@@ -59,6 +59,12 @@ expect_error "trailing comma" 2 "--ids" -- generate -m "$golden" --ids 1,2,
 expect_error "bad number" 2 "-n expects" -- generate -m "$golden" --ids 1 -n 12abc
 expect_error "bad device" 2 "--device" -- info -m "$golden" --device tpu
 expect_error "prompt without tokenizer" 1 "no tokenizer.json" -- generate -m "$golden" -p "hello"
+# --device cuda where there is no GPU says so (not "CUDA driver version is insufficient")
+if ! nvidia-smi -L >/dev/null 2>&1; then
+    expect_error "--device cuda, no GPU" 1 "^glmoe info: --device cuda: (no CUDA GPU: .+|this build of glmoe has no CUDA backend)$" \
+        -- info -m "$golden" --device cuda
+    grep -q "insufficient" "$tmp/err" && fail "--device cuda: $(cat "$tmp/err")" || ok
+fi
 
 # --- good runs -------------------------------------------------------------------------------
 expect_ok "info" -- info -m "$golden"

@@ -208,8 +208,12 @@ bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_con
     glmoe_status s = glmoe_model_load(model, o->model_dir, &mp);
     if (s) {
         char shown[GM_SHORT_PATH_MAX];
-        cli_error(cmd, "%s: %s", gm_short_path(shown, sizeof shown, o->model_dir),
-                  *model ? glmoe_model_errmsg(*model) : glmoe_status_str(s));
+        /* A device asked for and not there is no fault of the model: name the option instead. */
+        if (s == GLMOE_E_UNSUPPORTED && o->device == GLMOE_DEVICE_CUDA)
+            snprintf(shown, sizeof shown, "--device cuda");
+        else
+            gm_short_path(shown, sizeof shown, o->model_dir);
+        cli_error(cmd, "%s: %s", shown, *model ? glmoe_model_errmsg(*model) : glmoe_status_str(s));
         glmoe_model_free(*model);
         *model = NULL;
         return false;
