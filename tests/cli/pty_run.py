@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""pty_run.py [--stdout-only] [--stdin TEXT] CMD...: runs CMD with stdout on a pseudo-terminal (and
-stdin too unless --stdout-only) and copies what it wrote there to our stdout; stderr is passed on.
+"""pty_run.py [--stdout-only | --stderr-only] CMD...: runs CMD with stdout on a pseudo-terminal (and
+stdin too unless --stdout-only; with --stderr-only, only stderr) and copies what it wrote there to our
+stdout; the other streams are passed on.
 The CLI tests use it for what glmoe does only on a terminal."""
 import os
 import pty
@@ -8,11 +9,14 @@ import subprocess
 import sys
 
 args = sys.argv[1:]
-stdout_only = args and args[0] == "--stdout-only"
-if stdout_only:
+mode = args[0] if args and args[0] in ("--stdout-only", "--stderr-only") else ""
+if mode:
     args = args[1:]
 master, slave = pty.openpty()
-p = subprocess.Popen(args, stdin=subprocess.DEVNULL if stdout_only else slave, stdout=slave)
+if mode == "--stderr-only":
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+else:
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL if mode else slave, stdout=slave)
 os.close(slave)
 out = b""
 while True:

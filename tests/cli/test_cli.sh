@@ -387,9 +387,51 @@ rc=$?
 # (python3 tools/train_demo/evaluate.py -m models/glmoe-demo -f SLICE --ctx 512). Bound: 0.5%.
 head -c 20000 "$demo/heldout.txt" >"$tmp/slice.txt"
 expect_ok "perplexity" -- perplexity -m "$demo" -f "$tmp/slice.txt" --ctx 512
-ppl=$(tail -n 1 "$tmp/out" | sed -n 's/^perplexity: //p')
+ppl=$(tail -n 1 "$tmp/out" | sed -n 's/^perplexity: \([0-9.]*\) +\/- [0-9.]*$/\1/p')
 awk -v p="$ppl" 'BEGIN { d = (p - 26.6520) / 26.6520; exit !(p != "" && d < 0.005 && d > -0.005) }' && ok \
-    || fail "perplexity \"$ppl\" is not within 0.5% of PyTorch's 26.6520"
+    || fail "perplexity \"$ppl\" is not within 0.5% of PyTorch's 26.6520: $(tail -n 1 "$tmp/out")"
+# one running value per window, the last equal to the final value; the standard error as
+# llama-perplexity computes it (the per-token NLLs' spread over sqrt(n - 1), times the perplexity):
+# recomputed here from the logits of the same windows
+python3 - "$tmp/out" <<'PY' && ok || fail "perplexity: running values and standard error: $(cat "$tmp/out")"
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+running = [l for l in lines if re.match(r"^\[\d+/\d+\] [0-9.]+$", l)]
+n = int(running[0].split("/")[1].split("]")[0])
+final, err = map(float, re.match(r"^perplexity: ([0-9.]+) \+/- ([0-9.]+)$", lines[-1]).groups())
+assert len(running) == n and running[-1].endswith(f" {final:.4f}"), (running, final)
+mean, se = map(float, re.search(r"mean ([0-9.]+) \+/- ([0-9.]+)", lines[-2]).groups())
+assert abs(err - final * se) < 1e-3 and 0 < se < 0.1, (err, final, se)
+PY
+# progress on a terminal's stderr only
+grep -q "window [0-9]*/" "$tmp/err" && fail "perplexity shows progress on a pipe" || ok
+python3 "$repo/tests/cli/pty_run.py" --stderr-only "$glmoe" perplexity -m "$demo" -f "$tmp/slice.txt" >"$tmp/tty.err" 2>/dev/null
+grep -q "window 9/9, [0-9]* tok/s" "$tmp/tty.err" && ok || fail "perplexity shows no progress on a terminal: $(head -c 300 "$tmp/tty.err")"
+# the standard error itself: three windows whose per-token NLLs are known from logits
+head -c 3000 "$demo/heldout.txt" >"$tmp/slice3.txt"
+expect_ok "perplexity small" -- perplexity -m "$demo" -f "$tmp/slice3.txt" --ctx 64
+ids3=$(timeout 60 "$glmoe" tokenize -t "$demo" --text-file "$tmp/slice3.txt" --no-special)
+python3 - "$tmp/out" "$glmoe" "$demo" "$ids3" "$tmp/l3.f32" <<'PY' && ok || fail "perplexity's standard error differs from the logits' own: $(tail -n 2 "$tmp/out")"
+import math, re, struct, subprocess, sys
+out, glmoe, demo, ids, path = sys.argv[1:6]
+ids = [int(x) for x in ids.split()]
+xs = []
+for s in range(0, len(ids) - 1, 64):
+    w = ids[s:s + 64]
+    subprocess.run([glmoe, "logits", "-m", demo, "--ids", ",".join(map(str, w)), "-o", path], check=True, capture_output=True)
+    data = open(path, "rb").read()
+    V = len(data) // 4 // len(w)
+    rows = struct.unpack(f"<{len(w) * V}f", data)
+    for t in range(len(w) - 1):
+        r = rows[t * V:(t + 1) * V]
+        m = max(r)
+        xs.append(m + math.log(sum(math.exp(v - m) for v in r)) - r[w[t + 1]])
+n = len(xs)
+mean = sum(xs) / n
+se = math.sqrt((sum(x * x for x in xs) / n - mean * mean) / (n - 1))
+final, err = map(float, re.match(r"^perplexity: ([0-9.]+) \+/- ([0-9.]+)$", open(out).read().splitlines()[-1]).groups())
+assert abs(final - math.exp(mean)) < 1e-3 * final and abs(err - math.exp(mean) * se) < 2e-3 * err + 1e-4, (final, err, math.exp(mean), math.exp(mean) * se)
+PY
 
 # glmoe bench on the CPU: the JSON holds every asked length, context and op, with positive times;
 # the SVG is well-formed XML.

@@ -79,6 +79,8 @@ int cli_bad_option(const char *cmd, const char *arg, const char *help, bool mode
 
 /* Prints the command's help (and cli_model_opts_help) on stdout; returns 0. */
 int cli_help(const char *help, bool model_opts);
+/* The same with the model options' --ctx entry replaced by ctx_help (its own default). */
+int cli_help_ctx(const char *help, const char *ctx_help);
 
 /* Drafts per step when the model has an MTP layer and --draft is not given (generate, chat). */
 #define CLI_DRAFT_AUTO 3

@@ -109,19 +109,33 @@ bad:
     return false;
 }
 
-const char *const cli_model_opts_help =
-    "  -m, --model DIR     Hugging Face checkpoint directory (config.json, *.safetensors)\n"
-    "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"
+/* The model options' help in three parts, so that a command whose --ctx means something else
+ * (perplexity's window) states its own default once, in place of the common one. */
+#define MODEL_OPTS_BEFORE_CTX                                                                                   \
+    "  -m, --model DIR     Hugging Face checkpoint directory (config.json, *.safetensors)\n"                     \
+    "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"                          \
     "  --threads N         CPU threads (default: all cores)\n"
-    "  -c, --ctx N         context length, the KV cache size (default min(model max, 4096));\n"
+#define MODEL_OPTS_CTX                                                                                          \
+    "  -c, --ctx N         context length, the KV cache size (default min(model max, 4096));\n"                  \
     "                      also --ctx-size\n"
-    "  --quantize Q        quantize float weights while loading, as mlx_lm.convert -q would:\n"
-    "                      q4, q8, or q<bits>[g<group>] (bits 2-6, 8; group 32, 64, 128; default 64)\n"
-    "  --draft N           speculative decoding (generate, chat): up to N tokens drafted per step by the\n"
-    "                      model's multi-token-prediction layer, verified in one forward; the output is\n"
-    "                      the same (0 off; default 3 when the model has the layer)\n"
-    "  --no-mtp            leave out the model's multi-token-prediction layer (its memory; no drafts)\n"
-    "  -v, --verbose       log loading details to stderr\n";
+#define MODEL_OPTS_AFTER_CTX                                                                                    \
+    "  --quantize Q        quantize float weights while loading, as mlx_lm.convert -q would:\n"                  \
+    "                      q4, q8, or q<bits>[g<group>] (bits 2-6, 8; group 32, 64, 128; default 64)\n"          \
+    "  --draft N           speculative decoding (generate, chat): up to N tokens drafted per step by the\n"      \
+    "                      model's multi-token-prediction layer, verified in one forward; the output is\n"      \
+    "                      the same (0 off; default 3 when the model has the layer)\n"                          \
+    "  --no-mtp            leave out the model's multi-token-prediction layer (its memory; no drafts)\n"        \
+    "  -v, --verbose       log loading details to stderr\n"
+
+const char *const cli_model_opts_help = MODEL_OPTS_BEFORE_CTX MODEL_OPTS_CTX MODEL_OPTS_AFTER_CTX;
+
+int cli_help_ctx(const char *help, const char *ctx_help) {
+    fputs(help, stdout);
+    fputs(MODEL_OPTS_BEFORE_CTX, stdout);
+    fputs(ctx_help, stdout);
+    fputs(MODEL_OPTS_AFTER_CTX, stdout);
+    return 0;
+}
 
 bool cli_parse_quantize(const char *cmd, const char *opt, const char *text, glmoe_quantize *q) {
     int bits = 0, group = 64, n = 0;
