@@ -449,6 +449,12 @@ for op in ["add_rmsnorm", "matmul_qkv", "matmul_o", "rope", "swiglu", "moe_route
 assert ("attn_causal", 512, 512) in ops and ("attn_masked", 512, 512) in ops and ("attn_decode", 1, 32) in ops, ops
 xml.dom.minidom.parse(sys.argv[2])
 PY
+# On the CPU the table has no GPU-only columns (the host's share of a step, graph replays); each
+# prefill length has its fastest repetition too (a cliff must hold on it, not only on the median).
+grep -q "^decode   context  ms/token   GB/s  %copy-BW$" "$tmp/out" && ! grep -Eq "graph replays|host us" "$tmp/out" && ok \
+    || fail "bench on the CPU prints GPU-only columns: $(grep -A1 '^decode' "$tmp/out")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not all(0 < p["fastest_ms"] <= p["ms"] for p in d["prefill"]))' "$tmp/bench.json" \
+    && ok || fail "bench JSON: no fastest_ms <= ms per prefill length"
 # The default sweep and contexts are cut to what a model holds (odd_dims: 64 positions).
 expect_ok "bench defaults cut" -- bench -m "$repo/tests/golden/odd_dims" --device cpu --steps 1 --reps 1 --json "$tmp/b2.json"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=[p["tokens"] for p in d["prefill"]]; c=[p["context"] for p in d["decode"]]; sys.exit(not (t[-1] == 64 and max(t) == 64 and c == [32]))' "$tmp/b2.json" \
