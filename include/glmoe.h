@@ -128,7 +128,9 @@ typedef struct glmoe_quantize {
 
 typedef struct glmoe_model_params {
     glmoe_device device;
-    int n_threads;         /* CPU threads; 0 = all available cores                           */
+    int n_threads;         /* CPU threads; 0 = one per 256 MiB of weights, at least one, at most
+                              all available cores (a small model runs faster on one thread than
+                              on a team that waits for a busy core)                            */
     glmoe_quantize quantize;
     bool skip_mtp;         /* leave out the multi-token-prediction layer even where the
                               checkpoint has one (saves its memory; no drafts); default false */

@@ -300,6 +300,12 @@ expect_ok "demo text" -- generate -m "$demo" -p "The State of the Union" -n 40
 grep -q "is the first to be" "$tmp/out" && ok || fail "demo text: $(cat "$tmp/out")"
 expect_ok "demo chat prompt" -- generate -m "$demo" -p "What is the state of the Union?" --chat --no-think -n 16 --temp 0.8 --seed 3
 
+# The default thread count: one per 256 MiB of weights (the demo: one; BENCHMARKS.md "CPU threads")
+expect_ok "default threads" -- info -m "$demo" --device cpu -v
+grep -q "^glmoe: info: 1 CPU thread for [0-9]* MB of weights" "$tmp/err" && ok || fail "default threads: $(grep -i thread "$tmp/err")"
+expect_ok "explicit threads" -- info -m "$demo" --device cpu -v --threads 2
+grep -q "CPU thread" "$tmp/err" && fail "--threads 2 still takes the default: $(cat "$tmp/err")" || ok
+
 # --- options as llama.cpp and mlx-lm users type them ------------------------------------------
 expect_error "unknown option suggests" 2 "unknown option --max-token; did you mean --max-tokens\?" -- generate -m "$demo" -p hi --max-token 3
 expect_error "unknown option, nothing near" 2 "unknown option --frobnicate \(see glmoe help generate\)$" -- generate -m "$demo" -p hi --frobnicate 3

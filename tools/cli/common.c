@@ -114,7 +114,7 @@ bad:
 #define MODEL_OPTS_BEFORE_CTX                                                                                   \
     "  -m, --model DIR     Hugging Face checkpoint directory (config.json, *.safetensors)\n"                     \
     "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"                          \
-    "  --threads N         CPU threads (default: all cores)\n"
+    "  --threads N         CPU threads (default: one per 256 MiB of weights, at most all cores)\n"
 #define MODEL_OPTS_CTX                                                                                          \
     "  -c, --ctx N         context length, the KV cache size (default min(model max, 4096));\n"                  \
     "                      also --ctx-size\n"
