@@ -55,7 +55,8 @@ static double now_seconds(void) {
 }
 
 glmoe_model_params glmoe_model_params_default(void) {
-    return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0, .quantize = {0, 0}, .skip_mtp = false};
+    return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0, .quantize = {0, 0}, .skip_mtp = false,
+                                .progress = NULL, .progress_user_data = NULL};
 }
 
 /* An upper bound of the bytes the weights will take where the backend keeps them, from the plan:
@@ -161,10 +162,13 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     if ((s = quant_config_load(&m->quant, dir, &m->err))) return s;
     if ((s = st_set_open_dir(&m->set, dir, &m->err))) return s;
     /* Every tensor checked and every format known before a backend is chosen or a byte moves. */
-    const gm_bind_source src = {.set = m->set, .quant = &m->quant,
-                                .requant = {p.quantize.bits, p.quantize.group_size, GM_W_BF16}, .mtp = !p.skip_mtp};
+    gm_bind_source src = {.set = m->set, .quant = &m->quant,
+                          .requant = {p.quantize.bits, p.quantize.group_size, GM_W_BF16}, .mtp = !p.skip_mtp};
     gm_bind_stats plan;
     if ((s = weights_plan(&m->cfg, &src, &plan, &m->err))) return s;
+    src.progress = p.progress;
+    src.progress_user = p.progress_user_data;
+    for (int32_t i = 0; i < plan.n_groups; i++) src.total += plan.groups[i].bytes;
     if ((s = create_backend_for(m, &p, &plan))) return s;
     if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weight_bytes(&plan), "the weights", &m->err)))
         return s;

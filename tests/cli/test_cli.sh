@@ -306,6 +306,16 @@ grep -q "^glmoe: info: 1 CPU thread for [0-9]* MB of weights" "$tmp/err" && ok |
 expect_ok "explicit threads" -- info -m "$demo" --device cpu -v --threads 2
 grep -q "CPU thread" "$tmp/err" && fail "--threads 2 still takes the default: $(cat "$tmp/err")" || ok
 
+# Load progress: on a terminal's stderr once the load takes a second (GLMOE_PROGRESS_AFTER=0 here:
+# the demo loads faster), erased when done; never on a pipe
+GLMOE_PROGRESS_AFTER=0 python3 "$repo/tests/cli/pty_run.py" --stderr-only "$glmoe" info -m "$demo" >"$tmp/tty.err"
+grep -Eq "loading [0-9.]+ of [0-9.]+ GB, [0-9.]+ GB/s, [0-9]+ s left" "$tmp/tty.err" && ok \
+    || fail "no load progress on a terminal: $(od -c "$tmp/tty.err" | head -5)"
+GLMOE_PROGRESS_AFTER=0 timeout 60 "$glmoe" info -m "$demo" >/dev/null 2>"$tmp/err"
+grep -q "loading" "$tmp/err" && fail "load progress on a pipe: $(cat "$tmp/err")" || ok
+python3 "$repo/tests/cli/pty_run.py" --stderr-only "$glmoe" info -m "$demo" >"$tmp/tty.err"
+grep -q "loading" "$tmp/tty.err" && fail "load progress for a load under a second: $(cat "$tmp/tty.err")" || ok
+
 # --- options as llama.cpp and mlx-lm users type them ------------------------------------------
 expect_error "unknown option suggests" 2 "unknown option --max-token; did you mean --max-tokens\?" -- generate -m "$demo" -p hi --max-token 3
 expect_error "unknown option, nothing near" 2 "unknown option --frobnicate \(see glmoe help generate\)$" -- generate -m "$demo" -p hi --frobnicate 3

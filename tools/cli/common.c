@@ -206,6 +206,32 @@ static void log_to_stderr(glmoe_log_level level, const char *msg, void *user) {
 
 void cli_install_log(bool verbose) { glmoe_log_set(log_to_stderr, NULL, verbose ? GLMOE_LOG_INFO : GLMOE_LOG_WARN); }
 
+/* Load progress on a terminal's stderr: shown once a load has taken a second (the environment
+ * variable GLMOE_PROGRESS_AFTER, in seconds, moves that point; the tests set 0), rewritten in
+ * place at most ten times a second, erased when the load ends; never shown when stderr is not a
+ * terminal. */
+typedef struct load_progress {
+    double t0, after, last;
+    bool shown;
+} load_progress;
+
+static void show_load_progress(uint64_t done, uint64_t total, const char *what, void *user) {
+    load_progress *p = user;
+    double now = cli_now(), secs = now - p->t0;
+    if (done >= total) {
+        if (p->shown) fputs("\r\033[K", stderr);
+        p->shown = false;
+        return;
+    }
+    if (secs < p->after || now - p->last < 0.1) return;
+    double rate = secs > 0 ? (double)done / secs : 0, left = rate > 0 ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "\rglmoe: loading %.2f of %.2f GB, %.2f GB/s, %.0f s left\033[K", (double)done / 1e9,
+            (double)total / 1e9, rate / 1e9, left);
+    fflush(stderr);
+    p->shown = true;
+    p->last = now;
+}
+
 bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_context **ctx) {
     *model = NULL;
     *ctx = NULL;
@@ -219,7 +245,14 @@ bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_con
     mp.n_threads = o->n_threads;
     mp.quantize = o->quantize;
     mp.skip_mtp = o->no_mtp;
+    const char *after = getenv("GLMOE_PROGRESS_AFTER");
+    load_progress progress = {.t0 = cli_now(), .after = after ? atof(after) : 1.0};
+    if (isatty(STDERR_FILENO)) {
+        mp.progress = show_load_progress;
+        mp.progress_user_data = &progress;
+    }
     glmoe_status s = glmoe_model_load(model, o->model_dir, &mp);
+    if (progress.shown) fputs("\r\033[K", stderr); /* a failed load: its message where the progress was */
     if (s) {
         char shown[GM_SHORT_PATH_MAX];
         /* A device asked for and not there is no fault of the model: name the option instead. */
