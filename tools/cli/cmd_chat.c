@@ -452,7 +452,7 @@ int cmd_chat(int argc, char **argv) {
         }
         if (s == CHAT_INPUT_INTERRUPT) {
             if (len == 0 && quit_armed) break;
-            if (len == 0) fprintf(stderr, "(Ctrl-C again or Ctrl-D to leave)\n");
+            if (len == 0) fprintf(stderr, "glmoe: Ctrl-C again or Ctrl-D leaves\n");
             quit_armed = len == 0;
             continue;
         }
