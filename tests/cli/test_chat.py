@@ -179,6 +179,18 @@ users = [m["content"] for m in conv if m["role"] == "user"]
 check("overflow: every message answered, the oldest turns dropped",
       rc == 0 and err.count("tok/s; stop:") == 8 and "outgrew the context" in err and users and users[-1] == msgs[-1]
       and msgs[0] not in users and conv[-1]["role"] == "assistant", f"{rc} {users}: {err}")
+# a long conversation loaded (20,000 messages) into a small context: its oldest turns go in a few
+# steps, not one render per turn
+big = os.path.join(tmp, "big.json")
+with open(big, "w") as f:
+    json.dump([{"role": "user" if k % 2 == 0 else "assistant", "content": f"Message {k} about the Union."}
+               for k in range(20000)], f)
+start = time.time()
+rc, out, err = run(f"/load {big}\nAnd now?\n", "--ctx", "128", "-n", "8", "--seed", "2", timeout=120)
+took = time.time() - start
+check("a long conversation loaded into a small context is answered at once",
+      rc == 0 and re.search(r"the oldest 100\d\d turns dropped|the oldest 99\d\d turns dropped", err)
+      and err.count("tok/s; stop:") == 1 and took < 30, f"{took:.1f} s: {err}")
 long_msg = " ".join(["the State of the Union"] * 40)
 rc, out, err = run(f"{long_msg}\nHello\n", "--ctx", "96", "-n", "8", "--seed", "2", "--system", "Be brief.")
 check("a message too long for the context alone is refused, the session goes on",

@@ -30,10 +30,14 @@ typedef struct chat_messages {
 /* Appends a copy of the message; false when out of memory. */
 bool chat_messages_add(chat_messages *m, const char *role, const char *content, const char *reasoning);
 
-/* Removes the oldest turn after a leading system message: its user message and every message up
- * to the next user message. False when there is none before the last user message (that one is
- * never dropped). */
-bool chat_messages_drop_oldest_turn(chat_messages *m);
+/* Removes the oldest turns after a leading system message (a turn: a user message and every
+ * message up to the next user message), at least one, until their text (content and reasoning)
+ * adds up to min_bytes; never the last user message's turn. Returns how many turns went (0: none
+ * could). One pass, however many go. */
+size_t chat_messages_drop_oldest_turns(chat_messages *m, size_t min_bytes);
+
+/* The bytes of text (content and reasoning) of every message. */
+size_t chat_messages_bytes(const chat_messages *m);
 
 void chat_messages_clear(chat_messages *m);
 

@@ -35,21 +35,36 @@ bool chat_messages_add(chat_messages *m, const char *role, const char *content, 
     return true;
 }
 
-bool chat_messages_drop_oldest_turn(chat_messages *m) {
+static size_t message_bytes(const chat_message *msg) {
+    return strlen(msg->content) + (msg->reasoning ? strlen(msg->reasoning) : 0);
+}
+
+size_t chat_messages_bytes(const chat_messages *m) {
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++) n += message_bytes(&m->v[i]);
+    return n;
+}
+
+size_t chat_messages_drop_oldest_turns(chat_messages *m, size_t min_bytes) {
     size_t first = m->n && !strcmp(m->v[0].role, "system") ? 1 : 0, last_user = m->n;
     for (size_t i = m->n; i-- > first;)
         if (!strcmp(m->v[i].role, "user")) {
             last_user = i;
             break;
         }
-    if (last_user == m->n || last_user == first) return false;
-    /* [first, end): the oldest turn, up to the next user message */
-    size_t end = first + 1;
-    while (end < last_user && strcmp(m->v[end].role, "user")) end++;
+    if (last_user == m->n || last_user == first) return 0;
+    /* One pass: whole turns (a user message and what follows up to the next) from the oldest,
+     * until min_bytes are gone or only the last user message's turn is left. */
+    size_t end = first, turns = 0, gone = 0;
+    do {
+        gone += message_bytes(&m->v[end++]);
+        while (end < last_user && strcmp(m->v[end].role, "user")) gone += message_bytes(&m->v[end++]);
+        turns++;
+    } while (gone < min_bytes && end < last_user);
     for (size_t i = first; i < end; i++) message_free(&m->v[i]);
     memmove(m->v + first, m->v + end, (m->n - end) * sizeof *m->v);
     m->n -= end - first;
-    return true;
+    return turns;
 }
 
 void chat_messages_clear(chat_messages *m) {

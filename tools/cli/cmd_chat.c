@@ -244,13 +244,18 @@ static int answer(chat *c, const glmoe_model_info *info, glmoe_tokenizer_stream 
         ids = NULL;
         if (!build_prompt(c, &ids, &n_ids, &in_reasoning)) goto refuse;
         if (n_ids + reserve <= n_ctx) break;
-        /* Too long: the oldest turn goes (never the system message, never this message). */
-        if (!chat_messages_drop_oldest_turn(&c->msgs)) {
+        /* Too long: the oldest turns go (never the system message, never this message), as many
+         * as the excess suggests at the conversation's bytes per token, so that a long one (a
+         * /load of thousands of messages) is rendered a few times, not once per turn. */
+        size_t bytes = chat_messages_bytes(&c->msgs);
+        size_t excess = (size_t)((double)bytes * (double)(n_ids + reserve - n_ctx) / (double)n_ids);
+        size_t turns = chat_messages_drop_oldest_turns(&c->msgs, excess);
+        if (!turns) {
             cli_error(c->cmd, "the message makes a prompt of %zu tokens; with %zu kept for the reply it does not fit "
                       "the context of %zu tokens (--ctx); not sent", n_ids, reserve, n_ctx);
             goto refuse;
         }
-        dropped++;
+        dropped += turns;
         c->fresh = true;
     }
     if (dropped)
