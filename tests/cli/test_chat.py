@@ -137,10 +137,11 @@ t.wait(lambda: t.out.rstrip().endswith(b">"))
 t.send(b"abc")                                    # Ctrl-C with text typed: the text goes, not the session
 t.wait(lambda: t.out.endswith(b"abc"))
 t.send(b"\x03")
-t.pump(0.5)
-check("Ctrl-C on a typed line keeps the session", t.p.poll() is None, t.stderr())
+back = t.wait(lambda: t.out.endswith(b"abc^C\r\n> ") or t.p.poll() is not None)   # a fresh prompt
+check("Ctrl-C on a typed line keeps the session", back and t.p.poll() is None, t.out[-200:])
 t.send(b"\x03")
-t.pump(0.3)
+t.wait(lambda: "Ctrl-C again" in t.stderr() or t.p.poll() is not None)
+t.pump(0.2)
 check("one Ctrl-C at an empty prompt only tells how to leave", t.p.poll() is None and "Ctrl-C again" in t.stderr(),
       t.stderr())
 t.send(b"\x03")
