@@ -159,12 +159,23 @@ typedef struct glmoe_quantize {
     int32_t group_size;    /* 32, 64 or 128; 0: 64 (MLX's default)                            */
 } glmoe_quantize;
 
+/* Progress of a long job: done of total units (bytes), and what is being worked on. */
+typedef void (*glmoe_progress_fn)(uint64_t done, uint64_t total, const char *what, void *user_data);
+
 typedef struct glmoe_model_params {
     glmoe_device device;
-    int n_threads;         /* CPU threads; 0 = all available cores                           */
+    int n_threads;         /* CPU threads; 0 = one per 256 MiB of weights, at least one, at most
+                              all available cores (a small model runs faster on one thread than
+                              on a team that waits for a busy core)                            */
     glmoe_quantize quantize;
     bool skip_mtp;         /* leave out the multi-token-prediction layer even where the
                               checkpoint has one (saves its memory; no drafts); default false */
+    glmoe_progress_fn progress; /* glmoe_model_load calls it, on the loading thread, after each
+                              weight matrix is bound (read, copied to the device, quantized):
+                              done of total bytes of the weights as held, the tensor's name;
+                              once more with done == total and "" when all are. NULL (default):
+                              none. glmoe_model_load_synthetic does not call it.            */
+    void *progress_user_data;
 } glmoe_model_params;
 
 GLMOE_API glmoe_model_params glmoe_model_params_default(void);
@@ -193,9 +204,6 @@ GLMOE_API glmoe_status glmoe_model_load(glmoe_model **out, const char *dir,
  * the handle behave as with glmoe_model_load; glmoe_model_info.dir describes the model. */
 GLMOE_API glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_name, int32_t n_layers,
                                                   uint64_t seed, const glmoe_model_params *params);
-
-/* Progress of a long job: done of total units (bytes), and what is being worked on. */
-typedef void (*glmoe_progress_fn)(uint64_t done, uint64_t total, const char *what, void *user_data);
 
 /* Writes an MLX-format quantized copy of the float checkpoint in_dir to the new directory out_dir,
  * as `mlx_lm.convert -q --q-bits B --q-group-size G` would, so that glmoe and mlx-lm both load it:

@@ -4,6 +4,7 @@
  * Each function checks its arguments, calls into the model code, and turns an internal gm_err into
  * the handle's message. Nothing below this layer knows about handles.
  */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,8 @@ static double now_seconds(void) {
 }
 
 glmoe_model_params glmoe_model_params_default(void) {
-    return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0, .quantize = {0, 0}, .skip_mtp = false};
+    return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0, .quantize = {0, 0}, .skip_mtp = false,
+                                .progress = NULL, .progress_user_data = NULL};
 }
 
 /* An upper bound of the bytes the weights will take where the backend keeps them, from the plan:
@@ -75,9 +77,31 @@ static const gm_weight_group *unsupported_format(gm_backend *be, const gm_bind_s
     return NULL;
 }
 
+/* Weights per CPU thread below which another thread is not worth having (n_threads 0). An op of a
+ * small model is a few microseconds of work, less than a team of threads costs when one of them
+ * waits for a core: on a 2-vCPU VM whose other vCPU is busy, the 13.6M-parameter demo model
+ * decodes 2-3x slower on two threads than on one (BENCHMARKS.md, "CPU threads"). */
+#define BYTES_PER_THREAD ((uint64_t)256 << 20)
+
+/* The CPU threads of n_threads 0: one per BYTES_PER_THREAD of weights, at least one, at most the
+ * cores (0: the backend's default, all of them). */
+static int default_threads(uint64_t bytes) {
+    uint64_t n = bytes / BYTES_PER_THREAD;
+    int cores = omp_get_num_procs();
+    return n >= (uint64_t)cores ? 0 : n < 1 ? 1 : (int)n;
+}
+
 /* The backend for the planned weights: device AUTO falls back to the CPU, saying so, when the GPU
  * does not take a format the weights have; an explicit device refuses. */
-static glmoe_status create_backend_for(glmoe_model *m, const glmoe_model_params *p, const gm_bind_stats *plan) {
+static glmoe_status create_backend_for(glmoe_model *m, const glmoe_model_params *params, const gm_bind_stats *plan) {
+    glmoe_model_params q = *params, *p = &q;
+    if (!p->n_threads) {
+        p->n_threads = default_threads(weight_bytes(plan));
+        if (p->n_threads)
+            gm_info("%d CPU thread%s for %.0f MB of weights (one per %llu MiB, at most %d cores; n_threads sets it)",
+                    p->n_threads, p->n_threads == 1 ? "" : "s", (double)weight_bytes(plan) / 1e6,
+                    (unsigned long long)(BYTES_PER_THREAD >> 20), omp_get_num_procs());
+    }
     glmoe_status s = gm_backend_create(&m->be, p->device, p->n_threads, &m->err);
     if (s) return s;
     const gm_weight_group *g = unsupported_format(m->be, plan);
@@ -138,10 +162,13 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     if ((s = quant_config_load(&m->quant, dir, &m->err))) return s;
     if ((s = st_set_open_dir(&m->set, dir, &m->err))) return s;
     /* Every tensor checked and every format known before a backend is chosen or a byte moves. */
-    const gm_bind_source src = {.set = m->set, .quant = &m->quant,
-                                .requant = {p.quantize.bits, p.quantize.group_size, GM_W_BF16}, .mtp = !p.skip_mtp};
+    gm_bind_source src = {.set = m->set, .quant = &m->quant,
+                          .requant = {p.quantize.bits, p.quantize.group_size, GM_W_BF16}, .mtp = !p.skip_mtp};
     gm_bind_stats plan;
     if ((s = weights_plan(&m->cfg, &src, &plan, &m->err))) return s;
+    src.progress = p.progress;
+    src.progress_user = p.progress_user_data;
+    for (int32_t i = 0; i < plan.n_groups; i++) src.total += plan.groups[i].bytes;
     if ((s = create_backend_for(m, &p, &plan))) return s;
     if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weight_bytes(&plan), "the weights", &m->err)))
         return s;

@@ -72,6 +72,9 @@ typedef struct gm_bind_source {
     const gm_quant_config *quant;
     gm_affine requant;
     bool mtp;                                       /* bind the MTP layer when the checkpoint has one */
+    glmoe_progress_fn progress;                     /* after each matrix bound: bytes of total (NULL: none) */
+    void *progress_user;
+    uint64_t total;                                 /* the plan's bytes (stats->groups) */
 } gm_bind_source;
 
 /* Resolves and checks every tensor the forward needs against the configuration and the

@@ -44,6 +44,7 @@ typedef struct binder {
     gm_bind_stats *stats;
     const st_tensor **used;    /* every tensor bound, to find the unused ones afterwards */
     size_t n_used;
+    uint64_t done;             /* bytes bound so far, for src->progress */
     gm_err *err;
 } binder;
 
@@ -288,6 +289,8 @@ static glmoe_status bind_source(binder *b, gm_weight *w, const gm_tensor_src *s,
         return st;
     }
     account(b, r->kind, &target, stored, copied);
+    b->done += stored;
+    if (b->src->progress) b->src->progress(b->done, b->src->total, s->t->name, b->src->progress_user);
     /* Count each file tensor once (a stacked one serves every expert). */
     const st_tensor *ts[3] = {s->t, s->scales, s->biases};
     for (int i = 0; i < 3; i++)
@@ -604,6 +607,7 @@ static glmoe_status bind_all(gm_weights *w, const gm_config *c, const gm_bind_so
                              (uint64_t)n_moe * (uint64_t)c->n_experts_per_tok * per_expert;
     if (src) s = check_overrides(&b);
     if (!s && src && be) account_unbound(&b);
+    if (!s && src && be && src->progress) src->progress(src->total, src->total, "", src->progress_user);
 done:
     free(b.used);
     if (s || !be) weights_release(w, c, be);

@@ -59,6 +59,12 @@ expect_error "trailing comma" 2 "--ids" -- generate -m "$golden" --ids 1,2,
 expect_error "bad number" 2 "-n expects" -- generate -m "$golden" --ids 1 -n 12abc
 expect_error "bad device" 2 "--device" -- info -m "$golden" --device tpu
 expect_error "prompt without tokenizer" 1 "no tokenizer.json" -- generate -m "$golden" -p "hello"
+# --device cuda where there is no GPU says so (not "CUDA driver version is insufficient")
+if ! nvidia-smi -L >/dev/null 2>&1; then
+    expect_error "--device cuda, no GPU" 1 "^glmoe info: --device cuda: (no CUDA GPU: .+|this build of glmoe has no CUDA backend)$" \
+        -- info -m "$golden" --device cuda
+    grep -q "insufficient" "$tmp/err" && fail "--device cuda: $(cat "$tmp/err")" || ok
+fi
 
 # --- good runs -------------------------------------------------------------------------------
 expect_ok "info" -- info -m "$golden"
@@ -275,6 +281,13 @@ expect_ok "tokenize tokenizer.json" -- tokenize -t "$demo/tokenizer.json" --text
 [ "$(cat "$tmp/out")" = "$want_ids" ] && ok || fail "tokenize --text differs from HF"
 expect_ok "detokenize" -- detokenize -t "$demo" --ids "${want_ids// /,}"
 cmp -s "$tmp/out" "$tmp/text.txt" && ok || fail "detokenize does not give the text back: $(cat "$tmp/out")"
+timeout 60 "$glmoe" tokenize -t "$demo" --text-file - <"$tmp/text.txt" >"$tmp/out" 2>"$tmp/err"
+[ "$(cat "$tmp/out")" = "$want_ids" ] && ok || fail "tokenize --text-file - (stdin): \"$(cat "$tmp/out")\" $(cat "$tmp/err")"
+expect_ok "tokenize --pieces" -- tokenize -t "$demo" --text $'The State\n<|user|>' --pieces
+printf '%6d -> %s\n' 51 "'T'" 3258 "'he'" 920 "' State'" 198 "'\\n'" 4067 "'<|user|>'" >"$tmp/want_pieces"
+cmp -s "$tmp/out" "$tmp/want_pieces" && ok || fail "tokenize --pieces: $(cat "$tmp/out") / want $(cat "$tmp/want_pieces")"
+python3 "$repo/tests/cli/pty_run.py" --stdout-only "$glmoe" detokenize -t "$demo" --ids 37,68,1080 >"$tmp/tty.out"
+[ "$(cat "$tmp/tty.out")" = $'Fellow\r' ] && ok || fail "detokenize on a terminal does not end with a newline: $(od -c "$tmp/tty.out")"
 printf 'caf\xc3' >"$tmp/bad.txt"
 expect_error "invalid utf-8" 1 "UTF-8.*(offset|byte) 3" -- tokenize -t "$demo" --text-file "$tmp/bad.txt"
 expect_error "tokenizer missing" 1 "nonexistent.*cannot open" -- tokenize -t "$tmp/nonexistent" --text hi
@@ -286,6 +299,77 @@ expect_ok "demo greedy" -- generate -m "$demo" -p "The State of the Union" -n 40
 expect_ok "demo text" -- generate -m "$demo" -p "The State of the Union" -n 40
 grep -q "is the first to be" "$tmp/out" && ok || fail "demo text: $(cat "$tmp/out")"
 expect_ok "demo chat prompt" -- generate -m "$demo" -p "What is the state of the Union?" --chat --no-think -n 16 --temp 0.8 --seed 3
+
+# The default thread count: one per 256 MiB of weights (the demo: one; BENCHMARKS.md "CPU threads")
+expect_ok "default threads" -- info -m "$demo" --device cpu -v
+grep -q "^glmoe: info: 1 CPU thread for [0-9]* MB of weights" "$tmp/err" && ok || fail "default threads: $(grep -i thread "$tmp/err")"
+expect_ok "explicit threads" -- info -m "$demo" --device cpu -v --threads 2
+grep -q "CPU thread" "$tmp/err" && fail "--threads 2 still takes the default: $(cat "$tmp/err")" || ok
+
+# Load progress: on a terminal's stderr once the load takes a second (GLMOE_PROGRESS_AFTER=0 here:
+# the demo loads faster), erased when done; never on a pipe
+GLMOE_PROGRESS_AFTER=0 python3 "$repo/tests/cli/pty_run.py" --stderr-only "$glmoe" info -m "$demo" >"$tmp/tty.err"
+grep -Eq "loading [0-9.]+ of [0-9.]+ GB, [0-9.]+ GB/s, [0-9]+ s left" "$tmp/tty.err" && ok \
+    || fail "no load progress on a terminal: $(od -c "$tmp/tty.err" | head -5)"
+GLMOE_PROGRESS_AFTER=0 timeout 60 "$glmoe" info -m "$demo" >/dev/null 2>"$tmp/err"
+grep -q "loading" "$tmp/err" && fail "load progress on a pipe: $(cat "$tmp/err")" || ok
+python3 "$repo/tests/cli/pty_run.py" --stderr-only "$glmoe" info -m "$demo" >"$tmp/tty.err"
+grep -q "loading" "$tmp/tty.err" && fail "load progress for a load under a second: $(cat "$tmp/tty.err")" || ok
+
+# --- options as llama.cpp and mlx-lm users type them ------------------------------------------
+expect_error "unknown option suggests" 2 "unknown option --max-token; did you mean --max-tokens\?" -- generate -m "$demo" -p hi --max-token 3
+expect_error "unknown option, nothing near" 2 "unknown option --frobnicate \(see glmoe help generate\)$" -- generate -m "$demo" -p hi --frobnicate 3
+expect_error "unknown flag suggests" 2 "unknown option --ignore-eso; did you mean --ignore-eos\?" -- generate -m "$demo" -p hi --ignore-eso
+expect_error "tokenize unknown option" 2 "unknown option --text-fil; did you mean --text-file\?" -- tokenize -t "$demo" --text-fil x
+expect_error "known option without value" 2 "^glmoe generate: -p needs a value" -- generate -m "$demo" -p
+for c in generate chat perplexity tokenize detokenize bench quantize info logits; do
+    expect_ok "help $c" -- help "$c"
+    grep -q "usage: glmoe $c" "$tmp/out" && ok || fail "glmoe help $c prints no usage: $(head -c 200 "$tmp/out")"
+done
+expect_error "help of an unknown command" 2 'unknown command "frob"' -- help frob
+# aliases give what the options they stand for give
+expect_ok "aliases: short names" -- generate -m "$demo" -p "The State of the Union" -n 12 --temp 0.9 --seed 11 --ctx 64 --print-ids
+cp "$tmp/out" "$tmp/alias_a"
+expect_ok "aliases: long names" -- generate -m "$demo" -p "The State of the Union" --max-tokens 12 --temperature 0.9 -s 11 -c 64 --print-ids
+cmp -s "$tmp/out" "$tmp/alias_a" && ok || fail "--max-tokens/--temperature/-s/-c differ from -n/--temp/--seed/--ctx"
+expect_ok "aliases: --ctx-size" -- generate -m "$demo" -p "The State of the Union" -n 12 --temp 0.9 --seed 11 --ctx-size 64 --print-ids
+cmp -s "$tmp/out" "$tmp/alias_a" && ok || fail "--ctx-size differs from --ctx"
+printf 'The State of the Union' >"$tmp/prompt.txt"
+expect_ok "prompt from a file" -- generate -m "$demo" -f "$tmp/prompt.txt" -n 12 --temp 0.9 --seed 11 --print-ids
+cmp -s "$tmp/out" "$tmp/alias_a" && ok || fail "-f FILE differs from -p"
+timeout 60 "$glmoe" generate -m "$demo" --file - -n 12 --temp 0.9 --seed 11 --print-ids <"$tmp/prompt.txt" >"$tmp/out" 2>"$tmp/err"
+cmp -s "$tmp/out" "$tmp/alias_a" && ok || fail "-f - (stdin) differs from -p: $(cat "$tmp/err")"
+expect_error "two prompts" 2 "exactly one of --ids 1,2,3, -p TEXT or -f FILE" -- generate -m "$demo" -p hi -f "$tmp/prompt.txt"
+expect_error "prompt file missing" 1 "nope.txt: cannot open" -- generate -m "$demo" -f "$tmp/nope.txt"
+# Sampling without --seed: a random seed, printed, that repeats the run
+timeout 60 "$glmoe" generate -m "$demo" -p "The State of the Union" -n 24 --temp 1.0 >"$tmp/r1" 2>"$tmp/e1"
+timeout 60 "$glmoe" generate -m "$demo" -p "The State of the Union" -n 24 --temp 1.0 >"$tmp/r2" 2>"$tmp/e2"
+seed1=$(sed -n 's/.*; seed: \([0-9]*\)$/\1/p' "$tmp/e1")
+seed2=$(sed -n 's/.*; seed: \([0-9]*\)$/\1/p' "$tmp/e2")
+[ -n "$seed1" ] && [ -n "$seed2" ] && [ "$seed1" != "$seed2" ] && ! cmp -s "$tmp/r1" "$tmp/r2" && ok \
+    || fail "sampling without --seed: seeds \"$seed1\" \"$seed2\" (want two different ones printed, two different texts)"
+timeout 60 "$glmoe" generate -m "$demo" -p "The State of the Union" -n 24 --temp 1.0 --seed "$seed1" >"$tmp/r3" 2>/dev/null
+cmp -s "$tmp/r1" "$tmp/r3" && ok || fail "--seed $seed1 does not repeat the run that printed it"
+grep -q "seed:" "$tmp/err" && fail "a greedy run prints a seed" || ok  # (the last expect_ok above: sampled with --seed) 
+# --stop: the text ends right before the first stop string, also one cut across tokens and one
+# that is held back while streaming; the stop line says why
+expect_ok "no stop" -- generate -m "$demo" -p "The State of the Union" -n 40
+full=$(cat "$tmp/out")
+for stop in "first to" "e fi" "Union. The C" "zzz"; do
+    expect_ok "stop \"$stop\"" -- generate -m "$demo" -p "The State of the Union" -n 40 --stop "$stop" --stop "never seen"
+    want=${full%%"$stop"*}
+    [ "$(cat "$tmp/out")" = "$want" ] && ok || fail "--stop \"$stop\": \"$(cat "$tmp/out")\", want \"$want\""
+    if [ "$want" != "$full" ]; then grep -q "stop: stop string" "$tmp/err" && ok || fail "--stop: $(cat "$tmp/err")"; fi
+done
+expect_error "stop with ids" 2 "--stop works on the text" -- generate -m "$demo" -p hi --stop x --print-ids
+expect_error "empty stop" 2 "--stop: an empty stop string" -- generate -m "$demo" -p hi --stop ""
+# --echo prints the prompt first; nothing is added to the text on a pipe, a newline on a terminal
+expect_ok "echo" -- generate -m "$demo" -p "The State of the Union" -n 40 --echo
+[ "$(cat "$tmp/out")" = "The State of the Union$full" ] && ok || fail "--echo: $(cat "$tmp/out")"
+[ "$(tail -c 1 "$tmp/out" | od -An -c | tr -d ' ')" != '\n' ] && ok || fail "generate on a pipe adds a newline"
+python3 "$repo/tests/cli/pty_run.py" --stdout-only "$glmoe" generate -m "$demo" -p "The State of the Union" -n 40 >"$tmp/tty.out" 2>"$tmp/tty.err"
+python3 -c 'import sys; t=open(sys.argv[1],"rb").read(); sys.exit(not (t.endswith(b"\r\n") and t.count(b"\n") == 1))' "$tmp/tty.out" \
+    && ok || fail "generate on a terminal does not end its text with one newline: $(od -c "$tmp/tty.out" | tail -3)"
 # The chat REPL keeps the KV cache across turns: with --verbose each turn reports how many of its
 # prompt tokens were reused from the cache. Turn k must reuse at least the whole prompt of turn k-1
 # (the conversation so far renders the same up to there), evaluate the rest, and a /reset starts
@@ -319,9 +403,51 @@ rc=$?
 # (python3 tools/train_demo/evaluate.py -m models/glmoe-demo -f SLICE --ctx 512). Bound: 0.5%.
 head -c 20000 "$demo/heldout.txt" >"$tmp/slice.txt"
 expect_ok "perplexity" -- perplexity -m "$demo" -f "$tmp/slice.txt" --ctx 512
-ppl=$(tail -n 1 "$tmp/out" | sed -n 's/^perplexity: //p')
+ppl=$(tail -n 1 "$tmp/out" | sed -n 's/^perplexity: \([0-9.]*\) +\/- [0-9.]*$/\1/p')
 awk -v p="$ppl" 'BEGIN { d = (p - 26.6520) / 26.6520; exit !(p != "" && d < 0.005 && d > -0.005) }' && ok \
-    || fail "perplexity \"$ppl\" is not within 0.5% of PyTorch's 26.6520"
+    || fail "perplexity \"$ppl\" is not within 0.5% of PyTorch's 26.6520: $(tail -n 1 "$tmp/out")"
+# one running value per window, the last equal to the final value; the standard error as
+# llama-perplexity computes it (the per-token NLLs' spread over sqrt(n - 1), times the perplexity):
+# recomputed here from the logits of the same windows
+python3 - "$tmp/out" <<'PY' && ok || fail "perplexity: running values and standard error: $(cat "$tmp/out")"
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+running = [l for l in lines if re.match(r"^\[\d+/\d+\] [0-9.]+$", l)]
+n = int(running[0].split("/")[1].split("]")[0])
+final, err = map(float, re.match(r"^perplexity: ([0-9.]+) \+/- ([0-9.]+)$", lines[-1]).groups())
+assert len(running) == n and running[-1].endswith(f" {final:.4f}"), (running, final)
+mean, se = map(float, re.search(r"mean ([0-9.]+) \+/- ([0-9.]+)", lines[-2]).groups())
+assert abs(err - final * se) < 1e-3 and 0 < se < 0.1, (err, final, se)
+PY
+# progress on a terminal's stderr only
+grep -q "window [0-9]*/" "$tmp/err" && fail "perplexity shows progress on a pipe" || ok
+python3 "$repo/tests/cli/pty_run.py" --stderr-only "$glmoe" perplexity -m "$demo" -f "$tmp/slice.txt" >"$tmp/tty.err" 2>/dev/null
+grep -q "window 9/9, [0-9]* tok/s" "$tmp/tty.err" && ok || fail "perplexity shows no progress on a terminal: $(head -c 300 "$tmp/tty.err")"
+# the standard error itself: three windows whose per-token NLLs are known from logits
+head -c 3000 "$demo/heldout.txt" >"$tmp/slice3.txt"
+expect_ok "perplexity small" -- perplexity -m "$demo" -f "$tmp/slice3.txt" --ctx 64
+ids3=$(timeout 60 "$glmoe" tokenize -t "$demo" --text-file "$tmp/slice3.txt" --no-special)
+python3 - "$tmp/out" "$glmoe" "$demo" "$ids3" "$tmp/l3.f32" <<'PY' && ok || fail "perplexity's standard error differs from the logits' own: $(tail -n 2 "$tmp/out")"
+import math, re, struct, subprocess, sys
+out, glmoe, demo, ids, path = sys.argv[1:6]
+ids = [int(x) for x in ids.split()]
+xs = []
+for s in range(0, len(ids) - 1, 64):
+    w = ids[s:s + 64]
+    subprocess.run([glmoe, "logits", "-m", demo, "--ids", ",".join(map(str, w)), "-o", path], check=True, capture_output=True)
+    data = open(path, "rb").read()
+    V = len(data) // 4 // len(w)
+    rows = struct.unpack(f"<{len(w) * V}f", data)
+    for t in range(len(w) - 1):
+        r = rows[t * V:(t + 1) * V]
+        m = max(r)
+        xs.append(m + math.log(sum(math.exp(v - m) for v in r)) - r[w[t + 1]])
+n = len(xs)
+mean = sum(xs) / n
+se = math.sqrt((sum(x * x for x in xs) / n - mean * mean) / (n - 1))
+final, err = map(float, re.match(r"^perplexity: ([0-9.]+) \+/- ([0-9.]+)$", open(out).read().splitlines()[-1]).groups())
+assert abs(final - math.exp(mean)) < 1e-3 * final and abs(err - math.exp(mean) * se) < 2e-3 * err + 1e-4, (final, err, math.exp(mean), math.exp(mean) * se)
+PY
 
 # glmoe bench on the CPU: the JSON holds every asked length, context and op, with positive times;
 # the SVG is well-formed XML.
@@ -339,6 +465,12 @@ for op in ["add_rmsnorm", "matmul_qkv", "matmul_o", "rope", "swiglu", "moe_route
 assert ("attn_causal", 512, 512) in ops and ("attn_masked", 512, 512) in ops and ("attn_decode", 1, 32) in ops, ops
 xml.dom.minidom.parse(sys.argv[2])
 PY
+# On the CPU the table has no GPU-only columns (the host's share of a step, graph replays); each
+# prefill length has its fastest repetition too (a cliff must hold on it, not only on the median).
+grep -q "^decode   context  ms/token   GB/s  %copy-BW$" "$tmp/out" && ! grep -Eq "graph replays|host us" "$tmp/out" && ok \
+    || fail "bench on the CPU prints GPU-only columns: $(grep -A1 '^decode' "$tmp/out")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not all(0 < p["fastest_ms"] <= p["ms"] for p in d["prefill"]))' "$tmp/bench.json" \
+    && ok || fail "bench JSON: no fastest_ms <= ms per prefill length"
 # The default sweep and contexts are cut to what a model holds (odd_dims: 64 positions).
 expect_ok "bench defaults cut" -- bench -m "$repo/tests/golden/odd_dims" --device cpu --steps 1 --reps 1 --json "$tmp/b2.json"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=[p["tokens"] for p in d["prefill"]]; c=[p["context"] for p in d["decode"]]; sys.exit(not (t[-1] == 64 and max(t) == 64 and c == [32]))' "$tmp/b2.json" \

@@ -94,7 +94,7 @@ static bool gpu_present(void) {
         be->ops->free(be);
         return true;
     }
-    CHECK(err.code == GLMOE_E_UNSUPPORTED && strstr(err.msg, "cuda"),
+    CHECK(err.code == GLMOE_E_UNSUPPORTED && strstr(err.msg, "no CUDA GPU: "),
           "cuda_backend_create without a usable GPU: status %d (want GLMOE_E_UNSUPPORTED), \"%s\"", (int)err.code,
           err.msg);
     printf("no GPU: cuda_backend_create: %s\n", err.msg);

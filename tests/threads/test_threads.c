@@ -20,6 +20,7 @@
  * numbers happen to agree.
  */
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,7 +201,10 @@ int main(int argc, char **argv) {
     memset(&sh, 0, sizeof sh);
     glmoe_model_params mp = glmoe_model_params_default();
     mp.device = !strcmp(device, "cuda") ? GLMOE_DEVICE_CUDA : GLMOE_DEVICE_CPU;
+    /* 0: every core (n_threads 0 would give this small model one thread, and the test a team of
+     * OpenMP threads per op is the point) */
     mp.n_threads = argc > 3 ? atoi(argv[3]) : 0;
+    if (mp.n_threads == 0) mp.n_threads = omp_get_num_procs();
     glmoe_status s = glmoe_model_load(&sh.model, dir, &mp);
     if (s == GLMOE_E_UNSUPPORTED && mp.device == GLMOE_DEVICE_CUDA) {
         printf("SKIP: no CUDA device: %s\n", glmoe_model_errmsg(sh.model));

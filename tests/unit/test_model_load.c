@@ -245,6 +245,44 @@ static void test_api_misuse(void) {
     glmoe_model_free(m);
 }
 
+/* glmoe_model_params.progress: called after each matrix, done rising to total, then once with
+ * done == total and ""; total is the bytes of the weights as held (the info's groups). */
+typedef struct progress_log {
+    int calls, finals;
+    uint64_t last_done, total;
+    bool rising, named;
+} progress_log;
+
+static void on_progress(uint64_t done, uint64_t total, const char *what, void *user) {
+    progress_log *p = user;
+    p->rising &= done >= p->last_done && done <= total && (!p->calls || total == p->total);
+    p->calls++;
+    p->last_done = done;
+    p->total = total;
+    if (done == total && !*what) p->finals++;
+    else p->named &= what && strstr(what, ".weight") != NULL;
+}
+
+static void test_progress(void) {
+    progress_log log = {.rising = true, .named = true};
+    glmoe_model_params mp = glmoe_model_params_default();
+    mp.device = GLMOE_DEVICE_CPU;
+    mp.progress = on_progress;
+    mp.progress_user_data = &log;
+    glmoe_model *m = NULL;
+    CHECK(glmoe_model_load(&m, g_src, &mp) == GLMOE_OK, "load with progress: %s", glmoe_model_errmsg(m));
+    glmoe_model_info info;
+    glmoe_model_get_info(m, &info);
+    uint64_t bytes = 0;
+    for (int32_t i = 0; i < info.n_weight_groups; i++) bytes += info.weight_groups[i].bytes;
+    CHECK(log.calls > info.n_layers && log.rising && log.named && log.finals == 1 && log.last_done == log.total &&
+              log.total == bytes,
+          "progress: %d calls, rising %d, named %d, %d final, last %llu of %llu, weights %llu", log.calls, log.rising,
+          log.named, log.finals, (unsigned long long)log.last_done, (unsigned long long)log.total,
+          (unsigned long long)bytes);
+    glmoe_model_free(m);
+}
+
 int main(int argc, char **argv) {
     snprintf(g_src, sizeof g_src, "%s/tests/golden/odd_dims", argc > 1 ? argv[1] : ".");
     snprintf(g_tmp, sizeof g_tmp, "/tmp/glmoe_load_XXXXXX");
@@ -297,6 +335,7 @@ int main(int argc, char **argv) {
     free(l);
 
     test_api_misuse();
+    test_progress();
     free(base);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);

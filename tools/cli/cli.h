@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -58,8 +59,28 @@ extern const char *const cli_model_opts_help;
 /* "q4", "q8", "q<bits>g<group>" (e.g. q3g32) into *q; prints why and returns false otherwise. */
 bool cli_parse_quantize(const char *cmd, const char *opt, const char *text, glmoe_quantize *q);
 
-/* Sampling options (--temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed), same contract. */
-int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, glmoe_sampler_params *sp);
+/* Sampling options (--temp/--temperature, --top-k, --top-p, --min-p, --repeat-penalty,
+ * -s/--seed), same contract. */
+typedef struct cli_sampling {
+    glmoe_sampler_params params;
+    bool seed_given;
+} cli_sampling;
+int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, cli_sampling *s);
+
+/* The seed the run samples with: --seed's, or, when none was given and the run samples
+ * (temperature > 0), a random one drawn now (and kept in s), to be printed with the stats. */
+uint64_t cli_sampling_seed(cli_sampling *s);
+
+/* The argument argv[i] that no option of the command took: prints "unknown option --x; did you
+ * mean --y?" (the nearest option the help lists, when near enough), "--y needs a value" for a
+ * known option in the last place, or "unexpected argument", and returns CLI_EXIT_USAGE. help is
+ * the command's help text; model_opts: the command takes cli_model_opt's options too. */
+int cli_bad_option(const char *cmd, const char *arg, const char *help, bool model_opts);
+
+/* Prints the command's help (and cli_model_opts_help) on stdout; returns 0. */
+int cli_help(const char *help, bool model_opts);
+/* The same with the model options' --ctx entry replaced by ctx_help (its own default). */
+int cli_help_ctx(const char *help, const char *ctx_help);
 
 /* Drafts per step when the model has an MTP layer and --draft is not given (generate, chat). */
 #define CLI_DRAFT_AUTO 3
@@ -76,8 +97,8 @@ uint64_t cli_peak_rss(void);
 double cli_now(void);
 
 /* Reads a whole text file (bytes as they are, at most CLI_TEXT_MAX_BYTES) through glmoe_file_read:
- * never blocks, regular files only. *out is freed with glmoe_free. Prints why and returns false
- * on failure. */
+ * never blocks, regular files only; "-" reads stdin to its end (same bound). *out is freed with
+ * glmoe_free. Prints why and returns false on failure. */
 bool cli_read_file(const char *cmd, const char *path, char **out, size_t *len);
 
 /* ---- output (output.c) ---- */
@@ -107,21 +128,32 @@ bool cli_encode(const char *cmd, glmoe_tokenizer *tok, const char *text, size_t 
                 int32_t **ids, size_t *n);
 
 /* The sampling loop of generate and chat. */
+typedef void (*cli_emit_fn)(const char *text, size_t len, void *user);
 typedef struct cli_gen_opts {
     long n_gen;
     bool print_ids, ignore_eos;
     int n_draft;            /* speculative steps of up to n_draft drafts (the context's); 0: none */
+    const char *const *stops; /* --stop strings: the text ends before the first that appears in it */
+    size_t n_stops;
+    cli_emit_fn emit;       /* where the text goes (chat: the reasoning split); NULL: stdout */
+    void *emit_user;
+    volatile sig_atomic_t *interrupted; /* when set (by a SIGINT handler), stop at the next token */
 } cli_gen_opts;
 typedef struct cli_gen_result {
     int32_t *ids;           /* malloc'd: the generated ids, eos included */
     long n;
     double seconds;
-    const char *stop;       /* "token limit", "end of sequence", "context full" */
+    const char *stop;       /* "token limit", "end of sequence", "stop string", "context full",
+                               "interrupted" */
     long n_drafted, n_accepted, n_steps; /* speculative decoding */
+    size_t n_text;          /* bytes of text put out */
+    char last_byte;         /* the last of them ('\0' if none) */
 } cli_gen_result;
 /* The context holds the prompt and its last logits. stream may be NULL (ids are printed).
  * Returns 0, or the exit status to end with after the error was reported (CLI_EXIT_PIPE, without
- * a message, when stdout's reader went away: generation stops at the first token it loses). */
+ * a message, when stdout's reader went away: generation stops at the first token it loses).
+ * The context ends holding the prompt and every generated token but the last (the one a next
+ * evaluation would start with), as one-at-a-time decoding leaves it. */
 int cli_generate(const char *cmd, glmoe_context *ctx, glmoe_sampler *sampler, const glmoe_model_info *info,
                   glmoe_tokenizer_stream *stream, const cli_gen_opts *o, cli_gen_result *r);
 

@@ -19,13 +19,8 @@ int cmd_info(int argc, char **argv) {
         int r = cli_model_opt(cmd, argc, argv, &i, &mo);
         if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(help, stdout);
-            fputs(cli_model_opts_help, stdout);
-            return 0;
-        }
-        cli_error(cmd, "unknown option %s (see glmoe info --help)", argv[i]);
-        return CLI_EXIT_USAGE;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return cli_help(help, true);
+        return cli_bad_option(cmd, argv[i], help, true);
     }
     glmoe_model *model = NULL;
     glmoe_context *ctx = NULL;

@@ -24,15 +24,8 @@ int cmd_logits(int argc, char **argv) {
         int r = cli_model_opt(cmd, argc, argv, &i, &mo);
         if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            fputs(cli_model_opts_help, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc || (strcmp(a, "--ids") && strcmp(a, "-o"))) {
-            cli_error(cmd, "unknown option or missing value: %s (see glmoe logits --help)", a);
-            return CLI_EXIT_USAGE;
-        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help(help, true);
+        if (i + 1 >= argc || (strcmp(a, "--ids") && strcmp(a, "-o"))) return cli_bad_option(cmd, a, help, true);
         if (!strcmp(a, "--ids")) ids_text = argv[++i];
         else out_path = argv[++i];
     }

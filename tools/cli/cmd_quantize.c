@@ -57,10 +57,7 @@ int cmd_quantize(int argc, char **argv) {
         }
         const bool known = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-o") || !strcmp(a, "--out") ||
                            !strcmp(a, "--bits") || !strcmp(a, "--group") || !strcmp(a, "-q") || !strcmp(a, "--quantize");
-        if (!known) {
-            cli_error(cmd, "unknown option %s (see glmoe quantize --help)", a);
-            return CLI_EXIT_USAGE;
-        }
+        if (!known) return cli_bad_option(cmd, a, help, false);
         if (i + 1 >= argc) {
             cli_error(cmd, "%s needs a value", a);
             return CLI_EXIT_USAGE;

@@ -1,11 +1,14 @@
 /* common.c — option parsing and model opening shared by the subcommands. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util/short_path.h"
@@ -106,18 +109,33 @@ bad:
     return false;
 }
 
-const char *const cli_model_opts_help =
-    "  -m, --model DIR     Hugging Face checkpoint directory (config.json, *.safetensors)\n"
-    "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"
-    "  --threads N         CPU threads (default: all cores)\n"
-    "  --ctx N             context length, the KV cache size (default min(model max, 4096))\n"
-    "  --quantize Q        quantize float weights while loading, as mlx_lm.convert -q would:\n"
-    "                      q4, q8, or q<bits>[g<group>] (bits 2-6, 8; group 32, 64, 128; default 64)\n"
-    "  --draft N           speculative decoding (generate, chat): up to N tokens drafted per step by the\n"
-    "                      model's multi-token-prediction layer, verified in one forward; the output is\n"
-    "                      the same (0 off; default 3 when the model has the layer)\n"
-    "  --no-mtp            leave out the model's multi-token-prediction layer (its memory; no drafts)\n"
-    "  -v, --verbose       log loading details to stderr\n";
+/* The model options' help in three parts, so that a command whose --ctx means something else
+ * (perplexity's window) states its own default once, in place of the common one. */
+#define MODEL_OPTS_BEFORE_CTX                                                                                   \
+    "  -m, --model DIR     Hugging Face checkpoint directory (config.json, *.safetensors)\n"                     \
+    "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"                          \
+    "  --threads N         CPU threads (default: one per 256 MiB of weights, at most all cores)\n"
+#define MODEL_OPTS_CTX                                                                                          \
+    "  -c, --ctx N         context length, the KV cache size (default min(model max, 4096));\n"                  \
+    "                      also --ctx-size\n"
+#define MODEL_OPTS_AFTER_CTX                                                                                    \
+    "  --quantize Q        quantize float weights while loading, as mlx_lm.convert -q would:\n"                  \
+    "                      q4, q8, or q<bits>[g<group>] (bits 2-6, 8; group 32, 64, 128; default 64)\n"          \
+    "  --draft N           speculative decoding (generate, chat): up to N tokens drafted per step by the\n"      \
+    "                      model's multi-token-prediction layer, verified in one forward; the output is\n"      \
+    "                      the same (0 off; default 3 when the model has the layer)\n"                          \
+    "  --no-mtp            leave out the model's multi-token-prediction layer (its memory; no drafts)\n"        \
+    "  -v, --verbose       log loading details to stderr\n"
+
+const char *const cli_model_opts_help = MODEL_OPTS_BEFORE_CTX MODEL_OPTS_CTX MODEL_OPTS_AFTER_CTX;
+
+int cli_help_ctx(const char *help, const char *ctx_help) {
+    fputs(help, stdout);
+    fputs(MODEL_OPTS_BEFORE_CTX, stdout);
+    fputs(ctx_help, stdout);
+    fputs(MODEL_OPTS_AFTER_CTX, stdout);
+    return 0;
+}
 
 bool cli_parse_quantize(const char *cmd, const char *opt, const char *text, glmoe_quantize *q) {
     int bits = 0, group = 64, n = 0;
@@ -147,6 +165,7 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
         o->no_mtp = true;
         return 1;
     }
+    if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) a = "--ctx"; /* llama.cpp's names */
     if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--device") && strcmp(a, "--threads") &&
         strcmp(a, "--ctx") && strcmp(a, "--quantize") && strcmp(a, "--draft"))
         return 0;
@@ -187,6 +206,32 @@ static void log_to_stderr(glmoe_log_level level, const char *msg, void *user) {
 
 void cli_install_log(bool verbose) { glmoe_log_set(log_to_stderr, NULL, verbose ? GLMOE_LOG_INFO : GLMOE_LOG_WARN); }
 
+/* Load progress on a terminal's stderr: shown once a load has taken a second (the environment
+ * variable GLMOE_PROGRESS_AFTER, in seconds, moves that point; the tests set 0), rewritten in
+ * place at most ten times a second, erased when the load ends; never shown when stderr is not a
+ * terminal. */
+typedef struct load_progress {
+    double t0, after, last;
+    bool shown;
+} load_progress;
+
+static void show_load_progress(uint64_t done, uint64_t total, const char *what, void *user) {
+    load_progress *p = user;
+    double now = cli_now(), secs = now - p->t0;
+    if (done >= total) {
+        if (p->shown) fputs("\r\033[K", stderr);
+        p->shown = false;
+        return;
+    }
+    if (secs < p->after || now - p->last < 0.1) return;
+    double rate = secs > 0 ? (double)done / secs : 0, left = rate > 0 ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "\rglmoe: loading %.2f of %.2f GB, %.2f GB/s, %.0f s left\033[K", (double)done / 1e9,
+            (double)total / 1e9, rate / 1e9, left);
+    fflush(stderr);
+    p->shown = true;
+    p->last = now;
+}
+
 bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_context **ctx) {
     *model = NULL;
     *ctx = NULL;
@@ -200,11 +245,22 @@ bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_con
     mp.n_threads = o->n_threads;
     mp.quantize = o->quantize;
     mp.skip_mtp = o->no_mtp;
+    const char *after = getenv("GLMOE_PROGRESS_AFTER");
+    load_progress progress = {.t0 = cli_now(), .after = after ? atof(after) : 1.0};
+    if (isatty(STDERR_FILENO)) {
+        mp.progress = show_load_progress;
+        mp.progress_user_data = &progress;
+    }
     glmoe_status s = glmoe_model_load(model, o->model_dir, &mp);
+    if (progress.shown) fputs("\r\033[K", stderr); /* a failed load: its message where the progress was */
     if (s) {
         char shown[GM_SHORT_PATH_MAX];
-        cli_error(cmd, "%s: %s", gm_short_path(shown, sizeof shown, o->model_dir),
-                  *model ? glmoe_model_errmsg(*model) : glmoe_status_str(s));
+        /* A device asked for and not there is no fault of the model: name the option instead. */
+        if (s == GLMOE_E_UNSUPPORTED && o->device == GLMOE_DEVICE_CUDA)
+            snprintf(shown, sizeof shown, "--device cuda");
+        else
+            gm_short_path(shown, sizeof shown, o->model_dir);
+        cli_error(cmd, "%s: %s", shown, *model ? glmoe_model_errmsg(*model) : glmoe_status_str(s));
         glmoe_model_free(*model);
         *model = NULL;
         return false;
@@ -243,8 +299,11 @@ double cli_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, glmoe_sampler_params *sp) {
+int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, cli_sampling *s) {
+    glmoe_sampler_params *sp = &s->params;
     const char *a = argv[*i];
+    if (!strcmp(a, "--temperature")) a = "--temp"; /* mlx-lm's and OpenAI's name */
+    if (!strcmp(a, "-s")) a = "--seed";            /* llama.cpp's */
     if (strcmp(a, "--temp") && strcmp(a, "--top-k") && strcmp(a, "--top-p") && strcmp(a, "--min-p") &&
         strcmp(a, "--repeat-penalty") && strcmp(a, "--seed"))
         return 0;
@@ -274,6 +333,106 @@ int cli_sampling_opt(const char *cmd, int argc, char **argv, int *i, glmoe_sampl
     } else {
         if (!cli_parse_u64(cmd, a, v, &u)) return -1;
         sp->seed = u;
+        s->seed_given = true;
     }
     return 1;
+}
+
+uint64_t cli_sampling_seed(cli_sampling *s) {
+    if (!s->seed_given && s->params.temperature > 0) {
+        /* A fresh seed per run, shown with the stats so that the run can be repeated with --seed.
+         * 32 bits: short enough to type back. */
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+            r = (uint32_t)time(NULL) ^ (uint32_t)getpid() << 16;
+        s->params.seed = r;
+        s->seed_given = true;
+    }
+    return s->params.seed;
+}
+
+/* ---- unknown options: say so, and suggest the nearest known one ---- */
+
+/* Edit distance (insertions, deletions, substitutions, transpositions of neighbours) between two
+ * short strings; options are at most a few dozen bytes, longer ones count as far apart. */
+static size_t edit_distance(const char *a, const char *b) {
+    enum { MAX = 64 };
+    size_t n = strlen(a), m = strlen(b);
+    if (n >= MAX || m >= MAX) return MAX;
+    size_t d[MAX + 1][MAX + 1];
+    for (size_t i = 0; i <= n; i++) d[i][0] = i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
+/* Calls fn with each option name the help text lists: a word that starts with "-" and a letter
+ * or "--" after a space, "(", "[", "|" or "," ("-m, --model DIR", "[--no-special]"). The help is
+ * the one list of options, so what is suggested is what --help shows. */
+static void each_option(const char *help, void (*fn)(const char *name, size_t len, void *user), void *user) {
+    for (const char *p = help; *p; p++) {
+        bool starts = p == help || p[-1] == ' ' || p[-1] == '(' || p[-1] == '[' || p[-1] == '|' || p[-1] == ',';
+        bool dash = p[0] == '-' && (p[1] == '-' ? isalpha((unsigned char)p[2]) : isalpha((unsigned char)p[1]));
+        if (!starts || !dash) continue;
+        size_t len = 1;
+        while (isalnum((unsigned char)p[len]) || p[len] == '-') len++;
+        fn(p, len, user);
+        p += len - 1;
+    }
+}
+
+typedef struct option_search {
+    const char *arg;
+    bool known;
+    char best[64];
+    size_t best_distance;
+} option_search;
+
+static void consider(const char *name, size_t len, void *user) {
+    option_search *s = user;
+    char opt[64];
+    if (len >= sizeof opt) return;
+    memcpy(opt, name, len);
+    opt[len] = '\0';
+    if (!strcmp(opt, s->arg)) s->known = true;
+    size_t d = edit_distance(s->arg, opt);
+    if (d < s->best_distance) {
+        s->best_distance = d;
+        memcpy(s->best, opt, len + 1);
+    }
+}
+
+int cli_bad_option(const char *cmd, const char *arg, const char *help, bool model_opts) {
+    if (arg[0] != '-' || !arg[1]) {
+        cli_error(cmd, "unexpected argument \"%s\" (see glmoe help %s)", arg, cmd);
+        return CLI_EXIT_USAGE;
+    }
+    option_search s = {.arg = arg, .best_distance = (size_t)-1};
+    each_option(help, consider, &s);
+    if (model_opts) each_option(cli_model_opts_help, consider, &s);
+    if (s.known) { /* a known option in the last place, its value missing */
+        cli_error(cmd, "%s needs a value (see glmoe help %s)", arg, cmd);
+        return CLI_EXIT_USAGE;
+    }
+    /* Near enough to be a typo: at most a third of the option's letters (and 3) wrong. */
+    size_t letters = strlen(s.best) - (s.best[1] == '-' ? 2 : 1);
+    if (s.best[0] && s.best_distance <= 3 && 3 * s.best_distance <= letters)
+        cli_error(cmd, "unknown option %s; did you mean %s? (see glmoe help %s)", arg, s.best, cmd);
+    else
+        cli_error(cmd, "unknown option %s (see glmoe help %s)", arg, cmd);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_help(const char *help, bool model_opts) {
+    fputs(help, stdout);
+    if (model_opts) fputs(cli_model_opts_help, stdout);
+    return 0;
 }

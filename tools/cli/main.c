@@ -26,7 +26,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: glmoe <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n`glmoe <command> --help` describes each command; `glmoe --version` the build.\n");
+    fprintf(f, "\n`glmoe help <command>` (or `glmoe <command> --help`) describes each command; `glmoe --version`\n"
+                 "the build.\n");
 }
 
 /* `glmoe --version`: the library's version and commit, the backends built in, and whether a GPU
@@ -53,7 +54,12 @@ int main(int argc, char **argv) {
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    /* `glmoe help CMD` is `glmoe CMD --help`. */
+    char *help_argv[] = {argv[0], argc > 2 ? argv[2] : NULL, "--help", NULL};
+    if (!strcmp(argv[1], "help") && argc > 2) {
+        argc = 3;
+        argv = help_argv;
+    } else if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return cli_stdout_ok() ? 0 : cli_stdout_failed("help");
     }

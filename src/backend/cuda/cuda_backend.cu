@@ -741,8 +741,17 @@ static glmoe_status pick_device(cuda_backend *cb, int index, gm_err *err) {
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
         cudaGetLastError();
-        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: no usable CUDA device (%s)",
-                       e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
+        /* The runtime's own words mislead here: a machine with no NVIDIA driver at all gets
+         * "CUDA driver version is insufficient for CUDA runtime version". */
+        char runtime[64];
+        snprintf(runtime, sizeof runtime, "the CUDA %d.%d runtime glmoe was built with", CUDART_VERSION / 1000,
+                 CUDART_VERSION % 1000 / 10);
+        if (e == cudaErrorInsufficientDriver)
+            return gm_fail(err, GLMOE_E_UNSUPPORTED, "no CUDA GPU: no NVIDIA driver is loaded, or it is older than %s",
+                           runtime);
+        if (e == cudaErrorNoDevice || n == 0)
+            return gm_fail(err, GLMOE_E_UNSUPPORTED, "no CUDA GPU: the NVIDIA driver finds no device");
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "no CUDA GPU: %s", cudaGetErrorString(e));
     }
     if (index < 0 || index >= n)
         return gm_fail(err, GLMOE_E_ARG, "cuda: device %d does not exist (%d device%s)", index, n, n == 1 ? "" : "s");
