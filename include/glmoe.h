@@ -14,8 +14,10 @@
  * one model may be created, evaluated and freed in parallel threads, each context by one thread
  * at a time (everything an evaluation writes belongs to its context). Loading and freeing a model
  * are not concurrent with anything else on it. Samplers and tokenizer streams are used by one
- * thread at a time, and so are chat streams; a tokenizer's encode/decode and lookups may run in
- * several threads at once.
+ * thread at a time, and so are chat streams. A tokenizer's encode and decode are used by one
+ * thread at a time (they keep their scratch and their last message in the handle); its lookups,
+ * its info and the tokenizer streams made from it only read it, and may run in any number of
+ * threads at once, also while one thread encodes.
  *   glmoe_sampler  turns a row of logits into a token id; owns its RNG and history.
  *
  * Conventions

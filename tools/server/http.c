@@ -47,8 +47,8 @@ struct srv_http {
     srv_http_opts o;
     srv_scheduler *sched;
     glmoe_tokenizer *tok;
-    pthread_mutex_t tok_mu;  /* one encode at a time: the tokenizer's encoder has one scratch
-                                (src/tokenizer/tokenizer_internal.h), whatever glmoe.h says */
+    pthread_mutex_t tok_mu;  /* one encode at a time (glmoe.h: encode keeps scratch in the handle);
+                                the connection threads take turns, the message read under it */
     srv_metrics *metrics;
     long long started;
 };
