@@ -44,7 +44,7 @@ static void driver_open(void) {
     void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         const char *why = dlerror();
-        gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: no CUDA GPU: the NVIDIA driver is not installed (%s)",
+        gm_fail(err, GLMOE_E_UNSUPPORTED, "no CUDA GPU: the NVIDIA driver is not installed (%s)",
                 why ? why : "libcuda.so.1 not found");
         return;
     }
@@ -56,19 +56,19 @@ static void driver_open(void) {
     g_driver.attr = (cu_attr_fn)dlsym(lib, "cuDeviceGetAttribute");
     g_driver.mem = (cu_mem_fn)dlsym(lib, "cuDeviceTotalMem_v2");
     if (!init || !count || !g_driver.get || !g_driver.name || !g_driver.attr) {
-        gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: no CUDA GPU: libcuda.so.1 lacks the driver API (cuInit, cuDeviceGet...)");
+        gm_fail(err, GLMOE_E_UNSUPPORTED, "no CUDA GPU: libcuda.so.1 lacks the driver API (cuInit, cuDeviceGet...)");
         return;
     }
     int r = init(0);
     if (r != 0) {
-        gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: no CUDA GPU: the NVIDIA driver does not start (cuInit: %s)",
+        gm_fail(err, GLMOE_E_UNSUPPORTED, "no CUDA GPU: the NVIDIA driver does not start (cuInit: %s)",
                 result_name(errname, r));
         return;
     }
     r = count(&g_driver.n_devices);
     if (r != 0 || g_driver.n_devices <= 0) {
         const char *visible = getenv("CUDA_VISIBLE_DEVICES");
-        gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: no CUDA GPU: the NVIDIA driver sees no device%s%s%s%s",
+        gm_fail(err, GLMOE_E_UNSUPPORTED, "no CUDA GPU: the NVIDIA driver sees no device%s%s%s%s",
                 r ? " (cuDeviceGetCount: " : "", r ? result_name(errname, r) : "", r ? ")" : "",
                 visible ? (visible[0] ? ", CUDA_VISIBLE_DEVICES hides them" : " (CUDA_VISIBLE_DEVICES is empty)") : "");
         g_driver.n_devices = 0;
@@ -87,12 +87,12 @@ glmoe_status gm_cuda_driver_check(int index, char *desc, size_t desc_size, gm_er
     size_t bytes = 0;
     if (g_driver.get(&dev, index) != 0 || g_driver.attr(&major, CU_ATTR_CC_MAJOR, dev) != 0 ||
         g_driver.attr(&minor, CU_ATTR_CC_MINOR, dev) != 0)
-        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: no CUDA GPU: the driver cannot describe device %d", index);
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "no CUDA GPU: the driver cannot describe device %d", index);
     if (g_driver.name(name, (int)sizeof name, dev) != 0) snprintf(name, sizeof name, "device %d", index);
     if (g_driver.mem && g_driver.mem(&bytes, dev) != 0) bytes = 0;
     if (major < 8)
         return gm_fail(err, GLMOE_E_UNSUPPORTED,
-                       "cuda: no CUDA GPU: %.200s has compute capability %d.%d; glmoe needs 8.0 or newer (Ampere, "
+                       "no CUDA GPU: %.200s has compute capability %d.%d; glmoe needs 8.0 or newer (Ampere, "
                        "Ada, Hopper)",
                        name, major, minor);
     if (desc && desc_size)

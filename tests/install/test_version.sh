@@ -18,7 +18,7 @@ echo "$out" | grep -Eq '^gpu: ' || fail "no gpu line"
 if ls /dev/nvidia0 >/dev/null 2>&1; then :; else
     # no GPU here: --version says so, and names the cause when the CUDA backend was built
     if echo "$out" | grep -q '^backends: cpu, cuda$'; then
-        echo "$out" | grep -Eq '^gpu: none usable: cuda: ' || fail "the gpu line does not say why no GPU is usable"
+        echo "$out" | grep -Eq '^gpu: none usable: (no CUDA GPU|cuda): ' || fail "the gpu line does not say why no GPU is usable"
     else
         echo "$out" | grep -Eq '^gpu: none \(built without the CUDA backend\)$' || fail "the gpu line of a CPU-only build"
     fi

@@ -103,7 +103,7 @@ static void check_module(const char *repo) {
         printf("the module made a backend: a GPU is here\n");
         be->ops->free(be);
     } else {
-        CHECK(s == GLMOE_E_UNSUPPORTED && strstr(err.msg, "cuda"), "the module without a GPU: %d %s", (int)s, err.msg);
+        CHECK(s == GLMOE_E_UNSUPPORTED && strstr(err.msg, "no CUDA GPU"), "the module without a GPU: %d %s", (int)s, err.msg);
         printf("the module without a GPU: %s\n", err.msg);
     }
 }
