@@ -10,6 +10,9 @@ if ls "$DEPS"/*.deb > /dev/null 2>&1; then
     rm -rf "$PREFIX" && mkdir -p "$PREFIX"
     for f in "$DEPS"/*.deb; do dpkg -x "$f" "$PREFIX"; done
     find "$PREFIX" -name '*.pc' -exec sed -i "s#=/usr#=$PREFIX/usr#g" {} +
+    # Private requirements are for static linking (libmicrohttpd's names gnutls, whose -dev package
+    # is not carried; the machine has its runtime library, which the shared link needs).
+    find "$PREFIX" -name '*.pc' -exec sed -i '/^Requires.private:/d' {} +
     # Absolute symlinks (zlib's libz.so -> /lib/...) must point into the prefix too.
     find "$PREFIX" -type l -lname '/*' | while read -r l; do ln -sf "$PREFIX$(readlink "$l")" "$l"; done
     L=$PREFIX/usr/lib/x86_64-linux-gnu
