@@ -475,10 +475,16 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
 
 /* A matrix of the MTP layer that released checkpoints store as a copy of one of the model's
  * (embed_tokens, shared_head.head): the model's weight `same` when the bytes are equal (no
- * second copy on the device), else its own. */
+ * second copy on the device) or when the checkpoint leaves the copy out (the demo model does),
+ * else its own. */
 static glmoe_status bind_matrix_or_share(binder *b, gm_weight *w, const char *module, const role *r, int64_t rows,
                                          int64_t cols, const char *same_module, const gm_weight *same) {
     gm_tensor_src a, o;
+    if (b->src && !tmap_module(b->src->set, module, &a)) {
+        *w = *same;
+        w->owned = NULL;
+        return GLMOE_OK;
+    }
     if (b->src && tmap_module(b->src->set, module, &a) && tmap_module(b->src->set, same_module, &o) &&
         o.index < 0 && a.t->dtype == o.t->dtype && a.t->nbytes == o.t->nbytes && !a.scales == !o.scales &&
         !a.biases == !o.biases && !memcmp(a.t->data, o.t->data, a.t->nbytes) &&

@@ -82,11 +82,15 @@ int cli_help(const char *help, bool model_opts);
 /* The same with the model options' --ctx entry replaced by ctx_help (its own default). */
 int cli_help_ctx(const char *help, const char *ctx_help);
 
-/* Drafts per step when the model has an MTP layer and --draft is not given (generate, chat). */
-#define CLI_DRAFT_AUTO 3
+/* Drafts per step when --draft is not given (generate, chat, serve): CLI_DRAFT_GPU on the GPU for
+ * a model with an MTP layer, else 0. On the CPU drafts do not pay: a verify forward of k + 1
+ * tokens costs about 1.5-2x one token there (the weights are read from the caches, the work is
+ * compute), so even the demo model's 67% first-draft acceptance loses (BENCHMARKS.md). */
+#define CLI_DRAFT_GPU 3
+int cli_draft_default(const glmoe_model_info *info);
 
 /* Loads the model and creates a context; prints the error and returns false on failure.
- * o->n_draft -1 becomes CLI_DRAFT_AUTO if the model has an MTP layer, else 0. */
+ * o->n_draft -1 becomes cli_draft_default(). */
 bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_context **ctx);
 
 /* Log callback printing warnings (and info with --verbose) to stderr. */

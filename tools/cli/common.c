@@ -123,7 +123,8 @@ bad:
     "                      q4, q8, or q<bits>[g<group>] (bits 2-6, 8; group 32, 64, 128; default 64)\n"          \
     "  --draft N           speculative decoding (generate, chat): up to N tokens drafted per step by the\n"      \
     "                      model's multi-token-prediction layer, verified in one forward; the output is\n"      \
-    "                      the same (0 off; default 3 when the model has the layer)\n"                          \
+    "                      the same (0 off; default 3 on a GPU when the model has the layer, 0 on the\n"        \
+    "                      CPU, where verifying k+1 tokens costs nearly k+1 steps)\n"                         \
     "  --no-mtp            leave out the model's multi-token-prediction layer (its memory; no drafts)\n"        \
     "  -v, --verbose       log loading details to stderr\n"
 
@@ -232,6 +233,10 @@ static void show_load_progress(uint64_t done, uint64_t total, const char *what, 
     p->last = now;
 }
 
+int cli_draft_default(const glmoe_model_info *info) {
+    return info->has_mtp && info->backend && !strcmp(info->backend, "cuda") ? CLI_DRAFT_GPU : 0;
+}
+
 bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_context **ctx) {
     *model = NULL;
     *ctx = NULL;
@@ -267,7 +272,7 @@ bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_con
     }
     glmoe_model_info info;
     glmoe_model_get_info(*model, &info);
-    if (o->n_draft < 0) o->n_draft = info.has_mtp ? CLI_DRAFT_AUTO : 0;
+    if (o->n_draft < 0) o->n_draft = cli_draft_default(&info);
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = o->n_ctx;
     cp.n_draft = o->n_draft;

@@ -12,8 +12,9 @@ The demo model (train.py) was trained without one. This script adds it, as the r
   - the layer: transformers' own Glm4MoeDecoderLayer at index num_hidden_layers (a MoE layer), started
     from a copy of the model's last layer; enorm, hnorm ones; eh_proj = [small random | identity] (so
     that it starts as "the last layer once more" on the hidden state); shared_head.norm from model.norm;
-    embed_tokens and shared_head.head are the model's own, frozen and saved byte for byte (glmoe then
-    shares them with the model instead of keeping copies);
+    embed_tokens and shared_head.head are the model's own, frozen; the released checkpoints store
+    copies of them in the layer, this script leaves them out (6.3 MB) unless --with-copies: glmoe
+    then uses the model's (as it does for copies whose bytes are equal);
   - loss: cross-entropy of the layer's logits at i against t[i+2]; AdamW, warm-up then cosine; bf16
     autocast on a GPU; the router balanced as train.py balances it (bias nudged by the load sign);
   - evaluation on the held-out split (windows of CTX): the layer's perplexity on t[i+2], its top-1
@@ -115,7 +116,7 @@ def evaluate(model, mtp, ids, ctx, device, autocast, max_windows):
     return {"mtp_ppl": math.exp(nll / n), "top1": correct / n, "accept_greedy_first": accepted / n, "tokens": n}
 
 
-def hf_tensors(mtp, model_dir, L):
+def hf_tensors(mtp, model_dir, L, with_copies):
     """The layer's tensors under the released checkpoints' names (bf16; the correction bias F32)."""
     out = {}
     pre = f"model.layers.{L}."
@@ -135,6 +136,8 @@ def hf_tensors(mtp, model_dir, L):
     out[pre + "shared_head.norm.weight"] = mtp.head_norm.weight.detach().float().cpu()
     out = {k: (v.contiguous() if k.endswith("e_score_correction_bias") else v.to(torch.bfloat16).contiguous())
            for k, v in out.items()}
+    if not with_copies:
+        return out
     # The embedding and the head: the model's stored tensors, byte for byte.
     index = json.load(open(os.path.join(model_dir, "model.safetensors.index.json")))
     for src, dst in (("model.embed_tokens.weight", "embed_tokens.weight"), ("lm_head.weight", "shared_head.head.weight")):
@@ -192,6 +195,9 @@ def main():
     ap.add_argument("--budget-s", type=float, default=600.0)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--eval-windows", type=int, default=256)
+    ap.add_argument("--with-copies", action="store_true",
+                    help="also store the layer's embed_tokens and shared_head.head (copies of the model's, as the "
+                         "released checkpoints do; glmoe shares them either way)")
     args = ap.parse_args()
     if os.path.exists(args.out):
         sys.exit(f"{args.out} exists; give a new folder")
@@ -268,7 +274,7 @@ def main():
     print(f"held-out: {json.dumps(result)}", flush=True)
 
     L = model.config.num_hidden_layers
-    write_checkpoint(args.model, args.out, hf_tensors(mtp, args.model, L), L)
+    write_checkpoint(args.model, args.out, hf_tensors(mtp, args.model, L, args.with_copies), L)
     print(f"saved {args.out}: " + ", ".join(f"{f} {os.path.getsize(os.path.join(args.out, f))}"
                                            for f in sorted(os.listdir(args.out))), flush=True)
     with open(os.path.join(args.out, "mtp_train_result.json"), "w") as f:

@@ -1,0 +1,24 @@
+#!/bin/bash
+# run_batch_spec.sh — one device call: build glmoe with the CUDA backend and time, on the GPU, the
+# batched engine (decode steps of 1, 4, 16, 64 sequences in one forward) and speculative decoding
+# with the MTP layer (greedy generation one token at a time vs k = 0..4 drafts), on the default
+# model and on the GLM-4.5-Air shape cut to 4 layers (synthetic weights made on the GPU).
+# Output: $OUT/bench_*.txt and .json ($OUT defaults to ./gpu-out).
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=${OUT:-$ROOT/gpu-out}
+DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
+BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
+PREFIX=/tmp/glmoe-gpu-deps
+mkdir -p "$OUT"
+. "$ROOT/tools/gpu/deps_env.sh"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
+    "${CMAKE_EXTRA[@]}" > "$OUT/configure.log" 2>&1 &&
+    cmake --build "$BUILD" -j"$(nproc)" --target glmoe_cli > "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
+G=$BUILD/glmoe
+timeout 150 "$G" bench -m "$ROOT/models/glmoe-demo" --device cuda --lengths 128 --contexts 128 --no-ops --gen 256 \
+    --json "$OUT/bench_demo.json" > "$OUT/bench_demo.txt" 2>&1
+timeout 300 "$G" bench --config glm-4.5-air --layers 4 --device cuda --lengths 512 --contexts 128,2048 --no-ops \
+    --gen 64 --json "$OUT/bench_air4.json" > "$OUT/bench_air4.txt" 2>&1
+cat "$OUT/bench_demo.txt" "$OUT/bench_air4.txt"
