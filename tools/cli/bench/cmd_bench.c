@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "bench/bench_cliffs.h"
 #include "cli.h"
 #include "util/short_path.h"
 #include "util/synthetic.h"
@@ -476,22 +477,20 @@ int cmd_bench(int argc, char **argv) {
                                               "fastest_ms", fastest[i], "tok_s", lengths[i] / (ms * 1e-3), "tflop_s",
                                               tflops, "gemm_pct", 100 * tflops / probe.gemm_tflop_s));
     }
-    /* cliffs: a length slower than 1.10x the next longer one (in the order of lengths), in the
-     * median and in the fastest repetition both: a machine busy with something else slows some
-     * repetitions, rarely the fastest, so a cliff seen only in the medians is noise. */
-    for (int i = 0; i < n_lengths; i++)
-        for (int j = 0; j < n_lengths; j++) {
-            if (lengths[j] <= lengths[i]) continue;
-            bool next = true; /* j is the next longer length */
-            for (int k = 0; k < n_lengths; k++)
-                if (lengths[k] > lengths[i] && lengths[k] < lengths[j]) next = false;
-            if (next && pts[i].ms > 1.10 * pts[j].ms && fastest[i] > 1.10 * fastest[j]) {
-                printf("CLIFF    %d tokens take %.3f ms, %.2fx the %.3f ms of %d tokens\n", lengths[i], pts[i].ms,
-                       pts[i].ms / pts[j].ms, pts[j].ms, lengths[j]);
-                json_array_append_new(jcliffs, json_pack("{s:i, s:f, s:i, s:f}", "tokens", lengths[i], "ms", pts[i].ms,
-                                                         "next_tokens", lengths[j], "next_ms", pts[j].ms));
-            }
+    /* cliffs (bench_cliffs.c): in the median and in the fastest repetition both */
+    {
+        double median[128];
+        bench_cliff cliffs[128];
+        for (int i = 0; i < n_lengths; i++) median[i] = pts[i].ms;
+        int n_cliffs = bench_find_cliffs(lengths, median, fastest, n_lengths, cliffs, 128);
+        for (int c = 0; c < n_cliffs && c < 128; c++) {
+            int i = cliffs[c].at, j = cliffs[c].next;
+            printf("CLIFF    %d tokens take %.3f ms, %.2fx the %.3f ms of %d tokens\n", lengths[i], pts[i].ms,
+                   pts[i].ms / pts[j].ms, pts[j].ms, lengths[j]);
+            json_array_append_new(jcliffs, json_pack("{s:i, s:f, s:i, s:f}", "tokens", lengths[i], "ms", pts[i].ms,
+                                                     "next_tokens", lengths[j], "next_ms", pts[j].ms));
         }
+    }
 
     /* ---- decode ---- */
     const double kv_bytes = !strcmp(info.backend, "cuda") ? 2 : 4; /* bf16 on the GPU, float32 on the CPU */
