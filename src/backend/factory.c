@@ -35,7 +35,7 @@ glmoe_status gm_backend_create(gm_backend **out, glmoe_device device, int n_thre
 #ifdef GLMOE_HAVE_CUDA
         return cuda_backend_create(out, 0, err);
 #else
-        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: this build of glmoe has no CUDA backend");
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
 #endif
     }
     return gm_fail(err, GLMOE_E_ARG, "unknown device %d", (int)device);
@@ -60,7 +60,7 @@ glmoe_status gm_backend_check(glmoe_device device, char *desc, size_t desc_size,
             return GLMOE_OK;
         }
 #else
-        glmoe_status s = gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: this build of glmoe has no CUDA backend");
+        glmoe_status s = gm_fail(err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
 #endif
         if (device == GLMOE_DEVICE_CUDA) return s;
         gm_err_clear(err);

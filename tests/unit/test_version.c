@@ -30,7 +30,7 @@ int main(void) {
           "auto: %s", desc);
     printf("auto: %s\n", desc);
     glmoe_status s = glmoe_device_check(GLMOE_DEVICE_CUDA, desc, sizeof desc);
-    CHECK(s == GLMOE_OK ? !strncmp(desc, "cuda: ", 6) : s == GLMOE_E_UNSUPPORTED && strstr(desc, "cuda"), "cuda: %d %s",
+    CHECK(s == GLMOE_OK ? !strncmp(desc, "cuda: ", 6) : s == GLMOE_E_UNSUPPORTED && strstr(desc, "CUDA"), "cuda: %d %s",
           (int)s, desc);
     printf("cuda: %s%s\n", s ? "not usable: " : "", desc);
     CHECK(glmoe_device_check(GLMOE_DEVICE_CPU, NULL, 0) == GLMOE_OK);
