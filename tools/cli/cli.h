@@ -82,11 +82,12 @@ int cli_help(const char *help, bool model_opts);
 /* The same with the model options' --ctx entry replaced by ctx_help (its own default). */
 int cli_help_ctx(const char *help, const char *ctx_help);
 
-/* Drafts per step when --draft is not given (generate, chat, serve): CLI_DRAFT_GPU on the GPU for
- * a model with an MTP layer, else 0. On the CPU drafts do not pay: a verify forward of k + 1
- * tokens costs about 1.5-2x one token there (the weights are read from the caches, the work is
- * compute), so even the demo model's 67% first-draft acceptance loses (BENCHMARKS.md). */
-#define CLI_DRAFT_GPU 3
+/* Drafts per step when --draft is not given (generate, chat, serve): the one place of that
+ * policy. 0 on every device measured so far, because drafts do not pay there yet (BENCHMARKS.md,
+ * "Speculative decoding"): on the CPU a verify forward of k + 1 tokens costs nearly k + 1 steps;
+ * on the GPU speculative steps run op by op (no CUDA graph yet: k = 0 alone costs 1.6x the
+ * graph's step on the demo model) and a verify of k + 1 tokens of a MoE model reads up to k + 1
+ * times the experts (2.3x one token at k = 3 on the Air shape), against 2.38 tokens per step. */
 int cli_draft_default(const glmoe_model_info *info);
 
 /* Loads the model and creates a context; prints the error and returns false on failure.

@@ -123,8 +123,8 @@ bad:
     "                      q4, q8, or q<bits>[g<group>] (bits 2-6, 8; group 32, 64, 128; default 64)\n"          \
     "  --draft N           speculative decoding (generate, chat): up to N tokens drafted per step by the\n"      \
     "                      model's multi-token-prediction layer, verified in one forward; the output is\n"      \
-    "                      the same (0 off; default 3 on a GPU when the model has the layer, 0 on the\n"        \
-    "                      CPU, where verifying k+1 tokens costs nearly k+1 steps)\n"                         \
+    "                      the same (default 0, off: measured, drafts do not pay yet on the CPU or the\n"     \
+    "                      GPU; BENCHMARKS.md)\n"                                                              \
     "  --no-mtp            leave out the model's multi-token-prediction layer (its memory; no drafts)\n"        \
     "  -v, --verbose       log loading details to stderr\n"
 
@@ -234,7 +234,8 @@ static void show_load_progress(uint64_t done, uint64_t total, const char *what, 
 }
 
 int cli_draft_default(const glmoe_model_info *info) {
-    return info->has_mtp && info->backend && !strcmp(info->backend, "cuda") ? CLI_DRAFT_GPU : 0;
+    (void)info; /* (the model and its backend, once a device is measured where drafts pay) */
+    return 0;
 }
 
 bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_context **ctx) {
