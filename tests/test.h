@@ -5,6 +5,19 @@
 #ifndef GLMOE_TEST_H
 #define GLMOE_TEST_H
 
+/* 1 when the test is built under AddressSanitizer (gcc's or clang's): some tests bound their
+ * sizes or trial counts by it, the ~10-30x slower steps checking the same code paths. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 

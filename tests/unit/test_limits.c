@@ -59,17 +59,6 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 static const char *g_root;
 
 /* ---- the harness -------------------------------------------------------------------------- */

@@ -249,19 +249,10 @@ static void softmax(const float *l, int n, double *p) {
 /* Over TRIALS seeds, one step after prompt + t with sampler temperature 1: the first emitted token
  * against the model's softmax after prompt + t, and the second (when the first draft was taken)
  * against its softmax after prompt + t + d1. */
-/* Sanitizer builds draw fewer seeds: there the point is the memory and UB checks of the same code
+/* ASan builds draw fewer seeds: there the point is the memory and UB checks of the same code
  * path, and a Debug + ASan step is some 30x slower (4000 seeds on the default model took over 25
  * minutes of CI); the statistics keep their full power in the normal build. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SPEC_TRIALS 600
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SPEC_TRIALS 600
-#endif
-#endif
-#ifndef SPEC_TRIALS
-#define SPEC_TRIALS 4000
-#endif
+#define SPEC_TRIALS (UNDER_ASAN ? 600 : 4000)
 
 static void test_distribution(glmoe_model *model, const int32_t *prompt, int32_t np, const char *what) {
     enum { TRIALS = SPEC_TRIALS };

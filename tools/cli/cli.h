@@ -88,10 +88,10 @@ int cli_help_ctx(const char *help, const char *ctx_help);
  * on the GPU speculative steps run op by op (no CUDA graph yet: k = 0 alone costs 1.6x the
  * graph's step on the demo model) and a verify of k + 1 tokens of a MoE model reads up to k + 1
  * times the experts (2.3x one token at k = 3 on the Air shape), against 2.38 tokens per step. */
-int cli_draft_default(const glmoe_model_info *info);
+#define CLI_DRAFT_DEFAULT 0
 
 /* Loads the model and creates a context; prints the error and returns false on failure.
- * o->n_draft -1 becomes cli_draft_default(). */
+ * o->n_draft -1 becomes CLI_DRAFT_DEFAULT. */
 bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_context **ctx);
 
 /* Log callback printing warnings (and info with --verbose) to stderr. */

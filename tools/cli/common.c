@@ -233,11 +233,6 @@ static void show_load_progress(uint64_t done, uint64_t total, const char *what, 
     p->last = now;
 }
 
-int cli_draft_default(const glmoe_model_info *info) {
-    (void)info; /* (the model and its backend, once a device is measured where drafts pay) */
-    return 0;
-}
-
 bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_context **ctx) {
     *model = NULL;
     *ctx = NULL;
@@ -273,7 +268,7 @@ bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_con
     }
     glmoe_model_info info;
     glmoe_model_get_info(*model, &info);
-    if (o->n_draft < 0) o->n_draft = cli_draft_default(&info);
+    if (o->n_draft < 0) o->n_draft = CLI_DRAFT_DEFAULT;
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = o->n_ctx;
     cp.n_draft = o->n_draft;

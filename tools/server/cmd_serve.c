@@ -127,7 +127,7 @@ int cmd_serve(int argc, char **argv) {
     }
     glmoe_model_info info;
     glmoe_model_get_info(model, &info);
-    if (mo.n_draft < 0) mo.n_draft = cli_draft_default(&info);
+    if (mo.n_draft < 0) mo.n_draft = CLI_DRAFT_DEFAULT;
     glmoe_context_params cp = glmoe_context_params_default();
     cp.n_ctx = mo.n_ctx;
     cp.n_seq_max = (int32_t)parallel;
