@@ -93,6 +93,12 @@ static diff chunked(glmoe_context *ctx, const int32_t *ids, size_t n, const int 
         size_t rows;
         glmoe_context_logits(ctx, &l, &rows);
         add_diff(&worst, l, ref + done * (size_t)V, len * (size_t)V);
+        if (getenv("GLMOE_GOLDEN_ROWS")) /* diagnosis: which positions differ */
+            for (size_t r = 0; r < len; r++) {
+                diff row = {0};
+                add_diff(&row, l + r * (size_t)V, ref + (done + r) * (size_t)V, (size_t)V);
+                printf("  position %zu: rel L2 %.3g\n", done + r, sqrt(row.num / (row.den > 0 ? row.den : 1)));
+            }
         done += len;
     }
     return worst;

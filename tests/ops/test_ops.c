@@ -1107,7 +1107,6 @@ int main(void) {
         gm_err err = {0};
         cuda_backend_options o = cuda_backend_options_default();
         o.kv_f32 = true;
-        o.affine = true; /* the quantized kernels, checked here before they are on by default */
         glmoe_status s = cuda_backend_create_ex(&be, &o, &err);
         if (s == GLMOE_E_UNSUPPORTED) {
             printf("SKIP: no CUDA device (%s)\n", err.msg);

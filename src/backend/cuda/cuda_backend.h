@@ -54,10 +54,10 @@ typedef struct cuda_backend_options {
     /* Prefills of at least this many tokens run bf16 experts through cuBLAS (cuda_moe.cu); 0:
      * the default (or the environment variable GLMOE_MOE_CUBLAS_MIN_TOKENS). Tests lower it. */
     int moe_cublas_min_tokens;
-    /* Take affine-quantized weights (cuda_quant.cu). Off by default until tools/gpu/run_gpu.sh
-     * has validated those kernels on a GPU (the op tests and the MLX golden cases); meanwhile
-     * --device auto runs quantized models on the CPU. The environment variable
-     * GLMOE_CUDA_AFFINE=1 does the same, for that run. */
+    /* Take affine-quantized weights (cuda_quant.cu; on by default since an H100 run of
+     * tools/gpu/run_gpu.sh validated them on 2026-12-07). false, or the environment variable
+     * GLMOE_CUDA_AFFINE=0, declines them (then --device auto runs quantized models on the CPU):
+     * for comparisons. */
     bool affine;
 } cuda_backend_options;
 
@@ -67,7 +67,7 @@ static inline cuda_backend_options cuda_backend_options_default(void) {
     o.kv_f32 = false;
     o.no_graphs = false;
     o.moe_cublas_min_tokens = 0;
-    o.affine = false;
+    o.affine = true;
     return o;
 }
 
