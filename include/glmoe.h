@@ -188,8 +188,8 @@ GLMOE_API glmoe_model_params glmoe_model_params_default(void);
  * MLX-quantized checkpoints (mlx-community style: U32 codes with .scales and .biases, the
  * `quantization` block of config.json with per-module overrides, stacked switch_mlp experts) load
  * as they are, as do Hugging Face per-expert tensors. A backend that cannot run a format the
- * weights have (the CUDA backend and quantized weights, for now) refuses with
- * GLMOE_E_UNSUPPORTED; GLMOE_DEVICE_AUTO then runs on the CPU and says so in the log.
+ * weights have refuses with GLMOE_E_UNSUPPORTED (every backend runs every format glmoe reads
+ * today); GLMOE_DEVICE_AUTO then runs on the CPU and says so in the log.
  *
  * *out receives a model handle in every case except when even that allocation fails (then
  * *out is NULL and GLMOE_E_NOMEM is returned). On failure, glmoe_model_errmsg(*out) says which
