@@ -82,6 +82,11 @@ typedef struct gm_exec {
 typedef struct gm_experts {
     int32_t n;
     gm_weight *gate, *up, *down;    /* [n] each */
+    /* 1 when the last entry is the layer's shared expert (a copy of its weights' descriptors, not
+     * owned): moe_route then appends it to every token's choices with weight 1 (its
+     * shared_expert), so that one moe_experts call computes the routed and the shared experts
+     * (no separate launches for the shared MLP). 0: the shared MLP runs on its own. */
+    int32_t shared;
     void *table;                    /* the backend's, or NULL */
 } gm_experts;
 
@@ -90,6 +95,10 @@ typedef struct gm_route_params {
     int32_t n_experts, top_k, n_group, topk_group;
     bool norm_topk_prob;
     float routed_scaling_factor;
+    /* true: every token's row of idx/weights has top_k + 1 entries, the last one expert
+     * n_experts with weight exactly 1 (outside the normalisation and the scaling): the shared
+     * expert of a bank whose `shared` is 1. false: top_k entries. */
+    bool shared_expert;
 } gm_route_params;
 
 /* Parameters of one attention call. */
@@ -221,7 +230,7 @@ typedef struct gm_backend_ops {
 
     /* Router (spec §2.6 steps 1-6): fp32 logits x·Wr^T, sigmoid, selection by sigmoid + bias with
      * group limiting, weights from the unbiased sigmoid, optional renormalisation, scaling.
-     * idx, weights: [T, top_k]. */
+     * idx, weights: [T, top_k], or [T, top_k + 1] with p->shared_expert. */
     glmoe_status (*moe_route)(gm_exec *ex, int32_t *idx, float *weights, const float *x,
                               const gm_weight *router, const gm_weight *bias, const gm_route_params *p,
                               int32_t T, gm_err *err);

@@ -58,12 +58,14 @@ gm_exec_sizes model_exec_sizes(const gm_config *c, int32_t n_batch, int32_t n_ct
     const int64_t H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t Im = c->moe_intermediate_size, Is = Im * c->n_shared_experts;
     const bool moe = c->first_k_dense_replace < c->n_layers && c->n_experts > 0;
+    const int32_t folded = c->n_shared_experts == 1; /* the shared expert joins the bank (weights.c) */
     const int64_t max_in = max64(max64(H, QD), max64(c->intermediate_size, max64(Is, Im)));
     const int64_t max_out = max64(max64(max64(H, QD), KD), max64(max64(c->intermediate_size, Is),
                                                                  max64(c->vocab_size, max64(Im, c->n_experts))));
     return (gm_exec_sizes){.n_batch = n_batch, .n_ctx = n_ctx, .hidden = H, .max_in = max_in, .max_out = max_out,
-                           .n_heads = c->n_heads, .head_dim = c->head_dim, .n_experts = moe ? c->n_experts : 0,
-                           .top_k = moe ? c->n_experts_per_tok : 0, .expert_width = moe ? Im : 0};
+                           .n_heads = c->n_heads, .head_dim = c->head_dim,
+                           .n_experts = moe ? c->n_experts + folded : 0,
+                           .top_k = moe ? c->n_experts_per_tok + folded : 0, .expert_width = moe ? Im : 0};
 }
 
 glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int32_t n_batch, int32_t n_ctx,
@@ -77,7 +79,7 @@ glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int3
     const int64_t T = n_batch, H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t ffn = max64(c->intermediate_size, (int64_t)c->moe_intermediate_size * c->n_shared_experts);
-    const int64_t K = c->n_experts_per_tok > 0 ? c->n_experts_per_tok : 1;
+    const int64_t K = (c->n_experts_per_tok > 0 ? c->n_experts_per_tok : 1) + (c->n_shared_experts == 1);
     struct {
         void **p;
         int64_t bytes;
@@ -241,6 +243,12 @@ static glmoe_status ffn_block(const gm_config *c, const gm_layer *L, gm_state *s
     gm_route_params rp = {.n_experts = c->n_experts, .top_k = c->n_experts_per_tok, .n_group = c->n_group,
                           .topk_group = c->topk_group, .norm_topk_prob = c->norm_topk_prob,
                           .routed_scaling_factor = c->routed_scaling_factor};
+    if (L->experts.shared) { /* the shared expert is the bank's last, chosen by every token */
+        rp.shared_expert = true;
+        TRY(op->moe_route(ex, st->route_idx, st->route_w, st->xn, &L->router, &L->router_bias, &rp, T, err));
+        return op->moe_experts(ex, st->tmp, false, st->xn, st->route_idx, st->route_w, c->n_experts_per_tok + 1,
+                               &L->experts, T, err);
+    }
     TRY(op->moe_route(ex, st->route_idx, st->route_w, st->xn, &L->router, &L->router_bias, &rp, T, err));
     bool shared = c->n_shared_experts > 0;
     if (shared) TRY(mlp(st, &L->sh_gate, &L->sh_up, &L->sh_down, st->tmp, T, err)); /* unweighted */

@@ -376,14 +376,16 @@ static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const
     return GLMOE_OK;
 }
 
-/* The routed experts of layer i: Hugging Face per-expert modules or MLX's stacked ones. */
+/* The routed experts of layer i: Hugging Face per-expert modules or MLX's stacked ones; with room
+ * for the shared expert after them when it has their shape (see fold_shared_expert). */
 static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
     const gm_config *c = b->cfg;
     const int64_t E = c->n_experts, H = c->hidden_size, Im = c->moe_intermediate_size;
+    const int64_t slots = E + (c->n_shared_experts == 1);
     static const role experts = {"routed experts", "n_routed_experts, moe_intermediate_size, hidden_size"};
-    bank->gate = calloc((size_t)E, sizeof(gm_weight));
-    bank->up = calloc((size_t)E, sizeof(gm_weight));
-    bank->down = calloc((size_t)E, sizeof(gm_weight));
+    bank->gate = calloc((size_t)slots, sizeof(gm_weight));
+    bank->up = calloc((size_t)slots, sizeof(gm_weight));
+    bank->down = calloc((size_t)slots, sizeof(gm_weight));
     if (!bank->gate || !bank->up || !bank->down)
         return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory for %lld experts", (long long)E);
     bank->n = (int32_t)E;
@@ -408,6 +410,27 @@ static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
             if ((s = bind_source(b, slot[p], &src, &experts, rows, cols, GM_BIND_MATRIX))) return s;
         }
     }
+    return GLMOE_OK;
+}
+
+/* A single shared expert has the routed experts' shape ([Im, H] and [H, Im]), so it joins their
+ * bank as its last entry (descriptors copied, weights not: `owned` cleared so that they are
+ * released once, as the layer's): the router appends it to every token with weight 1 and one
+ * moe_experts call computes all of them, which on the GPU saves the shared MLP's four launches
+ * per layer and reads its weights once per step with the rest. Then the backend describes the
+ * bank (prepare_experts). */
+static glmoe_status finish_experts(binder *b, gm_layer *L, int i) {
+    gm_experts *bank = &L->experts;
+    if (b->cfg->n_shared_experts == 1) {
+        const int32_t e = bank->n;
+        bank->gate[e] = L->sh_gate;
+        bank->up[e] = L->sh_up;
+        bank->down[e] = L->sh_down;
+        bank->gate[e].owned = bank->up[e].owned = bank->down[e].owned = NULL;
+        bank->n = e + 1;
+        bank->shared = 1;
+    }
+    glmoe_status s;
     if (b->be && b->be->ops->prepare_experts && (s = b->be->ops->prepare_experts(b->be, bank, b->err))) {
         gm_err_prefix(b->err, "layer %d's experts: ", i);
         return s;
@@ -468,6 +491,7 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
         static const role shared_down = {"shared experts", "hidden_size, moe_intermediate_size*n_shared_experts"};
         TRY(bind_matrix(b, &L->sh_down, NAME("mlp.shared_experts.down_proj"), &shared_down, H, Is, false));
     }
+    TRY(finish_experts(b, L, i));
 #undef TRY
 #undef NAME
     return GLMOE_OK;

@@ -817,6 +817,31 @@ static void check_route(ops_ctx *c, op_groups *g) {
                     }
                     if (ties) printf("  note: %s: %d near-tied token(s) skipped\n", what, ties);
                     if (ok) ok = ops_compare(c, &g->route, what, w_matched, ref_w, (size_t)T * K, TOL_ROUTE);
+                    /* With the shared expert folded into the bank: the same choices and weights,
+                     * then expert E with weight exactly 1 in slot K of each token's row. */
+                    if (ok) {
+                        const size_t n1 = (size_t)T * (K + 1);
+                        float *dw1 = ops_upload_f(c, NULL, n1), *w1 = malloc(n1 * 4);
+                        int32_t *didx1 = ops_upload_i(c, NULL, n1), *idx1 = malloc(n1 * 4);
+                        gm_route_params sp = bp;
+                        sp.shared_expert = true;
+                        ok = op_ok(c, &g->route, c->be->ops->moe_route(c->ex, didx1, dw1, dx, router, bias, &sp, T, &c->err),
+                                   what) &&
+                             ops_download_i(c, idx1, didx1, n1, what) && ops_download_f(c, w1, dw1, n1, what);
+                        for (int32_t t = 0; t < T && ok; t++) {
+                            const int32_t *a = idx1 + (size_t)t * (K + 1);
+                            const float *aw = w1 + (size_t)t * (K + 1);
+                            ok = !memcmp(a, idx + (size_t)t * K, (size_t)K * 4) &&
+                                 !memcmp(aw, w + (size_t)t * K, (size_t)K * 4) && a[K] == E && aw[K] == 1.0f;
+                            if (!ok) {
+                                fprintf(stderr, "[%s] FAIL %s, shared expert appended: token %d's row differs (slot %d: "
+                                        "expert %d, weight %g)\n", c->label, what, t, K, a[K], aw[K]);
+                                ops_stats_fail(&g->route);
+                            }
+                        }
+                        free(w1);
+                        free(idx1);
+                    }
                     /* The bias must matter here, or the test would not see it ignored. */
                     if (ok && bias_ref && T > 1) {
                         ref_moe_route(plain_idx, ref_w, NULL, x, &hr->ref, NULL, &rp, T);

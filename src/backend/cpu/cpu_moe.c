@@ -5,7 +5,8 @@
  *   l = Wr·u;  s = sigmoid(l);  c = s + bias                         (bias only steers selection)
  *   groups (n_group > 1): group score = sum of the 2 largest c in the group; keep topk_group groups,
  *   experts of the others get c = -inf;  idx = top-K of c;  w = s[idx];
- *   if norm_topk_prob: w /= Σw + 1e-20;  w *= routed_scaling_factor.
+ *   if norm_topk_prob: w /= Σw + 1e-20;  w *= routed_scaling_factor;
+ *   with the shared expert folded into the bank (gm_experts.shared): idx += [E], w += [1].
  * Ties in top-k go to the lower index. Every selection is a heap of the k best, O(E log K) per
  * token (config.c bounds E and K).
  *
@@ -95,8 +96,9 @@ glmoe_status cpu_moe_route(gm_exec *ex, int32_t *idx, float *weights, const floa
                     for (int32_t e = 0; e < per_group; e++) c[g * per_group + e] = -INFINITY;
             }
         }
-        int32_t *ti = idx + (size_t)t * K;
-        float *tw = weights + (size_t)t * K;
+        const int32_t stride = K + p->shared_expert;
+        int32_t *ti = idx + (size_t)t * stride;
+        float *tw = weights + (size_t)t * stride;
         top_k(c, E, K, ti);
         float sum = 0;
         for (int32_t j = 0; j < K; j++) {
@@ -107,6 +109,7 @@ glmoe_status cpu_moe_route(gm_exec *ex, int32_t *idx, float *weights, const floa
             if (p->norm_topk_prob) tw[j] /= sum + 1e-20f;
             tw[j] *= p->routed_scaling_factor;
         }
+        if (p->shared_expert) ti[K] = E, tw[K] = 1.0f;
     }
     return GLMOE_OK;
 }

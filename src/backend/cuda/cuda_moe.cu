@@ -9,7 +9,8 @@
  *   groups (n_group > 1): group score = sum of the 2 largest c of the group; the topk_group best
  *   groups are kept, the others' experts get c = -inf;  idx = top-K of c (K rounds of a block
  *   argmax; ties go to the lower index, as in the CPU backend);  w = s[idx];
- *   if norm_topk_prob: w /= Σw + 1e-20;  w *= routed_scaling_factor.
+ *   if norm_topk_prob: w /= Σw + 1e-20;  w *= routed_scaling_factor;
+ *   with a shared expert folded into the bank (gm_experts.shared), it is appended: idx = E', w = 1.
  *
  * Experts, out[t] (+)= Σ_j w[t,j] · down_e(silu(gate_e·x[t]) ⊙ up_e·x[t]), e = idx[t,j]:
  *   - decode (T <= DECODE_MAX_TOKENS): two GEMV launches that read only the selected experts'
@@ -49,7 +50,7 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 /* ---- router ------------------------------------------------------------------------------------ */
 
 struct route_args {
-    int E, K, H, n_group, topk_group;
+    int E, K, H, n_group, topk_group, shared; /* shared: the shared expert's index, or -1 */
     bool norm;
     float scaling;
 };
@@ -128,8 +129,9 @@ __global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(int32_t *idx, floa
     }
 
     if (threadIdx.x == 0) {
-        int32_t *ti = idx + (int64_t)t * p.K;
-        float *tw = weights + (int64_t)t * p.K;
+        const int stride = p.K + (p.shared >= 0);
+        int32_t *ti = idx + (int64_t)t * stride;
+        float *tw = weights + (int64_t)t * stride;
         float sum = 0.0f;
         for (int j = 0; j < p.K; j++) {
             ti[j] = sel[j];
@@ -140,6 +142,7 @@ __global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(int32_t *idx, floa
             if (p.norm) tw[j] /= sum + 1e-20f;
             tw[j] *= p.scaling;
         }
+        if (p.shared >= 0) ti[p.K] = p.shared, tw[p.K] = 1.0f;
     }
 }
 
@@ -157,6 +160,7 @@ glmoe_status cuda_moe_route(gm_exec *ex, int32_t *idx, float *weights, const flo
     a.H = (int)router->cols;
     a.n_group = n_group;
     a.topk_group = p->topk_group;
+    a.shared = p->shared_expert ? p->n_experts : -1;
     a.norm = p->norm_topk_prob;
     a.scaling = p->routed_scaling_factor;
     const float *b = bias && bias->data ? (const float *)bias->data : nullptr;
