@@ -16,7 +16,13 @@
  *     weights, all of them in one launch each: (1) h[t,j] = silu(gate_e·x) ⊙ up_e·x, a warp per
  *     row of Im (gate and up rows loaded interleaved), grid over (rows, T·K); (2) a warp per
  *     output row n sums w·down_e[n]·h[t,j] over j and writes (or adds to) out, so no atomics and
- *     a fixed summation order.
+ *     a fixed summation order. That reads an expert once per token that chose it; dense banks
+ *     keep it (at T = 1 it is the same reads).
+ *   - banks with affine projections, per launch of at most DECODE_MAX_TOKENS tokens (prefill
+ *     included, until a tile kernel takes it): the (token, slot) pairs are grouped by expert
+ *     inside each block and each selected expert is read once for all its tokens (the fast
+ *     affine GEMV of cuda_quant_gemv.h), then an ordered combine (below: "decode of affine
+ *     experts").
  *   - prefill: tokens are grouped by expert on the GPU (count, a one-thread plan of offsets and
  *     64-row tiles, scatter), then two grouped GEMMs over the tile list (gate+up fused with SwiGLU,
  *     then down), x rows gathered through the row list; a last kernel adds each token's K
@@ -29,7 +35,8 @@
  *     inside a forward (for the per-expert row counts), never in a decode step.
  * Every expert and projection may have its own dtype (the device table carries it).
  * Tested by tests/ops/test_ops.c: route K 1/8 of 160, groups, bias, norm, scaling; experts T 1
- * and 40 with every expert hit, mixed dtypes, accumulate on/off.
+ * and 40 with every expert hit, mixed dtypes, accumulate on/off; affine experts (check_affine)
+ * at T 1..8 and 21, shared / disjoint / identical routings, every format, mixed banks.
  */
 #include <math.h>
 #include <mma.h>
