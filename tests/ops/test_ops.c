@@ -25,6 +25,9 @@
  * changes the selection; moe_experts T 1/3/40/80, H/Im 67/45 and 136/64, E 16, K 4, every
  * expert hit, accumulate on/off: on the GPU every path of cuda_moe.cu (per-token GEMVs, scalar
  * and vectorised tiles, cuBLAS on the bf16-cache backend).
+ * Affine (MLX-quantized) weights (check_affine): matmul at every bit width x group x T 1..9 and
+ * 33, embed, and the experts at T 1..8 and 21 with shared, disjoint and identical routings, every
+ * format and mixed banks: every path of cuda_quant.cu and of the grouped expert decode.
  * Attention at the lengths 1, 127, 128, 129 and 4097 (prefill from an empty cache and a decode
  * step after length - 1 keys, causal and with a random mask; 4097 with few heads on the CPU).
  * Calls of up to 16 queries (and odd prefills) also pass n_past in backend memory.
@@ -154,52 +157,169 @@ static bool takes_affine(ops_ctx *c, int bits, int group, ref_dtype st) {
     return false;
 }
 
-/* matmul, embed and the experts with affine weights: every bit width x group size, scales of the
- * three dtypes in turn, T on both sides of the GEMV/sgemm switch, K of one and of several groups
- * (and 384, not a power of two), codes at odd addresses, against the float64 reference decoding
- * the same bytes its own way. */
+/* One affine matmul case: T x [N, K] (q bits, group, scales of type st) against the float64
+ * reference; x_offset floats past an aligned address (1: the GPU's general decoder). */
+static void affine_matmul_case(ops_ctx *c, op_groups *g, int bits, int group, ref_dtype st, int32_t T, int64_t N,
+                               int64_t K, bool unaligned, bool biased, int x_offset) {
+    char what[192];
+    snprintf(what, sizeof what, "matmul T=%d N=%lld K=%lld q%d g%d %s scales%s%s%s", T, (long long)N, (long long)K,
+             bits, group, ref_dtype_name(st), unaligned ? " unaligned" : "", biased ? ", bias" : "",
+             x_offset ? ", x unaligned" : "");
+    ops_host_matrix *hw = ops_affine_matrix_new(c, bits, group, st, N, K, 1.0, unaligned);
+    gm_weight *W = ops_bind(c, hw, GM_BIND_MATRIX), *B = NULL;
+    double *bias_ref = NULL;
+    if (biased) {
+        ops_host_matrix *hb = ops_host_matrix_new(c, REF_F32, 1, N, 2.0, false);
+        B = ops_bind(c, hb, GM_BIND_VECTOR_F32);
+        bias_ref = ops_host_vector_values(hb);
+    }
+    float *x = ops_random_floats(c, (size_t)T * K, 0.01, 1.0), *out = malloc((size_t)T * N * 4);
+    double *ref = malloc((size_t)T * N * sizeof *ref);
+    float *xs = x;
+    if (x_offset) { /* the same rows x_offset floats further on */
+        xs = calloc((size_t)T * K + (size_t)x_offset, sizeof *xs);
+        memcpy(xs + x_offset, x, (size_t)T * K * sizeof *x);
+    }
+    float *dxb = ops_upload_f(c, xs, (size_t)T * K + (size_t)x_offset), *dout = ops_upload_f(c, NULL, (size_t)T * N);
+    bool ok = W && (!biased || B) && dxb &&
+              op_ok(c, &g->affine, c->be->ops->matmul(c->ex, dout, dxb + x_offset, W, B, T, &c->err), what) &&
+              ops_download_f(c, out, dout, (size_t)T * N, what);
+    if (ok) {
+        ref_matmul(ref, x, &hw->ref, bias_ref, T);
+        ok = ops_compare(c, &g->affine, what, out, ref, (size_t)T * N, TOL_MATMUL);
+    }
+    CHECK(ok, "%s", what);
+    if (xs != x) free(xs);
+    free(x);
+    free(out);
+    free(ref);
+    free(bias_ref);
+    ops_release(c);
+}
+
+/* One affine expert projection: format bits/group (0: bf16, dense), or the rotating mixed bank. */
+typedef struct affine_proj_format {
+    int bits, group;
+} affine_proj_format;
+
+typedef enum { ROUTE_SHARED, ROUTE_DISJOINT, ROUTE_SAME } affine_routing;
+
+typedef struct affine_experts_case {
+    int32_t T, E, K, H, Im;
+    affine_proj_format gateup, down;
+    ref_dtype st;
+    affine_routing routing;
+    bool accumulate, mixed;
+} affine_experts_case;
+
+static void affine_experts_case_run(ops_ctx *c, op_groups *g, const affine_experts_case *cs) {
+    enum { MAX_E = 32 };
+    static const char *routing_names[] = {"shared experts", "disjoint experts", "one expert set"};
+    const int32_t T = cs->T, E = cs->E, K = cs->K, H = cs->H, Im = cs->Im;
+    char what[224];
+    if (cs->mixed)
+        snprintf(what, sizeof what, "moe_experts T=%d E=%d K=%d H=%d Im=%d mixed q8/q3/bf16, %s, %s", T, E, K, H, Im,
+                 routing_names[cs->routing], cs->accumulate ? "accumulate" : "overwrite");
+    else
+        snprintf(what, sizeof what, "moe_experts T=%d E=%d K=%d H=%d Im=%d gate/up %s%d g%d, down %s%d g%d, %s scales, %s, %s",
+                 T, E, K, H, Im, cs->gateup.bits ? "q" : "bf", cs->gateup.bits ? cs->gateup.bits : 16,
+                 cs->gateup.group, cs->down.bits ? "q" : "bf", cs->down.bits ? cs->down.bits : 16, cs->down.group,
+                 ref_dtype_name(cs->st), routing_names[cs->routing], cs->accumulate ? "accumulate" : "overwrite");
+    ref_matrix rg[MAX_E], ru[MAX_E], rd[MAX_E];
+    gm_weight wg[MAX_E], wu[MAX_E], wd[MAX_E];
+    bool bound = E <= MAX_E;
+    for (int32_t e = 0; e < E && bound; e++) {
+        ops_host_matrix *h[3];
+        for (int p = 0; p < 3; p++) {
+            const int64_t rows = p == 2 ? H : Im, cols = p == 2 ? Im : H;
+            affine_proj_format f = p == 2 ? cs->down : cs->gateup;
+            if (cs->mixed) { /* every expert and projection its own format */
+                static const affine_proj_format rot[3] = {{8, 64}, {3, 32}, {0, 0}};
+                f = rot[(e + p) % 3];
+            }
+            h[p] = f.bits ? ops_affine_matrix_new(c, f.bits, f.group, cs->st, rows, cols, 0.3, e % 3 == 1)
+                          : ops_host_matrix_new(c, REF_BF16, rows, cols, 0.3, e % 3 == 2);
+        }
+        gm_weight *pg = ops_bind(c, h[0], GM_BIND_MATRIX), *pu = ops_bind(c, h[1], GM_BIND_MATRIX),
+                  *pd = ops_bind(c, h[2], GM_BIND_MATRIX);
+        bound = pg && pu && pd;
+        if (!bound) break;
+        wg[e] = *pg, wu[e] = *pu, wd[e] = *pd;
+        rg[e] = h[0]->ref, ru[e] = h[1]->ref, rd[e] = h[2]->ref;
+    }
+    int32_t *idx = malloc((size_t)T * K * 4);
+    float *rw = malloc((size_t)T * K * 4);
+    for (int32_t t = 0; t < T; t++)
+        for (int32_t j = 0; j < K; j++) {
+            int32_t e = 0;
+            switch (cs->routing) {
+            case ROUTE_SHARED: e = (t + 3 * j) % E; break;      /* neighbours share experts */
+            case ROUTE_DISJOINT: e = (t * K + j) % E; break;    /* E >= T·K: no expert twice */
+            case ROUTE_SAME: e = (5 * j + 1) % E; break;        /* every token the same K experts */
+            }
+            idx[t * K + j] = e;
+            rw[t * K + j] = (float)ops_rand_uniform(c, 0.05, 2.5);
+        }
+    float *x = ops_random_floats(c, (size_t)T * H, 0.01, 1.0), *out = malloc((size_t)T * H * 4);
+    float *init = ops_random_floats(c, (size_t)T * H, 0.01, 2.0);
+    double *ref = malloc((size_t)T * H * sizeof *ref);
+    float *dx = ops_upload_f(c, x, (size_t)T * H), *dw = ops_upload_f(c, rw, (size_t)T * K);
+    int32_t *didx = ops_upload_i(c, idx, (size_t)T * K);
+    float *dout = ops_upload_f(c, cs->accumulate ? init : NULL, (size_t)T * H);
+    gm_experts bank = {.n = E, .gate = wg, .up = wu, .down = wd};
+    if (bound && c->be->ops->prepare_experts)
+        bound = op_ok(c, &g->affine, c->be->ops->prepare_experts(c->be, &bank, &c->err), "prepare_experts");
+    bool ok = bound &&
+              op_ok(c, &g->affine,
+                    c->be->ops->moe_experts(c->ex, dout, cs->accumulate, dx, didx, dw, K, &bank, T, &c->err), what) &&
+              ops_download_f(c, out, dout, (size_t)T * H, what);
+    if (bound && c->be->ops->release_experts) c->be->ops->release_experts(c->be, &bank);
+    if (ok) {
+        for (int64_t i = 0; i < (int64_t)T * H; i++) ref[i] = cs->accumulate ? init[i] : 0.0;
+        ref_moe_experts(ref, x, idx, rw, K, rg, ru, rd, T);
+        ok = ops_compare(c, &g->affine, what, out, ref, (size_t)T * H, TOL_EXPERTS);
+    }
+    CHECK(ok, "%s", what);
+    free(idx);
+    free(rw);
+    free(x);
+    free(init);
+    free(out);
+    free(ref);
+    ops_release(c);
+}
+
+/* matmul, embed and the experts with affine weights, against the float64 reference decoding the
+ * same bytes its own way. On the GPU (cuda_quant.cu, cuda_quant_gemv.h, cuda_moe.cu):
+ *   - matmul: every bit width x group size x T 1..9 and 33 (each token count of the fast
+ *     kernels, 1 / 2 / 3-4 / 5-8, and the launches of 8 beyond), scales of the three dtypes in
+ *     turn, K of one group, 384 (12 chunks at 4 bits: lanes left idle) and three groups, N 37..41
+ *     (not a multiple of any block's rows), codes at odd host addresses; then K = 3072 at 4 and
+ *     8 bits, T 1, 4, 8 (one shared-memory slice of x at T = 1, two or three at T = 4 and 8) and
+ *     x at an unaligned address (the general decoder at 4 bits);
+ *   - the experts: q4 g64 at T 1..8 with tokens sharing experts, disjoint, or all the same;
+ *     q8 and q4 at every group and scale dtype; 2, 3, 5 and 6 bits (the general decoder inside
+ *     the grouped kernels); gate/up and down of different formats (q4 with bf16, bf16 with q8,
+ *     q4 with q8) and Im or H that leave a block's rows partly past the end; H = 1024 (every lane
+ *     busy; the slices of x are the dense checks' K = 3072, the same code); the rotating mixed
+ *     bank (q8, q3, bf16); T 21 (grouped launches of 8); accumulate on and off. */
 static void check_affine(ops_ctx *c, op_groups *g) {
     static const int bits[] = {2, 3, 4, 5, 6, 8};
-    static const int32_t Ts[] = {1, 3, 8, 9, 33};
+    static const int32_t Ts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 33};
     int n_case = 0;
     for (int bi = 0; bi < 6; bi++)
         for (int group = 32; group <= 128; group *= 2)
             for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++, n_case++) {
                 const ref_dtype st = dtype_of(n_case);
                 if (!takes_affine(c, bits[bi], group, st)) return;
-                const int32_t T = Ts[ti];
                 const int64_t N = 37 + n_case % 5, K = n_case % 3 == 0 ? group : n_case % 3 == 1 ? 384 : 3 * group;
                 if (K % group) continue;
-                const bool unaligned = n_case % 4 == 1, biased = n_case % 2 == 0;
-                char what[160];
-                snprintf(what, sizeof what, "matmul T=%d N=%lld K=%lld q%d g%d %s scales%s%s", T, (long long)N,
-                         (long long)K, bits[bi], group, ref_dtype_name(st), unaligned ? " unaligned" : "",
-                         biased ? ", bias" : "");
-                ops_host_matrix *hw = ops_affine_matrix_new(c, bits[bi], group, st, N, K, 1.0, unaligned);
-                gm_weight *W = ops_bind(c, hw, GM_BIND_MATRIX), *B = NULL;
-                double *bias_ref = NULL;
-                if (biased) {
-                    ops_host_matrix *hb = ops_host_matrix_new(c, REF_F32, 1, N, 2.0, false);
-                    B = ops_bind(c, hb, GM_BIND_VECTOR_F32);
-                    bias_ref = ops_host_vector_values(hb);
-                }
-                float *x = ops_random_floats(c, (size_t)T * K, 0.01, 1.0), *out = malloc((size_t)T * N * 4);
-                double *ref = malloc((size_t)T * N * sizeof *ref);
-                float *dx = ops_upload_f(c, x, (size_t)T * K), *dout = ops_upload_f(c, NULL, (size_t)T * N);
-                bool ok = W && (!biased || B) &&
-                          op_ok(c, &g->affine, c->be->ops->matmul(c->ex, dout, dx, W, B, T, &c->err), what) &&
-                          ops_download_f(c, out, dout, (size_t)T * N, what);
-                if (ok) {
-                    ref_matmul(ref, x, &hw->ref, bias_ref, T);
-                    ok = ops_compare(c, &g->affine, what, out, ref, (size_t)T * N, TOL_MATMUL);
-                }
-                CHECK(ok, "%s", what);
-                free(x);
-                free(out);
-                free(ref);
-                free(bias_ref);
-                ops_release(c);
+                affine_matmul_case(c, g, bits[bi], group, st, Ts[ti], N, K, n_case % 4 == 1, n_case % 2 == 0, 0);
             }
+    for (int b = 4; b <= 8; b += 4)
+        for (int32_t T = 1; T <= 8; T = 2 * T + 2) /* 1, 4, 8 */
+            affine_matmul_case(c, g, b, 64, REF_BF16, T, 19, 3072, false, T == 1, 0);
+    affine_matmul_case(c, g, 4, 64, REF_BF16, 3, 45, 256, false, false, 1);
 
     /* The embedding: rows of a quantized table, decoded exactly (float32 of scale * q + bias). */
     for (int bi = 0; bi < 6; bi++) {
@@ -230,65 +350,46 @@ static void check_affine(ops_ctx *c, op_groups *g) {
         ops_release(c);
     }
 
-    /* The experts: a bank of q4 g64 experts (the common case), and a mixed bank (q8, q3, bf16). */
-    for (int mixed = 0; mixed < 2; mixed++)
-        for (int Ti = 0; Ti < 2; Ti++) {
-            const int32_t E = 8, K = 3, H = 128, Im = 64, T = Ti ? 21 : 2;
-            if (!takes_affine(c, 4, 64, REF_BF16)) return;
-            char what[160];
-            snprintf(what, sizeof what, "moe_experts T=%d E=%d K=%d H=%d Im=%d %s", T, E, K, H, Im,
-                     mixed ? "mixed q8/q3/bf16" : "q4 g64 bf16 scales");
-            ref_matrix rg[8], ru[8], rd[8];
-            gm_weight wg[8], wu[8], wd[8];
-            bool bound = true;
-            for (int32_t e = 0; e < E && bound; e++) {
-                ops_host_matrix *h[3];
-                for (int p = 0; p < 3; p++) {
-                    const int64_t rows = p == 2 ? H : Im, cols = p == 2 ? Im : H;
-                    const int kind = mixed ? (e + p) % 3 : 0;
-                    h[p] = kind == 2 ? ops_host_matrix_new(c, REF_BF16, rows, cols, 0.3, false)
-                                     : ops_affine_matrix_new(c, kind == 1 ? 3 : mixed ? 8 : 4, kind == 1 ? 32 : 64,
-                                                             REF_BF16, rows, cols, 0.3, e % 3 == 1);
-                }
-                gm_weight *pg = ops_bind(c, h[0], GM_BIND_MATRIX), *pu = ops_bind(c, h[1], GM_BIND_MATRIX),
-                          *pd = ops_bind(c, h[2], GM_BIND_MATRIX);
-                bound = pg && pu && pd;
-                if (!bound) break;
-                wg[e] = *pg, wu[e] = *pu, wd[e] = *pd;
-                rg[e] = h[0]->ref, ru[e] = h[1]->ref, rd[e] = h[2]->ref;
-            }
-            int32_t *idx = malloc((size_t)T * K * 4);
-            float *rw = malloc((size_t)T * K * 4);
-            for (int32_t t = 0; t < T; t++)
-                for (int32_t j = 0; j < K; j++) {
-                    idx[t * K + j] = (t + 3 * j) % E; /* distinct per token, every expert used */
-                    rw[t * K + j] = (float)ops_rand_uniform(c, 0.05, 2.5);
-                }
-            float *x = ops_random_floats(c, (size_t)T * H, 0.01, 1.0), *out = malloc((size_t)T * H * 4);
-            double *ref = calloc((size_t)T * H, sizeof *ref);
-            float *dx = ops_upload_f(c, x, (size_t)T * H), *dw = ops_upload_f(c, rw, (size_t)T * K);
-            int32_t *didx = ops_upload_i(c, idx, (size_t)T * K);
-            float *dout = ops_upload_f(c, NULL, (size_t)T * H);
-            gm_experts bank = {.n = E, .gate = wg, .up = wu, .down = wd};
-            if (bound && c->be->ops->prepare_experts)
-                bound = op_ok(c, &g->affine, c->be->ops->prepare_experts(c->be, &bank, &c->err), "prepare_experts");
-            bool ok = bound &&
-                      op_ok(c, &g->affine, c->be->ops->moe_experts(c->ex, dout, false, dx, didx, dw, K, &bank, T, &c->err),
-                            what) &&
-                      ops_download_f(c, out, dout, (size_t)T * H, what);
-            if (c->be->ops->release_experts) c->be->ops->release_experts(c->be, &bank);
-            if (ok) {
-                ref_moe_experts(ref, x, idx, rw, K, rg, ru, rd, T);
-                ok = ops_compare(c, &g->affine, what, out, ref, (size_t)T * H, TOL_EXPERTS);
-            }
-            CHECK(ok, "%s", what);
-            free(idx);
-            free(rw);
-            free(x);
-            free(out);
-            free(ref);
-            ops_release(c);
-        }
+    /* The experts. */
+    if (!takes_affine(c, 4, 64, REF_BF16)) return;
+    const affine_proj_format q4g64 = {4, 64}, bf16 = {0, 0};
+    const affine_experts_case cases[] = {
+        /* q4 g64, T 1..8, tokens sharing experts */
+        {1, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
+        {2, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false},
+        {3, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
+        {4, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false},
+        {5, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
+        {6, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false},
+        {7, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
+        {8, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false},
+        /* disjoint experts, and every token the same experts (8 slots per expert) */
+        {8, 32, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_DISJOINT, false, false},
+        {3, 32, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_DISJOINT, true, false},
+        {8, 16, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SAME, true, false},
+        {5, 16, 2, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SAME, false, false},
+        /* 8 and 4 bits at every group and scale dtype */
+        {2, 8, 3, 128, 128, {8, 32}, {8, 128}, REF_F16, ROUTE_SHARED, false, false},
+        {4, 8, 3, 256, 64, {8, 64}, {8, 32}, REF_F32, ROUTE_SHARED, true, false},
+        {1, 8, 3, 128, 128, {4, 128}, {4, 32}, REF_F16, ROUTE_SHARED, true, false},
+        {6, 8, 3, 256, 128, {4, 32}, {4, 128}, REF_F32, ROUTE_SHARED, false, false},
+        {8, 8, 2, 128, 64, {8, 128}, {8, 64}, REF_BF16, ROUTE_SHARED, false, false},
+        /* the general decoder inside the grouped kernels */
+        {2, 8, 3, 128, 64, {3, 32}, {5, 64}, REF_BF16, ROUTE_SHARED, false, false},
+        {5, 8, 3, 128, 128, {6, 64}, {2, 128}, REF_F16, ROUTE_SHARED, true, false},
+        /* gate/up and down of different formats; rows past the end of a block */
+        {4, 8, 3, 96, 45, {4, 32}, bf16, REF_BF16, ROUTE_SHARED, true, false},
+        {3, 8, 3, 67, 64, bf16, {8, 32}, REF_BF16, ROUTE_SHARED, false, false},
+        {6, 8, 3, 128, 128, {4, 128}, {8, 64}, REF_BF16, ROUTE_SHARED, true, false},
+        /* a whole warp of chunks per row at T = 8 */
+        {8, 4, 2, 1024, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
+        /* the mixed bank; T beyond 8 */
+        {2, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, true},
+        {7, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, true},
+        {21, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
+        {21, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) affine_experts_case_run(c, g, &cases[i]);
 }
 
 /* ---- embed --------------------------------------------------------------------------------- */
@@ -1062,10 +1163,11 @@ static void check_graph(ops_ctx *c, op_groups *g) {
 /* ---- the harness entry point ------------------------------------------------------------------ */
 
 /* The execution state's sizes: large enough for every case above (the widest matmul input is
- * 24 heads x 128 = 3072, the widest output 4229 rows; 1024 experts top-64 for the router). */
+ * 24 heads x 128 = 3072, the widest output 4229 rows; 1024 experts top-64 for the router;
+ * experts up to 128 wide, the affine checks' Im). */
 static gm_exec_sizes ops_sizes(void) {
     return (gm_exec_sizes){.n_batch = 129, .n_ctx = ATTN_MAX_CTX, .hidden = 1024, .max_in = 3072, .max_out = 4229,
-                           .n_heads = 24, .head_dim = 128, .n_experts = 1024, .top_k = 64, .expert_width = 64};
+                           .n_heads = 24, .head_dim = 128, .n_experts = 1024, .top_k = 64, .expert_width = 128};
 }
 
 static void print_stats(const char *label, const ops_stats *st) {

@@ -92,6 +92,11 @@ typedef struct cuda_expert_table {
     cuda_expert *dev;            /* [n] on the device */
     bool all_bf16;               /* every projection bf16: the tensor-core and cuBLAS paths */
     bool any_affine;             /* some projection quantized: the GEMV path for every T */
+    /* The bits the decode GEMVs of affine experts are instantiated for (4 or 8: those of the
+     * first affine gate/up and down projection; experts of other formats take the general
+     * decoder inside the same kernels). */
+    int32_t gateup_bits, down_bits;
+    bool some_general;           /* some expert not in that format: the general decoder for it */
 } cuda_expert_table;
 
 /* A KV cache: [layer][pos][kv_head][head_dim] for keys and for values, bf16 or float32. */

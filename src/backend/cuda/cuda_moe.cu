@@ -17,7 +17,13 @@
  *     weights, all of them in one launch each: (1) h[t,j] = silu(gate_e·x) ⊙ up_e·x, a warp per
  *     row of Im (gate and up rows loaded interleaved), grid over (rows, T·K); (2) a warp per
  *     output row n sums w·down_e[n]·h[t,j] over j and writes (or adds to) out, so no atomics and
- *     a fixed summation order.
+ *     a fixed summation order. That reads an expert once per token that chose it; dense banks
+ *     keep it (at T = 1 it is the same reads).
+ *   - banks with affine projections, per launch of at most DECODE_MAX_TOKENS tokens (prefill
+ *     included, until a tile kernel takes it): the (token, slot) pairs are grouped by expert
+ *     inside each block and each selected expert is read once for all its tokens (the fast
+ *     affine GEMV of cuda_quant_gemv.h), then an ordered combine (below: "decode of affine
+ *     experts").
  *   - prefill: tokens are grouped by expert on the GPU (count, a one-thread plan of offsets and
  *     64-row tiles, scatter), then two grouped GEMMs over the tile list (gate+up fused with SwiGLU,
  *     then down), x rows gathered through the row list; a last kernel adds each token's K
@@ -30,14 +36,15 @@
  *     inside a forward (for the per-expert row counts), never in a decode step.
  * Every expert and projection may have its own dtype (the device table carries it).
  * Tested by tests/ops/test_ops.c: route K 1/8 of 160, groups, bias, norm, scaling; experts T 1
- * and 40 with every expert hit, mixed dtypes, accumulate on/off.
+ * and 40 with every expert hit, mixed dtypes, accumulate on/off; affine experts (check_affine)
+ * at T 1..8 and 21, shared / disjoint / identical routings, every format, mixed banks.
  */
 #include <math.h>
 #include <mma.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_quant_gemv.h"
 
 namespace wmma = nvcuda::wmma;
 
@@ -195,7 +202,10 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
         return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
     }
     tb->all_bf16 = true; /* every projection of every expert: the tensor-core and cuBLAS paths */
+    tb->gateup_bits = tb->down_bits = 0;
     for (int e = 0; e < E; e++) {
+        if (!tb->gateup_bits && bank->gate[e].type == GM_W_AFFINE) tb->gateup_bits = bank->gate[e].q.bits;
+        if (!tb->down_bits && bank->down[e].type == GM_W_AFFINE) tb->down_bits = bank->down[e].q.bits;
         const gm_weight *w[3] = {&bank->gate[e], &bank->up[e], &bank->down[e]};
         cuda_proj *p[3] = {&host[e].gate, &host[e].up, &host[e].down};
         for (int k = 0; k < 3; k++) {
@@ -205,6 +215,15 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
             tb->all_bf16 = tb->all_bf16 && w[k]->type == GM_W_BF16;
             tb->any_affine = tb->any_affine || w[k]->type == GM_W_AFFINE;
         }
+    }
+    tb->gateup_bits = tb->gateup_bits == 8 ? 8 : 4;
+    tb->down_bits = tb->down_bits == 8 ? 8 : 4;
+    for (int e = 0; e < E; e++) { /* what expert_*_grouped take on their fast path */
+        const bool gateup = host[e].gate.type == GM_W_AFFINE && host[e].up.type == GM_W_AFFINE &&
+                            aff_fast_layout(host[e].gate.q, tb->gateup_bits) &&
+                            aff_fast_layout(host[e].up.q, tb->gateup_bits);
+        const bool down = host[e].down.type == GM_W_AFFINE && aff_fast_layout(host[e].down.q, tb->down_bits);
+        tb->some_general = tb->some_general || !gateup || !down;
     }
     glmoe_status s = cuda_upload_table(cb, (void **)&tb->dev, host, (size_t)E * sizeof(cuda_expert), err);
     free(host);
@@ -334,6 +353,246 @@ __global__ void __launch_bounds__(EXPERT_WARPS * 32) expert_down_gemv(float *out
         float *o = out + (int64_t)t * H + n;
         *o = (accumulate ? *o : 0.0f) + acc;
     }
+}
+
+/* ---- decode of affine experts: each selected expert read once per step ----------------------
+ *
+ * The T·K (token, slot) pairs of a step are grouped by expert inside each block (no extra
+ * kernel, no host wait): block (x, u) finds the u-th distinct expert of idx in order of first
+ * appearance and the slots that chose it, in increasing order (moe_group_of), and computes its
+ * rows x (rows per block) for all those slots from one read of the weights; blocks past the
+ * step's distinct experts exit at once (the grid is sized for min(T·K, E)). Then:
+ *   (1) expert_gateup_grouped: h[slot] = silu(gate_e·x[t]) ⊙ up_e·x[t], gate and up rows in the
+ *       same block (x staged once for both);
+ *   (2) expert_down_grouped: y[slot] = down_e·h[slot];
+ *   (3) expert_combine_decode: out[t] (+)= Σ_j w[t,j]·y[t·K + j], j in order: a fixed summation
+ *       order, no atomics, so results do not depend on the grouping.
+ * Per step with U distinct experts (q4 g64, Im x H each of gate, up and down): 6·T·K·Im·H FLOPs,
+ * 3·U·Im·H·(1/2 + 1/16) bytes of weights (each selected expert once), T·K·(2·Im + H)·4 bytes of
+ * h and y through L2. HBM bound at T <= 2 (cuda_quant_gemv.h). An expert whose projections are
+ * not in the kernel's format (another bit width, gate and up of different widths, unaligned)
+ * takes the general decoder per slot in the same block (weights then re-read from the cache per
+ * token): correct, not tuned, said once in the log. */
+#define MOE_GROUP_MAX_SLOTS 256 /* T·K of one launch; DECODE_MAX_TOKENS x top-32 */
+
+struct moe_group_smem {
+    int32_t idx[MOE_GROUP_MAX_SLOTS];
+    int32_t slots[MOE_GROUP_MAX_SLOTS];
+    int32_t e, count;
+};
+
+/* g.e = the u-th distinct valid expert of idx[0..n) (in order of first appearance; -1 if there
+ * are at most u), g.slots[0..g.count) = the slots r with idx[r] == g.e, increasing. Every thread
+ * of the block calls it; n <= MOE_GROUP_MAX_SLOTS. An id outside [0, E) is skipped, and raised
+ * as a fault when `fault` is given. */
+__device__ bool moe_group_of(const int32_t *idx, int n, int E, int u, moe_group_smem &g, int32_t *fault) {
+    for (int r = threadIdx.x; r < n; r += blockDim.x) g.idx[r] = idx[r];
+    __syncthreads();
+    if (threadIdx.x < CUDA_WARP) {
+        const int lane = threadIdx.x;
+        const unsigned below = (1u << lane) - 1u;
+        int seen = 0, e = -1;
+        for (int base = 0; base < n; base += CUDA_WARP) {
+            const int r = base + lane;
+            const int er = r < n ? g.idx[r] : -1;
+            const bool valid = r < n && er >= 0 && er < E;
+            if (r < n && !valid && fault) raise_expert_fault(fault, er);
+            bool first = valid;
+            for (int q = 0; q < r && first; q++) first = g.idx[q] != er;
+            const unsigned m = __ballot_sync(0xffffffffu, first);
+            const unsigned hit = __ballot_sync(0xffffffffu, first && seen + __popc(m & below) == u);
+            const int found = __shfl_sync(0xffffffffu, er, hit ? __ffs(hit) - 1 : 0);
+            if (e < 0 && hit) e = found;
+            seen += __popc(m);
+        }
+        int count = 0;
+        if (e >= 0)
+            for (int base = 0; base < n; base += CUDA_WARP) {
+                const int r = base + lane;
+                const bool mine = r < n && g.idx[r] == e;
+                const unsigned m = __ballot_sync(0xffffffffu, mine);
+                if (mine) g.slots[count + __popc(m & below)] = r;
+                count += __popc(m);
+            }
+        if (lane == 0) g.e = e, g.count = count;
+    }
+    __syncthreads();
+    return g.e >= 0;
+}
+
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* Gate and up rows i0 .. i0 + RG - 1 per warp (RG = R/2), for the slots of one expert. */
+template <int B, int TMAX>
+__global__ void __launch_bounds__(AFF_THREADS, 2) expert_gateup_grouped(float *h, const float *x, const int32_t *idx,
+                                                                        int n_slots, int K, const cuda_expert *ex,
+                                                                        int E, int H, int Im, int kc, int32_t *fault) {
+    constexpr int R = aff_rows_per_warp(TMAX), RG = R / 2, U = aff_unroll(TMAX);
+    extern __shared__ float4 aff_smem[];
+    __shared__ moe_group_smem grp;
+    __shared__ const float *xrow[TMAX];
+    if (!moe_group_of(idx, n_slots, E, blockIdx.y, grp, blockIdx.x == 0 && blockIdx.y == 0 ? fault : nullptr))
+        return;
+    const cuda_expert xe = ex[grp.e];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, i0 = (blockIdx.x * AFF_WARPS + warp) * RG;
+    const bool fast = aff_fast_layout(xe.gate.q, B) && aff_fast_layout(xe.up.q, B) && xe.gate.type == GM_W_AFFINE &&
+                      xe.up.type == GM_W_AFFINE && ((uintptr_t)x & 15) == 0 && H % 4 == 0;
+    if (fast) {
+        aff_row rows[R];
+#pragma unroll
+        for (int r = 0; r < RG; r++) {
+            rows[r] = aff_row_of<B>(xe.gate.q, i0 + r, i0 + r < Im);
+            rows[RG + r] = aff_row_of<B>(xe.up.q, i0 + r, i0 + r < Im);
+        }
+        for (int b0 = 0; b0 < grp.count; b0 += TMAX) {
+            const int nt = min(TMAX, grp.count - b0);
+            if (threadIdx.x < nt) xrow[threadIdx.x] = x + (int64_t)(grp.slots[b0 + threadIdx.x] / K) * H;
+            float acc[R][TMAX];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+            aff_block_dot<B, TMAX, R, U>(rows, xrow, nt, H, kc, reinterpret_cast<float *>(aff_smem), acc);
+#pragma unroll
+            for (int r = 0; r < RG; r++)
+#pragma unroll
+                for (int t = 0; t < TMAX; t++) {
+                    if (t >= nt) break;
+                    const float g = cu_warp_sum(acc[r][t]), v = cu_warp_sum(acc[RG + r][t]);
+                    if (lane == 0 && rows[r].ok) h[(int64_t)grp.slots[b0 + t] * Im + i0 + r] = silu_mul(g, v);
+                }
+        }
+        return;
+    }
+    for (int si = 0; si < grp.count; si++) {
+        const int slot = grp.slots[si];
+        const float *u = x + (int64_t)(slot / K) * H;
+        for (int r = 0; r < RG; r++) {
+            const int i = i0 + r;
+            if (i >= Im) break;
+            const float g = cu_warp_sum(warp_dot_proj_partial(xe.gate, i, u, H));
+            const float v = cu_warp_sum(warp_dot_proj_partial(xe.up, i, u, H));
+            if (lane == 0) h[(int64_t)slot * Im + i] = silu_mul(g, v);
+        }
+    }
+}
+
+/* Down rows n0 .. n0 + R - 1 per warp, for the slots of one expert: y[slot] = down_e · h[slot]. */
+template <int B, int TMAX>
+__global__ void __launch_bounds__(AFF_THREADS, 2) expert_down_grouped(float *y, const float *h, const int32_t *idx,
+                                                                      int n_slots, const cuda_expert *ex, int E, int H,
+                                                                      int Im, int kc) {
+    constexpr int R = aff_rows_per_warp(TMAX), U = aff_unroll(TMAX);
+    extern __shared__ float4 aff_smem[];
+    __shared__ moe_group_smem grp;
+    __shared__ const float *xrow[TMAX];
+    if (!moe_group_of(idx, n_slots, E, blockIdx.y, grp, nullptr)) return;
+    const cuda_expert xe = ex[grp.e];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n0 = (blockIdx.x * AFF_WARPS + warp) * R;
+    const bool fast = xe.down.type == GM_W_AFFINE && aff_fast_layout(xe.down.q, B) && ((uintptr_t)h & 15) == 0 &&
+                      Im % 4 == 0;
+    if (fast) {
+        aff_row rows[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(xe.down.q, n0 + r, n0 + r < H);
+        for (int b0 = 0; b0 < grp.count; b0 += TMAX) {
+            const int nt = min(TMAX, grp.count - b0);
+            if (threadIdx.x < nt) xrow[threadIdx.x] = h + (int64_t)grp.slots[b0 + threadIdx.x] * Im;
+            float acc[R][TMAX];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+            aff_block_dot<B, TMAX, R, U>(rows, xrow, nt, Im, kc, reinterpret_cast<float *>(aff_smem), acc);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int t = 0; t < TMAX; t++) {
+                    if (t >= nt) break;
+                    const float v = cu_warp_sum(acc[r][t]);
+                    if (lane == 0 && rows[r].ok) y[(int64_t)grp.slots[b0 + t] * H + n0 + r] = v;
+                }
+        }
+        return;
+    }
+    for (int si = 0; si < grp.count; si++) {
+        const int slot = grp.slots[si];
+        for (int r = 0; r < R; r++) {
+            const int n = n0 + r;
+            if (n >= H) break;
+            const float v = cu_warp_sum(warp_dot_proj_partial(xe.down, n, h + (int64_t)slot * Im, Im));
+            if (lane == 0) y[(int64_t)slot * H + n] = v;
+        }
+    }
+}
+
+/* out[t][n] (+)= Σ_j w[t,j] · y[t·K + j][n] in slot order (slots of invalid experts add nothing). */
+__global__ void expert_combine_decode(float *out, bool accumulate, const float *y, const int32_t *idx, const float *w,
+                                      int E, int K, int H) {
+    const int t = blockIdx.y, n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= H) return;
+    float acc = accumulate ? out[(int64_t)t * H + n] : 0.0f;
+    for (int j = 0; j < K; j++) {
+        const int r = t * K + j, e = idx[r];
+        if (e >= 0 && e < E) acc += w[r] * y[(int64_t)r * H + n];
+    }
+    out[(int64_t)t * H + n] = acc;
+}
+
+template <int B, int TMAX>
+static void launch_gateup_grouped(cuda_exec *cx, dim3 grid, size_t smem, float *h, const float *x, const int32_t *idx,
+                                  int n_slots, int K, const cuda_expert *ex, int E, int H, int Im, int kc) {
+    expert_gateup_grouped<B, TMAX><<<grid, AFF_THREADS, smem, cx->stream>>>(h, x, idx, n_slots, K, ex, E, H, Im, kc,
+                                                                            cx->d_fault);
+}
+template <int B, int TMAX>
+static void launch_down_grouped(cuda_exec *cx, dim3 grid, size_t smem, float *y, const float *h, const int32_t *idx,
+                                int n_slots, const cuda_expert *ex, int E, int H, int Im, int kc) {
+    expert_down_grouped<B, TMAX><<<grid, AFF_THREADS, smem, cx->stream>>>(y, h, idx, n_slots, ex, E, H, Im, kc);
+}
+
+/* The three launches of one decode step of T <= DECODE_MAX_TOKENS tokens (h and y: the exec's
+ * MoE scratch, slot-major). */
+static glmoe_status experts_grouped(cuda_exec *cx, float *out, bool accumulate, const float *x, const int32_t *idx,
+                                    const float *weights, int K, const cuda_expert_table *tb, int E, int H, int Im,
+                                    int T, gm_err *err) {
+    const int n_slots = T * K, tmax = aff_tmax(T), groups = n_slots < E ? n_slots : E;
+    const int bg = tb->gateup_bits, bd = tb->down_bits;
+    const int kc_g = aff_slice_chunks(bg, H, tmax), kc_d = aff_slice_chunks(bd, Im, tmax);
+    const size_t smem_g = aff_smem_bytes(bg, kc_g, tmax), smem_d = aff_smem_bytes(bd, kc_d, tmax);
+    const dim3 g1(cu_blocks(Im, AFF_WARPS * (aff_rows_per_warp(tmax) / 2)), (unsigned)groups);
+    const dim3 g2(cu_blocks(H, AFF_WARPS * aff_rows_per_warp(tmax)), (unsigned)groups);
+#define GROUPED_LAUNCH(BITS, TM)                                                                                    \
+    do {                                                                                                            \
+        if (bg == BITS) launch_gateup_grouped<BITS, TM>(cx, g1, smem_g, cx->moe_h, x, idx, n_slots, K, table, E, H, \
+                                                        Im, kc_g);                                                  \
+    } while (0)
+    const cuda_expert *table = tb->dev;
+    switch (tmax) {
+    case 1: GROUPED_LAUNCH(4, 1); GROUPED_LAUNCH(8, 1); break;
+    case 2: GROUPED_LAUNCH(4, 2); GROUPED_LAUNCH(8, 2); break;
+    case 4: GROUPED_LAUNCH(4, 4); GROUPED_LAUNCH(8, 4); break;
+    default: GROUPED_LAUNCH(4, 8); GROUPED_LAUNCH(8, 8); break;
+    }
+#undef GROUPED_LAUNCH
+    CU_LAUNCHED();
+#define GROUPED_LAUNCH(BITS, TM)                                                                                   \
+    do {                                                                                                           \
+        if (bd == BITS)                                                                                            \
+            launch_down_grouped<BITS, TM>(cx, g2, smem_d, cx->moe_y, cx->moe_h, idx, n_slots, table, E, H, Im, kc_d); \
+    } while (0)
+    switch (tmax) {
+    case 1: GROUPED_LAUNCH(4, 1); GROUPED_LAUNCH(8, 1); break;
+    case 2: GROUPED_LAUNCH(4, 2); GROUPED_LAUNCH(8, 2); break;
+    case 4: GROUPED_LAUNCH(4, 4); GROUPED_LAUNCH(8, 4); break;
+    default: GROUPED_LAUNCH(4, 8); GROUPED_LAUNCH(8, 8); break;
+    }
+#undef GROUPED_LAUNCH
+    CU_LAUNCHED();
+    const dim3 g3(cu_blocks(H, 256), (unsigned)T);
+    expert_combine_decode<<<g3, 256, 0, cx->stream>>>(out, accumulate, cx->moe_y, idx, weights, E, K, H);
+    CU_LAUNCHED();
+    return GLMOE_OK;
 }
 
 /* ---- prefill: grouping and grouped GEMMs ------------------------------------------------------- */
@@ -682,6 +941,26 @@ glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const fl
     const bool bf16 = tb->all_bf16;
     glmoe_status s;
 
+    if (tb->any_affine && DECODE_MAX_TOKENS * K <= MOE_GROUP_MAX_SLOTS) {
+        /* Quantized experts: each selected expert read once per launch of at most
+         * DECODE_MAX_TOKENS tokens (prefill: the slow path, said once: no grouped tile kernel
+         * for them yet). */
+        static int said, said_general;
+        if (T > DECODE_MAX_TOKENS && cu_first_time(&said))
+            gm_info("cuda: prefill with quantized experts runs the grouped expert GEMVs per %d tokens (the slow "
+                    "path: no tile kernel for them yet)", DECODE_MAX_TOKENS);
+        if (tb->some_general && cu_first_time(&said_general))
+            gm_info("cuda: experts not all in one 4- or 8-bit format (gate and up alike, 16-byte aligned) run the "
+                    "general GEMV per token for those experts (the slow path)");
+        for (int32_t t0 = 0; t0 < T; t0 += DECODE_MAX_TOKENS) {
+            const int32_t n = T - t0 < DECODE_MAX_TOKENS ? T - t0 : DECODE_MAX_TOKENS;
+            const int64_t r0 = (int64_t)t0 * K;
+            if ((s = experts_grouped(cx, out + (int64_t)t0 * H, accumulate, x + (int64_t)t0 * H, idx + r0, weights + r0,
+                                     K, tb, E, H, Im, n, err)))
+                return s;
+        }
+        return GLMOE_OK;
+    }
     if (T <= DECODE_MAX_TOKENS || tb->any_affine) {
         /* Quantized experts take this path at every T (the slow path for prefill, said once:
          * no grouped kernel for them yet), in chunks of tokens that keep the grid's y under 65535. */

@@ -1,18 +1,30 @@
 /*
  * cuda_quant.cu — affine-quantized weights (MLX's format, backend/formats.h) on the GPU: the
- * matmul and the embedding row lookup; the experts' projections use cu_affine_warp_dot
- * (cuda_internal.h) inside cuda_moe.cu's kernels.
+ * matmul and the embedding row lookup; the experts' projections are in cuda_moe.cu (their decode
+ * GEMVs share this file's core, cuda_quant_gemv.h).
  *
- * This is the correct, general first step, not yet the tuned one: every bit width and group size
- * goes through the same decoder (two 32-bit loads per code at most, the code's scale and bias
- * read through the cache), a warp per output row, float32 sums; rows of tokens in chunks of
- * AFFINE_TOKENS. Prefill therefore reads each weight once per chunk of tokens — the slow path
- * until tensor-core kernels for quantized weights exist; said once in the log and listed in
- * BENCHMARKS.md. Tested by tests/ops/test_ops.c (check_affine) against the float64 reference and
- * by the MLX golden cases in tools/gpu/run_gpu.sh (float32 KV cache: within 7e-6 of MLX on an
- * H100, 2026-12-07).
+ * matmul, out[T, N] = x[T, K] · W[N, K]^T (+ bias), x and out float32, in launches of at most
+ * AFFINE_TOKENS tokens:
+ *   - 4 and 8 bits, 16-byte aligned codes and x (every weight the backend uploads):
+ *     affine_gemv_fast, a block of AFF_WARPS warps x R rows, x staged in shared memory, each code
+ *     read once for all tokens of the launch with 128-bit streaming loads, s·Σxq + b·Σx per
+ *     16-byte chunk (cuda_quant_gemv.h says how, and why that form). Per launch: 2·T·N·K FLOPs,
+ *     N·K·B/8 bytes of codes + 2·N·(K/g)·sizeof(scale) of scales and biases (q4 g64 bf16:
+ *     N·K·(1/2 + 1/16) bytes) + T·(K + N)·4 of x and out. HBM bound at T <= 2 (q4) / 4 (q8),
+ *     beyond that bound by the T FMAs per code (cuda_quant_gemv.h).
+ *   - 2, 3, 5, 6 bits (or unaligned codes): the general decoder, affine_gemv_kernel: a warp per
+ *     row, one element at a time (two 32-bit loads per code at most, scale and bias through the
+ *     cache), decoded exactly as the CPU does (cu_affine_elem). Correct, not tuned: said once in
+ *     the log and listed in BENCHMARKS.md.
+ *   - T > AFFINE_TOKENS (prefill): the same kernels per AFFINE_TOKENS tokens, so every weight is
+ *     read once per 8 tokens — the slow path until the tensor-core kernels take it; said once.
+ * embed: the row of each id decoded exactly (cu_affine_elem), one block per token.
+ * Tested by tests/ops/test_ops.c (check_affine: every bit width x group x scale dtype, T 1..8 and
+ * beyond, N not a multiple of the rows per block, K of one and several slices) against the
+ * float64 reference, and by the MLX golden cases in tools/gpu/run_gpu.sh (float32 KV cache: the
+ * general decoder within 7e-6 of MLX on an H100, 2026-12-07).
  */
-#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_quant_gemv.h"
 
 #define AFFINE_WARPS 8
 #define AFFINE_TOKENS 8
@@ -30,6 +42,7 @@ cu_affine cu_affine_of(const gm_weight *w) {
     return a;
 }
 
+/* The general decoder: a warp per row, one element at a time (any bit width, any alignment). */
 template <int TMAX>
 __global__ void __launch_bounds__(AFFINE_WARPS * 32) affine_gemv_kernel(float *out, const float *x, cu_affine w,
                                                                         const float *bias, int T, int N, int K) {
@@ -54,27 +67,97 @@ __global__ void __launch_bounds__(AFFINE_WARPS * 32) affine_gemv_kernel(float *o
     }
 }
 
+/* B-bit codes (4 or 8), T <= TMAX tokens: warp w of block i owns rows (i·AFF_WARPS + w)·R ..
+ * + R - 1 (rows past N read nothing and are not written); the block stages x in slices of kc
+ * chunks (cuda_quant_gemv.h). FLOPs, bytes and bound: the file comment. */
+template <int B, int TMAX>
+__global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_fast(float *out, const float *x, cu_affine w,
+                                                                   const float *bias, int T, int N, int K, int kc) {
+    constexpr int R = aff_rows_per_warp(TMAX), U = aff_unroll(TMAX);
+    extern __shared__ float4 aff_smem[];
+    __shared__ const float *xrow[TMAX];
+    if (threadIdx.x < T) xrow[threadIdx.x] = x + (int64_t)threadIdx.x * K;
+    const int warp = threadIdx.x >> 5, n0 = (blockIdx.x * AFF_WARPS + warp) * R;
+    aff_row rows[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(w, n0 + r, n0 + r < N);
+    float acc[R][TMAX];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+    aff_block_dot<B, TMAX, R, U>(rows, xrow, T, K, kc, reinterpret_cast<float *>(aff_smem), acc);
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const float b = bias && rows[r].ok ? bias[n0 + r] : 0.0f;
+#pragma unroll
+        for (int t = 0; t < TMAX; t++) {
+            if (t >= T) break;
+            const float v = cu_warp_sum(acc[r][t]);
+            if ((threadIdx.x & 31) == 0 && rows[r].ok) out[(int64_t)t * N + n0 + r] = v + b;
+        }
+    }
+}
+
+template <int B, int TMAX>
+static glmoe_status affine_gemv_fast_launch(cuda_exec *cx, float *out, const float *x, const cu_affine &a,
+                                            const float *bias, int T, int N, int K, gm_err *err) {
+    const int kc = aff_slice_chunks(B, K, T);
+    const unsigned blocks = cu_blocks(N, AFF_WARPS * aff_rows_per_warp(TMAX));
+    affine_gemv_fast<B, TMAX><<<blocks, AFF_THREADS, aff_smem_bytes(B, kc, T), cx->stream>>>(out, x, a, bias, T, N, K,
+                                                                                            kc);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
+template <int B>
+static glmoe_status affine_gemv_fast_tokens(cuda_exec *cx, float *out, const float *x, const cu_affine &a,
+                                            const float *bias, int T, int N, int K, gm_err *err) {
+    switch (aff_tmax(T)) {
+    case 1: return affine_gemv_fast_launch<B, 1>(cx, out, x, a, bias, T, N, K, err);
+    case 2: return affine_gemv_fast_launch<B, 2>(cx, out, x, a, bias, T, N, K, err);
+    case 4: return affine_gemv_fast_launch<B, 4>(cx, out, x, a, bias, T, N, K, err);
+    default: return affine_gemv_fast_launch<B, 8>(cx, out, x, a, bias, T, N, K, err);
+    }
+}
+
 glmoe_status cuda_affine_matmul(cuda_exec *cx, float *out, const float *x, const gm_weight *W, const float *bias,
                                 int32_t T, gm_err *err) {
     const int N = (int)W->rows, K = (int)W->cols;
     if (T > AFFINE_TOKENS) {
         static int said;
         if (cu_first_time(&said))
-            gm_info("cuda: prefill with quantized weights runs the general GEMV per %d tokens (the slow path: no "
+            gm_info("cuda: prefill with quantized weights runs the GEMV per %d tokens (the slow path: no "
                     "tensor-core kernel for them yet)", AFFINE_TOKENS);
     }
     const cu_affine a = cu_affine_of(W);
+    /* x rows are 16-byte aligned when x is (K is a multiple of 32). */
+    const bool fast = (aff_fast_layout(a, 4) || aff_fast_layout(a, 8)) && cu_aligned(x, 16) && K % 32 == 0;
+    if (!fast) {
+        static int said;
+        char f[64];
+        if (cu_first_time(&said))
+            gm_info("cuda: %s weights%s run the general affine decoder (one element at a time: the slow path; "
+                    "4 and 8 bits have the fast GEMV)", gm_weight_format_name(W, f, sizeof f),
+                    W->q.bits == 4 || W->q.bits == 8 ? " at unaligned addresses" : "");
+    }
     const unsigned blocks = cu_blocks(N, AFFINE_WARPS);
     for (int32_t t0 = 0; t0 < T; t0 += AFFINE_TOKENS) {
         const int n = T - t0 < AFFINE_TOKENS ? T - t0 : AFFINE_TOKENS;
         const float *xt = x + (int64_t)t0 * K;
         float *ot = out + (int64_t)t0 * N;
-        if (n == 1)
+        glmoe_status s = GLMOE_OK;
+        if (fast && a.bits == 4)
+            s = affine_gemv_fast_tokens<4>(cx, ot, xt, a, bias, n, N, K, err);
+        else if (fast)
+            s = affine_gemv_fast_tokens<8>(cx, ot, xt, a, bias, n, N, K, err);
+        else if (n == 1)
             affine_gemv_kernel<1><<<blocks, AFFINE_WARPS * 32, 0, cx->stream>>>(ot, xt, a, bias, n, N, K);
         else if (n <= 4)
             affine_gemv_kernel<4><<<blocks, AFFINE_WARPS * 32, 0, cx->stream>>>(ot, xt, a, bias, n, N, K);
         else
             affine_gemv_kernel<AFFINE_TOKENS><<<blocks, AFFINE_WARPS * 32, 0, cx->stream>>>(ot, xt, a, bias, n, N, K);
+        if (s) return s;
         CU_LAUNCHED();
     }
     return GLMOE_OK;
