@@ -202,6 +202,7 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
             tb->any_affine = tb->any_affine || w[k]->type == GM_W_AFFINE;
         }
     }
+    cuda_affine_experts_plan(tb, bank); /* quantized experts: the prefill tiles of cuda_quant_mma.cu */
     glmoe_status s = cuda_upload_table(cb, (void **)&tb->dev, host, (size_t)E * sizeof(cuda_expert), err);
     free(host);
     if (s) {
@@ -678,13 +679,14 @@ glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const fl
     const bool bf16 = tb->all_bf16;
     glmoe_status s;
 
-    if (T <= DECODE_MAX_TOKENS || tb->any_affine) {
-        /* Quantized experts take this path at every T (the slow path for prefill, said once:
-         * no grouped kernel for them yet), in chunks of tokens that keep the grid's y under 65535. */
+    if (T <= DECODE_MAX_TOKENS || (tb->any_affine && !tb->affine_tiles)) {
+        /* A bank mixing quantized and dense projections takes this path at every T (the slow path
+         * for prefill, said once: the grouped tiles take all-dense or all-quantized banks), in
+         * chunks of tokens that keep the grid's y under 65535. */
         static int said;
         if (T > DECODE_MAX_TOKENS && cu_first_time(&said))
-            gm_info("cuda: prefill with quantized experts runs the per-token expert GEMVs (the slow path: no grouped "
-                    "kernel for them yet)");
+            gm_info("cuda: prefill with experts mixing quantized and dense projections runs the per-token expert "
+                    "GEMVs (the slow path)");
         const int32_t chunk = (int32_t)(32768 / K);
         for (int32_t t0 = 0; t0 < T; t0 += chunk) {
             const int32_t n = T - t0 < chunk ? T - t0 : chunk;
@@ -716,7 +718,9 @@ glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const fl
     moe_scatter_kernel<<<rb, 256, 0, cx->stream>>>(idx, n_rows, K, E, cx->moe_offsets, cx->moe_fill, cx->moe_rows,
                                                    cx->moe_slot_of);
     CU_LAUNCHED();
-    if (T >= cx->cb->moe_cublas_min_tokens && cx->moe_xs && (size_t)(2 * n_rows * H) <= cx->moe_xs_cap &&
+    if (tb->affine_tiles) {
+        if ((s = cuda_affine_expert_tiles(cx, x, tb, T, H, Im, max_tiles, err))) return s;
+    } else if (T >= cx->cb->moe_cublas_min_tokens && cx->moe_xs && (size_t)(2 * n_rows * H) <= cx->moe_xs_cap &&
         (size_t)(2 * n_rows * Im) <= cx->moe_hs_cap && (size_t)(n_rows * Im) <= cx->moe_u_cap && bf16) {
         if ((s = cuda_refuse_if_capturing(cx, "moe_experts: a prefill's expert offsets", err))) return s;
         if ((s = experts_cublas(cx, x, gate, up, down, E, H, Im, err))) return s;

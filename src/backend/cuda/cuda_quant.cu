@@ -57,12 +57,7 @@ __global__ void __launch_bounds__(AFFINE_WARPS * 32) affine_gemv_kernel(float *o
 glmoe_status cuda_affine_matmul(cuda_exec *cx, float *out, const float *x, const gm_weight *W, const float *bias,
                                 int32_t T, gm_err *err) {
     const int N = (int)W->rows, K = (int)W->cols;
-    if (T > AFFINE_TOKENS) {
-        static int said;
-        if (cu_first_time(&said))
-            gm_info("cuda: prefill with quantized weights runs the general GEMV per %d tokens (the slow path: no "
-                    "tensor-core kernel for them yet)", AFFINE_TOKENS);
-    }
+    if (T > AFFINE_TOKENS) return cuda_affine_matmul_mma(cx, out, x, W, bias, T, err); /* prefill: cuda_quant_mma.cu */
     const cu_affine a = cu_affine_of(W);
     const unsigned blocks = cu_blocks(N, AFFINE_WARPS);
     for (int32_t t0 = 0; t0 < T; t0 += AFFINE_TOKENS) {
