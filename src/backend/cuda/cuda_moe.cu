@@ -22,8 +22,9 @@
  *     then down), x rows gathered through the row list; a last kernel adds each token's K
  *     weighted rows back in slot order j. bf16 experts run on the tensor cores with x split into
  *     bf16 hi + lo (float32 quality, see tc_tile_mma); other dtypes use the float32 tile
- *     (cu_tile_mma). The grids are sized for the worst case (T·K/64 + E tiles); blocks past the
- *     real tile count exit at once.
+ *     (cu_tile_mma); quantized (affine) experts run the tensor-core tiles of cuda_quant_mma.cu
+ *     (bf16 operands, codes dequantized in shared memory). The grids are sized for the worst
+ *     case (T·K/64 + E tiles); blocks past the real tile count exit at once.
  *   - prefill of T >= MOE_CUBLAS_MIN_TOKENS with bf16 experts: the same grouping, then cuBLAS
  *     GEMMs per expert (experts_cublas below); the one place where the host waits for the GPU
  *     inside a forward (for the per-expert row counts), never in a decode step.

@@ -5,10 +5,8 @@
  *
  * This is the correct, general first step, not yet the tuned one: every bit width and group size
  * goes through the same decoder (two 32-bit loads per code at most, the code's scale and bias
- * read through the cache), a warp per output row, float32 sums; rows of tokens in chunks of
- * AFFINE_TOKENS. Prefill therefore reads each weight once per chunk of tokens — the slow path
- * until tensor-core kernels for quantized weights exist; said once in the log and listed in
- * BENCHMARKS.md. Tested by tests/ops/test_ops.c (check_affine) against the float64 reference and
+ * read through the cache), a warp per output row, float32 sums, for up to AFFINE_TOKENS rows of
+ * tokens; more tokens (prefill) go to the tensor-core GEMM of cuda_quant_mma.cu. Tested by tests/ops/test_ops.c (check_affine) against the float64 reference and
  * by the MLX golden cases in tools/gpu/run_gpu.sh. Off by default (cuda_backend_options.affine,
  * GLMOE_CUDA_AFFINE=1) until that run has passed on a GPU: written without one at hand.
  */
