@@ -27,7 +27,9 @@
  * and vectorised tiles, cuBLAS on the bf16-cache backend).
  * Affine (MLX-quantized) weights (check_affine): matmul at every bit width x group x T 1..9 and
  * 33, embed, and the experts at T 1..8 and 21 with shared, disjoint and identical routings, every
- * format and mixed banks: every path of cuda_quant.cu and of the grouped expert decode.
+ * format and mixed banks: every path of cuda_quant.cu and of the grouped expert decode; prefill
+ * T 9..1100 and experts T 9/40/200 (check_affine_prefill, own execution state; T > 129 on the
+ * GPU only), checked on the GPU per element against Σ|terms| (TOL_AFFINE_BF16: bf16 operands).
  * Attention at the lengths 1, 127, 128, 129 and 4097 (prefill from an empty cache and a decode
  * step after length - 1 keys, causal and with a random mask; 4097 with few heads on the CPU).
  * Calls of up to 16 queries (and odd prefills) also pass n_past in backend memory.
@@ -68,12 +70,24 @@ static double g_tol_attention = TOL_ATTENTION; /* the tolerance of the backend u
 #define TOL_ROUTE 1e-5
 #define TOL_EXPERTS 1e-5
 #define TOL_ROPE_MIN 2e-6   /* rope: raised per case by the angle-rounding bound (reference.h) */
+/* Prefill with affine weights on the GPU (T > 8: cuda_quant_mma.cu) multiplies bf16 copies of
+ * the activations by weights dequantized to bf16 on the tensor cores. Each rounding is relative
+ * 2^-9, so each term x_k·w_k is off by at most 2^-8 (+2^-18) of |x_k·w_k|, and the float32 sums
+ * (the tensor cores may truncate) add at most K·2^-23 <= 2^-12 of Σ|terms| for K <= 2048. So
+ * the check is max |out - ref| / Σ_k |x_k·w_k| (+ |bias|) <= 2^-8 + 2^-12 ≈ 4.1e-3 for every
+ * element: a bound no correct kernel exceeds, where a wrong code, scale, group or k offset moves
+ * some element by 1e-2 or more of its terms (a relative L2 of 1e-2 would let whole wrong groups
+ * through). The experts propagate it through SwiGLU to first order (experts_terms). 0 while a
+ * backend computes in float32 (the CPU; the GPU's T <= 8), checked at TOL_MATMUL / TOL_EXPERTS. */
+#define TOL_AFFINE_BF16 (0x1p-8 + 0x1p-12)
+static double g_tol_affine_prefill = 0.0; /* of the backend under test, for T > 8 */
 
 /* Selection scores closer than this are a tie for a float32 router: such tokens are skipped. */
 #define ROUTE_TIE 1e-5
 
 typedef struct op_groups {
-    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, route, experts, graph, affine;
+    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, route, experts, graph, affine,
+        affine_prefill;
 } op_groups;
 
 /* Reports an op that returned an error where success was expected. */
@@ -157,6 +171,105 @@ static bool takes_affine(ops_ctx *c, int bits, int group, ref_dtype st) {
     return false;
 }
 
+/* m's elements in double, [rows][cols] (malloc'd), as the reference decodes them. */
+static double *ref_decode(const ref_matrix *m) {
+    double *w = malloc((size_t)(m->rows * m->cols) * sizeof *w);
+    for (int64_t r = 0; r < m->rows; r++)
+        for (int64_t k = 0; k < m->cols; k++) w[r * m->cols + k] = ref_elem(m, r, k);
+    return w;
+}
+
+/* Passes when max_i |out[i] - ref[i]| / mag[i] <= tol and nothing is NaN (TOL_AFFINE_BF16 says
+ * why this measure); prints the worst element on failure. Records err = that maximum. */
+static bool compare_terms(ops_ctx *c, ops_stats *st, const char *what, const float *out, const double *ref,
+                          const double *mag, size_t n, double tol) {
+    double worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)out[i] - ref[i]) / (mag[i] > 0 ? mag[i] : 1e-300);
+        if (isnan(e)) e = INFINITY;
+        if (e > worst || i == 0) worst = e, at = i;
+    }
+    st->cases++;
+    const double ratio = worst / tol;
+    if (st->cases == 1 || !(ratio <= st->worst)) st->worst = ratio, st->worst_err = worst, st->worst_tol = tol;
+    if (worst <= tol) return true;
+    st->failures++;
+    fprintf(stderr, "[%s] FAIL %s: max |out - ref| / sum|terms| %.3g (tol %.3g) at [%zu]: got %.9g, want %.9g (terms %.3g)\n",
+            c->label, what, worst, tol, at, n ? out[at] : 0.0f, n ? ref[at] : 0.0, n ? mag[at] : 0.0);
+    return false;
+}
+
+/* An affine matmul's result against the reference: in float32 terms (ops_compare) unless the
+ * backend takes T > 8 in bf16 (g_tol_affine_prefill), then per element against Σ|x·w| + |bias|. */
+static bool affine_matmul_ok(ops_ctx *c, ops_stats *st, const char *what, const float *out, const double *ref,
+                             const float *x, const ref_matrix *W, const double *bias, int32_t T) {
+    const int64_t N = W->rows, K = W->cols;
+    if (T <= 8 || g_tol_affine_prefill <= 0) return ops_compare(c, st, what, out, ref, (size_t)(T * N), TOL_MATMUL);
+    double *w = ref_decode(W), *mag = malloc((size_t)(T * N) * sizeof *mag);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t n = 0; n < N; n++) {
+            double m = bias ? fabs(bias[n]) : 0.0;
+            for (int64_t k = 0; k < K; k++) m += fabs((double)x[t * K + k] * w[n * K + k]);
+            mag[t * N + n] = m;
+        }
+    bool ok = compare_terms(c, st, what, out, ref, mag, (size_t)(T * N), g_tol_affine_prefill);
+    free(w);
+    free(mag);
+    return ok;
+}
+
+/* Σ|terms| of each output of the experts, to first order through SwiGLU: with g = x·gate,
+ * u = x·up known to ε·Sg, ε·Su (Sg = Σ|x_i·gate_i|), h = silu(g)·u is known to
+ * ε·(|silu'(g)·u|·Sg + |silu(g)|·Su), and out = Σ_j w_j·down·h to ε·Σ_j |w_j|·Σ_k |down_k|·a_k with
+ * a_k = |h_k| + that sensitivity (the |h| term covers h's own bf16 rounding). init: the starting
+ * values (accumulate), or NULL. */
+static void experts_terms(double *mag, const float *x, const int32_t *idx, const float *rw, int32_t K, int32_t E,
+                          const ref_matrix *rg, const ref_matrix *ru, const ref_matrix *rd, int32_t T,
+                          const float *init) {
+    const int64_t H = rd[0].rows, Im = rg[0].rows;
+    double **G = calloc((size_t)E, sizeof *G), **U = calloc((size_t)E, sizeof *U), **D = calloc((size_t)E, sizeof *D);
+    double *a = malloc((size_t)Im * sizeof *a);
+    for (int32_t e = 0; e < E; e++) G[e] = ref_decode(&rg[e]), U[e] = ref_decode(&ru[e]), D[e] = ref_decode(&rd[e]);
+    for (int64_t t = 0; t < T; t++) {
+        const float *xt = x + t * H;
+        for (int64_t n = 0; n < H; n++) mag[t * H + n] = init ? fabs((double)init[t * H + n]) : 0.0;
+        for (int32_t j = 0; j < K; j++) {
+            const int32_t e = idx[t * K + j];
+            for (int64_t k = 0; k < Im; k++) {
+                double gv = 0, sg = 0, uv = 0, su = 0;
+                for (int64_t i = 0; i < H; i++) {
+                    const double pg = xt[i] * G[e][k * H + i], pu = xt[i] * U[e][k * H + i];
+                    gv += pg, sg += fabs(pg), uv += pu, su += fabs(pu);
+                }
+                const double sig = 1.0 / (1.0 + exp(-gv)), silu = gv * sig, dsilu = sig * (1.0 + gv * (1.0 - sig));
+                a[k] = fabs(silu * uv) + fabs(dsilu * uv) * sg + fabs(silu) * su;
+            }
+            for (int64_t n = 0; n < H; n++) {
+                double m = 0;
+                for (int64_t k = 0; k < Im; k++) m += fabs(D[e][n * Im + k]) * a[k];
+                mag[t * H + n] += fabs((double)rw[t * K + j]) * m;
+            }
+        }
+    }
+    for (int32_t e = 0; e < E; e++) free(G[e]), free(U[e]), free(D[e]);
+    free(G), free(U), free(D), free(a);
+}
+
+/* The experts' result against the reference: float32 terms, or (bf16 prefill) per element. */
+static bool affine_experts_ok(ops_ctx *c, ops_stats *st, const char *what, const float *out, const double *ref,
+                              const float *x, const int32_t *idx, const float *rw, int32_t K, int32_t E,
+                              const ref_matrix *rg, const ref_matrix *ru, const ref_matrix *rd, int32_t T,
+                              const float *init) {
+    const int64_t H = rd[0].rows;
+    if (T <= 8 || g_tol_affine_prefill <= 0) return ops_compare(c, st, what, out, ref, (size_t)(T * H), TOL_EXPERTS);
+    double *mag = malloc((size_t)(T * H) * sizeof *mag);
+    experts_terms(mag, x, idx, rw, K, E, rg, ru, rd, T, init);
+    bool ok = compare_terms(c, st, what, out, ref, mag, (size_t)(T * H), g_tol_affine_prefill);
+    free(mag);
+    return ok;
+}
+
 /* One affine matmul case: T x [N, K] (q bits, group, scales of type st) against the float64
  * reference; x_offset floats past an aligned address (1: the GPU's general decoder). */
 static void affine_matmul_case(ops_ctx *c, op_groups *g, int bits, int group, ref_dtype st, int32_t T, int64_t N,
@@ -186,7 +299,7 @@ static void affine_matmul_case(ops_ctx *c, op_groups *g, int bits, int group, re
               ops_download_f(c, out, dout, (size_t)T * N, what);
     if (ok) {
         ref_matmul(ref, x, &hw->ref, bias_ref, T);
-        ok = ops_compare(c, &g->affine, what, out, ref, (size_t)T * N, TOL_MATMUL);
+        ok = affine_matmul_ok(c, &g->affine, what, out, ref, x, &hw->ref, bias_ref, T);
     }
     CHECK(ok, "%s", what);
     if (xs != x) free(xs);
@@ -277,7 +390,8 @@ static void affine_experts_case_run(ops_ctx *c, op_groups *g, const affine_exper
     if (ok) {
         for (int64_t i = 0; i < (int64_t)T * H; i++) ref[i] = cs->accumulate ? init[i] : 0.0;
         ref_moe_experts(ref, x, idx, rw, K, rg, ru, rd, T);
-        ok = ops_compare(c, &g->affine, what, out, ref, (size_t)T * H, TOL_EXPERTS);
+        ok = affine_experts_ok(c, &g->affine, what, out, ref, x, idx, rw, K, E, rg, ru, rd, T,
+                               cs->accumulate ? init : NULL);
     }
     CHECK(ok, "%s", what);
     free(idx);
@@ -390,6 +504,176 @@ static void check_affine(ops_ctx *c, op_groups *g) {
         {21, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) affine_experts_case_run(c, g, &cases[i]);
+}
+
+/* ---- affine weights in prefill (T > 8) ------------------------------------------------------- */
+
+/* One q4/q8/... bank of E experts bound from fresh random weights: gate/up [Im, H] of gate_bits /
+ * up_bits, down [H, Im] of down_bits, one group size and scale dtype per projection. */
+typedef struct prefill_experts_case {
+    int32_t T, H, Im, used;     /* used: experts routed to (E = 16: the rest stay unused) */
+    int gate_bits, up_bits, down_bits, group_gu, group_down;
+    ref_dtype st;
+    bool accumulate;
+} prefill_experts_case;
+
+static void check_affine_prefill_experts(ops_ctx *c, ops_stats *st, const prefill_experts_case *pc) {
+    enum { E = 16 };
+    const int32_t K = 4, T = pc->T, H = pc->H, Im = pc->Im;
+    char what[200];
+    snprintf(what, sizeof what, "moe_experts T=%d E=%d (%d used) K=%d H=%d Im=%d gate q%d up q%d g%d, down q%d g%d, %s scales, %s",
+             T, E, pc->used, K, H, Im, pc->gate_bits, pc->up_bits, pc->group_gu, pc->down_bits, pc->group_down,
+             ref_dtype_name(pc->st), pc->accumulate ? "accumulate" : "overwrite");
+    ref_matrix rg[E], ru[E], rd[E];
+    gm_weight wg[E], wu[E], wd[E];
+    bool bound = true;
+    for (int32_t e = 0; e < E && bound; e++) {
+        ops_host_matrix *hg = ops_affine_matrix_new(c, pc->gate_bits, pc->group_gu, pc->st, Im, H, 0.3, e % 3 == 0);
+        ops_host_matrix *hu = ops_affine_matrix_new(c, pc->up_bits, pc->group_gu, pc->st, Im, H, 0.3, e % 3 == 1);
+        ops_host_matrix *hd = ops_affine_matrix_new(c, pc->down_bits, pc->group_down, pc->st, H, Im, 0.3, e % 3 == 2);
+        gm_weight *pg = ops_bind(c, hg, GM_BIND_MATRIX), *pu = ops_bind(c, hu, GM_BIND_MATRIX),
+                  *pd = ops_bind(c, hd, GM_BIND_MATRIX);
+        bound = pg && pu && pd;
+        if (!bound) break;
+        wg[e] = *pg, wu[e] = *pu, wd[e] = *pd;
+        rg[e] = hg->ref, ru[e] = hu->ref, rd[e] = hd->ref;
+    }
+    /* Token t's first expert is t mod 3 (experts 0..2 get T/3 rows each: several 64-row tiles at
+     * T = 200), the others distinct among 3..used-1. */
+    int32_t *idx = malloc((size_t)T * K * 4);
+    float *rw = malloc((size_t)T * K * 4);
+    bool hit[E] = {false};
+    for (int32_t t = 0; t < T; t++)
+        for (int32_t j = 0; j < K; j++) {
+            const int32_t e = j == 0 ? t % 3 : 3 + (t * 5 + 3 * j) % (pc->used - 3);
+            idx[t * K + j] = e;
+            hit[e] = true;
+            rw[t * K + j] = (float)ops_rand_uniform(c, 0.05, 2.5);
+        }
+    int n_hit = 0;
+    for (int32_t e = 0; e < E; e++) n_hit += hit[e];
+    CHECK(n_hit == pc->used, "%s: %d experts routed to, %d meant", what, n_hit, pc->used);
+    float *x = ops_random_floats(c, (size_t)T * H, 0.01, 1.0);
+    float *init = ops_random_floats(c, (size_t)T * H, 0.01, 2.0);
+    float *out = malloc((size_t)T * H * 4);
+    double *ref = malloc((size_t)T * H * sizeof *ref);
+    float *dx = ops_upload_f(c, x, (size_t)T * H), *dw = ops_upload_f(c, rw, (size_t)T * K);
+    int32_t *didx = ops_upload_i(c, idx, (size_t)T * K);
+    float *dout = ops_upload_f(c, pc->accumulate ? init : NULL, (size_t)T * H);
+    gm_experts bank = {.n = E, .gate = wg, .up = wu, .down = wd};
+    if (bound && c->be->ops->prepare_experts)
+        bound = op_ok(c, st, c->be->ops->prepare_experts(c->be, &bank, &c->err), "prepare_experts");
+    bool ok = bound &&
+              op_ok(c, st, c->be->ops->moe_experts(c->ex, dout, pc->accumulate, dx, didx, dw, K, &bank, T, &c->err), what) &&
+              ops_download_f(c, out, dout, (size_t)T * H, what);
+    if (c->be->ops->release_experts) c->be->ops->release_experts(c->be, &bank);
+    if (ok) {
+        for (int64_t i = 0; i < (int64_t)T * H; i++) ref[i] = pc->accumulate ? init[i] : 0.0;
+        ref_moe_experts(ref, x, idx, rw, K, rg, ru, rd, T);
+        ok = affine_experts_ok(c, st, what, out, ref, x, idx, rw, K, E, rg, ru, rd, T, pc->accumulate ? init : NULL);
+    }
+    CHECK(ok, "%s", what);
+    free(idx);
+    free(rw);
+    free(x);
+    free(init);
+    free(out);
+    free(ref);
+    ops_release(c);
+}
+
+/* Prefill with affine weights (the GPU's tensor-core kernels, cuda_quant_mma.cu): the matmul at
+ * T in {9, 16, 17, 64, 127, 128, 129, 300, 1000} over every bit width x group size (three T per
+ * format, so each T meets six formats, with the scale dtypes in turn), N in {37, 64, 129, 200}
+ * (not multiples of the 64/128 tiles), K of one group, of three (96 = 64 + 32 with groups of 32:
+ * a half stage), and 384; bias on and off; codes at odd host addresses. On a backend with a bf16
+ * prefill also 1100 x 2200 cases that fill a GPU with 128 x 128 tiles (q4, q8, q3). Then the
+ * experts at T 9, 40, 200: all 16 hit or some unused, several tiles per expert, 4 and 8 bits (the
+ * fast decoders), 3, 5, 6 and mixed widths (the generic one), accumulate on and off. Runs on an
+ * execution state of its own, sized for these T. */
+static void check_affine_prefill(ops_ctx *c, op_groups *g) {
+    static const int bits[] = {2, 3, 4, 5, 6, 8};
+    static const int32_t Ts[] = {9, 16, 17, 64, 127, 128, 129, 300, 1000};
+    static const int64_t Ns[] = {37, 64, 129, 200};
+    if (!takes_affine(c, 4, 64, REF_BF16)) return;
+    const gm_exec_sizes z = {.n_batch = 1100, .n_ctx = 16, .hidden = 256, .max_in = 2200, .max_out = 2200,
+                             .n_heads = 1, .head_dim = 16, .n_experts = 16, .top_k = 4, .expert_width = 128};
+    gm_exec *saved = c->ex, *ex = NULL;
+    if (c->be->ops->exec_create(c->be, &z, &ex, &c->err)) {
+        CHECK(0, "[%s] exec_create for the prefill cases failed: %s", c->label, c->err.msg);
+        return;
+    }
+    c->ex = ex;
+    typedef struct { int bits, group; ref_dtype st; int32_t T; int64_t N, K; bool biased, unaligned; } dense_case;
+    dense_case cases[64];
+    int n = 0;
+    for (int f = 0; f < 18; f++)
+        for (int r = 0; r < 3; r++) {
+            const int group = 32 << (f % 3);
+            cases[n++] = (dense_case){.bits = bits[f / 3], .group = group, .st = dtype_of(f + r), .T = Ts[(f + 3 * r) % 9],
+                                      .N = Ns[(f + r) % 4], .K = r == 0 ? 3 * group : r == 1 ? group : 384,
+                                      .biased = (f + r) % 2 == 0, .unaligned = (f + r) % 4 == 1};
+        }
+    if (g_tol_affine_prefill > 0) {
+        cases[n++] = (dense_case){4, 64, REF_BF16, 1100, 2200, 192, true, false};
+        cases[n++] = (dense_case){8, 128, REF_F16, 1100, 2200, 256, false, false};
+        cases[n++] = (dense_case){3, 32, REF_F32, 1100, 2200, 96, true, false};
+    }
+    for (int i = 0; i < n; i++) {
+        const dense_case *dc = &cases[i];
+        const int32_t T = dc->T;
+        /* T > 129 on the float32 backends (the CPU): their prefill path is the same as at T = 129,
+         * and the float64 reference of the large cases costs seconds of CI time. */
+        if (T > 129 && g_tol_affine_prefill <= 0) continue;
+        const int64_t N = dc->N, K = dc->K;
+        char what[160];
+        snprintf(what, sizeof what, "matmul T=%d N=%lld K=%lld q%d g%d %s scales%s%s", T, (long long)N, (long long)K,
+                 dc->bits, dc->group, ref_dtype_name(dc->st), dc->unaligned ? " unaligned" : "",
+                 dc->biased ? ", bias" : "");
+        if (!takes_affine(c, dc->bits, dc->group, dc->st)) break;
+        ops_host_matrix *hw = ops_affine_matrix_new(c, dc->bits, dc->group, dc->st, N, K, 1.0, dc->unaligned);
+        gm_weight *W = ops_bind(c, hw, GM_BIND_MATRIX), *B = NULL;
+        double *bias_ref = NULL;
+        if (dc->biased) {
+            ops_host_matrix *hb = ops_host_matrix_new(c, REF_F32, 1, N, 2.0, false);
+            B = ops_bind(c, hb, GM_BIND_VECTOR_F32);
+            bias_ref = ops_host_vector_values(hb);
+        }
+        float *x = ops_random_floats(c, (size_t)(T * K), 0.01, 1.0), *out = malloc((size_t)(T * N) * 4);
+        double *ref = malloc((size_t)(T * N) * sizeof *ref);
+        float *dx = ops_upload_f(c, x, (size_t)(T * K)), *dout = ops_upload_f(c, NULL, (size_t)(T * N));
+        bool ok = W && (!dc->biased || B) &&
+                  op_ok(c, &g->affine_prefill, c->be->ops->matmul(c->ex, dout, dx, W, B, T, &c->err), what) &&
+                  ops_download_f(c, out, dout, (size_t)(T * N), what);
+        if (ok) {
+            ref_matmul(ref, x, &hw->ref, bias_ref, T);
+            ok = affine_matmul_ok(c, &g->affine_prefill, what, out, ref, x, &hw->ref, bias_ref, T);
+        }
+        CHECK(ok, "%s", what);
+        free(x);
+        free(out);
+        free(ref);
+        free(bias_ref);
+        ops_release(c);
+    }
+
+    static const prefill_experts_case ecases[] = {
+        /* T, H, Im, used, gate/up/down bits, groups gate-up/down, scales, accumulate */
+        {9, 160, 96, 16, 4, 4, 4, 32, 32, REF_BF16, false},    /* H, Im not multiples of the tiles */
+        {40, 192, 128, 10, 4, 4, 4, 64, 64, REF_BF16, true},   /* six experts unused */
+        {200, 256, 128, 16, 8, 8, 8, 128, 128, REF_F16, true}, /* several tiles for experts 0..2 */
+        {200, 160, 96, 10, 4, 4, 4, 32, 32, REF_F32, false},   /* 4 bits with float32 scales */
+        {40, 96, 64, 10, 3, 3, 3, 32, 32, REF_F32, false},     /* the generic decoder */
+        {9, 128, 64, 16, 6, 6, 5, 64, 32, REF_BF16, true},
+        {40, 128, 64, 16, 4, 8, 2, 64, 32, REF_BF16, false},   /* gate and up of different widths */
+    };
+    for (size_t i = 0; i < sizeof ecases / sizeof ecases[0]; i++) {
+        if (!takes_affine(c, ecases[i].gate_bits, ecases[i].group_gu, ecases[i].st)) break;
+        if (ecases[i].T > 129 && g_tol_affine_prefill <= 0) continue; /* as the matmul cases */
+        check_affine_prefill_experts(c, &g->affine_prefill, &ecases[i]);
+    }
+    c->ex = saved;
+    c->be->ops->exec_free(ex);
 }
 
 /* ---- embed --------------------------------------------------------------------------------- */
@@ -1191,10 +1475,10 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed, 
                    .swiglu = {.name = "swiglu"}, .rmsnorm = {.name = "add_rmsnorm"}, .rope = {.name = "rope"},
                    .attention = {.name = "attention"}, .attn_lengths = {.name = "attn 1..4097"},
                    .route = {.name = "moe_route"}, .experts = {.name = "moe_experts"}, .graph = {.name = "graph"},
-                   .affine = {.name = "affine"}};
+                   .affine = {.name = "affine"}, .affine_prefill = {.name = "affine T>8"}};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    static void (*const checks[])(ops_ctx *, op_groups *) = {check_matmul, check_affine, check_embed, check_add_swiglu,
+    static void (*const checks[])(ops_ctx *, op_groups *) = {check_matmul, check_affine, check_affine_prefill, check_embed, check_add_swiglu,
                                                               check_rmsnorm, check_rope, check_attention,
                                                               check_route, check_experts, check_graph};
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
@@ -1204,7 +1488,8 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed, 
     printf("backend %s (%s): %.1f s\n", be->ops->name, label,
            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     const ops_stats *all[] = {&g.matmul, &g.embed, &g.add, &g.swiglu, &g.rmsnorm, &g.rope, &g.attention,
-                              &g.attn_lengths, &g.route, &g.experts, &g.graph, &g.affine};
+                              &g.attn_lengths, &g.route, &g.experts, &g.graph, &g.affine,
+                              &g.affine_prefill};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) print_stats(label, all[i]);
     gm_exec *ex = c.ex;
     ops_destroy(&c);
@@ -1240,7 +1525,9 @@ int main(void) {
         } else if (s) {
             CHECK(0, "cuda_backend_create: %s", err.msg);
         } else {
+            g_tol_affine_prefill = TOL_AFFINE_BF16; /* T > 8: bf16 on the tensor cores */
             ops_check_backend(be, "cuda fp32 KV", seed, false);
+            g_tol_affine_prefill = 0.0;
             be->ops->free(be);
         }
     }

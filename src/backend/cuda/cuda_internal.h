@@ -97,6 +97,10 @@ typedef struct cuda_expert_table {
      * decoder inside the same kernels). */
     int32_t gateup_bits, down_bits;
     bool some_general;           /* some expert not in that format: the general decoder for it */
+    /* Every projection quantized: prefill takes the tensor-core tiles of cuda_quant_mma.cu, with
+     * gate/up and down decoded by the 4- or 8-bit decoder when every expert allows it, else 0. */
+    bool affine_tiles;
+    int8_t affine_gu_bits, affine_down_bits;
 } cuda_expert_table;
 
 /* A KV cache: [layer][pos][kv_head][head_dim] for keys and for values, bf16 or float32. */
@@ -241,6 +245,16 @@ glmoe_status cuda_affine_matmul(cuda_exec *cx, float *out, const float *x, const
                                 int32_t T, gm_err *err);
 glmoe_status cuda_affine_embed(cuda_exec *cx, float *out, const gm_weight *table, const int32_t *ids, int32_t T,
                                gm_err *err);
+
+/* Prefill with affine weights on the tensor cores (cuda_quant_mma.cu): the matmul for T > 8, and
+ * the experts' grouped gate/up and down GEMMs over the tile list (after count/plan/scatter; h as
+ * bf16 in moe_h, y in moe_y for moe_combine_kernel). experts_plan fills tb's affine_* fields at
+ * prepare time. */
+glmoe_status cuda_affine_matmul_mma(cuda_exec *cx, float *out, const float *x, const gm_weight *W, const float *bias,
+                                    int32_t T, gm_err *err);
+void cuda_affine_experts_plan(cuda_expert_table *tb, const gm_experts *bank);
+glmoe_status cuda_affine_expert_tiles(cuda_exec *cx, const float *x, const cuda_expert_table *tb, int32_t T, int H,
+                                      int Im, unsigned max_tiles, gm_err *err);
 
 /* gm_backend_ops.prepare_experts / release_experts (cuda_moe.cu). */
 extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, gm_err *err);

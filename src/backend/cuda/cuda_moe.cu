@@ -29,8 +29,9 @@
  *     then down), x rows gathered through the row list; a last kernel adds each token's K
  *     weighted rows back in slot order j. bf16 experts run on the tensor cores with x split into
  *     bf16 hi + lo (float32 quality, see tc_tile_mma); other dtypes use the float32 tile
- *     (cu_tile_mma). The grids are sized for the worst case (T·K/64 + E tiles); blocks past the
- *     real tile count exit at once.
+ *     (cu_tile_mma); quantized (affine) experts run the tensor-core tiles of cuda_quant_mma.cu
+ *     (bf16 operands, codes dequantized in shared memory). The grids are sized for the worst
+ *     case (T·K/64 + E tiles); blocks past the real tile count exit at once.
  *   - prefill of T >= MOE_CUBLAS_MIN_TOKENS with bf16 experts: the same grouping, then cuBLAS
  *     GEMMs per expert (experts_cublas below); the one place where the host waits for the GPU
  *     inside a forward (for the per-expert row counts), never in a decode step.
@@ -225,6 +226,7 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
         const bool down = host[e].down.type == GM_W_AFFINE && aff_fast_layout(host[e].down.q, tb->down_bits);
         tb->some_general = tb->some_general || !gateup || !down;
     }
+    cuda_affine_experts_plan(tb, bank); /* quantized experts: the prefill tiles of cuda_quant_mma.cu */
     glmoe_status s = cuda_upload_table(cb, (void **)&tb->dev, host, (size_t)E * sizeof(cuda_expert), err);
     free(host);
     if (s) {
@@ -941,14 +943,16 @@ glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const fl
     const bool bf16 = tb->all_bf16;
     glmoe_status s;
 
-    if (tb->any_affine && DECODE_MAX_TOKENS * K <= MOE_GROUP_MAX_SLOTS) {
+    if (tb->any_affine && (T <= DECODE_MAX_TOKENS || !tb->affine_tiles) &&
+        DECODE_MAX_TOKENS * K <= MOE_GROUP_MAX_SLOTS) {
         /* Quantized experts: each selected expert read once per launch of at most
-         * DECODE_MAX_TOKENS tokens (prefill: the slow path, said once: no grouped tile kernel
-         * for them yet). */
+         * DECODE_MAX_TOKENS tokens (a prefill of a bank the tiles of cuda_quant_mma.cu do not
+         * take, mixing quantized and dense projections: the slow path, said once). */
         static int said, said_general;
         if (T > DECODE_MAX_TOKENS && cu_first_time(&said))
-            gm_info("cuda: prefill with quantized experts runs the grouped expert GEMVs per %d tokens (the slow "
-                    "path: no tile kernel for them yet)", DECODE_MAX_TOKENS);
+            gm_info("cuda: prefill with experts mixing quantized and dense projections runs the grouped expert "
+                    "GEMVs per %d tokens (the slow path: the tiles take all-dense or all-quantized banks)",
+                    DECODE_MAX_TOKENS);
         if (tb->some_general && cu_first_time(&said_general))
             gm_info("cuda: experts not all in one 4- or 8-bit format (gate and up alike, 16-byte aligned) run the "
                     "general GEMV per token for those experts (the slow path)");
@@ -961,13 +965,14 @@ glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const fl
         }
         return GLMOE_OK;
     }
-    if (T <= DECODE_MAX_TOKENS || tb->any_affine) {
-        /* Quantized experts take this path at every T (the slow path for prefill, said once:
-         * no grouped kernel for them yet), in chunks of tokens that keep the grid's y under 65535. */
+    if (T <= DECODE_MAX_TOKENS || (tb->any_affine && !tb->affine_tiles)) {
+        /* A bank mixing quantized and dense projections takes this path at every T (the slow path
+         * for prefill, said once: the grouped tiles take all-dense or all-quantized banks), in
+         * chunks of tokens that keep the grid's y under 65535. */
         static int said;
         if (T > DECODE_MAX_TOKENS && cu_first_time(&said))
-            gm_info("cuda: prefill with quantized experts runs the per-token expert GEMVs (the slow path: no grouped "
-                    "kernel for them yet)");
+            gm_info("cuda: prefill with experts mixing quantized and dense projections runs the per-token expert "
+                    "GEMVs (the slow path)");
         const int32_t chunk = (int32_t)(32768 / K);
         for (int32_t t0 = 0; t0 < T; t0 += chunk) {
             const int32_t n = T - t0 < chunk ? T - t0 : chunk;
@@ -999,7 +1004,9 @@ glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const fl
     moe_scatter_kernel<<<rb, 256, 0, cx->stream>>>(idx, n_rows, K, E, cx->moe_offsets, cx->moe_fill, cx->moe_rows,
                                                    cx->moe_slot_of);
     CU_LAUNCHED();
-    if (T >= cx->cb->moe_cublas_min_tokens && cx->moe_xs && (size_t)(2 * n_rows * H) <= cx->moe_xs_cap &&
+    if (tb->affine_tiles) {
+        if ((s = cuda_affine_expert_tiles(cx, x, tb, T, H, Im, max_tiles, err))) return s;
+    } else if (T >= cx->cb->moe_cublas_min_tokens && cx->moe_xs && (size_t)(2 * n_rows * H) <= cx->moe_xs_cap &&
         (size_t)(2 * n_rows * Im) <= cx->moe_hs_cap && (size_t)(n_rows * Im) <= cx->moe_u_cap && bf16) {
         if ((s = cuda_refuse_if_capturing(cx, "moe_experts: a prefill's expert offsets", err))) return s;
         if ((s = experts_cublas(cx, x, gate, up, down, E, H, Im, err))) return s;

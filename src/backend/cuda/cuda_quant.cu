@@ -16,8 +16,7 @@
  *     row, one element at a time (two 32-bit loads per code at most, scale and bias through the
  *     cache), decoded exactly as the CPU does (cu_affine_elem). Correct, not tuned: said once in
  *     the log and listed in BENCHMARKS.md.
- *   - T > AFFINE_TOKENS (prefill): the same kernels per AFFINE_TOKENS tokens, so every weight is
- *     read once per 8 tokens — the slow path until the tensor-core kernels take it; said once.
+ *   - T > AFFINE_TOKENS (prefill): the tensor-core GEMM of cuda_quant_mma.cu.
  * embed: the row of each id decoded exactly (cu_affine_elem), one block per token.
  * Tested by tests/ops/test_ops.c (check_affine: every bit width x group x scale dtype, T 1..8 and
  * beyond, N not a multiple of the rows per block, K of one and several slices) against the
@@ -124,12 +123,7 @@ static glmoe_status affine_gemv_fast_tokens(cuda_exec *cx, float *out, const flo
 glmoe_status cuda_affine_matmul(cuda_exec *cx, float *out, const float *x, const gm_weight *W, const float *bias,
                                 int32_t T, gm_err *err) {
     const int N = (int)W->rows, K = (int)W->cols;
-    if (T > AFFINE_TOKENS) {
-        static int said;
-        if (cu_first_time(&said))
-            gm_info("cuda: prefill with quantized weights runs the GEMV per %d tokens (the slow path: no "
-                    "tensor-core kernel for them yet)", AFFINE_TOKENS);
-    }
+    if (T > AFFINE_TOKENS) return cuda_affine_matmul_mma(cx, out, x, W, bias, T, err); /* prefill: cuda_quant_mma.cu */
     const cu_affine a = cu_affine_of(W);
     /* x rows are 16-byte aligned when x is (K is a multiple of 32). */
     const bool fast = (aff_fast_layout(a, 4) || aff_fast_layout(a, 8)) && cu_aligned(x, 16) && K % 32 == 0;
