@@ -146,6 +146,17 @@ typedef struct gm_backend_ops {
      * *bytes receives the bytes allocated. */
     glmoe_status (*weight_synthetic)(gm_backend *be, gm_weight *w, gm_wtype type, int64_t rows, int64_t cols,
                                      uint64_t seed, float mean, float std, size_t *bytes, gm_err *err);
+    /* Optional (NULL: the backend makes no quantized synthetic weights): makes w the [rows, cols]
+     * affine weight of format q (legal bits and group, q->scale_type F32, BF16 or F16, cols a
+     * multiple of q->group) that quantizing the BF16 weight of weight_synthetic(seed, mean, std)
+     * while loading gives (weights.c, `--quantize`): each value rounded to q->scale_type, then
+     * gm_affine_quantize_row, bit for bit on every backend. Made where the backend keeps its
+     * weights (a GPU: generated and quantized on the device through one bf16 temporary of this
+     * tensor, freed before it returns), so that a model of any size is built one tensor at a
+     * time in its quantized size. *bytes receives the bytes of the quantized weight. */
+    glmoe_status (*weight_synthetic_affine)(gm_backend *be, gm_weight *w, const gm_affine *q, int64_t rows,
+                                            int64_t cols, uint64_t seed, float mean, float std, size_t *bytes,
+                                            gm_err *err);
     /* Optional (NULL: nothing to prepare, table stays NULL): describes a layer's experts, whose
      * weights are bound, in the backend's form (bank->table). Called again after any of the
      * weights changed; release_experts frees the table (NULL is fine). */
