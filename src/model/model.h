@@ -153,6 +153,12 @@ typedef struct gm_row {
  * tokens per forward over n_ctx positions. */
 gm_exec_sizes model_exec_sizes(const gm_config *cfg, int32_t n_batch, int32_t n_ctx);
 
+/* Bytes of a KV cache of n_layers x n_ctx positions of elements of elem_bytes (keys and values). */
+uint64_t model_kv_bytes(const gm_config *cfg, int32_t n_layers, int32_t n_ctx, int32_t elem_bytes);
+/* Bytes of the activation buffers state_create allocates in backend memory (not the KV caches,
+ * nor the execution state's scratch). */
+uint64_t state_activation_bytes(const gm_config *cfg, int32_t n_batch, int32_t n_ctx, int32_t n_seq, bool mtp);
+
 /* A state of n_seq sequences of up to n_ctx positions each, n_batch rows per forward; mtp non-NULL
  * runs the MTP layer beside the model (for drafts: every forward keeps its cache current). */
 glmoe_status state_create(gm_state *st, const gm_config *cfg, gm_backend *be, int32_t n_batch, int32_t n_ctx,
