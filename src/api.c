@@ -106,6 +106,15 @@ static glmoe_status create_backend_for(glmoe_model *m, const glmoe_model_params 
     return gm_backend_create(&m->be, GLMOE_DEVICE_CPU, p->n_threads, &m->err);
 }
 
+/* The model as an out-of-memory message names it: its directory, and the format it is quantized
+ * to while loading. */
+static void fit_subject(char *buf, size_t size, const char *dir, const glmoe_model_params *p) {
+    if (p->quantize.bits)
+        snprintf(buf, size, "%.256s at q%d g%d", dir, p->quantize.bits, p->quantize.group_size);
+    else
+        snprintf(buf, size, "%.256s", dir);
+}
+
 /* Starts a load: the handle glmoe.h promises (in *out even on failure, unless that allocation
  * fails), the parameters with their defaults, and the checks every load makes. */
 static glmoe_status model_start(glmoe_model **out, const char *source, const char *no_source,
@@ -160,7 +169,9 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     src.progress_user = p.progress_user_data;
     for (int32_t i = 0; i < plan.n_groups; i++) src.total += plan.groups[i].bytes;
     if ((s = create_backend_for(m, &p, &plan))) return s;
-    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), "the weights", &m->err)))
+    char what[320];
+    fit_subject(what, sizeof what, dir, &p);
+    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), what, &m->err)))
         return s;
     if ((s = weights_bind(&m->w, &m->cfg, &src, m->be, &m->stats, &m->err))) return s;
     if (m->stats.n_quantized_on_load)
@@ -190,7 +201,7 @@ glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_na
     gm_bind_stats plan;
     if ((s = weights_plan_synthetic(&m->cfg, &requant, &plan, &m->err))) return s;
     if ((s = create_backend_for(m, &p, &plan))) return s;
-    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), "the weights", &m->err)))
+    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), dir, &m->err)))
         return s;
     if ((s = weights_bind_synthetic(&m->w, &m->cfg, seed, &requant, m->be, &m->stats, &m->err))) return s;
     if (m->stats.n_quantized_on_load)

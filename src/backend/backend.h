@@ -121,9 +121,10 @@ typedef struct gm_backend_ops {
     /* ---- memory (any thread) ------------------------------------------------------------- */
     glmoe_status (*alloc)(gm_backend *be, size_t bytes, void **out, gm_err *err);
     void (*dealloc)(gm_backend *be, void *p);
-    /* Optional: GLMOE_E_NOMEM, saying what needs how many bytes and how many are free, when
-     * `bytes` more (e.g. the model's weights) would not fit; `what` names them ("the weights").
-     * NULL: the backend has no such limit to check (host memory). */
+    /* Optional: GLMOE_E_NOMEM, in one line naming the bytes needed and free, when a model's
+     * weights of `bytes` (in their final format: weights_plan_bytes) would not fit with room to
+     * work; `what` names the model ("glm-4.5 (92 layers, synthetic)"). Called before any weight is
+     * made or uploaded. NULL: the backend has no such limit to check (host memory). */
     glmoe_status (*check_fit)(gm_backend *be, uint64_t bytes, const char *what, gm_err *err);
 
     /* ---- weights (while binding: one thread, before any exec runs ops on them) ------------- */

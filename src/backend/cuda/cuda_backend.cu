@@ -829,12 +829,13 @@ static glmoe_status cuda_check_fit(gm_backend *be, uint64_t bytes, const char *w
     CU_TRY(cudaSetDevice(cb->device));
     size_t free_b = 0, total_b = 0;
     CU_TRY(cudaMemGetInfo(&free_b, &total_b));
-    /* Keep room for cuBLAS' workspace, the activations and a small KV cache. */
+    /* Keep room for the ends of the weight slabs, cuBLAS' workspace, the activations and a small
+     * KV cache (a context checks its own). */
     const uint64_t margin = (uint64_t)512 << 20;
     if (bytes + margin > free_b)
         return gm_fail(err, GLMOE_E_NOMEM,
-                       "cuda: %s need %.2f GB (+%.2f GB working room) but %s has %.2f GB free of %.2f GB; "
-                       "use --device cpu or a smaller model",
+                       "cuda: %s needs %.2f GB of weights + %.2f GB of working room, the GPU (%s) has %.2f GB free "
+                       "of %.2f GB: nothing was loaded; use --device cpu, fewer bits (--quantize) or a smaller model",
                        what, (double)bytes / 1e9, (double)margin / 1e9, cb->device_name, (double)free_b / 1e9,
                        (double)total_b / 1e9);
     return GLMOE_OK;
