@@ -202,8 +202,13 @@ GLMOE_API glmoe_status glmoe_model_load(glmoe_model **out, const char *dir,
  * config_name is "glm-4.5", "glm-4.5-air", "glm-4.6" or "glm-4.7" (their config.json values),
  * n_layers cuts num_hidden_layers (0: all of them). The backend generates the weights where it
  * keeps them (a GPU on the device: no file, no host copy): matrices bf16 with standard deviation
- * 0.02, norms 1, biases small, the same numbers on every backend for the same seed. Errors and
- * the handle behave as with glmoe_model_load; glmoe_model_info.dir describes the model. */
+ * 0.02, norms 1, biases small, the same numbers on every backend for the same seed.
+ * params->quantize quantizes them exactly as glmoe_model_load would quantize a bf16 checkpoint of
+ * these weights (the same modules, the same bytes), each tensor generated and quantized where the
+ * backend keeps it, one at a time: a GPU needs room for the quantized model plus one bf16 tensor.
+ * Errors and the handle behave as with glmoe_model_load (a backend that cannot run the format
+ * refuses, or AUTO falls back to the CPU; weights that would not fit the GPU are refused before
+ * any is made); glmoe_model_info.dir describes the model. */
 GLMOE_API glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_name, int32_t n_layers,
                                                   uint64_t seed, const glmoe_model_params *params);
 

@@ -59,16 +59,6 @@ glmoe_model_params glmoe_model_params_default(void) {
                                 .progress = NULL, .progress_user_data = NULL};
 }
 
-/* An upper bound of the bytes the weights will take where the backend keeps them, from the plan:
- * every weight in its format, vectors as float32. */
-static uint64_t weight_bytes(const gm_bind_stats *plan) {
-    uint64_t total = 0;
-    for (int32_t i = 0; i < plan->n_groups; i++) {
-        const gm_weight_group *g = &plan->groups[i];
-        total += g->format.type == GM_W_AFFINE ? g->bytes : g->n_params * 4 > g->bytes ? g->n_params * 4 : g->bytes;
-    }
-    return total;
-}
 
 /* The first weight format of the plan the backend does not take, or NULL. */
 static const gm_weight_group *unsupported_format(gm_backend *be, const gm_bind_stats *plan) {
@@ -96,10 +86,10 @@ static int default_threads(uint64_t bytes) {
 static glmoe_status create_backend_for(glmoe_model *m, const glmoe_model_params *params, const gm_bind_stats *plan) {
     glmoe_model_params q = *params, *p = &q;
     if (!p->n_threads) {
-        p->n_threads = default_threads(weight_bytes(plan));
+        p->n_threads = default_threads(weights_plan_bytes(plan));
         if (p->n_threads)
             gm_info("%d CPU thread%s for %.0f MB of weights (one per %llu MiB, at most %d cores; n_threads sets it)",
-                    p->n_threads, p->n_threads == 1 ? "" : "s", (double)weight_bytes(plan) / 1e6,
+                    p->n_threads, p->n_threads == 1 ? "" : "s", (double)weights_plan_bytes(plan) / 1e6,
                     (unsigned long long)(BYTES_PER_THREAD >> 20), omp_get_num_procs());
     }
     glmoe_status s = gm_backend_create(&m->be, p->device, p->n_threads, &m->err);
@@ -114,6 +104,15 @@ static glmoe_status create_backend_for(glmoe_model *m, const glmoe_model_params 
     m->be->ops->free(m->be);
     m->be = NULL;
     return gm_backend_create(&m->be, GLMOE_DEVICE_CPU, p->n_threads, &m->err);
+}
+
+/* The model as an out-of-memory message names it: its directory, and the format it is quantized
+ * to while loading. */
+static void fit_subject(char *buf, size_t size, const char *dir, const glmoe_model_params *p) {
+    if (p->quantize.bits)
+        snprintf(buf, size, "%.256s at q%d g%d", dir, p->quantize.bits, p->quantize.group_size);
+    else
+        snprintf(buf, size, "%.256s", dir);
 }
 
 /* Starts a load: the handle glmoe.h promises (in *out even on failure, unless that allocation
@@ -170,7 +169,9 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     src.progress_user = p.progress_user_data;
     for (int32_t i = 0; i < plan.n_groups; i++) src.total += plan.groups[i].bytes;
     if ((s = create_backend_for(m, &p, &plan))) return s;
-    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weight_bytes(&plan), "the weights", &m->err)))
+    char what[320];
+    fit_subject(what, sizeof what, dir, &p);
+    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), what, &m->err)))
         return s;
     if ((s = weights_bind(&m->w, &m->cfg, &src, m->be, &m->stats, &m->err))) return s;
     if (m->stats.n_quantized_on_load)
@@ -190,12 +191,22 @@ glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_na
     glmoe_model *m = *out;
     double t0 = now_seconds();
     if ((s = config_preset(&m->cfg, config_name, n_layers, &m->err))) return s;
-    char dir[128];
-    snprintf(dir, sizeof dir, "synthetic %s, %d layers, seed %llu", config_name, m->cfg.n_layers,
-             (unsigned long long)seed);
+    char dir[160], quant[32] = "";
+    if (p.quantize.bits) snprintf(quant, sizeof quant, ", q%d g%d", p.quantize.bits, p.quantize.group_size);
+    snprintf(dir, sizeof dir, "synthetic %.64s, %d layers, seed %llu%s", config_name, m->cfg.n_layers,
+             (unsigned long long)seed, quant);
     if (!(m->dir = strdup(dir))) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory");
-    if ((s = gm_backend_create(&m->be, p.device, p.n_threads, &m->err))) return s;
-    if ((s = weights_bind_synthetic(&m->w, &m->cfg, seed, m->be, &m->stats, &m->err))) return s;
+    /* As glmoe_model_load: the formats and bytes known before a backend is chosen or a byte made. */
+    const gm_affine requant = {p.quantize.bits, p.quantize.group_size, GM_W_BF16};
+    gm_bind_stats plan;
+    if ((s = weights_plan_synthetic(&m->cfg, &requant, &plan, &m->err))) return s;
+    if ((s = create_backend_for(m, &p, &plan))) return s;
+    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), dir, &m->err)))
+        return s;
+    if ((s = weights_bind_synthetic(&m->w, &m->cfg, seed, &requant, m->be, &m->stats, &m->err))) return s;
+    if (m->stats.n_quantized_on_load)
+        gm_info("made %d synthetic weights quantized to q%d g%d", m->stats.n_quantized_on_load, p.quantize.bits,
+                p.quantize.group_size);
     return model_finish(m, t0);
 }
 

@@ -130,9 +130,10 @@ typedef struct gm_backend_ops {
     /* ---- memory (any thread) ------------------------------------------------------------- */
     glmoe_status (*alloc)(gm_backend *be, size_t bytes, void **out, gm_err *err);
     void (*dealloc)(gm_backend *be, void *p);
-    /* Optional: GLMOE_E_NOMEM, saying what needs how many bytes and how many are free, when
-     * `bytes` more (e.g. the model's weights) would not fit; `what` names them ("the weights").
-     * NULL: the backend has no such limit to check (host memory). */
+    /* Optional: GLMOE_E_NOMEM, in one line naming the bytes needed and free, when a model's
+     * weights of `bytes` (in their final format: weights_plan_bytes) would not fit with room to
+     * work; `what` names the model ("glm-4.5 (92 layers, synthetic)"). Called before any weight is
+     * made or uploaded. NULL: the backend has no such limit to check (host memory). */
     glmoe_status (*check_fit)(gm_backend *be, uint64_t bytes, const char *what, gm_err *err);
 
     /* ---- weights (while binding: one thread, before any exec runs ops on them) ------------- */
@@ -155,6 +156,17 @@ typedef struct gm_backend_ops {
      * *bytes receives the bytes allocated. */
     glmoe_status (*weight_synthetic)(gm_backend *be, gm_weight *w, gm_wtype type, int64_t rows, int64_t cols,
                                      uint64_t seed, float mean, float std, size_t *bytes, gm_err *err);
+    /* Optional (NULL: the backend makes no quantized synthetic weights): makes w the [rows, cols]
+     * affine weight of format q (legal bits and group, q->scale_type F32, BF16 or F16, cols a
+     * multiple of q->group) that quantizing the BF16 weight of weight_synthetic(seed, mean, std)
+     * while loading gives (weights.c, `--quantize`): each value rounded to q->scale_type, then
+     * gm_affine_quantize_row, bit for bit on every backend. Made where the backend keeps its
+     * weights (a GPU: generated and quantized on the device through one bf16 temporary of this
+     * tensor, freed before it returns), so that a model of any size is built one tensor at a
+     * time in its quantized size. *bytes receives the bytes of the quantized weight. */
+    glmoe_status (*weight_synthetic_affine)(gm_backend *be, gm_weight *w, const gm_affine *q, int64_t rows,
+                                            int64_t cols, uint64_t seed, float mean, float std, size_t *bytes,
+                                            gm_err *err);
     /* Optional (NULL: nothing to prepare, table stays NULL): describes a layer's experts, whose
      * weights are bound, in the backend's form (bank->table). Called again after any of the
      * weights changed; release_experts frees the table (NULL is fine). */

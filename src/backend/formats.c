@@ -218,3 +218,10 @@ void gm_affine_quantize_row(const float *w, int64_t cols, const gm_affine *q, ui
         store_scalar(biases, q->scale_type, gi, bias);
     }
 }
+
+void gm_round_to_type(float *v, int64_t n, gm_wtype t) {
+    if (t == GM_W_BF16)
+        for (int64_t i = 0; i < n; i++) v[i] = gm_bf16_to_f32(gm_f32_to_bf16(v[i]));
+    else if (t == GM_W_F16)
+        for (int64_t i = 0; i < n; i++) v[i] = gm_f16_to_f32(gm_f32_to_f16(v[i]));
+}

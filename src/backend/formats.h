@@ -94,4 +94,8 @@ void gm_affine_pack_row(const uint8_t *codes, int64_t cols, int32_t bits, uint32
 void gm_affine_quantize_row(const float *w, int64_t cols, const gm_affine *q, uint32_t *row, void *scales,
                             void *biases);
 
+/* Rounds v[0..n) in place to the precision of t (BF16, F16: to nearest even; F32: unchanged): the
+ * cast mlx-lm applies to a model (to its dtype, the scales' type) before quantizing it. */
+void gm_round_to_type(float *v, int64_t n, gm_wtype t);
+
 #endif

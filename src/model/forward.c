@@ -68,22 +68,25 @@ gm_exec_sizes model_exec_sizes(const gm_config *c, int32_t n_batch, int32_t n_ct
                            .top_k = moe ? c->n_experts_per_tok + folded : 0, .expert_width = moe ? Im : 0};
 }
 
-glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int32_t n_batch, int32_t n_ctx,
-                          int32_t n_seq, const gm_mtp *mtp, gm_err *err) {
-    memset(st, 0, sizeof *st);
-    st->n_batch = n_batch;
-    st->n_ctx = n_ctx;
-    st->be = be;
-    st->mtp = mtp;
-    st->hidden = c->hidden_size;
+uint64_t model_kv_bytes(const gm_config *c, int32_t n_layers, int32_t n_ctx, int32_t elem_bytes) {
+    return 2ull * (uint64_t)n_layers * (uint64_t)n_ctx * (uint64_t)c->n_kv_heads * (uint64_t)c->head_dim *
+           (uint64_t)elem_bytes;
+}
+
+/* The state's buffers in backend memory: where each goes in st, and its bytes (0: not needed). */
+typedef struct state_buf {
+    void **p;
+    int64_t bytes;
+} state_buf;
+#define STATE_BUFS 18
+
+static void state_buffers(gm_state *st, const gm_config *c, int32_t n_batch, int32_t n_seq, bool mtp,
+                          state_buf out[STATE_BUFS]) {
     const int64_t T = n_batch, H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t ffn = max64(c->intermediate_size, (int64_t)c->moe_intermediate_size * c->n_shared_experts);
     const int64_t K = (c->n_experts_per_tok > 0 ? c->n_experts_per_tok : 1) + (c->n_shared_experts == 1);
-    struct {
-        void **p;
-        int64_t bytes;
-    } bufs[] = {
+    const state_buf bufs[STATE_BUFS] = {
         {(void **)&st->ids, T * 4},         {(void **)&st->pos, T * 4},
         {(void **)&st->x, T * H * 4},       {(void **)&st->xn, T * H * 4},
         {(void **)&st->q, T * QD * 4},      {(void **)&st->k, T * KD * 4},
@@ -96,8 +99,31 @@ glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int3
         {(void **)&st->hid, mtp ? T * H * 4 : 0},  {(void **)&st->mtp_in, mtp ? T * 2 * H * 4 : 0},
         {(void **)&st->mtp_h, mtp ? T * H * 4 : 0}, {(void **)&st->stash, mtp ? (int64_t)n_seq * H * 4 : 0},
     };
+    memcpy(out, bufs, sizeof bufs);
+}
+
+uint64_t state_activation_bytes(const gm_config *c, int32_t n_batch, int32_t n_ctx, int32_t n_seq, bool mtp) {
+    gm_state st;
+    state_buf bufs[STATE_BUFS];
+    state_buffers(&st, c, n_batch, n_seq, mtp, bufs);
+    uint64_t total = 0;
+    for (size_t i = 0; i < STATE_BUFS; i++) total += (uint64_t)bufs[i].bytes;
+    return total;
+}
+
+glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int32_t n_batch, int32_t n_ctx,
+                          int32_t n_seq, const gm_mtp *mtp, gm_err *err) {
+    memset(st, 0, sizeof *st);
+    st->n_batch = n_batch;
+    st->n_ctx = n_ctx;
+    st->be = be;
+    st->mtp = mtp;
+    st->hidden = c->hidden_size;
+    const int64_t H = c->hidden_size;
+    state_buf bufs[STATE_BUFS];
+    state_buffers(st, c, n_batch, n_seq, mtp != NULL, bufs);
     glmoe_status s;
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+    for (size_t i = 0; i < STATE_BUFS; i++)
         if (bufs[i].bytes && (s = be->ops->alloc(be, (size_t)bufs[i].bytes, bufs[i].p, err))) goto fail;
     st->seqs = calloc((size_t)n_seq, sizeof *st->seqs);
     if (!st->seqs) {

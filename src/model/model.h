@@ -59,6 +59,8 @@ typedef struct gm_bind_stats {
     uint64_t n_params_mtp;                          /* of the MTP layer, when loaded (not in n_params) */
     int32_t n_unused;
     uint64_t bytes_copied;                          /* host/device bytes the backend allocated */
+    uint64_t bytes_held;                            /* bytes where the backend keeps them: matrices
+                                                       in their final format, vectors as float32 */
     int32_t n_quantized_on_load;                    /* weights quantized by glmoe while loading */
     gm_weight_group groups[GM_MAX_WEIGHT_GROUPS];
     int32_t n_groups;
@@ -87,10 +89,21 @@ glmoe_status weights_bind(gm_weights *w, const gm_config *cfg, const gm_bind_sou
                           gm_bind_stats *stats, gm_err *err);
 /* The same slots, filled with random weights the backend generates (util/synthetic.h): matrices
  * bf16 N-like(0, 0.02²), norms 1, biases N-like(0, 0.02²), the router's correction bias 0. Each
- * tensor's values depend only on seed and its name, on every backend. */
-glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *cfg, uint64_t seed, gm_backend *be,
-                                    gm_bind_stats *stats, gm_err *err);
+ * tensor's values depend only on seed and its name, on every backend. requant (NULL or bits 0:
+ * none; its scale_type is ignored): the matrices quantized as weights_bind with
+ * gm_bind_source.requant would quantize a bf16 checkpoint of these weights, bit for bit, each
+ * made by the backend in its quantized form (backend.h, weight_synthetic_affine). */
+glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *cfg, uint64_t seed, const gm_affine *requant,
+                                    gm_backend *be, gm_bind_stats *stats, gm_err *err);
+/* The formats and bytes weights_bind_synthetic would bind, in stats->groups, binding nothing. */
+glmoe_status weights_plan_synthetic(const gm_config *cfg, const gm_affine *requant, gm_bind_stats *stats, gm_err *err);
 void weights_release(gm_weights *w, const gm_config *cfg, gm_backend *be);
+/* The bytes a plan's weights take where a backend keeps them, in their final format (quantized
+ * sizes when quantizing while loading; codes, scales and biases), vectors as float32 (every
+ * backend converts them); a shared MTP embedding or head counted once. The backend's alignment
+ * of each piece comes on top (cuda: at most 3 x 255 bytes per weight). What the up-front memory checks compare with the
+ * device's free memory (src/api.c) and what `glmoe bench --dry-run` prints. */
+uint64_t weights_plan_bytes(const gm_bind_stats *plan);
 
 /* At most this many sequences per context (a server's parallel slots). */
 #define GM_MAX_SEQS 256
@@ -139,6 +152,12 @@ typedef struct gm_row {
 /* The largest arguments this model's forward passes the ops, for an execution state of n_batch
  * tokens per forward over n_ctx positions. */
 gm_exec_sizes model_exec_sizes(const gm_config *cfg, int32_t n_batch, int32_t n_ctx);
+
+/* Bytes of a KV cache of n_layers x n_ctx positions of elements of elem_bytes (keys and values). */
+uint64_t model_kv_bytes(const gm_config *cfg, int32_t n_layers, int32_t n_ctx, int32_t elem_bytes);
+/* Bytes of the activation buffers state_create allocates in backend memory (not the KV caches,
+ * nor the execution state's scratch). */
+uint64_t state_activation_bytes(const gm_config *cfg, int32_t n_batch, int32_t n_ctx, int32_t n_seq, bool mtp);
 
 /* A state of n_seq sequences of up to n_ctx positions each, n_batch rows per forward; mtp non-NULL
  * runs the MTP layer beside the model (for drafts: every forward keeps its cache current). */

@@ -24,7 +24,9 @@
  *
  * Two passes share this code: weights_plan resolves and checks everything and records the formats
  * (no backend); weights_bind does the same and binds. weights_bind_synthetic fills the same slots
- * with random weights the backend generates (for benchmarks of a configuration alone).
+ * with random weights the backend generates (for benchmarks of a configuration alone), quantized
+ * by the backend, where asked, exactly as loading them from a bf16 checkpoint with --quantize
+ * would (held_format decides for both); weights_plan_synthetic is its planning pass.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@ typedef struct binder {
     const gm_config *cfg;
     const gm_bind_source *src; /* NULL: synthetic weights made by the backend from seed */
     uint64_t seed;
+    gm_affine requant;         /* bits 0: none; else the format float weights are quantized to */
     gm_backend *be;            /* NULL: planning (check only) */
     gm_bind_stats *stats;
     const st_tensor **used;    /* every tensor bound, to find the unused ones afterwards */
@@ -57,10 +60,13 @@ typedef struct role {
 
 /* ---- accounting ----------------------------------------------------------------------------- */
 
-static void account(binder *b, const char *kind, const gm_weight *w, uint64_t stored, size_t copied) {
+/* One weight bound (or planned): w its format as held, `stored` its bytes in that format; a
+ * vector is held as float32 whatever its stored type (backend.h, GM_BIND_VECTOR_F32). */
+static void account(binder *b, const char *kind, const gm_weight *w, uint64_t stored, size_t copied, bool vector) {
     gm_bind_stats *st = b->stats;
     const uint64_t numel = (uint64_t)w->rows * (uint64_t)w->cols;
     st->bytes_copied += copied;
+    st->bytes_held += vector ? 4 * numel : stored;
     st->n_params += numel;
     switch (w->type) {
     case GM_W_BF16: st->bytes_bf16 += stored; break;
@@ -218,6 +224,23 @@ static gm_wtype cast_type(const gm_config *c, gm_wtype stored) {
     return stored;
 }
 
+/* The format a matrix of `module` whose tensor is `stored` (its type and affine parameters) is
+ * bound in: quantized while binding (b->requant: `--quantize`, or a synthetic model asked for
+ * quantized) as `mlx_lm.convert -q` chooses, i.e. a float weight of a module it quantizes
+ * (tmap_quantizable) whose input width the group divides becomes affine, with scales of the
+ * type it casts the model to; everything else stays as stored. The one place this is decided,
+ * for checkpoints and synthetic models alike. */
+static gm_weight held_format(const binder *b, const char *module, gm_bind_kind kind, const gm_weight *stored,
+                             int64_t rows, int64_t cols) {
+    const gm_affine *rq = &b->requant;
+    gm_weight t = {.type = stored->type, .q = stored->q, .rows = rows, .cols = cols};
+    if (rq->bits && kind == GM_BIND_MATRIX && tmap_quantizable(module) && stored->type != GM_W_AFFINE &&
+        cols % rq->group == 0)
+        t = (gm_weight){.type = GM_W_AFFINE, .q = {rq->bits, rq->group, cast_type(b->cfg, stored->type)}, .rows = rows,
+                        .cols = cols};
+    return t;
+}
+
 /* Quantizes a dense host tensor to fmt, as mlx_lm.convert would: each row rounded to the cast
  * type, then MLX's quantizer. *out (malloc'd in one block, freed by the caller) is transient. */
 static glmoe_status quantize_host(binder *b, const gm_host_tensor *dense, const gm_weight *fmt, gm_host_tensor *out,
@@ -234,13 +257,9 @@ static glmoe_status quantize_host(binder *b, const gm_host_tensor *dense, const 
         return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory quantizing a %lld x %lld weight", (long long)w.rows,
                        (long long)w.cols);
     }
-    const gm_wtype cast = fmt->q.scale_type;
     for (int64_t r = 0; r < w.rows; r++) {
         gm_weight_row_f32(&dense->w, r, 0, w.cols, row);
-        if (cast == GM_W_BF16)
-            for (int64_t i = 0; i < w.cols; i++) row[i] = gm_bf16_to_f32(gm_f32_to_bf16(row[i]));
-        else if (cast == GM_W_F16)
-            for (int64_t i = 0; i < w.cols; i++) row[i] = gm_f16_to_f32(gm_f32_to_f16(row[i]));
+        gm_round_to_type(row, w.cols, fmt->q.scale_type);
         gm_affine_quantize_row(row, w.cols, &w.q, (uint32_t *)(void *)(p + (size_t)r * gm_weight_row_bytes(&w)),
                                p + data + (size_t)r * gm_weight_scale_row_bytes(&w),
                                p + data + tab + (size_t)r * gm_weight_scale_row_bytes(&w));
@@ -261,17 +280,11 @@ static glmoe_status bind_source(binder *b, gm_weight *w, const gm_tensor_src *s,
     glmoe_status st = check_source(b, s, r, rows, cols, &fmt);
     if (st) return st;
     gm_host_tensor h = host_view(s, &fmt, rows, cols);
-    /* Quantize while loading: a float weight of a module mlx-lm quantizes, if the group divides it. */
-    const gm_affine *rq = &b->src->requant;
-    const bool requant = rq->bits && kind == GM_BIND_MATRIX && tmap_quantizable(s->module) && fmt.type != GM_W_AFFINE &&
-                         cols % rq->group == 0;
-    gm_weight target = fmt;
-    if (requant) target = (gm_weight){.type = GM_W_AFFINE, .q = {rq->bits, rq->group, cast_type(b->cfg, fmt.type)}};
-    target.rows = rows;
-    target.cols = cols;
+    const gm_weight target = held_format(b, s->module, kind, &fmt, rows, cols);
+    const bool requant = target.type == GM_W_AFFINE && fmt.type != GM_W_AFFINE; /* quantize while loading */
     const uint64_t stored = gm_weight_bytes(&target);
     if (!b->be) { /* planning */
-        account(b, r->kind, &target, stored, 0);
+        account(b, r->kind, &target, stored, 0, false);
         return GLMOE_OK;
     }
     void *block = NULL;
@@ -288,7 +301,7 @@ static glmoe_status bind_source(binder *b, gm_weight *w, const gm_tensor_src *s,
         gm_err_prefix(b->err, "tensor \"%s\": ", s->t->name);
         return st;
     }
-    account(b, r->kind, &target, stored, copied);
+    account(b, r->kind, &target, stored, copied, false);
     b->done += stored;
     if (b->src->progress) b->src->progress(b->done, b->src->total, s->t->name, b->src->progress_user);
     /* Count each file tensor once (a stacked one serves every expert). */
@@ -309,21 +322,35 @@ static void synthetic_init(const char *name, float *mean, float *std) {
     *std = norm || router_bias ? 0.0f : 0.02f;
 }
 
-static glmoe_status bind_synthetic(binder *b, gm_weight *w, const char *name, const role *r, int64_t rows,
-                                   int64_t cols, gm_bind_kind kind) {
-    if (!b->be->ops->weight_synthetic)
-        return gm_fail(b->err, GLMOE_E_UNSUPPORTED, "the %s backend cannot make synthetic weights", b->be->ops->name);
+/* A synthetic tensor `name` (of module `module`, for a matrix): a bf16 matrix (quantized as
+ * held_format says, by the backend, as loading its checkpoint with --quantize would) or a float32
+ * vector; planning (no backend) only counts it. */
+static glmoe_status bind_synthetic(binder *b, gm_weight *w, const char *module, const char *name, const role *r,
+                                   int64_t rows, int64_t cols, gm_bind_kind kind) {
+    const gm_weight stored = {.type = kind == GM_BIND_VECTOR_F32 ? GM_W_F32 : GM_W_BF16};
+    const gm_weight target = held_format(b, module, kind, &stored, rows, cols);
+    const bool quantize = target.type == GM_W_AFFINE;
+    if (!b->be) {
+        account(b, r->kind, &target, gm_weight_bytes(&target), 0, kind == GM_BIND_VECTOR_F32);
+        return GLMOE_OK;
+    }
+    if (quantize ? !b->be->ops->weight_synthetic_affine : !b->be->ops->weight_synthetic)
+        return gm_fail(b->err, GLMOE_E_UNSUPPORTED, "the %s backend cannot make %ssynthetic weights", b->be->ops->name,
+                       quantize ? "quantized " : "");
     float mean, std;
     synthetic_init(name, &mean, &std);
-    const gm_wtype type = kind == GM_BIND_VECTOR_F32 ? GM_W_F32 : GM_W_BF16;
+    const uint64_t seed = gm_synthetic_seed(b->seed, name);
     size_t bytes = 0;
-    glmoe_status s = b->be->ops->weight_synthetic(b->be, w, type, rows, cols, gm_synthetic_seed(b->seed, name), mean,
-                                                  std, &bytes, b->err);
+    glmoe_status s = quantize ? b->be->ops->weight_synthetic_affine(b->be, w, &target.q, rows, cols, seed, mean, std,
+                                                                    &bytes, b->err)
+                              : b->be->ops->weight_synthetic(b->be, w, stored.type, rows, cols, seed, mean, std, &bytes,
+                                                             b->err);
     if (s) {
         gm_err_prefix(b->err, "tensor \"%s\": ", name);
         return s;
     }
-    account(b, r->kind, w, bytes, bytes);
+    if (quantize) b->stats->n_quantized_on_load++;
+    account(b, r->kind, w, bytes, bytes, kind == GM_BIND_VECTOR_F32);
     return GLMOE_OK;
 }
 
@@ -335,7 +362,7 @@ static glmoe_status bind_matrix(binder *b, gm_weight *w, const char *module, con
         char name[200];
         snprintf(name, sizeof name, "%s.weight", module);
         if (optional && !strcmp(module, "lm_head") && b->cfg->tie_word_embeddings) return GLMOE_OK;
-        return bind_synthetic(b, w, name, r, rows, cols, GM_BIND_MATRIX);
+        return bind_synthetic(b, w, module, name, r, rows, cols, GM_BIND_MATRIX);
     }
     gm_tensor_src s;
     if (!tmap_module(b->src->set, module, &s)) {
@@ -348,7 +375,7 @@ static glmoe_status bind_matrix(binder *b, gm_weight *w, const char *module, con
 /* A float vector named in full, of cols values. */
 static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const role *r, int64_t cols) {
     memset(w, 0, sizeof *w);
-    if (!b->src) return bind_synthetic(b, w, name, r, 1, cols, GM_BIND_VECTOR_F32);
+    if (!b->src) return bind_synthetic(b, w, NULL, name, r, 1, cols, GM_BIND_VECTOR_F32);
     const st_tensor *t = st_set_find(b->src->set, name);
     if (!t) return gm_fail(b->err, GLMOE_E_WEIGHTS, "tensor \"%s\" is missing from the checkpoint", name);
     const char *file = st_file_name(t->file);
@@ -362,7 +389,7 @@ static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const
     gm_host_tensor h = {.w = {.type = wtype_of(t->dtype), .rows = 1, .cols = cols, .data = t->data},
                         .aligned = t->aligned};
     if (!b->be) {
-        account(b, r->kind, &h.w, t->nbytes, 0);
+        account(b, r->kind, &h.w, t->nbytes, 0, true);
         return GLMOE_OK;
     }
     size_t copied = 0;
@@ -371,7 +398,7 @@ static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const
         gm_err_prefix(b->err, "tensor \"%s\": ", name);
         return s;
     }
-    account(b, r->kind, &h.w, t->nbytes, copied); /* counted as stored */
+    account(b, r->kind, &h.w, t->nbytes, copied, true); /* counted as stored */
     b->used[b->n_used++] = t;
     return GLMOE_OK;
 }
@@ -396,9 +423,10 @@ static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
         for (int p = 0; p < 3; p++) {
             const int64_t rows = p == 2 ? H : Im, cols = p == 2 ? Im : H;
             if (!b->src) {
-                char name[200];
-                snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%lld.%s.weight", i, (long long)e, proj[p]);
-                if ((s = bind_synthetic(b, slot[p], name, &experts, rows, cols, GM_BIND_MATRIX))) return s;
+                char module[160], name[200];
+                snprintf(module, sizeof module, "model.layers.%d.mlp.experts.%lld.%s", i, (long long)e, proj[p]);
+                snprintf(name, sizeof name, "%s.weight", module);
+                if ((s = bind_synthetic(b, slot[p], module, name, &experts, rows, cols, GM_BIND_MATRIX))) return s;
                 continue;
             }
             gm_tensor_src src;
@@ -589,10 +617,11 @@ static glmoe_status check_overrides(binder *b) {
 }
 
 static glmoe_status bind_all(gm_weights *w, const gm_config *c, const gm_bind_source *src, uint64_t seed,
-                             gm_backend *be, gm_bind_stats *stats, gm_err *err) {
+                             const gm_affine *requant, gm_backend *be, gm_bind_stats *stats, gm_err *err) {
     memset(w, 0, sizeof *w);
     memset(stats, 0, sizeof *stats);
     binder b = {.cfg = c, .src = src, .seed = seed, .be = be, .stats = stats, .err = err};
+    if (requant) b.requant = *requant;
     if (src)
         for (size_t i = 0; i < src->quant->n_overrides; i++) src->quant->overrides[i].used = false;
     /* A stacked tensor is counted once; every other is bound at most once. */
@@ -646,18 +675,25 @@ done:
 
 glmoe_status weights_plan(const gm_config *c, const gm_bind_source *src, gm_bind_stats *stats, gm_err *err) {
     gm_weights w;
-    return bind_all(&w, c, src, 0, NULL, stats, err);
+    return bind_all(&w, c, src, 0, &src->requant, NULL, stats, err);
 }
 
 glmoe_status weights_bind(gm_weights *w, const gm_config *c, const gm_bind_source *src, gm_backend *be,
                           gm_bind_stats *stats, gm_err *err) {
-    return bind_all(w, c, src, 0, be, stats, err);
+    return bind_all(w, c, src, 0, &src->requant, be, stats, err);
 }
 
-glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *c, uint64_t seed, gm_backend *be,
-                                    gm_bind_stats *stats, gm_err *err) {
-    return bind_all(w, c, NULL, seed, be, stats, err);
+glmoe_status weights_plan_synthetic(const gm_config *c, const gm_affine *requant, gm_bind_stats *stats, gm_err *err) {
+    gm_weights w;
+    return bind_all(&w, c, NULL, 0, requant, NULL, stats, err);
 }
+
+glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *c, uint64_t seed, const gm_affine *requant,
+                                    gm_backend *be, gm_bind_stats *stats, gm_err *err) {
+    return bind_all(w, c, NULL, seed, requant, be, stats, err);
+}
+
+uint64_t weights_plan_bytes(const gm_bind_stats *plan) { return plan->bytes_held; }
 
 static void release(gm_backend *be, gm_weight *w) {
     if (w->owned && be) be->ops->weight_release(be, w);

@@ -15,6 +15,10 @@
  *         in pieces of 1 GiB down to 64 KiB until nothing more fits): glmoe_context_create fails
  *         with GLMOE_E_NOMEM and the same facts in its message; once the memory is released the
  *         same model makes a context and its greedy token equals the reference's.
+ *      c. a model larger than the device (synthetic glm-4.5 in bf16, 716 GB): glmoe_model_load_synthetic
+ *         fails with GLMOE_E_NOMEM before any weight is made, in one line naming the GB of weights
+ *         needed and the GB free, and the device's free memory is the same afterwards (nothing
+ *         half-loaded, nothing leaked).
  *   3. The CPU: a model loaded on the CPU afterwards gives the reference's greedy token too.
  * The greedy token checked is the first of reference.json's greedy continuation.
  */
@@ -130,8 +134,39 @@ static void check_devices(const char *dir, const golden *g, bool gpu) {
 }
 
 #ifdef GLMOE_HAVE_CUDA
-/* An out-of-memory message must name the bytes needed and the bytes free. */
-static bool says_bytes_and_free(const char *msg) { return strstr(msg, "bytes") && strstr(msg, "free"); }
+/* An out-of-memory message must name the bytes needed and the bytes free (in bytes or GB). */
+static bool says_bytes_and_free(const char *msg) { return (strstr(msg, "bytes") || strstr(msg, " GB")) && strstr(msg, "free"); }
+
+/* The device's free memory in GB, as the backend's fit check reports it (-1: unknown). */
+static double free_gb(void) {
+    gm_backend *be = NULL;
+    gm_err err = {0};
+    double gb = -1;
+    if (cuda_backend_create(&be, 0, &err)) return -1;
+    if (be->ops->check_fit && be->ops->check_fit(be, (uint64_t)1 << 50, "a probe", &err) == GLMOE_E_NOMEM) {
+        const char *p = strstr(err.msg, ") has ");
+        if (p) sscanf(p + 6, "%lf", &gb);
+    }
+    be->ops->free(be);
+    return gb;
+}
+
+/* 2c: a model larger than the device is refused up front, and leaves nothing behind. */
+static void check_oom_model(void) {
+    const double before = free_gb();
+    glmoe_model *m = NULL;
+    glmoe_model_params mp = glmoe_model_params_default();
+    mp.device = GLMOE_DEVICE_CUDA;
+    glmoe_status s = glmoe_model_load_synthetic(&m, "glm-4.5", 0, 0, &mp);
+    const char *msg = glmoe_model_errmsg(m);
+    CHECK(s == GLMOE_E_NOMEM && strstr(msg, "GB of weights") && says_bytes_and_free(msg) && !strchr(msg, '\n'),
+          "glm-4.5 in bf16 on one GPU: status %d, \"%s\"", (int)s, msg);
+    printf("out of memory: model: %s\n", msg);
+    glmoe_model_free(m);
+    const double after = free_gb();
+    CHECK(before > 0 && after > 0 && after > before - 0.02, "free device memory %.2f GB before the refused load, %.2f GB after",
+          before, after);
+}
 
 /* 2a: requests larger than the device, then an op on the same backend. */
 static void check_oom_backend(void) {
@@ -238,6 +273,7 @@ int main(int argc, char **argv) {
 #ifdef GLMOE_HAVE_CUDA
     if (gpu) {
         check_oom_backend();
+        check_oom_model();
         check_oom_context(dir, &g);
     }
 #endif

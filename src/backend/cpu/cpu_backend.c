@@ -101,6 +101,47 @@ static glmoe_status cpu_weight_synthetic(gm_backend *be, gm_weight *w, gm_wtype 
     return GLMOE_OK;
 }
 
+/* Row by row: each row generated in float32, rounded to bf16 (the synthetic weight's values) and
+ * to the scale type, then quantized, so that no bf16 copy of the whole tensor is ever made. */
+static glmoe_status cpu_weight_synthetic_affine(gm_backend *be, gm_weight *w, const gm_affine *q, int64_t rows,
+                                                int64_t cols, uint64_t seed, float mean, float std, size_t *bytes,
+                                                gm_err *err) {
+    memset(w, 0, sizeof *w);
+    *bytes = 0;
+    if (!gm_affine_legal(q->bits, q->group) || cols % q->group != 0 ||
+        (q->scale_type != GM_W_F32 && q->scale_type != GM_W_BF16 && q->scale_type != GM_W_F16))
+        return gm_fail(err, GLMOE_E_ARG, "cpu: no synthetic q%d g%d weight of %lld columns with %s scales", (int)q->bits,
+                       (int)q->group, (long long)cols, gm_wtype_name(q->scale_type));
+    gm_weight f = {.type = GM_W_AFFINE, .q = *q, .rows = rows, .cols = cols};
+    const size_t row_bytes = gm_weight_row_bytes(&f), srow = gm_weight_scale_row_bytes(&f);
+    const size_t data = (size_t)rows * row_bytes, tab = (size_t)rows * srow;
+    const size_t data_padded = (data + 63) & ~(size_t)63, tab_padded = (tab + 63) & ~(size_t)63;
+    uint8_t *p = alloc64(data_padded + 2 * tab_padded);
+    float *vals = malloc((size_t)omp_get_max_threads() * (size_t)cols * sizeof(float));
+    if (!p || !vals) {
+        free(p);
+        free(vals);
+        return gm_fail(err, GLMOE_E_NOMEM, "cpu: cannot allocate %zu bytes for a synthetic weight", data + 2 * tab);
+    }
+#pragma omp parallel for schedule(static) if ((int64_t)rows * cols > (1 << 20))
+    for (int64_t r = 0; r < rows; r++) {
+        float *v = vals + (size_t)omp_get_thread_num() * (size_t)cols;
+        for (int64_t i = 0; i < cols; i++)
+            v[i] = gm_bf16_to_f32(gm_f32_to_bf16(gm_synthetic_value(seed, (uint64_t)(r * cols + i), mean, std)));
+        gm_round_to_type(v, cols, q->scale_type);
+        gm_affine_quantize_row(v, cols, q, (uint32_t *)(void *)(p + (size_t)r * row_bytes),
+                               p + data_padded + (size_t)r * srow, p + data_padded + tab_padded + (size_t)r * srow);
+    }
+    free(vals);
+    f.data = p;
+    f.scales = p + data_padded;
+    f.biases = p + data_padded + tab_padded;
+    f.owned = p;
+    *w = f;
+    *bytes = data + 2 * tab;
+    return GLMOE_OK;
+}
+
 float *cpu_thread_scratch(cpu_exec *cx) {
     return cx->thread_scratch + (size_t)omp_get_thread_num() * cx->thread_scratch_floats;
 }
@@ -229,6 +270,7 @@ static const gm_backend_ops cpu_ops = {
     .weight_bind = cpu_weight_bind,
     .weight_release = cpu_weight_release,
     .weight_synthetic = cpu_weight_synthetic,
+    .weight_synthetic_affine = cpu_weight_synthetic_affine,
     .exec_create = cpu_exec_create,
     .exec_free = cpu_exec_free,
     .kv_create = cpu_kv_create,

@@ -292,6 +292,91 @@ static bool cuda_supports(gm_backend *be, const gm_weight *format) {
     return format->type == GM_W_F32 || format->type == GM_W_BF16 || format->type == GM_W_F16;
 }
 
+/* ---- weight memory ---------------------------------------------------------------------------
+ * Weights are carved from slabs, never given a cudaMalloc each: the driver maps whole 2 MiB pages
+ * to every allocation above 1 MiB, so a 3.24 MB expert projection (q4 g64 of GLM-4.5-Air) would
+ * hold 4 MiB, 17 GB lost over the model's 17,664 of them (and 18 GB of its bf16 experts, 11.5 MB
+ * in 12 MiB). A slab is one cudaMalloc; pieces are 256-byte aligned and taken first-fit from the
+ * slabs made so far; a new slab is SLAB_MIN_BYTES, doubling up to SLAB_MAX_BYTES (a small model
+ * stays small; the largest one loses at most the end of its last slab); a weight of
+ * SLAB_OWN_BYTES or more gets a slab of its own size. gm_weight.owned is the slab (host memory),
+ * which counts its pieces and is freed with the last one, in any order of release. Only binding
+ * and releasing touch the slabs: one thread (backend.h). */
+#define SLAB_MIN_BYTES ((size_t)2 << 20)
+#define SLAB_MAX_BYTES ((size_t)256 << 20)
+#define SLAB_OWN_BYTES ((size_t)32 << 20)
+
+typedef struct cuda_slab {
+    char *base;
+    size_t size, used;
+    int64_t pieces;              /* weights in it not yet released */
+    struct cuda_slab *next;
+} cuda_slab;
+
+/* *p: `bytes` of device memory for a weight, *slab what holds it (for weight_release_piece). */
+static glmoe_status weight_alloc(cuda_backend *cb, size_t bytes, void **p, cuda_slab **slab, const char *what,
+                                 gm_err *err) {
+    *p = NULL;
+    *slab = NULL;
+    const size_t need = (bytes + 255) & ~(size_t)255;
+    cuda_slab *s = NULL;
+    if (need < SLAB_OWN_BYTES)
+        for (s = cb->slabs; s && s->size - s->used < need; s = s->next) {
+        }
+    if (!s) {
+        if (!cb->slab_next_bytes) cb->slab_next_bytes = SLAB_MIN_BYTES;
+        size_t size = need;
+        if (need < SLAB_OWN_BYTES) {
+            size = cb->slab_next_bytes > need ? cb->slab_next_bytes : need;
+            if (cb->slab_next_bytes < SLAB_MAX_BYTES) cb->slab_next_bytes *= 2;
+        }
+        s = (cuda_slab *)calloc(1, sizeof *s);
+        if (!s) return gm_fail(err, GLMOE_E_NOMEM, "cuda: out of host memory");
+        glmoe_status st = dev_alloc(cb, (void **)&s->base, size, what, err);
+        if (st) {
+            free(s);
+            return st;
+        }
+        s->size = size;
+        s->next = cb->slabs;
+        cb->slabs = s;
+    }
+    *p = s->base + s->used;
+    s->used += need;
+    s->pieces++;
+    *slab = s;
+    return GLMOE_OK;
+}
+
+/* Gives back one piece of slab s; the slab goes when its last piece does. */
+static void weight_free_piece(cuda_backend *cb, cuda_slab *s) {
+    if (!s || --s->pieces > 0) return;
+    for (cuda_slab **link = &cb->slabs; *link; link = &(*link)->next)
+        if (*link == s) {
+            *link = s->next;
+            break;
+        }
+    cudaFree(s->base); /* waits for the device: nothing still reads it */
+    free(s);
+}
+
+/* The device layout of a weight of format f: the data, then (affine) the scales and the biases,
+ * each part 256-byte aligned, in one piece. */
+typedef struct weight_layout {
+    size_t data, tab;            /* bytes of the data, and of the scales (as of the biases) */
+    size_t data_padded, tab_padded, bytes;
+} weight_layout;
+
+static weight_layout layout_of(const gm_weight *f) {
+    weight_layout l;
+    l.data = (size_t)f->rows * gm_weight_row_bytes(f);
+    l.tab = (size_t)f->rows * gm_weight_scale_row_bytes(f);
+    l.data_padded = (l.data + 255) & ~(size_t)255;
+    l.tab_padded = (l.tab + 255) & ~(size_t)255;
+    l.bytes = l.data_padded + 2 * l.tab_padded;
+    return l;
+}
+
 static glmoe_status cuda_weight_bind(gm_backend *be, gm_weight *w, const gm_host_tensor *src, gm_bind_kind kind,
                                      size_t *copied, gm_err *err) {
     cuda_backend *cb = cuda_of(be);
@@ -308,11 +393,12 @@ static glmoe_status cuda_weight_bind(gm_backend *be, gm_weight *w, const gm_host
         for (int64_t r = 0; r < src->w.rows; r++)
             gm_weight_row_f32(&src->w, r, 0, src->w.cols, f + (size_t)r * (size_t)src->w.cols);
         void *d = NULL;
-        s = dev_alloc(cb, &d, n * sizeof(float), "a weight vector", err);
+        cuda_slab *slab = NULL;
+        s = weight_alloc(cb, n * sizeof(float), &d, &slab, "a weight vector", err);
         if (!s) s = stage_upload(cb, d, f, n * sizeof(float), err);
         free(f);
         if (s) {
-            if (d) cudaFree(d);
+            weight_free_piece(cb, slab);
             return s;
         }
         *w = gm_weight{};
@@ -320,7 +406,7 @@ static glmoe_status cuda_weight_bind(gm_backend *be, gm_weight *w, const gm_host
         w->rows = src->w.rows;
         w->cols = src->w.cols;
         w->data = d;
-        w->owned = d;
+        w->owned = slab;
         *copied = n * sizeof(float);
         return GLMOE_OK;
     }
@@ -329,27 +415,24 @@ static glmoe_status cuda_weight_bind(gm_backend *be, gm_weight *w, const gm_host
         return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: %s weights are not supported yet",
                        gm_weight_format_name(&src->w, f, sizeof f));
     }
-    /* One allocation: the data, then (affine) the scales and the biases, each 256-byte aligned. */
-    const size_t data = (size_t)src->w.rows * gm_weight_row_bytes(&src->w);
-    const size_t tab = (size_t)src->w.rows * gm_weight_scale_row_bytes(&src->w);
-    const size_t data_padded = (data + 255) & ~(size_t)255, tab_padded = (tab + 255) & ~(size_t)255;
-    const size_t bytes = data_padded + 2 * tab_padded;
+    const weight_layout l = layout_of(&src->w);
     char *d = NULL;
-    if ((s = dev_alloc(cb, (void **)&d, bytes, "a weight matrix", err))) return s;
-    s = stage_upload(cb, d, src->w.data, data, err);
-    if (!s && tab) s = stage_upload(cb, d + data_padded, src->w.scales, tab, err);
-    if (!s && tab) s = stage_upload(cb, d + data_padded + tab_padded, src->w.biases, tab, err);
+    cuda_slab *slab = NULL;
+    if ((s = weight_alloc(cb, l.bytes, (void **)&d, &slab, "a weight matrix", err))) return s;
+    s = stage_upload(cb, d, src->w.data, l.data, err);
+    if (!s && l.tab) s = stage_upload(cb, d + l.data_padded, src->w.scales, l.tab, err);
+    if (!s && l.tab) s = stage_upload(cb, d + l.data_padded + l.tab_padded, src->w.biases, l.tab, err);
     if (s) {
-        cudaFree(d);
+        weight_free_piece(cb, slab);
         return s;
     }
     w->data = d;
-    if (tab) {
-        w->scales = d + data_padded;
-        w->biases = d + data_padded + tab_padded;
+    if (l.tab) {
+        w->scales = d + l.data_padded;
+        w->biases = d + l.data_padded + l.tab_padded;
     }
-    w->owned = d;
-    *copied = data + 2 * tab;
+    w->owned = slab;
+    *copied = l.data + 2 * l.tab;
     return GLMOE_OK;
 }
 
@@ -364,6 +447,18 @@ __global__ void synthetic_fill_kernel(T *out, int64_t n, uint64_t seed, float me
     }
 }
 
+/* Queues the fill of n synthetic values (F32 or BF16) at d on the load stream. */
+static glmoe_status synthetic_fill(cuda_backend *cb, void *d, gm_wtype type, int64_t n, uint64_t seed, float mean,
+                                   float std, gm_err *err) {
+    const int blocks = (int)(n / 256 + 1 < 8192 ? n / 256 + 1 : 8192);
+    if (type == GM_W_F32)
+        synthetic_fill_kernel<float><<<blocks, 256, 0, cb->load_stream>>>((float *)d, n, seed, mean, std);
+    else
+        synthetic_fill_kernel<__nv_bfloat16><<<blocks, 256, 0, cb->load_stream>>>((__nv_bfloat16 *)d, n, seed, mean, std);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
 static glmoe_status cuda_weight_synthetic(gm_backend *be, gm_weight *w, gm_wtype type, int64_t rows, int64_t cols,
                                           uint64_t seed, float mean, float std, size_t *bytes, gm_err *err) {
     cuda_backend *cb = cuda_of(be);
@@ -376,30 +471,76 @@ static glmoe_status cuda_weight_synthetic(gm_backend *be, gm_weight *w, gm_wtype
     const int64_t n = rows * cols;
     const size_t size = (size_t)n * gm_wtype_size(type);
     void *d = NULL;
-    if ((s = dev_alloc(cb, &d, size, "a synthetic weight", err))) return s;
-    const int blocks = (int)(n / 256 + 1 < 8192 ? n / 256 + 1 : 8192);
-    if (type == GM_W_F32)
-        synthetic_fill_kernel<float><<<blocks, 256, 0, cb->load_stream>>>((float *)d, n, seed, mean, std);
-    else
-        synthetic_fill_kernel<__nv_bfloat16><<<blocks, 256, 0, cb->load_stream>>>((__nv_bfloat16 *)d, n, seed, mean, std);
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) {
-        cudaFree(d);
-        return cuda_fail(err, e, "synthetic_fill_kernel", __func__, __FILE__, __LINE__);
+    cuda_slab *slab = NULL;
+    if ((s = weight_alloc(cb, size, &d, &slab, "a synthetic weight", err))) return s;
+    if ((s = synthetic_fill(cb, d, type, n, seed, mean, std, err))) {
+        weight_free_piece(cb, slab);
+        return s;
     }
     *w = gm_weight{};
     w->type = type;
     w->rows = rows;
     w->cols = cols;
     w->data = d;
-    w->owned = d;
+    w->owned = slab;
     *bytes = size;
+    return weights_changed(cb, err);
+}
+
+/* The bf16 tensor is made in a temporary the size of this one tensor, quantized into the
+ * weight's piece, and freed before returning: the peak is the quantized model plus the largest
+ * bf16 tensor (the embedding), never the bf16 model. */
+static glmoe_status cuda_weight_synthetic_affine(gm_backend *be, gm_weight *w, const gm_affine *q, int64_t rows,
+                                                 int64_t cols, uint64_t seed, float mean, float std, size_t *bytes,
+                                                 gm_err *err) {
+    cuda_backend *cb = cuda_of(be);
+    memset(w, 0, sizeof *w);
+    *bytes = 0;
+    gm_weight f = gm_weight{};
+    f.type = GM_W_AFFINE;
+    f.q = *q;
+    f.rows = rows;
+    f.cols = cols;
+    if (!cuda_supports(be, &f) || cols % q->group != 0) {
+        char name[64];
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: no synthetic %s weight of %lld columns",
+                       gm_weight_format_name(&f, name, sizeof name), (long long)cols);
+    }
+    glmoe_status s;
+    CU_TRY(cudaSetDevice(cb->device));
+    const weight_layout l = layout_of(&f);
+    char *d = NULL;
+    void *tmp = NULL;
+    cuda_slab *slab = NULL;
+    if ((s = weight_alloc(cb, l.bytes, (void **)&d, &slab, "a synthetic quantized weight", err))) return s;
+    if ((s = dev_alloc(cb, &tmp, (size_t)rows * (size_t)cols * 2, "the bf16 tensor of a synthetic weight to quantize",
+                       err))) {
+        weight_free_piece(cb, slab);
+        return s;
+    }
+    s = synthetic_fill(cb, tmp, GM_W_BF16, rows * cols, seed, mean, std, err);
+    if (!s)
+        s = cuda_affine_quantize_bf16(cb->load_stream, (const __nv_bfloat16 *)tmp, rows, cols, q, (uint32_t *)d,
+                                      d + l.data_padded, d + l.data_padded + l.tab_padded, err);
+    cudaError_t e = cudaStreamSynchronize(cb->load_stream); /* the temporary is read until here */
+    cudaFree(tmp);
+    if (!s && e != cudaSuccess) s = cuda_fail(err, e, "cudaStreamSynchronize", __func__, __FILE__, __LINE__);
+    if (s) {
+        weight_free_piece(cb, slab);
+        return s;
+    }
+    f.data = d;
+    f.scales = d + l.data_padded;
+    f.biases = d + l.data_padded + l.tab_padded;
+    f.owned = slab;
+    *w = f;
+    *bytes = l.data + 2 * l.tab;
     return weights_changed(cb, err);
 }
 
 static void cuda_weight_release(gm_backend *be, gm_weight *w) {
     /* A pending upload may still read the staging slots, never the weight: freeing is safe. */
-    if (w->owned) cudaFree(w->owned);
+    if (w->owned) weight_free_piece(cuda_of(be), (cuda_slab *)w->owned);
     w->owned = NULL;
     w->data = NULL;
 }
@@ -672,6 +813,12 @@ static void cuda_free(gm_backend *be) {
         if (cb->staging[i]) cudaFreeHost(cb->staging[i]);
         if (cb->staged[i]) cudaEventDestroy(cb->staged[i]);
     }
+    while (cb->slabs) { /* weights never released (their model freed first): nothing may leak */
+        cuda_slab *next = cb->slabs->next;
+        cudaFree(cb->slabs->base);
+        free(cb->slabs);
+        cb->slabs = next;
+    }
     if (cb->weights_ready) cudaEventDestroy(cb->weights_ready);
     if (cb->load_stream) cudaStreamDestroy(cb->load_stream);
     free(cb);
@@ -682,12 +829,13 @@ static glmoe_status cuda_check_fit(gm_backend *be, uint64_t bytes, const char *w
     CU_TRY(cudaSetDevice(cb->device));
     size_t free_b = 0, total_b = 0;
     CU_TRY(cudaMemGetInfo(&free_b, &total_b));
-    /* Keep room for cuBLAS' workspace, the activations and a small KV cache. */
+    /* Keep room for the ends of the weight slabs, cuBLAS' workspace, the activations and a small
+     * KV cache (a context checks its own). */
     const uint64_t margin = (uint64_t)512 << 20;
     if (bytes + margin > free_b)
         return gm_fail(err, GLMOE_E_NOMEM,
-                       "cuda: %s need %.2f GB (+%.2f GB working room) but %s has %.2f GB free of %.2f GB; "
-                       "use --device cpu or a smaller model",
+                       "cuda: %s needs %.2f GB of weights + %.2f GB of working room, the GPU (%s) has %.2f GB free "
+                       "of %.2f GB: nothing was loaded; use --device cpu, fewer bits (--quantize) or a smaller model",
                        what, (double)bytes / 1e9, (double)margin / 1e9, cb->device_name, (double)free_b / 1e9,
                        (double)total_b / 1e9);
     return GLMOE_OK;
@@ -705,6 +853,7 @@ static gm_backend_ops make_ops(void) {
     o.weight_bind = cuda_weight_bind;
     o.weight_release = cuda_weight_release;
     o.weight_synthetic = cuda_weight_synthetic;
+    o.weight_synthetic_affine = cuda_weight_synthetic_affine;
     o.prepare_experts = cuda_prepare_experts;
     o.release_experts = cuda_release_experts;
     o.exec_create = cuda_exec_create;

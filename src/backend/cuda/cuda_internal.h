@@ -6,6 +6,7 @@
  *   cuda_elementwise.cu embed, add_rmsnorm, add, swiglu, rope
  *   cuda_attention.cu   causal GQA attention over the KV cache (tiled online softmax, split-KV)
  *   cuda_moe.cu         router and routed experts (decode GEMV, grouped prefill)
+ *   cuda_quantize.cu    MLX's affine quantizer on the device (synthetic quantized weights)
  *
  * Conventions: every host function returns a glmoe_status and fills gm_err; CU_TRY wraps each
  * CUDA runtime call and CU_LAUNCHED() follows each kernel launch (a launch can fail late, e.g.
@@ -128,6 +129,10 @@ typedef struct cuda_backend {
     cudaStream_t load_stream;
     cudaEvent_t weights_ready;
     uint64_t weights_gen;
+
+    /* Weight memory: slabs that weights are carved from (cuda_backend.cu, "weight memory"). */
+    struct cuda_slab *slabs;
+    size_t slab_next_bytes;      /* the size of the next slab made (doubles up to a limit) */
 
     /* Weight upload: two pinned slots, each reusable once its event has completed. */
     void *staging[2];
@@ -255,6 +260,12 @@ glmoe_status cuda_affine_matmul_mma(cuda_exec *cx, float *out, const float *x, c
 void cuda_affine_experts_plan(cuda_expert_table *tb, const gm_experts *bank);
 glmoe_status cuda_affine_expert_tiles(cuda_exec *cx, const float *x, const cuda_expert_table *tb, int32_t T, int H,
                                       int Im, unsigned max_tiles, gm_err *err);
+/* Quantizes the bf16 [rows, cols] tensor src (device memory, 16-byte aligned) to format q, as the
+ * CPU's gm_affine_quantize_row does after rounding each value to q->scale_type, bit for bit, into
+ * codes [rows, cols * bits / 32] words and scales, biases [rows, cols / group] of q->scale_type;
+ * queued on `stream` (cuda_quantize.cu). */
+glmoe_status cuda_affine_quantize_bf16(cudaStream_t stream, const __nv_bfloat16 *src, int64_t rows, int64_t cols,
+                                       const gm_affine *q, uint32_t *codes, void *scales, void *biases, gm_err *err);
 
 /* gm_backend_ops.prepare_experts / release_experts (cuda_moe.cu). */
 extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, gm_err *err);

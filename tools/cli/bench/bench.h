@@ -44,11 +44,23 @@ typedef struct bench_ops_opts {
     const int32_t *contexts; /* decode attention contexts */
     int n_contexts;
     double min_seconds;    /* time each op for at least this long */
+    glmoe_quantize quantize; /* bits 0: none; else the affine cases too, at this format */
+    double copy_gb_s;      /* the probe's copy bandwidth, for the affine cases' fraction */
 } bench_ops_opts;
 
 /* Times every op of the forward at cfg's shapes; appends {"op", "tokens", "context", "ms"}
- * objects to `ops` and prints one line per op. False with a message when the backend fails. */
+ * objects to `ops` and prints one line per op. With o->quantize, also the matmuls of the weights
+ * the model quantizes, at that format (bench_ops.c says which), each with the GB/s of the bytes
+ * it must read and their fraction of copy_gb_s. False with a message when the backend fails. */
 bool bench_ops_run(const gm_config *cfg, const bench_ops_opts *o, json_t *ops, char *err, size_t err_len);
+
+/* `glmoe bench --dry-run` (bench_footprint.c): the bytes the weights of the model (--config NAME
+ * with n_layers, or model_dir) take on the device in their final format (quantized as q says), per
+ * kind and format, and the KV cache and activations of the bench's context (n_ctx positions,
+ * n_batch tokens per forward), from the estimate the load's up-front memory check uses. Prints a
+ * table; false (after saying why) when the model cannot be planned. */
+bool bench_footprint(const char *cmd, const char *config, int32_t n_layers, const char *model_dir,
+                     const glmoe_quantize *q, int32_t n_ctx, int32_t n_batch);
 
 /* One measured prefill length. */
 typedef struct bench_point {

@@ -8,6 +8,14 @@
  * cache of each context. Time per call: the op is queued n times and the backend synced, n
  * grown until a batch takes min_seconds; the median of three batches. A queued op costs its
  * launch too: this is how the forward runs when it is not replayed as a graph.
+ *
+ * With --quantize, the weights the model quantizes get affine cases at that format (made by the
+ * backend's weight_synthetic_affine, as the model's are): the dense GEMVs of q_proj, k_proj (v_proj
+ * is the same shape), o_proj and the shared expert's gate (up: the same) and down at T = 1, the
+ * routed experts at T = 1 (top-k chosen by the router), and the prefill GEMMs of q_proj and the
+ * experts at T = prefill_tokens. Each reports GB/s over the fewest bytes the op must read, its
+ * weights' codes, scales and biases (the experts: those of the distinct experts chosen), and that
+ * as a fraction of the probe's copy bandwidth; activations are left out (a few KB at T = 1).
  */
 #include <math.h>
 #include <stdio.h>
@@ -32,11 +40,14 @@ typedef enum op_kind {
     OP_MOE_ROUTE,
     OP_MOE_EXPERTS,
     OP_DENSE_MLP,
+    OP_AFFINE_MATMUL,   /* env.cur: one quantized matmul */
+    OP_AFFINE_EXPERTS,  /* env.abank */
 } op_kind;
 
 static const char *const k_op_names[] = {"add_rmsnorm", "matmul_qkv", "matmul_o",   "rope",
                                          "attn_causal", "attn_masked", "attn_decode", "swiglu",
-                                         "moe_route",   "moe_experts", "dense_mlp"};
+                                         "moe_route",   "moe_experts", "dense_mlp",  "affine_matmul",
+                                         "affine_experts"};
 
 typedef struct env {
     const gm_config *c;
@@ -53,6 +64,12 @@ typedef struct env {
     int32_t *pos, *route_idx;
     void *allocs[32];
     int n_allocs;
+    /* the affine cases (bench_ops_opts.quantize): the quantized weights of one layer */
+    gm_weight aq, ak, ao, ash_gate, ash_down;
+    gm_experts abank;
+    const gm_weight *cur;          /* OP_AFFINE_MATMUL's weight, input and output */
+    const float *cur_x;
+    float *cur_out;
 } env;
 
 static glmoe_status alloc_random(env *e, void **p, size_t n, uint64_t seed) {
@@ -136,16 +153,22 @@ static void teardown(env *e) {
                        &e->gate, &e->up, &e->down, &e->router, &e->router_bias};
     for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
         if (ws[i]->owned) e->be->ops->weight_release(e->be, ws[i]);
-    gm_experts *b = &e->bank;
-    if (e->be->ops->release_experts) e->be->ops->release_experts(e->be, b);
-    for (int i = 0; b->gate && i < b->n; i++) {
-        if (b->gate[i].owned) e->be->ops->weight_release(e->be, &b->gate[i]);
-        if (b->up[i].owned) e->be->ops->weight_release(e->be, &b->up[i]);
-        if (b->down[i].owned) e->be->ops->weight_release(e->be, &b->down[i]);
+    gm_weight *as[] = {&e->aq, &e->ak, &e->ao, &e->ash_gate, &e->ash_down};
+    for (size_t i = 0; i < sizeof as / sizeof as[0]; i++)
+        if (as[i]->owned) e->be->ops->weight_release(e->be, as[i]);
+    gm_experts *banks[] = {&e->bank, &e->abank};
+    for (int k = 0; k < 2; k++) {
+        gm_experts *b = banks[k];
+        if (e->be->ops->release_experts) e->be->ops->release_experts(e->be, b);
+        for (int i = 0; b->gate && i < b->n; i++) {
+            if (b->gate[i].owned) e->be->ops->weight_release(e->be, &b->gate[i]);
+            if (b->up[i].owned) e->be->ops->weight_release(e->be, &b->up[i]);
+            if (b->down[i].owned) e->be->ops->weight_release(e->be, &b->down[i]);
+        }
+        free(b->gate);
+        free(b->up);
+        free(b->down);
     }
-    free(b->gate);
-    free(b->up);
-    free(b->down);
     for (int i = 0; i < e->n_allocs; i++) e->be->ops->dealloc(e->be, e->allocs[i]);
     if (e->kv) e->be->ops->kv_free(e->be, e->kv);
     if (e->ex) e->be->ops->exec_free(e->ex);
@@ -216,6 +239,11 @@ static glmoe_status run_op(env *e, op_kind k, int32_t T, int32_t ctx) {
         if ((s = o->matmul(e->ex, e->gb, e->x, &e->up, NULL, T, &e->err))) return s;
         if ((s = o->swiglu(e->ex, e->ga, e->ga, e->gb, (int64_t)T * I, &e->err))) return s;
         return o->matmul(e->ex, e->out, e->ga, &e->down, NULL, T, &e->err);
+    case OP_AFFINE_MATMUL:
+        return o->matmul(e->ex, e->cur_out, e->cur_x, e->cur, NULL, T, &e->err);
+    case OP_AFFINE_EXPERTS:
+        return o->moe_experts(e->ex, e->out, false, e->x, e->route_idx, e->route_w, c->n_experts_per_tok, &e->abank, T,
+                              &e->err);
     }
     return GLMOE_E_ARG;
 }
@@ -272,6 +300,114 @@ static bool record(env *e, json_t *ops, op_kind k, int32_t T, int32_t ctx, doubl
     return true;
 }
 
+/* ---- the affine cases ---------------------------------------------------------------------- */
+
+/* A quantized [rows, cols] weight of format q, or a dense one left empty (data NULL) when the
+ * group does not divide cols: the model keeps such a weight in bf16, so it has no affine case. */
+static glmoe_status affine_weight(env *e, gm_weight *w, const gm_affine *q, int64_t rows, int64_t cols, uint64_t seed) {
+    memset(w, 0, sizeof *w);
+    if (cols % q->group) return GLMOE_OK;
+    size_t bytes;
+    return e->be->ops->weight_synthetic_affine(e->be, w, q, rows, cols, seed, 0.0f, 0.02f, &bytes, &e->err);
+}
+
+static glmoe_status affine_setup(env *e, const gm_affine *q) {
+    const gm_config *c = e->c;
+    const int64_t H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
+    const int64_t Im = c->moe_intermediate_size, Is = Im * c->n_shared_experts, E = c->n_experts;
+    uint64_t seed = 1000;
+    glmoe_status s;
+    if ((s = affine_weight(e, &e->aq, q, QD, H, seed++)) || (s = affine_weight(e, &e->ak, q, KD, H, seed++)) ||
+        (s = affine_weight(e, &e->ao, q, H, QD, seed++)))
+        return s;
+    if (Is > 0 && ((s = affine_weight(e, &e->ash_gate, q, Is, H, seed++)) ||
+                   (s = affine_weight(e, &e->ash_down, q, H, Is, seed++))))
+        return s;
+    if (E == 0 || H % q->group || Im % q->group) return GLMOE_OK; /* the experts stay bf16 */
+    gm_experts *b = &e->abank;
+    b->gate = calloc((size_t)E, sizeof(gm_weight));
+    b->up = calloc((size_t)E, sizeof(gm_weight));
+    b->down = calloc((size_t)E, sizeof(gm_weight));
+    if (!b->gate || !b->up || !b->down) return gm_fail(&e->err, GLMOE_E_NOMEM, "out of memory");
+    b->n = (int32_t)E;
+    for (int64_t i = 0; i < E; i++)
+        if ((s = affine_weight(e, &b->gate[i], q, Im, H, seed++)) || (s = affine_weight(e, &b->up[i], q, Im, H, seed++)) ||
+            (s = affine_weight(e, &b->down[i], q, H, Im, seed++)))
+            return s;
+    if (e->be->ops->prepare_experts && (s = e->be->ops->prepare_experts(e->be, b, &e->err))) return s;
+    return GLMOE_OK;
+}
+
+/* Bytes of the distinct experts the router chose for T tokens (their three projections each). */
+static glmoe_status chosen_expert_bytes(env *e, int32_t T, double *bytes) {
+    const int32_t K = e->c->n_experts_per_tok, E = e->abank.n;
+    int32_t *idx = malloc((size_t)T * K * sizeof(int32_t));
+    bool *seen = calloc((size_t)E, 1);
+    glmoe_status s = idx && seen ? e->be->ops->copy_out(e->ex, idx, e->route_idx, (size_t)T * K * sizeof(int32_t), &e->err)
+                                 : gm_fail(&e->err, GLMOE_E_NOMEM, "out of memory");
+    *bytes = 0;
+    for (int32_t i = 0; !s && i < T * K; i++)
+        if (idx[i] >= 0 && idx[i] < E && !seen[idx[i]]) {
+            seen[idx[i]] = true;
+            *bytes += (double)(gm_weight_bytes(&e->abank.gate[idx[i]]) + gm_weight_bytes(&e->abank.up[idx[i]]) +
+                               gm_weight_bytes(&e->abank.down[idx[i]]));
+        }
+    free(idx);
+    free(seen);
+    return s;
+}
+
+/* One affine case: op k (the matmul of w from x to out, or the experts) at T tokens. */
+static bool record_affine(env *e, json_t *ops, const bench_ops_opts *o, const char *name, op_kind k, const gm_weight *w,
+                          const float *x, float *out, int32_t T) {
+    if (k == OP_AFFINE_MATMUL && !w->data) return true; /* kept in bf16 by the model */
+    if (k == OP_AFFINE_EXPERTS && !e->abank.n) return true;
+    e->cur = w;
+    e->cur_x = x;
+    e->cur_out = out;
+    double ms = 0, bytes = k == OP_AFFINE_MATMUL ? (double)gm_weight_bytes(w) : 0;
+    glmoe_status s = k == OP_AFFINE_EXPERTS ? run_op(e, OP_MOE_ROUTE, T, 0) : GLMOE_OK;
+    if (!s && k == OP_AFFINE_EXPERTS) s = chosen_expert_bytes(e, T, &bytes);
+    if (!s) s = time_op(e, k, T, 0, o->min_seconds, &ms);
+    if (s) return false;
+    const double gbs = bytes / (ms * 1e-3) / 1e9, pct = o->copy_gb_s > 0 ? 100 * gbs / o->copy_gb_s : 0;
+    char fmt[16];
+    snprintf(fmt, sizeof fmt, "q%d g%d", o->quantize.bits, o->quantize.group_size);
+    json_array_append_new(ops, json_pack("{s:s, s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f}", "op", k_op_names[k], "weight",
+                                         name, "format", fmt, "tokens", T, "context", 0, "ms", ms, "bytes", bytes,
+                                         "gb_s", gbs, "bw_pct", pct));
+    if (k == OP_AFFINE_MATMUL)
+        printf("  %-7s %-14s T=%-5d [%lld x %lld] %10.4f ms %8.0f GB/s %6.1f%% of copy\n", fmt, name, T,
+               (long long)w->rows, (long long)w->cols, ms, gbs, pct);
+    else
+        printf("  %-7s %-14s T=%-5d %.2f MB of chosen experts %10.4f ms %8.0f GB/s %6.1f%% of copy\n", fmt, name, T,
+               bytes / 1e6, ms, gbs, pct);
+    fflush(stdout);
+    return true;
+}
+
+static bool run_affine(env *e, json_t *ops, const bench_ops_opts *o) {
+    const gm_affine q = {o->quantize.bits, o->quantize.group_size ? o->quantize.group_size : 64, GM_W_BF16};
+    const gm_weight format = {.type = GM_W_AFFINE, .q = q};
+    char name[48];
+    if (!e->be->ops->weight_synthetic_affine || (e->be->ops->supports && !e->be->ops->supports(e->be, &format))) {
+        printf("  (no affine cases: the %s backend does not run %s weights)\n", e->be->ops->name,
+               gm_weight_format_name(&format, name, sizeof name));
+        return true;
+    }
+    if (affine_setup(e, &q)) return false;
+    const int32_t P = o->prefill_tokens;
+    printf("\n  affine weights: GB/s over their codes, scales and biases\n");
+    return record_affine(e, ops, o, "q_proj", OP_AFFINE_MATMUL, &e->aq, e->x, e->q, 1) &&
+           record_affine(e, ops, o, "k_proj/v_proj", OP_AFFINE_MATMUL, &e->ak, e->x, e->k, 1) &&
+           record_affine(e, ops, o, "o_proj", OP_AFFINE_MATMUL, &e->ao, e->attn, e->out, 1) &&
+           record_affine(e, ops, o, "shared gate/up", OP_AFFINE_MATMUL, &e->ash_gate, e->x, e->ga, 1) &&
+           record_affine(e, ops, o, "shared down", OP_AFFINE_MATMUL, &e->ash_down, e->ga, e->out, 1) &&
+           record_affine(e, ops, o, "experts", OP_AFFINE_EXPERTS, NULL, NULL, NULL, 1) &&
+           record_affine(e, ops, o, "q_proj", OP_AFFINE_MATMUL, &e->aq, e->x, e->q, P) &&
+           record_affine(e, ops, o, "experts", OP_AFFINE_EXPERTS, NULL, NULL, NULL, P);
+}
+
 static glmoe_status create_backend(const bench_ops_opts *o, gm_backend **be, gm_err *err) {
     if (!strcmp(o->backend, "cuda")) return gm_backend_create(be, GLMOE_DEVICE_CUDA, 0, err);
     if (!strcmp(o->backend, "cpu")) return gm_backend_create(be, GLMOE_DEVICE_CPU, o->n_threads, err);
@@ -295,6 +431,7 @@ bool bench_ops_run(const gm_config *cfg, const bench_ops_opts *o, json_t *ops, c
          record(&e, ops, OP_ATTN_MASKED, o->prefill_tokens, o->prefill_tokens, o->min_seconds);
     if (ok && fill_cache(&e, max_ctx)) ok = false;
     for (int i = 0; ok && i < o->n_contexts; i++) ok = record(&e, ops, OP_ATTN_DECODE, 1, o->contexts[i], o->min_seconds);
+    if (ok && o->quantize.bits) ok = run_affine(&e, ops, o);
     if (!ok) snprintf(err, err_len, "per-op timing: %s", e.err.msg);
     teardown(&e);
     return ok;

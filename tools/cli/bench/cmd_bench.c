@@ -2,8 +2,12 @@
  * cmd_bench.c — `glmoe bench`: prefill and decode speed of a model, against the ceilings of the
  * device it runs on, measured in the same run.
  *
- * The model is a checkpoint directory (-m DIR) or a released configuration with synthetic
- * weights made on the device (--config glm-4.5-air [--layers N]; no file needed). Measured:
+ * The model is a checkpoint directory (-m DIR, float or MLX-quantized) or a released configuration
+ * with synthetic weights made on the device (--config glm-4.5-air [--layers N]; no file needed),
+ * either quantized while loading with --quantize q4 (the synthetic weights quantized on the device
+ * one tensor at a time: the full 46-layer Air at 4 bits needs no 60 GB file). --dry-run prints
+ * what the model and the bench's context would take on the device (the estimate the load's
+ * up-front memory check uses) and measures nothing. Measured:
  *   prefill   the time to evaluate a prompt of each length from an empty cache (one forward,
  *             logits of the last token only, copied to the host), median of --reps; lengths 1 to
  *             4096: powers of two, their midpoints, and every length from 112 to 144. Reported
@@ -13,9 +17,9 @@
  *   decode    ms per one-token step (a fixed id fed, its logits copied to the host; no sampling,
  *             as in llama-bench) with C tokens in the cache, for each C of --contexts: the cache
  *             is filled by a prefill, then each step is timed and the sequence truncated back to C. Reported with the
- *             bytes a step must read (the weights it touches: everything but the embedding
- *             table and the routed experts not chosen, i.e. K per MoE layer; plus the whole KV
- *             cache) divided by the time, as a % of the probe's copy bandwidth; and the host time
+ *             bytes a step must read (the weights it touches, as held: everything but the
+ *             embedding table and the routed experts not chosen, i.e. K per MoE layer, quantized
+ *             ones with their scales and biases; plus the whole KV cache) divided by the time, as a % of the probe's copy bandwidth; and the host time
  *             per step (the step's wall time minus the time the host waited for the GPU).
  *   verify    ms of one forward of T = 1..5 tokens at the first context (the verify step of
  *             speculative decoding with T - 1 drafts), as a multiple of the one-token step.
@@ -57,6 +61,10 @@ static const char *const help =
     "                     device: glm-4.5, glm-4.5-air, glm-4.6, glm-4.7\n"
     "  --layers N         keep the first N layers of --config (default: all)\n"
     "  --seed N           seed of the synthetic weights (default 0)\n"
+    "  --quantize Q       quantize the weights while loading (q4, q8, q<bits>[g<group>]); with\n"
+    "                     --config, each synthetic tensor is quantized on the device\n"
+    "  --dry-run          print the bytes the weights and the bench's context would take on the\n"
+    "                     device, per format, and exit without loading anything\n"
     "  --lengths LIST     prompt lengths, comma-separated, or \"sweep\" (default): 1..4096 by\n"
     "                     powers of two and their midpoints, and every length 112..144\n"
     "  --contexts LIST    decode contexts (default 128,2048,16384)\n"
@@ -102,22 +110,32 @@ double bench_median(double *v, int n) {
     return v[n / 2];
 }
 
-/* Weights a decode step reads, in bytes (see the file comment); matrices as stored (bf16), the
- * small vectors as float32. */
-static double decode_weight_bytes(const gm_config *c) {
-    const double H = c->hidden_size, D = c->head_dim, QD = (double)c->n_heads * D, KD = (double)c->n_kv_heads * D;
-    const double Im = c->moe_intermediate_size, E = c->n_experts;
-    double b = 2 * (double)c->vocab_size * H + 2 * H + 4 * H; /* lm_head, one embedding row, final norm */
-    for (int l = 0; l < c->n_layers; l++) {
-        b += 2 * (2 * QD * H + 2 * KD * H) + 4 * 2 * H;
-        if (c->attention_bias) b += 4 * (QD + 2 * KD);
-        if (c->use_qk_norm) b += 4 * 2 * D;
-        if (config_layer_is_moe(c, l))
-            b += 2 * E * H + 4 * E + 2 * 3 * H * Im * (c->n_shared_experts + c->n_experts_per_tok);
+/* Weights a decode step reads, in bytes (see the file comment), from the bytes the model holds
+ * per kind and format (glmoe_model_info.weight_groups: quantized ones with their scales and
+ * biases): one row of the embedding table, K of the E routed experts, everything else whole
+ * (a tied head reads the whole table). The MTP layer, when loaded, is not run by a step: its
+ * share of each per-layer kind is left out. */
+static double decode_weight_bytes(const gm_config *c, const glmoe_model_info *info) {
+    const int n_moe = c->n_layers - c->first_k_dense_replace;
+    const double mtp_layers = info->has_mtp ? 1.0 : 0.0;
+    double b = 0, embed = 0;
+    bool head = false;
+    for (int32_t i = 0; i < info->n_weight_groups; i++) {
+        const glmoe_weight_group *g = &info->weight_groups[i];
+        const double bytes = (double)g->bytes;
+        if (!strcmp(g->kind, "embedding")) embed += bytes;
+        else if (!strcmp(g->kind, "lm_head")) b += bytes, head = true;
+        else if (!strcmp(g->kind, "MTP layer")) continue;
+        else if (!strcmp(g->kind, "routed experts"))
+            b += bytes * c->n_experts_per_tok / c->n_experts * n_moe / (n_moe + mtp_layers);
+        else if (!strcmp(g->kind, "router") || !strcmp(g->kind, "shared experts"))
+            b += bytes * n_moe / (n_moe + mtp_layers);
+        else if (!strcmp(g->kind, "attention") || !strcmp(g->kind, "norms and biases"))
+            b += bytes * c->n_layers / (c->n_layers + mtp_layers);
         else
-            b += 2 * 3 * H * c->intermediate_size;
+            b += bytes;
     }
-    return b;
+    return b + (head ? embed / c->vocab_size : embed + embed / c->vocab_size);
 }
 
 /* FLOPs of a prefill of L tokens (see the file comment). */
@@ -304,7 +322,7 @@ int cmd_bench(int argc, char **argv) {
     cli_model_opts mo = {0};
     long layers = 0, steps = 32, reps = 3, n_gen = 128;
     uint64_t seed = 0;
-    bool ops = true;
+    bool ops = true, dry_run = false;
     int32_t lengths[128], contexts[16] = {128, 2048, 16384};
     int n_lengths = sweep_lengths(lengths), n_contexts = 3;
     bool lengths_given = false, contexts_given = false; /* defaults are cut to what the model holds */
@@ -337,6 +355,8 @@ int cmd_bench(int argc, char **argv) {
             if (!cli_parse_int(cmd, a, argv[++i], 2, 100000, &n_gen)) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--no-ops")) {
             ops = false;
+        } else if (!strcmp(a, "--dry-run")) {
+            dry_run = true;
         } else if (!strcmp(a, "--json") && has) {
             json_path = argv[++i];
         } else if (!strcmp(a, "--svg") && has) {
@@ -375,29 +395,13 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
 
-    /* ---- the model and its configuration ---- */
-    glmoe_model_params mp = glmoe_model_params_default();
-    mp.device = mo.device;
-    mp.n_threads = mo.n_threads;
-    glmoe_status s = config ? glmoe_model_load_synthetic(&model, config, (int32_t)layers, seed, &mp)
-                            : glmoe_model_load(&model, mo.model_dir, &mp);
-    if (s) {
-        char shown[GM_SHORT_PATH_MAX];
-        cli_error(cmd, "%s: %s", gm_short_path(shown, sizeof shown, config ? config : mo.model_dir),
-                  model ? glmoe_model_errmsg(model) : glmoe_status_str(s));
-        goto done;
-    }
+    /* ---- the configuration, and the lengths and contexts it can hold ---- */
     if ((config ? config_preset(&cfg, config, (int32_t)layers, &e) : config_load(&cfg, mo.model_dir, &e))) {
         cli_error(cmd, "%s", e.msg);
         goto done;
     }
-    glmoe_model_info info;
-    glmoe_model_get_info(model, &info);
-    r.vocab = info.vocab_size;
-
-    /* lengths and contexts the model can hold: the defaults are cut to fit (said on stderr), what
-     * was asked for explicitly must fit */
-    const int32_t max_pos = info.max_position_embeddings;
+    /* the defaults are cut to fit (said on stderr), what was asked for explicitly must fit */
+    const int32_t max_pos = cfg.max_position_embeddings;
     int kept = 0;
     for (int i = 0; i < n_lengths; i++)
         if (lengths_given || lengths[i] <= max_pos) lengths[kept++] = lengths[i];
@@ -417,6 +421,27 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < n_lengths; i++) max_len = lengths[i] > max_len ? lengths[i] : max_len;
     for (int i = 0; i < n_contexts; i++) max_ctx = contexts[i] > max_ctx ? contexts[i] : max_ctx;
     int32_t need = max_ctx + 8 > max_len ? max_ctx + 8 : max_len;
+    if (dry_run) { /* what loading would need, and nothing loaded */
+        rc = bench_footprint(cmd, config, (int32_t)layers, mo.model_dir, &mo.quantize, need, max_len) ? 0 : CLI_EXIT_FAIL;
+        goto done;
+    }
+
+    /* ---- the model ---- */
+    glmoe_model_params mp = glmoe_model_params_default();
+    mp.device = mo.device;
+    mp.n_threads = mo.n_threads;
+    mp.quantize = mo.quantize;
+    glmoe_status s = config ? glmoe_model_load_synthetic(&model, config, (int32_t)layers, seed, &mp)
+                            : glmoe_model_load(&model, mo.model_dir, &mp);
+    if (s) {
+        char shown[GM_SHORT_PATH_MAX];
+        cli_error(cmd, "%s: %s", gm_short_path(shown, sizeof shown, config ? config : mo.model_dir),
+                  model ? glmoe_model_errmsg(model) : glmoe_status_str(s));
+        goto done;
+    }
+    glmoe_model_info info;
+    glmoe_model_get_info(model, &info);
+    r.vocab = info.vocab_size;
     if (info.has_mtp) { /* the speculative runs: a prompt of 16, n_gen tokens, room for drafts */
         if (16 + n_gen + 8 > max_pos) n_gen = max_pos - 24 > 2 ? max_pos - 24 : 2;
         if (need < 16 + (int32_t)n_gen + 8) need = 16 + (int32_t)n_gen + 8;
@@ -494,6 +519,7 @@ int cmd_bench(int argc, char **argv) {
 
     /* ---- decode ---- */
     const double kv_bytes = !strcmp(info.backend, "cuda") ? 2 : 4; /* bf16 on the GPU, float32 on the CPU */
+    const double step_weight_bytes = decode_weight_bytes(&cfg, &info);
     /* the host's share of a step and the graph replays are the GPU's columns: on the CPU the
      * host is the device, and nothing is replayed */
     const bool gpu = strcmp(info.backend, "cpu") != 0;
@@ -503,7 +529,7 @@ int cmd_bench(int argc, char **argv) {
         double ms, host_us;
         int replayed;
         if (!time_decode(&r, contexts[i], (int)steps, max_len, &ms, &host_us, &replayed)) goto done;
-        double bytes = decode_weight_bytes(&cfg) +
+        double bytes = step_weight_bytes +
                        2.0 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * (contexts[i] + 1.0) * kv_bytes;
         double gbs = bytes / (ms * 1e-3) / 1e9;
         if (gpu)
@@ -586,7 +612,8 @@ int cmd_bench(int argc, char **argv) {
     if (ops) {
         printf("\nops (each alone, synthetic weights of this shape)\n");
         bench_ops_opts oo = {.backend = info.backend, .n_threads = mo.n_threads, .prefill_tokens = 512,
-                             .contexts = contexts, .n_contexts = n_contexts, .min_seconds = 0.02};
+                             .contexts = contexts, .n_contexts = n_contexts, .min_seconds = 0.02,
+                             .quantize = mo.quantize, .copy_gb_s = probe.copy_gb_s};
         if (!bench_ops_run(&cfg, &oo, jops, err, sizeof err)) {
             cli_error(cmd, "%s", err);
             goto done;
@@ -594,9 +621,14 @@ int cmd_bench(int argc, char **argv) {
     }
 
     /* ---- reports ---- */
-    char version[160];
-    snprintf(version, sizeof version, "glmoe %s, %s backend, bf16 weights, %s KV cache", GLMOE_VERSION_STRING,
-             info.backend, kv_bytes == 2 ? "bf16" : "float32");
+    char version[200], weights[64];
+    if (mo.quantize.bits)
+        snprintf(weights, sizeof weights, "q%d g%d weights (quantized while loading)", mo.quantize.bits,
+                 mo.quantize.group_size);
+    else
+        snprintf(weights, sizeof weights, "%s weights", info.bytes_quantized ? "MLX-quantized" : "bf16");
+    snprintf(version, sizeof version, "glmoe %s, %s backend, %s, %s KV cache", GLMOE_VERSION_STRING, info.backend,
+             weights, kv_bytes == 2 ? "bf16" : "float32");
     json_object_set_new(doc, "engine", json_string("glmoe"));
     json_object_set_new(doc, "version", json_string(version));
     json_object_set_new(doc, "device", json_string(probe.device));
