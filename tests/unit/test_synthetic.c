@@ -167,7 +167,7 @@ static void list_slots(const gm_config *c, gm_weights *w, slots *l) {
         add_slot(l, &L->down, false, "model.layers.%d.mlp.down_proj.weight", i, 0);
         add_slot(l, &L->router, false, "model.layers.%d.mlp.gate.weight", i, 0);
         add_slot(l, &L->router_bias, true, "model.layers.%d.mlp.gate.e_score_correction_bias", i, 0);
-        for (int e = 0; L->is_moe && e < L->experts.n; e++) {
+        for (int e = 0; L->is_moe && e < L->experts.n - L->experts.shared; e++) { /* the shared copy: below */
             add_slot(l, &L->experts.gate[e], false, "model.layers.%d.mlp.experts.%d.gate_proj.weight", i, e);
             add_slot(l, &L->experts.up[e], false, "model.layers.%d.mlp.experts.%d.up_proj.weight", i, e);
             add_slot(l, &L->experts.down[e], false, "model.layers.%d.mlp.experts.%d.down_proj.weight", i, e);
