@@ -23,6 +23,9 @@
  * float64 reference, and by the MLX golden cases in tools/gpu/run_gpu.sh (float32 KV cache: the
  * general decoder within 7e-6 of MLX on an H100, 2026-12-07).
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "backend/cuda/cuda_quant_gemv.h"
 
 #define AFFINE_WARPS 8
@@ -98,10 +101,77 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_fast(float *out, c
     }
 }
 
+/* The same dot products when x fits shared memory in one slice (T <= 2 at the decode shapes): a
+ * grid of about two blocks per SM stages x once per block and its warps then walk row groups of
+ * RP rows (gi = block·AFF_WARPS + warp, then + the grid's warps) with no further barrier, so
+ * that each block's staging is paid once rather than per 32 rows, the warps drift apart (one's
+ * loads in flight while another computes), and no half-empty last wave of blocks is left: the
+ * per-block form ran at 29% of the copy bandwidth on the Air shapes (H100, 2026-12-07). */
+template <int B, int TMAX>
+__global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_persist(float *out, const float *x, cu_affine w,
+                                                                      const float *bias, int T, int N, int K, int kc) {
+    constexpr int R = 2, U = TMAX <= 1 ? 4 : 2, CPC = 128 / B;
+    extern __shared__ float4 aff_smem[];
+    __shared__ const float *xrow[TMAX];
+    if (threadIdx.x < T) xrow[threadIdx.x] = x + (int64_t)threadIdx.x * K;
+    const int nch = K / CPC, ldx = kc * (CPC + 4), lane = threadIdx.x & 31;
+    float *xs = reinterpret_cast<float *>(aff_smem), *xsum = xs + T * ldx;
+    __syncthreads();
+    aff_stage<B>(xs, xsum, xrow, T, 0, nch, ldx, kc);
+    __syncthreads();
+    const int groups = (N + R - 1) / R;
+    for (int gi = blockIdx.x * AFF_WARPS + (threadIdx.x >> 5); gi < groups; gi += gridDim.x * AFF_WARPS) {
+        const int n0 = gi * R;
+        aff_row rows[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(w, n0 + r, n0 + r < N);
+        float acc[R][TMAX];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+        int c = lane;
+        aff_batch<R, U> bt;
+        aff_load<R, U>(bt, rows, c, nch);
+        while (c < nch) {
+            aff_compute<B, TMAX, R, U>(bt, c, nch, 0, xs, xsum, ldx, kc, T, acc);
+            c += 32 * U;
+            if (c < nch) aff_load<R, U>(bt, rows, c, nch);
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const float b = bias && rows[r].ok ? bias[n0 + r] : 0.0f;
+#pragma unroll
+            for (int t = 0; t < TMAX; t++) {
+                if (t >= T) break;
+                const float v = cu_warp_sum(acc[r][t]);
+                if (lane == 0 && rows[r].ok) out[(int64_t)t * N + n0 + r] = v + b;
+            }
+        }
+    }
+}
+
+/* GLMOE_CUDA_AFF_PERSIST=0: the per-block form only (for comparisons). */
+static bool aff_persist_on(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("GLMOE_CUDA_AFF_PERSIST");
+        v = !(e && !strcmp(e, "0"));
+    }
+    return v != 0;
+}
+
 template <int B, int TMAX>
 static glmoe_status affine_gemv_fast_launch(cuda_exec *cx, float *out, const float *x, const cu_affine &a,
                                             const float *bias, int T, int N, int K, gm_err *err) {
     const int kc = aff_slice_chunks(B, K, T);
+    if (TMAX <= 2 && kc * (128 / B) >= K && aff_persist_on()) {
+        const unsigned groups = cu_blocks(N, 2 * AFF_WARPS), most = 2u * (unsigned)cx->cb->sm_count;
+        affine_gemv_persist<B, TMAX><<<groups < most ? groups : most, AFF_THREADS, aff_smem_bytes(B, kc, T),
+                                       cx->stream>>>(out, x, a, bias, T, N, K, kc);
+        CU_LAUNCHED();
+        return GLMOE_OK;
+    }
     const unsigned blocks = cu_blocks(N, AFF_WARPS * aff_rows_per_warp(TMAX));
     affine_gemv_fast<B, TMAX><<<blocks, AFF_THREADS, aff_smem_bytes(B, kc, T), cx->stream>>>(out, x, a, bias, T, N, K,
                                                                                             kc);
