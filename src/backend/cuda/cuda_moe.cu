@@ -424,11 +424,14 @@ __device__ bool moe_group_of(const int32_t *idx, int n, int E, int u, moe_group_
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
-/* Gate and up rows i0 .. i0 + RG - 1 per warp (RG = R/2), for the slots of one expert. */
+/* Gate and up rows i0 .. i0 + RG - 1 per warp (RG = R/2), for the slots of one expert; the block
+ * takes row ranges blockIdx.x, + gridDim.x, ... (one with a full grid). With `whole` (x of the
+ * fast layout in one slice: aff_stage_whole), x is staged once and each warp walks its rows. */
 template <int B, int TMAX>
 __global__ void __launch_bounds__(AFF_THREADS, 2) expert_gateup_grouped(float *h, const float *x, const int32_t *idx,
                                                                         int n_slots, int K, const cuda_expert *ex,
-                                                                        int E, int H, int Im, int kc, int32_t *fault) {
+                                                                        int E, int H, int Im, int kc, bool whole,
+                                                                        int32_t *fault) {
     constexpr int R = aff_rows_per_warp(TMAX), RG = R / 2, U = aff_unroll(TMAX);
     extern __shared__ float4 aff_smem[];
     __shared__ moe_group_smem grp;
@@ -436,94 +439,154 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) expert_gateup_grouped(float *h
     if (!moe_group_of(idx, n_slots, E, blockIdx.y, grp, blockIdx.x == 0 && blockIdx.y == 0 ? fault : nullptr))
         return;
     const cuda_expert xe = ex[grp.e];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, i0 = (blockIdx.x * AFF_WARPS + warp) * RG;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, step = gridDim.x * AFF_WARPS * RG;
+    float *smem = reinterpret_cast<float *>(aff_smem);
     const bool fast = aff_fast_layout(xe.gate.q, B) && aff_fast_layout(xe.up.q, B) && xe.gate.type == GM_W_AFFINE &&
                       xe.up.type == GM_W_AFFINE && ((uintptr_t)x & 15) == 0 && H % 4 == 0;
-    if (fast) {
-        aff_row rows[R];
+    if (fast && whole) { /* grp.count <= T <= TMAX: a token chooses an expert once */
+        if (threadIdx.x < grp.count) xrow[threadIdx.x] = x + (int64_t)(grp.slots[threadIdx.x] / K) * H;
+        aff_stage_whole<B>(smem, xrow, grp.count, H, kc);
+        for (int i0 = (blockIdx.x * AFF_WARPS + warp) * RG; i0 < Im; i0 += step) {
+            aff_row rows[R];
 #pragma unroll
-        for (int r = 0; r < RG; r++) {
-            rows[r] = aff_row_of<B>(xe.gate.q, i0 + r, i0 + r < Im);
-            rows[RG + r] = aff_row_of<B>(xe.up.q, i0 + r, i0 + r < Im);
-        }
-        for (int b0 = 0; b0 < grp.count; b0 += TMAX) {
-            const int nt = min(TMAX, grp.count - b0);
-            if (threadIdx.x < nt) xrow[threadIdx.x] = x + (int64_t)(grp.slots[b0 + threadIdx.x] / K) * H;
+            for (int r = 0; r < RG; r++) {
+                rows[r] = aff_row_of<B>(xe.gate.q, i0 + r, i0 + r < Im);
+                rows[RG + r] = aff_row_of<B>(xe.up.q, i0 + r, i0 + r < Im);
+            }
             float acc[R][TMAX];
 #pragma unroll
             for (int r = 0; r < R; r++)
 #pragma unroll
                 for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
-            aff_block_dot<B, TMAX, R, U>(rows, xrow, nt, H, kc, reinterpret_cast<float *>(aff_smem), acc);
+            aff_warp_dot_staged<B, TMAX, R, U>(rows, grp.count, H, kc, smem, acc);
 #pragma unroll
             for (int r = 0; r < RG; r++)
 #pragma unroll
                 for (int t = 0; t < TMAX; t++) {
-                    if (t >= nt) break;
+                    if (t >= grp.count) break;
                     const float g = cu_warp_sum(acc[r][t]), v = cu_warp_sum(acc[RG + r][t]);
-                    if (lane == 0 && rows[r].ok) h[(int64_t)grp.slots[b0 + t] * Im + i0 + r] = silu_mul(g, v);
+                    if (lane == 0 && rows[r].ok) h[(int64_t)grp.slots[t] * Im + i0 + r] = silu_mul(g, v);
                 }
         }
         return;
     }
-    for (int si = 0; si < grp.count; si++) {
-        const int slot = grp.slots[si];
-        const float *u = x + (int64_t)(slot / K) * H;
-        for (int r = 0; r < RG; r++) {
-            const int i = i0 + r;
-            if (i >= Im) break;
-            const float g = cu_warp_sum(warp_dot_proj_partial(xe.gate, i, u, H));
-            const float v = cu_warp_sum(warp_dot_proj_partial(xe.up, i, u, H));
-            if (lane == 0) h[(int64_t)slot * Im + i] = silu_mul(g, v);
+    for (int base = blockIdx.x * AFF_WARPS * RG; base < Im; base += step) { /* block-uniform: barriers inside */
+        const int i0 = base + warp * RG;
+        if (fast) {
+            aff_row rows[R];
+#pragma unroll
+            for (int r = 0; r < RG; r++) {
+                rows[r] = aff_row_of<B>(xe.gate.q, i0 + r, i0 + r < Im);
+                rows[RG + r] = aff_row_of<B>(xe.up.q, i0 + r, i0 + r < Im);
+            }
+            for (int b0 = 0; b0 < grp.count; b0 += TMAX) {
+                const int nt = min(TMAX, grp.count - b0);
+                if (threadIdx.x < nt) xrow[threadIdx.x] = x + (int64_t)(grp.slots[b0 + threadIdx.x] / K) * H;
+                float acc[R][TMAX];
+#pragma unroll
+                for (int r = 0; r < R; r++)
+#pragma unroll
+                    for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+                aff_block_dot<B, TMAX, R, U>(rows, xrow, nt, H, kc, smem, acc);
+#pragma unroll
+                for (int r = 0; r < RG; r++)
+#pragma unroll
+                    for (int t = 0; t < TMAX; t++) {
+                        if (t >= nt) break;
+                        const float g = cu_warp_sum(acc[r][t]), v = cu_warp_sum(acc[RG + r][t]);
+                        if (lane == 0 && rows[r].ok) h[(int64_t)grp.slots[b0 + t] * Im + i0 + r] = silu_mul(g, v);
+                    }
+            }
+            continue;
+        }
+        for (int si = 0; si < grp.count; si++) {
+            const int slot = grp.slots[si];
+            const float *u = x + (int64_t)(slot / K) * H;
+            for (int r = 0; r < RG; r++) {
+                const int i = i0 + r;
+                if (i >= Im) break;
+                const float g = cu_warp_sum(warp_dot_proj_partial(xe.gate, i, u, H));
+                const float v = cu_warp_sum(warp_dot_proj_partial(xe.up, i, u, H));
+                if (lane == 0) h[(int64_t)slot * Im + i] = silu_mul(g, v);
+            }
         }
     }
 }
 
-/* Down rows n0 .. n0 + R - 1 per warp, for the slots of one expert: y[slot] = down_e · h[slot]. */
+/* Down rows n0 .. n0 + R - 1 per warp, for the slots of one expert: y[slot] = down_e · h[slot]; row
+ * ranges and `whole` as in expert_gateup_grouped. */
 template <int B, int TMAX>
 __global__ void __launch_bounds__(AFF_THREADS, 2) expert_down_grouped(float *y, const float *h, const int32_t *idx,
                                                                       int n_slots, const cuda_expert *ex, int E, int H,
-                                                                      int Im, int kc) {
+                                                                      int Im, int kc, bool whole) {
     constexpr int R = aff_rows_per_warp(TMAX), U = aff_unroll(TMAX);
     extern __shared__ float4 aff_smem[];
     __shared__ moe_group_smem grp;
     __shared__ const float *xrow[TMAX];
     if (!moe_group_of(idx, n_slots, E, blockIdx.y, grp, nullptr)) return;
     const cuda_expert xe = ex[grp.e];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n0 = (blockIdx.x * AFF_WARPS + warp) * R;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, step = gridDim.x * AFF_WARPS * R;
+    float *smem = reinterpret_cast<float *>(aff_smem);
     const bool fast = xe.down.type == GM_W_AFFINE && aff_fast_layout(xe.down.q, B) && ((uintptr_t)h & 15) == 0 &&
                       Im % 4 == 0;
-    if (fast) {
-        aff_row rows[R];
+    if (fast && whole) {
+        if (threadIdx.x < grp.count) xrow[threadIdx.x] = h + (int64_t)grp.slots[threadIdx.x] * Im;
+        aff_stage_whole<B>(smem, xrow, grp.count, Im, kc);
+        for (int n0 = (blockIdx.x * AFF_WARPS + warp) * R; n0 < H; n0 += step) {
+            aff_row rows[R];
 #pragma unroll
-        for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(xe.down.q, n0 + r, n0 + r < H);
-        for (int b0 = 0; b0 < grp.count; b0 += TMAX) {
-            const int nt = min(TMAX, grp.count - b0);
-            if (threadIdx.x < nt) xrow[threadIdx.x] = h + (int64_t)grp.slots[b0 + threadIdx.x] * Im;
+            for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(xe.down.q, n0 + r, n0 + r < H);
             float acc[R][TMAX];
 #pragma unroll
             for (int r = 0; r < R; r++)
 #pragma unroll
                 for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
-            aff_block_dot<B, TMAX, R, U>(rows, xrow, nt, Im, kc, reinterpret_cast<float *>(aff_smem), acc);
+            aff_warp_dot_staged<B, TMAX, R, U>(rows, grp.count, Im, kc, smem, acc);
 #pragma unroll
             for (int r = 0; r < R; r++)
 #pragma unroll
                 for (int t = 0; t < TMAX; t++) {
-                    if (t >= nt) break;
+                    if (t >= grp.count) break;
                     const float v = cu_warp_sum(acc[r][t]);
-                    if (lane == 0 && rows[r].ok) y[(int64_t)grp.slots[b0 + t] * H + n0 + r] = v;
+                    if (lane == 0 && rows[r].ok) y[(int64_t)grp.slots[t] * H + n0 + r] = v;
                 }
         }
         return;
     }
-    for (int si = 0; si < grp.count; si++) {
-        const int slot = grp.slots[si];
-        for (int r = 0; r < R; r++) {
-            const int n = n0 + r;
-            if (n >= H) break;
-            const float v = cu_warp_sum(warp_dot_proj_partial(xe.down, n, h + (int64_t)slot * Im, Im));
-            if (lane == 0) y[(int64_t)slot * H + n] = v;
+    for (int base = blockIdx.x * AFF_WARPS * R; base < H; base += step) { /* block-uniform: barriers inside */
+        const int n0 = base + warp * R;
+        if (fast) {
+            aff_row rows[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(xe.down.q, n0 + r, n0 + r < H);
+            for (int b0 = 0; b0 < grp.count; b0 += TMAX) {
+                const int nt = min(TMAX, grp.count - b0);
+                if (threadIdx.x < nt) xrow[threadIdx.x] = h + (int64_t)grp.slots[b0 + threadIdx.x] * Im;
+                float acc[R][TMAX];
+#pragma unroll
+                for (int r = 0; r < R; r++)
+#pragma unroll
+                    for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+                aff_block_dot<B, TMAX, R, U>(rows, xrow, nt, Im, kc, smem, acc);
+#pragma unroll
+                for (int r = 0; r < R; r++)
+#pragma unroll
+                    for (int t = 0; t < TMAX; t++) {
+                        if (t >= nt) break;
+                        const float v = cu_warp_sum(acc[r][t]);
+                        if (lane == 0 && rows[r].ok) y[(int64_t)grp.slots[b0 + t] * H + n0 + r] = v;
+                    }
+            }
+            continue;
+        }
+        for (int si = 0; si < grp.count; si++) {
+            const int slot = grp.slots[si];
+            for (int r = 0; r < R; r++) {
+                const int n = n0 + r;
+                if (n >= H) break;
+                const float v = cu_warp_sum(warp_dot_proj_partial(xe.down, n, h + (int64_t)slot * Im, Im));
+                if (lane == 0) y[(int64_t)slot * H + n] = v;
+            }
         }
     }
 }
@@ -543,14 +606,14 @@ __global__ void expert_combine_decode(float *out, bool accumulate, const float *
 
 template <int B, int TMAX>
 static void launch_gateup_grouped(cuda_exec *cx, dim3 grid, size_t smem, float *h, const float *x, const int32_t *idx,
-                                  int n_slots, int K, const cuda_expert *ex, int E, int H, int Im, int kc) {
+                                  int n_slots, int K, const cuda_expert *ex, int E, int H, int Im, int kc, bool whole) {
     expert_gateup_grouped<B, TMAX><<<grid, AFF_THREADS, smem, cx->stream>>>(h, x, idx, n_slots, K, ex, E, H, Im, kc,
-                                                                            cx->d_fault);
+                                                                            whole, cx->d_fault);
 }
 template <int B, int TMAX>
 static void launch_down_grouped(cuda_exec *cx, dim3 grid, size_t smem, float *y, const float *h, const int32_t *idx,
-                                int n_slots, const cuda_expert *ex, int E, int H, int Im, int kc) {
-    expert_down_grouped<B, TMAX><<<grid, AFF_THREADS, smem, cx->stream>>>(y, h, idx, n_slots, ex, E, H, Im, kc);
+                                int n_slots, const cuda_expert *ex, int E, int H, int Im, int kc, bool whole) {
+    expert_down_grouped<B, TMAX><<<grid, AFF_THREADS, smem, cx->stream>>>(y, h, idx, n_slots, ex, E, H, Im, kc, whole);
 }
 
 /* The three launches of one decode step of T <= DECODE_MAX_TOKENS tokens (h and y: the exec's
@@ -562,12 +625,18 @@ static glmoe_status experts_grouped(cuda_exec *cx, float *out, bool accumulate, 
     const int bg = tb->gateup_bits, bd = tb->down_bits;
     const int kc_g = aff_slice_chunks(bg, H, tmax), kc_d = aff_slice_chunks(bd, Im, tmax);
     const size_t smem_g = aff_smem_bytes(bg, kc_g, tmax), smem_d = aff_smem_bytes(bd, kc_d, tmax);
-    const dim3 g1(cu_blocks(Im, AFF_WARPS * (aff_rows_per_warp(tmax) / 2)), (unsigned)groups);
-    const dim3 g2(cu_blocks(H, AFF_WARPS * aff_rows_per_warp(tmax)), (unsigned)groups);
+    /* x in one slice: x staged once per block and about two blocks per SM over all the step's
+     * experts, the warps walking row groups (aff_walk_blocks); else a block per row group. */
+    const bool whole_g = aff_persist_on() && aff_fits_whole(bg, H, kc_g),
+               whole_d = aff_persist_on() && aff_fits_whole(bd, Im, kc_d);
+    const unsigned full_g = cu_blocks(Im, AFF_WARPS * (aff_rows_per_warp(tmax) / 2)),
+                   full_d = cu_blocks(H, AFF_WARPS * aff_rows_per_warp(tmax));
+    const dim3 g1(whole_g ? aff_walk_blocks(full_g, cx->cb->sm_count, groups) : full_g, (unsigned)groups);
+    const dim3 g2(whole_d ? aff_walk_blocks(full_d, cx->cb->sm_count, groups) : full_d, (unsigned)groups);
 #define GROUPED_LAUNCH(BITS, TM)                                                                                    \
     do {                                                                                                            \
         if (bg == BITS) launch_gateup_grouped<BITS, TM>(cx, g1, smem_g, cx->moe_h, x, idx, n_slots, K, table, E, H, \
-                                                        Im, kc_g);                                                  \
+                                                        Im, kc_g, whole_g);                                         \
     } while (0)
     const cuda_expert *table = tb->dev;
     switch (tmax) {
@@ -581,7 +650,8 @@ static glmoe_status experts_grouped(cuda_exec *cx, float *out, bool accumulate, 
 #define GROUPED_LAUNCH(BITS, TM)                                                                                   \
     do {                                                                                                           \
         if (bd == BITS)                                                                                            \
-            launch_down_grouped<BITS, TM>(cx, g2, smem_d, cx->moe_y, cx->moe_h, idx, n_slots, table, E, H, Im, kc_d); \
+            launch_down_grouped<BITS, TM>(cx, g2, smem_d, cx->moe_y, cx->moe_h, idx, n_slots, table, E, H, Im, kc_d, \
+                                          whole_d);                                                                \
     } while (0)
     switch (tmax) {
     case 1: GROUPED_LAUNCH(4, 1); GROUPED_LAUNCH(8, 1); break;

@@ -110,16 +110,13 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_fast(float *out, c
 template <int B, int TMAX>
 __global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_persist(float *out, const float *x, cu_affine w,
                                                                       const float *bias, int T, int N, int K, int kc) {
-    constexpr int R = 2, U = TMAX <= 1 ? 4 : 2, CPC = 128 / B;
+    constexpr int R = 2, U = TMAX <= 1 ? 4 : 2;
     extern __shared__ float4 aff_smem[];
     __shared__ const float *xrow[TMAX];
     if (threadIdx.x < T) xrow[threadIdx.x] = x + (int64_t)threadIdx.x * K;
-    const int nch = K / CPC, ldx = kc * (CPC + 4), lane = threadIdx.x & 31;
-    float *xs = reinterpret_cast<float *>(aff_smem), *xsum = xs + T * ldx;
-    __syncthreads();
-    aff_stage<B>(xs, xsum, xrow, T, 0, nch, ldx, kc);
-    __syncthreads();
-    const int groups = (N + R - 1) / R;
+    float *smem = reinterpret_cast<float *>(aff_smem);
+    aff_stage_whole<B>(smem, xrow, T, K, kc);
+    const int lane = threadIdx.x & 31, groups = (N + R - 1) / R;
     for (int gi = blockIdx.x * AFF_WARPS + (threadIdx.x >> 5); gi < groups; gi += gridDim.x * AFF_WARPS) {
         const int n0 = gi * R;
         aff_row rows[R];
@@ -130,14 +127,7 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_persist(float *out
         for (int r = 0; r < R; r++)
 #pragma unroll
             for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
-        int c = lane;
-        aff_batch<R, U> bt;
-        aff_load<R, U>(bt, rows, c, nch);
-        while (c < nch) {
-            aff_compute<B, TMAX, R, U>(bt, c, nch, 0, xs, xsum, ldx, kc, T, acc);
-            c += 32 * U;
-            if (c < nch) aff_load<R, U>(bt, rows, c, nch);
-        }
+        aff_warp_dot_staged<B, TMAX, R, U>(rows, T, K, kc, smem, acc);
 #pragma unroll
         for (int r = 0; r < R; r++) {
             const float b = bias && rows[r].ok ? bias[n0 + r] : 0.0f;
@@ -151,8 +141,8 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_persist(float *out
     }
 }
 
-/* GLMOE_CUDA_AFF_PERSIST=0: the per-block form only (for comparisons). */
-static bool aff_persist_on(void) {
+/* GLMOE_CUDA_AFF_PERSIST=0: the per-block forms only (for comparisons). */
+bool aff_persist_on(void) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("GLMOE_CUDA_AFF_PERSIST");
@@ -165,10 +155,10 @@ template <int B, int TMAX>
 static glmoe_status affine_gemv_fast_launch(cuda_exec *cx, float *out, const float *x, const cu_affine &a,
                                             const float *bias, int T, int N, int K, gm_err *err) {
     const int kc = aff_slice_chunks(B, K, T);
-    if (TMAX <= 2 && kc * (128 / B) >= K && aff_persist_on()) {
-        const unsigned groups = cu_blocks(N, 2 * AFF_WARPS), most = 2u * (unsigned)cx->cb->sm_count;
-        affine_gemv_persist<B, TMAX><<<groups < most ? groups : most, AFF_THREADS, aff_smem_bytes(B, kc, T),
-                                       cx->stream>>>(out, x, a, bias, T, N, K, kc);
+    if (TMAX <= 2 && aff_fits_whole(B, K, kc) && aff_persist_on()) {
+        const unsigned blocks = aff_walk_blocks(cu_blocks(N, 2 * AFF_WARPS), cx->cb->sm_count, 1);
+        affine_gemv_persist<B, TMAX><<<blocks, AFF_THREADS, aff_smem_bytes(B, kc, T), cx->stream>>>(out, x, a, bias, T,
+                                                                                                   N, K, kc);
         CU_LAUNCHED();
         return GLMOE_OK;
     }

@@ -249,6 +249,49 @@ __device__ __forceinline__ void aff_block_dot(const aff_row (&rows)[R], const fl
     }
 }
 
+/* When x fits one slice (kc·128/B >= K): the block stages all of it once (every thread calls
+ * this; it synchronises), and then each warp dots as many row groups as it is given without a
+ * further barrier (aff_warp_dot_staged), so that a block's staging is paid once for all its rows
+ * and its warps drift apart (one's loads in flight while another computes). */
+template <int B>
+__device__ __forceinline__ void aff_stage_whole(float *smem, const float *const *xrow, int nt, int K, int kc) {
+    constexpr int CPC = 128 / B;
+    const int ldx = kc * (CPC + 4);
+    __syncthreads(); /* xrow written, and the smem's last readers done */
+    aff_stage<B>(smem, smem + nt * ldx, xrow, nt, 0, K / CPC, ldx, kc);
+    __syncthreads();
+}
+
+template <int B, int TMAX, int R, int U>
+__device__ __forceinline__ void aff_warp_dot_staged(const aff_row (&rows)[R], int nt, int K, int kc,
+                                                    const float *smem, float (&acc)[R][TMAX]) {
+    constexpr int CPC = 128 / B;
+    const int nch = K / CPC, ldx = kc * (CPC + 4);
+    const float *xs = smem, *xsum = smem + nt * ldx;
+    int c = threadIdx.x & 31;
+    aff_batch<R, U> bt;
+    aff_load<R, U>(bt, rows, c, nch);
+    while (c < nch) {
+        aff_compute<B, TMAX, R, U>(bt, c, nch, 0, xs, xsum, ldx, kc, nt, acc);
+        c += 32 * U;
+        if (c < nch) aff_load<R, U>(bt, rows, c, nch);
+    }
+}
+
+/* Whether the kernels walk row groups after one staging of x (cuda_quant.cu; the environment
+ * variable GLMOE_CUDA_AFF_PERSIST=0 turns it off, for comparisons). */
+bool aff_persist_on(void);
+
+/* Whether x of K inputs, ntok rows, fits one slice (aff_stage_whole). */
+static inline bool aff_fits_whole(int B, int K, int kc) { return kc * (128 / B) >= K; }
+
+/* Blocks per row range when the warps walk row groups: about two blocks per SM over all the
+ * `parallel` independent ranges (experts) of the launch, at most `full` (one row group per warp). */
+static inline unsigned aff_walk_blocks(unsigned full, int sm_count, int parallel) {
+    const unsigned want = (unsigned)((2 * sm_count + parallel - 1) / (parallel > 0 ? parallel : 1));
+    return want < 1 ? 1 : want < full ? want : full;
+}
+
 /* Chunks per slice for K inputs and ntok staged rows, and the dynamic shared memory it takes. */
 static inline int aff_slice_chunks(int B, int K, int ntok) {
     const int cpc = 128 / B, nch = K / cpc > 0 ? K / cpc : 1;
