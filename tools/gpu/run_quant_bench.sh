@@ -1,39 +1,67 @@
 #!/bin/bash
 # run_quant_bench.sh — one device call: build glmoe with the CUDA backend and time quantized
 # GLM-4.5-Air on the GPU from synthetic weights quantized on the device (no file):
-#   the full 46-layer shape at q4 g64 (decode at contexts 128 / 4096 / 32768, prefill 1..4096),
-#   the 4-layer cut at q4 and q8 with the per-op table, and the 4-layer cut in bf16 beside them.
-#   tools/gpu/run_quant_bench.sh [--quick]     (--quick: the 4-layer runs only)
-# Output: $OUT/bench_*.txt and .json ($OUT defaults to ./gpu-out); a summary printed last.
+#   the 4-layer cut at q4 (prefill 1..4096, decode at 128 and 4096, the per-op table), q8 and bf16
+#   beside it, and the full 46-layer shape at q4 g64 (decode at contexts 128 / 4096 / 32768,
+#   prefill 1..4096).
+#   tools/gpu/run_quant_bench.sh [--check] [--compare] [--ncu] [--quick]
+#     --check    first the validation table of run_gpu.sh (op tests, golden cases, synthetic
+#                weights, out of memory; no timing)
+#     --compare  the 4-layer q4 run again with the per-block GEMVs (GLMOE_CUDA_AFF_PERSIST=0), and
+#                prefill of 1..16 tokens with the tensor cores from 3 and from 5 tokens
+#                (GLMOE_CUDA_AFF_GEMV_TOKENS=2, 4)
+#     --ncu      Nsight Compute on the quantized decode kernels of one layer (first launches)
+#     --quick    no 46-layer run
+# Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
 BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
 PREFIX=/tmp/glmoe-gpu-deps
-QUICK=0
-[ "${1:-}" = --quick ] && QUICK=1
-mkdir -p "$OUT"
-if [ ! -x "$BUILD/glmoe" ] || [ "${GLMOE_REBUILD:-1}" = 1 ]; then
-    . "$ROOT/tools/gpu/deps_env.sh"
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
-        "${CMAKE_EXTRA[@]}" > "$OUT/configure.log" 2>&1 &&
-        cmake --build "$BUILD" -j"$(nproc)" --target glmoe_cli > "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
-else
-    L=$PREFIX/usr/lib/x86_64-linux-gnu
-    export LD_LIBRARY_PATH=$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+LOGS=/tmp/glmoe-quant-logs
+CHECK=0 COMPARE=0 NCU=0 QUICK=0
+for a in "$@"; do
+    case $a in
+    --check) CHECK=1 ;; --compare) COMPARE=1 ;; --ncu) NCU=1 ;; --quick) QUICK=1 ;;
+    *) echo "usage: run_quant_bench.sh [--check] [--compare] [--ncu] [--quick]" >&2; exit 2 ;;
+    esac
+done
+mkdir -p "$OUT" && rm -rf "$LOGS" && mkdir -p "$LOGS"
+trap 'tar czf "$OUT/quant-logs.tgz" -C "$LOGS" . 2>/dev/null' EXIT
+if [ $CHECK = 1 ]; then
+    OUT=/tmp/glmoe-run-gpu GLMOE_GPU_LOGS=$LOGS/run_gpu bash "$ROOT/tools/gpu/run_gpu.sh" --no-synthetic > /dev/null 2>&1
+    cp /tmp/glmoe-run-gpu/table.txt "$OUT/table.txt" 2>/dev/null
+    cat "$OUT/table.txt"
 fi
+. "$ROOT/tools/gpu/deps_env.sh"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
+    "${CMAKE_EXTRA[@]}" > "$LOGS/configure.log" 2>&1 &&
+    cmake --build "$BUILD" -j"$(nproc)" --target glmoe_cli > "$LOGS/build.log" 2>&1 || { tail -20 "$LOGS/build.log"; exit 1; }
 G=$BUILD/glmoe
-echo "machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1); $(date -u +%Y-%m-%dT%H:%MZ); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)"
-run() { # name, timeout, args...
+echo "machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1); $(date -u +%Y-%m-%dT%H:%MZ); ${GLMOE_COMMIT:-}"
+run() { # name, timeout, args... (environment through env in front)
     local name=$1 t=$2
     shift 2
-    timeout "$t" "$G" bench "$@" --json "$OUT/bench_$name.json" > "$OUT/bench_$name.txt" 2>&1
-    echo "== $name (rc $?): $*"
-    grep -vE '^\s*$' "$OUT/bench_$name.txt" | tail -40
+    timeout "$t" "$@" --json "$LOGS/bench_$name.json" > "$LOGS/bench_$name.txt" 2>&1
+    echo "== $name (rc $?): $*" | sed "s|$G|glmoe|"
+    grep -vE '^\s*$' "$LOGS/bench_$name.txt" | grep -v '^  \(add_rmsnorm\|rope\|swiglu\|attn\)' | tail -45
 }
-run air4_q4 200 --config glm-4.5-air --layers 4 --quantize q4 --device cuda --lengths 1,2,4,8,16,64,128,129,512,4096 --contexts 128,4096 --steps 32
-run air4_q8 150 --config glm-4.5-air --layers 4 --quantize q8 --device cuda --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
-run air4_bf16 150 --config glm-4.5-air --layers 4 --device cuda --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
-[ $QUICK = 1 ] && exit 0
-run air46_q4 400 --config glm-4.5-air --quantize q4 --device cuda --lengths 1,8,128,512,4096 --contexts 128,4096,32768 --steps 16 --no-ops
+A4="--config glm-4.5-air --layers 4 --device cuda"
+run air4_q4 200 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16,64,128,129,512,4096 --contexts 128,4096 --steps 32
+if [ $COMPARE = 1 ]; then
+    run air4_q4_perblock 150 env GLMOE_CUDA_AFF_PERSIST=0 "$G" bench $A4 --quantize q4 --lengths 1,512 --contexts 128 --steps 32
+    for n in 2 4; do
+        run air4_q4_gemv$n 100 env GLMOE_CUDA_AFF_GEMV_TOKENS=$n "$G" bench $A4 --quantize q4 --lengths 1,2,3,4,5,6,8,12,16 --contexts 128 --steps 8 --no-ops
+    done
+fi
+run air4_q8 150 "$G" bench $A4 --quantize q8 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
+run air4_bf16 150 "$G" bench $A4 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
+[ $QUICK = 0 ] && run air46_q4 400 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,8,128,512,4096 --contexts 128,4096,32768 --steps 16 --no-ops
+if [ $NCU = 1 ]; then
+    timeout 180 ncu --clock-control none --kernel-name regex:"affine_gemv|expert_.*grouped|expert_combine|route_kernel" \
+        --launch-count 10 --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+        "$G" bench --config glm-4.5-air --layers 1 --quantize q4 --device cuda --lengths 1 --contexts 128 --steps 1 \
+        --no-ops > "$LOGS/ncu.txt" 2>&1
+    grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Grid Size|Waves Per SM|Warp Cycles Per Issued" "$LOGS/ncu.txt" | head -80
+fi

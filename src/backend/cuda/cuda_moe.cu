@@ -1013,7 +1013,7 @@ glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const fl
     const bool bf16 = tb->all_bf16;
     glmoe_status s;
 
-    if (tb->any_affine && (T <= DECODE_MAX_TOKENS || !tb->affine_tiles) &&
+    if (tb->any_affine && (T <= (tb->affine_tiles ? aff_gemv_tokens() : DECODE_MAX_TOKENS) || !tb->affine_tiles) &&
         DECODE_MAX_TOKENS * K <= MOE_GROUP_MAX_SLOTS) {
         /* Quantized experts: each selected expert read once per launch of at most
          * DECODE_MAX_TOKENS tokens (a prefill of a bank the tiles of cuda_quant_mma.cu do not
@@ -1035,7 +1035,7 @@ glmoe_status cuda_moe_experts(gm_exec *ex, float *out, bool accumulate, const fl
         }
         return GLMOE_OK;
     }
-    if (T <= DECODE_MAX_TOKENS || (tb->any_affine && !tb->affine_tiles)) {
+    if ((T <= DECODE_MAX_TOKENS && !tb->affine_tiles) || (tb->any_affine && !tb->affine_tiles)) {
         /* A bank mixing quantized and dense projections takes this path at every T (the slow path
          * for prefill, said once: the grouped tiles take all-dense or all-quantized banks), in
          * chunks of tokens that keep the grid's y under 65535. */

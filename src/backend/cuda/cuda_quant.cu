@@ -141,6 +141,18 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_persist(float *out
     }
 }
 
+/* The most tokens the GEMVs take; more go to the tensor cores (cuda_quant_mma.cu). The variable
+ * GLMOE_CUDA_AFF_GEMV_TOKENS (1..8) moves the switch, for comparing the two paths. */
+int aff_gemv_tokens(void) {
+    static int v = 0;
+    if (!v) {
+        const char *e = getenv("GLMOE_CUDA_AFF_GEMV_TOKENS");
+        const int n = e ? atoi(e) : 0;
+        v = n >= 1 && n <= AFFINE_TOKENS ? n : AFFINE_TOKENS;
+    }
+    return v;
+}
+
 /* GLMOE_CUDA_AFF_PERSIST=0: the per-block forms only (for comparisons). */
 bool aff_persist_on(void) {
     static int v = -1;
@@ -183,7 +195,7 @@ static glmoe_status affine_gemv_fast_tokens(cuda_exec *cx, float *out, const flo
 glmoe_status cuda_affine_matmul(cuda_exec *cx, float *out, const float *x, const gm_weight *W, const float *bias,
                                 int32_t T, gm_err *err) {
     const int N = (int)W->rows, K = (int)W->cols;
-    if (T > AFFINE_TOKENS) return cuda_affine_matmul_mma(cx, out, x, W, bias, T, err); /* prefill: cuda_quant_mma.cu */
+    if (T > aff_gemv_tokens()) return cuda_affine_matmul_mma(cx, out, x, W, bias, T, err); /* cuda_quant_mma.cu */
     const cu_affine a = cu_affine_of(W);
     /* x rows are 16-byte aligned when x is (K is a multiple of 32). */
     const bool fast = (aff_fast_layout(a, 4) || aff_fast_layout(a, 8)) && cu_aligned(x, 16) && K % 32 == 0;

@@ -282,6 +282,9 @@ __device__ __forceinline__ void aff_warp_dot_staged(const aff_row (&rows)[R], in
  * variable GLMOE_CUDA_AFF_PERSIST=0 turns it off, for comparisons). */
 bool aff_persist_on(void);
 
+/* The most tokens of a matmul or an experts' call the GEMVs take (cuda_quant.cu; default 8). */
+int aff_gemv_tokens(void);
+
 /* Whether x of K inputs, ntok rows, fits one slice (aff_stage_whole). */
 static inline bool aff_fits_whole(int B, int K, int kc) { return kc * (128 / B) >= K; }
 
