@@ -5,22 +5,22 @@
  * layers (gate and up fused with SwiGLU, then down) over cuda_moe.cu's tile list.
  *
  * Algorithm (one thread block per output tile BM x BN; K in stages of BK = 64):
- *   - x (float32) is converted once per call to a bf16 copy (x_bf16 pre-pass into the exec's
- *     matmul scratch; the experts' hidden h is written as bf16 by the gate/up kernel). Why a
+ *   - x (float32) is converted once per call to an fp16 copy (a pre-pass into the exec's
+ *     matmul scratch; the experts' hidden h is written as fp16 by the gate/up kernel). Why a
  *     pre-pass rather than converting on the way into shared memory: x is read once per column of
  *     blocks (N / BN times, mostly from L2); the pre-pass costs 6 bytes per element once and
  *     halves every later read, and it lets cp.async move A straight into shared memory.
- *   - A stage = BM rows x 64 bf16 of x (rows gathered through a row list for the experts) and the
+ *   - A stage = BM rows x 64 fp16 of x (rows gathered through a row list for the experts) and the
  *     packed codes of the BN weight rows x 64 columns, both by cp.async into a QMMA_STAGES-deep
  *     ring: the copies of stage kt + 3 are in flight while stage kt is multiplied.
- *   - The codes of stage kt + 1 are dequantized into a bf16 tile in shared memory (two buffers)
- *     while the tensor cores work on stage kt, w = scale * q + bias rounded once to bf16 (never a
+ *   - The codes of stage kt + 1 are dequantized into an fp16 tile in shared memory (two buffers)
+ *     while the tensor cores work on stage kt, w = scale * q + bias rounded once to fp16 (never a
  *     full-size dequantized copy in device memory). Two threads per weight row, 32 codes each, so
  *     one scale and one bias per thread and stage, loaded into registers one stage ahead.
- *     4 bits with bf16 scales: two codes per instruction (codes as bf16 128 + q, one bf16x2 FMA);
+ *     4 bits with bf16 scales: two codes per instruction (codes as fp16 1024 + q, one half2 FMA);
  *     4 and 8 bits otherwise: float32 FMA per code; 2, 3, 5, 6 bits: a generic bit-stream decoder
  *     (4-byte copies, slower, said once in the log).
- *   - MMA: mma.sync m16n8k16 bf16 -> float32, fragments by ldmatrix from XOR-swizzled 128-byte
+ *   - MMA: mma.sync m16n8k16 fp16 -> float32, fragments by ldmatrix from XOR-swizzled 128-byte
  *     rows (16-byte chunk c of row r stored at chunk c ^ (r & 7): conflict-free ldmatrix and
  *     stores). One __syncthreads per stage.
  *   - Tiles (BM x BN, warps): 128x128 (8 warps of 64x32) when the grid fills the GPU; 64x128
@@ -33,19 +33,30 @@
  * and by the dequantization that shares the SM with them (~2.5 integer/FP instructions per code
  * for q4 with bf16 scales, ~5 otherwise, against BM·2 FMAs of tensor work per code); at small T
  * by the weight bytes (each weight is read ceil(T / BM) times, not T / 8 times as by the GEMV).
- * Accuracy: x and the dequantized weight each carry a bf16 rounding (relative 2^-9), sums in
- * float32: |out - exact| <= ~2^-8 · Σ_k |x_k w_k| (tests/ops/test_ops.c, TOL_AFFINE_BF16).
+ * Accuracy: x and the dequantized weight each carry an fp16 rounding (relative 2^-12), sums in
+ * float32: |out - exact| <= ~2^-11 · Σ_k |x_k w_k| (tests/ops/test_ops.c, TOL_AFFINE_BF16 holds
+ * the bf16 bound, 8 times looser).
  *
  * Leaves out: split-K for few, wide-K tiles (a 64-token prefill of a 4096-row matrix is 64
  * blocks); Hopper's wgmma and TMA (mma.sync runs at roughly two thirds of their rate).
  * Tested by tests/ops/test_ops.c (check_affine: T 9..1100, every bit width and group size,
  * shapes not multiples of the tiles; experts T 9, 40, 200, experts unused, accumulate on/off).
  */
+#include <cuda_fp16.h>
+
 #include "backend/cuda/cuda_internal.h"
+
+/* The tensor cores' operands are fp16, not bf16: its 11-bit significand (against 8) makes the two
+ * roundings (x, and the dequantized weight) 8 times smaller, which the GPU bar needs: with bf16
+ * operands the logits of two MLX golden cases were 1.6e-2 and 2.0e-2 (relative L2) from MLX's
+ * float32 forward (H100, 2026-12-07), above the 1e-2 bar. fp16's range ends at 65504: values
+ * beyond it are clipped to ±65504 on conversion (qmma_pack; NaN passes), never turned into inf. */
+typedef __half qmma_t;
+typedef __half2 qmma_t2;
 
 #define QMMA_BK 64            /* k per stage: one or two scale groups, half of a 128 group */
 #define QMMA_STAGES 4         /* cp.async ring depth (stage kt + 3 in flight during kt) */
-#define QMMA_ROW_BYTES 128    /* a bf16 row of one stage (64 values, 8 chunks of 16 bytes) */
+#define QMMA_ROW_BYTES 128    /* an fp16 row of one stage (64 values, 8 chunks of 16 bytes) */
 #define QMMA_MOE_ROWS 64      /* rows per expert tile: the tile list's */
 
 static_assert(QMMA_MOE_ROWS == CU_TILE_M, "the expert kernels take the tile list's 64-row tiles");
@@ -74,9 +85,9 @@ __device__ __forceinline__ void qmma_ldmatrix4(uint32_t (&r)[4], uint32_t addr) 
                  : "r"(addr));
 }
 
-/* d += a · b, a 16x16 (row), b 16x8 (col), bf16 in, float32 accumulators. */
+/* d += a · b, a 16x16 (row), b 16x8 (col), fp16 in, float32 accumulators. */
 __device__ __forceinline__ void qmma_mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
                  "{%0, %1, %2, %3};\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -93,12 +104,19 @@ __device__ __forceinline__ uint32_t qmma_swz(int r, int k) {
 /* The float value of a code < 2^23, exactly (2^23 + q as a float's bits, minus 2^23). */
 __device__ __forceinline__ float qmma_code(uint32_t q) { return __uint_as_float(0x4B000000u | q) - 8388608.0f; }
 
+/* v clipped to fp16's finite range (NaN passes). */
+__device__ __forceinline__ float qmma_sat(float v) { return v > 65504.0f ? 65504.0f : v < -65504.0f ? -65504.0f : v; }
+
 __device__ __forceinline__ uint32_t qmma_pack(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    __half2 v = __floats2half2_rn(qmma_sat(lo), qmma_sat(hi));
     return *reinterpret_cast<const uint32_t *>(&v);
 }
 
-/* 8 codes (4 bits, LSB first in w) -> 8 bf16 values s·q + b, float32 FMA, one rounding to bf16. */
+/* A scale or bias that fp16 holds as a normal number (or zero): the two-codes-per-instruction
+ * decode in fp16 arithmetic keeps its 11 bits; smaller ones take the float32 decode. */
+__device__ __forceinline__ bool qmma_half_normal(float v) { return v == 0.0f || fabsf(v) >= 6.2e-5f; }
+
+/* 8 codes (4 bits, LSB first in w) -> 8 fp16 values s·q + b, float32 FMA, one rounding to fp16. */
 __device__ __forceinline__ uint4 qmma_deq4_f32(uint32_t w, float s, float b) {
     uint32_t o[4];
 #pragma unroll
@@ -107,17 +125,17 @@ __device__ __forceinline__ uint4 qmma_deq4_f32(uint32_t w, float s, float b) {
     return make_uint4(o[0], o[1], o[2], o[3]);
 }
 
-/* The same with bf16 arithmetic, two codes per instruction: the bf16 pair 0x4300|q = 128 + q
- * (exact: bf16 holds integers to 256 at that exponent), minus 128 (exact), then one bf16x2 FMA
+/* The same with fp16 arithmetic, two codes per instruction: the fp16 pair 0x6400|q = 1024 + q
+ * (exact: fp16 holds integers to 2048 at that exponent), minus 1024 (exact), then one half2 FMA
  * s·q + b, rounded once as the float32 path. (w >> 4p) & 0x000F000F holds codes p and p + 4. */
-__device__ __forceinline__ uint4 qmma_deq4_bf16(uint32_t w, __nv_bfloat162 s2, __nv_bfloat162 b2) {
-    const __nv_bfloat162 c128 = __floats2bfloat162_rn(128.0f, 128.0f);
+__device__ __forceinline__ uint4 qmma_deq4_h2(uint32_t w, __half2 s2, __half2 b2) {
+    const __half2 c1024 = __floats2half2_rn(1024.0f, 1024.0f);
     uint32_t pr[4];
 #pragma unroll
     for (int p = 0; p < 4; p++) {
-        const uint32_t t = ((w >> (4 * p)) & 0x000F000Fu) | 0x43004300u;
-        const __nv_bfloat162 q = __hsub2(*reinterpret_cast<const __nv_bfloat162 *>(&t), c128);
-        const __nv_bfloat162 v = __hfma2(s2, q, b2);
+        const uint32_t t = ((w >> (4 * p)) & 0x000F000Fu) | 0x64006400u;
+        const __half2 q = __hsub2(*reinterpret_cast<const __half2 *>(&t), c1024);
+        const __half2 v = __hfma2(s2, q, b2);
         pr[p] = *reinterpret_cast<const uint32_t *>(&v);
     }
     /* pr[p] = (value p, value p + 4): regroup into (0,1) (2,3) (4,5) (6,7). */
@@ -125,7 +143,7 @@ __device__ __forceinline__ uint4 qmma_deq4_bf16(uint32_t w, __nv_bfloat162 s2, _
                       __byte_perm(pr[0], pr[1], 0x7632), __byte_perm(pr[2], pr[3], 0x7632));
 }
 
-/* 8 codes (8 bits) from two words -> 8 bf16 values. */
+/* 8 codes (8 bits) from two words -> 8 fp16 values. */
 __device__ __forceinline__ uint4 qmma_deq8(uint32_t w0, uint32_t w1, float s, float b) {
     uint32_t o[4];
 #pragma unroll
@@ -164,11 +182,11 @@ constexpr size_t qmma_smem_bytes() {
            (size_t)QMMA_STAGES * S::BROWS * qmma_raw_words<BITS>() * 4;
 }
 
-/* What a block multiplies: A rows (bf16, row stride lda; row r is a_rows[r] when a_rows is
+/* What a block multiplies: A rows (fp16, row stride lda; row r is a_rows[r] when a_rows is
  * set; rows >= m_valid are zeros) by NB affine matrices (rows n0.. of N, K columns). */
 template <int NB>
 struct qmma_job {
-    const __nv_bfloat16 *a;
+    const qmma_t *a;
     const int32_t *a_rows;
     int64_t lda;
     int m_valid;
@@ -192,7 +210,7 @@ __device__ __forceinline__ void qmma_tile(float (&acc)[S::NB][S::MF][S::NF][4], 
 
     /* A copies: chunk kc of rows ar + i·(THREADS/8). */
     const int akc = tid & 7, ar = tid >> 3;
-    const __nv_bfloat16 *asrc[S::A_CHUNKS];
+    const qmma_t *asrc[S::A_CHUNKS];
 #pragma unroll
     for (int i = 0; i < S::A_CHUNKS; i++) {
         const int r = ar + i * (S::THREADS / 8);
@@ -246,7 +264,7 @@ __device__ __forceinline__ void qmma_tile(float (&acc)[S::NB][S::MF][S::NF][4], 
             b = cu_scale_value(biases, scale_type, g);
         }
     };
-    /* The 32 codes of stage kt -> bf16 tile buffer buf, row brow, chunks 4·half.. (zeros past N
+    /* The 32 codes of stage kt -> fp16 tile buffer buf, row brow, chunks 4·half.. (zeros past N
      * or K, so that the tensor cores never see stale or uninitialised values). */
     auto dequant = [&](int kt, int buf, float s, float b) {
         const uint32_t *src = raw + ((size_t)(kt % QMMA_STAGES) * S::BROWS + brow) * RW + half * (RW / 2);
@@ -257,10 +275,10 @@ __device__ __forceinline__ void qmma_tile(float (&acc)[S::NB][S::MF][S::NF][4], 
         } else if (BITS == 4) {
             const uint4 w = *reinterpret_cast<const uint4 *>(src);
             const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
-            if (bf16_scales) {
-                const __nv_bfloat162 s2 = __float2bfloat162_rn(s), b2 = __float2bfloat162_rn(b); /* exact */
+            if (bf16_scales && qmma_half_normal(s) && qmma_half_normal(b)) {
+                const __half2 s2 = __float2half2_rn(s), b2 = __float2half2_rn(b); /* exact (bf16 in fp16's range) */
 #pragma unroll
-                for (int c = 0; c < 4; c++) v[c] = qmma_deq4_bf16(ws[c], s2, b2);
+                for (int c = 0; c < 4; c++) v[c] = qmma_deq4_h2(ws[c], s2, b2);
             } else {
 #pragma unroll
                 for (int c = 0; c < 4; c++) v[c] = qmma_deq4_f32(ws[c], s, b);
@@ -351,7 +369,7 @@ __device__ __forceinline__ void qmma_tile(float (&acc)[S::NB][S::MF][S::NF][4], 
     /* Iteration kt: stage kt + 1's copies have landed (groups 0..kt+STAGES-2 were committed), and
      * after the barrier every thread is done with iteration kt - 1, so the slot of stage kt - 1
      * (its A rows multiplied, its codes dequantized two iterations ago) takes stage kt + 3, and
-     * the bf16 buffer of stage kt - 1 takes stage kt + 1. */
+     * the fp16 buffer of stage kt - 1 takes stage kt + 1. */
     for (int kt = 0; kt < KT; kt++) {
         qmma_wait<QMMA_STAGES - 3>();
         __syncthreads();
@@ -385,8 +403,8 @@ __device__ __forceinline__ void qmma_for_each(float (&acc)[S::NB][S::MF][S::NF][
 
 /* ---- kernels ------------------------------------------------------------------------------------ */
 
-/* x (float32) -> bf16, 4 values per step when both are 16- and 8-byte aligned and n % 4 == 0. */
-__global__ void qmma_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, int64_t n, bool vec) {
+/* x (float32) -> fp16 (clipped to its range), 4 values per step when both are 16- and 8-byte aligned and n % 4 == 0. */
+__global__ void qmma_to_half_kernel(qmma_t *dst, const float *src, int64_t n, bool vec) {
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     if (vec) {
         for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n / 4; i += stride) {
@@ -396,12 +414,12 @@ __global__ void qmma_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, int64_
         }
     } else {
         for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += stride)
-            dst[i] = __float2bfloat16_rn(src[i]);
+            dst[i] = __float2half_rn(qmma_sat(src[i]));
     }
 }
 
 template <class S, int BITS>
-__global__ void __launch_bounds__(S::THREADS, 256 / S::THREADS + 1) qmma_dense_kernel(float *out, const __nv_bfloat16 *xb,
+__global__ void __launch_bounds__(S::THREADS, 256 / S::THREADS + 1) qmma_dense_kernel(float *out, const qmma_t *xb,
                                                                                         cu_affine w, const float *bias,
                                                                                         int T, int N, int K) {
     extern __shared__ __align__(128) unsigned char qmma_sm[];
@@ -431,10 +449,10 @@ __global__ void __launch_bounds__(S::THREADS, 256 / S::THREADS + 1) qmma_dense_k
 }
 
 /* Gate and up of one expert tile (tiles[blockIdx.y] = {expert, first slot, rows}), columns
- * blockIdx.x·BN.. of Im: h[slot] = silu(x·gate^T) ⊙ x·up^T as bf16 (down's A operand), x rows
- * gathered from the bf16 copy through rows[]. */
+ * blockIdx.x·BN.. of Im: h[slot] = silu(x·gate^T) ⊙ x·up^T as fp16 (down's A operand), x rows
+ * gathered from the fp16 copy through rows[]. */
 template <class S, int BITS>
-__global__ void __launch_bounds__(S::THREADS, 2) qmma_gateup_kernel(__nv_bfloat16 *h, const __nv_bfloat16 *xb,
+__global__ void __launch_bounds__(S::THREADS, 2) qmma_gateup_kernel(qmma_t *h, const qmma_t *xb,
                                                                      const int32_t *rows, const int4 *tiles,
                                                                      const int32_t *ntiles, const cuda_expert *ex,
                                                                      int H, int Im) {
@@ -472,7 +490,7 @@ __global__ void __launch_bounds__(S::THREADS, 2) qmma_gateup_kernel(__nv_bfloat1
 
 /* Down of one expert tile: y[slot] = h[slot] · down^T (float32, for moe_combine_kernel). */
 template <class S, int BITS>
-__global__ void __launch_bounds__(S::THREADS, 2) qmma_down_kernel(float *y, const __nv_bfloat16 *h, const int4 *tiles,
+__global__ void __launch_bounds__(S::THREADS, 2) qmma_down_kernel(float *y, const qmma_t *h, const int4 *tiles,
                                                                    const int32_t *ntiles, const cuda_expert *ex, int H,
                                                                    int Im) {
     if ((int)blockIdx.y >= *ntiles) return;
@@ -515,17 +533,17 @@ static void qmma_say_generic(void) {
                 "the generic decoder of the tensor-core prefill (slower than the tuned 4 and 8 bits)");
 }
 
-static glmoe_status qmma_to_bf16(cuda_exec *cx, __nv_bfloat16 *dst, const float *src, int64_t n, gm_err *err) {
+static glmoe_status qmma_to_half(cuda_exec *cx, qmma_t *dst, const float *src, int64_t n, gm_err *err) {
     const bool vec = n % 4 == 0 && cu_aligned(src, 16) && cu_aligned(dst, 8);
     unsigned blocks = cu_blocks(vec ? n / 4 : n, 256);
     if (blocks > (unsigned)cx->cb->sm_count * 8) blocks = (unsigned)cx->cb->sm_count * 8;
-    qmma_to_bf16_kernel<<<blocks, 256, 0, cx->stream>>>(dst, src, n, vec);
+    qmma_to_half_kernel<<<blocks, 256, 0, cx->stream>>>(dst, src, n, vec);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
 
 template <class S, int BITS>
-static glmoe_status qmma_dense_launch(cuda_exec *cx, float *out, const __nv_bfloat16 *xb, const cu_affine &w,
+static glmoe_status qmma_dense_launch(cuda_exec *cx, float *out, const qmma_t *xb, const cu_affine &w,
                                       const float *bias, int T, int N, int K, gm_err *err) {
     constexpr size_t smem = qmma_smem_bytes<S, BITS>();
     static size_t allowed = 48 * 1024;
@@ -538,7 +556,7 @@ static glmoe_status qmma_dense_launch(cuda_exec *cx, float *out, const __nv_bflo
 }
 
 template <class S>
-static glmoe_status qmma_dense_bits(cuda_exec *cx, int bits, float *out, const __nv_bfloat16 *xb, const cu_affine &w,
+static glmoe_status qmma_dense_bits(cuda_exec *cx, int bits, float *out, const qmma_t *xb, const cu_affine &w,
                                     const float *bias, int T, int N, int K, gm_err *err) {
     if (bits == 4) return qmma_dense_launch<S, 4>(cx, out, xb, w, bias, T, N, K, err);
     if (bits == 8) return qmma_dense_launch<S, 8>(cx, out, xb, w, bias, T, N, K, err);
@@ -552,8 +570,8 @@ glmoe_status cuda_affine_matmul_mma(cuda_exec *cx, float *out, const float *x, c
     if ((size_t)n > cx->split_elems)
         return gm_fail(err, GLMOE_E_BACKEND, "cuda: quantized matmul of %d x %d inputs exceeds the reserved scratch (%zu)",
                        T, K, cx->split_elems);
-    __nv_bfloat16 *xb = cx->split;
-    glmoe_status s = qmma_to_bf16(cx, xb, x, n, err);
+    qmma_t *xb = reinterpret_cast<qmma_t *>(cx->split); /* the matmul scratch, as fp16 */
+    glmoe_status s = qmma_to_half(cx, xb, x, n, err);
     if (s) return s;
     const cu_affine a = cu_affine_of(W);
     const int bits = qmma_fast_bits(a.bits, a.codes);
@@ -586,7 +604,7 @@ void cuda_affine_experts_plan(cuda_expert_table *tb, const gm_experts *bank) {
 }
 
 template <int BITS>
-static glmoe_status qmma_gateup_launch(cuda_exec *cx, const __nv_bfloat16 *xb, const cuda_expert_table *tb,
+static glmoe_status qmma_gateup_launch(cuda_exec *cx, const qmma_t *xb, const cuda_expert_table *tb,
                                        unsigned max_tiles, int H, int Im, gm_err *err) {
     typedef qmma_sgu S;
     constexpr size_t smem = qmma_smem_bytes<S, BITS>();
@@ -595,7 +613,7 @@ static glmoe_status qmma_gateup_launch(cuda_exec *cx, const __nv_bfloat16 *xb, c
     if (s) return s;
     dim3 grid(cu_blocks(Im, S::BN), max_tiles);
     qmma_gateup_kernel<S, BITS><<<grid, S::THREADS, smem, cx->stream>>>(
-        (__nv_bfloat16 *)cx->moe_h, xb, cx->moe_rows, cx->moe_tiles, cx->moe_ntiles, tb->dev, H, Im);
+        (qmma_t *)cx->moe_h, xb, cx->moe_rows, cx->moe_tiles, cx->moe_ntiles, tb->dev, H, Im);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
@@ -610,7 +628,7 @@ static glmoe_status qmma_down_launch(cuda_exec *cx, const cuda_expert_table *tb,
     if (s) return s;
     dim3 grid(cu_blocks(H, S::BN), max_tiles);
     qmma_down_kernel<S, BITS><<<grid, S::THREADS, smem, cx->stream>>>(
-        cx->moe_y, (const __nv_bfloat16 *)cx->moe_h, cx->moe_tiles, cx->moe_ntiles, tb->dev, H, Im);
+        cx->moe_y, (const qmma_t *)cx->moe_h, cx->moe_tiles, cx->moe_ntiles, tb->dev, H, Im);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
@@ -622,10 +640,10 @@ glmoe_status cuda_affine_expert_tiles(cuda_exec *cx, const float *x, const cuda_
         return gm_fail(err, GLMOE_E_BACKEND, "cuda: quantized experts of %d x %d inputs exceed the reserved scratch (%zu)",
                        T, H, cx->split_elems);
     if (!tb->affine_gu_bits || !tb->affine_down_bits) qmma_say_generic();
-    __nv_bfloat16 *xb = cx->split;
-    glmoe_status s = qmma_to_bf16(cx, xb, x, n, err);
+    qmma_t *xb = reinterpret_cast<qmma_t *>(cx->split); /* the matmul scratch, as fp16 */
+    glmoe_status s = qmma_to_half(cx, xb, x, n, err);
     if (s) return s;
-    /* h (bf16) reuses moe_h, sized for as many float32 values. */
+    /* h (fp16) reuses moe_h, sized for as many float32 values. */
     switch (tb->affine_gu_bits) {
     case 4: s = qmma_gateup_launch<4>(cx, xb, tb, max_tiles, H, Im, err); break;
     case 8: s = qmma_gateup_launch<8>(cx, xb, tb, max_tiles, H, Im, err); break;
