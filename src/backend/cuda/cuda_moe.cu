@@ -424,6 +424,46 @@ __device__ bool moe_group_of(const int32_t *idx, int n, int E, int u, moe_group_
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
+/* The gate rows i0 .. i0 + RG - 1 of expert xe, then its up rows (one row set of R = 2·RG). */
+template <int B, int R>
+__device__ __forceinline__ void gateup_rows(aff_row (&rows)[R], const cuda_expert &xe, int i0, int Im) {
+    constexpr int RG = R / 2;
+#pragma unroll
+    for (int r = 0; r < RG; r++) {
+        rows[r] = aff_row_of<B>(xe.gate.q, i0 + r, i0 + r < Im);
+        rows[RG + r] = aff_row_of<B>(xe.up.q, i0 + r, i0 + r < Im);
+    }
+}
+
+/* h[slots[t]][i0 + r] = silu(gate row r · x_t) · (up row r · x_t) for t < nt (lane 0 writes). */
+template <int R, int TMAX>
+__device__ __forceinline__ void gateup_store(float *h, const float (&acc)[R][TMAX], const aff_row (&rows)[R],
+                                             const int32_t *slots, int nt, int i0, int Im) {
+    constexpr int RG = R / 2;
+#pragma unroll
+    for (int r = 0; r < RG; r++)
+#pragma unroll
+        for (int t = 0; t < TMAX; t++) {
+            if (t >= nt) break;
+            const float g = cu_warp_sum(acc[r][t]), v = cu_warp_sum(acc[RG + r][t]);
+            if ((threadIdx.x & 31) == 0 && rows[r].ok) h[(int64_t)slots[t] * Im + i0 + r] = silu_mul(g, v);
+        }
+}
+
+/* y[slots[t]][n0 + r] = down row r · h_t for t < nt (lane 0 writes). */
+template <int R, int TMAX>
+__device__ __forceinline__ void down_store(float *y, const float (&acc)[R][TMAX], const aff_row (&rows)[R],
+                                           const int32_t *slots, int nt, int n0, int H) {
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < TMAX; t++) {
+            if (t >= nt) break;
+            const float v = cu_warp_sum(acc[r][t]);
+            if ((threadIdx.x & 31) == 0 && rows[r].ok) y[(int64_t)slots[t] * H + n0 + r] = v;
+        }
+}
+
 /* Gate and up rows i0 .. i0 + RG - 1 per warp (RG = R/2), for the slots of one expert; the block
  * takes row ranges blockIdx.x, + gridDim.x, ... (one with a full grid). With `whole` (x of the
  * fast layout in one slice: aff_stage_whole), x is staged once and each warp walks its rows. */
@@ -448,25 +488,10 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) expert_gateup_grouped(float *h
         aff_stage_whole<B>(smem, xrow, grp.count, H, kc);
         for (int i0 = (blockIdx.x * AFF_WARPS + warp) * RG; i0 < Im; i0 += step) {
             aff_row rows[R];
-#pragma unroll
-            for (int r = 0; r < RG; r++) {
-                rows[r] = aff_row_of<B>(xe.gate.q, i0 + r, i0 + r < Im);
-                rows[RG + r] = aff_row_of<B>(xe.up.q, i0 + r, i0 + r < Im);
-            }
-            float acc[R][TMAX];
-#pragma unroll
-            for (int r = 0; r < R; r++)
-#pragma unroll
-                for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+            gateup_rows<B, R>(rows, xe, i0, Im);
+            float acc[R][TMAX] = {};
             aff_warp_dot_staged<B, TMAX, R, U>(rows, grp.count, H, kc, smem, acc);
-#pragma unroll
-            for (int r = 0; r < RG; r++)
-#pragma unroll
-                for (int t = 0; t < TMAX; t++) {
-                    if (t >= grp.count) break;
-                    const float g = cu_warp_sum(acc[r][t]), v = cu_warp_sum(acc[RG + r][t]);
-                    if (lane == 0 && rows[r].ok) h[(int64_t)grp.slots[t] * Im + i0 + r] = silu_mul(g, v);
-                }
+            gateup_store<R, TMAX>(h, acc, rows, grp.slots, grp.count, i0, Im);
         }
         return;
     }
@@ -474,28 +499,13 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) expert_gateup_grouped(float *h
         const int i0 = base + warp * RG;
         if (fast) {
             aff_row rows[R];
-#pragma unroll
-            for (int r = 0; r < RG; r++) {
-                rows[r] = aff_row_of<B>(xe.gate.q, i0 + r, i0 + r < Im);
-                rows[RG + r] = aff_row_of<B>(xe.up.q, i0 + r, i0 + r < Im);
-            }
+            gateup_rows<B, R>(rows, xe, i0, Im);
             for (int b0 = 0; b0 < grp.count; b0 += TMAX) {
                 const int nt = min(TMAX, grp.count - b0);
                 if (threadIdx.x < nt) xrow[threadIdx.x] = x + (int64_t)(grp.slots[b0 + threadIdx.x] / K) * H;
-                float acc[R][TMAX];
-#pragma unroll
-                for (int r = 0; r < R; r++)
-#pragma unroll
-                    for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+                float acc[R][TMAX] = {};
                 aff_block_dot<B, TMAX, R, U>(rows, xrow, nt, H, kc, smem, acc);
-#pragma unroll
-                for (int r = 0; r < RG; r++)
-#pragma unroll
-                    for (int t = 0; t < TMAX; t++) {
-                        if (t >= nt) break;
-                        const float g = cu_warp_sum(acc[r][t]), v = cu_warp_sum(acc[RG + r][t]);
-                        if (lane == 0 && rows[r].ok) h[(int64_t)grp.slots[b0 + t] * Im + i0 + r] = silu_mul(g, v);
-                    }
+                gateup_store<R, TMAX>(h, acc, rows, grp.slots + b0, nt, i0, Im);
             }
             continue;
         }
@@ -536,20 +546,9 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) expert_down_grouped(float *y, 
             aff_row rows[R];
 #pragma unroll
             for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(xe.down.q, n0 + r, n0 + r < H);
-            float acc[R][TMAX];
-#pragma unroll
-            for (int r = 0; r < R; r++)
-#pragma unroll
-                for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+            float acc[R][TMAX] = {};
             aff_warp_dot_staged<B, TMAX, R, U>(rows, grp.count, Im, kc, smem, acc);
-#pragma unroll
-            for (int r = 0; r < R; r++)
-#pragma unroll
-                for (int t = 0; t < TMAX; t++) {
-                    if (t >= grp.count) break;
-                    const float v = cu_warp_sum(acc[r][t]);
-                    if (lane == 0 && rows[r].ok) y[(int64_t)grp.slots[t] * H + n0 + r] = v;
-                }
+            down_store<R, TMAX>(y, acc, rows, grp.slots, grp.count, n0, H);
         }
         return;
     }
@@ -562,20 +561,9 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) expert_down_grouped(float *y, 
             for (int b0 = 0; b0 < grp.count; b0 += TMAX) {
                 const int nt = min(TMAX, grp.count - b0);
                 if (threadIdx.x < nt) xrow[threadIdx.x] = h + (int64_t)grp.slots[b0 + threadIdx.x] * Im;
-                float acc[R][TMAX];
-#pragma unroll
-                for (int r = 0; r < R; r++)
-#pragma unroll
-                    for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+                float acc[R][TMAX] = {};
                 aff_block_dot<B, TMAX, R, U>(rows, xrow, nt, Im, kc, smem, acc);
-#pragma unroll
-                for (int r = 0; r < R; r++)
-#pragma unroll
-                    for (int t = 0; t < TMAX; t++) {
-                        if (t >= nt) break;
-                        const float v = cu_warp_sum(acc[r][t]);
-                        if (lane == 0 && rows[r].ok) y[(int64_t)grp.slots[b0 + t] * H + n0 + r] = v;
-                    }
+                down_store<R, TMAX>(y, acc, rows, grp.slots + b0, nt, n0, H);
             }
             continue;
         }

@@ -69,6 +69,22 @@ __global__ void __launch_bounds__(AFFINE_WARPS * 32) affine_gemv_kernel(float *o
     }
 }
 
+/* out[t][n0 + r] = row r · x_t (+ bias) for t < T: the lanes' partial sums reduced, lane 0 writes. */
+template <int R, int TMAX>
+__device__ __forceinline__ void aff_store_rows(float *out, const float (&acc)[R][TMAX], const aff_row (&rows)[R],
+                                               const float *bias, int n0, int N, int T) {
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const float b = bias && rows[r].ok ? bias[n0 + r] : 0.0f;
+#pragma unroll
+        for (int t = 0; t < TMAX; t++) {
+            if (t >= T) break;
+            const float v = cu_warp_sum(acc[r][t]);
+            if ((threadIdx.x & 31) == 0 && rows[r].ok) out[(int64_t)t * N + n0 + r] = v + b;
+        }
+    }
+}
+
 /* B-bit codes (4 or 8), T <= TMAX tokens: warp w of block i owns rows (i·AFF_WARPS + w)·R ..
  * + R - 1 (rows past N read nothing and are not written); the block stages x in slices of kc
  * chunks (cuda_quant_gemv.h). FLOPs, bytes and bound: the file comment. */
@@ -89,16 +105,7 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_fast(float *out, c
 #pragma unroll
         for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
     aff_block_dot<B, TMAX, R, U>(rows, xrow, T, K, kc, reinterpret_cast<float *>(aff_smem), acc);
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const float b = bias && rows[r].ok ? bias[n0 + r] : 0.0f;
-#pragma unroll
-        for (int t = 0; t < TMAX; t++) {
-            if (t >= T) break;
-            const float v = cu_warp_sum(acc[r][t]);
-            if ((threadIdx.x & 31) == 0 && rows[r].ok) out[(int64_t)t * N + n0 + r] = v + b;
-        }
-    }
+    aff_store_rows<R, TMAX>(out, acc, rows, bias, n0, N, T);
 }
 
 /* The same dot products when x fits shared memory in one slice (T <= 2 at the decode shapes): a
@@ -116,28 +123,15 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) affine_gemv_persist(float *out
     if (threadIdx.x < T) xrow[threadIdx.x] = x + (int64_t)threadIdx.x * K;
     float *smem = reinterpret_cast<float *>(aff_smem);
     aff_stage_whole<B>(smem, xrow, T, K, kc);
-    const int lane = threadIdx.x & 31, groups = (N + R - 1) / R;
+    const int groups = (N + R - 1) / R;
     for (int gi = blockIdx.x * AFF_WARPS + (threadIdx.x >> 5); gi < groups; gi += gridDim.x * AFF_WARPS) {
         const int n0 = gi * R;
         aff_row rows[R];
 #pragma unroll
         for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(w, n0 + r, n0 + r < N);
-        float acc[R][TMAX];
-#pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int t = 0; t < TMAX; t++) acc[r][t] = 0.0f;
+        float acc[R][TMAX] = {};
         aff_warp_dot_staged<B, TMAX, R, U>(rows, T, K, kc, smem, acc);
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            const float b = bias && rows[r].ok ? bias[n0 + r] : 0.0f;
-#pragma unroll
-            for (int t = 0; t < TMAX; t++) {
-                if (t >= T) break;
-                const float v = cu_warp_sum(acc[r][t]);
-                if (lane == 0 && rows[r].ok) out[(int64_t)t * N + n0 + r] = v + b;
-            }
-        }
+        aff_store_rows<R, TMAX>(out, acc, rows, bias, n0, N, T);
     }
 }
 
