@@ -57,4 +57,9 @@ static inline bool config_layer_is_moe(const gm_config *c, int layer) {
     return layer >= c->first_k_dense_replace;
 }
 
+/* 1 when a MoE layer's shared expert has the routed experts' shape (a single one) and so joins
+ * their bank as its last entry, chosen by every token (weights.c finish_experts): one more expert
+ * in the bank and one more slot per token. 0 otherwise. */
+static inline int32_t config_shared_in_bank(const gm_config *c) { return c->n_shared_experts == 1; }
+
 #endif

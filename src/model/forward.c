@@ -58,7 +58,7 @@ gm_exec_sizes model_exec_sizes(const gm_config *c, int32_t n_batch, int32_t n_ct
     const int64_t H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t Im = c->moe_intermediate_size, Is = Im * c->n_shared_experts;
     const bool moe = c->first_k_dense_replace < c->n_layers && c->n_experts > 0;
-    const int32_t folded = c->n_shared_experts == 1; /* the shared expert joins the bank (weights.c) */
+    const int32_t folded = config_shared_in_bank(c);
     const int64_t max_in = max64(max64(H, QD), max64(c->intermediate_size, max64(Is, Im)));
     const int64_t max_out = max64(max64(max64(H, QD), KD), max64(max64(c->intermediate_size, Is),
                                                                  max64(c->vocab_size, max64(Im, c->n_experts))));
@@ -85,7 +85,7 @@ static void state_buffers(gm_state *st, const gm_config *c, int32_t n_batch, int
     const int64_t T = n_batch, H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t ffn = max64(c->intermediate_size, (int64_t)c->moe_intermediate_size * c->n_shared_experts);
-    const int64_t K = (c->n_experts_per_tok > 0 ? c->n_experts_per_tok : 1) + (c->n_shared_experts == 1);
+    const int64_t K = (c->n_experts_per_tok > 0 ? c->n_experts_per_tok : 1) + config_shared_in_bank(c);
     const state_buf bufs[STATE_BUFS] = {
         {(void **)&st->ids, T * 4},         {(void **)&st->pos, T * 4},
         {(void **)&st->x, T * H * 4},       {(void **)&st->xn, T * H * 4},

@@ -408,7 +408,7 @@ static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const
 static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
     const gm_config *c = b->cfg;
     const int64_t E = c->n_experts, H = c->hidden_size, Im = c->moe_intermediate_size;
-    const int64_t slots = E + (c->n_shared_experts == 1);
+    const int64_t slots = E + config_shared_in_bank(c);
     static const role experts = {"routed experts", "n_routed_experts, moe_intermediate_size, hidden_size"};
     bank->gate = calloc((size_t)slots, sizeof(gm_weight));
     bank->up = calloc((size_t)slots, sizeof(gm_weight));
@@ -449,7 +449,7 @@ static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
  * bank (prepare_experts). */
 static glmoe_status finish_experts(binder *b, gm_layer *L, int i) {
     gm_experts *bank = &L->experts;
-    if (b->cfg->n_shared_experts == 1) {
+    if (config_shared_in_bank(b->cfg)) {
         const int32_t e = bank->n;
         bank->gate[e] = L->sh_gate;
         bank->up[e] = L->sh_up;

@@ -450,6 +450,13 @@ __device__ __forceinline__ void gateup_store(float *h, const float (&acc)[R][TMA
         }
 }
 
+/* The down rows n0 .. n0 + R - 1 of expert xe. */
+template <int B, int R>
+__device__ __forceinline__ void down_rows(aff_row (&rows)[R], const cuda_expert &xe, int n0, int H) {
+#pragma unroll
+    for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(xe.down.q, n0 + r, n0 + r < H);
+}
+
 /* y[slots[t]][n0 + r] = down row r · h_t for t < nt (lane 0 writes). */
 template <int R, int TMAX>
 __device__ __forceinline__ void down_store(float *y, const float (&acc)[R][TMAX], const aff_row (&rows)[R],
@@ -544,8 +551,7 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) expert_down_grouped(float *y, 
         aff_stage_whole<B>(smem, xrow, grp.count, Im, kc);
         for (int n0 = (blockIdx.x * AFF_WARPS + warp) * R; n0 < H; n0 += step) {
             aff_row rows[R];
-#pragma unroll
-            for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(xe.down.q, n0 + r, n0 + r < H);
+            down_rows<B, R>(rows, xe, n0, H);
             float acc[R][TMAX] = {};
             aff_warp_dot_staged<B, TMAX, R, U>(rows, grp.count, Im, kc, smem, acc);
             down_store<R, TMAX>(y, acc, rows, grp.slots, grp.count, n0, H);
@@ -556,8 +562,7 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) expert_down_grouped(float *y, 
         const int n0 = base + warp * R;
         if (fast) {
             aff_row rows[R];
-#pragma unroll
-            for (int r = 0; r < R; r++) rows[r] = aff_row_of<B>(xe.down.q, n0 + r, n0 + r < H);
+            down_rows<B, R>(rows, xe, n0, H);
             for (int b0 = 0; b0 < grp.count; b0 += TMAX) {
                 const int nt = min(TMAX, grp.count - b0);
                 if (threadIdx.x < nt) xrow[threadIdx.x] = h + (int64_t)grp.slots[b0 + threadIdx.x] * Im;
