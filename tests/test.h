@@ -21,7 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* A test built from several files (TEST_SHARED_COUNTERS, set by its CMake target) counts in one
+ * pair of counters, defined by the file that prints the summary (TEST_COUNTERS_DEFINE); else each
+ * test file has its own. */
+#if defined(TEST_SHARED_COUNTERS) && !defined(TEST_COUNTERS_DEFINE)
+extern int t_passed, t_failed;
+#elif defined(TEST_SHARED_COUNTERS)
+int t_passed, t_failed;
+#else
 static int t_passed, t_failed;
+#endif
 
 #define CHECK(cond, ...)                                                                        \
     do {                                                                                        \

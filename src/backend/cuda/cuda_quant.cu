@@ -18,7 +18,7 @@
  *     the log and listed in BENCHMARKS.md.
  *   - T > AFFINE_TOKENS (prefill): the tensor-core GEMM of cuda_quant_mma.cu.
  * embed: the row of each id decoded exactly (cu_affine_elem), one block per token.
- * Tested by tests/ops/test_ops.c (check_affine: every bit width x group x scale dtype, T 1..8 and
+ * Tested by tests/ops/check_affine.c (check_affine: every bit width x group x scale dtype, T 1..8 and
  * beyond, N not a multiple of the rows per block, K of one and several slices) against the
  * float64 reference, and by the MLX golden cases in tools/gpu/run_gpu.sh (float32 KV cache: the
  * general decoder within 7e-6 of MLX on an H100, 2026-12-07).

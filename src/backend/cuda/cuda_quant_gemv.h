@@ -28,7 +28,7 @@
  *   - Σ_k x_k per chunk and token is computed once when x is staged.
  * Error: the two terms s·Σxq and b·Σx are each about as large as the chunk's contribution, so
  * the float32 error stays at a few ulps of Σ|x|·|w| per chunk, as for a dot product of decoded
- * weights: the op tests (tests/ops/test_ops.c check_affine, against a float64 reference at
+ * weights: the op tests (tests/ops/check_affine.c, against a float64 reference at
  * 1e-5 relative) hold it with two orders of magnitude to spare (estimated ~1e-7).
  *
  * x in shared memory: [token][chunk][128/B + 4 floats] (scaled copies; the 4-float pad makes

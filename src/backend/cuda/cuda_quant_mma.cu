@@ -34,12 +34,12 @@
  * for q4 with bf16 scales, ~5 otherwise, against BM·2 FMAs of tensor work per code); at small T
  * by the weight bytes (each weight is read ceil(T / BM) times, not T / 8 times as by the GEMV).
  * Accuracy: x and the dequantized weight each carry an fp16 rounding (relative 2^-12), sums in
- * float32: |out - exact| <= ~2^-11 · Σ_k |x_k w_k| (tests/ops/test_ops.c, TOL_AFFINE_TC; the
+ * float32: |out - exact| <= ~2^-11 · Σ_k |x_k w_k| (tests/ops/checks.h, TOL_AFFINE_TC; the
  * worst case of the op tests on an H100: 2.6e-4 of Σ|terms|).
  *
  * Leaves out: split-K for few, wide-K tiles (a 64-token prefill of a 4096-row matrix is 64
  * blocks); Hopper's wgmma and TMA (mma.sync runs at roughly two thirds of their rate).
- * Tested by tests/ops/test_ops.c (check_affine: T 9..1100, every bit width and group size,
+ * Tested by tests/ops/check_affine.c (check_affine_prefill: T 9..1100, every bit width and group size,
  * shapes not multiples of the tiles; experts T 9, 40, 200, experts unused, accumulate on/off).
  */
 #include <cuda_fp16.h>

@@ -1,0 +1,58 @@
+/*
+ * checks.h — what the op checks of tests/ops share across files (test_ops.c runs them;
+ * check_affine.c holds the affine ones): the op groups, the float32 tolerances both use, and
+ * small helpers.
+ */
+#ifndef GLMOE_TESTS_OPS_CHECKS_H
+#define GLMOE_TESTS_OPS_CHECKS_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ops/harness.h"
+#include "ops/reference.h"
+
+/* float32 tolerances on ||out - ref|| / ||ref|| (test_ops.c says how they are chosen). */
+#define TOL_MATMUL 1e-5
+#define TOL_EXPERTS 1e-5
+/* Prefill with affine weights on the GPU (T > 8: cuda_quant_mma.cu) multiplies fp16 copies of
+ * the activations by weights dequantized to fp16 on the tensor cores. Each rounding is relative
+ * 2^-12, so each term x_k·w_k is off by at most 2^-11 (+2^-24) of |x_k·w_k|, and the float32 sums
+ * (the tensor cores may truncate) add at most K·2^-23 <= 2^-12 of Σ|terms| for K <= 2048. So
+ * the check is max |out - ref| / Σ_k |x_k·w_k| (+ |bias|) <= 2^-11 + 2^-12 ≈ 7.3e-4 for every
+ * element: a bound no correct kernel exceeds (the worst case on an H100, 2026-12-07: 2.6e-4),
+ * where a wrong code, scale, group or k offset moves some element by 1e-2 or more of its terms
+ * (a relative L2 of 1e-2 would let whole wrong groups through). The experts propagate it through
+ * SwiGLU to first order (experts_terms). 0 while a backend computes in float32 (the CPU; the
+ * GPU's T <= 8), checked at TOL_MATMUL / TOL_EXPERTS. */
+#define TOL_AFFINE_TC (0x1p-11 + 0x1p-12)
+/* Of the backend under test, for T > 8 (set by ops_check_backend; check_affine.c). */
+extern double ops_tol_affine_prefill;
+
+typedef struct op_groups {
+    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, route, experts, graph, affine,
+        affine_prefill;
+} op_groups;
+
+/* Reports an op that returned an error where success was expected. */
+static inline bool op_ok(ops_ctx *c, ops_stats *st, glmoe_status s, const char *what) {
+    if (s == GLMOE_OK) return true;
+    fprintf(stderr, "[%s] FAIL %s: the op returned status %d: %s\n", c->label, what, (int)s, c->err.msg);
+    ops_stats_fail(st);
+    return false;
+}
+
+static inline ref_dtype dtype_of(int i) { return (ref_dtype)(i % 3); }
+
+/* A host f32 vector [1, n] holding exactly v. */
+static inline ops_host_matrix *host_vector_f32(ops_ctx *c, const float *v, int64_t n, bool unaligned) {
+    ops_host_matrix *m = ops_host_matrix_new(c, REF_F32, 1, n, 1.0, unaligned);
+    memcpy((void *)m->ref.data, v, (size_t)n * sizeof *v);
+    return m;
+}
+
+/* check_affine.c */
+void check_affine(ops_ctx *c, op_groups *g);
+void check_affine_prefill(ops_ctx *c, op_groups *g);
+
+#endif
