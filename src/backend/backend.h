@@ -224,6 +224,12 @@ typedef struct gm_backend_ops {
     glmoe_status (*matmul)(gm_exec *ex, float *out, const float *x, const gm_weight *W,
                            const gm_weight *bias, int32_t T, gm_err *err);
 
+    /* Optional (NULL: matmul once per weight): out[i][T, W[i].rows] = x[T, cols] · W[i]^T
+     * (+ bias[i][W[i].rows] if bias[i] and bias[i]->data) for i < n <= 3, weights of the same
+     * cols sharing x (q, k and v): one launch where the backend can. */
+    glmoe_status (*matmul_n)(gm_exec *ex, float *const *out, const float *x, const gm_weight *const *W,
+                             const gm_weight *const *bias, int n, int32_t T, gm_err *err);
+
     /* Half-split RoPE in place on the first rotary_dim dims of every head of x[T, n_heads, head_dim];
      * token t is at position pos[t]. */
     glmoe_status (*rope)(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads,

@@ -219,9 +219,15 @@ static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_st
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
     glmoe_status s;
-    TRY(op->matmul(ex, st->q, st->xn, &L->wq, &L->bq, T, err));
-    TRY(op->matmul(ex, st->k, st->xn, &L->wk, &L->bk, T, err));
-    TRY(op->matmul(ex, st->v, st->xn, &L->wv, &L->bv, T, err));
+    if (op->matmul_n) {
+        float *const outs[3] = {st->q, st->k, st->v};
+        const gm_weight *const ws[3] = {&L->wq, &L->wk, &L->wv}, *const bs[3] = {&L->bq, &L->bk, &L->bv};
+        TRY(op->matmul_n(ex, outs, st->xn, ws, bs, 3, T, err));
+    } else {
+        TRY(op->matmul(ex, st->q, st->xn, &L->wq, &L->bq, T, err));
+        TRY(op->matmul(ex, st->k, st->xn, &L->wk, &L->bk, T, err));
+        TRY(op->matmul(ex, st->v, st->xn, &L->wv, &L->bv, T, err));
+    }
     if (c->use_qk_norm) { /* RMSNorm over each head's D values, before RoPE */
         TRY(op->add_rmsnorm(ex, st->q, st->q, NULL, &L->q_norm, (int64_t)T * c->n_heads, c->head_dim,
                             c->rms_norm_eps, err));
@@ -253,8 +259,14 @@ static glmoe_status mlp(gm_state *st, const gm_weight *gate, const gm_weight *up
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
     glmoe_status s;
-    TRY(op->matmul(ex, st->ffn_a, st->xn, gate, NULL, T, err));
-    TRY(op->matmul(ex, st->ffn_b, st->xn, up, NULL, T, err));
+    if (op->matmul_n) {
+        float *const outs[2] = {st->ffn_a, st->ffn_b};
+        const gm_weight *const ws[2] = {gate, up};
+        TRY(op->matmul_n(ex, outs, st->xn, ws, NULL, 2, T, err));
+    } else {
+        TRY(op->matmul(ex, st->ffn_a, st->xn, gate, NULL, T, err));
+        TRY(op->matmul(ex, st->ffn_b, st->xn, up, NULL, T, err));
+    }
     TRY(op->swiglu(ex, st->ffn_a, st->ffn_a, st->ffn_b, (int64_t)T * gate->rows, err));
     TRY(op->matmul(ex, out, st->ffn_a, down, NULL, T, err));
     return GLMOE_OK;

@@ -11,6 +11,7 @@
 #include "test.h"
 
 double ops_tol_affine_prefill = 0.0;
+double ops_tol_affine_gemv = 0.0;
 
 /* ---- affine (MLX-quantized) weights ------------------------------------------------------------ */
 
@@ -56,11 +57,14 @@ static bool compare_terms(ops_ctx *c, ops_stats *st, const char *what, const flo
 }
 
 /* An affine matmul's result against the reference: in float32 terms (ops_compare) unless the
- * backend takes T > 8 in bf16 (ops_tol_affine_prefill), then per element against Σ|x·w| + |bias|. */
+ * backend takes it on the tensor cores in fp16 (T > 8: ops_tol_affine_prefill; T <= 8 with 4 or 8
+ * bits in the fast layout, gemv_tc: ops_tol_affine_gemv), then per element against
+ * Σ|x·w| + |bias|. */
 static bool affine_matmul_ok(ops_ctx *c, ops_stats *st, const char *what, const float *out, const double *ref,
-                             const float *x, const ref_matrix *W, const double *bias, int32_t T) {
+                             const float *x, const ref_matrix *W, const double *bias, int32_t T, bool gemv_tc) {
     const int64_t N = W->rows, K = W->cols;
-    if (T <= 8 || ops_tol_affine_prefill <= 0) return ops_compare(c, st, what, out, ref, (size_t)(T * N), TOL_MATMUL);
+    const double tol = T > 8 ? ops_tol_affine_prefill : gemv_tc ? ops_tol_affine_gemv : 0.0;
+    if (tol <= 0) return ops_compare(c, st, what, out, ref, (size_t)(T * N), TOL_MATMUL);
     double *w = ref_decode(W), *mag = malloc((size_t)(T * N) * sizeof *mag);
     for (int64_t t = 0; t < T; t++)
         for (int64_t n = 0; n < N; n++) {
@@ -68,7 +72,7 @@ static bool affine_matmul_ok(ops_ctx *c, ops_stats *st, const char *what, const 
             for (int64_t k = 0; k < K; k++) m += fabs((double)x[t * K + k] * w[n * K + k]);
             mag[t * N + n] = m;
         }
-    bool ok = compare_terms(c, st, what, out, ref, mag, (size_t)(T * N), ops_tol_affine_prefill);
+    bool ok = compare_terms(c, st, what, out, ref, mag, (size_t)(T * N), tol);
     free(w);
     free(mag);
     return ok;
@@ -115,12 +119,13 @@ static void experts_terms(double *mag, const float *x, const int32_t *idx, const
 static bool affine_experts_ok(ops_ctx *c, ops_stats *st, const char *what, const float *out, const double *ref,
                               const float *x, const int32_t *idx, const float *rw, int32_t K, int32_t E,
                               const ref_matrix *rg, const ref_matrix *ru, const ref_matrix *rd, int32_t T,
-                              const float *init) {
+                              const float *init, bool gemv_tc) {
     const int64_t H = rd[0].rows;
-    if (T <= 8 || ops_tol_affine_prefill <= 0) return ops_compare(c, st, what, out, ref, (size_t)(T * H), TOL_EXPERTS);
+    const double tol = T > 8 ? ops_tol_affine_prefill : gemv_tc ? ops_tol_affine_gemv : 0.0;
+    if (tol <= 0) return ops_compare(c, st, what, out, ref, (size_t)(T * H), TOL_EXPERTS);
     double *mag = malloc((size_t)(T * H) * sizeof *mag);
     experts_terms(mag, x, idx, rw, K, E, rg, ru, rd, T, init);
-    bool ok = compare_terms(c, st, what, out, ref, mag, (size_t)(T * H), ops_tol_affine_prefill);
+    bool ok = compare_terms(c, st, what, out, ref, mag, (size_t)(T * H), tol);
     free(mag);
     return ok;
 }
@@ -154,7 +159,8 @@ static void affine_matmul_case(ops_ctx *c, op_groups *g, int bits, int group, re
               ops_download_f(c, out, dout, (size_t)T * N, what);
     if (ok) {
         ref_matmul(ref, x, &hw->ref, bias_ref, T);
-        ok = affine_matmul_ok(c, &g->affine, what, out, ref, x, &hw->ref, bias_ref, T);
+        ok = affine_matmul_ok(c, &g->affine, what, out, ref, x, &hw->ref, bias_ref, T,
+                              (bits == 4 || bits == 8) && !unaligned && !x_offset);
     }
     CHECK(ok, "%s", what);
     if (xs != x) free(xs);
@@ -178,6 +184,7 @@ typedef struct affine_experts_case {
     ref_dtype st;
     affine_routing routing;
     bool accumulate, mixed;
+    bool aligned; /* every expert at an aligned address (else every third is not: the general decoder) */
 } affine_experts_case;
 
 static void affine_experts_case_run(ops_ctx *c, op_groups *g, const affine_experts_case *cs) {
@@ -189,10 +196,11 @@ static void affine_experts_case_run(ops_ctx *c, op_groups *g, const affine_exper
         snprintf(what, sizeof what, "moe_experts T=%d E=%d K=%d H=%d Im=%d mixed q8/q3/bf16, %s, %s", T, E, K, H, Im,
                  routing_names[cs->routing], cs->accumulate ? "accumulate" : "overwrite");
     else
-        snprintf(what, sizeof what, "moe_experts T=%d E=%d K=%d H=%d Im=%d gate/up %s%d g%d, down %s%d g%d, %s scales, %s, %s",
+        snprintf(what, sizeof what, "moe_experts T=%d E=%d K=%d H=%d Im=%d gate/up %s%d g%d, down %s%d g%d, %s scales, %s, %s%s",
                  T, E, K, H, Im, cs->gateup.bits ? "q" : "bf", cs->gateup.bits ? cs->gateup.bits : 16,
                  cs->gateup.group, cs->down.bits ? "q" : "bf", cs->down.bits ? cs->down.bits : 16, cs->down.group,
-                 ref_dtype_name(cs->st), routing_names[cs->routing], cs->accumulate ? "accumulate" : "overwrite");
+                 ref_dtype_name(cs->st), routing_names[cs->routing], cs->accumulate ? "accumulate" : "overwrite",
+                 cs->aligned ? ", all aligned" : "");
     ref_matrix rg[MAX_E], ru[MAX_E], rd[MAX_E];
     gm_weight wg[MAX_E], wu[MAX_E], wd[MAX_E];
     bool bound = E <= MAX_E;
@@ -205,7 +213,7 @@ static void affine_experts_case_run(ops_ctx *c, op_groups *g, const affine_exper
                 static const affine_proj_format rot[3] = {{8, 64}, {3, 32}, {0, 0}};
                 f = rot[(e + p) % 3];
             }
-            h[p] = f.bits ? ops_affine_matrix_new(c, f.bits, f.group, cs->st, rows, cols, 0.3, e % 3 == 1)
+            h[p] = f.bits ? ops_affine_matrix_new(c, f.bits, f.group, cs->st, rows, cols, 0.3, !cs->aligned && e % 3 == 1)
                           : ops_host_matrix_new(c, REF_BF16, rows, cols, 0.3, e % 3 == 2);
         }
         gm_weight *pg = ops_bind(c, h[0], GM_BIND_MATRIX), *pu = ops_bind(c, h[1], GM_BIND_MATRIX),
@@ -245,8 +253,9 @@ static void affine_experts_case_run(ops_ctx *c, op_groups *g, const affine_exper
     if (ok) {
         for (int64_t i = 0; i < (int64_t)T * H; i++) ref[i] = cs->accumulate ? init[i] : 0.0;
         ref_moe_experts(ref, x, idx, rw, K, rg, ru, rd, T);
+        const bool tc_bits = (cs->gateup.bits == 4 || cs->gateup.bits == 8) && (cs->down.bits == 4 || cs->down.bits == 8);
         ok = affine_experts_ok(c, &g->affine, what, out, ref, x, idx, rw, K, E, rg, ru, rd, T,
-                               cs->accumulate ? init : NULL);
+                               cs->accumulate ? init : NULL, cs->aligned && tc_bits && !cs->mixed);
     }
     CHECK(ok, "%s", what);
     free(idx);
@@ -324,39 +333,48 @@ void check_affine(ops_ctx *c, op_groups *g) {
     const affine_proj_format q4g64 = {4, 64}, bf16 = {0, 0};
     const affine_experts_case cases[] = {
         /* q4 g64, T 1..8, tokens sharing experts */
-        {1, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
-        {2, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false},
-        {3, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
-        {4, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false},
-        {5, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
-        {6, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false},
-        {7, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
-        {8, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false},
+        {1, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false, false},
+        {2, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false, false},
+        {3, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false, false},
+        {4, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false, false},
+        {5, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false, false},
+        {6, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false, false},
+        {7, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false, false},
+        {8, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false, false},
         /* disjoint experts, and every token the same experts (8 slots per expert) */
-        {8, 32, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_DISJOINT, false, false},
-        {3, 32, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_DISJOINT, true, false},
-        {8, 16, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SAME, true, false},
-        {5, 16, 2, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SAME, false, false},
+        {8, 32, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_DISJOINT, false, false, false},
+        {3, 32, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_DISJOINT, true, false, false},
+        {8, 16, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SAME, true, false, false},
+        {5, 16, 2, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SAME, false, false, false},
         /* 8 and 4 bits at every group and scale dtype */
-        {2, 8, 3, 128, 128, {8, 32}, {8, 128}, REF_F16, ROUTE_SHARED, false, false},
-        {4, 8, 3, 256, 64, {8, 64}, {8, 32}, REF_F32, ROUTE_SHARED, true, false},
-        {1, 8, 3, 128, 128, {4, 128}, {4, 32}, REF_F16, ROUTE_SHARED, true, false},
-        {6, 8, 3, 256, 128, {4, 32}, {4, 128}, REF_F32, ROUTE_SHARED, false, false},
-        {8, 8, 2, 128, 64, {8, 128}, {8, 64}, REF_BF16, ROUTE_SHARED, false, false},
+        {2, 8, 3, 128, 128, {8, 32}, {8, 128}, REF_F16, ROUTE_SHARED, false, false, false},
+        {4, 8, 3, 256, 64, {8, 64}, {8, 32}, REF_F32, ROUTE_SHARED, true, false, false},
+        {1, 8, 3, 128, 128, {4, 128}, {4, 32}, REF_F16, ROUTE_SHARED, true, false, false},
+        {6, 8, 3, 256, 128, {4, 32}, {4, 128}, REF_F32, ROUTE_SHARED, false, false, false},
+        {8, 8, 2, 128, 64, {8, 128}, {8, 64}, REF_BF16, ROUTE_SHARED, false, false, false},
         /* the general decoder inside the grouped kernels */
-        {2, 8, 3, 128, 64, {3, 32}, {5, 64}, REF_BF16, ROUTE_SHARED, false, false},
-        {5, 8, 3, 128, 128, {6, 64}, {2, 128}, REF_F16, ROUTE_SHARED, true, false},
+        {2, 8, 3, 128, 64, {3, 32}, {5, 64}, REF_BF16, ROUTE_SHARED, false, false, false},
+        {5, 8, 3, 128, 128, {6, 64}, {2, 128}, REF_F16, ROUTE_SHARED, true, false, false},
         /* gate/up and down of different formats; rows past the end of a block */
-        {4, 8, 3, 96, 45, {4, 32}, bf16, REF_BF16, ROUTE_SHARED, true, false},
-        {3, 8, 3, 67, 64, bf16, {8, 32}, REF_BF16, ROUTE_SHARED, false, false},
-        {6, 8, 3, 128, 128, {4, 128}, {8, 64}, REF_BF16, ROUTE_SHARED, true, false},
+        {4, 8, 3, 96, 45, {4, 32}, bf16, REF_BF16, ROUTE_SHARED, true, false, false},
+        {3, 8, 3, 67, 64, bf16, {8, 32}, REF_BF16, ROUTE_SHARED, false, false, false},
+        {6, 8, 3, 128, 128, {4, 128}, {8, 64}, REF_BF16, ROUTE_SHARED, true, false, false},
         /* a whole warp of chunks per row at T = 8 */
-        {8, 4, 2, 1024, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
+        {8, 4, 2, 1024, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false, false},
         /* the mixed bank; T beyond 8 */
-        {2, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, true},
-        {7, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, true},
-        {21, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false},
-        {21, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, true},
+        {2, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, true, false},
+        {7, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, true, false},
+        {21, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, false, false, false},
+        {21, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, true, false},
+        /* every expert aligned: the tensor-core decode (cuda_quant_mmv.cu) on the GPU, T 1..8,
+         * K of part of a step (H 160 at 8 bits, Im 96), 8 slots of one expert, disjoint experts */
+        {1, 8, 3, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SHARED, true, false, true},
+        {2, 8, 3, 256, 96, {4, 32}, {4, 32}, REF_F16, ROUTE_SHARED, false, false, true},
+        {3, 32, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_DISJOINT, true, false, true},
+        {5, 8, 3, 160, 96, {8, 32}, {8, 32}, REF_F16, ROUTE_SHARED, false, false, true},
+        {7, 8, 3, 256, 128, {4, 128}, {8, 64}, REF_F32, ROUTE_SHARED, true, false, true},
+        {8, 16, 4, 128, 64, q4g64, q4g64, REF_BF16, ROUTE_SAME, true, false, true},
+        {8, 8, 2, 1024, 128, {8, 64}, {4, 64}, REF_BF16, ROUTE_SHARED, false, false, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) affine_experts_case_run(c, g, &cases[i]);
 }
@@ -425,7 +443,8 @@ static void check_affine_prefill_experts(ops_ctx *c, ops_stats *st, const prefil
     if (ok) {
         for (int64_t i = 0; i < (int64_t)T * H; i++) ref[i] = pc->accumulate ? init[i] : 0.0;
         ref_moe_experts(ref, x, idx, rw, K, rg, ru, rd, T);
-        ok = affine_experts_ok(c, st, what, out, ref, x, idx, rw, K, E, rg, ru, rd, T, pc->accumulate ? init : NULL);
+        ok = affine_experts_ok(c, st, what, out, ref, x, idx, rw, K, E, rg, ru, rd, T, pc->accumulate ? init : NULL,
+                               false);
     }
     CHECK(ok, "%s", what);
     free(idx);
@@ -502,7 +521,7 @@ void check_affine_prefill(ops_ctx *c, op_groups *g) {
                   ops_download_f(c, out, dout, (size_t)(T * N), what);
         if (ok) {
             ref_matmul(ref, x, &hw->ref, bias_ref, T);
-            ok = affine_matmul_ok(c, &g->affine_prefill, what, out, ref, x, &hw->ref, bias_ref, T);
+            ok = affine_matmul_ok(c, &g->affine_prefill, what, out, ref, x, &hw->ref, bias_ref, T, false);
         }
         CHECK(ok, "%s", what);
         free(x);

@@ -28,6 +28,9 @@
 #define TOL_AFFINE_TC (0x1p-11 + 0x1p-12)
 /* Of the backend under test, for T > 8 (set by ops_check_backend; check_affine.c). */
 extern double ops_tol_affine_prefill;
+/* Of the backend under test, for T <= 8 at 4 and 8 bits in the fast layout (the GPU's GEMVs on
+ * the tensor cores, cuda_quant_mmv.cu), or 0: float32 terms. */
+extern double ops_tol_affine_gemv;
 
 typedef struct op_groups {
     ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, route, experts, graph, affine,

@@ -974,8 +974,11 @@ int main(void) {
             CHECK(0, "cuda_backend_create: %s", err.msg);
         } else {
             ops_tol_affine_prefill = TOL_AFFINE_TC; /* T > 8: fp16 on the tensor cores */
+            /* T <= 8, 4 and 8 bits: fp16 on the tensor cores too, unless switched off */
+            const char *mmv = getenv("GLMOE_CUDA_AFF_MMV");
+            ops_tol_affine_gemv = mmv && !strcmp(mmv, "0") ? 0.0 : TOL_AFFINE_TC;
             ops_check_backend(be, "cuda fp32 KV", seed, false);
-            ops_tol_affine_prefill = 0.0;
+            ops_tol_affine_prefill = ops_tol_affine_gemv = 0.0;
             be->ops->free(be);
         }
     }

@@ -11,6 +11,9 @@
 #                prefill of 1..16 tokens with the tensor cores from 3 and from 5 tokens
 #                (GLMOE_CUDA_AFF_GEMV_TOKENS=2, 4)
 #     --ncu      Nsight Compute on the quantized decode kernels of one layer (first launches)
+#     --mmv      the 4-layer q4 run again with the float32 GEMV core for 1..8 tokens
+#                (GLMOE_CUDA_AFF_MMV=0) instead of the tensor-core one (cuda_quant_mmv.cu)
+#     --profile  tools/gpu/profile_decode.sh after the timings (every kernel of a decode step)
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -20,11 +23,11 @@ DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
 BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
 PREFIX=/tmp/glmoe-gpu-deps
 LOGS=/tmp/glmoe-quant-logs
-CHECK=0 COMPARE=0 NCU=0 QUICK=0
+CHECK=0 COMPARE=0 NCU=0 QUICK=0 MMV=0 PROFILE=0
 for a in "$@"; do
     case $a in
-    --check) CHECK=1 ;; --compare) COMPARE=1 ;; --ncu) NCU=1 ;; --quick) QUICK=1 ;;
-    *) echo "usage: run_quant_bench.sh [--check] [--compare] [--ncu] [--quick]" >&2; exit 2 ;;
+    --check) CHECK=1 ;; --compare) COMPARE=1 ;; --ncu) NCU=1 ;; --quick) QUICK=1 ;; --mmv) MMV=1 ;; --profile) PROFILE=1 ;;
+    *) echo "usage: run_quant_bench.sh [--check] [--compare] [--mmv] [--ncu] [--profile] [--quick]" >&2; exit 2 ;;
     esac
 done
 mkdir -p "$OUT" && rm -rf "$LOGS" && mkdir -p "$LOGS"
@@ -49,6 +52,9 @@ run() { # name, timeout, args... (environment through env in front)
 }
 A4="--config glm-4.5-air --layers 4 --device cuda"
 run air4_q4 200 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16,64,128,129,512,4096 --contexts 128,4096 --steps 32
+if [ $MMV = 1 ]; then
+    run air4_q4_f32core 150 env GLMOE_CUDA_AFF_MMV=0 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16 --contexts 128 --steps 32
+fi
 if [ $COMPARE = 1 ]; then
     run air4_q4_perblock 150 env GLMOE_CUDA_AFF_PERSIST=0 "$G" bench $A4 --quantize q4 --lengths 1,512 --contexts 128 --steps 32
     for n in 2 4; do
@@ -64,4 +70,8 @@ if [ $NCU = 1 ]; then
         "$G" bench --config glm-4.5-air --layers 1 --quantize q4 --device cuda --lengths 1 --contexts 128 --steps 1 \
         --no-ops > "$LOGS/ncu.txt" 2>&1
     grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Grid Size|Waves Per SM|Warp Cycles Per Issued" "$LOGS/ncu.txt" | head -80
+fi
+if [ $PROFILE = 1 ]; then
+    OUT=$LOGS GLMOE_GPU_BUILD=$BUILD bash "$ROOT/tools/gpu/profile_decode.sh" q4 2 > "$LOGS/profile_run.txt" 2>&1
+    head -60 "$LOGS/profile.txt"
 fi

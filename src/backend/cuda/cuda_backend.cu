@@ -869,6 +869,7 @@ static gm_backend_ops make_ops(void) {
     o.add = cuda_add;
     o.copy_2d = cuda_copy_2d;
     o.matmul = cuda_matmul;
+    o.matmul_n = cuda_matmul_n;
     o.rope = cuda_rope;
     o.attention = cuda_attention;
     o.swiglu = cuda_swiglu;

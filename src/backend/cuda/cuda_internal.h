@@ -212,6 +212,8 @@ glmoe_status cuda_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int
                        int32_t rotary_dim, float theta, gm_err *err);
 glmoe_status cuda_matmul(gm_exec *ex, float *out, const float *x, const gm_weight *W, const gm_weight *bias,
                          int32_t T, gm_err *err);
+glmoe_status cuda_matmul_n(gm_exec *ex, float *const *out, const float *x, const gm_weight *const *W,
+                           const gm_weight *const *bias, int n, int32_t T, gm_err *err);
 /* Attention on the tensor cores (cuda_attention_tc.cu): a bf16 cache and 128-dim heads, prefill
  * and decode; a launch over grid.z splits of the keys writes partials for attn_combine. */
 #define CUDA_ATTN_TC_ROWS 64   /* query rows per block */
@@ -250,6 +252,17 @@ glmoe_status cuda_affine_matmul(cuda_exec *cx, float *out, const float *x, const
                                 int32_t T, gm_err *err);
 glmoe_status cuda_affine_embed(cuda_exec *cx, float *out, const gm_weight *table, const int32_t *ids, int32_t T,
                                gm_err *err);
+
+/* The affine GEMVs of 1..8 tokens on the tensor cores (cuda_quant_mmv.cu): n <= 3 weights of the
+ * same K and bits (4 or 8) applied to the same x, out[m] = x·W[m]^T (+ bias[m]); and the decode of
+ * the selected experts (h[slot] = silu(gate·x) ⊙ up·x, then y[slot] = down·h[slot]) for
+ * T <= 8 tokens of top-K slots, when every expert's projections are in the table's format. */
+bool cuda_affine_mmv_takes(const gm_weight *const *W, int n, const float *x, int32_t T);
+glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, const gm_weight *const *W,
+                             const float *const *bias, int n, int32_t T, gm_err *err);
+glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x, const int32_t *idx, int K, int T,
+                              const cuda_expert_table *tb, int E, int H, int Im, gm_err *err);
+bool mmv_on(void);
 
 /* Prefill with affine weights on the tensor cores (cuda_quant_mma.cu): the matmul for T > 8, and
  * the experts' grouped gate/up and down GEMMs over the tile list (after count/plan/scatter; h as

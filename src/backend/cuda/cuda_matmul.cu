@@ -160,3 +160,20 @@ glmoe_status cuda_matmul(gm_exec *ex, float *out, const float *x, const gm_weigh
     if (W->type == GM_W_F16) return gemm_tile<__half>(cx, out, x, (const __half *)W->data, b, T, N, K, err);
     return gemm_tile<float>(cx, out, x, (const float *)W->data, b, T, N, K, err);
 }
+
+/* Several weights on the same x: one launch of the tensor-core GEMVs when all are 4- or 8-bit
+ * affine weights of one format and T <= 8 (cuda_quant_mmv.cu), else a matmul each. */
+glmoe_status cuda_matmul_n(gm_exec *ex, float *const *out, const float *x, const gm_weight *const *W,
+                           const gm_weight *const *bias, int n, int32_t T, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    if (cuda_affine_mmv_takes(W, n, x, T)) {
+        const float *b[3] = {nullptr, nullptr, nullptr};
+        for (int i = 0; i < n && i < 3; i++) b[i] = bias && bias[i] && bias[i]->data ? (const float *)bias[i]->data : nullptr;
+        return cuda_affine_mmv(cx, out, x, W, b, n, T, err);
+    }
+    for (int i = 0; i < n; i++) {
+        glmoe_status s = cuda_matmul(ex, out[i], x, W[i], bias ? bias[i] : nullptr, T, err);
+        if (s) return s;
+    }
+    return GLMOE_OK;
+}

@@ -609,13 +609,13 @@ static void launch_down_grouped(cuda_exec *cx, dim3 grid, size_t smem, float *y,
     expert_down_grouped<B, TMAX><<<grid, AFF_THREADS, smem, cx->stream>>>(y, h, idx, n_slots, ex, E, H, Im, kc, whole);
 }
 
-/* The three launches of one decode step of T <= DECODE_MAX_TOKENS tokens (h and y: the exec's
- * MoE scratch, slot-major). */
-static glmoe_status experts_grouped(cuda_exec *cx, float *out, bool accumulate, const float *x, const int32_t *idx,
-                                    const float *weights, int K, const cuda_expert_table *tb, int E, int H, int Im,
-                                    int T, gm_err *err) {
+/* h and y of one decode step of T <= DECODE_MAX_TOKENS tokens with the float32 GEMV core (h and
+ * y: the exec's MoE scratch, slot-major). */
+static glmoe_status experts_grouped_gemv(cuda_exec *cx, const float *x, const int32_t *idx, int K,
+                                         const cuda_expert_table *tb, int E, int H, int Im, int T, gm_err *err) {
     const int n_slots = T * K, tmax = aff_tmax(T), groups = n_slots < E ? n_slots : E;
     const int bg = tb->gateup_bits, bd = tb->down_bits;
+    const cuda_expert *table = tb->dev;
     const int kc_g = aff_slice_chunks(bg, H, tmax), kc_d = aff_slice_chunks(bd, Im, tmax);
     const size_t smem_g = aff_smem_bytes(bg, kc_g, tmax), smem_d = aff_smem_bytes(bd, kc_d, tmax);
     /* x in one slice: x staged once per block and about two blocks per SM over all the step's
@@ -631,7 +631,6 @@ static glmoe_status experts_grouped(cuda_exec *cx, float *out, bool accumulate, 
         if (bg == BITS) launch_gateup_grouped<BITS, TM>(cx, g1, smem_g, cx->moe_h, x, idx, n_slots, K, table, E, H, \
                                                         Im, kc_g, whole_g);                                         \
     } while (0)
-    const cuda_expert *table = tb->dev;
     switch (tmax) {
     case 1: GROUPED_LAUNCH(4, 1); GROUPED_LAUNCH(8, 1); break;
     case 2: GROUPED_LAUNCH(4, 2); GROUPED_LAUNCH(8, 2); break;
@@ -654,6 +653,20 @@ static glmoe_status experts_grouped(cuda_exec *cx, float *out, bool accumulate, 
     }
 #undef GROUPED_LAUNCH
     CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
+/* The launches of one decode step of T <= DECODE_MAX_TOKENS tokens: h and y on the tensor cores
+ * (cuda_quant_mmv.cu) when every expert is in the table's 4- or 8-bit format, else with the
+ * float32 GEMV core; then the weighted sum over slots. */
+static glmoe_status experts_grouped(cuda_exec *cx, float *out, bool accumulate, const float *x, const int32_t *idx,
+                                    const float *weights, int K, const cuda_expert_table *tb, int E, int H, int Im,
+                                    int T, gm_err *err) {
+    const bool mmv = mmv_on() && !tb->some_general && T <= aff_gemv_tokens() && cu_aligned(x, 16) && H % 32 == 0 &&
+                     Im % 32 == 0;
+    glmoe_status s = mmv ? cuda_experts_mmv(cx, cx->moe_h, cx->moe_y, x, idx, K, T, tb, E, H, Im, err)
+                         : experts_grouped_gemv(cx, x, idx, K, tb, E, H, Im, T, err);
+    if (s) return s;
     const dim3 g3(cu_blocks(H, 256), (unsigned)T);
     expert_combine_decode<<<g3, 256, 0, cx->stream>>>(out, accumulate, cx->moe_y, idx, weights, E, K, H);
     CU_LAUNCHED();

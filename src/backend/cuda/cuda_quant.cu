@@ -190,6 +190,7 @@ glmoe_status cuda_affine_matmul(cuda_exec *cx, float *out, const float *x, const
                                 int32_t T, gm_err *err) {
     const int N = (int)W->rows, K = (int)W->cols;
     if (T > aff_gemv_tokens()) return cuda_affine_matmul_mma(cx, out, x, W, bias, T, err); /* cuda_quant_mma.cu */
+    if (cuda_affine_mmv_takes(&W, 1, x, T)) return cuda_affine_mmv(cx, &out, x, &W, &bias, 1, T, err);
     const cu_affine a = cu_affine_of(W);
     /* x rows are 16-byte aligned when x is (K is a multiple of 32). */
     const bool fast = (aff_fast_layout(a, 4) || aff_fast_layout(a, 8)) && cu_aligned(x, 16) && K % 32 == 0;

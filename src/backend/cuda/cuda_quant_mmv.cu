@@ -1,0 +1,344 @@
+/*
+ * cuda_quant_mmv.cu — the affine GEMVs of 1..8 tokens on the tensor cores (the core and why:
+ * cuda_quant_mmv.cuh): the dense matmul of several weights that share their input (q, k and v in
+ * one launch), and the decode of the selected experts (gate and up with SwiGLU, then down).
+ *
+ * Work: a tile is 16 rows of a weight; a block of MMV_WARPS warps takes a contiguous range of
+ * tiles, and its warps split each tile's K into contiguous ranges of steps, so that a block's x,
+ * staged once as fp16, serves all its tiles; the warps' fragments are summed through shared
+ * memory (a fixed order: results do not depend on the grid). Ranges are of equal length
+ * (ceil(tiles / resident blocks)), so that no block runs a second round alone.
+ *
+ * Per launch of T tokens over weights of N rows x K: 2·T·N·K FLOPs (on the tensor cores, 8
+ * columns whatever T), N·K·B/8 bytes of codes + 2·N·(K/g)·2 of bf16 scales and biases, x and out
+ * through L2 (each block stages all of x: blocks·T·K·4 bytes, ~1/10 of the codes' bytes at q4,
+ * K = 4096, T = 1).
+ *
+ * Experts: the (token, slot) pairs of a step are grouped by expert in every block (a warp scans
+ * idx, as moe_group_of), tiles numbered expert-major over the distinct experts; gate and up tiles
+ * of the same rows go together (h = silu(gate·x) ⊙ up·x in the epilogue), then down; the
+ * weighted sum over slots is expert_combine_decode's (cuda_moe.cu), in slot order.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_quant_mmv.cuh"
+
+bool mmv_on(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("GLMOE_CUDA_AFF_MMV");
+        v = !(e && !strcmp(e, "0"));
+    }
+    return v != 0;
+}
+
+/* The reduction buffer: two parities (a tile's sums are read while the next tile's are written)
+ * x NT tiles x warps x 32 lanes x 4 floats. */
+static inline size_t mmv_red_bytes(int nt) { return (size_t)2 * nt * MMV_WARPS * 32 * 4 * sizeof(float); }
+
+/* This block's tile range [*t0, *t1) of `tiles`: ranges of ceil(tiles / blocks) tiles (trailing
+ * blocks may have none). */
+__device__ __forceinline__ void mmv_block_tiles(int tiles, int *t0, int *t1) {
+    const int per = (tiles + (int)gridDim.x - 1) / (int)gridDim.x;
+    *t0 = blockIdx.x * per;
+    *t1 = min(tiles, *t0 + per);
+}
+
+/* ---- dense: up to 3 weights of the same K, bits and input ------------------------------------- */
+
+#define MMV_MAX_MATS 3
+
+struct mmv_dense_args {
+    cu_affine w[MMV_MAX_MATS];
+    float *out[MMV_MAX_MATS];
+    const float *bias[MMV_MAX_MATS];
+    int rows[MMV_MAX_MATS];
+    int first_tile[MMV_MAX_MATS + 1]; /* tiles of weight m: [first_tile[m], first_tile[m + 1]) */
+    int nmat, T, K;
+    const float *x;
+};
+
+template <int B>
+__global__ void __launch_bounds__(MMV_THREADS) mmv_dense_kernel(mmv_dense_args a) {
+    extern __shared__ uint4 mmv_smem[];
+    __shared__ const float *src[MMV_COLS];
+    const int ldx = mmv_ldx(B, a.K);
+    __half *xs = reinterpret_cast<__half *>(mmv_smem);
+    float *red = reinterpret_cast<float *>(xs + (size_t)a.T * ldx);
+    const int tiles = a.first_tile[a.nmat];
+    int t0, t1;
+    mmv_block_tiles(tiles, &t0, &t1);
+    if (t0 >= t1) return;
+    if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.K;
+    __syncthreads();
+    mmv_stage<B>(xs, src, a.T, a.K);
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    const int S = (a.K + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
+    int sb, se;
+    mmv_warp_steps(S, warp, MMV_WARPS, &sb, &se);
+    const __half *xcol = g < a.T ? xs + (size_t)g * ldx : nullptr;
+    int parity = 0;
+    for (int tile = t0; tile < t1; tile++, parity ^= 1) {
+        int m = 0;
+        while (m + 1 < a.nmat && tile >= a.first_tile[m + 1]) m++;
+        const int row0 = (tile - a.first_tile[m]) * 16;
+        const mmv_tile tl[1] = {mmv_tile_of<B>(a.w[m], row0, a.rows[m])};
+        float d[1][4] = {};
+        mmv_tiles_dot<B, 1>(d, tl, xcol, sb, se);
+        float *rp = red + (size_t)parity * MMV_WARPS * 32 * 4;
+        mmv_put<1>(rp, d);
+        __syncthreads();
+        for (int i = threadIdx.x; i < 16 * a.T; i += blockDim.x) {
+            const int r = i & 15, c = i >> 4, n = row0 + r;
+            if (n < a.rows[m]) a.out[m][(int64_t)c * a.rows[m] + n] = mmv_sum(rp, 0, r, c) + (a.bias[m] ? a.bias[m][n] : 0.0f);
+        }
+    }
+}
+
+/* Resident blocks per SM of a kernel with `smem` dynamic bytes (at least 1). */
+static int mmv_per_sm(const void *kernel, size_t smem) {
+    int n = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, MMV_THREADS, smem) != cudaSuccess || n < 1) {
+        (void)cudaGetLastError();
+        n = 1;
+    }
+    return n;
+}
+
+/* The grid for `tiles` tiles (at most): one block per tile, or the resident blocks. */
+static unsigned mmv_grid(int64_t tiles, int sm_count, int per_sm) {
+    const int64_t cap = (int64_t)sm_count * per_sm;
+    return (unsigned)(tiles < cap ? (tiles > 0 ? tiles : 1) : cap);
+}
+
+template <int B>
+static glmoe_status mmv_dense_launch(cuda_exec *cx, mmv_dense_args &a, gm_err *err) {
+    static size_t allowed = 48 * 1024;
+    const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B>, smem, &allowed, err);
+    if (s) return s;
+    const int tiles = a.first_tile[a.nmat];
+    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B>, smem));
+    mmv_dense_kernel<B><<<blocks, MMV_THREADS, smem, cx->stream>>>(a);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
+/* Whether cuda_affine_mmv takes these weights for T tokens of x (T <= aff_gemv_tokens()). */
+bool cuda_affine_mmv_takes(const gm_weight *const *W, int n, const float *x, int32_t T) {
+    if (!mmv_on() || T < 1 || T > MMV_COLS || T > aff_gemv_tokens() || n < 1 || n > MMV_MAX_MATS || !cu_aligned(x, 16))
+        return false;
+    for (int m = 0; m < n; m++) { /* cu_affine_of only of affine weights (it divides by the group) */
+        if (W[m]->type != GM_W_AFFINE || W[m]->cols != W[0]->cols || W[m]->q.bits != W[0]->q.bits ||
+            (W[m]->q.bits != 4 && W[m]->q.bits != 8) || W[m]->cols % 32 || W[m]->rows > INT32_MAX / MMV_COLS)
+            return false;
+        if (!mmv_takes(cu_affine_of(W[m]), W[m]->q.bits)) return false;
+    }
+    return true;
+}
+
+glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, const gm_weight *const *W,
+                             const float *const *bias, int n, int32_t T, gm_err *err) {
+    mmv_dense_args a;
+    memset(&a, 0, sizeof a);
+    a.nmat = n, a.T = T, a.K = (int)W[0]->cols, a.x = x;
+    a.first_tile[0] = 0;
+    for (int m = 0; m < n; m++) {
+        a.w[m] = cu_affine_of(W[m]);
+        a.out[m] = out[m];
+        a.bias[m] = bias ? bias[m] : nullptr;
+        a.rows[m] = (int)W[m]->rows;
+        a.first_tile[m + 1] = a.first_tile[m] + (a.rows[m] + 15) / 16;
+    }
+    return a.w[0].bits == 4 ? mmv_dense_launch<4>(cx, a, err) : mmv_dense_launch<8>(cx, a, err);
+}
+
+/* ---- experts ---------------------------------------------------------------------------------- */
+
+#define MMV_MAX_SLOTS 256 /* T·K of one launch (as MOE_GROUP_MAX_SLOTS) */
+#define MMV_MAX_GROUPS 128
+
+/* The step's distinct experts in order of first appearance, each with its slots (increasing;
+ * at most MMV_COLS: a token chooses an expert once, T <= MMV_COLS). */
+struct mmv_groups {
+    int32_t n;
+    int32_t e[MMV_MAX_GROUPS];
+    int8_t count[MMV_MAX_GROUPS];
+    int16_t slot[MMV_MAX_GROUPS][MMV_COLS];
+};
+
+/* Every thread of the block calls it; one warp fills g (ids outside [0, E) are skipped, and
+ * raised as a fault when `fault` is given). */
+__device__ void mmv_group(const int32_t *idx, int n, int E, mmv_groups &g, int32_t *fault) {
+    if (threadIdx.x < CUDA_WARP) {
+        const int lane = threadIdx.x;
+        const unsigned below = (1u << lane) - 1u;
+        int ng = 0;
+        for (int base = 0; base < n; base += CUDA_WARP) {
+            const int r = base + lane;
+            const int er = r < n ? idx[r] : -1;
+            const bool valid = r < n && er >= 0 && er < E;
+            if (r < n && !valid && fault) cu_raise_fault(fault, CUDA_FAULT_EXPERT, er, E);
+            bool first = valid;
+            for (int q = 0; q < r && first; q++) first = idx[q] != er;
+            const unsigned m = __ballot_sync(0xffffffffu, first);
+            const int u = ng + __popc(m & below);
+            if (first && u < MMV_MAX_GROUPS) g.e[u] = er, g.count[u] = 0;
+            ng += __popc(m);
+        }
+        __syncwarp();
+        ng = min(ng, MMV_MAX_GROUPS);
+        /* the slots of each group, in increasing order: lane u walks idx for groups u, u + 32, ... */
+        for (int u = lane; u < ng; u += CUDA_WARP) {
+            int c = 0;
+            for (int r = 0; r < n && c < MMV_COLS; r++)
+                if (idx[r] == g.e[u]) g.slot[u][c++] = (int16_t)r;
+            g.count[u] = (int8_t)c;
+        }
+        if (lane == 0) g.n = ng;
+    }
+    __syncthreads();
+}
+
+struct mmv_expert_args {
+    const cuda_expert *ex;
+    const int32_t *idx;
+    int n_slots, K, E, H, Im, T;
+    const float *x;  /* gate/up: [T][H] */
+    const float *h;  /* down: [slot][Im] */
+    float *hout;     /* gate/up: h[slot][Im] */
+    float *y;        /* down: y[slot][H] */
+    int32_t *fault;
+};
+
+__device__ __forceinline__ float mmv_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* Gate and up tiles of 16 rows, for every distinct expert: h[slot] = silu(gate·x_t) ⊙ up·x_t. */
+template <int B>
+__global__ void __launch_bounds__(MMV_THREADS) mmv_gateup_kernel(mmv_expert_args a) {
+    extern __shared__ uint4 mmv_smem[];
+    __shared__ mmv_groups grp;
+    __shared__ const float *src[MMV_COLS];
+    const int ldx = mmv_ldx(B, a.H);
+    __half *xs = reinterpret_cast<__half *>(mmv_smem);
+    float *red = reinterpret_cast<float *>(xs + (size_t)a.T * ldx);
+    mmv_group(a.idx, a.n_slots, a.E, grp, blockIdx.x == 0 ? a.fault : nullptr);
+    const int tpe = (a.Im + 15) / 16, tiles = grp.n * tpe;
+    int t0, t1;
+    mmv_block_tiles(tiles, &t0, &t1);
+    if (t0 >= t1) return;
+    if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.H;
+    __syncthreads();
+    mmv_stage<B>(xs, src, a.T, a.H);
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    const int S = (a.H + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
+    int sb, se;
+    mmv_warp_steps(S, warp, MMV_WARPS, &sb, &se);
+    int parity = 0;
+    for (int tile = t0; tile < t1; tile++, parity ^= 1) {
+        const int u = tile / tpe, i0 = (tile - u * tpe) * 16, cnt = grp.count[u];
+        const cuda_expert &xe = a.ex[grp.e[u]];
+        const __half *xcol = g < cnt ? xs + (size_t)(grp.slot[u][g] / a.K) * ldx : nullptr;
+        const mmv_tile tl[2] = {mmv_tile_of<B>(xe.gate.q, i0, a.Im), mmv_tile_of<B>(xe.up.q, i0, a.Im)};
+        float d[2][4] = {};
+        mmv_tiles_dot<B, 2>(d, tl, xcol, sb, se);
+        float *rp = red + (size_t)parity * 2 * MMV_WARPS * 32 * 4;
+        mmv_put<2>(rp, d);
+        __syncthreads();
+        for (int i = threadIdx.x; i < 16 * cnt; i += blockDim.x) {
+            const int r = i & 15, c = i >> 4, n = i0 + r;
+            if (n < a.Im)
+                a.hout[(int64_t)grp.slot[u][c] * a.Im + n] = mmv_silu_mul(mmv_sum(rp, 0, r, c), mmv_sum(rp, 1, r, c));
+        }
+    }
+}
+
+/* Down tiles of 16 rows, for every distinct expert: y[slot] = down · h[slot]. The h rows of the
+ * tile's expert are staged when the expert changes (ranges are contiguous: once or twice per
+ * block). */
+template <int B>
+__global__ void __launch_bounds__(MMV_THREADS) mmv_down_kernel(mmv_expert_args a) {
+    extern __shared__ uint4 mmv_smem[];
+    __shared__ mmv_groups grp;
+    __shared__ const float *src[MMV_COLS];
+    const int ldx = mmv_ldx(B, a.Im);
+    __half *xs = reinterpret_cast<__half *>(mmv_smem);
+    float *red = reinterpret_cast<float *>(xs + (size_t)MMV_COLS * ldx);
+    mmv_group(a.idx, a.n_slots, a.E, grp, nullptr);
+    const int tpe = (a.H + 15) / 16, tiles = grp.n * tpe;
+    int t0, t1;
+    mmv_block_tiles(tiles, &t0, &t1);
+    if (t0 >= t1) return;
+    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    const int S = (a.Im + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
+    int sb, se;
+    mmv_warp_steps(S, warp, MMV_WARPS, &sb, &se);
+    int parity = 0, staged = -1;
+    for (int tile = t0; tile < t1; tile++, parity ^= 1) {
+        const int u = tile / tpe, n0 = (tile - u * tpe) * 16, cnt = grp.count[u];
+        if (u != staged) { /* block-uniform */
+            __syncthreads(); /* the last expert's readers are done */
+            if (threadIdx.x < cnt) src[threadIdx.x] = a.h + (int64_t)grp.slot[u][threadIdx.x] * a.Im;
+            __syncthreads();
+            mmv_stage<B>(xs, src, cnt, a.Im);
+            __syncthreads();
+            staged = u;
+        }
+        const cuda_expert &xe = a.ex[grp.e[u]];
+        const __half *xcol = g < cnt ? xs + (size_t)g * ldx : nullptr;
+        const mmv_tile tl[1] = {mmv_tile_of<B>(xe.down.q, n0, a.H)};
+        float d[1][4] = {};
+        mmv_tiles_dot<B, 1>(d, tl, xcol, sb, se);
+        float *rp = red + (size_t)parity * MMV_WARPS * 32 * 4;
+        mmv_put<1>(rp, d);
+        __syncthreads();
+        for (int i = threadIdx.x; i < 16 * cnt; i += blockDim.x) {
+            const int r = i & 15, c = i >> 4, n = n0 + r;
+            if (n < a.H) a.y[(int64_t)grp.slot[u][c] * a.H + n] = mmv_sum(rp, 0, r, c);
+        }
+    }
+}
+
+template <int B>
+static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
+    static size_t allowed = 48 * 1024;
+    const size_t smem = mmv_stage_bytes(B, a.H, a.T) + mmv_red_bytes(2);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_gateup_kernel<B>, smem, &allowed, err);
+    if (s) return s;
+    const int64_t tiles = (int64_t)groups * ((a.Im + 15) / 16);
+    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B>, smem));
+    mmv_gateup_kernel<B><<<blocks, MMV_THREADS, smem, cx->stream>>>(a);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
+template <int B>
+static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
+    static size_t allowed = 48 * 1024;
+    const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B>, smem, &allowed, err);
+    if (s) return s;
+    const int64_t tiles = (int64_t)groups * ((a.H + 15) / 16);
+    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B>, smem));
+    mmv_down_kernel<B><<<blocks, MMV_THREADS, smem, cx->stream>>>(a);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
+glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x, const int32_t *idx, int K, int T,
+                              const cuda_expert_table *tb, int E, int H, int Im, gm_err *err) {
+    mmv_expert_args a;
+    memset(&a, 0, sizeof a);
+    a.ex = tb->dev, a.idx = idx, a.n_slots = T * K, a.K = K, a.E = E, a.H = H, a.Im = Im, a.T = T;
+    a.x = x, a.h = h, a.hout = h, a.y = y, a.fault = cx->d_fault;
+    /* the grid is sized for the most distinct experts the step can have; blocks past the real
+     * number of tiles exit at once */
+    const int groups = T * K < E ? T * K : E;
+    glmoe_status s = tb->gateup_bits == 4 ? mmv_gateup_launch<4>(cx, a, groups, err)
+                                          : mmv_gateup_launch<8>(cx, a, groups, err);
+    if (s) return s;
+    return tb->down_bits == 4 ? mmv_down_launch<4>(cx, a, groups, err) : mmv_down_launch<8>(cx, a, groups, err);
+}

@@ -1,0 +1,272 @@
+/*
+ * cuda_quant_mmv.cuh — the core of the affine GEMVs of 1..8 tokens on the tensor cores (CUDA C++
+ * only): a warp multiplies a tile of 16 weight rows, 4- or 8-bit codes in MLX's layout
+ * (formats.h), by up to 8 token columns with mma.sync m16n8k16 (fp16 operands, float32
+ * accumulation). cuda_quant.cu (dense matmuls) and cuda_moe.cu (the experts' decode) build their
+ * kernels on it.
+ *
+ * Why the tensor cores for a GEMV: the 8 columns of the mma's n dimension are the tokens, so 1 to
+ * 8 tokens cost the same instructions, and the decode per code is a few fp16 instructions with no
+ * per-token work: ~2 instructions per code at every T, where the float32 core (cuda_quant_gemv.h)
+ * spends 1 + T per code and is compute bound from T = 3 (q4).
+ *
+ * Reads: a step is 4 threads x 16 bytes of each of the tile's 16 rows (thread (g, t) of the warp,
+ * g = lane / 4, t = lane % 4, takes rows g and g + 8 at the 16-byte chunk 4·step + t), 128 codes
+ * of a row at 4 bits, 64 at 8: 64 contiguous bytes per row, whole 32-byte sectors. Chunks are
+ * read with streaming loads (every code byte is used once); U steps are in flight per warp.
+ * A chunk lies in one group (groups of 32, 64 or 128 codes; a chunk is 32 or 16 codes), so it
+ * takes one scale and one bias per row.
+ *
+ * The mma's k order is free: a dot product does not care in which order its terms are summed, as
+ * long as weights and x are permuted alike. Thread t of the mma holds logical k {2t, 2t+1, 2t+8,
+ * 2t+9} of its A rows and of its B column, so each thread feeds the mma the codes of its own
+ * chunk: at 4 bits, word j of the chunk (codes p = 0..7 at bits 4p) gives two mmas, the pairs of
+ * codes (p, p + 4) for p = 0, 1 (first) and 2, 3 (second); at 8 bits, word j (codes at bits 8p)
+ * gives one mma, the pairs (0, 2) and (1, 3). A pair of codes becomes an fp16 pair by one LOP3
+ * (the code under the exponent of 1024: the half 1024 + q exactly), one HSUB2 (q, exact) and one
+ * HFMA2 (q·s + b, rounded once to fp16). x is staged in shared memory as fp16 in the same pair
+ * order, so that one 16-byte shared load gives a thread the B registers of its word(s).
+ *
+ * Error: the weight s·q + b and x are rounded to fp16 (relative 2^-11 each), the products and
+ * sums are exact-then-float32: the error is ~2^-11 of Σ|w·x|, as the fp16 tensor-core prefill
+ * (cuda_quant_mma.cu), and the op tests hold it to the same bar (tests/ops/checks.h,
+ * TOL_AFFINE_TC). Values beyond fp16's range are clipped to ±65504 (x) — activations of the
+ * released models stay far inside. Scales or biases below fp16's normal range (6.1e-5) keep an
+ * absolute error of 2^-25.
+ *
+ * Shared memory for x: [column][K rounded up to a step, + 32 halves] (the 64-byte pad puts
+ * columns g and g + 1 in different bank halves); within a step the halves are ordered
+ * [8-half unit u][thread t][8 halves in pair order], so that the 4 threads of a row read 64
+ * contiguous bytes.
+ */
+#ifndef GLMOE_CUDA_QUANT_MMV_CUH
+#define GLMOE_CUDA_QUANT_MMV_CUH
+
+#include "backend/cuda/cuda_quant_gemv.h"
+
+#define MMV_WARPS 4
+#define MMV_THREADS (MMV_WARPS * CUDA_WARP)
+#define MMV_COLS 8     /* token columns of the mma: at most 8 tokens per launch */
+#define MMV_UNROLL 4   /* steps in flight per warp */
+
+/* Codes per 16-byte chunk, and per step (4 chunks). */
+__host__ __device__ constexpr int mmv_codes_per_chunk(int B) { return 128 / B; }
+__host__ __device__ constexpr int mmv_codes_per_step(int B) { return 512 / B; }
+
+/* Halves per staged column: K rounded up to a step, + the 32-half pad. */
+__host__ __device__ inline int mmv_ldx(int B, int K) {
+    const int cps = mmv_codes_per_step(B);
+    return (K + cps - 1) / cps * cps + 32;
+}
+static inline size_t mmv_stage_bytes(int B, int K, int ncols) { return (size_t)ncols * (size_t)mmv_ldx(B, K) * 2; }
+
+/* Where x[k] of a column goes in the staged order (file comment). */
+template <int B>
+__device__ __forceinline__ int mmv_pos(int k) {
+    constexpr int CPC = mmv_codes_per_chunk(B), CPS = mmv_codes_per_step(B);
+    const int s = k / CPS, r = k % CPS, t = r / CPC, within = r % CPC;
+    const int u = within / 8, w8 = within % 8;
+    /* 4 bits: word w8 / 8 of the unit is one word, the pair order (0,4,1,5,2,6,3,7);
+     * 8 bits: a unit is two words of 4 codes, each in the pair order (0,2,1,3). */
+    const int p = B == 4 ? (w8 % 4) * 2 + w8 / 4 : (w8 / 4) * 4 + (w8 % 2) * 2 + (w8 % 4) / 2;
+    return s * CPS + u * 32 + t * 8 + p;
+}
+
+/* Stages ncols columns of K floats (column c at src[c], 16-byte aligned) as fp16 into xs in the
+ * staged order; halves past K in the last step are zero. Every thread of the block calls it; the
+ * caller synchronises before and after. */
+template <int B>
+__device__ __forceinline__ void mmv_stage(__half *xs, const float *const *src, int ncols, int K) {
+    const int ldx = mmv_ldx(B, K), kr = ldx - 32, n4 = kr / 4;
+    for (int i = threadIdx.x; i < ncols * n4; i += blockDim.x) {
+        const int c = i / n4, k = (i - c * n4) * 4;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (k < K) v = __ldg(reinterpret_cast<const float4 *>(src[c] + k));
+        __half *col = xs + (size_t)c * ldx;
+        const float lim = 65504.0f;
+        col[mmv_pos<B>(k + 0)] = __float2half_rn(fminf(fmaxf(v.x, -lim), lim));
+        col[mmv_pos<B>(k + 1)] = __float2half_rn(fminf(fmaxf(v.y, -lim), lim));
+        col[mmv_pos<B>(k + 2)] = __float2half_rn(fminf(fmaxf(v.z, -lim), lim));
+        col[mmv_pos<B>(k + 3)] = __float2half_rn(fminf(fmaxf(v.w, -lim), lim));
+    }
+}
+
+__device__ __forceinline__ void mmv_mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                        uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t mmv_lop3_mask_or(uint32_t a, uint32_t mask, uint32_t magic) {
+    uint32_t d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(d) : "r"(a), "r"(mask), "r"(magic)); /* (a & b) | c */
+    return d;
+}
+
+__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t *>(&h); }
+__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2 *>(&u); }
+
+/* The fp16 pair (s·q_a + b, s·q_b + b) of two codes sitting as 1024 + q in the halves of m. */
+__device__ __forceinline__ uint32_t mmv_decode_pair(uint32_t m, __half2 s2, __half2 b2) {
+    const __half2 k1024 = __halves2half2(__ushort_as_half(0x6400), __ushort_as_half(0x6400));
+    return h2_bits(__hfma2(__hsub2(bits_h2(m), k1024), s2, b2));
+}
+
+/* One row's chunk as the mma reads it: 4 words of codes and the fp16 pairs (s, s), (b, b). */
+struct mmv_chunk {
+    uint4 q;
+    __half2 s, b;
+};
+
+/* A weight tile: 16 rows of an affine matrix (rows past `rows` read nothing). */
+struct mmv_tile {
+    const uint4 *q0, *q1;  /* rows g and g + 8 of this thread: their chunk 0 */
+    const char *s0, *s1, *b0, *b1;
+    int st, cpg_log2;      /* scale type; log2 of the chunks per group */
+    bool ok0, ok1;
+    int nchunks;           /* chunks per row */
+};
+
+template <int B>
+__device__ __forceinline__ mmv_tile mmv_tile_of(const cu_affine &a, int64_t row0, int64_t rows) {
+    mmv_tile tl;
+    const int g = (threadIdx.x & 31) >> 2;
+    const int64_t r0 = row0 + g, r1 = row0 + g + 8;
+    tl.ok0 = r0 < rows, tl.ok1 = r1 < rows;
+    const int64_t es = a.scale_type == GM_W_F32 ? 4 : 2;
+    const int64_t q0 = tl.ok0 ? r0 : 0, q1 = tl.ok1 ? r1 : 0;
+    tl.q0 = reinterpret_cast<const uint4 *>(a.codes + q0 * a.row_words);
+    tl.q1 = reinterpret_cast<const uint4 *>(a.codes + q1 * a.row_words);
+    tl.s0 = (const char *)a.scales + q0 * a.groups * es;
+    tl.s1 = (const char *)a.scales + q1 * a.groups * es;
+    tl.b0 = (const char *)a.biases + q0 * a.groups * es;
+    tl.b1 = (const char *)a.biases + q1 * a.groups * es;
+    tl.st = a.scale_type;
+    tl.cpg_log2 = __ffs(a.group / mmv_codes_per_chunk(B)) - 1;
+    tl.nchunks = (int)(a.row_words / 4);
+    return tl;
+}
+
+__device__ __forceinline__ __half2 mmv_scale2(const char *p, int st, int i) {
+    return __float2half2_rn(aff_scale(p, st, i));
+}
+
+/* Loads this thread's chunks of U steps [s0, s0 + U) (steps past s_end, chunks past the row or
+ * rows past the tile's end: zero codes, zero scale and bias, adding nothing). */
+template <int U>
+__device__ __forceinline__ void mmv_load(mmv_chunk (&c0)[U], mmv_chunk (&c1)[U], const mmv_tile &tl, int s0,
+                                         int s_end) {
+    const int t = threadIdx.x & 3;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int ch = 4 * (s0 + u) + t;
+        const bool v = s0 + u < s_end && ch < tl.nchunks;
+        const bool v0 = v && tl.ok0, v1 = v && tl.ok1;
+        const int gi = ch >> tl.cpg_log2;
+        c0[u].q = v0 ? aff_ld_stream(tl.q0 + ch) : make_uint4(0, 0, 0, 0);
+        c1[u].q = v1 ? aff_ld_stream(tl.q1 + ch) : make_uint4(0, 0, 0, 0);
+        c0[u].s = v0 ? mmv_scale2(tl.s0, tl.st, gi) : __float2half2_rn(0.0f);
+        c0[u].b = v0 ? mmv_scale2(tl.b0, tl.st, gi) : __float2half2_rn(0.0f);
+        c1[u].s = v1 ? mmv_scale2(tl.s1, tl.st, gi) : __float2half2_rn(0.0f);
+        c1[u].b = v1 ? mmv_scale2(tl.b1, tl.st, gi) : __float2half2_rn(0.0f);
+    }
+}
+
+/* d += the chunks of rows g, g + 8 (c0, c1) of step `step` times the staged x (column g of the
+ * thread's B fragment: xs column `col`, or zeros when col < 0). */
+template <int B>
+__device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1, const __half *xcol,
+                                         int step) {
+    constexpr int CPS = mmv_codes_per_step(B);
+    const int t = threadIdx.x & 3;
+    const uint32_t words0[4] = {c0.q.x, c0.q.y, c0.q.z, c0.q.w};
+    const uint32_t words1[4] = {c1.q.x, c1.q.y, c1.q.z, c1.q.w};
+    if (B == 4) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            uint4 bx = make_uint4(0, 0, 0, 0);
+            if (xcol) bx = *reinterpret_cast<const uint4 *>(xcol + step * CPS + j * 32 + t * 8);
+            uint32_t a[2][4];
+#pragma unroll
+            for (int p = 0; p < 4; p++) {
+                const uint32_t m0 = mmv_lop3_mask_or(words0[j] >> (4 * p), 0x000f000fu, 0x64006400u);
+                const uint32_t m1 = mmv_lop3_mask_or(words1[j] >> (4 * p), 0x000f000fu, 0x64006400u);
+                a[p >> 1][(p & 1) * 2 + 0] = mmv_decode_pair(m0, c0.s, c0.b);
+                a[p >> 1][(p & 1) * 2 + 1] = mmv_decode_pair(m1, c1.s, c1.b);
+            }
+            /* A: {row g k-pair 0, row g+8 k-pair 0, row g k-pair 1, row g+8 k-pair 1} */
+            mmv_mma(d, a[0][0], a[0][1], a[0][2], a[0][3], bx.x, bx.y);
+            mmv_mma(d, a[1][0], a[1][1], a[1][2], a[1][3], bx.z, bx.w);
+        }
+    } else {
+#pragma unroll
+        for (int jp = 0; jp < 2; jp++) {
+            uint4 bx = make_uint4(0, 0, 0, 0);
+            if (xcol) bx = *reinterpret_cast<const uint4 *>(xcol + step * CPS + jp * 32 + t * 8);
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const uint32_t w0 = words0[2 * jp + h], w1 = words1[2 * jp + h];
+                /* bytes (0, 2) and (1, 3) under the exponent byte 0x64 */
+                const uint32_t a0 = mmv_decode_pair(__byte_perm(w0, 0x64u, 0x4240), c0.s, c0.b);
+                const uint32_t a1 = mmv_decode_pair(__byte_perm(w1, 0x64u, 0x4240), c1.s, c1.b);
+                const uint32_t a2 = mmv_decode_pair(__byte_perm(w0, 0x64u, 0x4341), c0.s, c0.b);
+                const uint32_t a3 = mmv_decode_pair(__byte_perm(w1, 0x64u, 0x4341), c1.s, c1.b);
+                mmv_mma(d, a0, a1, a2, a3, h ? bx.z : bx.x, h ? bx.w : bx.y);
+            }
+        }
+    }
+}
+
+/* d (this thread's fragment: rows g, g + 8 x columns 2t, 2t + 1) += tile · x over the steps
+ * [s_begin, s_end) this warp takes. xcol: the staged column of token g (nullptr when g has no
+ * token). */
+template <int B, int NT>
+__device__ __forceinline__ void mmv_tiles_dot(float (&d)[NT][4], const mmv_tile (&tl)[NT], const __half *xcol,
+                                              int s_begin, int s_end) {
+    constexpr int U = NT == 1 ? MMV_UNROLL : MMV_UNROLL / 2;
+    for (int s = s_begin; s < s_end; s += U) {
+        mmv_chunk c0[NT][U], c1[NT][U];
+#pragma unroll
+        for (int i = 0; i < NT; i++) mmv_load<U>(c0[i], c1[i], tl[i], s, s_end);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (s + u >= s_end) break;
+#pragma unroll
+            for (int i = 0; i < NT; i++) mmv_step<B>(d[i], c0[i][u], c1[i][u], xcol, s + u);
+        }
+    }
+}
+
+/* The steps [begin, end) of warp w of W over S steps: contiguous ranges, as even as they go. */
+__device__ __forceinline__ void mmv_warp_steps(int S, int w, int W, int *begin, int *end) {
+    *begin = (int)((int64_t)S * w / W);
+    *end = (int)((int64_t)S * (w + 1) / W);
+}
+
+/* Reduction of the warps' fragments of NT tiles: red holds [NT][MMV_WARPS][32][4] floats. After
+ * the caller's barrier, mmv_sum(red, i, r, c) is tile i's row r (0..15), column c (0..7). */
+template <int NT>
+__device__ __forceinline__ void mmv_put(float *red, const float (&d)[NT][4]) {
+    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < NT; i++)
+        *reinterpret_cast<float4 *>(red + (((size_t)i * MMV_WARPS + w) * 32 + lane) * 4) =
+            make_float4(d[i][0], d[i][1], d[i][2], d[i][3]);
+}
+__device__ __forceinline__ float mmv_sum(const float *red, int i, int r, int c) {
+    const int lane = (r & 7) * 4 + (c >> 1), e = (r >> 3) * 2 + (c & 1);
+    float v = 0.0f;
+#pragma unroll
+    for (int w = 0; w < MMV_WARPS; w++) v += red[(((size_t)i * MMV_WARPS + w) * 32 + lane) * 4 + e];
+    return v;
+}
+
+/* Whether the mma GEMVs take a weight (4 or 8 bits, the fast layout, cols a multiple of a chunk). */
+__host__ __device__ inline bool mmv_takes(const cu_affine &a, int B) { return aff_fast_layout(a, B); }
+
+/* GLMOE_CUDA_AFF_MMV=0: the float32 GEMV core instead (for comparisons; cuda_quant.cu). */
+bool mmv_on(void);
+
+#endif
