@@ -70,31 +70,39 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_dense_kernel(mmv_dense_args a
     int t0, t1;
     mmv_block_tiles(tiles, &t0, &t1);
     if (t0 >= t1) return;
-    if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.K;
-    __syncthreads();
-    mmv_stage<B>(xs, src, a.T, a.K);
-    __syncthreads();
-    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.K + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
-    int sb, se;
-    mmv_warp_steps(S, warp, MMV_WARPS, &sb, &se);
-    const __half *xcol = g < a.T ? xs + (size_t)g * ldx : nullptr;
     int parity = 0;
-    for (int tile = t0; tile < t1; tile++, parity ^= 1) {
+    auto mat_of = [&](int tile) {
         int m = 0;
         while (m + 1 < a.nmat && tile >= a.first_tile[m + 1]) m++;
-        const int row0 = (tile - a.first_tile[m]) * 16;
-        const mmv_tile tl[1] = {mmv_tile_of<B>(a.w[m], row0, a.rows[m])};
-        float d[1][4] = {};
-        mmv_tiles_dot<B, 1>(d, tl, xcol, sb, se);
-        float *rp = red + (size_t)parity * MMV_WARPS * 32 * 4;
-        mmv_put<1>(rp, d);
-        __syncthreads();
-        for (int i = threadIdx.x; i < 16 * a.T; i += blockDim.x) {
-            const int r = i & 15, c = i >> 4, n = row0 + r;
-            if (n < a.rows[m]) a.out[m][(int64_t)c * a.rows[m] + n] = mmv_sum(rp, 0, r, c) + (a.bias[m] ? a.bias[m][n] : 0.0f);
-        }
-    }
+        return m;
+    };
+    mmv_pipeline<B, 1, MMV_UNROLL>(
+        t0, t1, S,
+        [&](int tile, mmv_tile (&tl)[1]) {
+            const int m = mat_of(tile);
+            tl[0] = mmv_tile_of<B>(a.w[m], (int64_t)(tile - a.first_tile[m]) * 16, a.rows[m]);
+        },
+        [&]() {
+            if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.K;
+            __syncthreads();
+            mmv_stage<B>(xs, src, a.T, a.K);
+            __syncthreads();
+        },
+        [&](int) -> const __half * { return g < a.T ? xs + (size_t)g * ldx : nullptr; },
+        [&](int tile, const float (&d)[1][4]) {
+            const int m = mat_of(tile), row0 = (tile - a.first_tile[m]) * 16;
+            float *rp = red + (size_t)parity * MMV_WARPS * 32 * 4;
+            parity ^= 1;
+            mmv_put<1>(rp, d);
+            __syncthreads();
+            for (int i = threadIdx.x; i < 16 * a.T; i += blockDim.x) {
+                const int r = i & 15, c = i >> 4, n = row0 + r;
+                if (n < a.rows[m])
+                    a.out[m][(int64_t)c * a.rows[m] + n] = mmv_sum(rp, 0, r, c) + (a.bias[m] ? a.bias[m][n] : 0.0f);
+            }
+        });
 }
 
 /* Resident blocks per SM of a kernel with `smem` dynamic bytes (at least 1). */
@@ -229,31 +237,40 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_gateup_kernel(mmv_expert_args
     int t0, t1;
     mmv_block_tiles(tiles, &t0, &t1);
     if (t0 >= t1) return;
-    if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.H;
-    __syncthreads();
-    mmv_stage<B>(xs, src, a.T, a.H);
-    __syncthreads();
-    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.H + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
-    int sb, se;
-    mmv_warp_steps(S, warp, MMV_WARPS, &sb, &se);
     int parity = 0;
-    for (int tile = t0; tile < t1; tile++, parity ^= 1) {
-        const int u = tile / tpe, i0 = (tile - u * tpe) * 16, cnt = grp.count[u];
-        const cuda_expert &xe = a.ex[grp.e[u]];
-        const __half *xcol = g < cnt ? xs + (size_t)(grp.slot[u][g] / a.K) * ldx : nullptr;
-        const mmv_tile tl[2] = {mmv_tile_of<B>(xe.gate.q, i0, a.Im), mmv_tile_of<B>(xe.up.q, i0, a.Im)};
-        float d[2][4] = {};
-        mmv_tiles_dot<B, 2>(d, tl, xcol, sb, se);
-        float *rp = red + (size_t)parity * 2 * MMV_WARPS * 32 * 4;
-        mmv_put<2>(rp, d);
-        __syncthreads();
-        for (int i = threadIdx.x; i < 16 * cnt; i += blockDim.x) {
-            const int r = i & 15, c = i >> 4, n = i0 + r;
-            if (n < a.Im)
-                a.hout[(int64_t)grp.slot[u][c] * a.Im + n] = mmv_silu_mul(mmv_sum(rp, 0, r, c), mmv_sum(rp, 1, r, c));
-        }
-    }
+    mmv_pipeline<B, 2, MMV_UNROLL>(
+        t0, t1, S,
+        [&](int tile, mmv_tile (&tl)[2]) {
+            const int u = tile / tpe, i0 = (tile - u * tpe) * 16;
+            const cuda_expert &xe = a.ex[grp.e[u]];
+            tl[0] = mmv_tile_of<B>(xe.gate.q, i0, a.Im);
+            tl[1] = mmv_tile_of<B>(xe.up.q, i0, a.Im);
+        },
+        [&]() {
+            if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.H;
+            __syncthreads();
+            mmv_stage<B>(xs, src, a.T, a.H);
+            __syncthreads();
+        },
+        [&](int tile) -> const __half * {
+            const int u = tile / tpe;
+            return g < grp.count[u] ? xs + (size_t)(grp.slot[u][g] / a.K) * ldx : nullptr;
+        },
+        [&](int tile, const float (&d)[2][4]) {
+            const int u = tile / tpe, i0 = (tile - u * tpe) * 16, cnt = grp.count[u];
+            float *rp = red + (size_t)parity * 2 * MMV_WARPS * 32 * 4;
+            parity ^= 1;
+            mmv_put<2>(rp, d);
+            __syncthreads();
+            for (int i = threadIdx.x; i < 16 * cnt; i += blockDim.x) {
+                const int r = i & 15, c = i >> 4, n = i0 + r;
+                if (n < a.Im)
+                    a.hout[(int64_t)grp.slot[u][c] * a.Im + n] =
+                        mmv_silu_mul(mmv_sum(rp, 0, r, c), mmv_sum(rp, 1, r, c));
+            }
+        });
 }
 
 /* Down tiles of 16 rows, for every distinct expert: y[slot] = down · h[slot]. The h rows of the
@@ -272,34 +289,39 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_down_kernel(mmv_expert_args a
     int t0, t1;
     mmv_block_tiles(tiles, &t0, &t1);
     if (t0 >= t1) return;
-    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.Im + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
-    int sb, se;
-    mmv_warp_steps(S, warp, MMV_WARPS, &sb, &se);
     int parity = 0, staged = -1;
-    for (int tile = t0; tile < t1; tile++, parity ^= 1) {
-        const int u = tile / tpe, n0 = (tile - u * tpe) * 16, cnt = grp.count[u];
-        if (u != staged) { /* block-uniform */
-            __syncthreads(); /* the last expert's readers are done */
-            if (threadIdx.x < cnt) src[threadIdx.x] = a.h + (int64_t)grp.slot[u][threadIdx.x] * a.Im;
+    mmv_pipeline<B, 1, MMV_UNROLL>(
+        t0, t1, S,
+        [&](int tile, mmv_tile (&tl)[1]) {
+            const int u = tile / tpe;
+            tl[0] = mmv_tile_of<B>(a.ex[grp.e[u]].down.q, (int64_t)(tile - u * tpe) * 16, a.H);
+        },
+        [&]() {},
+        [&](int tile) -> const __half * {
+            const int u = tile / tpe, cnt = grp.count[u];
+            if (u != staged) { /* block-uniform */
+                __syncthreads(); /* the last expert's readers are done */
+                if (threadIdx.x < cnt) src[threadIdx.x] = a.h + (int64_t)grp.slot[u][threadIdx.x] * a.Im;
+                __syncthreads();
+                mmv_stage<B>(xs, src, cnt, a.Im);
+                __syncthreads();
+                staged = u;
+            }
+            return g < cnt ? xs + (size_t)g * ldx : nullptr;
+        },
+        [&](int tile, const float (&d)[1][4]) {
+            const int u = tile / tpe, n0 = (tile - u * tpe) * 16, cnt = grp.count[u];
+            float *rp = red + (size_t)parity * MMV_WARPS * 32 * 4;
+            parity ^= 1;
+            mmv_put<1>(rp, d);
             __syncthreads();
-            mmv_stage<B>(xs, src, cnt, a.Im);
-            __syncthreads();
-            staged = u;
-        }
-        const cuda_expert &xe = a.ex[grp.e[u]];
-        const __half *xcol = g < cnt ? xs + (size_t)g * ldx : nullptr;
-        const mmv_tile tl[1] = {mmv_tile_of<B>(xe.down.q, n0, a.H)};
-        float d[1][4] = {};
-        mmv_tiles_dot<B, 1>(d, tl, xcol, sb, se);
-        float *rp = red + (size_t)parity * MMV_WARPS * 32 * 4;
-        mmv_put<1>(rp, d);
-        __syncthreads();
-        for (int i = threadIdx.x; i < 16 * cnt; i += blockDim.x) {
-            const int r = i & 15, c = i >> 4, n = n0 + r;
-            if (n < a.H) a.y[(int64_t)grp.slot[u][c] * a.H + n] = mmv_sum(rp, 0, r, c);
-        }
-    }
+            for (int i = threadIdx.x; i < 16 * cnt; i += blockDim.x) {
+                const int r = i & 15, c = i >> 4, n = n0 + r;
+                if (n < a.H) a.y[(int64_t)grp.slot[u][c] * a.H + n] = mmv_sum(rp, 0, r, c);
+            }
+        });
 }
 
 template <int B>

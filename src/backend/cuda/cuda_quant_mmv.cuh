@@ -47,7 +47,7 @@
 #define MMV_WARPS 4
 #define MMV_THREADS (MMV_WARPS * CUDA_WARP)
 #define MMV_COLS 8     /* token columns of the mma: at most 8 tokens per launch */
-#define MMV_UNROLL 4   /* steps in flight per warp */
+#define MMV_UNROLL 2   /* steps per batch (two batches in flight per warp) */
 
 /* Codes per 16-byte chunk, and per step (4 chunks). */
 __host__ __device__ constexpr int mmv_codes_per_chunk(int B) { return 128 / B; }
@@ -219,30 +219,82 @@ __device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, con
     }
 }
 
-/* d (this thread's fragment: rows g, g + 8 x columns 2t, 2t + 1) += tile · x over the steps
- * [s_begin, s_end) this warp takes. xcol: the staged column of token g (nullptr when g has no
- * token). */
-template <int B, int NT>
-__device__ __forceinline__ void mmv_tiles_dot(float (&d)[NT][4], const mmv_tile (&tl)[NT], const __half *xcol,
-                                              int s_begin, int s_end) {
-    constexpr int U = NT == 1 ? MMV_UNROLL : MMV_UNROLL / 2;
-    for (int s = s_begin; s < s_end; s += U) {
-        mmv_chunk c0[NT][U], c1[NT][U];
+/* One batch of U steps of NT tiles in registers. */
+template <int NT, int U>
+struct mmv_batch {
+    mmv_chunk c0[NT][U], c1[NT][U];
+};
+
+template <int NT, int U>
+__device__ __forceinline__ void mmv_load_batch(mmv_batch<NT, U> &bt, const mmv_tile (&tl)[NT], int s, int s_end) {
 #pragma unroll
-        for (int i = 0; i < NT; i++) mmv_load<U>(c0[i], c1[i], tl[i], s, s_end);
+    for (int i = 0; i < NT; i++) mmv_load<U>(bt.c0[i], bt.c1[i], tl[i], s, s_end);
+}
+
+template <int B, int NT, int U>
+__device__ __forceinline__ void mmv_compute_batch(float (&d)[NT][4], const mmv_batch<NT, U> &bt, const __half *xcol,
+                                                  int s, int s_end) {
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            if (s + u >= s_end) break;
+    for (int u = 0; u < U; u++) {
+        if (s + u >= s_end) break;
 #pragma unroll
-            for (int i = 0; i < NT; i++) mmv_step<B>(d[i], c0[i][u], c1[i][u], xcol, s + u);
-        }
+        for (int i = 0; i < NT; i++) mmv_step<B>(d[i], bt.c0[i][u], bt.c1[i][u], xcol, s + u);
     }
 }
 
-/* The steps [begin, end) of warp w of W over S steps: contiguous ranges, as even as they go. */
+/* The steps of warp w of W over S steps: contiguous ranges of ceil(S / W) (the last may be short
+ * or empty), so that every warp runs the same number of batches and the block's barriers line up. */
 __device__ __forceinline__ void mmv_warp_steps(int S, int w, int W, int *begin, int *end) {
-    *begin = (int)((int64_t)S * w / W);
-    *end = (int)((int64_t)S * (w + 1) / W);
+    const int per = (S + W - 1) / W;
+    *begin = min(S, w * per);
+    *end = min(S, *begin + per);
+}
+
+/* The loop of a block over its tiles [t0, t1), with the weight stream never waiting on the
+ * arithmetic: the loads of the next batch (U steps of this warp's K range, NT tiles) are issued
+ * before the current batch is computed, across tile boundaries too, and the first batch before
+ * the block's prologue (staging x), whose latency it hides.
+ *   tiles_of(tile, tl):   the NT weight tiles of `tile` (no barrier);
+ *   prologue():           once, after the first loads (may synchronise: every thread calls it);
+ *   begin(tile) -> xcol:  before the tile's first batch is computed (may synchronise);
+ *   end(tile, d):         after its last (the reduction; may synchronise).
+ * Every warp runs the same sequence (mmv_warp_steps), so barriers inside the callbacks are
+ * reached by the whole block in the same order. */
+template <int B, int NT, int U, class TilesOf, class Prologue, class Begin, class End>
+__device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tiles_of, Prologue prologue, Begin begin,
+                                             End end) {
+    int sb, se;
+    mmv_warp_steps(S, threadIdx.x >> 5, MMV_WARPS, &sb, &se);
+    const int nb = ((S + MMV_WARPS - 1) / MMV_WARPS + U - 1) / U; /* batches per tile, every warp */
+    const int total = (t1 - t0) * nb;
+    mmv_tile tl[NT];
+    mmv_batch<NT, U> bt0, bt1; /* ping-pong: two named buffers, no register array indexed at run time */
+    if (total > 0) {
+        tiles_of(t0, tl);
+        mmv_load_batch<NT, U>(bt0, tl, sb, se);
+    }
+    prologue();
+    float d[NT][4] = {};
+    const __half *xcol = nullptr;
+    auto step = [&](int j, const mmv_batch<NT, U> &cur, mmv_batch<NT, U> &nxt) {
+        const int tile = t0 + j / nb, b = j - (j / nb) * nb;
+        if (j + 1 < total) { /* the next batch: this tile's, or the next tile's first */
+            if (b + 1 == nb) tiles_of(tile + 1, tl);
+            const int bn = b + 1 == nb ? 0 : b + 1;
+            mmv_load_batch<NT, U>(nxt, tl, sb + bn * U, se);
+        }
+        if (b == 0) xcol = begin(tile);
+        mmv_compute_batch<B, NT, U>(d, cur, xcol, sb + b * U, se);
+        if (b + 1 == nb) {
+            end(tile, d);
+#pragma unroll
+            for (int i = 0; i < NT; i++) d[i][0] = d[i][1] = d[i][2] = d[i][3] = 0.0f;
+        }
+    };
+    for (int j = 0; j < total; j += 2) {
+        step(j, bt0, bt1);
+        if (j + 1 < total) step(j + 1, bt1, bt0);
+    }
 }
 
 /* Reduction of the warps' fragments of NT tiles: red holds [NT][MMV_WARPS][32][4] floats. After
