@@ -14,6 +14,7 @@
 #     --mmv      the 4-layer q4 run again with the float32 GEMV core for 1..8 tokens
 #                (GLMOE_CUDA_AFF_MMV=0) instead of the tensor-core one (cuda_quant_mmv.cu)
 #     --profile  tools/gpu/profile_decode.sh after the timings (every kernel of a decode step)
+#     --ops      (instead of --check) only the op tests and the golden cases on the GPU
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -23,11 +24,11 @@ DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
 BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
 PREFIX=/tmp/glmoe-gpu-deps
 LOGS=/tmp/glmoe-quant-logs
-CHECK=0 COMPARE=0 NCU=0 QUICK=0 MMV=0 PROFILE=0
+CHECK=0 COMPARE=0 NCU=0 QUICK=0 MMV=0 PROFILE=0 OPS=0
 for a in "$@"; do
     case $a in
-    --check) CHECK=1 ;; --compare) COMPARE=1 ;; --ncu) NCU=1 ;; --quick) QUICK=1 ;; --mmv) MMV=1 ;; --profile) PROFILE=1 ;;
-    *) echo "usage: run_quant_bench.sh [--check] [--compare] [--mmv] [--ncu] [--profile] [--quick]" >&2; exit 2 ;;
+    --check) CHECK=1 ;; --compare) COMPARE=1 ;; --ncu) NCU=1 ;; --quick) QUICK=1 ;; --mmv) MMV=1 ;; --profile) PROFILE=1 ;; --ops) OPS=1 ;;
+    *) echo "usage: run_quant_bench.sh [--check] [--compare] [--mmv] [--ncu] [--profile] [--ops] [--quick]" >&2; exit 2 ;;
     esac
 done
 mkdir -p "$OUT" && rm -rf "$LOGS" && mkdir -p "$LOGS"
@@ -42,6 +43,17 @@ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMA
     "${CMAKE_EXTRA[@]}" > "$LOGS/configure.log" 2>&1 &&
     cmake --build "$BUILD" -j"$(nproc)" --target glmoe_cli > "$LOGS/build.log" 2>&1 || { tail -20 "$LOGS/build.log"; exit 1; }
 G=$BUILD/glmoe
+if [ $OPS = 1 ]; then
+    cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_golden >> "$LOGS/build.log" 2>&1
+    timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops.log" 2>&1
+    echo "test_ops (rc $?): $(tail -1 "$LOGS/test_ops.log")"; grep -E '^  \[cuda' "$LOGS/test_ops.log"; grep -m5 FAIL "$LOGS/test_ops.log"
+    for dir in "$ROOT"/tests/golden/*/ "$ROOT"/tests/golden_quant/*/*/; do
+        [ -f "$dir/reference.json" ] || continue
+        name=$(echo "$dir" | sed "s|$ROOT/tests/||; s|/$||; s|/|_|g")
+        GLMOE_CUDA_KV=f32 timeout 60 "$BUILD/tests/golden/test_golden" "$dir" --device cuda > "$LOGS/golden_$name.log" 2>&1
+        echo "golden $name (rc $?): $(grep -oE 'rel L2 = [0-9.e+-]+|greedy.*|[0-9]+ passed, [0-9]+ failed' "$LOGS/golden_$name.log" | tr '\n' ' ' | cut -c1-200)"
+    done
+fi
 echo "machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1); $(date -u +%Y-%m-%dT%H:%MZ); ${GLMOE_COMMIT:-}"
 run() { # name, timeout, args... (environment through env in front)
     local name=$1 t=$2
