@@ -260,6 +260,7 @@ glmoe_status cuda_affine_embed(cuda_exec *cx, float *out, const gm_weight *table
 bool cuda_affine_mmv_takes(const gm_weight *const *W, int n, const float *x, int32_t T);
 glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, const gm_weight *const *W,
                              const float *const *bias, int n, int32_t T, gm_err *err);
+bool cuda_experts_mmv_takes(const cuda_expert_table *tb, const float *x, int T, int H, int Im);
 glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x, const int32_t *idx, int K, int T,
                               const cuda_expert_table *tb, int E, int H, int Im, gm_err *err);
 bool mmv_on(void);

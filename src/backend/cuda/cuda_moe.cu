@@ -662,8 +662,7 @@ static glmoe_status experts_grouped_gemv(cuda_exec *cx, const float *x, const in
 static glmoe_status experts_grouped(cuda_exec *cx, float *out, bool accumulate, const float *x, const int32_t *idx,
                                     const float *weights, int K, const cuda_expert_table *tb, int E, int H, int Im,
                                     int T, gm_err *err) {
-    const bool mmv = mmv_on() && !tb->some_general && T <= aff_gemv_tokens() && cu_aligned(x, 16) && H % 32 == 0 &&
-                     Im % 32 == 0;
+    const bool mmv = cuda_experts_mmv_takes(tb, x, T, H, Im);
     glmoe_status s = mmv ? cuda_experts_mmv(cx, cx->moe_h, cx->moe_y, x, idx, K, T, tb, E, H, Im, err)
                          : experts_grouped_gemv(cx, x, idx, K, tb, E, H, Im, T, err);
     if (s) return s;

@@ -144,7 +144,7 @@ bool cuda_affine_mmv_takes(const gm_weight *const *W, int n, const float *x, int
             return false;
         if (!mmv_takes(cu_affine_of(W[m]), W[m]->q.bits)) return false;
     }
-    return true;
+    return mmv_fits(W[0]->q.bits, (int)W[0]->cols, T);
 }
 
 glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, const gm_weight *const *W,
@@ -348,6 +348,11 @@ static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int group
     mmv_down_kernel<B><<<blocks, MMV_THREADS, smem, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
+}
+
+bool cuda_experts_mmv_takes(const cuda_expert_table *tb, const float *x, int T, int H, int Im) {
+    return mmv_on() && !tb->some_general && T >= 1 && T <= MMV_COLS && T <= aff_gemv_tokens() && cu_aligned(x, 16) &&
+           H % 32 == 0 && Im % 32 == 0 && mmv_fits(tb->gateup_bits, H, T) && mmv_fits(tb->down_bits, Im, MMV_COLS);
 }
 
 glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x, const int32_t *idx, int K, int T,

@@ -59,6 +59,10 @@ __host__ __device__ inline int mmv_ldx(int B, int K) {
     return (K + cps - 1) / cps * cps + 32;
 }
 static inline size_t mmv_stage_bytes(int B, int K, int ncols) { return (size_t)ncols * (size_t)mmv_ldx(B, K) * 2; }
+/* Whether ncols staged columns of K inputs and the reduction buffers fit a block's shared memory
+ * (the 227 KB an H100 block may opt into, with room for the static part): K <= ~13,000 at 8
+ * columns, every released GLM shape. */
+static inline bool mmv_fits(int B, int K, int ncols) { return mmv_stage_bytes(B, K, ncols) + 16 * 1024 <= 220 * 1024; }
 
 /* Where x[k] of a column goes in the staged order (file comment). */
 template <int B>
