@@ -117,6 +117,15 @@ typedef struct gm_attn_params {
      * above must still hold the same value (it bounds the call). NULL: n_past only. Backends
      * that run ops as they are called (the CPU) ignore it. */
     const int32_t *n_past_mem;
+    /* Optional RoPE folded into the call (rope_pos non-NULL): q and the new keys are used as
+     * rope(q, rope_pos, T, n_heads, head_dim, rotary_dim, rope_theta) and the same on k with
+     * n_kv_heads would leave them (the cache receives the rotated keys), so that a backend can
+     * rotate them in the launch that reads them instead of in two launches of rope. rope_pos is
+     * backend memory ([T] positions). The buffers q and k are read only: they keep their
+     * unrotated values. NULL: q and k are used as given (rotary_dim, rope_theta unread). */
+    const int32_t *rope_pos;
+    int32_t rotary_dim;
+    float rope_theta;
 } gm_attn_params;
 
 /* A recorded step (graph_capture_end), owned by the backend that made it. */
@@ -237,7 +246,8 @@ typedef struct gm_backend_ops {
 
     /* Stores k, v [T, n_kv_heads*head_dim] in the cache of `layer` at [n_past, n_past+T), then
      * out[T, n_heads*head_dim] = softmax(q·K^T * scale + causal mask (+ mask)) · V over the cache
-     * [0, n_past+T). Query head h reads KV head h / (n_heads / n_kv_heads). */
+     * [0, n_past+T). Query head h reads KV head h / (n_heads / n_kv_heads). With p->rope_pos, q
+     * and k are rotated first (see gm_attn_params). out must not overlap q, k or v. */
     glmoe_status (*attention)(gm_exec *ex, float *out, const float *q, const float *k,
                               const float *v, gm_kv *kv, int32_t layer, const gm_attn_params *p,
                               gm_err *err);

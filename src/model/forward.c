@@ -234,16 +234,17 @@ static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_st
         TRY(op->add_rmsnorm(ex, st->k, st->k, NULL, &L->k_norm, (int64_t)T * c->n_kv_heads, c->head_dim,
                             c->rms_norm_eps, err));
     }
-    TRY(op->rope(ex, st->q, st->pos, T, c->n_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
-    TRY(op->rope(ex, st->k, st->pos, T, c->n_kv_heads, c->head_dim, c->rotary_dim, c->rope_theta, err));
     const size_t QD = (size_t)c->n_heads * (size_t)c->head_dim, KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
     for (int32_t i = 0; i < n_segs; i++) {
         const segment *g = &segs[i];
         /* A lone segment reads n_past from the positions buffer (pos[0]), so that a recorded step
-         * stays valid as the sequence grows; with several, each passes its own. */
+         * stays valid as the sequence grows; with several, each passes its own. RoPE of q and k
+         * at the rows' positions is part of the call (one launch on the GPU, not two more). */
         gm_attn_params ap = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
                              .n_tokens = g->n, .n_past = g->n_past, .scale = 1.0f / sqrtf((float)c->head_dim),
-                             .n_past_mem = n_segs == 1 ? st->pos : NULL};
+                             .n_past_mem = n_segs == 1 ? st->pos : NULL,
+                             .rope_pos = gm_cptr_add(st->pos, (size_t)g->start * 4), .rotary_dim = c->rotary_dim,
+                             .rope_theta = c->rope_theta};
         TRY(op->attention(ex, gm_ptr_add(st->attn, (size_t)g->start * QD * 4), gm_cptr_add(st->q, (size_t)g->start * QD * 4),
                           gm_cptr_add(st->k, (size_t)g->start * KD * 4), gm_cptr_add(st->v, (size_t)g->start * KD * 4),
                           st->seqs[g->seq].kv, layer, &ap, err));

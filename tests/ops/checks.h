@@ -33,8 +33,8 @@ extern double ops_tol_affine_prefill;
 extern double ops_tol_affine_gemv;
 
 typedef struct op_groups {
-    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, route, experts, graph, affine,
-        affine_prefill;
+    ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, attn_decode, route, experts, graph,
+        affine, affine_prefill;
 } op_groups;
 
 /* Reports an op that returned an error where success was expected. */

@@ -33,8 +33,12 @@
  * Attention at the lengths 1, 127, 128, 129 and 4097 (prefill from an empty cache and a decode
  * step after length - 1 keys, causal and with a random mask; 4097 with few heads on the CPU).
  * Calls of up to 16 queries (and odd prefills) also pass n_past in backend memory.
+ * Decode with RoPE folded into the call (check_attention_decode): T 1..16 at n_past 0..3000, GQA
+ * 1..12, D 16/64/128, masks, n_past from memory and from the host: on the GPU the single-launch
+ * decode kernel unsplit and split, with one to three blocks of query rows.
  * Backends with graph_* ops (the GPU): a decode step (RoPE + attention) recorded once and
- * replayed at 149 positions against the reference; refusals while recording.
+ * replayed at 149 positions against the reference, and again with RoPE in the attention call at
+ * 299 positions across the decode kernel's split threshold; refusals while recording.
  * Error paths: embed of ids outside the table (GLMOE_E_TOKEN, from embed or the next sync),
  * attention past the cache (GLMOE_E_CONTEXT).
  *
@@ -344,7 +348,36 @@ enum { MASK_NONE, MASK_RANDOM, MASK_ALL };
 typedef struct attn_case {
     int32_t T, n_past, n_kv_heads, ratio, D;
     int mask;
+    int32_t rope_dim; /* > 0: RoPE on that many dims folded into the call (rope_pos = n_past + t) */
+    bool host_past;   /* n_past from the host only, never from backend memory */
 } attn_case;
+
+#define ATTN_ROPE_THETA 10000.0f
+
+/* x [1, nh, D] at position pos after the reference's RoPE with `theta`, rounded to float. */
+static float *rope_rows_ref_at(const float *x, int32_t pos, int32_t nh, int32_t D, int32_t R, float theta) {
+    double *r = malloc((size_t)nh * D * sizeof *r);
+    float *out = malloc((size_t)nh * D * sizeof *out);
+    ref_rope(r, NULL, x, &pos, 1, nh, D, R, theta);
+    for (int64_t i = 0; i < (int64_t)nh * D; i++) out[i] = (float)r[i];
+    free(r);
+    return out;
+}
+
+/* x [n, nh, D] at positions first, first + 1, ... after the reference's RoPE, rounded to float:
+ * what the reference attention reads when the op folds the rotation in. */
+static float *rope_rows_ref(const float *x, int32_t n, int32_t first, int32_t nh, int32_t D, int32_t R) {
+    const int64_t e = (int64_t)n * nh * D;
+    int32_t *pos = calloc((size_t)(n > 0 ? n : 1), sizeof *pos);
+    double *r = malloc((size_t)(e > 0 ? e : 1) * sizeof *r);
+    float *out = malloc((size_t)(e > 0 ? e : 1) * sizeof *out);
+    for (int32_t t = 0; t < n; t++) pos[t] = first + t;
+    ref_rope(r, NULL, x, pos, n, nh, D, R, ATTN_ROPE_THETA);
+    for (int64_t i = 0; i < e; i++) out[i] = (float)r[i];
+    free(pos);
+    free(r);
+    return out;
+}
 
 #define ATTN_CTX 640  /* cache length of every case up to that many positions */
 #define ATTN_MAX_CTX 4160 /* the longest case's (4097, rounded up), for the execution state */
@@ -398,11 +431,12 @@ static bool attention_call(ops_ctx *c, ops_stats *st, gm_kv *kv, int32_t layer, 
                            int32_t T, const float *k_all, const float *v_all, bool check, const char *role) {
     const int32_t nkv = cs->n_kv_heads, nh = nkv * cs->ratio, D = cs->D;
     const int64_t qn = (int64_t)T * nh * D, kn = (int64_t)T * nkv * D, n_keys = (int64_t)p0 + T;
-    const bool past_mem = T <= 16 || T % 2 == 1;
-    char what[220];
-    snprintf(what, sizeof what, "attention %s T=%d n_past=%d heads=%d kv_heads=%d D=%d%s%s", role, T, p0, nh, nkv, D,
+    const bool past_mem = !cs->host_past && (T <= 16 || T % 2 == 1);
+    char what[240], rope_what[40] = "";
+    if (cs->rope_dim) snprintf(rope_what, sizeof rope_what, ", RoPE on %d dims in the call", cs->rope_dim);
+    snprintf(what, sizeof what, "attention %s T=%d n_past=%d heads=%d kv_heads=%d D=%d%s%s%s", role, T, p0, nh, nkv, D,
              cs->mask == MASK_NONE ? "" : cs->mask == MASK_ALL ? ", all keys masked" : ", random mask",
-             past_mem ? ", n_past in memory" : "");
+             past_mem ? ", n_past in memory" : "", rope_what);
     float *q = ops_random_floats(c, (size_t)qn, 0.01, 4.0), *out = malloc((size_t)qn * 4);
     int32_t hidden_row = -1;
     float *mask = cs->mask != MASK_NONE ? make_mask(c, cs->mask, T, p0, &hidden_row) : NULL;
@@ -413,19 +447,35 @@ static bool attention_call(ops_ctx *c, ops_stats *st, gm_kv *kv, int32_t layer, 
     const float *dv = ops_upload_f(c, v_all + (int64_t)p0 * nkv * D, (size_t)kn);
     p.mask = mask ? ops_upload_f(c, mask, (size_t)(T * n_keys)) : NULL;
     p.n_past_mem = past_mem ? ops_upload_i(c, &p0, 1) : NULL;
+    if (cs->rope_dim) {
+        int32_t *pos = malloc((size_t)T * sizeof *pos);
+        for (int32_t t = 0; t < T; t++) pos[t] = p0 + t;
+        p.rope_pos = ops_upload_i(c, pos, (size_t)T);
+        p.rotary_dim = cs->rope_dim;
+        p.rope_theta = ATTN_ROPE_THETA;
+        free(pos);
+    }
     bool ok = op_ok(c, st, c->be->ops->attention(c->ex, dout, dq, dk, dv, kv, layer, &p, &c->err), what);
+    /* With RoPE in the call, the reference reads q and every key rotated at its position (the
+     * cache holds rotated keys: the earlier calls of the case rotated theirs too). */
+    float *q_rot = NULL, *k_rot = NULL;
+    if (ok && check && cs->rope_dim) {
+        q_rot = rope_rows_ref(q, T, p0, nh, D, cs->rope_dim);
+        k_rot = rope_rows_ref(k_all, (int32_t)n_keys, 0, nkv, D, cs->rope_dim);
+    }
+    const float *q_ref = q_rot ? q_rot : q, *k_ref = k_rot ? k_rot : k_all;
     if (ok && check) {
         ok = ops_download_f(c, out, dout, (size_t)qn, what);
         if (ok && T <= ATTN_FULL_ROWS) {
-            ok = attention_rows_ok(c, st, what, out, q, k_all, v_all, mask, T, p0, 0, T, nh, nkv, D, p.scale);
+            ok = attention_rows_ok(c, st, what, out, q_ref, k_ref, v_all, mask, T, p0, 0, T, nh, nkv, D, p.scale);
         } else if (ok) {
             int64_t bad = 0;
             for (int64_t e = 0; e < qn; e++) bad += !isfinite(out[e]);
             if (bad) fprintf(stderr, "[%s] FAIL %s: %lld elements are not finite\n", c->label, what, (long long)bad);
             ok = !bad &&
-                 attention_rows_ok(c, st, what, out, q, k_all, v_all, mask, T, p0, 0, ATTN_EDGE_ROWS, nh, nkv, D,
+                 attention_rows_ok(c, st, what, out, q_ref, k_ref, v_all, mask, T, p0, 0, ATTN_EDGE_ROWS, nh, nkv, D,
                                    p.scale) &&
-                 attention_rows_ok(c, st, what, out, q, k_all, v_all, mask, T, p0, T - ATTN_EDGE_ROWS, ATTN_EDGE_ROWS,
+                 attention_rows_ok(c, st, what, out, q_ref, k_ref, v_all, mask, T, p0, T - ATTN_EDGE_ROWS, ATTN_EDGE_ROWS,
                                    nh, nkv, D, p.scale);
         }
         /* A query with every key hidden outputs exact zeros (as SDPA does). */
@@ -438,6 +488,8 @@ static bool attention_call(ops_ctx *c, ops_stats *st, gm_kv *kv, int32_t layer, 
         CHECK(ok, "%s", what);
     }
     free(q);
+    free(q_rot);
+    free(k_rot);
     free(out);
     free(mask);
     return ok;
@@ -507,27 +559,55 @@ static void check_attention_lengths(ops_ctx *c, op_groups *g) {
         for (int decode = 0; decode < 2; decode++) {
             if (decode && L == 1) continue; /* the prefill of one token is that decode step */
             for (int masked = 0; masked < 2; masked++) {
-                attn_case cs = {decode ? 1 : L, decode ? L - 1 : 0, nkv, ratio, D, masked ? MASK_RANDOM : MASK_NONE};
+                attn_case cs = {decode ? 1 : L, decode ? L - 1 : 0, nkv, ratio, D, masked ? MASK_RANDOM : MASK_NONE, 0, false};
                 check_attention_case(c, &g->attn_lengths, &cs);
             }
         }
     }
 }
 
+/* Decode steps of 1..16 queries with RoPE folded into the call, as forward() makes them: on the
+ * GPU's bf16 cache with 128-dim heads, the single-launch decode kernel (rotation, cache store,
+ * attention and split merge), unsplit at short contexts and split (the last split merging) at
+ * longer ones, with 1 or 2 blocks of query rows per KV head (T x GQA up to 192 rows); n_past
+ * from memory (one launch sized for the whole cache) and from the host; the float32 kernel on
+ * the other cache and head sizes. Each case fills the cache through earlier calls with RoPE too. */
+static void check_attention_decode(ops_ctx *c, op_groups *g) {
+    static const attn_case cases[] = {
+        {1, 0, 2, 12, 128, MASK_NONE, 64, false},    {1, 127, 2, 12, 128, MASK_NONE, 64, false},
+        {1, 128, 2, 12, 128, MASK_NONE, 64, true},   {2, 200, 2, 12, 128, MASK_RANDOM, 64, false},
+        {3, 253, 1, 2, 128, MASK_NONE, 64, false},   {1, 255, 2, 12, 128, MASK_NONE, 64, false},
+        {1, 256, 2, 12, 128, MASK_NONE, 64, true},   {5, 300, 1, 1, 128, MASK_NONE, 128, false},
+        {8, 511, 2, 12, 128, MASK_RANDOM, 64, false}, {8, 600, 1, 12, 128, MASK_NONE, 64, true},
+        {16, 400, 1, 12, 128, MASK_NONE, 64, false}, {7, 1500, 1, 12, 128, MASK_NONE, 64, false},
+        {1, 3000, 2, 6, 128, MASK_NONE, 64, true},   {4, 300, 2, 3, 64, MASK_RANDOM, 32, false},
+        {1, 500, 1, 12, 16, MASK_NONE, 10, false},   {9, 129, 2, 2, 128, MASK_ALL, 64, false},
+    };
+    const bool cpu = !strcmp(c->be->ops->name, "cpu");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        attn_case cs = cases[i];
+        if (cpu && cs.n_past > 600) cs.n_past = 600; /* the float64 reference under the sanitizers */
+        check_attention_case(c, &g->attn_decode, &cs);
+    }
+}
+
 static void check_attention(ops_ctx *c, op_groups *g) {
     static const attn_case cases[] = {
         /* decode: T = 1 at every n_past bucket edge */
-        {1, 0, 2, 12, 128, MASK_NONE},   {1, 1, 1, 2, 16, MASK_RANDOM},   {1, 7, 2, 2, 16, MASK_ALL},
-        {1, 127, 4, 1, 16, MASK_NONE},   {1, 128, 1, 12, 128, MASK_RANDOM}, {1, 129, 1, 2, 128, MASK_NONE},
-        {1, 500, 1, 12, 16, MASK_RANDOM}, {1, 500, 1, 1, 128, MASK_NONE},
+        {1, 0, 2, 12, 128, MASK_NONE, 0, false},     {1, 1, 1, 2, 16, MASK_RANDOM, 0, false},
+        {1, 7, 2, 2, 16, MASK_ALL, 0, false},        {1, 127, 4, 1, 16, MASK_NONE, 0, false},
+        {1, 128, 1, 12, 128, MASK_RANDOM, 0, false}, {1, 129, 1, 2, 128, MASK_NONE, 0, false},
+        {1, 500, 1, 12, 16, MASK_RANDOM, 0, false},  {1, 500, 1, 1, 128, MASK_NONE, 0, false},
         /* prefill from an empty cache and after a past */
-        {1, 0, 4, 2, 16, MASK_RANDOM},   {5, 0, 2, 12, 128, MASK_RANDOM}, {127, 0, 4, 1, 16, MASK_NONE},
-        {128, 0, 2, 2, 16, MASK_RANDOM}, {129, 0, 1, 12, 128, MASK_NONE}, {5, 37, 1, 2, 128, MASK_RANDOM},
-        {127, 129, 2, 12, 16, MASK_NONE}, {128, 1, 4, 2, 128, MASK_RANDOM}, {129, 129, 2, 1, 16, MASK_RANDOM},
-        {129, 200, 1, 2, 128, MASK_NONE},
+        {1, 0, 4, 2, 16, MASK_RANDOM, 0, false},     {5, 0, 2, 12, 128, MASK_RANDOM, 0, false},
+        {127, 0, 4, 1, 16, MASK_NONE, 0, false},     {128, 0, 2, 2, 16, MASK_RANDOM, 0, false},
+        {129, 0, 1, 12, 128, MASK_NONE, 0, false},   {5, 37, 1, 2, 128, MASK_RANDOM, 0, false},
+        {127, 129, 2, 12, 16, MASK_NONE, 0, false},  {128, 1, 4, 2, 128, MASK_RANDOM, 0, false},
+        {129, 129, 2, 1, 16, MASK_RANDOM, 0, false}, {129, 200, 1, 2, 128, MASK_NONE, 0, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_attention_case(c, &g->attention, &cases[i]);
     check_attention_lengths(c, g);
+    check_attention_decode(c, g);
 
     /* Beyond the cache: refused with GLMOE_E_CONTEXT. */
     gm_kv *kv = NULL;
@@ -788,30 +868,41 @@ static void check_experts(ops_ctx *c, op_groups *g) {
 
 /* ---- recorded steps (graph_*) ------------------------------------------------------------------ */
 
-/* The ops a decode step runs on its changing inputs: RoPE of q and k at the position in dpos, then
- * attention with n_past read from dpos too. */
+/* The ops a decode step runs on its changing inputs, with n_past read from dpos: RoPE of q and k
+ * at the position in dpos by two rope calls then attention, or (fused) attention with the
+ * rotation folded in (rope_pos = dpos), as forward() does. */
 static glmoe_status graph_step_ops(ops_ctx *c, float *dout, float *dq, float *dk, float *dv, const int32_t *dpos,
                                    gm_kv *kv, int32_t n_past, int32_t nh, int32_t nkv, int32_t D, int32_t R,
-                                   float theta) {
+                                   float theta, bool fused) {
     const gm_backend_ops *op = c->be->ops;
-    glmoe_status s = op->rope(c->ex, dq, dpos, 1, nh, D, R, theta, &c->err);
-    if (!s) s = op->rope(c->ex, dk, dpos, 1, nkv, D, R, theta, &c->err);
+    glmoe_status s = GLMOE_OK;
+    if (!fused) {
+        s = op->rope(c->ex, dq, dpos, 1, nh, D, R, theta, &c->err);
+        if (!s) s = op->rope(c->ex, dk, dpos, 1, nkv, D, R, theta, &c->err);
+    }
     gm_attn_params p = {.n_heads = nh, .n_kv_heads = nkv, .head_dim = D, .n_tokens = 1, .n_past = n_past,
                         .scale = 1.0f / sqrtf((float)D), .n_past_mem = dpos};
+    if (fused) {
+        p.rope_pos = dpos;
+        p.rotary_dim = R;
+        p.rope_theta = theta;
+    }
     if (!s) s = op->attention(c->ex, dout, dq, dk, dv, kv, 0, &p, &c->err);
     return s;
 }
 
-/* A backend that records steps (the GPU): one decode step (RoPE + attention) recorded once and
- * replayed at positions 1..N-1 with fresh q, k, v each time, each output against the reference
- * (which gets the backend's own rotated q and k, checked against ref_rope separately); what may
- * not happen while recording is refused (a copy; a RoPE table not made yet). Skipped on backends
- * without graph_* ops. */
-static void check_graph(ops_ctx *c, op_groups *g) {
+/* A backend that records steps (the GPU): one decode step recorded once and replayed at
+ * positions 1..N-1 with fresh q, k, v each time, each output against the reference; what may not
+ * happen while recording is refused (a copy; a RoPE table not made yet). With the rope ops, the
+ * reference gets the backend's own rotated q and k (checked against ref_rope separately). Fused
+ * (RoPE in the attention call), it rotates them itself, and the replays run to 300 keys in a
+ * cache of 1024: on the GPU's bf16 cache the recorded launch allows 8 splits and the kernel goes
+ * from one split to two at 256 keys, all from the same recording. Skipped on backends without
+ * graph_* ops. */
+static void check_graph_variant(ops_ctx *c, op_groups *g, bool fused) {
     const gm_backend_ops *op = c->be->ops;
-    if (!op->graph_capture_begin) return;
-    const int32_t nkv = 2, nh = 24, D = 128, R = 64, N = 150, n_ctx = 200;
-    const float theta = 123457.0f; /* a table no earlier check made */
+    const int32_t nkv = 2, nh = 24, D = 128, R = 64, N = fused ? 300 : 150, n_ctx = fused ? 1024 : 200;
+    const float theta = fused ? 234567.0f : 123457.0f; /* tables no earlier check made */
     const int64_t qn = (int64_t)nh * D, kn = (int64_t)nkv * D;
     gm_kv *kv = NULL;
     if (op->kv_create(c->be, &kv, 1, n_ctx, nkv, D, &c->err)) {
@@ -835,8 +926,9 @@ static void check_graph(ops_ctx *c, op_groups *g) {
     if (!s) {
         glmoe_status sc = op->copy_in(c->ex, dpos, &zero, 4, &c->err);
         CHECK(sc != GLMOE_OK && c->err.msg[0], "[%s] copy_in while recording: status %d", c->label, (int)sc);
-        glmoe_status sr = graph_step_ops(c, dout, dq, dk, dv, dpos, kv, 0, nh, nkv, D, R, theta);
-        CHECK(sr != GLMOE_OK, "[%s] a RoPE table made while recording was not refused", c->label);
+        glmoe_status sr = graph_step_ops(c, dout, dq, dk, dv, dpos, kv, 0, nh, nkv, D, R, theta, fused);
+        CHECK(sr != GLMOE_OK, "[%s] a RoPE table made while recording was not refused%s", c->label,
+              fused ? " (RoPE in the attention call)" : "");
         gm_graph *bad = NULL;
         glmoe_status se = op->graph_capture_end(c->ex, &bad, &c->err);
         CHECK(se != GLMOE_OK && !bad, "[%s] a recording with a refused op gave a graph (status %d)", c->label, (int)se);
@@ -844,35 +936,47 @@ static void check_graph(ops_ctx *c, op_groups *g) {
     }
 
     for (int32_t n = 0; ok && n < N; n++) {
-        char what[160];
-        snprintf(what, sizeof what, "graph step at n_past=%d (heads=%d kv_heads=%d D=%d)%s", n, nh, nkv, D,
-                 n == 0 ? ", op by op" : n == 1 ? ", recorded" : ", replayed");
+        char what[200];
+        snprintf(what, sizeof what, "graph step at n_past=%d (heads=%d kv_heads=%d D=%d)%s%s", n, nh, nkv, D,
+                 n == 0 ? ", op by op" : n == 1 ? ", recorded" : ", replayed", fused ? ", RoPE in the attention" : "");
         ops_fill(c, q, (size_t)qn, 0.01, 2.0);
         ops_fill(c, k_new, (size_t)kn, 0.01, 1.0);
         ok = !op->copy_in(c->ex, dq, q, (size_t)qn * 4, &c->err) && !op->copy_in(c->ex, dk, k_new, (size_t)kn * 4, &c->err) &&
              !op->copy_in(c->ex, dv, v_all + n * kn, (size_t)kn * 4, &c->err) &&
              !op->copy_in(c->ex, dpos, &n, 4, &c->err);
         if (ok && n == 0) { /* the first step op by op: it makes the RoPE table */
-            ok = op_ok(c, &g->graph, graph_step_ops(c, dout, dq, dk, dv, dpos, kv, n, nh, nkv, D, R, theta), what);
+            ok = op_ok(c, &g->graph, graph_step_ops(c, dout, dq, dk, dv, dpos, kv, n, nh, nkv, D, R, theta, fused), what);
         } else if (ok) {
             if (n == 1) {
                 ok = op_ok(c, &g->graph, op->graph_capture_begin(c->ex, &c->err), "graph_capture_begin");
-                glmoe_status sr = ok ? graph_step_ops(c, dout, dq, dk, dv, dpos, kv, n, nh, nkv, D, R, theta) : GLMOE_OK;
+                glmoe_status sr =
+                    ok ? graph_step_ops(c, dout, dq, dk, dv, dpos, kv, n, nh, nkv, D, R, theta, fused) : GLMOE_OK;
                 if (ok) ok = op_ok(c, &g->graph, op->graph_capture_end(c->ex, &graph, &c->err), "graph_capture_end") &&
                              op_ok(c, &g->graph, sr, what) && graph;
             }
             if (ok) ok = op_ok(c, &g->graph, op->graph_replay(c->ex, graph, &c->err), what);
         }
-        /* The backend's rotated q and k: checked against ref_rope, then the reference's inputs. */
-        ok = ok && ops_download_f(c, out, dout, (size_t)qn, what) && ops_download_f(c, qr, dq, (size_t)qn, what) &&
-             ops_download_f(c, k_all + n * kn, dk, (size_t)kn, what);
+        ok = ok && ops_download_f(c, out, dout, (size_t)qn, what);
+        if (ok && fused) {
+            /* The reference rotates q and the new key itself; the op left dq and dk as given. */
+            float *kr = rope_rows_ref_at(k_new, n, nkv, D, R, theta), *qf = rope_rows_ref_at(q, n, nh, D, R, theta);
+            memcpy(k_all + n * kn, kr, (size_t)kn * 4);
+            memcpy(qr, qf, (size_t)qn * 4);
+            free(kr);
+            free(qf);
+        } else if (ok) {
+            /* The backend's rotated q and k: checked against ref_rope, then the reference's inputs. */
+            ok = ops_download_f(c, qr, dq, (size_t)qn, what) && ops_download_f(c, k_all + n * kn, dk, (size_t)kn, what);
+            if (ok) {
+                ref_rope(rq, bq, q, &n, 1, nh, D, R, theta);
+                double bb = 0, rr = 0;
+                for (int64_t e = 0; e < qn; e++) bb += bq[e] * bq[e], rr += rq[e] * rq[e];
+                ok = ops_compare_ex(c, &g->rope, what, qr, rq, (size_t)qn, fmax(TOL_ROPE_MIN, sqrt(bb / rr)), 0);
+            }
+        }
         if (ok) {
-            ref_rope(rq, bq, q, &n, 1, nh, D, R, theta);
-            double bb = 0, rr = 0;
-            for (int64_t e = 0; e < qn; e++) bb += bq[e] * bq[e], rr += rq[e] * rq[e];
-            ok = ops_compare_ex(c, &g->rope, what, qr, rq, (size_t)qn, fmax(TOL_ROPE_MIN, sqrt(bb / rr)), 0);
             ref_attention(ref, qr, k_all, v_all, NULL, 1, n, nh, nkv, D, (double)(1.0f / sqrtf((float)D)));
-            ok = ok && ops_compare(c, &g->graph, what, out, ref, (size_t)qn, g_tol_attention);
+            ok = ops_compare(c, &g->graph, what, out, ref, (size_t)qn, g_tol_attention);
         }
         CHECK(ok, "[%s] %s: %s", c->label, what, c->err.msg);
     }
@@ -890,6 +994,12 @@ static void check_graph(ops_ctx *c, op_groups *g) {
     free(bq);
     ops_release(c);
     op->kv_free(c->be, kv);
+}
+
+static void check_graph(ops_ctx *c, op_groups *g) {
+    if (!c->be->ops->graph_capture_begin) return;
+    check_graph_variant(c, g, false);
+    check_graph_variant(c, g, true);
 }
 
 /* ---- the harness entry point ------------------------------------------------------------------ */
@@ -922,6 +1032,7 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed, 
     op_groups g = {.matmul = {.name = "matmul"}, .embed = {.name = "embed"}, .add = {.name = "add"},
                    .swiglu = {.name = "swiglu"}, .rmsnorm = {.name = "add_rmsnorm"}, .rope = {.name = "rope"},
                    .attention = {.name = "attention"}, .attn_lengths = {.name = "attn 1..4097"},
+                   .attn_decode = {.name = "attn decode"},
                    .route = {.name = "moe_route"}, .experts = {.name = "moe_experts"}, .graph = {.name = "graph"},
                    .affine = {.name = "affine"}, .affine_prefill = {.name = "affine T>8"}};
     struct timespec t0, t1;
@@ -936,7 +1047,7 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed, 
     printf("backend %s (%s): %.1f s\n", be->ops->name, label,
            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     const ops_stats *all[] = {&g.matmul, &g.embed, &g.add, &g.swiglu, &g.rmsnorm, &g.rope, &g.attention,
-                              &g.attn_lengths, &g.route, &g.experts, &g.graph, &g.affine,
+                              &g.attn_lengths, &g.attn_decode, &g.route, &g.experts, &g.graph, &g.affine,
                               &g.affine_prefill};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) print_stats(label, all[i]);
     gm_exec *ex = c.ex;

@@ -3,7 +3,9 @@
  *
  * For query t (absolute position n_past + t) and head h, reading KV head g = h / (nh / nkv):
  *   s_j = q·k_j * scale (+ mask[t, j])  for j <= n_past + t,   p = softmax(s),   o = Σ_j p_j v_j.
- * The softmax subtracts the row maximum and sums in double.
+ * The softmax subtracts the row maximum and sums in double. With gm_attn_params.rope_pos, q and
+ * the new keys are rotated first by cpu_rope (the rope op itself), so the values are those of two
+ * rope calls before the attention.
  *
  * Two paths:
  *   - decode and short chunks: one (token, head) pair per loop iteration, scores in the thread's
@@ -78,6 +80,8 @@ glmoe_status cpu_attention(gm_exec *ex, float *out, const float *q, const float 
     if (n_keys > kv->n_ctx)
         return gm_fail(err, GLMOE_E_CONTEXT, "attention: %lld positions exceed the cache of %d",
                        (long long)n_keys, kv->n_ctx);
+    if (p->rope_pos && p->rotary_dim > D)
+        return gm_fail(err, GLMOE_E_ARG, "attention: RoPE on %d of %d dims", p->rotary_dim, D);
     if ((size_t)n_keys > cx->thread_scratch_floats)
         return gm_fail(err, GLMOE_E_BACKEND, "attention: scratch too small for %lld keys", (long long)n_keys);
 
@@ -86,6 +90,18 @@ glmoe_status cpu_attention(gm_exec *ex, float *out, const float *q, const float 
     float *vc = kv->v + (size_t)layer * (size_t)kv->n_ctx * row;
     memcpy(kc + (size_t)p->n_past * row, k, (size_t)T * row * sizeof(float));
     memcpy(vc + (size_t)p->n_past * row, v, (size_t)T * row * sizeof(float));
+    if (p->rope_pos) {
+        /* The new keys are rotated where they now lie (rows [n_past, n_past + T) of the cache are
+         * one [T, nkv, D] block); q is rotated in out, which has its shape: each (token, head)
+         * row of out is written only after its q row has been read (both paths below), so q can
+         * be read from there. The same cpu_rope as the rope op: identical values. */
+        glmoe_status s = cpu_rope(ex, kc + (size_t)p->n_past * row, p->rope_pos, T, nkv, D, p->rotary_dim,
+                                  p->rope_theta, err);
+        if (s) return s;
+        memcpy(out, q, (size_t)T * nh * D * sizeof(float));
+        if ((s = cpu_rope(ex, out, p->rope_pos, T, nh, D, p->rotary_dim, p->rope_theta, err))) return s;
+        q = out;
+    }
 
     if (T >= ATTN_GEMM_MIN_T && cx->attn && (size_t)n_keys <= cx->attn_floats) {
         attention_gemm(cx, out, q, kc, vc, p, n_keys);

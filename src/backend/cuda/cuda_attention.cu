@@ -21,11 +21,16 @@
  * n_past from device memory (gm_attn_params.n_past_mem, a recorded decode step): the cache row
  * written, the key count and each split's range are computed on the device from it, and the
  * split count from the cache length, so that one launch configuration serves every position.
- * All arithmetic is float32 (expf, not the fast-math exp). A bf16 cache with 128-dim heads (the
- * GPU's default for GLM-4.5) goes to the tensor-core kernel of cuda_attention_tc.cu instead, with
- * the same split logic (tiles of 64 keys, 64 rows per block) and the same combine kernel. Tested by tests/ops/test_ops.c:
- * T 1..129 at n_past 0..500, lengths 1/127/128/129/4097 causal and masked, GQA 1/2/12, D 16/128,
- * random and all-hidden masks, chunked fills, n_past from host and from device memory.
+ * All arithmetic is float32 (expf, not the fast-math exp). RoPE folded into the call
+ * (gm_attn_params.rope_pos): kv_store_kernel rotates the keys it stores, attn_kernel the queries
+ * it reads (cu_rope_elem: the rope op's arithmetic). A bf16 cache with 128-dim heads (the GPU's
+ * default for GLM-4.5) goes to the tensor-core kernels of cuda_attention_tc.cu instead: prefill
+ * after kv_store_kernel; decode (up to CUDA_ATTN_DECODE_TOKENS queries) in a single launch that
+ * also rotates, stores and merges its own splits (no kv_store, no combine launch).
+ * Tested by tests/ops/test_ops.c: T 1..129 at n_past 0..500, lengths 1/127/128/129/4097 causal
+ * and masked, GQA 1/2/12, D 16/64/128, random and all-hidden masks, chunked fills, n_past from
+ * host and from device memory, RoPE folded in at 1..16 queries (short and split contexts), and a
+ * recorded step replayed across the split thresholds.
  */
 #include <math.h>
 
@@ -38,6 +43,7 @@
 #define ATTN_MAX_SPLITS 32      /* as reserved by cuda_backend.cu */
 static_assert(ATTN_MAX_SPLITS <= 32, "attn_combine_kernel gives each split a lane");
 #define ATTN_SPLIT_TOKENS 16
+static_assert(CUDA_ATTN_DECODE_TOKENS <= ATTN_SPLIT_TOKENS, "the partials are reserved for 16 tokens");
 #define ATTN_MIN_SPLIT_KEYS 32  /* one tile: decode at a few hundred keys still fills the GPU */
 
 struct attn_args {
@@ -48,6 +54,7 @@ struct attn_args {
     float *part;           /* split partials [split][T * nh][D + 2], or NULL */
     const int32_t *past;   /* n_past in device memory (gm_attn_params.n_past_mem), or NULL */
     int32_t *fault;
+    cu_rope_args rope;     /* q rotated as it is read (the keys were rotated when stored), or pos NULL */
     int T, n_past, nh, nkv, D, ratio, n_keys, split_len, n_ctx;
     float scale;
 };
@@ -102,7 +109,8 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_kernel(attn_args a) {
         float v = 0.0f;
         if (f < rows_total) {
             int t = f / a.ratio, h = g * a.ratio + f % a.ratio;
-            v = a.q[((int64_t)t * a.nh + h) * D + d];
+            const float *qr = a.q + ((int64_t)t * a.nh + h) * D;
+            v = a.rope.pos ? cu_rope_elem(qr, d, a.rope.pos[t], a.rope.inv_freq, a.rope.half) : qr[d];
         }
         qs[i] = v;
     }
@@ -250,17 +258,23 @@ __global__ void attn_combine_kernel(float *out, const float *part, int rows, int
 }
 
 /* Writes k, v [T, nkv * D] (float32) into the cache rows [n_past, n_past + T) of kc, vc (the
- * layer's cache, rows of `row` elements); n_past from *past when given. A device n_past that
- * does not fit writes nothing (attn_kernel raises the fault). */
+ * layer's cache, rows of `row` elements), k rotated first when rope.pos is set; n_past from
+ * *past when given. A device n_past that does not fit writes nothing (the attention kernel
+ * raises the fault). */
 template <typename KT>
 __global__ void kv_store_kernel(KT *kc, KT *vc, const float *k, const float *v, int64_t n, int64_t row,
-                                const int32_t *past, int n_past, int T, int n_ctx) {
+                                const int32_t *past, int n_past, int T, int n_ctx, int D, cu_rope_args rope) {
     if (past) n_past = *past;
     if (n_past < 0 || n_past > n_ctx - T) return;
     kc += (int64_t)n_past * row;
     vc += (int64_t)n_past * row;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        kc[i] = (KT)k[i];
+        float kv = k[i];
+        if (rope.pos) { /* element d of the head row starting at i - d, token i / row */
+            const int d = (int)(i % D);
+            kv = cu_rope_elem(k + (i - d), d, rope.pos[i / row], rope.inv_freq, rope.half);
+        }
+        kc[i] = (KT)kv;
         vc[i] = (KT)v[i];
     }
 }
@@ -277,60 +291,79 @@ static glmoe_status launch_attn(cuda_exec *cx, const attn_args &a, int splits, g
     return GLMOE_OK;
 }
 
+/* The most splits of the keys worth launching: enough blocks for two waves of the GPU, no more
+ * than ATTN_MAX_SPLITS (the combine gives each a lane), none shorter than min_keys, and within the
+ * partials' scratch. keys_max: the most keys a call of this launch may meet (with n_past in
+ * device memory, the whole cache: one launch serves every position of a recorded step). */
+static int attn_max_splits(const cuda_exec *cx, int64_t blocks_1, int64_t keys_max, int min_keys, size_t part_need) {
+    if (blocks_1 >= 2 * cx->cb->sm_count || keys_max < 2 * min_keys) return 1;
+    int64_t want = (2 * cx->cb->sm_count + blocks_1 - 1) / blocks_1, most = keys_max / min_keys;
+    int64_t splits = want < most ? want : most;
+    if (splits > ATTN_MAX_SPLITS) splits = ATTN_MAX_SPLITS;
+    if ((size_t)splits * part_need > cx->attn_part_floats) return 1;
+    return (int)splits;
+}
+
 template <typename KT>
 static glmoe_status run_attention(cuda_exec *cx, cuda_kv *kv, int32_t layer, attn_args a, gm_err *err) {
     const int64_t kv_row = (int64_t)a.nkv * a.D;
     KT *kc = (KT *)kv->k + (int64_t)layer * kv->n_ctx * kv_row, *vc = (KT *)kv->v + (int64_t)layer * kv->n_ctx * kv_row;
+    const bool tc = cuda_attention_tc_fits(a.D, sizeof(KT) == 2);
+    const int64_t keys_max = a.past ? a.n_ctx : a.n_keys;
+    const size_t part_need = (size_t)a.T * a.nh * (size_t)(a.D + 2);
+    const float *k_new = (const float *)a.kc, *v_new = (const float *)a.vc;
+
+    if (tc && a.T <= CUDA_ATTN_DECODE_TOKENS) {
+        /* Decode: RoPE, the cache store, attention and the split merge in one launch; the kernel
+         * cuts the keys it finds into at most this many splits. */
+        const int64_t blocks_1 = (int64_t)cu_blocks((int64_t)a.T * a.ratio, CUDA_ATTN_TC_ROWS) * a.nkv;
+        int splits = attn_max_splits(cx, blocks_1, keys_max, CUDA_ATTN_TC_SPLIT_MIN_KEYS, part_need);
+        if ((size_t)blocks_1 > cx->attn_count_cap) splits = 1;
+        const cuda_attn_tc_args t = {a.out, a.q, (__nv_bfloat16 *)kc, (__nv_bfloat16 *)vc, k_new, v_new, a.mask,
+                                     cx->attn_part, cx->attn_count, a.past, a.fault, a.rope, a.T, a.n_past, a.nh,
+                                     a.nkv, a.ratio, a.n_ctx, a.scale};
+        return cuda_attention_tc_decode(cx, t, splits, err);
+    }
+
     const int64_t n_new = (int64_t)a.T * kv_row;
     unsigned blocks = cu_blocks(n_new, 256);
     if (blocks > (unsigned)cx->cb->sm_count * 16) blocks = (unsigned)cx->cb->sm_count * 16;
-    kv_store_kernel<KT><<<blocks, 256, 0, cx->stream>>>(kc, vc, (const float *)a.kc, (const float *)a.vc, n_new, kv_row,
-                                                         a.past, a.n_past, a.T, a.n_ctx);
+    kv_store_kernel<KT><<<blocks, 256, 0, cx->stream>>>(kc, vc, k_new, v_new, n_new, kv_row, a.past, a.n_past, a.T,
+                                                         a.n_ctx, a.D, a.rope);
     CU_LAUNCHED();
     a.kc = kc;
     a.vc = vc;
-
-    /* Splits: enough blocks for two waves, each split at least one tile (min_split keys). With
-     * n_past in device memory the launch must suit every n_past a replay may bring, so the
-     * split count is chosen for the whole cache and the kernel cuts the keys it finds into that
-     * many splits (some empty while the context is short). */
-    const bool tc = cuda_attention_tc_fits(a.D, sizeof(KT) == 2);
-    if (!tc && a.T >= 32) { /* said once: prefills of this model take the slower float32 kernel */
+    if (tc) { /* prefill on the tensor cores: enough rows to fill the GPU unsplit */
+        const cuda_attn_tc_args t = {a.out, a.q, (__nv_bfloat16 *)kc, (__nv_bfloat16 *)vc, nullptr, nullptr, a.mask,
+                                     nullptr, nullptr, a.past, a.fault, a.rope, a.T, a.n_past, a.nh, a.nkv, a.ratio,
+                                     a.n_ctx, a.scale};
+        return cuda_attention_tc(cx, t, err);
+    }
+    if (a.T >= 32) { /* said once: prefills of this model take the slower float32 kernel */
         static int said;
         if (cu_first_time(&said))
             gm_info("cuda: attention with head_dim %d and a %s cache runs on the float32 kernel, not the tensor cores "
                     "(which take a bf16 cache and head_dim 128)", a.D, sizeof(KT) == 2 ? "bf16" : "float32");
     }
-    const int rows_per_block = tc ? CUDA_ATTN_TC_ROWS : ATTN_ROWS, min_split = tc ? CUDA_ATTN_TC_KEYS : ATTN_MIN_SPLIT_KEYS;
-    const int tile = tc ? CUDA_ATTN_TC_KEYS : ATTN_BKV;
-    const int64_t blocks_1 = (int64_t)cu_blocks((int64_t)a.T * a.ratio, rows_per_block) * a.nkv;
-    const int64_t keys_max = a.past ? a.n_ctx : a.n_keys;
-    int splits = 1;
-    const size_t part_need = (size_t)a.T * a.nh * (size_t)(a.D + 2);
-    if (a.T <= ATTN_SPLIT_TOKENS && blocks_1 < 2 * cx->cb->sm_count && keys_max >= 2 * min_split) {
-        int64_t want = (2 * cx->cb->sm_count + blocks_1 - 1) / blocks_1;
-        int64_t most = keys_max / min_split;
-        splits = (int)(want < most ? want : most);
-        if (splits > ATTN_MAX_SPLITS) splits = ATTN_MAX_SPLITS;
-        if ((size_t)splits * part_need > cx->attn_part_floats) splits = 1;
-    }
+
+    /* The float32 kernel: splits (a second launch merges them) for up to ATTN_SPLIT_TOKENS
+     * queries. With n_past in device memory the split count is chosen for the whole cache and
+     * the kernel cuts the keys it finds into that many splits (some empty while the context is
+     * short). */
+    const int64_t blocks_1 = (int64_t)cu_blocks((int64_t)a.T * a.ratio, ATTN_ROWS) * a.nkv;
+    int splits = a.T <= ATTN_SPLIT_TOKENS ? attn_max_splits(cx, blocks_1, keys_max, ATTN_MIN_SPLIT_KEYS, part_need) : 1;
     a.split_len = a.n_keys;
     a.part = nullptr;
     if (splits > 1) {
         if (!a.past) {
             a.split_len = (a.n_keys + splits - 1) / splits;
-            a.split_len = (a.split_len + tile - 1) / tile * tile;
+            a.split_len = (a.split_len + ATTN_BKV - 1) / ATTN_BKV * ATTN_BKV;
             splits = (a.n_keys + a.split_len - 1) / a.split_len;
         }
         a.part = cx->attn_part;
     }
     glmoe_status s;
-    if (tc) {
-        const cuda_attn_tc_args t = {a.out, a.q, (const __nv_bfloat16 *)kc, (const __nv_bfloat16 *)vc, a.mask, a.part,
-                                     a.past, a.fault, a.T, a.n_past, a.nh, a.nkv, a.ratio, a.n_ctx,
-                                     splits > 1 ? a.split_len : a.n_keys + tile, a.scale};
-        s = cuda_attention_tc(cx, t, splits, err);
-    } else if (a.D <= 32) s = launch_attn<KT, 1>(cx, a, splits, err);
+    if (a.D <= 32) s = launch_attn<KT, 1>(cx, a, splits, err);
     else if (a.D <= 64) s = launch_attn<KT, 2>(cx, a, splits, err);
     else if (a.D <= 128) s = launch_attn<KT, 4>(cx, a, splits, err);
     else s = launch_attn<KT, 8>(cx, a, splits, err);
@@ -359,6 +392,15 @@ glmoe_status cuda_attention(gm_exec *ex, float *out, const float *q, const float
         return gm_fail(err, GLMOE_E_ARG, "cuda: %d query heads are not a multiple of %d KV heads", p->n_heads,
                        p->n_kv_heads);
     if (p->n_tokens <= 0) return GLMOE_OK;
+    cu_rope_args rope = {nullptr, nullptr, 0};
+    if (p->rope_pos && p->rotary_dim / 2 > 0) {
+        if (p->rotary_dim > p->head_dim)
+            return gm_fail(err, GLMOE_E_ARG, "cuda: attention with RoPE on %d of %d dims", p->rotary_dim, p->head_dim);
+        glmoe_status s = cuda_rope_table(cx, p->rotary_dim, p->rope_theta, &rope.inv_freq, err);
+        if (s) return s;
+        rope.pos = p->rope_pos;
+        rope.half = p->rotary_dim / 2;
+    }
     attn_args a;
     a.out = out;
     a.q = q;
@@ -368,6 +410,7 @@ glmoe_status cuda_attention(gm_exec *ex, float *out, const float *q, const float
     a.part = nullptr;
     a.past = p->n_past_mem;
     a.fault = cx->d_fault;
+    a.rope = rope;
     a.n_ctx = kv->n_ctx;
     a.T = p->n_tokens;
     a.n_past = p->n_past;

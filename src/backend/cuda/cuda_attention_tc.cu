@@ -14,9 +14,23 @@
  *   O += P·V      P rounded to bf16 straight from the S accumulators (their layout is the A
  *                 operand's), O in float32 registers, rescaled by 2^(m_old - m_new).
  * Masks: causal by position arithmetic; an explicit additive mask is added to S. A row whose keys
- * are all hidden outputs zeros. Split launches (grid.z) write unnormalised partials that
- * cuda_attention.cu's combine kernel merges. Precision: q, k, v and p carry 8 significant bits (the cache is
- * bf16 anyway); sums are float32: ~1e-3 relative, checked by tests/ops/test_ops.c ("cuda bf16 KV").
+ * are all hidden outputs zeros. With RoPE folded in, the block's query rows are rotated once into
+ * shared memory (then the A fragments), the new keys as they are read (cu_rope_elem).
+ *
+ * Decode (attn_tc_kernel<true>, up to CUDA_ATTN_DECODE_TOKENS queries): one launch per layer
+ * does what took five (rope q, rope k, kv_store, attention, combine). The keys at n_past and
+ * after come from the call's k and v (float32, rotated and rounded to bf16 here), so no block
+ * waits for the cache store, which blocks (x 0, z 0) do on the side. The keys are split over
+ * grid.z for long contexts (FlashDecoding); the split count comes from n_keys on the device
+ * (a recorded step reads n_past from memory): none shorter than CUDA_ATTN_TC_SPLIT_MIN_KEYS, so
+ * short contexts run unsplit. Each split writes unnormalised partials (o, m, l); the last split of
+ * a (row block, KV head) to finish, found by an atomic counter after a fence, merges them and
+ * resets the counter for the next launch. Bytes: n_keys x nkv x 128 x 2 x 2 of cache (0.5 MB at
+ * 128 keys and 8 KV heads) plus the partials (splits x rows x 130 x 4, from L2); at short
+ * contexts the bound is latency: one tile's load, the MMAs and the output store.
+ *
+ * Precision: q, k, v and p carry 8 significant bits (the cache is bf16 anyway); sums are
+ * float32: ~1e-3 relative, checked by tests/ops/test_ops.c ("cuda bf16 KV").
  */
 #include <math.h>
 
@@ -43,19 +57,69 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* Splits of a decode launch, chosen on the device from n_keys (a recorded step reads n_past from
+ * memory, so the host cannot choose): as many as the launch allows (gridDim.z, the host's count
+ * for filling the GPU at the longest context), but none shorter than CUDA_ATTN_TC_SPLIT_MIN_KEYS,
+ * so that a short context runs unsplit and writes its output directly. Splits are whole tiles;
+ * blocks of z >= n_splits exit at once. */
+#define TC_SPLIT_MIN_KEYS CUDA_ATTN_TC_SPLIT_MIN_KEYS
+__device__ __forceinline__ void decode_splits(int n_keys, int &split_len, int &n_splits) {
+    int s = min((int)gridDim.z, n_keys / TC_SPLIT_MIN_KEYS);
+    s = max(s, 1);
+    split_len = ((n_keys + s - 1) / s + TC_KEYS - 1) / TC_KEYS * TC_KEYS;
+    n_splits = (n_keys + split_len - 1) / split_len;
+}
+
+/* Dims [c8, c8 + 8) of one new key or value row (float32), rotated when `rotate`, as the bf16 the
+ * cache holds (round to nearest even, as kv_store_kernel converts). */
+__device__ __forceinline__ uint4 new_row8(const float *row, int c8, bool rotate, const cu_rope_args &r, int32_t pos) {
+    float x[8];
+#pragma unroll
+    for (int q = 0; q < 8; q++) x[q] = rotate ? cu_rope_elem(row, c8 + q, pos, r.inv_freq, r.half) : row[c8 + q];
+    return make_uint4(pack_bf16x2(x[0], x[1]), pack_bf16x2(x[2], x[3]), pack_bf16x2(x[4], x[5]), pack_bf16x2(x[6], x[7]));
+}
+
+/* DECODE false: prefill, the new keys already in the cache, one split. DECODE true: keys at and
+ * past n_past come from k_new/v_new (rotated here), which the blocks (x 0, z 0) also store in the
+ * cache (no block of the launch reads those cache rows), and the keys are split over gridDim.z
+ * (decode_splits); the last split of each (row block, KV head) to finish merges the partials. */
+template <bool DECODE>
 __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_args a) {
     __shared__ __align__(16) __nv_bfloat16 ks[TC_KEYS][TC_K_LD];
     __shared__ __align__(16) __nv_bfloat16 vt[TC_D][TC_VT_LD];
+    __shared__ int merge_here;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int kvh = blockIdx.y, n_rows = a.T * a.ratio;
     /* n_past from device memory when given (forward() passes it; it equals the host's) */
     const int n_past = a.past ? *a.past : a.n_past, n_keys = n_past + a.T;
     if (n_past < 0 || n_keys > a.n_ctx) {
-        if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0)
+        if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0)
             cu_raise_fault(a.fault, CUDA_FAULT_POSITION, n_past, a.n_ctx - a.T);
         return;
     }
     const int64_t kv_row = (int64_t)a.nkv * TC_D;
+
+    if (DECODE && blockIdx.x == 0 && blockIdx.z == 0) { /* the new rows of this KV head into the cache */
+        for (int i = threadIdx.x; i < a.T * (TC_D / 8); i += TC_WARPS * 32) {
+            const int t = i / (TC_D / 8), c8 = (i % (TC_D / 8)) * 8;
+            const int64_t src = ((int64_t)t * a.nkv + kvh) * TC_D, dst = (n_past + t) * kv_row + kvh * TC_D + c8;
+            const int32_t pos = a.rope.pos ? a.rope.pos[t] : 0;
+            *(uint4 *)(a.kc + dst) = new_row8(a.k_new + src, c8, a.rope.pos != nullptr, a.rope, pos);
+            *(uint4 *)(a.vc + dst) = new_row8(a.v_new + src, c8, false, a.rope, 0);
+        }
+    }
+
+    /* Keys any row of the block may see (up to the last row's position), cut to this split. */
+    int key_lo = 0, key_hi = n_keys, n_splits = 1;
+    if (DECODE) {
+        int split_len;
+        decode_splits(n_keys, split_len, n_splits);
+        if ((int)blockIdx.z >= n_splits) return; /* uniform over the block */
+        key_lo = blockIdx.z * split_len;
+        key_hi = min(n_keys, key_lo + split_len);
+    }
+    const int f_last = min(n_rows, (int)(blockIdx.x + 1) * TC_ROWS) - 1;
+    const int key_end = min(key_hi, n_past + f_last / a.ratio + 1);
 
     /* This thread's two rows: g and g + 8 of the warp's 16. */
     int tok[2], head[2];
@@ -68,7 +132,33 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
         head[i] = kvh * a.ratio + (valid[i] ? f % a.ratio : 0);
     }
     uint32_t qa[TC_D / 16][4];
-    {
+    if (a.rope.pos) {
+        /* RoPE folded in: the block's rows are rotated and rounded to bf16 once, staged in ks
+         * (64 rows of 128 dims; the first tile's barrier orders its reuse), then read as the
+         * A fragments: the same bf16 values as the rope op followed by the direct load below. */
+        for (int i = threadIdx.x; i < TC_ROWS * (TC_D / 2); i += TC_WARPS * 32) {
+            const int r = i / (TC_D / 2), d = (i % (TC_D / 2)) * 2, f = blockIdx.x * TC_ROWS + r;
+            uint32_t v = 0;
+            if (f < n_rows) {
+                const int t = f / a.ratio;
+                const float *qr = a.q + ((int64_t)t * a.nh + kvh * a.ratio + f % a.ratio) * TC_D;
+                const int32_t pos = a.rope.pos[t];
+                v = pack_bf16x2(cu_rope_elem(qr, d, pos, a.rope.inv_freq, a.rope.half),
+                                cu_rope_elem(qr, d + 1, pos, a.rope.inv_freq, a.rope.half));
+            }
+            *(uint32_t *)&ks[r][d] = v;
+        }
+        __syncthreads();
+        const int r0 = warp * 16 + g, r1 = r0 + 8;
+#pragma unroll
+        for (int kstep = 0; kstep < TC_D / 16; kstep++) {
+            const int d = kstep * 16 + 2 * t4;
+            qa[kstep][0] = *(const uint32_t *)&ks[r0][d];
+            qa[kstep][1] = *(const uint32_t *)&ks[r1][d];
+            qa[kstep][2] = *(const uint32_t *)&ks[r0][d + 8];
+            qa[kstep][3] = *(const uint32_t *)&ks[r1][d + 8];
+        }
+    } else {
         const float *q0 = a.q + ((int64_t)tok[0] * a.nh + head[0]) * TC_D;
         const float *q1 = a.q + ((int64_t)tok[1] * a.nh + head[1]) * TC_D;
 #pragma unroll
@@ -90,20 +180,15 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     const float sl2 = a.scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
 
-    /* Keys any row of the block may see (up to the last row's position), cut to this split. With
-     * n_past from device memory the host chose the split count for the whole cache: the keys
-     * there are cut into gridDim.z splits of whole tiles here (some empty while the context is
-     * short). */
-    const int f_last = min(n_rows, (int)(blockIdx.x + 1) * TC_ROWS) - 1;
-    int split_len = a.split_len;
-    if (a.past) split_len = ((n_keys + gridDim.z - 1) / gridDim.z + TC_KEYS - 1) / TC_KEYS * TC_KEYS;
-    const int key_lo = blockIdx.z * split_len;
-    const int key_end = min(min(n_keys, key_lo + split_len), n_past + f_last / a.ratio + 1);
     for (int j0 = key_lo; j0 < key_end; j0 += TC_KEYS) {
         __syncthreads(); /* the previous tile is consumed */
-        /* Lanes run over keys, so that the transposed V stores hit distinct banks. */
-        for (int i = threadIdx.x; i < TC_KEYS * (TC_D / 8); i += TC_WARPS * 32) {
+        /* Lanes run over keys, so that the transposed V stores hit distinct banks. The trip count
+         * is fixed and unrolled: every load of the tile is in flight before the first store. */
+#pragma unroll
+        for (int it = 0; it < TC_KEYS * (TC_D / 8) / (TC_WARPS * 32); it++) {
+            const int i = threadIdx.x + it * TC_WARPS * 32;
             const int kr = i % TC_KEYS, c8 = (i / TC_KEYS) * 8, key = j0 + kr;
+            if (DECODE && key >= n_past && key < key_end) continue; /* a new key: stored below */
             uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
             if (key < key_end) {
                 kv4 = *(const uint4 *)(a.kc + key * kv_row + kvh * TC_D + c8);
@@ -113,6 +198,19 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
             const __nv_bfloat16 *vv = (const __nv_bfloat16 *)&vv4;
 #pragma unroll
             for (int q = 0; q < 8; q++) vt[c8 + q][kr] = vv[q];
+        }
+        if (DECODE) { /* keys [n_past, n_keys) of this tile come from this call's inputs */
+            const int new_lo = max(j0, n_past), new_n = min(j0 + TC_KEYS, key_end) - new_lo;
+            for (int i = threadIdx.x; i < new_n * (TC_D / 8); i += TC_WARPS * 32) {
+                const int key = new_lo + i / (TC_D / 8), c8 = (i % (TC_D / 8)) * 8, kr = key - j0, t = key - n_past;
+                const int64_t src = ((int64_t)t * a.nkv + kvh) * TC_D;
+                const int32_t pos = a.rope.pos ? a.rope.pos[t] : 0;
+                *(uint4 *)&ks[kr][c8] = new_row8(a.k_new + src, c8, a.rope.pos != nullptr, a.rope, pos);
+                const uint4 vv4 = new_row8(a.v_new + src, c8, false, a.rope, 0);
+                const __nv_bfloat16 *vv = (const __nv_bfloat16 *)&vv4;
+#pragma unroll
+                for (int q = 0; q < 8; q++) vt[c8 + q][kr] = vv[q];
+            }
         }
         __syncthreads();
 
@@ -181,11 +279,13 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
             }
         }
     }
+    if (DECODE && n_splits > 1) {
+        /* Unnormalised partials, m in natural-log units (as the merge below and attn_combine_kernel
+         * read them); then the last split of this (row block, KV head) to finish merges them. */
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
-        if (!valid[i]) continue;
-        const int64_t row = (int64_t)tok[i] * a.nh + head[i];
-        if (a.part) { /* unnormalised, with m in natural-log units, as attn_combine_kernel reads them */
+        for (int i = 0; i < 2; i++) {
+            if (!valid[i]) continue;
+            const int64_t row = (int64_t)tok[i] * a.nh + head[i];
             float *pp = a.part + ((int64_t)blockIdx.z * a.T * a.nh + row) * (TC_D + 2);
 #pragma unroll
             for (int j = 0; j < TC_D / 8; j++) *(float2 *)(pp + j * 8 + 2 * t4) = make_float2(o[j][2 * i], o[j][2 * i + 1]);
@@ -193,8 +293,51 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
                 pp[TC_D] = m[i] * 0.6931471805599453f;
                 pp[TC_D + 1] = l[i];
             }
-            continue;
         }
+        /* Release: every thread's partials are visible device-wide before the count moves. */
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int32_t *count = a.count + blockIdx.y * gridDim.x + blockIdx.x;
+            const int done = atomicAdd(count, 1);
+            merge_here = done == n_splits - 1;
+            if (merge_here) *count = 0; /* every split has counted: ready for the next launch */
+        }
+        __syncthreads();
+        if (!merge_here) return;
+        __threadfence(); /* acquire: the other splits' partials, read below past L1 (__ldcg) */
+        const int64_t stride = (int64_t)a.T * a.nh * (TC_D + 2);
+        const int f_end = min(n_rows, (int)(blockIdx.x + 1) * TC_ROWS);
+        /* One warp per row; lane owns dims 2·lane, 2·lane + 1 and 64 more (float2: rows of D + 2
+         * floats are 8-byte aligned). M = max m_z, L = Σ l_z e^(m_z - M), o = Σ o_z e^(m_z - M) / L;
+         * an empty split (m = -inf) weighs nothing. */
+        for (int f = blockIdx.x * TC_ROWS + warp; f < f_end; f += TC_WARPS) {
+            const int64_t row = (int64_t)(f / a.ratio) * a.nh + kvh * a.ratio + f % a.ratio;
+            const float *p0 = a.part + row * (TC_D + 2);
+            float M = -INFINITY;
+            for (int z = 0; z < n_splits; z++) M = fmaxf(M, __ldcg(p0 + z * stride + TC_D));
+            float L = 0.0f;
+            float2 acc0 = make_float2(0.f, 0.f), acc1 = make_float2(0.f, 0.f);
+            for (int z = 0; M != -INFINITY && z < n_splits; z++) {
+                const float *pz = p0 + z * stride;
+                const float mz = __ldcg(pz + TC_D);
+                if (mz == -INFINITY) continue;
+                const float w = expf(mz - M);
+                L += w * __ldcg(pz + TC_D + 1);
+                const float2 v0 = __ldcg((const float2 *)(pz + 2 * lane)), v1 = __ldcg((const float2 *)(pz + 64 + 2 * lane));
+                acc0.x += w * v0.x, acc0.y += w * v0.y, acc1.x += w * v1.x, acc1.y += w * v1.y;
+            }
+            const float inv = L > 0.0f ? 1.0f / L : 0.0f; /* every key hidden: zeros */
+            float *orow = a.out + row * TC_D;
+            *(float2 *)(orow + 2 * lane) = make_float2(acc0.x * inv, acc0.y * inv);
+            *(float2 *)(orow + 64 + 2 * lane) = make_float2(acc1.x * inv, acc1.y * inv);
+        }
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (!valid[i]) continue;
+        const int64_t row = (int64_t)tok[i] * a.nh + head[i];
         const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f; /* all keys hidden: zeros */
         float *orow = a.out + row * TC_D;
 #pragma unroll
@@ -205,9 +348,16 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
 
 bool cuda_attention_tc_fits(int D, bool bf16_cache) { return bf16_cache && D == TC_D; }
 
-glmoe_status cuda_attention_tc(cuda_exec *cx, const cuda_attn_tc_args &a, int splits, gm_err *err) {
-    dim3 grid((unsigned)((a.T * a.ratio + TC_ROWS - 1) / TC_ROWS), (unsigned)a.nkv, (unsigned)splits);
-    attn_tc_kernel<<<grid, TC_WARPS * 32, 0, cx->stream>>>(a);
+glmoe_status cuda_attention_tc(cuda_exec *cx, const cuda_attn_tc_args &a, gm_err *err) {
+    dim3 grid((unsigned)((a.T * a.ratio + TC_ROWS - 1) / TC_ROWS), (unsigned)a.nkv, 1);
+    attn_tc_kernel<false><<<grid, TC_WARPS * 32, 0, cx->stream>>>(a);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
+
+glmoe_status cuda_attention_tc_decode(cuda_exec *cx, const cuda_attn_tc_args &a, int max_splits, gm_err *err) {
+    dim3 grid((unsigned)((a.T * a.ratio + TC_ROWS - 1) / TC_ROWS), (unsigned)a.nkv, (unsigned)max_splits);
+    attn_tc_kernel<true><<<grid, TC_WARPS * 32, 0, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
 }

@@ -564,7 +564,7 @@ static void cuda_exec_free(gm_exec *ex) {
         if (cx->input_slot[i]) cudaFreeHost(cx->input_slot[i]);
         if (cx->input_done[i]) cudaEventDestroy(cx->input_done[i]);
     }
-    void *dev[] = {cx->d_fault, cx->split, cx->attn_part, cx->rope_freq, cx->moe_counts, cx->moe_fill,
+    void *dev[] = {cx->d_fault, cx->split, cx->attn_part, cx->attn_count, cx->rope_freq, cx->moe_counts, cx->moe_fill,
                    cx->moe_offsets, cx->moe_ntiles, cx->moe_tiles, cx->moe_rows, cx->moe_slot_of, cx->moe_h,
                    cx->moe_y, cx->route_logits, cx->moe_xs, cx->moe_hs, cx->moe_u};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
@@ -618,6 +618,14 @@ static glmoe_status exec_init(cuda_exec *cx, const gm_exec_sizes *z, gm_err *err
                         (size_t)(max64(z->head_dim, 1) + 2);
     if ((s = scratch(cx, (void **)&cx->attn_part, &cx->attn_part_floats, part, sizeof(float), "attention scratch", err)))
         return s;
+    /* The decode kernel's split counters, one per (block of 64 query rows, KV head): at most
+     * 16 tokens x n_heads / 64 blocks rounded up per KV head, fewer than 2 x n_heads + 1. Zero,
+     * and left zero by every launch. */
+    const size_t counts = 2 * (size_t)max64(z->n_heads, 1) + 1;
+    if ((s = scratch(cx, (void **)&cx->attn_count, &cx->attn_count_cap, counts, sizeof(int32_t), "attention scratch",
+                     err)))
+        return s;
+    CU_TRY(cudaMemsetAsync(cx->attn_count, 0, counts * sizeof(int32_t), cx->stream));
     if ((s = scratch(cx, (void **)&cx->rope_freq, NULL, 2048, sizeof(float), "rope table", err))) return s;
     if (z->n_experts > 0) {
         const size_t rows = T * (size_t)max64(z->top_k, 1);

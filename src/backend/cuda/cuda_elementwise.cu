@@ -10,7 +10,8 @@
  * theta^(-2i/R) is computed on the host with the same float32 powf as the CPU backend and
  * transformers, and uploaded once per (theta, R); the angle pos · inv_freq is a float32 product
  * and sinf/cosf are the accurate (not the fast-math) versions, so large positions stay within a
- * couple of ulps of the reference (spec §2.4.3).
+ * couple of ulps of the reference (spec §2.4.3). The attention op can take the rotation instead
+ * (gm_attn_params.rope_pos): its kernels rotate q and k with the same arithmetic (cu_rope_elem).
  * Embed checks every id against the table on the device: a bad id raises CUDA_FAULT_TOKEN, which
  * the next copy_out/sync reports as GLMOE_E_TOKEN, and its row is never read nor written. No wait
  * for the host inside a step (the public API has already checked the ids on the host).
@@ -228,19 +229,16 @@ __global__ void rope_kernel(float *x, const int32_t *pos, const float *inv_freq,
         sincosf(a, &s, &c);
         float *v = x + th * D;
         const float x0 = v[i], x1 = v[i + half];
-        v[i] = x0 * c - x1 * s;
-        v[i + half] = x1 * c + x0 * s;
+        v[i] = cu_rope_rotate(x0, x1, true, c, s);
+        v[i + half] = cu_rope_rotate(x1, x0, false, c, s);
     }
 }
 
-glmoe_status cuda_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads, int32_t head_dim,
-                       int32_t rotary_dim, float theta, gm_err *err) {
-    cuda_exec *cx = cuda_exec_of(ex);
+glmoe_status cuda_rope_table(cuda_exec *cx, int32_t rotary_dim, float theta, const float **table, gm_err *err) {
     const int32_t half = rotary_dim / 2;
     if (half > 2048) return gm_fail(err, GLMOE_E_UNSUPPORTED, "rope: %d rotary dims is over 4096", rotary_dim);
-    if (T <= 0 || half <= 0) return GLMOE_OK;
     if (!cx->rope_freq) return gm_fail(err, GLMOE_E_BACKEND, "cuda: rope without its frequency table");
-    if (cx->rope_half != half || cx->rope_theta != theta || cx->rope_dim != rotary_dim) {
+    if (half > 0 && (cx->rope_half != half || cx->rope_theta != theta || cx->rope_dim != rotary_dim)) {
         glmoe_status s = cuda_refuse_if_capturing(cx, "rope: a new frequency table", err); /* a copy from the stack */
         if (s) return s;
         float f[2048];
@@ -250,10 +248,23 @@ glmoe_status cuda_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int
         cx->rope_theta = theta;
         cx->rope_dim = rotary_dim;
     }
+    *table = cx->rope_freq;
+    return GLMOE_OK;
+}
+
+glmoe_status cuda_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads, int32_t head_dim,
+                       int32_t rotary_dim, float theta, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    const int32_t half = rotary_dim / 2;
+    if (half > 2048) return gm_fail(err, GLMOE_E_UNSUPPORTED, "rope: %d rotary dims is over 4096", rotary_dim);
+    if (T <= 0 || half <= 0) return GLMOE_OK;
+    const float *inv_freq = NULL;
+    glmoe_status s = cuda_rope_table(cx, rotary_dim, theta, &inv_freq, err);
+    if (s) return s;
     const int64_t total = (int64_t)T * n_heads * half;
     unsigned blocks = cu_blocks(total, 256);
     if (blocks > (unsigned)cx->cb->sm_count * 16) blocks = (unsigned)cx->cb->sm_count * 16;
-    rope_kernel<<<blocks, 256, 0, cx->stream>>>(x, pos, cx->rope_freq, T, n_heads, head_dim, half);
+    rope_kernel<<<blocks, 256, 0, cx->stream>>>(x, pos, inv_freq, T, n_heads, head_dim, half);
     CU_LAUNCHED();
     return GLMOE_OK;
 }

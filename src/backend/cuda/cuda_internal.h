@@ -5,6 +5,8 @@
  *   cuda_matmul.cu      out = x·W^T: GEMV kernel for few rows, cuBLAS (bf16) or a tiled kernel
  *   cuda_elementwise.cu embed, add_rmsnorm, add, swiglu, rope
  *   cuda_attention.cu   causal GQA attention over the KV cache (tiled online softmax, split-KV)
+ *   cuda_attention_tc.cu the same on the tensor cores (bf16 cache, 128-dim heads), with the
+ *                       decode step's RoPE, cache store and split merge in one launch
  *   cuda_moe.cu         router and routed experts (decode GEMV, grouped prefill)
  *   cuda_quantize.cu    MLX's affine quantizer on the device (synthetic quantized weights)
  *
@@ -175,6 +177,8 @@ typedef struct cuda_exec {
     size_t split_elems;
     float *attn_part;            /* split-KV partial results [split][row][D + 2]       */
     size_t attn_part_floats;
+    int32_t *attn_count;         /* split-KV: splits finished per (row block, KV head); */
+    size_t attn_count_cap;       /* zero between launches (the last split resets it)  */
     float *rope_freq;            /* inv_freq of the last (theta, rotary_dim)           */
     int32_t rope_half;
     float rope_theta;
@@ -210,6 +214,9 @@ glmoe_status cuda_copy_2d(gm_exec *ex, float *dst, int64_t dst_stride, const flo
 glmoe_status cuda_swiglu(gm_exec *ex, float *out, const float *gate, const float *up, int64_t n, gm_err *err);
 glmoe_status cuda_rope(gm_exec *ex, float *x, const int32_t *pos, int32_t T, int32_t n_heads, int32_t head_dim,
                        int32_t rotary_dim, float theta, gm_err *err);
+/* The device table inv_freq[i] = theta^(-2i/rotary_dim), i < rotary_dim / 2, into *table: the
+ * exec's, remade when (theta, rotary_dim) changed (refused while recording a step). */
+glmoe_status cuda_rope_table(cuda_exec *cx, int32_t rotary_dim, float theta, const float **table, gm_err *err);
 glmoe_status cuda_matmul(gm_exec *ex, float *out, const float *x, const gm_weight *W, const gm_weight *bias,
                          int32_t T, gm_err *err);
 glmoe_status cuda_matmul_n(gm_exec *ex, float *const *out, const float *x, const gm_weight *const *W,
@@ -218,20 +225,36 @@ glmoe_status cuda_matmul_n(gm_exec *ex, float *const *out, const float *x, const
  * and decode; a launch over grid.z splits of the keys writes partials for attn_combine. */
 #define CUDA_ATTN_TC_ROWS 64   /* query rows per block */
 #define CUDA_ATTN_TC_KEYS 64   /* keys per tile */
+/* RoPE folded into a kernel that reads q or k (cu_rope_elem, below). pos NULL: no rotation. */
+struct cu_rope_args {
+    const int32_t *pos;      /* [T] positions, or NULL */
+    const float *inv_freq;   /* [half], cuda_rope_table */
+    int half;                /* rotary_dim / 2 */
+};
 struct cuda_attn_tc_args {
     float *out;
-    const float *q;
-    const __nv_bfloat16 *kc, *vc; /* this layer's cache, the new keys already stored */
+    const float *q;               /* [T][nh][128], rotated as read when rope.pos is set */
+    __nv_bfloat16 *kc, *vc;       /* this layer's cache (prefill: the new keys already stored) */
+    const float *k_new, *v_new;   /* decode: this call's keys and values [T][nkv][128] (float32) */
     const float *mask;
-    float *part;                  /* split partials [split][T * nh][D + 2] (unnormalised o, m, l), or NULL */
+    float *part;                  /* decode splits: partials [split][T * nh][D + 2] (unnormalised o, m, l) */
+    int32_t *count;               /* decode splits: [gridDim.x * nkv] zeros, left zero */
     const int32_t *past;          /* n_past in device memory (it must equal n_past), or NULL */
     int32_t *fault;
+    cu_rope_args rope;
     int T, n_past, nh, nkv, ratio, n_ctx;
-    int split_len;                /* keys per split (a multiple of the tile), when past is NULL */
     float scale;
 };
 bool cuda_attention_tc_fits(int D, bool bf16_cache);
-glmoe_status cuda_attention_tc(cuda_exec *cx, const cuda_attn_tc_args &a, int splits, gm_err *err);
+/* Prefill: the keys and values already stored, one block per 64 rows and KV head. */
+glmoe_status cuda_attention_tc(cuda_exec *cx, const cuda_attn_tc_args &a, gm_err *err);
+/* Decode (T <= CUDA_ATTN_DECODE_TOKENS): stores k_new, v_new (rotated) in the cache and attends
+ * in one launch, over up to max_splits splits of the keys, merged by the last split to finish. */
+#define CUDA_ATTN_DECODE_TOKENS 16
+/* No decode split is shorter than this: a split costs a round trip through its partials and the
+ * merge, about what reading two more tiles costs in one block, so short contexts run unsplit. */
+#define CUDA_ATTN_TC_SPLIT_MIN_KEYS (2 * CUDA_ATTN_TC_KEYS)
+glmoe_status cuda_attention_tc_decode(cuda_exec *cx, const cuda_attn_tc_args &a, int max_splits, gm_err *err);
 
 /* out^T [N, T] = W [K, N]^T · (hi + lo)^T [K, T] in cuBLAS's column-major view (out[T, N] row-major,
  * W[N, K] bf16 row-major): two bf16 GEMMs, the second with beta = 1 (cuda_matmul.cu). */
@@ -347,6 +370,23 @@ __device__ __forceinline__ void cu_load8(const float *p, float w[8]) {
 __device__ __forceinline__ float cu_dot8(const float w[8], const float *x) {
     const float4 a = __ldg(reinterpret_cast<const float4 *>(x)), b = __ldg(reinterpret_cast<const float4 *>(x) + 1);
     return w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z + w[7] * b.w;
+}
+
+/* Half-split RoPE (spec §2.4.3) as the kernels apply it: the pair (x0, x1) = (v[i], v[i + half])
+ * at angle pos · inv_freq[i] becomes (x0 c - x1 s, x1 c + x0 s). Written with explicit roundings
+ * (no contraction into FMAs), so that rope_kernel and the attention kernels that rotate q and k
+ * as they read them give the same bits (cu_rope_args, above: the rotation a kernel applies). */
+__device__ __forceinline__ float cu_rope_rotate(float x, float partner, bool first, float c, float s) {
+    return first ? __fsub_rn(__fmul_rn(x, c), __fmul_rn(partner, s)) : __fadd_rn(__fmul_rn(x, c), __fmul_rn(partner, s));
+}
+/* Element d of one head's row after RoPE at position p (d at or past 2·half: unrotated). */
+__device__ __forceinline__ float cu_rope_elem(const float *row, int d, int32_t p, const float *inv_freq, int half) {
+    if (d >= 2 * half) return row[d];
+    const bool first = d < half;
+    const int i = first ? d : d - half;
+    float s, c;
+    sincosf((float)p * inv_freq[i], &s, &c);
+    return cu_rope_rotate(row[d], row[first ? d + half : i], first, c, s);
 }
 
 __device__ __forceinline__ float cu_warp_sum(float v) {
