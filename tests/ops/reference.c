@@ -202,6 +202,22 @@ static void argsort_desc(const double *v, int32_t n, int32_t *order) {
     qsort(order, (size_t)n, sizeof *order, by_value_desc);
 }
 
+/* The margin of the cut after the k best of v (sorted best first by order, k < n): the gap
+ * between the k-th and the (k+1)-th value; where they are equal (an exact tie, which every
+ * implementation breaks by index: the tests make such ties with zero router rows), the gap
+ * between the tied run and the nearest different values on either side. */
+static double cut_margin(const double *v, const int32_t *order, int32_t n, int32_t k) {
+    const double a = v[order[k - 1]];
+    if (a != v[order[k]]) return a - v[order[k]];
+    int32_t lo = k - 1, hi = k;
+    while (lo > 0 && v[order[lo - 1]] == a) lo--;
+    while (hi < n - 1 && v[order[hi + 1]] == a) hi++;
+    double gap = INFINITY;
+    if (lo > 0) gap = v[order[lo - 1]] - a;
+    if (hi < n - 1 && a - v[order[hi + 1]] < gap) gap = a - v[order[hi + 1]];
+    return gap;
+}
+
 void ref_moe_route(int32_t *idx, double *weights, double *margin, const float *x, const ref_matrix *router,
                    const double *bias, const ref_route_params *p, int32_t T) {
     const int32_t E = p->n_experts, K = p->top_k, H = (int32_t)router->cols;
@@ -227,13 +243,16 @@ void ref_moe_route(int32_t *idx, double *weights, double *margin, const float *x
                 gscore[g] = c[g * per_group + order[0]] + c[g * per_group + order[1]];
             }
             argsort_desc(gscore, ng, gorder);
-            if (p->topk_group < ng) gap = gscore[gorder[p->topk_group - 1]] - gscore[gorder[p->topk_group]];
+            if (p->topk_group < ng) gap = cut_margin(gscore, gorder, ng, p->topk_group);
             for (int32_t r = p->topk_group; r < ng; r++)
                 for (int32_t e = 0; e < per_group; e++) c[gorder[r] * per_group + e] = -INFINITY;
         }
         /* 5: top-K of the selection scores. */
         argsort_desc(c, E, order);
-        if (K < E && c[order[K - 1]] - c[order[K]] < gap) gap = c[order[K - 1]] - c[order[K]];
+        if (K < E) {
+            const double cut = cut_margin(c, order, E, K);
+            if (cut < gap) gap = cut;
+        }
         if (margin) margin[t] = gap;
         /* 6: weights from the unbiased sigmoid, renormalised, scaled. */
         double sum = 0;

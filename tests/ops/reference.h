@@ -80,7 +80,9 @@ typedef struct ref_route_params {
  * weights [T, K]. bias [E] or NULL. margin [T] (may be NULL) receives, per token, the smallest
  * gap between a chosen and a rejected candidate (expert scores at the top-K boundary, group
  * scores at the topk_group boundary): below ~1e-5 a float32 implementation may legitimately
- * choose differently. */
+ * choose differently. Exactly equal scores at a boundary (ties broken by index, as every
+ * implementation does) count as no gap: the margin is then taken around the tied run. Ties go to
+ * the lower index in idx's order too. */
 void ref_moe_route(int32_t *idx, double *weights, double *margin, const float *x, const ref_matrix *router,
                    const double *bias, const ref_route_params *p, int32_t T);
 

@@ -566,7 +566,7 @@ static void cuda_exec_free(gm_exec *ex) {
     }
     void *dev[] = {cx->d_fault, cx->split, cx->attn_part, cx->attn_count, cx->rope_freq, cx->moe_counts, cx->moe_fill,
                    cx->moe_offsets, cx->moe_ntiles, cx->moe_tiles, cx->moe_rows, cx->moe_slot_of, cx->moe_h,
-                   cx->moe_y, cx->route_logits, cx->moe_xs, cx->moe_hs, cx->moe_u};
+                   cx->moe_y, cx->route_logits, cx->route_done, cx->moe_xs, cx->moe_hs, cx->moe_u};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     void *pinned[] = {cx->h_fault, cx->io_slot, cx->moe_host_offsets};
@@ -641,8 +641,10 @@ static glmoe_status exec_init(cuda_exec *cx, const gm_exec_sizes *z, gm_err *err
             (s = scratch(cx, (void **)&cx->moe_h, &cx->moe_h_cap, rows * Im, sizeof(float), "MoE scratch", err)) ||
             (s = scratch(cx, (void **)&cx->route_logits, &cx->route_logits_cap, T * E, sizeof(float), "router scratch",
                          err)) ||
+            (s = scratch(cx, (void **)&cx->route_done, NULL, 1, sizeof(unsigned), "router scratch", err)) ||
             (s = scratch(cx, (void **)&cx->moe_y, &cx->moe_y_cap, rows * H, sizeof(float), "MoE scratch", err)))
             return s;
+        CU_TRY(cudaMemsetAsync(cx->route_done, 0, sizeof(unsigned), cx->stream));
         if ((int64_t)T >= cb->moe_cublas_min_tokens) { /* the cuBLAS expert path */
             if ((s = scratch(cx, (void **)&cx->moe_xs, &cx->moe_xs_cap, 2 * rows * H, sizeof(__nv_bfloat16),
                              "MoE scratch", err)) ||

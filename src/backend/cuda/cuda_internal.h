@@ -185,6 +185,7 @@ typedef struct cuda_exec {
     int32_t rope_dim;
     float *route_logits;         /* router logits [n_batch][E]                          */
     size_t route_logits_cap;
+    unsigned *route_done;        /* the fused router's block counter, 0 between launches */
     /* MoE grouping */
     int32_t *moe_counts, *moe_fill, *moe_offsets, *moe_ntiles;
     int4 *moe_tiles;             /* {expert, first slot, rows, 0} per 64-row tile       */

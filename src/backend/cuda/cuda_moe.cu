@@ -3,14 +3,15 @@
  * synchronisation inside a decode step (the expert counts travel to the host only in a long
  * prefill, for the cuBLAS path).
  *
- * Router: the logits l = Wr·u of all tokens are one matmul (cuda_matmul: GEMV for decode,
- * float32-quality tensor cores for prefill), then one block per token selects:
+ * Router: the logits l = Wr·u, then one warp per token selects:
  *   s = sigmoid(l);  c = s + bias                                      (bias only steers selection)
  *   groups (n_group > 1): group score = sum of the 2 largest c of the group; the topk_group best
- *   groups are kept, the others' experts get c = -inf;  idx = top-K of c (K rounds of a block
+ *   groups are kept, the others' experts get c = -inf;  idx = top-K of c (K rounds of a warp
  *   argmax; ties go to the lower index, as in the CPU backend);  w = s[idx];
  *   if norm_topk_prob: w /= Σw + 1e-20;  w *= routed_scaling_factor;
  *   with a shared expert folded into the bank (gm_experts.shared), it is appended: idx = E', w = 1.
+ * Decode (T <= 8) does both in one launch (route_fused_kernel); prefill runs cuda_matmul
+ * (float32-quality tensor cores) and then the selection.
  *
  * Experts, out[t] (+)= Σ_j w[t,j] · down_e(silu(gate_e·x[t]) ⊙ up_e·x[t]), e = idx[t,j]:
  *   - decode (T <= DECODE_MAX_TOKENS): two GEMV launches that read only the selected experts'
@@ -36,7 +37,8 @@
  *     GEMMs per expert (experts_cublas below); the one place where the host waits for the GPU
  *     inside a forward (for the per-expert row counts), never in a decode step.
  * Every expert and projection may have its own dtype (the device table carries it).
- * Tested by tests/ops/test_ops.c: route K 1/8 of 160, groups, bias, norm, scaling; experts T 1
+ * Tested by tests/ops/test_ops.c: route K 1/8 of 160 and 8/64 of 1024, groups, bias, norm,
+ * scaling; decode T 1..8 at E 77..300, each router dtype, exact ties, pick order; experts T 1
  * and 40 with every expert hit, mixed dtypes, accumulate on/off; affine experts (check_affine)
  * at T 1..8 and 21, shared / disjoint / identical routings, every format, mixed banks.
  */
@@ -45,11 +47,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <type_traits>
+
 #include "backend/cuda/cuda_quant_gemv.h"
 
 namespace wmma = nvcuda::wmma;
 
-#define ROUTE_THREADS 256
 #define DECODE_MAX_TOKENS 8
 #define EXPERT_WARPS 8
 
@@ -57,101 +60,313 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ---- router ------------------------------------------------------------------------------------ */
 
+/* One warp routes one token (no block barriers): lane l holds experts l, l + 32, ... (CAP slots,
+ * E <= 32 CAP), and each of the K picks is a warp argmax of two redux instructions (the largest
+ * key, then the lowest expert holding it) and one shuffle (the winner's sigmoid score).
+ *
+ * Decode (T <= ROUTE_FUSED_MAX_T, a dense router with H % 8 == 0, E <= 256) is ONE launch,
+ * route_fused_kernel: block b computes the logits of router rows 2b and 2b + 1 for all tokens
+ * (warp w: row w % 2, tokens w / 2 and w / 2 + 4), writes them to the scratch, and the last block
+ * to finish (__threadfence + a ticket from an atomic counter, which that block resets to 0 for the
+ * next launch or graph replay) routes the T tokens, a warp each. Each lane's dot product is the
+ * one of cuda_matmul's GEMV (cu_warp_dot: the same chunks in the same order, cu_dot8, cu_warp_sum),
+ * so the logits, and with them the choices and weights, are those of the two-launch path bit for
+ * bit; only more of the row is in flight (16 chunks of 8 weights per lane, 8 for float32: the
+ * whole 4096-wide bf16 row, and the matching x, issued before the first FMA; ~240 registers, one
+ * block per SM), so the router's 1 MB is read in one round trip by E warps on E / 2 SMs, not in
+ * 4 round trips by 16 SMs. The selection gives the old block-per-token kernel's ids, order and
+ * weights bit for bit (NaN scores aside: a NaN now loses to every number, as on the CPU).
+ * Bytes, GLM-4.5-Air (E = 128, H = 4096, bf16): 1 MiB of weights from DRAM (floor 0.3 us at
+ * 3.35 TB/s); x, T x 16 KiB per warp from L2/L1 (T = 8: 256 KiB per SM through L1, ~1.2 us);
+ * T x E logits out and back through L2; T x 9 ids and weights out. Expected on an H100: ~2.5 us
+ * at T = 1 (one DRAM round trip, the fence and ticket, 8 picks of ~0.1 us), ~4 us at T = 8 (x
+ * through L1), against 20.5 us for the GEMV (10.1) and the block-per-token selection (10.4).
+ * Otherwise (prefill, odd H, a quantized router, E > 256): cuda_matmul writes the logits, then
+ * route_select_kernel routes them, a warp per token. */
+
+#define ROUTE_WARPS 8        /* warps per block: one token each in the selection */
+#define ROUTE_ROWS 2         /* router rows per block of the fused kernel */
+#define ROUTE_TOKEN_GROUPS (ROUTE_WARPS / ROUTE_ROWS) /* warps per row; warp g takes tokens g, g + 4 */
+#define ROUTE_FUSED_MAX_T (2 * ROUTE_TOKEN_GROUPS)
+#define ROUTE_MAX_E 1024     /* 32 slots per lane (config.c's bound on n_routed_experts) */
+#define ROUTE_MAX_K 64       /* two picks per lane (config.c's bound on num_experts_per_tok) */
+
 struct route_args {
-    int E, K, H, n_group, topk_group, shared; /* shared: the shared expert's index, or -1 */
+    int E, K, n_group, topk_group, shared; /* shared: the shared expert's index, or -1 */
     bool norm;
     float scaling;
 };
 
-/* True if candidate (av, ai) beats (bv, bi): larger value, or equal value and lower index. */
-__device__ __forceinline__ bool route_better(float av, int ai, float bv, int bi) {
-    return ai >= 0 && (bi < 0 || av > bv || (av == bv && ai < bi));
+/* The selection order of a score as an unsigned key: a larger score has a larger key (the float
+ * bits mapped monotonically, -0 taken as +0 since they compare equal), so equal scores have equal
+ * keys and route_pick sends their tie to the lower index. NaN is 1, below every number (chosen
+ * only when nothing else is left, as in the CPU backend); 0 marks an empty or taken slot. */
+__device__ __forceinline__ uint32_t route_key(float c) {
+    if (c != c) return 1u;
+    const uint32_t b = __float_as_uint(c == 0.0f ? 0.0f : c);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
-__global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(int32_t *idx, float *weights, const float *logits,
-                                                              const float *bias, route_args p) {
-    extern __shared__ float rsm[];
-    const int E = p.E, ng = p.n_group;
-    float *s = rsm, *c = s + E, *gscore = c + E;
-    int *taken = (int *)(gscore + ng), *keep = taken + E, *sel = keep + ng;
-    __shared__ float wv[32];
-    __shared__ int wi[32];
-    const int t = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+/* One pick of a warp argmax over the lanes' slots (item lane + 32 i in slot i): the item with the
+ * largest key, the lowest item among equal keys; its slot is cleared. *mine: this lane's best slot
+ * before the pick (the winner's lane uses it to fetch the winner's value). All 32 lanes call it,
+ * and some slot must hold a key > 0. */
+template <int CAP>
+__device__ __forceinline__ int route_pick(uint32_t key[CAP], int *mine) {
+    const int lane = threadIdx.x & 31;
+    uint32_t bk = key[0];
+    int bs = 0;
+#pragma unroll
+    for (int i = 1; i < CAP; i++)
+        if (key[i] > bk) bk = key[i], bs = i; /* strict: the lower slot, the lower item, wins a tie */
+    const uint32_t top = __reduce_max_sync(0xffffffffu, bk);
+    const int win = (int)__reduce_min_sync(0xffffffffu, bk == top ? (uint32_t)(lane + 32 * bs) : 0xffffffffu);
+#pragma unroll
+    for (int i = 0; i < CAP; i++)
+        if (lane + 32 * i == win) key[i] = 0;
+    *mine = bs;
+    return win;
+}
 
-    for (int e = threadIdx.x; e < E; e += blockDim.x) {
-        const float l = logits[(int64_t)t * E + e];
-        s[e] = 1.0f / (1.0f + expf(-l));
-        c[e] = s[e] + (bias ? bias[e] : 0.0f);
-        taken[e] = 0;
+/* Routes one token with one warp (all 32 lanes, converged), as the CPU backend and the spec say:
+ *   s = sigmoid(l);  c = s + bias;  groups (n_group > 1): group score = sum of the 2 largest c of
+ *   the group, the topk_group best groups kept (ties to the lower group), the others' c = -inf;
+ *   idx = top-K of c, best first, ties to the lower index;  w = s[idx];
+ *   if norm: w /= Σw + 1e-20 (Σ in pick order);  w *= scaling;  the shared expert appended (w 1).
+ * logit: the token's E logits (read through L2: the fused kernel's other blocks wrote them);
+ * ti, tw: the token's row of ids and weights; wc, wkeep: this warp's E floats and n_group ints of
+ * shared memory (groups only). */
+template <int CAP>
+__device__ void route_token(const route_args &p, const float *logit, const float *bias, int32_t *ti, float *tw,
+                            float *wc, int *wkeep) {
+    const int lane = threadIdx.x & 31, E = p.E;
+    float s[CAP], c[CAP];
+#pragma unroll
+    for (int i = 0; i < CAP; i++) {
+        const int e = lane + 32 * i;
+        s[i] = c[i] = 0.0f;
+        if (e < E) {
+            const float l = __ldcg(logit + e);
+            s[i] = 1.0f / (1.0f + expf(-l));
+            c[i] = s[i] + (bias ? bias[e] : 0.0f);
+        }
+    }
+    if (p.n_group > 1) {
+        const int ng = p.n_group, per = E / ng;
+#pragma unroll
+        for (int i = 0; i < CAP; i++) {
+            const int e = lane + 32 * i;
+            if (e < E) wc[e] = c[i];
+            if (e < ng) wkeep[e] = 0;
+        }
+        __syncwarp();
+        /* Group g's score by lane g % 32: the two best of its `per` scores, scanned in order. */
+        uint32_t gkey[CAP];
+#pragma unroll
+        for (int i = 0; i < CAP; i++) {
+            const int g = lane + 32 * i;
+            gkey[i] = 0;
+            if (g < ng) {
+                const float *cg = wc + g * per;
+                int b1 = -1, b2 = -1;
+                for (int k = 0; k < per; k++)
+                    if (b1 < 0 || cg[k] > cg[b1]) b1 = k;
+                for (int k = 0; k < per; k++)
+                    if (k != b1 && (b2 < 0 || cg[k] > cg[b2])) b2 = k;
+                gkey[i] = route_key(cg[b1] + (b2 >= 0 ? cg[b2] : 0.0f));
+            }
+        }
+        const int rounds = p.topk_group < ng ? p.topk_group : ng;
+        for (int j = 0; j < rounds; j++) {
+            int mine;
+            const int g = route_pick<CAP>(gkey, &mine);
+            if (lane == 0) wkeep[g] = 1;
+        }
+        __syncwarp();
+#pragma unroll
+        for (int i = 0; i < CAP; i++) {
+            const int e = lane + 32 * i;
+            if (e < E && !wkeep[e / per]) c[i] = -INFINITY;
+        }
+    }
+    uint32_t key[CAP];
+#pragma unroll
+    for (int i = 0; i < CAP; i++) key[i] = lane + 32 * i < E ? route_key(c[i]) : 0u;
+
+    /* Pick j goes to lane j % 32, slot j / 32. The sum runs in pick order, as on the CPU. */
+    int sel[ROUTE_MAX_K / 32] = {0, 0};
+    float sw[ROUTE_MAX_K / 32] = {0.0f, 0.0f};
+    float sum = 0.0f;
+    for (int j = 0; j < p.K; j++) {
+        int mine;
+        const int e = route_pick<CAP>(key, &mine);
+        float v = 0.0f;
+#pragma unroll
+        for (int i = 0; i < CAP; i++)
+            if (i == mine) v = s[i];
+        v = __shfl_sync(0xffffffffu, v, e & 31);
+        sum += v;
+        if ((j & 31) == lane) {
+            if (j < 32) sel[0] = e, sw[0] = v;
+            else sel[1] = e, sw[1] = v;
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < ROUTE_MAX_K / 32; m++) {
+        const int j = lane + 32 * m;
+        if (j < p.K) {
+            float w = sw[m];
+            if (p.norm) w /= sum + 1e-20f;
+            w *= p.scaling;
+            ti[j] = sel[m];
+            tw[j] = w;
+        }
+    }
+    if (p.shared >= 0 && lane == 0) ti[p.K] = p.shared, tw[p.K] = 1.0f;
+}
+
+/* Routes T tokens whose logits are in `logits` [T][E], a warp per token. */
+template <int CAP>
+__global__ void __launch_bounds__(ROUTE_WARPS * 32) route_select_kernel(int32_t *idx, float *weights,
+                                                                        const float *logits, const float *bias,
+                                                                        route_args p, int T) {
+    extern __shared__ float rsm[];
+    const int warp = threadIdx.x >> 5, t = blockIdx.x * ROUTE_WARPS + warp;
+    if (t >= T) return; /* the whole warp */
+    const int stride = p.K + (p.shared >= 0);
+    float *wc = rsm + warp * (p.E + p.n_group);
+    route_token<CAP>(p, logits + (int64_t)t * p.E, bias, idx + (int64_t)t * stride, weights + (int64_t)t * stride, wc,
+                     (int *)(wc + p.E));
+}
+
+/* 8 weights from the 16 (2-byte types) or 32 (float) bytes at r, as cu_load8 converts them (the
+ * conversions are exact: any order gives the same floats). */
+template <typename WT>
+__device__ __forceinline__ void route_unpack8(const uint4 *r, float w[8]) {
+    if constexpr (sizeof(WT) == 4) {
+        const float *f = reinterpret_cast<const float *>(r);
+#pragma unroll
+        for (int i = 0; i < 8; i++) w[i] = f[i];
+    } else if constexpr (std::is_same<WT, __half>::value) {
+        const __half2 *h = reinterpret_cast<const __half2 *>(r);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float2 f = __half22float2(h[i]);
+            w[2 * i] = f.x;
+            w[2 * i + 1] = f.y;
+        }
+    } else {
+        const uint32_t parts[4] = {r->x, r->y, r->z, r->w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            w[2 * i] = __uint_as_float(parts[i] << 16);
+            w[2 * i + 1] = __uint_as_float(parts[i] & 0xffff0000u);
+        }
+    }
+}
+
+/* cu_warp_dot's vectorised lane sums (chunk k = lane * 8 + 256 i, ascending, acc[t] +=
+ * cu_dot8), the same float32 arithmetic bit for bit, but with DEPTH chunks (64 registers) of the
+ * row loaded before any is used rather than 4. No branches: a chunk past the row's end loads the
+ * row's last chunk (and the matching x) and its sum is dropped, so that every weight and x load
+ * can issue early. K % 8 == 0, w and x 16-byte aligned. */
+template <typename WT, int TMAX>
+__device__ __forceinline__ void route_warp_dot(const WT *w, const float *x, int64_t ldx, int T, int K,
+                                               float acc[TMAX]) {
+    constexpr int Q = sizeof(WT) / 2;   /* 16-byte pieces per chunk of 8 weights */
+    constexpr int DEPTH = 16 / Q;       /* chunks in flight per lane */
+    const int lane = threadIdx.x & 31;
+    for (int k0 = lane * 8; k0 < K; k0 += DEPTH * 256) {
+        uint4 raw[DEPTH][Q];
+#pragma unroll
+        for (int d = 0; d < DEPTH; d++) {
+            const int k = min(k0 + d * 256, K - 8);
+#pragma unroll
+            for (int q = 0; q < Q; q++) raw[d][q] = __ldg(reinterpret_cast<const uint4 *>(w + k) + q);
+        }
+#pragma unroll
+        for (int d = 0; d < DEPTH; d++) {
+            const int k = k0 + d * 256, kc = min(k, K - 8);
+            float wv[8];
+            route_unpack8<WT>(raw[d], wv);
+#pragma unroll
+            for (int t = 0; t < TMAX; t++) {
+                if (t < T) {
+                    const float v = cu_dot8(wv, x + t * ldx + kc);
+                    if (k < K) acc[t] += v;
+                }
+            }
+        }
+    }
+}
+
+/* The router of T <= ROUTE_FUSED_MAX_T tokens in one launch (see the section comment): grid
+ * E / ROUTE_ROWS blocks of ROUTE_WARPS warps; `done` is zero before the launch and after it. */
+template <typename WT, int TMAX, int CAP>
+__global__ void __launch_bounds__(ROUTE_WARPS * 32, 1)
+    route_fused_kernel(int32_t *idx, float *weights, float *logits, unsigned *done, const float *x, const WT *W,
+                       const float *bias, route_args p, int T, int H) {
+    extern __shared__ float rsm[];
+    __shared__ bool last;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, E = p.E;
+    const int n = blockIdx.x * ROUTE_ROWS + warp % ROUTE_ROWS, t0 = warp / ROUTE_ROWS;
+    const int nt = t0 < T ? (T - t0 + ROUTE_TOKEN_GROUPS - 1) / ROUTE_TOKEN_GROUPS : 0; /* t0, t0 + 4 */
+    if (n < E && nt > 0) { /* the whole warp */
+        float acc[TMAX];
+#pragma unroll
+        for (int m = 0; m < TMAX; m++) acc[m] = 0.0f;
+        route_warp_dot<WT, TMAX>(W + (int64_t)n * H, x + (int64_t)t0 * H, (int64_t)ROUTE_TOKEN_GROUPS * H, nt, H, acc);
+#pragma unroll
+        for (int m = 0; m < TMAX; m++) {
+            if (m < nt) {
+                const float v = cu_warp_sum(acc[m]);
+                if (lane == 0) logits[(int64_t)(t0 + m * ROUTE_TOKEN_GROUPS) * E + n] = v;
+            }
+        }
+    }
+    /* Each writer's fence, then one ticket per block: the block drawing the last ticket sees
+     * every block's logits (read through L2, __ldcg). */
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(done, 1u) == gridDim.x - 1;
+        if (last) *done = 0; /* every block has drawn: ready for the next launch or replay */
     }
     __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (warp >= T) return;
+    const int stride = p.K + (p.shared >= 0);
+    float *wc = rsm + warp * (E + p.n_group);
+    route_token<CAP>(p, logits + (int64_t)warp * E, bias, idx + (int64_t)warp * stride,
+                     weights + (int64_t)warp * stride, wc, (int *)(wc + E));
+}
 
-    if (ng > 1) {
-        const int per = E / ng;
-        for (int gi = threadIdx.x; gi < ng; gi += blockDim.x) {
-            const float *cg = c + gi * per;
-            int b1 = -1, b2 = -1;
-            for (int i = 0; i < per; i++)
-                if (b1 < 0 || cg[i] > cg[b1]) b1 = i;
-            for (int i = 0; i < per; i++)
-                if (i != b1 && (b2 < 0 || cg[i] > cg[b2])) b2 = i;
-            gscore[gi] = cg[b1] + (b2 >= 0 ? cg[b2] : 0.0f);
-            keep[gi] = 0;
-        }
-        __syncthreads();
-        if (threadIdx.x == 0)
-            for (int j = 0; j < p.topk_group && j < ng; j++) {
-                int best = -1;
-                for (int gi = 0; gi < ng; gi++)
-                    if (!keep[gi] && (best < 0 || gscore[gi] > gscore[best])) best = gi;
-                keep[best] = 1;
-            }
-        __syncthreads();
-        for (int e = threadIdx.x; e < E; e += blockDim.x)
-            if (e / per >= ng || !keep[e / per]) c[e] = -INFINITY;
-        __syncthreads();
-    }
+template <int CAP>
+static glmoe_status route_select(cuda_exec *cx, int32_t *idx, float *weights, const float *bias, const route_args &a,
+                                 int T, size_t smem, gm_err *err) {
+    static size_t allowed = 48 * 1024;
+    glmoe_status s = cuda_allow_smem((const void *)route_select_kernel<CAP>, smem, &allowed, err);
+    if (s) return s;
+    route_select_kernel<CAP><<<cu_blocks(T, ROUTE_WARPS), ROUTE_WARPS * 32, smem, cx->stream>>>(
+        idx, weights, cx->route_logits, bias, a, T);
+    CU_LAUNCHED();
+    return GLMOE_OK;
+}
 
-    for (int j = 0; j < p.K; j++) {
-        float bv = -INFINITY;
-        int bi = -1;
-        for (int e = threadIdx.x; e < E; e += blockDim.x)
-            if (!taken[e] && route_better(c[e], e, bv, bi)) bv = c[e], bi = e;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-            int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (route_better(ov, oi, bv, bi)) bv = ov, bi = oi;
-        }
-        if (lane == 0) wv[warp] = bv, wi[warp] = bi;
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            float v = wv[0];
-            int b = wi[0];
-            for (int w = 1; w < nwarps; w++)
-                if (route_better(wv[w], wi[w], v, b)) v = wv[w], b = wi[w];
-            sel[j] = b;
-            if (b >= 0) taken[b] = 1;
-        }
-        __syncthreads();
-    }
-
-    if (threadIdx.x == 0) {
-        const int stride = p.K + (p.shared >= 0);
-        int32_t *ti = idx + (int64_t)t * stride;
-        float *tw = weights + (int64_t)t * stride;
-        float sum = 0.0f;
-        for (int j = 0; j < p.K; j++) {
-            ti[j] = sel[j];
-            tw[j] = s[sel[j]];
-            sum += tw[j];
-        }
-        for (int j = 0; j < p.K; j++) {
-            if (p.norm) tw[j] /= sum + 1e-20f;
-            tw[j] *= p.scaling;
-        }
-        if (p.shared >= 0) ti[p.K] = p.shared, tw[p.K] = 1.0f;
-    }
+template <typename WT, int CAP>
+static glmoe_status route_fused(cuda_exec *cx, int32_t *idx, float *weights, const float *x, const WT *W,
+                                const float *bias, const route_args &a, int T, int H, size_t smem, gm_err *err) {
+    /* smem <= ROUTE_WARPS * (256 + 128) * 4 = 12 KiB: E <= 256 and groups of at least 2 */
+    const unsigned blocks = cu_blocks(a.E, ROUTE_ROWS);
+    if (T <= ROUTE_TOKEN_GROUPS)
+        route_fused_kernel<WT, 1, CAP><<<blocks, ROUTE_WARPS * 32, smem, cx->stream>>>(
+            idx, weights, cx->route_logits, cx->route_done, x, W, bias, a, T, H);
+    else
+        route_fused_kernel<WT, 2, CAP><<<blocks, ROUTE_WARPS * 32, smem, cx->stream>>>(
+            idx, weights, cx->route_logits, cx->route_done, x, W, bias, a, T, H);
+    CU_LAUNCHED();
+    return GLMOE_OK;
 }
 
 glmoe_status cuda_moe_route(gm_exec *ex, int32_t *idx, float *weights, const float *x, const gm_weight *router,
@@ -162,27 +377,47 @@ glmoe_status cuda_moe_route(gm_exec *ex, int32_t *idx, float *weights, const flo
     if (p->top_k <= 0 || p->top_k > p->n_experts || p->n_experts % n_group || router->rows != p->n_experts)
         return gm_fail(err, GLMOE_E_ARG, "cuda: moe_route with %d experts (router %lld rows), top-%d, %d groups",
                        p->n_experts, (long long)router->rows, p->top_k, n_group);
+    if (p->n_experts > ROUTE_MAX_E || p->top_k > ROUTE_MAX_K)
+        return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: moe_route of %d experts, top-%d (at most %d and %d)",
+                       p->n_experts, p->top_k, ROUTE_MAX_E, ROUTE_MAX_K);
     route_args a;
     a.E = p->n_experts;
     a.K = p->top_k;
-    a.H = (int)router->cols;
     a.n_group = n_group;
     a.topk_group = p->topk_group;
     a.shared = p->shared_expert ? p->n_experts : -1;
     a.norm = p->norm_topk_prob;
     a.scaling = p->routed_scaling_factor;
     const float *b = bias && bias->data ? (const float *)bias->data : nullptr;
-    if ((size_t)T * (size_t)a.E > cx->route_logits_cap)
+    if ((size_t)T * (size_t)a.E > cx->route_logits_cap || !cx->route_done)
         return gm_fail(err, GLMOE_E_BACKEND, "cuda: moe_route of %d tokens x %d experts exceeds the reserved scratch",
                        T, a.E);
+    const int H = (int)router->cols;
+    const size_t smem = n_group > 1 ? (size_t)ROUTE_WARPS * (size_t)(a.E + n_group) * sizeof(float) : 0;
+    const bool dense = router->type == GM_W_BF16 || router->type == GM_W_F16 || router->type == GM_W_F32;
+    if (T <= ROUTE_FUSED_MAX_T && a.E <= 256 && smem <= 48 * 1024 && dense && router->cols <= INT32_MAX && H % 8 == 0 &&
+        cu_aligned(router->data, 16) && cu_aligned(x, 16)) {
+        glmoe_status s = GLMOE_OK;
+        if (a.E <= 128)
+            CU_DISPATCH_WTYPE(router->type, WT,
+                              s = route_fused<WT, 4>(cx, idx, weights, x, (const WT *)router->data, b, a, T, H, smem, err));
+        else
+            CU_DISPATCH_WTYPE(router->type, WT,
+                              s = route_fused<WT, 8>(cx, idx, weights, x, (const WT *)router->data, b, a, T, H, smem, err));
+        return s;
+    }
+    if (T <= ROUTE_FUSED_MAX_T) { /* said once: decode pays a second launch for the router */
+        static int said;
+        if (cu_first_time(&said))
+            gm_info("cuda: the MoE router (%d experts, %lld wide, %s) runs as a matmul and a routing launch, not "
+                    "fused (that takes a bf16/f16/f32 router of at most 256 experts, width a multiple of 8)",
+                    a.E, (long long)router->cols, router->type == GM_W_AFFINE ? "quantized" : "dense");
+    }
     glmoe_status s = cuda_matmul(ex, cx->route_logits, x, router, nullptr, T, err);
     if (s) return s;
-    const size_t smem = (size_t)(2 * a.E + a.n_group) * sizeof(float) + (size_t)(a.E + a.n_group + a.K) * sizeof(int);
-    static size_t allowed = 48 * 1024;
-    if ((s = cuda_allow_smem((const void *)route_kernel, smem, &allowed, err))) return s;
-    route_kernel<<<T, ROUTE_THREADS, smem, cx->stream>>>(idx, weights, cx->route_logits, b, a);
-    CU_LAUNCHED();
-    return GLMOE_OK;
+    if (a.E <= 128) return route_select<4>(cx, idx, weights, b, a, T, smem, err);
+    if (a.E <= 256) return route_select<8>(cx, idx, weights, b, a, T, smem, err);
+    return route_select<32>(cx, idx, weights, b, a, T, smem, err);
 }
 
 /* ---- expert tables ------------------------------------------------------------------------------ */
