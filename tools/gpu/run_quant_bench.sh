@@ -15,6 +15,7 @@
 #                (GLMOE_CUDA_AFF_MMV=0) instead of the tensor-core one (cuda_quant_mmv.cu)
 #     --profile  tools/gpu/profile_decode.sh after the timings (every kernel of a decode step)
 #     --ops      (instead of --check) only the op tests and the golden cases on the GPU
+#     --no-bf16  no bf16 run beside the quantized ones
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -24,15 +25,16 @@ DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
 BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
 PREFIX=/tmp/glmoe-gpu-deps
 LOGS=/tmp/glmoe-quant-logs
-CHECK=0 COMPARE=0 NCU=0 QUICK=0 MMV=0 PROFILE=0 OPS=0
+CHECK=0 COMPARE=0 NCU=0 QUICK=0 MMV=0 PROFILE=0 OPS=0 BF16=1
 for a in "$@"; do
     case $a in
-    --check) CHECK=1 ;; --compare) COMPARE=1 ;; --ncu) NCU=1 ;; --quick) QUICK=1 ;; --mmv) MMV=1 ;; --profile) PROFILE=1 ;; --ops) OPS=1 ;;
-    *) echo "usage: run_quant_bench.sh [--check] [--compare] [--mmv] [--ncu] [--profile] [--ops] [--quick]" >&2; exit 2 ;;
+    --check) CHECK=1 ;; --compare) COMPARE=1 ;; --ncu) NCU=1 ;; --quick) QUICK=1 ;; --mmv) MMV=1 ;; --profile) PROFILE=1 ;; --ops) OPS=1 ;; --no-bf16) BF16=0 ;;
+    *) echo "usage: run_quant_bench.sh [--check] [--compare] [--mmv] [--ncu] [--profile] [--ops] [--no-bf16] [--quick]" >&2; exit 2 ;;
     esac
 done
 mkdir -p "$OUT" && rm -rf "$LOGS" && mkdir -p "$LOGS"
 trap 'tar czf "$OUT/quant-logs.tgz" -C "$LOGS" . 2>/dev/null' EXIT
+trap 'exit 124' TERM
 if [ $CHECK = 1 ]; then
     OUT=/tmp/glmoe-run-gpu GLMOE_GPU_LOGS=$LOGS/run_gpu bash "$ROOT/tools/gpu/run_gpu.sh" --no-synthetic > /dev/null 2>&1
     cp /tmp/glmoe-run-gpu/table.txt "$OUT/table.txt" 2>/dev/null
@@ -47,6 +49,9 @@ if [ $OPS = 1 ]; then
     cmake --build "$BUILD" -j"$(nproc)" --target test_ops test_golden >> "$LOGS/build.log" 2>&1
     timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops.log" 2>&1
     echo "test_ops (rc $?): $(tail -1 "$LOGS/test_ops.log")"; grep -E '^  \[cuda' "$LOGS/test_ops.log"; grep -m5 FAIL "$LOGS/test_ops.log"
+    cmake --build "$BUILD" -j"$(nproc)" --target test_batch >> "$LOGS/build.log" 2>&1
+    timeout 90 "$BUILD/tests/batch/test_batch" "$ROOT" cuda > "$LOGS/batch_cuda.log" 2>&1
+    echo "test_batch cuda (rc $?): $(tail -1 "$LOGS/batch_cuda.log" | cut -c1-160)"
     for dir in "$ROOT"/tests/golden/*/ "$ROOT"/tests/golden_quant/*/*/; do
         [ -f "$dir/reference.json" ] || continue
         name=$(echo "$dir" | sed "s|$ROOT/tests/||; s|/$||; s|/|_|g")
@@ -74,7 +79,7 @@ if [ $COMPARE = 1 ]; then
     done
 fi
 run air4_q8 150 "$G" bench $A4 --quantize q8 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
-run air4_bf16 150 "$G" bench $A4 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
+[ $BF16 = 1 ] && run air4_bf16 150 "$G" bench $A4 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
 [ $QUICK = 0 ] && run air46_q4 400 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,8,128,512,4096 --contexts 128,4096,32768 --steps 16 --no-ops
 if [ $NCU = 1 ]; then
     timeout 180 ncu --clock-control none --kernel-name regex:"affine_gemv|expert_.*grouped|expert_combine|route_kernel" \
