@@ -317,11 +317,12 @@ static glmoe_status run_attention(cuda_exec *cx, cuda_kv *kv, int32_t layer, att
         /* Decode: RoPE, the cache store, attention and the split merge in one launch; the kernel
          * cuts the keys it finds into at most this many splits. */
         const int64_t blocks_1 = (int64_t)cu_blocks((int64_t)a.T * a.ratio, CUDA_ATTN_TC_ROWS) * a.nkv;
-        int splits = attn_max_splits(cx, blocks_1, keys_max, CUDA_ATTN_TC_SPLIT_MIN_KEYS, part_need);
+        const int min_keys = cuda_attn_split_min_keys();
+        int splits = attn_max_splits(cx, blocks_1, keys_max, min_keys, part_need);
         if ((size_t)blocks_1 > cx->attn_count_cap) splits = 1;
         const cuda_attn_tc_args t = {a.out, a.q, (__nv_bfloat16 *)kc, (__nv_bfloat16 *)vc, k_new, v_new, a.mask,
                                      cx->attn_part, cx->attn_count, a.past, a.fault, a.rope, a.T, a.n_past, a.nh,
-                                     a.nkv, a.ratio, a.n_ctx, a.scale};
+                                     a.nkv, a.ratio, a.n_ctx, a.scale, min_keys};
         return cuda_attention_tc_decode(cx, t, splits, err);
     }
 
@@ -336,7 +337,7 @@ static glmoe_status run_attention(cuda_exec *cx, cuda_kv *kv, int32_t layer, att
     if (tc) { /* prefill on the tensor cores: enough rows to fill the GPU unsplit */
         const cuda_attn_tc_args t = {a.out, a.q, (__nv_bfloat16 *)kc, (__nv_bfloat16 *)vc, nullptr, nullptr, a.mask,
                                      nullptr, nullptr, a.past, a.fault, a.rope, a.T, a.n_past, a.nh, a.nkv, a.ratio,
-                                     a.n_ctx, a.scale};
+                                     a.n_ctx, a.scale, 0};
         return cuda_attention_tc(cx, t, err);
     }
     if (a.T >= 32) { /* said once: prefills of this model take the slower float32 kernel */

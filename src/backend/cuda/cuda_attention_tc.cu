@@ -22,8 +22,8 @@
  * after come from the call's k and v (float32, rotated and rounded to bf16 here), so no block
  * waits for the cache store, which blocks (x 0, z 0) do on the side. The keys are split over
  * grid.z for long contexts (FlashDecoding); the split count comes from n_keys on the device
- * (a recorded step reads n_past from memory): none shorter than CUDA_ATTN_TC_SPLIT_MIN_KEYS, so
- * short contexts run unsplit. Each split writes unnormalised partials (o, m, l); the last split of
+ * (a recorded step reads n_past from memory): none shorter than CUDA_ATTN_TC_SPLIT_MIN_KEYS (or
+ * GLMOE_CUDA_ATTN_SPLIT_KEYS), so short contexts run unsplit. Each split writes unnormalised partials (o, m, l); the last split of
  * a (row block, KV head) to finish, found by an atomic counter after a fence, merges them and
  * resets the counter for the next launch. Bytes: n_keys x nkv x 128 x 2 x 2 of cache (0.5 MB at
  * 128 keys and 8 KV heads) plus the partials (splits x rows x 130 x 4, from L2); at short
@@ -33,6 +33,7 @@
  * float32: ~1e-3 relative, checked by tests/ops/test_ops.c ("cuda bf16 KV").
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "backend/cuda/cuda_internal.h"
 
@@ -59,12 +60,11 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
 
 /* Splits of a decode launch, chosen on the device from n_keys (a recorded step reads n_past from
  * memory, so the host cannot choose): as many as the launch allows (gridDim.z, the host's count
- * for filling the GPU at the longest context), but none shorter than CUDA_ATTN_TC_SPLIT_MIN_KEYS,
+ * for filling the GPU at the longest context), but none shorter than min_keys (a.split_min_keys),
  * so that a short context runs unsplit and writes its output directly. Splits are whole tiles;
  * blocks of z >= n_splits exit at once. */
-#define TC_SPLIT_MIN_KEYS CUDA_ATTN_TC_SPLIT_MIN_KEYS
-__device__ __forceinline__ void decode_splits(int n_keys, int &split_len, int &n_splits) {
-    int s = min((int)gridDim.z, n_keys / TC_SPLIT_MIN_KEYS);
+__device__ __forceinline__ void decode_splits(int n_keys, int min_keys, int &split_len, int &n_splits) {
+    int s = min((int)gridDim.z, n_keys / min_keys);
     s = max(s, 1);
     split_len = ((n_keys + s - 1) / s + TC_KEYS - 1) / TC_KEYS * TC_KEYS;
     n_splits = (n_keys + split_len - 1) / split_len;
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
     int key_lo = 0, key_hi = n_keys, n_splits = 1;
     if (DECODE) {
         int split_len;
-        decode_splits(n_keys, split_len, n_splits);
+        decode_splits(n_keys, a.split_min_keys, split_len, n_splits);
         if ((int)blockIdx.z >= n_splits) return; /* uniform over the block */
         key_lo = blockIdx.z * split_len;
         key_hi = min(n_keys, key_lo + split_len);
@@ -360,4 +360,14 @@ glmoe_status cuda_attention_tc_decode(cuda_exec *cx, const cuda_attn_tc_args &a,
     attn_tc_kernel<true><<<grid, TC_WARPS * 32, 0, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
+}
+
+int cuda_attn_split_min_keys(void) {
+    static int v = 0;
+    if (!v) {
+        const char *e = getenv("GLMOE_CUDA_ATTN_SPLIT_KEYS");
+        const int n = e ? atoi(e) : 0;
+        v = n >= TC_KEYS && n % TC_KEYS == 0 ? n : CUDA_ATTN_TC_SPLIT_MIN_KEYS;
+    }
+    return v;
 }

@@ -245,7 +245,10 @@ struct cuda_attn_tc_args {
     cu_rope_args rope;
     int T, n_past, nh, nkv, ratio, n_ctx;
     float scale;
+    int split_min_keys;           /* decode: no split shorter (cuda_attn_split_min_keys) */
 };
+/* CUDA_ATTN_TC_SPLIT_MIN_KEYS, or GLMOE_CUDA_ATTN_SPLIT_KEYS (a multiple of 64, for comparisons). */
+int cuda_attn_split_min_keys(void);
 bool cuda_attention_tc_fits(int D, bool bf16_cache);
 /* Prefill: the keys and values already stored, one block per 64 rows and KV head. */
 glmoe_status cuda_attention_tc(cuda_exec *cx, const cuda_attn_tc_args &a, gm_err *err);
