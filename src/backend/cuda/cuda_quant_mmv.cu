@@ -3,7 +3,7 @@
  * cuda_quant_mmv.cuh): the dense matmul of several weights that share their input (q, k and v in
  * one launch), and the decode of the selected experts (gate and up with SwiGLU, then down).
  *
- * Work: a tile is 16 rows of a weight; a block of MMV_WARPS warps takes a contiguous range of
+ * Work: a tile is 16 rows of a weight; a block of W warps (MMV_WARPS_*) takes a contiguous range of
  * tiles, and its warps split each tile's K into contiguous ranges of steps, so that a block's x,
  * staged once as fp16, serves all its tiles; the warps' fragments are summed through shared
  * memory (a fixed order: results do not depend on the grid). Ranges are of equal length
@@ -35,7 +35,7 @@ bool mmv_on(void) {
 
 /* The reduction buffer: two parities (a tile's sums are read while the next tile's are written)
  * x NT tiles x warps x 32 lanes x 4 floats. */
-static inline size_t mmv_red_bytes(int nt) { return (size_t)2 * nt * MMV_WARPS * 32 * 4 * sizeof(float); }
+static inline size_t mmv_red_bytes(int nt, int warps) { return (size_t)2 * nt * warps * 32 * 4 * sizeof(float); }
 
 /* This block's tile range [*t0, *t1) of `tiles`: ranges of ceil(tiles / blocks) tiles (trailing
  * blocks may have none). */
@@ -60,7 +60,8 @@ struct mmv_dense_args {
 };
 
 template <int B>
-__global__ void __launch_bounds__(MMV_THREADS) mmv_dense_kernel(mmv_dense_args a) {
+__global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(mmv_dense_args a) {
+    constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
     __shared__ const float *src[MMV_COLS];
     const int ldx = mmv_ldx(B, a.K);
@@ -78,7 +79,7 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_dense_kernel(mmv_dense_args a
         while (m + 1 < a.nmat && tile >= a.first_tile[m + 1]) m++;
         return m;
     };
-    mmv_pipeline<B, 1, MMV_UNROLL>(
+    mmv_pipeline<B, 1, MMV_UNROLL, W>(
         t0, t1, S,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int m = mat_of(tile);
@@ -93,22 +94,22 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_dense_kernel(mmv_dense_args a
         [&](int) -> const __half * { return g < a.T ? xs + (size_t)g * ldx : nullptr; },
         [&](int tile, const float (&d)[1][4]) {
             const int m = mat_of(tile), row0 = (tile - a.first_tile[m]) * 16;
-            float *rp = red + (size_t)parity * MMV_WARPS * 32 * 4;
+            float *rp = red + (size_t)parity * W * 32 * 4;
             parity ^= 1;
-            mmv_put<1>(rp, d);
+            mmv_put<1, W>(rp, d);
             __syncthreads();
             for (int i = threadIdx.x; i < 16 * a.T; i += blockDim.x) {
                 const int r = i & 15, c = i >> 4, n = row0 + r;
                 if (n < a.rows[m])
-                    a.out[m][(int64_t)c * a.rows[m] + n] = mmv_sum(rp, 0, r, c) + (a.bias[m] ? a.bias[m][n] : 0.0f);
+                    a.out[m][(int64_t)c * a.rows[m] + n] = mmv_sum<W>(rp, 0, r, c) + (a.bias[m] ? a.bias[m][n] : 0.0f);
             }
         });
 }
 
 /* Resident blocks per SM of a kernel with `smem` dynamic bytes (at least 1). */
-static int mmv_per_sm(const void *kernel, size_t smem) {
+static int mmv_per_sm(const void *kernel, int threads, size_t smem) {
     int n = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, MMV_THREADS, smem) != cudaSuccess || n < 1) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem) != cudaSuccess || n < 1) {
         (void)cudaGetLastError();
         n = 1;
     }
@@ -124,12 +125,13 @@ static unsigned mmv_grid(int64_t tiles, int sm_count, int per_sm) {
 template <int B>
 static glmoe_status mmv_dense_launch(cuda_exec *cx, mmv_dense_args &a, gm_err *err) {
     static size_t allowed = 48 * 1024;
-    const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1);
+    constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
+    const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, MMV_WARPS_DENSE);
     glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B>, smem, &allowed, err);
     if (s) return s;
     const int tiles = a.first_tile[a.nmat];
-    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B>, smem));
-    mmv_dense_kernel<B><<<blocks, MMV_THREADS, smem, cx->stream>>>(a);
+    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B>, threads, smem));
+    mmv_dense_kernel<B><<<blocks, threads, smem, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
@@ -225,7 +227,8 @@ __device__ __forceinline__ float mmv_silu_mul(float g, float u) { return g / (1.
 
 /* Gate and up tiles of 16 rows, for every distinct expert: h[slot] = silu(gate·x_t) ⊙ up·x_t. */
 template <int B>
-__global__ void __launch_bounds__(MMV_THREADS) mmv_gateup_kernel(mmv_expert_args a) {
+__global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kernel(mmv_expert_args a) {
+    constexpr int W = MMV_WARPS_GATEUP;
     extern __shared__ uint4 mmv_smem[];
     __shared__ mmv_groups grp;
     __shared__ const float *src[MMV_COLS];
@@ -240,7 +243,7 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_gateup_kernel(mmv_expert_args
     const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.H + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0;
-    mmv_pipeline<B, 2, MMV_UNROLL>(
+    mmv_pipeline<B, 2, MMV_UNROLL, W>(
         t0, t1, S,
         [&](int tile, mmv_tile (&tl)[2]) {
             const int u = tile / tpe, i0 = (tile - u * tpe) * 16;
@@ -260,15 +263,15 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_gateup_kernel(mmv_expert_args
         },
         [&](int tile, const float (&d)[2][4]) {
             const int u = tile / tpe, i0 = (tile - u * tpe) * 16, cnt = grp.count[u];
-            float *rp = red + (size_t)parity * 2 * MMV_WARPS * 32 * 4;
+            float *rp = red + (size_t)parity * 2 * W * 32 * 4;
             parity ^= 1;
-            mmv_put<2>(rp, d);
+            mmv_put<2, W>(rp, d);
             __syncthreads();
             for (int i = threadIdx.x; i < 16 * cnt; i += blockDim.x) {
                 const int r = i & 15, c = i >> 4, n = i0 + r;
                 if (n < a.Im)
                     a.hout[(int64_t)grp.slot[u][c] * a.Im + n] =
-                        mmv_silu_mul(mmv_sum(rp, 0, r, c), mmv_sum(rp, 1, r, c));
+                        mmv_silu_mul(mmv_sum<W>(rp, 0, r, c), mmv_sum<W>(rp, 1, r, c));
             }
         });
 }
@@ -277,7 +280,8 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_gateup_kernel(mmv_expert_args
  * tile's expert are staged when the expert changes (ranges are contiguous: once or twice per
  * block). */
 template <int B>
-__global__ void __launch_bounds__(MMV_THREADS) mmv_down_kernel(mmv_expert_args a) {
+__global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(mmv_expert_args a) {
+    constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
     __shared__ mmv_groups grp;
     __shared__ const float *src[MMV_COLS];
@@ -292,7 +296,7 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_down_kernel(mmv_expert_args a
     const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.Im + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0, staged = -1;
-    mmv_pipeline<B, 1, MMV_UNROLL>(
+    mmv_pipeline<B, 1, MMV_UNROLL, W>(
         t0, t1, S,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int u = tile / tpe;
@@ -313,13 +317,13 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_down_kernel(mmv_expert_args a
         },
         [&](int tile, const float (&d)[1][4]) {
             const int u = tile / tpe, n0 = (tile - u * tpe) * 16, cnt = grp.count[u];
-            float *rp = red + (size_t)parity * MMV_WARPS * 32 * 4;
+            float *rp = red + (size_t)parity * W * 32 * 4;
             parity ^= 1;
-            mmv_put<1>(rp, d);
+            mmv_put<1, W>(rp, d);
             __syncthreads();
             for (int i = threadIdx.x; i < 16 * cnt; i += blockDim.x) {
                 const int r = i & 15, c = i >> 4, n = n0 + r;
-                if (n < a.H) a.y[(int64_t)grp.slot[u][c] * a.H + n] = mmv_sum(rp, 0, r, c);
+                if (n < a.H) a.y[(int64_t)grp.slot[u][c] * a.H + n] = mmv_sum<W>(rp, 0, r, c);
             }
         });
 }
@@ -327,12 +331,13 @@ __global__ void __launch_bounds__(MMV_THREADS) mmv_down_kernel(mmv_expert_args a
 template <int B>
 static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
-    const size_t smem = mmv_stage_bytes(B, a.H, a.T) + mmv_red_bytes(2);
+    constexpr int threads = MMV_WARPS_GATEUP * CUDA_WARP;
+    const size_t smem = mmv_stage_bytes(B, a.H, a.T) + mmv_red_bytes(2, MMV_WARPS_GATEUP);
     glmoe_status s = cuda_allow_smem((const void *)mmv_gateup_kernel<B>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.Im + 15) / 16);
-    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B>, smem));
-    mmv_gateup_kernel<B><<<blocks, MMV_THREADS, smem, cx->stream>>>(a);
+    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B>, threads, smem));
+    mmv_gateup_kernel<B><<<blocks, threads, smem, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
@@ -340,12 +345,13 @@ static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int gro
 template <int B>
 static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
-    const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1);
+    constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
+    const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, MMV_WARPS_DENSE);
     glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.H + 15) / 16);
-    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B>, smem));
-    mmv_down_kernel<B><<<blocks, MMV_THREADS, smem, cx->stream>>>(a);
+    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B>, threads, smem));
+    mmv_down_kernel<B><<<blocks, threads, smem, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
 }

@@ -44,8 +44,12 @@
 
 #include "backend/cuda/cuda_quant_gemv.h"
 
-#define MMV_WARPS 4
-#define MMV_THREADS (MMV_WARPS * CUDA_WARP)
+/* Warps per block, by kernel: the dense and down GEMVs 8 (their K is split over more warps, for
+ * weights of few rows and long K such as o_proj's 4096 x 12288, whose 256 tiles would leave an
+ * SM 8 warps at 4 per block: 18.6% of the bandwidth on an H100), gate/up 4 (two tiles per warp:
+ * 165 registers). */
+#define MMV_WARPS_DENSE 8
+#define MMV_WARPS_GATEUP 4
 #define MMV_COLS 8     /* token columns of the mma: at most 8 tokens per launch */
 #define MMV_UNROLL 2   /* steps per batch (two batches in flight per warp) */
 
@@ -264,12 +268,12 @@ __device__ __forceinline__ void mmv_warp_steps(int S, int w, int W, int *begin, 
  *   end(tile, d):         after its last (the reduction; may synchronise).
  * Every warp runs the same sequence (mmv_warp_steps), so barriers inside the callbacks are
  * reached by the whole block in the same order. */
-template <int B, int NT, int U, class TilesOf, class Prologue, class Begin, class End>
+template <int B, int NT, int U, int W, class TilesOf, class Prologue, class Begin, class End>
 __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tiles_of, Prologue prologue, Begin begin,
                                              End end) {
     int sb, se;
-    mmv_warp_steps(S, threadIdx.x >> 5, MMV_WARPS, &sb, &se);
-    const int nb = ((S + MMV_WARPS - 1) / MMV_WARPS + U - 1) / U; /* batches per tile, every warp */
+    mmv_warp_steps(S, threadIdx.x >> 5, W, &sb, &se);
+    const int nb = ((S + W - 1) / W + U - 1) / U; /* batches per tile, every warp */
     const int total = (t1 - t0) * nb;
     mmv_tile tl[NT];
     mmv_batch<NT, U> bt0, bt1; /* ping-pong: two named buffers, no register array indexed at run time */
@@ -301,21 +305,22 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tile
     }
 }
 
-/* Reduction of the warps' fragments of NT tiles: red holds [NT][MMV_WARPS][32][4] floats. After
- * the caller's barrier, mmv_sum(red, i, r, c) is tile i's row r (0..15), column c (0..7). */
-template <int NT>
+/* Reduction of the W warps' fragments of NT tiles: red holds [NT][W][32][4] floats. After the
+ * caller's barrier, mmv_sum(red, i, r, c) is tile i's row r (0..15), column c (0..7). */
+template <int NT, int W>
 __device__ __forceinline__ void mmv_put(float *red, const float (&d)[NT][4]) {
     const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
     for (int i = 0; i < NT; i++)
-        *reinterpret_cast<float4 *>(red + (((size_t)i * MMV_WARPS + w) * 32 + lane) * 4) =
+        *reinterpret_cast<float4 *>(red + (((size_t)i * W + w) * 32 + lane) * 4) =
             make_float4(d[i][0], d[i][1], d[i][2], d[i][3]);
 }
+template <int W>
 __device__ __forceinline__ float mmv_sum(const float *red, int i, int r, int c) {
     const int lane = (r & 7) * 4 + (c >> 1), e = (r >> 3) * 2 + (c & 1);
     float v = 0.0f;
 #pragma unroll
-    for (int w = 0; w < MMV_WARPS; w++) v += red[(((size_t)i * MMV_WARPS + w) * 32 + lane) * 4 + e];
+    for (int w = 0; w < W; w++) v += red[(((size_t)i * W + w) * 32 + lane) * 4 + e];
     return v;
 }
 
