@@ -16,8 +16,9 @@
 #     --profile  tools/gpu/profile_decode.sh after the timings (every kernel of a decode step)
 #     --ops      (instead of --check) only the op tests and the golden cases on the GPU
 #     --no-bf16  no bf16 run beside the quantized ones
-#     --attn-split  decode of the 4-layer q4 cut again with decode attention split from 64 keys
-#                (GLMOE_CUDA_ATTN_SPLIT_KEYS=64; the default is 128)
+#     --variants decode of the 4-layer q4 cut again with decode attention split from 64 keys
+#                (GLMOE_CUDA_ATTN_SPLIT_KEYS=64; default 128) and with 4 warps per block in the
+#                dense and down tensor-core GEMVs (GLMOE_CUDA_MMV_WARPS=4; default 8)
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -30,8 +31,8 @@ LOGS=/tmp/glmoe-quant-logs
 CHECK=0 COMPARE=0 NCU=0 QUICK=0 MMV=0 PROFILE=0 OPS=0 BF16=1 ATTN=0
 for a in "$@"; do
     case $a in
-    --check) CHECK=1 ;; --compare) COMPARE=1 ;; --ncu) NCU=1 ;; --quick) QUICK=1 ;; --mmv) MMV=1 ;; --profile) PROFILE=1 ;; --ops) OPS=1 ;; --no-bf16) BF16=0 ;; --attn-split) ATTN=1 ;;
-    *) echo "usage: run_quant_bench.sh [--check] [--compare] [--mmv] [--ncu] [--profile] [--ops] [--no-bf16] [--attn-split] [--quick]" >&2; exit 2 ;;
+    --check) CHECK=1 ;; --compare) COMPARE=1 ;; --ncu) NCU=1 ;; --quick) QUICK=1 ;; --mmv) MMV=1 ;; --profile) PROFILE=1 ;; --ops) OPS=1 ;; --no-bf16) BF16=0 ;; --variants) ATTN=1 ;;
+    *) echo "usage: run_quant_bench.sh [--check] [--compare] [--mmv] [--ncu] [--profile] [--ops] [--no-bf16] [--variants] [--quick]" >&2; exit 2 ;;
     esac
 done
 mkdir -p "$OUT" && rm -rf "$LOGS" && mkdir -p "$LOGS"
@@ -73,6 +74,7 @@ A4="--config glm-4.5-air --layers 4 --device cuda"
 run air4_q4 200 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16,64,128,129,512,4096 --contexts 128,4096 --steps 32
 if [ $ATTN = 1 ]; then
     run air4_q4_split64 100 env GLMOE_CUDA_ATTN_SPLIT_KEYS=64 "$G" bench $A4 --quantize q4 --lengths 1 --contexts 128,4096 --steps 32 --no-ops
+    run air4_q4_warps4 100 env GLMOE_CUDA_MMV_WARPS=4 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
 fi
 if [ $MMV = 1 ]; then
     run air4_q4_f32core 150 env GLMOE_CUDA_AFF_MMV=0 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16 --contexts 128 --steps 32

@@ -59,9 +59,8 @@ struct mmv_dense_args {
     const float *x;
 };
 
-template <int B>
-__global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(mmv_dense_args a) {
-    constexpr int W = MMV_WARPS_DENSE;
+template <int B, int W>
+__global__ void __launch_bounds__(W * CUDA_WARP) mmv_dense_kernel(mmv_dense_args a) {
     extern __shared__ uint4 mmv_smem[];
     __shared__ const float *src[MMV_COLS];
     const int ldx = mmv_ldx(B, a.K);
@@ -122,16 +121,28 @@ static unsigned mmv_grid(int64_t tiles, int sm_count, int per_sm) {
     return (unsigned)(tiles < cap ? (tiles > 0 ? tiles : 1) : cap);
 }
 
-template <int B>
+/* Warps per block of the dense and down GEMVs: MMV_WARPS_DENSE, or GLMOE_CUDA_MMV_WARPS=4 (for
+ * comparisons). */
+static int mmv_dense_warps(void) {
+    static int v = 0;
+    if (!v) {
+        const char *e = getenv("GLMOE_CUDA_MMV_WARPS");
+        v = e && !strcmp(e, "4") ? 4 : MMV_WARPS_DENSE;
+    }
+    return v;
+}
+
+template <int B, int W>
 static glmoe_status mmv_dense_launch(cuda_exec *cx, mmv_dense_args &a, gm_err *err) {
     static size_t allowed = 48 * 1024;
-    constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
-    const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, MMV_WARPS_DENSE);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B>, smem, &allowed, err);
+    constexpr int threads = W * CUDA_WARP;
+    const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, W);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B, W>, smem, &allowed, err);
     if (s) return s;
     const int tiles = a.first_tile[a.nmat];
-    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B>, threads, smem));
-    mmv_dense_kernel<B><<<blocks, threads, smem, cx->stream>>>(a);
+    const unsigned blocks =
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B, W>, threads, smem));
+    mmv_dense_kernel<B, W><<<blocks, threads, smem, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
@@ -162,7 +173,10 @@ glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, c
         a.rows[m] = (int)W[m]->rows;
         a.first_tile[m + 1] = a.first_tile[m] + (a.rows[m] + 15) / 16;
     }
-    return a.w[0].bits == 4 ? mmv_dense_launch<4>(cx, a, err) : mmv_dense_launch<8>(cx, a, err);
+    if (mmv_dense_warps() == 4)
+        return a.w[0].bits == 4 ? mmv_dense_launch<4, 4>(cx, a, err) : mmv_dense_launch<8, 4>(cx, a, err);
+    return a.w[0].bits == 4 ? mmv_dense_launch<4, MMV_WARPS_DENSE>(cx, a, err)
+                            : mmv_dense_launch<8, MMV_WARPS_DENSE>(cx, a, err);
 }
 
 /* ---- experts ---------------------------------------------------------------------------------- */
@@ -279,9 +293,8 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kerne
 /* Down tiles of 16 rows, for every distinct expert: y[slot] = down · h[slot]. The h rows of the
  * tile's expert are staged when the expert changes (ranges are contiguous: once or twice per
  * block). */
-template <int B>
-__global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(mmv_expert_args a) {
-    constexpr int W = MMV_WARPS_DENSE;
+template <int B, int W>
+__global__ void __launch_bounds__(W * CUDA_WARP) mmv_down_kernel(mmv_expert_args a) {
     extern __shared__ uint4 mmv_smem[];
     __shared__ mmv_groups grp;
     __shared__ const float *src[MMV_COLS];
@@ -342,16 +355,17 @@ static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int gro
     return GLMOE_OK;
 }
 
-template <int B>
+template <int B, int W>
 static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
-    constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
-    const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, MMV_WARPS_DENSE);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B>, smem, &allowed, err);
+    constexpr int threads = W * CUDA_WARP;
+    const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, W);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B, W>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.H + 15) / 16);
-    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B>, threads, smem));
-    mmv_down_kernel<B><<<blocks, threads, smem, cx->stream>>>(a);
+    const unsigned blocks =
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B, W>, threads, smem));
+    mmv_down_kernel<B, W><<<blocks, threads, smem, cx->stream>>>(a);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
@@ -373,5 +387,8 @@ glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x,
     glmoe_status s = tb->gateup_bits == 4 ? mmv_gateup_launch<4>(cx, a, groups, err)
                                           : mmv_gateup_launch<8>(cx, a, groups, err);
     if (s) return s;
-    return tb->down_bits == 4 ? mmv_down_launch<4>(cx, a, groups, err) : mmv_down_launch<8>(cx, a, groups, err);
+    if (mmv_dense_warps() == 4)
+        return tb->down_bits == 4 ? mmv_down_launch<4, 4>(cx, a, groups, err) : mmv_down_launch<8, 4>(cx, a, groups, err);
+    return tb->down_bits == 4 ? mmv_down_launch<4, MMV_WARPS_DENSE>(cx, a, groups, err)
+                              : mmv_down_launch<8, MMV_WARPS_DENSE>(cx, a, groups, err);
 }
