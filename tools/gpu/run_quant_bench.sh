@@ -18,7 +18,8 @@
 #     --no-bf16  no bf16 run beside the quantized ones
 #     --variants decode of the 4-layer q4 cut again with decode attention split from 64 keys
 #                (GLMOE_CUDA_ATTN_SPLIT_KEYS=64; default 128) and with 4 warps per block in the
-#                dense and down tensor-core GEMVs (GLMOE_CUDA_MMV_WARPS=4; default 8)
+#                dense and down tensor-core GEMVs (GLMOE_CUDA_MMV_WARPS=4; default 8), and without
+#                their L2 prefetch of upcoming tiles (GLMOE_CUDA_MMV_PREFETCH=0)
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -75,6 +76,7 @@ run air4_q4 200 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16,64,128,129,512
 if [ $ATTN = 1 ]; then
     run air4_q4_split64 100 env GLMOE_CUDA_ATTN_SPLIT_KEYS=64 "$G" bench $A4 --quantize q4 --lengths 1 --contexts 128,4096 --steps 32 --no-ops
     run air4_q4_warps4 100 env GLMOE_CUDA_MMV_WARPS=4 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
+    run air4_q4_noprefetch 100 env GLMOE_CUDA_MMV_PREFETCH=0 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
 fi
 if [ $MMV = 1 ]; then
     run air4_q4_f32core 150 env GLMOE_CUDA_AFF_MMV=0 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16 --contexts 128 --steps 32

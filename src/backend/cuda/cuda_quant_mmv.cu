@@ -24,6 +24,15 @@
 
 #include "backend/cuda/cuda_quant_mmv.cuh"
 
+bool mmv_prefetch_on(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("GLMOE_CUDA_MMV_PREFETCH");
+        v = !(e && !strcmp(e, "0"));
+    }
+    return v != 0;
+}
+
 bool mmv_on(void) {
     static int v = -1;
     if (v < 0) {
@@ -56,6 +65,7 @@ struct mmv_dense_args {
     int rows[MMV_MAX_MATS];
     int first_tile[MMV_MAX_MATS + 1]; /* tiles of weight m: [first_tile[m], first_tile[m + 1]) */
     int nmat, T, K;
+    bool prefetch;
     const float *x;
 };
 
@@ -79,7 +89,7 @@ __global__ void __launch_bounds__(W * CUDA_WARP) mmv_dense_kernel(mmv_dense_args
         return m;
     };
     mmv_pipeline<B, 1, MMV_UNROLL, W>(
-        t0, t1, S,
+        t0, t1, S, a.prefetch,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int m = mat_of(tile);
             tl[0] = mmv_tile_of<B>(a.w[m], (int64_t)(tile - a.first_tile[m]) * 16, a.rows[m]);
@@ -164,7 +174,7 @@ glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, c
                              const float *const *bias, int n, int32_t T, gm_err *err) {
     mmv_dense_args a;
     memset(&a, 0, sizeof a);
-    a.nmat = n, a.T = T, a.K = (int)W[0]->cols, a.x = x;
+    a.nmat = n, a.T = T, a.K = (int)W[0]->cols, a.x = x, a.prefetch = mmv_prefetch_on();
     a.first_tile[0] = 0;
     for (int m = 0; m < n; m++) {
         a.w[m] = cu_affine_of(W[m]);
@@ -230,6 +240,7 @@ struct mmv_expert_args {
     const cuda_expert *ex;
     const int32_t *idx;
     int n_slots, K, E, H, Im, T;
+    bool prefetch;
     const float *x;  /* gate/up: [T][H] */
     const float *h;  /* down: [slot][Im] */
     float *hout;     /* gate/up: h[slot][Im] */
@@ -258,7 +269,7 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kerne
     const int S = (a.H + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0;
     mmv_pipeline<B, 2, MMV_UNROLL, W>(
-        t0, t1, S,
+        t0, t1, S, a.prefetch,
         [&](int tile, mmv_tile (&tl)[2]) {
             const int u = tile / tpe, i0 = (tile - u * tpe) * 16;
             const cuda_expert &xe = a.ex[grp.e[u]];
@@ -310,7 +321,7 @@ __global__ void __launch_bounds__(W * CUDA_WARP) mmv_down_kernel(mmv_expert_args
     const int S = (a.Im + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0, staged = -1;
     mmv_pipeline<B, 1, MMV_UNROLL, W>(
-        t0, t1, S,
+        t0, t1, S, a.prefetch,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int u = tile / tpe;
             tl[0] = mmv_tile_of<B>(a.ex[grp.e[u]].down.q, (int64_t)(tile - u * tpe) * 16, a.H);
@@ -380,7 +391,7 @@ glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x,
     mmv_expert_args a;
     memset(&a, 0, sizeof a);
     a.ex = tb->dev, a.idx = idx, a.n_slots = T * K, a.K = K, a.E = E, a.H = H, a.Im = Im, a.T = T;
-    a.x = x, a.h = h, a.hout = h, a.y = y, a.fault = cx->d_fault;
+    a.x = x, a.h = h, a.hout = h, a.y = y, a.fault = cx->d_fault, a.prefetch = mmv_prefetch_on();
     /* the grid is sized for the most distinct experts the step can have; blocks past the real
      * number of tiles exit at once */
     const int groups = T * K < E ? T * K : E;

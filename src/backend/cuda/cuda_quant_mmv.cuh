@@ -52,6 +52,7 @@
 #define MMV_WARPS_GATEUP 4
 #define MMV_COLS 8     /* token columns of the mma: at most 8 tokens per launch */
 #define MMV_UNROLL 2   /* steps per batch (two batches in flight per warp) */
+#define MMV_PREFETCH_TILES 2 /* tiles a warp asks L2 for ahead of the one it computes */
 
 /* Codes per 16-byte chunk, and per step (4 chunks). */
 __host__ __device__ constexpr int mmv_codes_per_chunk(int B) { return 128 / B; }
@@ -227,6 +228,24 @@ __device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, con
     }
 }
 
+/* Asks the L2 for this warp's part of a tile's rows (chunks [4·sb, 4·se) of rows g and g + 8, lanes
+ * t == 0), ahead of the loads that will read them: the loads in flight are bounded by the
+ * registers that receive them, the prefetches by nothing but the memory system, so that the
+ * weight stream keeps the HBM busy while the warps still wait on earlier batches (the loads then
+ * hit L2). Hopper's bulk prefetch, one instruction per row range; nothing on older GPUs. */
+__device__ __forceinline__ void mmv_prefetch_rows(const mmv_tile &tl, int sb, int se) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if ((threadIdx.x & 3) != 0) return;
+    const int c0 = 4 * sb, c1 = min(4 * se, tl.nchunks);
+    if (c1 <= c0) return;
+    const uint32_t bytes = (uint32_t)(c1 - c0) * 16u;
+    if (tl.ok0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(tl.q0 + c0), "r"(bytes) : "memory");
+    if (tl.ok1) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(tl.q1 + c0), "r"(bytes) : "memory");
+#else
+    (void)tl, (void)sb, (void)se;
+#endif
+}
+
 /* One batch of U steps of NT tiles in registers. */
 template <int NT, int U>
 struct mmv_batch {
@@ -265,21 +284,31 @@ __device__ __forceinline__ void mmv_warp_steps(int S, int w, int W, int *begin, 
  *   tiles_of(tile, tl):   the NT weight tiles of `tile` (no barrier);
  *   prologue():           once, after the first loads (may synchronise: every thread calls it);
  *   begin(tile) -> xcol:  before the tile's first batch is computed (may synchronise);
- *   end(tile, d):         after its last (the reduction; may synchronise).
+ *   end(tile, d):         after its last (the reduction; may synchronise);
+ * pf: each warp also asks L2 for its part of the next MMV_PREFETCH_TILES tiles (mmv_prefetch_rows).
  * Every warp runs the same sequence (mmv_warp_steps), so barriers inside the callbacks are
  * reached by the whole block in the same order. */
 template <int B, int NT, int U, int W, class TilesOf, class Prologue, class Begin, class End>
-__device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tiles_of, Prologue prologue, Begin begin,
-                                             End end) {
+__device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, bool pf, TilesOf tiles_of, Prologue prologue,
+                                             Begin begin, End end) {
     int sb, se;
     mmv_warp_steps(S, threadIdx.x >> 5, W, &sb, &se);
     const int nb = ((S + W - 1) / W + U - 1) / U; /* batches per tile, every warp */
     const int total = (t1 - t0) * nb;
     mmv_tile tl[NT];
     mmv_batch<NT, U> bt0, bt1; /* ping-pong: two named buffers, no register array indexed at run time */
+    /* L2 prefetch of tile `tile` (this warp's steps), MMV_PREFETCH_TILES ahead of its loads */
+    auto prefetch = [&](int tile) {
+        if (tile >= t1 || !pf) return;
+        mmv_tile pt[NT];
+        tiles_of(tile, pt);
+#pragma unroll
+        for (int i = 0; i < NT; i++) mmv_prefetch_rows(pt[i], sb, se);
+    };
     if (total > 0) {
         tiles_of(t0, tl);
         mmv_load_batch<NT, U>(bt0, tl, sb, se);
+        for (int i = 0; i <= MMV_PREFETCH_TILES; i++) prefetch(t0 + i);
     }
     prologue();
     float d[NT][4] = {};
@@ -291,7 +320,10 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tile
             const int bn = b + 1 == nb ? 0 : b + 1;
             mmv_load_batch<NT, U>(nxt, tl, sb + bn * U, se);
         }
-        if (b == 0) xcol = begin(tile);
+        if (b == 0) {
+            prefetch(tile + MMV_PREFETCH_TILES + 1);
+            xcol = begin(tile);
+        }
         mmv_compute_batch<B, NT, U>(d, cur, xcol, sb + b * U, se);
         if (b + 1 == nb) {
             end(tile, d);
@@ -329,5 +361,9 @@ __host__ __device__ inline bool mmv_takes(const cu_affine &a, int B) { return af
 
 /* GLMOE_CUDA_AFF_MMV=0: the float32 GEMV core instead (for comparisons; cuda_quant.cu). */
 bool mmv_on(void);
+
+/* Whether the GEMVs prefetch upcoming tiles into L2 (a kernel argument; GLMOE_CUDA_MMV_PREFETCH=0
+ * turns it off, for comparisons). */
+bool mmv_prefetch_on(void);
 
 #endif
