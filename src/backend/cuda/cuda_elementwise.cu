@@ -152,11 +152,7 @@ glmoe_status cuda_add_rmsnorm(gm_exec *ex, float *out, float *resid, const float
     if (rows > INT32_MAX) return gm_fail(err, GLMOE_E_UNSUPPORTED, "cuda: add_rmsnorm over %lld rows", (long long)rows);
     if (cols % 4 == 0 && cols / 4 <= NORM_VEC * 1024 && cu_aligned(out, 16) && cu_aligned(resid, 16) &&
         cu_aligned(delta, 16) && cu_aligned(w->data, 16)) {
-        /* Few rows (decode): a float4 per thread, up to 1024 threads, so that a row's loads are
-         * all in flight at once (one 4096-wide row took 5.5 us in 256 threads on an H100); many
-         * rows: NORM_VEC float4s per thread, the rows filling the GPU. */
-        int threads = rows < cx->cb->sm_count ? (int)(cols / 4) : (int)((cols / 4 + NORM_VEC - 1) / NORM_VEC);
-        if (threads > 1024) threads = 1024;
+        int threads = (int)((cols / 4 + NORM_VEC - 1) / NORM_VEC);
         threads = (threads + 31) / 32 * 32;
         add_rmsnorm_vec_kernel<<<(unsigned)rows, threads, 0, cx->stream>>>(out, resid, delta, (const float *)w->data,
                                                                           (int)cols, eps);

@@ -901,10 +901,8 @@ static glmoe_status experts_grouped(cuda_exec *cx, float *out, bool accumulate, 
     glmoe_status s = mmv ? cuda_experts_mmv(cx, cx->moe_h, cx->moe_y, x, idx, K, T, tb, E, H, Im, err)
                          : experts_grouped_gemv(cx, x, idx, K, tb, E, H, Im, T, err);
     if (s) return s;
-    /* 64 threads per block: a 4096-wide row over 64 SMs rather than 16 (latency-bound: 5.5 us
-     * with 256, H100) */
-    const dim3 g3(cu_blocks(H, 64), (unsigned)T);
-    expert_combine_decode<<<g3, 64, 0, cx->stream>>>(out, accumulate, cx->moe_y, idx, weights, E, K, H);
+    const dim3 g3(cu_blocks(H, 256), (unsigned)T);
+    expert_combine_decode<<<g3, 256, 0, cx->stream>>>(out, accumulate, cx->moe_y, idx, weights, E, K, H);
     CU_LAUNCHED();
     return GLMOE_OK;
 }
