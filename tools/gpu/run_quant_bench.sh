@@ -17,9 +17,9 @@
 #     --ops      (instead of --check) only the op tests and the golden cases on the GPU
 #     --no-bf16  no bf16 run beside the quantized ones
 #     --variants decode of the 4-layer q4 cut again with decode attention split from 64 keys
-#                (GLMOE_CUDA_ATTN_SPLIT_KEYS=64; default 128) and with 4 warps per block in the
-#                dense and down tensor-core GEMVs (GLMOE_CUDA_MMV_WARPS=4; default 8), and without
-#                their L2 prefetch of upcoming tiles (GLMOE_CUDA_MMV_PREFETCH=0)
+#                (GLMOE_CUDA_ATTN_SPLIT_KEYS=64; default 128), with 8 warps per block in the
+#                dense and down tensor-core GEMVs (GLMOE_CUDA_MMV_WARPS=8; default 4), and with
+#                their L2 prefetch of upcoming tiles (GLMOE_CUDA_MMV_PREFETCH=1; default off)
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -75,8 +75,9 @@ A4="--config glm-4.5-air --layers 4 --device cuda"
 run air4_q4 200 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16,64,128,129,512,4096 --contexts 128,4096 --steps 32
 if [ $ATTN = 1 ]; then
     run air4_q4_split64 100 env GLMOE_CUDA_ATTN_SPLIT_KEYS=64 "$G" bench $A4 --quantize q4 --lengths 1 --contexts 128,4096 --steps 32 --no-ops
-    run air4_q4_warps4 100 env GLMOE_CUDA_MMV_WARPS=4 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
-    run air4_q4_noprefetch 100 env GLMOE_CUDA_MMV_PREFETCH=0 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
+    run air4_q4_warps8 100 env GLMOE_CUDA_MMV_WARPS=8 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
+    run air4_q4_prefetch 100 env GLMOE_CUDA_MMV_PREFETCH=1 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
+    run air4_q4_both 100 env GLMOE_CUDA_MMV_WARPS=8 GLMOE_CUDA_MMV_PREFETCH=1 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
 fi
 if [ $MMV = 1 ]; then
     run air4_q4_f32core 150 env GLMOE_CUDA_AFF_MMV=0 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16 --contexts 128 --steps 32

@@ -28,7 +28,7 @@ bool mmv_prefetch_on(void) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("GLMOE_CUDA_MMV_PREFETCH");
-        v = !(e && !strcmp(e, "0"));
+        v = e && !strcmp(e, "1");
     }
     return v != 0;
 }
@@ -131,13 +131,13 @@ static unsigned mmv_grid(int64_t tiles, int sm_count, int per_sm) {
     return (unsigned)(tiles < cap ? (tiles > 0 ? tiles : 1) : cap);
 }
 
-/* Warps per block of the dense and down GEMVs: MMV_WARPS_DENSE, or GLMOE_CUDA_MMV_WARPS=4 (for
- * comparisons). */
+/* Warps per block of the dense and down GEMVs: MMV_WARPS_DENSE, or MMV_WARPS_WIDE with
+ * GLMOE_CUDA_MMV_WARPS=8 (cuda_quant_mmv.cuh says why it is not the default yet). */
 static int mmv_dense_warps(void) {
     static int v = 0;
     if (!v) {
         const char *e = getenv("GLMOE_CUDA_MMV_WARPS");
-        v = e && !strcmp(e, "4") ? 4 : MMV_WARPS_DENSE;
+        v = e && !strcmp(e, "8") ? MMV_WARPS_WIDE : MMV_WARPS_DENSE;
     }
     return v;
 }
@@ -183,8 +183,9 @@ glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, c
         a.rows[m] = (int)W[m]->rows;
         a.first_tile[m + 1] = a.first_tile[m] + (a.rows[m] + 15) / 16;
     }
-    if (mmv_dense_warps() == 4)
-        return a.w[0].bits == 4 ? mmv_dense_launch<4, 4>(cx, a, err) : mmv_dense_launch<8, 4>(cx, a, err);
+    if (mmv_dense_warps() == MMV_WARPS_WIDE)
+        return a.w[0].bits == 4 ? mmv_dense_launch<4, MMV_WARPS_WIDE>(cx, a, err)
+                                : mmv_dense_launch<8, MMV_WARPS_WIDE>(cx, a, err);
     return a.w[0].bits == 4 ? mmv_dense_launch<4, MMV_WARPS_DENSE>(cx, a, err)
                             : mmv_dense_launch<8, MMV_WARPS_DENSE>(cx, a, err);
 }
@@ -398,8 +399,9 @@ glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x,
     glmoe_status s = tb->gateup_bits == 4 ? mmv_gateup_launch<4>(cx, a, groups, err)
                                           : mmv_gateup_launch<8>(cx, a, groups, err);
     if (s) return s;
-    if (mmv_dense_warps() == 4)
-        return tb->down_bits == 4 ? mmv_down_launch<4, 4>(cx, a, groups, err) : mmv_down_launch<8, 4>(cx, a, groups, err);
+    if (mmv_dense_warps() == MMV_WARPS_WIDE)
+        return tb->down_bits == 4 ? mmv_down_launch<4, MMV_WARPS_WIDE>(cx, a, groups, err)
+                                  : mmv_down_launch<8, MMV_WARPS_WIDE>(cx, a, groups, err);
     return tb->down_bits == 4 ? mmv_down_launch<4, MMV_WARPS_DENSE>(cx, a, groups, err)
                               : mmv_down_launch<8, MMV_WARPS_DENSE>(cx, a, groups, err);
 }

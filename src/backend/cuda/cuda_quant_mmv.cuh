@@ -44,11 +44,13 @@
 
 #include "backend/cuda/cuda_quant_gemv.h"
 
-/* Warps per block, by kernel: the dense and down GEMVs 8 (their K is split over more warps, for
- * weights of few rows and long K such as o_proj's 4096 x 12288, whose 256 tiles would leave an
- * SM 8 warps at 4 per block: 18.6% of the bandwidth on an H100), gate/up 4 (two tiles per warp:
- * 165 registers). */
-#define MMV_WARPS_DENSE 8
+/* Warps per block, by kernel: gate/up 4 (two tiles per warp: 165 registers); the dense and down
+ * GEMVs 4 as measured on an H100 (2026-12-07), or 8 with GLMOE_CUDA_MMV_WARPS=8, written for
+ * weights of few rows and long K such as o_proj's 4096 x 12288, whose 256 tiles leave an SM 8
+ * warps at 4 per block (18.6% of the bandwidth, 12% occupancy in Nsight Compute) but not yet
+ * timed (no device time was left). */
+#define MMV_WARPS_DENSE 4
+#define MMV_WARPS_WIDE 8
 #define MMV_WARPS_GATEUP 4
 #define MMV_COLS 8     /* token columns of the mma: at most 8 tokens per launch */
 #define MMV_UNROLL 2   /* steps per batch (two batches in flight per warp) */
@@ -362,8 +364,9 @@ __host__ __device__ inline bool mmv_takes(const cu_affine &a, int B) { return af
 /* GLMOE_CUDA_AFF_MMV=0: the float32 GEMV core instead (for comparisons; cuda_quant.cu). */
 bool mmv_on(void);
 
-/* Whether the GEMVs prefetch upcoming tiles into L2 (a kernel argument; GLMOE_CUDA_MMV_PREFETCH=0
- * turns it off, for comparisons). */
+/* Whether the GEMVs prefetch upcoming tiles into L2 (a kernel argument): off unless
+ * GLMOE_CUDA_MMV_PREFETCH=1, until it has been timed on a GPU (written 2026-12-07, when no device
+ * time was left). */
 bool mmv_prefetch_on(void);
 
 #endif
