@@ -8,6 +8,10 @@
  *   cuda_attention_tc.cu the same on the tensor cores (bf16 cache, 128-dim heads), with the
  *                       decode step's RoPE, cache store and split merge in one launch
  *   cuda_moe.cu         router and routed experts (decode GEMV, grouped prefill)
+ *   cuda_quant.cu       affine (MLX) weights: matmul dispatch, the float32 GEMV core, embedding
+ *   cuda_quant_mmv.cu   affine GEMVs of 1..8 tokens on the tensor cores (dense, several weights
+ *                       sharing x, and the selected experts)
+ *   cuda_quant_mma.cu   affine prefill GEMMs on the tensor cores (dense and grouped experts)
  *   cuda_quantize.cu    MLX's affine quantizer on the device (synthetic quantized weights)
  *
  * Conventions: every host function returns a glmoe_status and fills gm_err; CU_TRY wraps each

@@ -22,16 +22,16 @@
  *     keep it (at T = 1 it is the same reads).
  *   - banks with affine projections, per launch of at most DECODE_MAX_TOKENS tokens (prefill
  *     included, until a tile kernel takes it): the (token, slot) pairs are grouped by expert
- *     inside each block and each selected expert is read once for all its tokens (the fast
- *     affine GEMV of cuda_quant_gemv.h), then an ordered combine (below: "decode of affine
- *     experts").
+ *     inside each block and each selected expert is read once for all its tokens (4 and 8 bits
+ *     on the tensor cores, cuda_quant_mmv.cu; else the float32 core of cuda_quant_gemv.h), then
+ *     an ordered combine (below: "decode of affine experts").
  *   - prefill: tokens are grouped by expert on the GPU (count, a one-thread plan of offsets and
  *     64-row tiles, scatter), then two grouped GEMMs over the tile list (gate+up fused with SwiGLU,
  *     then down), x rows gathered through the row list; a last kernel adds each token's K
  *     weighted rows back in slot order j. bf16 experts run on the tensor cores with x split into
  *     bf16 hi + lo (float32 quality, see tc_tile_mma); other dtypes use the float32 tile
  *     (cu_tile_mma); quantized (affine) experts run the tensor-core tiles of cuda_quant_mma.cu
- *     (bf16 operands, codes dequantized in shared memory). The grids are sized for the worst
+ *     (fp16 operands, codes dequantized in shared memory). The grids are sized for the worst
  *     case (T·K/64 + E tiles); blocks past the real tile count exit at once.
  *   - prefill of T >= MOE_CUBLAS_MIN_TOKENS with bf16 experts: the same grouping, then cuBLAS
  *     GEMMs per expert (experts_cublas below); the one place where the host waits for the GPU

@@ -13,7 +13,8 @@
  * Reads: a step is 4 threads x 16 bytes of each of the tile's 16 rows (thread (g, t) of the warp,
  * g = lane / 4, t = lane % 4, takes rows g and g + 8 at the 16-byte chunk 4·step + t), 128 codes
  * of a row at 4 bits, 64 at 8: 64 contiguous bytes per row, whole 32-byte sectors. Chunks are
- * read with streaming loads (every code byte is used once); U steps are in flight per warp.
+ * read with streaming loads (every code byte is used once); a warp loads its next batch of
+ * MMV_UNROLL steps while it computes the current one (mmv_pipeline), across tile boundaries.
  * A chunk lies in one group (groups of 32, 64 or 128 codes; a chunk is 32 or 16 codes), so it
  * takes one scale and one bias per row.
  *
@@ -33,6 +34,10 @@
  * TOL_AFFINE_TC). Values beyond fp16's range are clipped to ±65504 (x) — activations of the
  * released models stay far inside. Scales or biases below fp16's normal range (6.1e-5) keep an
  * absolute error of 2^-25.
+ *
+ * Measured (H100, 2026-12-07, Nsight Compute; BENCHMARKS.md): 19-45% of the DRAM peak at 12-21%
+ * achieved occupancy and 22-40% of issue slots: latency-bound, too few bytes in flight per SM
+ * for the registers each batch takes; hence the opt-in 8-warp blocks and L2 prefetch below.
  *
  * Shared memory for x: [column][K rounded up to a step, + 32 halves] (the 64-byte pad puts
  * columns g and g + 1 in different bank halves); within a step the halves are ordered
