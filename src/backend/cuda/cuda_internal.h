@@ -402,6 +402,9 @@ __device__ __forceinline__ float cu_warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
+/* silu(g)·u: SwiGLU's product in the experts' decode epilogues (cuda_moe.cu's float32 core and
+ * the tensor-core GEMVs of cuda_quant_mmv.cu, one expression for both). */
+__device__ __forceinline__ float cu_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 __device__ __forceinline__ float cu_warp_max(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));

@@ -657,8 +657,6 @@ __device__ bool moe_group_of(const int32_t *idx, int n, int E, int u, moe_group_
     return g.e >= 0;
 }
 
-__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
-
 /* The gate rows i0 .. i0 + RG - 1 of expert xe, then its up rows (one row set of R = 2·RG). */
 template <int B, int R>
 __device__ __forceinline__ void gateup_rows(aff_row (&rows)[R], const cuda_expert &xe, int i0, int Im) {
@@ -681,7 +679,7 @@ __device__ __forceinline__ void gateup_store(float *h, const float (&acc)[R][TMA
         for (int t = 0; t < TMAX; t++) {
             if (t >= nt) break;
             const float g = cu_warp_sum(acc[r][t]), v = cu_warp_sum(acc[RG + r][t]);
-            if ((threadIdx.x & 31) == 0 && rows[r].ok) h[(int64_t)slots[t] * Im + i0 + r] = silu_mul(g, v);
+            if ((threadIdx.x & 31) == 0 && rows[r].ok) h[(int64_t)slots[t] * Im + i0 + r] = cu_silu_mul(g, v);
         }
 }
 
@@ -759,7 +757,7 @@ __global__ void __launch_bounds__(AFF_THREADS, 2) expert_gateup_grouped(float *h
                 if (i >= Im) break;
                 const float g = cu_warp_sum(warp_dot_proj_partial(xe.gate, i, u, H));
                 const float v = cu_warp_sum(warp_dot_proj_partial(xe.up, i, u, H));
-                if (lane == 0) h[(int64_t)slot * Im + i] = silu_mul(g, v);
+                if (lane == 0) h[(int64_t)slot * Im + i] = cu_silu_mul(g, v);
             }
         }
     }

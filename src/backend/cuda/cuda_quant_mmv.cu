@@ -249,8 +249,6 @@ struct mmv_expert_args {
     int32_t *fault;
 };
 
-__device__ __forceinline__ float mmv_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
-
 /* Gate and up tiles of 16 rows, for every distinct expert: h[slot] = silu(gate·x_t) ⊙ up·x_t. */
 template <int B>
 __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kernel(mmv_expert_args a) {
@@ -297,7 +295,7 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kerne
                 const int r = i & 15, c = i >> 4, n = i0 + r;
                 if (n < a.Im)
                     a.hout[(int64_t)grp.slot[u][c] * a.Im + n] =
-                        mmv_silu_mul(mmv_sum<W>(rp, 0, r, c), mmv_sum<W>(rp, 1, r, c));
+                        cu_silu_mul(mmv_sum<W>(rp, 0, r, c), mmv_sum<W>(rp, 1, r, c));
             }
         });
 }
