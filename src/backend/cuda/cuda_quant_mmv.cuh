@@ -59,7 +59,8 @@
 #define MMV_WARPS_GATEUP 4
 #define MMV_COLS 8     /* token columns of the mma: at most 8 tokens per launch */
 #define MMV_UNROLL 2   /* steps per batch (two batches in flight per warp) */
-#define MMV_PREFETCH_TILES 2 /* tiles a warp asks L2 for ahead of the one it computes */
+#define MMV_UNROLL_DEEP 4 /* steps per batch with GLMOE_CUDA_MMV_UNROLL=4 (dense and down GEMVs) */
+#define MMV_PREFETCH_MAX 64 /* the most tiles a warp asks L2 for ahead of its loads */
 
 /* Codes per 16-byte chunk, and per step (4 chunks). */
 __host__ __device__ constexpr int mmv_codes_per_chunk(int B) { return 128 / B; }
@@ -90,20 +91,32 @@ __device__ __forceinline__ int mmv_pos(int k) {
 
 /* Stages ncols columns of K floats (column c at src[c], 16-byte aligned) as fp16 into xs in the
  * staged order; halves past K in the last step are zero. Every thread of the block calls it; the
- * caller synchronises before and after. */
+ * caller synchronises before and after. A thread issues MMV_STAGE_LOADS loads before it converts
+ * any: the staging is on every block's critical path (x comes from L2, ~0.5 us a round trip), and a
+ * loop of one load at a time made K = 4096 cost 8 round trips, K = 12288 24. */
+#define MMV_STAGE_LOADS 8
 template <int B>
 __device__ __forceinline__ void mmv_stage(__half *xs, const float *const *src, int ncols, int K) {
-    const int ldx = mmv_ldx(B, K), kr = ldx - 32, n4 = kr / 4;
-    for (int i = threadIdx.x; i < ncols * n4; i += blockDim.x) {
-        const int c = i / n4, k = (i - c * n4) * 4;
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (k < K) v = __ldg(reinterpret_cast<const float4 *>(src[c] + k));
-        __half *col = xs + (size_t)c * ldx;
-        const float lim = 65504.0f;
-        col[mmv_pos<B>(k + 0)] = __float2half_rn(fminf(fmaxf(v.x, -lim), lim));
-        col[mmv_pos<B>(k + 1)] = __float2half_rn(fminf(fmaxf(v.y, -lim), lim));
-        col[mmv_pos<B>(k + 2)] = __float2half_rn(fminf(fmaxf(v.z, -lim), lim));
-        col[mmv_pos<B>(k + 3)] = __float2half_rn(fminf(fmaxf(v.w, -lim), lim));
+    const int ldx = mmv_ldx(B, K), kr = ldx - 32, n4 = kr / 4, total = ncols * n4;
+    for (int i0 = threadIdx.x; i0 < total; i0 += MMV_STAGE_LOADS * blockDim.x) {
+        float4 v[MMV_STAGE_LOADS];
+#pragma unroll
+        for (int r = 0; r < MMV_STAGE_LOADS; r++) {
+            const int i = i0 + r * blockDim.x, c = i / n4, k = (i - c * n4) * 4;
+            v[r] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (i < total && k < K) v[r] = __ldg(reinterpret_cast<const float4 *>(src[c] + k));
+        }
+#pragma unroll
+        for (int r = 0; r < MMV_STAGE_LOADS; r++) {
+            const int i = i0 + r * blockDim.x, c = i / n4, k = (i - c * n4) * 4;
+            if (i >= total) break;
+            __half *col = xs + (size_t)c * ldx;
+            const float lim = 65504.0f;
+            col[mmv_pos<B>(k + 0)] = __float2half_rn(fminf(fmaxf(v[r].x, -lim), lim));
+            col[mmv_pos<B>(k + 1)] = __float2half_rn(fminf(fmaxf(v[r].y, -lim), lim));
+            col[mmv_pos<B>(k + 2)] = __float2half_rn(fminf(fmaxf(v[r].z, -lim), lim));
+            col[mmv_pos<B>(k + 3)] = __float2half_rn(fminf(fmaxf(v[r].w, -lim), lim));
+        }
     }
 }
 
@@ -292,11 +305,13 @@ __device__ __forceinline__ void mmv_warp_steps(int S, int w, int W, int *begin, 
  *   prologue():           once, after the first loads (may synchronise: every thread calls it);
  *   begin(tile) -> xcol:  before the tile's first batch is computed (may synchronise);
  *   end(tile, d):         after its last (the reduction; may synchronise);
- * pf: each warp also asks L2 for its part of the next MMV_PREFETCH_TILES tiles (mmv_prefetch_rows).
+ * pf: each warp also asks L2 for its part of the tiles up to pf - 1 ahead of the one it computes
+ * (mmv_prefetch_rows; the current one included, so that a block of one tile asks for it whole at
+ * once); 0: no prefetch.
  * Every warp runs the same sequence (mmv_warp_steps), so barriers inside the callbacks are
  * reached by the whole block in the same order. */
 template <int B, int NT, int U, int W, class TilesOf, class Prologue, class Begin, class End>
-__device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, bool pf, TilesOf tiles_of, Prologue prologue,
+__device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, int pf, TilesOf tiles_of, Prologue prologue,
                                              Begin begin, End end) {
     int sb, se;
     mmv_warp_steps(S, threadIdx.x >> 5, W, &sb, &se);
@@ -304,9 +319,9 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, bool pf, Til
     const int total = (t1 - t0) * nb;
     mmv_tile tl[NT];
     mmv_batch<NT, U> bt0, bt1; /* ping-pong: two named buffers, no register array indexed at run time */
-    /* L2 prefetch of tile `tile` (this warp's steps), MMV_PREFETCH_TILES ahead of its loads */
+    /* L2 prefetch of tile `tile` (this warp's steps) */
     auto prefetch = [&](int tile) {
-        if (tile >= t1 || !pf) return;
+        if (tile >= t1 || pf <= 0) return;
         mmv_tile pt[NT];
         tiles_of(tile, pt);
 #pragma unroll
@@ -315,7 +330,7 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, bool pf, Til
     if (total > 0) {
         tiles_of(t0, tl);
         mmv_load_batch<NT, U>(bt0, tl, sb, se);
-        for (int i = 0; i <= MMV_PREFETCH_TILES; i++) prefetch(t0 + i);
+        for (int i = 0; i < pf; i++) prefetch(t0 + i);
     }
     prologue();
     float d[NT][4] = {};
@@ -328,7 +343,7 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, bool pf, Til
             mmv_load_batch<NT, U>(nxt, tl, sb + bn * U, se);
         }
         if (b == 0) {
-            prefetch(tile + MMV_PREFETCH_TILES + 1);
+            if (tile > t0) prefetch(tile + pf - 1);
             xcol = begin(tile);
         }
         mmv_compute_batch<B, NT, U>(d, cur, xcol, sb + b * U, se);
@@ -369,9 +384,12 @@ __host__ __device__ inline bool mmv_takes(const cu_affine &a, int B) { return af
 /* GLMOE_CUDA_AFF_MMV=0: the float32 GEMV core instead (for comparisons; cuda_quant.cu). */
 bool mmv_on(void);
 
-/* Whether the GEMVs prefetch upcoming tiles into L2 (a kernel argument): off unless
- * GLMOE_CUDA_MMV_PREFETCH=1, until it has been timed on a GPU (written 2026-12-07, when no device
- * time was left). */
-bool mmv_prefetch_on(void);
+/* How many tiles ahead the GEMVs ask L2 for (a kernel argument, mmv_pipeline's pf): 0 (off)
+ * unless GLMOE_CUDA_MMV_PREFETCH=N (1 means 3, the first depth written), until timed on a GPU. */
+int mmv_prefetch_tiles(void);
+
+/* Steps per batch of the dense and down GEMVs: MMV_UNROLL, or MMV_UNROLL_DEEP with
+ * GLMOE_CUDA_MMV_UNROLL=4 (twice the bytes in flight per warp, for more registers). */
+int mmv_unroll(void);
 
 #endif
