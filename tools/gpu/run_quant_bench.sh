@@ -20,7 +20,8 @@
 #                (GLMOE_CUDA_ATTN_SPLIT_KEYS=64; default 128), with 8 warps per block in the
 #                dense and down tensor-core GEMVs (GLMOE_CUDA_MMV_WARPS=8; default 4), 4 steps
 #                per batch in them (GLMOE_CUDA_MMV_UNROLL=4; default 2), their L2 prefetch of 3, 8
-#                and 64 tiles ahead (GLMOE_CUDA_MMV_PREFETCH=N; default off), and combinations
+#                and 64 tiles ahead (GLMOE_CUDA_MMV_PREFETCH=N; default off), programmatic
+#                dependent launch of the GEMVs (GLMOE_CUDA_PDL=1; default off), and combinations
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -55,7 +56,7 @@ if [ $OPS = 1 ]; then
     timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops.log" 2>&1
     echo "test_ops (rc $?): $(tail -1 "$LOGS/test_ops.log")"; grep -E '^  \[cuda' "$LOGS/test_ops.log"; grep -m5 FAIL "$LOGS/test_ops.log"
     if [ $ATTN = 1 ]; then # the variants' GEMVs checked too
-        GLMOE_CUDA_MMV_WARPS=8 GLMOE_CUDA_MMV_UNROLL=4 GLMOE_CUDA_MMV_PREFETCH=64 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 \
+        GLMOE_CUDA_PDL=1 GLMOE_CUDA_MMV_WARPS=8 GLMOE_CUDA_MMV_UNROLL=4 GLMOE_CUDA_MMV_PREFETCH=64 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 \
             timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_variants.log" 2>&1
         echo "test_ops, variants (rc $?): $(tail -1 "$LOGS/test_ops_variants.log")"; grep -m5 FAIL "$LOGS/test_ops_variants.log"
     fi
@@ -89,7 +90,9 @@ if [ $ATTN = 1 ]; then
     done
     run air4_q4_warps8_pf64 100 env GLMOE_CUDA_MMV_WARPS=8 GLMOE_CUDA_MMV_PREFETCH=64 "$G" bench $A4 --quantize q4 $V
     run air4_q4_unroll4_pf64 100 env GLMOE_CUDA_MMV_UNROLL=4 GLMOE_CUDA_MMV_PREFETCH=64 "$G" bench $A4 --quantize q4 $V
-    run air4_q4_all 100 env GLMOE_CUDA_MMV_WARPS=8 GLMOE_CUDA_MMV_UNROLL=4 GLMOE_CUDA_MMV_PREFETCH=64 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 "$G" bench $A4 --quantize q4 $V
+    run air4_q4_pdl 100 env GLMOE_CUDA_PDL=1 "$G" bench $A4 --quantize q4 $V
+    run air4_q4_pdl_pf64 100 env GLMOE_CUDA_PDL=1 GLMOE_CUDA_MMV_PREFETCH=64 "$G" bench $A4 --quantize q4 $V
+    run air4_q4_all 100 env GLMOE_CUDA_PDL=1 GLMOE_CUDA_MMV_WARPS=8 GLMOE_CUDA_MMV_UNROLL=4 GLMOE_CUDA_MMV_PREFETCH=64 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 "$G" bench $A4 --quantize q4 $V
 fi
 if [ $MMV = 1 ]; then
     run air4_q4_f32core 150 env GLMOE_CUDA_AFF_MMV=0 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16 --contexts 128 --steps 32

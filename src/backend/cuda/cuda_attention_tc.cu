@@ -88,6 +88,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
     __shared__ __align__(16) __nv_bfloat16 ks[TC_KEYS][TC_K_LD];
     __shared__ __align__(16) __nv_bfloat16 vt[TC_D][TC_VT_LD];
     __shared__ int merge_here;
+    cu_pdl_trigger(); /* o_proj's GEMV may start its weight loads (cu_launch_pdl) */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int kvh = blockIdx.y, n_rows = a.T * a.ratio;
     /* n_past from device memory when given (forward() passes it; it equals the host's) */

@@ -955,6 +955,10 @@ extern "C" glmoe_status cuda_backend_create_ex(gm_backend **out, const cuda_back
         free(cb);
         return s;
     }
+    {
+        const char *pdl = getenv("GLMOE_CUDA_PDL"); /* "1": programmatic dependent launch (cu_launch_pdl) */
+        cb->pdl = cb->cc_major >= 9 && pdl && !strcmp(pdl, "1");
+    }
     /* From here on cuda_free() cleans up whatever was made. */
     cudaError_t e = cudaSetDevice(cb->device);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&cb->load_stream, cudaStreamNonBlocking);

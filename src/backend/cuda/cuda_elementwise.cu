@@ -105,6 +105,7 @@ __device__ __forceinline__ double block_sum(double v) {
 /* cols % 4 == 0, 16-byte aligned rows, cols / 4 <= NORM_VEC * blockDim.x. */
 __global__ void __launch_bounds__(1024) add_rmsnorm_vec_kernel(float *out, float *resid, const float *delta,
                                                                const float *w, int cols, float eps) {
+    cu_pdl_trigger(); /* the next GEMV may start its weight loads (cu_launch_pdl) */
     const int n4 = cols >> 2;
     const int64_t r = blockIdx.x;
     float4 *x = reinterpret_cast<float4 *>(resid + r * cols);
@@ -195,6 +196,7 @@ glmoe_status cuda_copy_2d(gm_exec *ex, float *dst, int64_t dst_stride, const flo
 
 /* out = silu(g) · u = g / (1 + e^-g) · u, as the CPU backend writes it. */
 __global__ void swiglu_kernel(float *out, const float *gate, const float *up, int64_t n) {
+    cu_pdl_trigger(); /* the next GEMV may start its weight loads (cu_launch_pdl) */
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];

@@ -126,6 +126,7 @@ typedef struct cuda_backend {
     int sm_count, cc_major, cc_minor;
     bool kv_bf16;
     bool graphs_off;             /* GLMOE_CUDA_GRAPHS=0 */
+    bool pdl;                    /* GLMOE_CUDA_PDL=1 on sm_90+: cu_launch_pdl */
     int moe_cublas_min_tokens;   /* T at or above which bf16 experts go through cuBLAS */
     bool affine;                 /* affine weights taken (cuda_backend_options.affine) */
 
@@ -470,6 +471,39 @@ __device__ __forceinline__ float cu_affine_elem(const cu_affine &a, int64_t row,
 /* True the first time it is called with this flag in the process, from any thread: for things
  * said once in the log. */
 static inline bool cu_first_time(int *flag) { return __atomic_exchange_n(flag, 1, __ATOMIC_RELAXED) == 0; }
+
+/* Programmatic dependent launch (Hopper and later): a kernel launched with cu_launch_pdl may start
+ * while the kernel before it in the stream is still running, do what does not read that kernel's
+ * output (issue its first weight loads), then wait in cu_pdl_wait until it has finished and its
+ * writes are visible. A kernel lets the next one start early by calling cu_pdl_trigger (else it
+ * starts when this one ends, as without PDL). Both are no-ops before sm_90 and when the kernel
+ * was launched without the attribute. On with GLMOE_CUDA_PDL=1 until timed on a GPU. */
+__device__ __forceinline__ void cu_pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cu_pdl_trigger(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+static inline bool cu_pdl_on(const cuda_backend *cb) { return cb->pdl; }
+
+/* kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialisation allowed
+ * when cu_pdl_on: the kernel must call cu_pdl_wait before it reads anything an earlier kernel of
+ * the stream writes, or writes anything one reads. */
+template <typename... P, typename... A>
+static inline cudaError_t cu_launch_pdl(const cuda_backend *cb, void (*kernel)(P...), dim3 grid, dim3 block,
+                                        size_t smem, cudaStream_t stream, A &&...args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
+    cfg.attrs = attr, cfg.numAttrs = cu_pdl_on(cb) ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...);
+}
 
 /* True if p is aligned to `a` bytes. */
 static inline bool cu_aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }

@@ -308,6 +308,7 @@ __global__ void __launch_bounds__(ROUTE_WARPS * 32, 1)
                        const float *bias, route_args p, int T, int H) {
     extern __shared__ float rsm[];
     __shared__ bool last;
+    cu_pdl_trigger(); /* the experts' GEMVs may start their launch (cu_launch_pdl) */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, E = p.E;
     const int n = blockIdx.x * ROUTE_ROWS + warp % ROUTE_ROWS, t0 = warp / ROUTE_ROWS;
     const int nt = t0 < T ? (T - t0 + ROUTE_TOKEN_GROUPS - 1) / ROUTE_TOKEN_GROUPS : 0; /* t0, t0 + 4 */

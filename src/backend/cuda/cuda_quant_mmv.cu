@@ -105,6 +105,8 @@ __global__ void __launch_bounds__(W * CUDA_WARP) mmv_dense_kernel(mmv_dense_args
             tl[0] = mmv_tile_of<B>(a.w[m], (int64_t)(tile - a.first_tile[m]) * 16, a.rows[m]);
         },
         [&]() {
+            cu_pdl_wait(); /* x is the previous kernel's output; the weight loads above were not */
+            cu_pdl_trigger();
             if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.K;
             __syncthreads();
             mmv_stage<B>(xs, src, a.T, a.K);
@@ -162,8 +164,7 @@ static glmoe_status mmv_dense_launch(cuda_exec *cx, mmv_dense_args &a, gm_err *e
     const int tiles = a.first_tile[a.nmat];
     const unsigned blocks =
         mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B, W, U>, threads, smem));
-    mmv_dense_kernel<B, W, U><<<blocks, threads, smem, cx->stream>>>(a);
-    CU_LAUNCHED();
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_dense_kernel<B, W, U>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
@@ -276,6 +277,8 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kerne
     const int ldx = mmv_ldx(B, a.H);
     __half *xs = reinterpret_cast<__half *>(mmv_smem);
     float *red = reinterpret_cast<float *>(xs + (size_t)a.T * ldx);
+    cu_pdl_wait(); /* idx and x are earlier kernels' outputs */
+    cu_pdl_trigger();
     mmv_group(a.idx, a.n_slots, a.E, grp, blockIdx.x == 0 ? a.fault : nullptr);
     const int tpe = (a.Im + 15) / 16, tiles = grp.n * tpe;
     int t0, t1;
@@ -328,6 +331,8 @@ __global__ void __launch_bounds__(W * CUDA_WARP) mmv_down_kernel(mmv_expert_args
     const int ldx = mmv_ldx(B, a.Im);
     __half *xs = reinterpret_cast<__half *>(mmv_smem);
     float *red = reinterpret_cast<float *>(xs + (size_t)MMV_COLS * ldx);
+    cu_pdl_wait(); /* idx and h are earlier kernels' outputs */
+    cu_pdl_trigger();
     mmv_group(a.idx, a.n_slots, a.E, grp, nullptr);
     const int tpe = (a.H + 15) / 16, tiles = grp.n * tpe;
     int t0, t1;
@@ -377,8 +382,7 @@ static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int gro
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.Im + 15) / 16);
     const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B>, threads, smem));
-    mmv_gateup_kernel<B><<<blocks, threads, smem, cx->stream>>>(a);
-    CU_LAUNCHED();
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_gateup_kernel<B>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
@@ -392,8 +396,7 @@ static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int group
     const int64_t tiles = (int64_t)groups * ((a.H + 15) / 16);
     const unsigned blocks =
         mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B, W, U>, threads, smem));
-    mmv_down_kernel<B, W, U><<<blocks, threads, smem, cx->stream>>>(a);
-    CU_LAUNCHED();
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_down_kernel<B, W, U>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
