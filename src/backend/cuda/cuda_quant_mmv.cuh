@@ -24,8 +24,9 @@
  * chunk: at 4 bits, word j of the chunk (codes p = 0..7 at bits 4p) gives two mmas, the pairs of
  * codes (p, p + 4) for p = 0, 1 (first) and 2, 3 (second); at 8 bits, word j (codes at bits 8p)
  * gives one mma, the pairs (0, 2) and (1, 3). A pair of codes becomes an fp16 pair by one LOP3
- * (the code under the exponent of 1024: the half 1024 + q exactly), one HSUB2 (q, exact) and one
- * HFMA2 (q·s + b, rounded once to fp16). x is staged in shared memory as fp16 in the same pair
+ * (the code under the exponent of 1024: the half 1024 + q exactly; at 4 bits the odd pairs are
+ * masked in place, 1024 + 16q, so that a word takes one shift, not three), one HSUB2 or HFMA2 (q,
+ * exact) and one HFMA2 (q·s + b, rounded once to fp16). x is staged in shared memory as fp16 in the same pair
  * order, so that one 16-byte shared load gives a thread the B registers of its word(s).
  *
  * Error: the weight s·q + b and x are rounded to fp16 (relative 2^-11 each), the products and
@@ -143,6 +144,14 @@ __device__ __forceinline__ uint32_t mmv_decode_pair(uint32_t m, __half2 s2, __ha
     return h2_bits(__hfma2(__hsub2(bits_h2(m), k1024), s2, b2));
 }
 
+/* The same from 1024 + 16·q in each half (a nibble masked in place at bits 4..7): m/16 - 64 = q,
+ * exact in fp16, in the HFMA2 that mmv_decode_pair spends on its HSUB2. */
+__device__ __forceinline__ uint32_t mmv_decode_pair_hi(uint32_t m, __half2 s2, __half2 b2) {
+    const __half2 k16th = __halves2half2(__ushort_as_half(0x2c00), __ushort_as_half(0x2c00)); /* 1/16 */
+    const __half2 km64 = __halves2half2(__ushort_as_half(0xd400), __ushort_as_half(0xd400));  /* -64 */
+    return h2_bits(__hfma2(__hfma2(bits_h2(m), k16th, km64), s2, b2));
+}
+
 /* One row's chunk as the mma reads it: 4 words of codes and the fp16 pairs (s, s), (b, b). */
 struct mmv_chunk {
     uint4 q;
@@ -220,10 +229,15 @@ __device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, con
             uint32_t a[2][4];
 #pragma unroll
             for (int p = 0; p < 4; p++) {
-                const uint32_t m0 = mmv_lop3_mask_or(words0[j] >> (4 * p), 0x000f000fu, 0x64006400u);
-                const uint32_t m1 = mmv_lop3_mask_or(words1[j] >> (4 * p), 0x000f000fu, 0x64006400u);
-                a[p >> 1][(p & 1) * 2 + 0] = mmv_decode_pair(m0, c0.s, c0.b);
-                a[p >> 1][(p & 1) * 2 + 1] = mmv_decode_pair(m1, c1.s, c1.b);
+                /* pairs 0 and 1 from the word, 2 and 3 from it shifted by 8 (one shift a word):
+                 * even p masks the low nibble of each half (1024 + q), odd p the next one
+                 * (1024 + 16q, brought back to 1024 + q exactly by mmv_decode_pair_hi) */
+                const uint32_t w0 = p < 2 ? words0[j] : words0[j] >> 8, w1 = p < 2 ? words1[j] : words1[j] >> 8;
+                const uint32_t mask = p & 1 ? 0x00f000f0u : 0x000f000fu;
+                const uint32_t m0 = mmv_lop3_mask_or(w0, mask, 0x64006400u);
+                const uint32_t m1 = mmv_lop3_mask_or(w1, mask, 0x64006400u);
+                a[p >> 1][(p & 1) * 2 + 0] = p & 1 ? mmv_decode_pair_hi(m0, c0.s, c0.b) : mmv_decode_pair(m0, c0.s, c0.b);
+                a[p >> 1][(p & 1) * 2 + 1] = p & 1 ? mmv_decode_pair_hi(m1, c1.s, c1.b) : mmv_decode_pair(m1, c1.s, c1.b);
             }
             /* A: {row g k-pair 0, row g+8 k-pair 0, row g k-pair 1, row g+8 k-pair 1} */
             mmv_mma(d, a[0][0], a[0][1], a[0][2], a[0][3], bx.x, bx.y);
