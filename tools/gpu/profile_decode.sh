@@ -48,8 +48,9 @@ for r in step:
           f"{f(r,'dram__throughput.avg.pct_of_peak_sustained_elapsed'):6.1f} {f(r,'sm__warps_active.avg.pct_of_peak_sustained_active'):5.1f} "
           f"{f(r,'smsp__issue_active.avg.pct_of_peak_sustained_active'):6.1f} {int(f(r,'launch__grid_size')):6d} {int(f(r,'launch__block_size')):4d} {int(f(r,'launch__registers_per_thread')):4d}")
 PY
-echo "== stall reasons of the weight-reading kernels (first launches of the decode graph)"
-timeout 200 ncu --clock-control none --kernel-name 'regex:mmv_|affine_gemv|expert_.*grouped' --launch-skip 0 --launch-count 8 \
-    --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+echo "== stall reasons of the weight-reading kernels and the decode attention (first launches of the decode graph)"
+timeout 200 ncu --clock-control none --kernel-name 'regex:mmv_|affine_gemv|expert_.*grouped|attn_tc' --launch-skip 0 --launch-count 9 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis --section SchedulerStats \
     $G $ARGS > /tmp/ncu_stall.txt 2>&1
-cp /tmp/ncu_stall.txt "$OUT/ncu_stall.txt"; grep -E "^  [a-zA-Z_].*
+cp /tmp/ncu_stall.txt "$OUT/ncu_stall.txt"
+grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Achieved Occupancy|Warp Cycles Per Issued|Issued Warp Per Scheduler|No Eligible|Active Warps Per Scheduler|Eligible Warps|Stall|stall" /tmp/ncu_stall.txt | cut -c1-230 | head -150
