@@ -19,7 +19,7 @@
 #     --variants decode of the 4-layer q4 cut again with decode attention split from 64 keys
 #                (GLMOE_CUDA_ATTN_SPLIT_KEYS=64; default 128), with 8 warps per block in the
 #                dense and down tensor-core GEMVs (GLMOE_CUDA_MMV_WARPS=8; default 4), 4 steps
-#                per batch in them (GLMOE_CUDA_MMV_UNROLL=4; default 2), their L2 prefetch of 3, 8
+#                per batch in them (GLMOE_CUDA_MMV_UNROLL=4; default 2), their L2 prefetch of 8
 #                and 64 tiles ahead (GLMOE_CUDA_MMV_PREFETCH=N; default off), programmatic
 #                dependent launch of the GEMVs (GLMOE_CUDA_PDL=1; default off), and combinations
 #     --quick    no 46-layer run
@@ -85,11 +85,9 @@ if [ $ATTN = 1 ]; then
     V="--lengths 1,8 --contexts 128 --steps 32"
     run air4_q4_warps8 100 env GLMOE_CUDA_MMV_WARPS=8 "$G" bench $A4 --quantize q4 $V
     run air4_q4_unroll4 100 env GLMOE_CUDA_MMV_UNROLL=4 "$G" bench $A4 --quantize q4 $V
-    for pf in 3 8 64; do
+    for pf in 8 64; do
         run air4_q4_prefetch$pf 100 env GLMOE_CUDA_MMV_PREFETCH=$pf "$G" bench $A4 --quantize q4 $V
     done
-    run air4_q4_warps8_pf64 100 env GLMOE_CUDA_MMV_WARPS=8 GLMOE_CUDA_MMV_PREFETCH=64 "$G" bench $A4 --quantize q4 $V
-    run air4_q4_unroll4_pf64 100 env GLMOE_CUDA_MMV_UNROLL=4 GLMOE_CUDA_MMV_PREFETCH=64 "$G" bench $A4 --quantize q4 $V
     run air4_q4_pdl 100 env GLMOE_CUDA_PDL=1 "$G" bench $A4 --quantize q4 $V
     run air4_q4_pdl_pf64 100 env GLMOE_CUDA_PDL=1 GLMOE_CUDA_MMV_PREFETCH=64 "$G" bench $A4 --quantize q4 $V
     run air4_q4_all 100 env GLMOE_CUDA_PDL=1 GLMOE_CUDA_MMV_WARPS=8 GLMOE_CUDA_MMV_UNROLL=4 GLMOE_CUDA_MMV_PREFETCH=64 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 "$G" bench $A4 --quantize q4 $V
@@ -103,7 +101,7 @@ if [ $COMPARE = 1 ]; then
         run air4_q4_gemv$n 100 env GLMOE_CUDA_AFF_GEMV_TOKENS=$n "$G" bench $A4 --quantize q4 --lengths 1,2,3,4,5,6,8,12,16 --contexts 128 --steps 8 --no-ops
     done
 fi
-run air4_q8 150 "$G" bench $A4 --quantize q8 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
+[ $ATTN = 0 ] && run air4_q8 150 "$G" bench $A4 --quantize q8 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
 [ $BF16 = 1 ] && run air4_bf16 150 "$G" bench $A4 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
 [ $QUICK = 0 ] && run air46_q4 400 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,8,128,512,4096 --contexts 128,4096,32768 --steps 16 --no-ops
 if [ $NCU = 1 ]; then
