@@ -501,7 +501,7 @@ done
 [ "$(wc -w < "$tmp/plain.ids")" -eq 2000 ] && ok || fail "2000 ids expected, got $(wc -w < "$tmp/plain.ids")"
 expect_error "draft without an MTP layer" 1 "no multi-token-prediction layer" -- generate -m "$golden" --ids 1 --draft 2
 expect_error "draft too many" 2 "--draft expects" -- generate -m "$mtp" --ids 1 --draft 9
-expect_ok "bench drafts" -- bench -m "$mtp" --device cpu --lengths 8 --contexts 16 --no-ops --reps 1 --steps 2 --gen 40 --json "$tmp/b4.json"
+expect_ok "bench drafts (a speculative step of 5 rows after prefills of 1)" -- bench -m "$mtp" --device cpu --lengths 1 --contexts 16 --no-ops --reps 1 --steps 2 --gen 40 --json "$tmp/b4.json"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=[p["k"] for p in d["drafts"]]; v=[p["tokens"] for p in d["verify"]]; b=[p["sequences"] for p in d["batch"]]; sys.exit(not (k == [-1, 0, 1, 2, 3, 4] and v == [1, 2, 3, 4, 5] and b == [1, 4, 16, 64] and all(p["tok_s"] > 0 for p in d["batch"])))' "$tmp/b4.json" \
     && ok || fail "bench drafts, verify and batch: $(head -c 300 "$tmp/b4.json")"
 

@@ -583,7 +583,8 @@ int cmd_bench(int argc, char **argv) {
 
     /* ---- speculative decoding with the MTP layer ---- */
     if (info.has_mtp) {
-        glmoe_context_params sp = {.n_ctx = need, .n_batch = max_len, .n_draft = 4};
+        /* a speculative step evaluates 1 + k rows, k up to 4, whatever the longest prefill asked */
+        glmoe_context_params sp = {.n_ctx = need, .n_batch = max_len > 5 ? max_len : 5, .n_draft = 4};
         if (glmoe_context_create(&spec_ctx, model, &sp)) {
             cli_error(cmd, "%s", glmoe_context_errmsg(spec_ctx));
             goto done;
