@@ -1,7 +1,7 @@
 /*
  * checks.h — what the op checks of tests/ops share across files (test_ops.c runs them;
- * check_affine.c holds the affine ones): the op groups, the float32 tolerances both use, and
- * small helpers.
+ * check_affine.c holds the affine ones; compare_affine.c their comparisons, which the op-case
+ * table of opcases.c uses too): the op groups, the float32 tolerances, and small helpers.
  */
 #ifndef GLMOE_TESTS_OPS_CHECKS_H
 #define GLMOE_TESTS_OPS_CHECKS_H
@@ -53,6 +53,30 @@ static inline ops_host_matrix *host_vector_f32(ops_ctx *c, const float *v, int64
     memcpy((void *)m->ref.data, v, (size_t)n * sizeof *v);
     return m;
 }
+
+/* compare_affine.c: the affine comparisons (ops_tol_affine_* above are defined there). */
+/* m's elements in double, [rows][cols] (malloc'd), as the reference decodes them. */
+double *ops_ref_decode(const ref_matrix *m);
+/* Passes when max_i |out[i] - ref[i]| / mag[i] <= tol and nothing is NaN (TOL_AFFINE_TC says
+ * why this measure); prints the worst element on failure. Records err = that maximum. */
+bool ops_compare_terms(ops_ctx *c, ops_stats *st, const char *what, const float *out, const double *ref,
+                       const double *mag, size_t n, double tol);
+/* An affine matmul's result against the reference: in float32 terms (ops_compare, TOL_MATMUL)
+ * unless the backend takes it on the tensor cores in fp16 (T > 8: ops_tol_affine_prefill; T <= 8
+ * with 4 or 8 bits in the fast layout, gemv_tc: ops_tol_affine_gemv), then per element against
+ * Σ|x·w| + |bias|. */
+bool ops_affine_matmul_ok(ops_ctx *c, ops_stats *st, const char *what, const float *out, const double *ref,
+                          const float *x, const ref_matrix *W, const double *bias, int32_t T, bool gemv_tc);
+/* Σ|terms| of each output of the experts, to first order through SwiGLU (compare_affine.c). */
+void ops_experts_terms(double *mag, const float *x, const int32_t *idx, const float *rw, int32_t K, int32_t E,
+                       const ref_matrix *rg, const ref_matrix *ru, const ref_matrix *rd, int32_t T,
+                       const float *init);
+/* The experts' result against the reference: float32 terms (TOL_EXPERTS), or per element as
+ * ops_affine_matmul_ok. init: the starting values (accumulate), or NULL. */
+bool ops_affine_experts_ok(ops_ctx *c, ops_stats *st, const char *what, const float *out, const double *ref,
+                           const float *x, const int32_t *idx, const float *rw, int32_t K, int32_t E,
+                           const ref_matrix *rg, const ref_matrix *ru, const ref_matrix *rd, int32_t T,
+                           const float *init, bool gemv_tc);
 
 /* check_affine.c */
 void check_affine(ops_ctx *c, op_groups *g);
