@@ -15,6 +15,19 @@
 /* float32 tolerances on ||out - ref|| / ||ref|| (test_ops.c says how they are chosen). */
 #define TOL_MATMUL 1e-5
 #define TOL_EXPERTS 1e-5
+#define TOL_ADD 2e-7        /* one float32 rounding per element */
+#define TOL_ELEMENTWISE 2e-6
+#define TOL_ATTENTION 1e-5
+/* A bf16 KV cache (the GPU's default): keys and values carry 8 significant bits, and the
+ * tensor-core prefill kernel rounds q and the probabilities to bf16 as well. */
+#define TOL_ATTENTION_BF16 2e-2
+#define TOL_ROUTE 1e-5
+#define TOL_ROPE_MIN 2e-6   /* rope: raised per case by the angle-rounding bound (reference.h) */
+/* Selection scores closer than this are a tie for a float32 router: such tokens are skipped. */
+#define ROUTE_TIE 1e-5
+/* The attention tolerance of the backend under test (TOL_ATTENTION, or TOL_ATTENTION_BF16 for a
+ * bf16 cache); set by test_ops.c, defined in opcases.c. */
+extern double ops_tol_attention;
 /* Prefill with affine weights on the GPU (T > 8: cuda_quant_mma.cu) multiplies fp16 copies of
  * the activations by weights dequantized to fp16 on the tensor cores. Each rounding is relative
  * 2^-12, so each term x_k·w_k is off by at most 2^-11 (+2^-24) of |x_k·w_k|, and the float32 sums
@@ -34,7 +47,7 @@ extern double ops_tol_affine_gemv;
 
 typedef struct op_groups {
     ops_stats matmul, embed, add, swiglu, rmsnorm, rope, attention, attn_lengths, attn_decode, route, experts, graph,
-        affine, affine_prefill;
+        affine, affine_prefill, table;
 } op_groups;
 
 /* Reports an op that returned an error where success was expected. */
@@ -77,6 +90,17 @@ bool ops_affine_experts_ok(ops_ctx *c, ops_stats *st, const char *what, const fl
                            const float *x, const int32_t *idx, const float *rw, int32_t K, int32_t E,
                            const ref_matrix *rg, const ref_matrix *ru, const ref_matrix *rd, int32_t T,
                            const float *init, bool gemv_tc);
+
+/* opcases.c: every case of the op-case table (opcases.h) in correctness mode at `shape`, on the
+ * backend of c (an execution state of the table's own is made and freed; c->ex is restored): the
+ * ops at T = 1 and T = prefill_tokens, attention at prefill_tokens, decode attention at each
+ * context, and with quantize->bits the affine cases at that format. result() gets each case's
+ * description and outcome (test_ops counts them with CHECK); st the worst error. Anything c holds
+ * is released first. */
+struct opcase_shape;
+void opcases_check(ops_ctx *c, ops_stats *st, const struct opcase_shape *shape, int32_t prefill_tokens,
+                   const int32_t *contexts, int n_contexts, const glmoe_quantize *quantize,
+                   void (*result)(const char *what, bool ok));
 
 /* check_affine.c */
 void check_affine(ops_ctx *c, op_groups *g);
