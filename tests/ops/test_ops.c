@@ -42,6 +42,9 @@
  * 299 positions across the decode kernel's split threshold; refusals while recording.
  * Error paths: embed of ids outside the table (GLMOE_E_TOKEN, from embed or the next sync),
  * attention past the cache (GLMOE_E_CONTEXT).
+ * The op-case table (opcases.c, the cases `glmoe bench` times) in correctness mode at a small
+ * GLM-4.5-form layer (check_opcases): every op at T 1 and 40, attention at 40, decode at 7 and
+ * 100, and the q4 g64 affine cases, on the table's own execution state.
  *
  * Adding a backend: create it in main() and call ops_check_backend() on it; nothing else here
  * is CPU-specific (the execution state is sized for every case, ops_sizes()).
