@@ -275,9 +275,24 @@ typedef struct glmoe_model_info {
     uint64_t bytes_realigned;       /* tensor bytes copied because the file left them unaligned */
     double load_seconds;
     uint64_t resident_bytes;        /* host memory glmoe allocated for the model (not the mapping) */
+    /* Added after resident_bytes (new fields go at the end, so that the struct only grows): */
+    bool attention_bias;            /* q, k and v projections have biases (config.json)   */
 } glmoe_model_info;
 
 GLMOE_API glmoe_status glmoe_model_get_info(const glmoe_model *model, glmoe_model_info *out);
+
+/* Counters summed over every GPU backend of the process, for benchmarks: the host time spent
+ * blocked waiting for the GPU (copying results back, synchronising) and how many decode steps were
+ * replayed from a recording (a CUDA graph). A step's host time is its wall time minus the wait.
+ * All zero where no GPU backend has run (the CPU: the host is the device). Not synchronised:
+ * read them from the thread that runs the contexts. */
+typedef struct glmoe_device_stats {
+    double wait_seconds;
+    uint64_t n_waits;
+    uint64_t graphs_recorded, graph_replays;
+} glmoe_device_stats;
+
+GLMOE_API void glmoe_device_stats_get(glmoe_device_stats *out);
 
 /* ---- context ----------------------------------------------------------------------- */
 

@@ -15,6 +15,9 @@
 #include "model/model.h"
 #include "model/quantize_checkpoint.h"
 #include "util/log.h"
+#ifdef GLMOE_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 struct glmoe_model {
     gm_err err;
@@ -271,8 +274,20 @@ glmoe_status glmoe_model_get_info(const glmoe_model *m, glmoe_model_info *out) {
         .bytes_realigned = st_set_misaligned_bytes(m->set),
         .load_seconds = m->load_seconds,
         .resident_bytes = m->stats.bytes_copied,
+        .attention_bias = c->attention_bias,
     };
     return GLMOE_OK;
+}
+
+void glmoe_device_stats_get(glmoe_device_stats *out) {
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+#ifdef GLMOE_HAVE_CUDA
+    cuda_backend_counters c;
+    cuda_backend_counters_get(&c);
+    *out = (glmoe_device_stats){.wait_seconds = c.wait_s, .n_waits = c.waits, .graphs_recorded = c.graphs_recorded,
+                                .graph_replays = c.graph_replays};
+#endif
 }
 
 /* ---- contexts ---------------------------------------------------------------------------- */

@@ -42,6 +42,9 @@
  * 299 positions across the decode kernel's split threshold; refusals while recording.
  * Error paths: embed of ids outside the table (GLMOE_E_TOKEN, from embed or the next sync),
  * attention past the cache (GLMOE_E_CONTEXT).
+ * The op-case table (opcases.c, the cases `glmoe bench` times) in correctness mode at a small
+ * GLM-4.5-form layer (check_opcases): every op at T 1 and 40, attention at 40, decode at 7 and
+ * 100, and the q4 g64 affine cases, on the table's own execution state.
  *
  * Adding a backend: create it in main() and call ops_check_backend() on it; nothing else here
  * is CPU-specific (the execution state is sized for every case, ops_sizes()).
@@ -49,6 +52,7 @@
  */
 #include "ops/checks.h"
 #include "ops/harness.h"
+#include "ops/opcases.h"
 #include "ops/reference.h"
 #define TEST_COUNTERS_DEFINE /* check_affine.c counts in them too */
 #include "test.h"
@@ -66,18 +70,8 @@
  * drifts by ~sqrt(K) of those, so 1e-5 leaves a margin of >10x at K = 1000 while still catching
  * any real mistake (a wrong index or a dropped term moves the error to 1e-3 or more). */
 #define TOL_EXACT 0.0       /* embed: a bf16/f16/f32 -> f32 conversion is exact */
-#define TOL_ADD 2e-7        /* one float32 rounding per element */
-#define TOL_ELEMENTWISE 2e-6
-#define TOL_ATTENTION 1e-5
-/* A bf16 KV cache (the GPU's default): keys and values carry 8 significant bits, and the
- * tensor-core prefill kernel rounds q and the probabilities to bf16 as well. */
-#define TOL_ATTENTION_BF16 2e-2
-static double g_tol_attention = TOL_ATTENTION; /* the tolerance of the backend under test */
-#define TOL_ROUTE 1e-5
-#define TOL_ROPE_MIN 2e-6   /* rope: raised per case by the angle-rounding bound (reference.h) */
-
-/* Selection scores closer than this are a tie for a float32 router: such tokens are skipped. */
-#define ROUTE_TIE 1e-5
+/* The others (TOL_ADD, TOL_ELEMENTWISE, TOL_ATTENTION, TOL_ROUTE, ...) are in checks.h: the op
+ * table of opcases.c checks at them too. */
 
 /* ---- matmul -------------------------------------------------------------------------------- */
 
@@ -418,7 +412,7 @@ static bool attention_rows_ok(ops_ctx *c, ops_stats *st, const char *what, const
     }
     double *ref = malloc((size_t)(R * qrow) * sizeof *ref);
     ref_attention(ref, q + (int64_t)r0 * qrow, k_all, v_all, sub_mask, R, p0 + r0, nh, nkv, D, (double)scale);
-    bool ok = ops_compare(c, st, what, out + (int64_t)r0 * qrow, ref, (size_t)(R * qrow), g_tol_attention);
+    bool ok = ops_compare(c, st, what, out + (int64_t)r0 * qrow, ref, (size_t)(R * qrow), ops_tol_attention);
     free(ref);
     free(sub_mask);
     return ok;
@@ -1036,7 +1030,7 @@ static void check_graph_variant(ops_ctx *c, op_groups *g, bool fused) {
         }
         if (ok) {
             ref_attention(ref, qr, k_all, v_all, NULL, 1, n, nh, nkv, D, (double)(1.0f / sqrtf((float)D)));
-            ok = ops_compare(c, &g->graph, what, out, ref, (size_t)qn, g_tol_attention);
+            ok = ops_compare(c, &g->graph, what, out, ref, (size_t)qn, ops_tol_attention);
         }
         CHECK(ok, "[%s] %s: %s", c->label, what, c->err.msg);
     }
@@ -1060,6 +1054,25 @@ static void check_graph(ops_ctx *c, op_groups *g) {
     if (!c->be->ops->graph_capture_begin) return;
     check_graph_variant(c, g, false);
     check_graph_variant(c, g, true);
+}
+
+/* ---- the op-case table ----------------------------------------------------------------------- */
+
+static void opcase_result(const char *what, bool ok) { CHECK(ok, "%s", what); }
+
+/* The cases `glmoe bench` times (tests/ops/opcases.c), checked at a small layer of GLM-4.5's
+ * form: head_dim 128 with half of it rotated, GQA 2, attention biases, 16 experts top-4 with the
+ * scaling factor, a shared expert; prefill 40 tokens (past the GPU's T <= 8 GEMV paths), decode
+ * at contexts 7 and 100 (a cache filled in three chunks), and the affine cases at q4 g64. */
+static void check_opcases(ops_ctx *c, op_groups *g) {
+    static const opcase_shape shape = {.hidden = 256, .n_heads = 4, .n_kv_heads = 2, .head_dim = 128, .rotary_dim = 64,
+                                       .intermediate = 320, .moe_intermediate = 128, .n_experts = 16,
+                                       .n_experts_per_tok = 4, .n_shared_experts = 1, .n_group = 1, .topk_group = 1,
+                                       .norm_topk_prob = true, .attention_bias = true, .routed_scaling_factor = 2.5f,
+                                       .rope_theta = 1e6f, .rms_norm_eps = 1e-5f};
+    static const int32_t contexts[] = {7, 100};
+    const glmoe_quantize q4 = {4, 64};
+    opcases_check(c, &g->table, &shape, 40, contexts, 2, &q4, opcase_result);
 }
 
 /* ---- the harness entry point ------------------------------------------------------------------ */
@@ -1094,12 +1107,14 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed, 
                    .attention = {.name = "attention"}, .attn_lengths = {.name = "attn 1..4097"},
                    .attn_decode = {.name = "attn decode"},
                    .route = {.name = "moe_route"}, .experts = {.name = "moe_experts"}, .graph = {.name = "graph"},
-                   .affine = {.name = "affine"}, .affine_prefill = {.name = "affine T>8"}};
+                   .affine = {.name = "affine"}, .affine_prefill = {.name = "affine T>8"},
+                   .table = {.name = "op table"}};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     static void (*const checks[])(ops_ctx *, op_groups *) = {check_matmul, check_affine, check_affine_prefill, check_embed, check_add_swiglu,
                                                               check_rmsnorm, check_rope, check_attention,
-                                                              check_route, check_experts, check_graph};
+                                                              check_route, check_experts, check_graph,
+                                                              check_opcases};
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         if (!attention_only || checks[i] == check_attention || checks[i] == check_graph || checks[i] == check_experts)
             checks[i](&c, &g);
@@ -1108,7 +1123,7 @@ static void ops_check_backend(gm_backend *be, const char *label, uint64_t seed, 
            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     const ops_stats *all[] = {&g.matmul, &g.embed, &g.add, &g.swiglu, &g.rmsnorm, &g.rope, &g.attention,
                               &g.attn_lengths, &g.attn_decode, &g.route, &g.experts, &g.graph, &g.affine,
-                              &g.affine_prefill};
+                              &g.affine_prefill, &g.table};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) print_stats(label, all[i]);
     gm_exec *ex = c.ex;
     ops_destroy(&c);
@@ -1163,9 +1178,9 @@ int main(void) {
         cuda_backend_options o = cuda_backend_options_default();
         o.moe_cublas_min_tokens = 64;
         if (cuda_backend_create_ex(&be, &o, &err) == GLMOE_OK) {
-            g_tol_attention = TOL_ATTENTION_BF16;
+            ops_tol_attention = TOL_ATTENTION_BF16;
             ops_check_backend(be, "cuda bf16 KV", seed, true);
-            g_tol_attention = TOL_ATTENTION;
+            ops_tol_attention = TOL_ATTENTION;
             be->ops->free(be);
         }
     }

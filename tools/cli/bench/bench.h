@@ -4,12 +4,15 @@
  *
  *   cmd_bench.c    options, the model-level timings (prefill sweep, decode per context, host
  *                  time per step) through the public API, the summary table
- *   bench_ops.c    per-op times: each backend op at the model's shapes on random inputs
- *   bench_probe.c  the ceilings: copy bandwidth and a large GEMM's rate, on the same device
+ *   bench_ops.c    per-op times: the op-case table (tests/ops/opcases.h) in timing mode at the
+ *                  model's shapes, printed and put in the JSON
  *   bench_report.c the JSON document and the SVG plot of the prefill sweep
+ *   bench_footprint.c  --dry-run: what the model and the context would take, from the public API
  *
- * Unlike the other subcommands, the per-op times and the probes reach below the public API (the
- * backend vtable, backend/backend.h): no public call runs a single op.
+ * Like the other subcommands, `glmoe bench` uses only the public API (include/glmoe.h), plus the
+ * op-case table (tests/ops/opcases.h, itself reaching the backends: no public call runs a single
+ * op) for the per-op times and the device's ceilings (opcases_probe). tests/cli/
+ * check_bench_includes.sh fails when a file here includes anything else.
  */
 #ifndef GLMOE_CLI_BENCH_H
 #define GLMOE_CLI_BENCH_H
@@ -20,22 +23,10 @@
 #include <stdio.h>
 
 #include "glmoe.h"
-#include "model/config.h"
-
-/* The device's ceilings, measured in the same run. */
-typedef struct bench_probe {
-    double copy_gb_s;      /* bytes read + written per second by a large device copy (memcpy on the CPU) */
-    double gemm_tflop_s;   /* a large GEMM: cuBLAS bf16 with fp32 accumulation (OpenBLAS sgemm on the CPU) */
-    int gemm_n;            /* its m = n = k */
-    char gemm_what[96];
-    char device[256];
-} bench_probe;
+#include "ops/opcases.h"
 
 /* The median of n values (sorts them in place). */
 double bench_median(double *v, int n);
-
-/* The backend a model runs on ("cpu" or "cuda"), re-created here for the probes and op timings. */
-bool bench_probe_run(const char *backend, bench_probe *out, char *err, size_t err_len);
 
 typedef struct bench_ops_opts {
     const char *backend;   /* "cpu" or "cuda" */
@@ -48,11 +39,12 @@ typedef struct bench_ops_opts {
     double copy_gb_s;      /* the probe's copy bandwidth, for the affine cases' fraction */
 } bench_ops_opts;
 
-/* Times every op of the forward at cfg's shapes; appends {"op", "tokens", "context", "ms"}
- * objects to `ops` and prints one line per op. With o->quantize, also the matmuls of the weights
- * the model quantizes, at that format (bench_ops.c says which), each with the GB/s of the bytes
- * it must read and their fraction of copy_gb_s. False with a message when the backend fails. */
-bool bench_ops_run(const gm_config *cfg, const bench_ops_opts *o, json_t *ops, char *err, size_t err_len);
+/* Times every case of the op table (tests/ops/opcases.h) at the shapes of the model `info`
+ * describes; appends {"op", "tokens", "context", "ms"} objects to `ops` and prints one line per op.
+ * With o->quantize, also the matmuls of the weights the model quantizes, at that format, each with
+ * the GB/s of the bytes it must read and their fraction of copy_gb_s. False with a message when
+ * the backend fails. */
+bool bench_ops_run(const glmoe_model_info *info, const bench_ops_opts *o, json_t *ops, char *err, size_t err_len);
 
 /* `glmoe bench --dry-run` (bench_footprint.c): the bytes the weights of the model (--config NAME
  * with n_layers, or model_dir) take on the device in their final format (quantized as q says), per
@@ -61,6 +53,11 @@ bool bench_ops_run(const gm_config *cfg, const bench_ops_opts *o, json_t *ops, c
  * table; false (after saying why) when the model cannot be planned. */
 bool bench_footprint(const char *cmd, const char *config, int32_t n_layers, const char *model_dir,
                      const glmoe_quantize *q, int32_t n_ctx, int32_t n_batch);
+
+/* The max_position_embeddings of --config NAME (cut to n_layers) or of model_dir's config.json,
+ * read before the model loads (bench_footprint.c); false with the loader's message. */
+bool bench_max_positions(const char *config, int32_t n_layers, const char *model_dir, int32_t *max_pos, char *err,
+                         size_t err_len);
 
 /* One measured prefill length. */
 typedef struct bench_point {

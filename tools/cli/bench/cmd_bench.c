@@ -42,10 +42,6 @@
 #include "bench/bench_cliffs.h"
 #include "cli.h"
 #include "util/short_path.h"
-#include "util/synthetic.h"
-#ifdef GLMOE_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
 
 #ifndef GLMOE_VERSION_STRING
 #define GLMOE_VERSION_STRING "?"
@@ -115,8 +111,8 @@ double bench_median(double *v, int n) {
  * biases): one row of the embedding table, K of the E routed experts, everything else whole
  * (a tied head reads the whole table). The MTP layer, when loaded, is not run by a step: its
  * share of each per-layer kind is left out. */
-static double decode_weight_bytes(const gm_config *c, const glmoe_model_info *info) {
-    const int n_moe = c->n_layers - c->first_k_dense_replace;
+static double decode_weight_bytes(const glmoe_model_info *info) {
+    const int n_moe = info->n_layers - info->n_dense_layers;
     const double mtp_layers = info->has_mtp ? 1.0 : 0.0;
     double b = 0, embed = 0;
     bool head = false;
@@ -127,25 +123,25 @@ static double decode_weight_bytes(const gm_config *c, const glmoe_model_info *in
         else if (!strcmp(g->kind, "lm_head")) b += bytes, head = true;
         else if (!strcmp(g->kind, "MTP layer")) continue;
         else if (!strcmp(g->kind, "routed experts"))
-            b += bytes * c->n_experts_per_tok / c->n_experts * n_moe / (n_moe + mtp_layers);
+            b += bytes * info->n_experts_per_tok / info->n_experts * n_moe / (n_moe + mtp_layers);
         else if (!strcmp(g->kind, "router") || !strcmp(g->kind, "shared experts"))
             b += bytes * n_moe / (n_moe + mtp_layers);
         else if (!strcmp(g->kind, "attention") || !strcmp(g->kind, "norms and biases"))
-            b += bytes * c->n_layers / (c->n_layers + mtp_layers);
+            b += bytes * info->n_layers / (info->n_layers + mtp_layers);
         else
             b += bytes;
     }
-    return b + (head ? embed / c->vocab_size : embed + embed / c->vocab_size);
+    return b + (head ? embed / info->vocab_size : embed + embed / info->vocab_size);
 }
 
 /* FLOPs of a prefill of L tokens (see the file comment). */
-static double prefill_flops(const gm_config *c, int32_t L) {
+static double prefill_flops(const glmoe_model_info *c, int32_t L) {
     const double H = c->hidden_size, D = c->head_dim, QD = (double)c->n_heads * D, KD = (double)c->n_kv_heads * D;
     const double Im = c->moe_intermediate_size;
     double per_token = 0, attn = 0;
     for (int l = 0; l < c->n_layers; l++) {
         per_token += 2 * QD * H + 2 * KD * H;
-        per_token += config_layer_is_moe(c, l)
+        per_token += l >= c->n_dense_layers /* a MoE layer */
                          ? c->n_experts * H + 3 * H * Im * (c->n_shared_experts + c->n_experts_per_tok)
                          : 3 * H * c->intermediate_size;
         attn += 2.0 * 2.0 * c->n_heads * D * ((double)L * (L + 1) / 2);
@@ -160,17 +156,20 @@ typedef struct run {
     int32_t vocab;
 } run;
 
-/* The CUDA backend's time blocked waiting for the GPU, and steps replayed from a recording. */
+/* The GPU backend's time blocked waiting for the GPU, and steps replayed from a recording. */
 static double gpu_wait_s(uint64_t *replays) {
-    *replays = 0;
-#ifdef GLMOE_HAVE_CUDA
-    cuda_backend_counters c;
-    cuda_backend_counters_get(&c);
-    *replays = c.graph_replays;
-    return c.wait_s;
-#else
-    return 0;
-#endif
+    glmoe_device_stats d;
+    glmoe_device_stats_get(&d);
+    *replays = d.graph_replays;
+    return d.wait_seconds;
+}
+
+/* splitmix64's output for x: the fixed pseudo-random ids (the same on every run and machine). */
+static uint64_t splitmix64(uint64_t x) {
+    uint64_t z = x + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 static bool eval(run *r, const int32_t *ids, size_t n, glmoe_logits_mode mode) {
@@ -384,8 +383,6 @@ int cmd_bench(int argc, char **argv) {
     bench_point pts[128];
     double fastest[128]; /* of each length's repetitions, ms */
     char err[1024];
-    gm_config cfg;
-    gm_err e = {0};
     FILE *json_file = NULL, *svg_file = NULL;
 
     /* The outputs first: a path that cannot be written is found before minutes of measuring. */
@@ -396,12 +393,12 @@ int cmd_bench(int argc, char **argv) {
     }
 
     /* ---- the configuration, and the lengths and contexts it can hold ---- */
-    if ((config ? config_preset(&cfg, config, (int32_t)layers, &e) : config_load(&cfg, mo.model_dir, &e))) {
-        cli_error(cmd, "%s", e.msg);
+    int32_t max_pos;
+    if (!bench_max_positions(config, (int32_t)layers, mo.model_dir, &max_pos, err, sizeof err)) {
+        cli_error(cmd, "%s", err);
         goto done;
     }
     /* the defaults are cut to fit (said on stderr), what was asked for explicitly must fit */
-    const int32_t max_pos = cfg.max_position_embeddings;
     int kept = 0;
     for (int i = 0; i < n_lengths; i++)
         if (lengths_given || lengths[i] <= max_pos) lengths[kept++] = lengths[i];
@@ -466,11 +463,11 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     for (int32_t i = 0; i < n_fixed; i++)
-        r.ids[i] = (int32_t)(gm_splitmix64((uint64_t)i) % (uint64_t)info.vocab_size);
+        r.ids[i] = (int32_t)(splitmix64((uint64_t)i) % (uint64_t)info.vocab_size);
 
     /* ---- the device's ceilings ---- */
-    bench_probe probe;
-    if (!bench_probe_run(info.backend, &probe, err, sizeof err)) {
+    opcase_probe probe;
+    if (!opcases_probe(info.backend, &probe, err, sizeof err)) {
         cli_error(cmd, "%s", err);
         goto done;
     }
@@ -490,7 +487,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < n_lengths; i++) {
         double ms;
         if (!time_prefill(&r, lengths[i], (int)reps, &ms, &fastest[i])) goto done;
-        double tflops = prefill_flops(&cfg, lengths[i]) / (ms * 1e-3) / 1e12;
+        double tflops = prefill_flops(&info, lengths[i]) / (ms * 1e-3) / 1e12;
         pts[i] = (bench_point){lengths[i], ms};
         printf("         %6d %8.3f %10.0f %9.2f %6.1f\n", lengths[i], ms, lengths[i] / (ms * 1e-3), tflops,
                100 * tflops / probe.gemm_tflop_s);
@@ -519,7 +516,7 @@ int cmd_bench(int argc, char **argv) {
 
     /* ---- decode ---- */
     const double kv_bytes = !strcmp(info.backend, "cuda") ? 2 : 4; /* bf16 on the GPU, float32 on the CPU */
-    const double step_weight_bytes = decode_weight_bytes(&cfg, &info);
+    const double step_weight_bytes = decode_weight_bytes(&info);
     /* the host's share of a step and the graph replays are the GPU's columns: on the CPU the
      * host is the device, and nothing is replayed */
     const bool gpu = strcmp(info.backend, "cpu") != 0;
@@ -530,7 +527,7 @@ int cmd_bench(int argc, char **argv) {
         int replayed;
         if (!time_decode(&r, contexts[i], (int)steps, max_len, &ms, &host_us, &replayed)) goto done;
         double bytes = step_weight_bytes +
-                       2.0 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * (contexts[i] + 1.0) * kv_bytes;
+                       2.0 * info.n_layers * info.n_kv_heads * info.head_dim * (contexts[i] + 1.0) * kv_bytes;
         double gbs = bytes / (ms * 1e-3) / 1e9;
         if (gpu)
             printf("         %7d %9.3f %13.1f %6.0f %8.1f %8d/%d\n", contexts[i], ms, host_us, gbs,
@@ -615,7 +612,7 @@ int cmd_bench(int argc, char **argv) {
         bench_ops_opts oo = {.backend = info.backend, .n_threads = mo.n_threads, .prefill_tokens = 512,
                              .contexts = contexts, .n_contexts = n_contexts, .min_seconds = 0.02,
                              .quantize = mo.quantize, .copy_gb_s = probe.copy_gb_s};
-        if (!bench_ops_run(&cfg, &oo, jops, err, sizeof err)) {
+        if (!bench_ops_run(&info, &oo, jops, err, sizeof err)) {
             cli_error(cmd, "%s", err);
             goto done;
         }

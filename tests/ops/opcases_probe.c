@@ -1,6 +1,6 @@
 /*
- * bench_probe.c — the ceilings that `glmoe bench` reports fractions of, measured on the device
- * the model runs on, in the same run.
+ * opcases_probe.c — the ceilings the op cases' and `glmoe bench`'s times are read against (a
+ * fraction of them), measured on the device the model runs on, in the same run (opcases.h).
  *
  * CUDA: cuda_backend_probe (src/backend/cuda/cuda_probe.cu): a 1 GiB device-to-device copy and
  * an 8192³ cuBLAS bf16 GEMM. CPU: memcpy of 256 MiB (bytes read + written) and an OpenBLAS
@@ -10,15 +10,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/backend.h"
-#include "bench/bench.h"
-#include "cli.h"
+#include "ops/opcases.h"
 #ifdef GLMOE_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
 
-static bool probe_cpu(bench_probe *out, char *err, size_t err_len) {
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static bool probe_cpu(opcase_probe *out, char *err, size_t err_len) {
     const size_t bytes = (size_t)256 << 20;
     char *a = malloc(bytes), *b = malloc(bytes);
     const int n = 2048;
@@ -32,9 +38,9 @@ static bool probe_cpu(bench_probe *out, char *err, size_t err_len) {
         memset(b, 2, bytes);
         double best = 1e30;
         for (int r = 0; r < 5; r++) {
-            double t0 = cli_now();
+            double t0 = now_s();
             memcpy(b, a, bytes);
-            double t = cli_now() - t0;
+            double t = now_s() - t0;
             if (t < best) best = t;
         }
         out->copy_gb_s = 2.0 * (double)bytes / best / 1e9;
@@ -44,9 +50,9 @@ static bool probe_cpu(bench_probe *out, char *err, size_t err_len) {
         }
         best = 1e30;
         for (int r = 0; r < 3; r++) {
-            double t0 = cli_now();
+            double t0 = now_s();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, x, n, y, n, 0.0f, z, n);
-            double t = cli_now() - t0;
+            double t = now_s() - t0;
             if (t < best) best = t;
         }
         out->gemm_tflop_s = 2.0 * n * (double)n * n / best / 1e12;
@@ -62,7 +68,7 @@ static bool probe_cpu(bench_probe *out, char *err, size_t err_len) {
     return ok;
 }
 
-bool bench_probe_run(const char *backend, bench_probe *out, char *err, size_t err_len) {
+bool opcases_probe(const char *backend, opcase_probe *out, char *err, size_t err_len) {
     memset(out, 0, sizeof *out);
     if (!strcmp(backend, "cpu")) return probe_cpu(out, err, err_len);
 #ifdef GLMOE_HAVE_CUDA
