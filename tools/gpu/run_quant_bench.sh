@@ -103,7 +103,11 @@ if [ $COMPARE = 1 ]; then
 fi
 [ $ATTN = 0 ] && run air4_q8 150 "$G" bench $A4 --quantize q8 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
 [ $BF16 = 1 ] && run air4_bf16 150 "$G" bench $A4 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
-[ $QUICK = 0 ] && run air46_q4 400 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,8,128,512,4096 --contexts 128,4096,32768 --steps 16 --no-ops
+if [ $QUICK = 0 ] && [ $ATTN = 1 ]; then # with the variants: decode and a short prefill only
+    run air46_q4 200 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,512 --contexts 128,4096 --steps 16 --no-ops
+elif [ $QUICK = 0 ]; then
+    run air46_q4 400 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,8,128,512,4096 --contexts 128,4096,32768 --steps 16 --no-ops
+fi
 if [ $QUICK = 0 ] && [ $ATTN = 1 ]; then # the full model's decode with every variant on
     run air46_q4_all 200 env GLMOE_CUDA_PDL=1 GLMOE_CUDA_MMV_WARPS=8 GLMOE_CUDA_MMV_UNROLL=4 GLMOE_CUDA_MMV_PREFETCH=64 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 \
         "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1 --contexts 128,4096 --steps 16 --no-ops
