@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(W * CUDA_WARP) mmv_dense_kernel(mmv_dense_args
             cu_pdl_trigger();
             if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.K;
             __syncthreads();
-            mmv_stage<B>(xs, src, a.T, a.K);
+            mmv_stage<B, MMV_STAGE_LOADS_DENSE>(xs, src, a.T, a.K);
             __syncthreads();
         },
         [&](int) -> const __half * { return g < a.T ? xs + (size_t)g * ldx : nullptr; },
@@ -269,7 +269,7 @@ struct mmv_expert_args {
 
 /* Gate and up tiles of 16 rows, for every distinct expert: h[slot] = silu(gate·x_t) ⊙ up·x_t. */
 template <int B>
-__global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kernel(mmv_expert_args a) {
+__global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, MMV_GATEUP_BLOCKS_PER_SM) mmv_gateup_kernel(mmv_expert_args a) {
     constexpr int W = MMV_WARPS_GATEUP;
     extern __shared__ uint4 mmv_smem[];
     __shared__ mmv_groups grp;
@@ -298,7 +298,7 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kerne
         [&]() {
             if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.H;
             __syncthreads();
-            mmv_stage<B>(xs, src, a.T, a.H);
+            mmv_stage<B, MMV_STAGE_LOADS_GATEUP>(xs, src, a.T, a.H);
             __syncthreads();
         },
         [&](int tile) -> const __half * {
@@ -354,7 +354,7 @@ __global__ void __launch_bounds__(W * CUDA_WARP) mmv_down_kernel(mmv_expert_args
                 __syncthreads(); /* the last expert's readers are done */
                 if (threadIdx.x < cnt) src[threadIdx.x] = a.h + (int64_t)grp.slot[u][threadIdx.x] * a.Im;
                 __syncthreads();
-                mmv_stage<B>(xs, src, cnt, a.Im);
+                mmv_stage<B, MMV_STAGE_LOADS_DOWN>(xs, src, cnt, a.Im);
                 __syncthreads();
                 staged = u;
             }

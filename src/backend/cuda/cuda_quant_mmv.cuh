@@ -58,7 +58,11 @@
 #define MMV_WARPS_DENSE 4
 #define MMV_WARPS_WIDE 8
 #define MMV_WARPS_GATEUP 4
+#define MMV_GATEUP_BLOCKS_PER_SM 3 /* registers capped at 170 so that 3 blocks fit an SM (as at 165 before 21:55Z) */
 #define MMV_COLS 8     /* token columns of the mma: at most 8 tokens per launch */
+#define MMV_STAGE_LOADS_DENSE 8  /* loads in flight per thread while staging x (mmv_stage) */
+#define MMV_STAGE_LOADS_GATEUP 1
+#define MMV_STAGE_LOADS_DOWN 1
 #define MMV_UNROLL 2   /* steps per batch (two batches in flight per warp) */
 #define MMV_UNROLL_DEEP 4 /* steps per batch with GLMOE_CUDA_MMV_UNROLL=4 (dense and down GEMVs) */
 #define MMV_PREFETCH_MAX 64 /* the most tiles a warp asks L2 for ahead of its loads */
@@ -92,23 +96,25 @@ __device__ __forceinline__ int mmv_pos(int k) {
 
 /* Stages ncols columns of K floats (column c at src[c], 16-byte aligned) as fp16 into xs in the
  * staged order; halves past K in the last step are zero. Every thread of the block calls it; the
- * caller synchronises before and after. A thread issues MMV_STAGE_LOADS loads before it converts
- * any: the staging is on every block's critical path (x comes from L2, ~0.5 us a round trip), and a
- * loop of one load at a time made K = 4096 cost 8 round trips, K = 12288 24. */
-#define MMV_STAGE_LOADS 8
-template <int B>
+ * caller synchronises before and after. A thread issues SL loads before it converts any: the
+ * staging is on every block's critical path (x comes from L2, ~0.5 us a round trip), and a loop of
+ * one load at a time made K = 12288 cost 24 round trips. But the SL float4 are registers on top of
+ * the batch in flight: on an H100 (2026-12-07 21:55Z) SL = 8 took o_proj from 45.6 to 39.3 us and
+ * the dense MLP's down from 46.1 to 41.5, and the experts' gate/up (165 -> 187 registers) from 55.2
+ * to 69.3 and their down (113 -> 166) from 34.9 to 38.3; hence a count per kernel. */
+template <int B, int SL>
 __device__ __forceinline__ void mmv_stage(__half *xs, const float *const *src, int ncols, int K) {
     const int ldx = mmv_ldx(B, K), kr = ldx - 32, n4 = kr / 4, total = ncols * n4;
-    for (int i0 = threadIdx.x; i0 < total; i0 += MMV_STAGE_LOADS * blockDim.x) {
-        float4 v[MMV_STAGE_LOADS];
+    for (int i0 = threadIdx.x; i0 < total; i0 += SL * blockDim.x) {
+        float4 v[SL];
 #pragma unroll
-        for (int r = 0; r < MMV_STAGE_LOADS; r++) {
+        for (int r = 0; r < SL; r++) {
             const int i = i0 + r * blockDim.x, c = i / n4, k = (i - c * n4) * 4;
             v[r] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             if (i < total && k < K) v[r] = __ldg(reinterpret_cast<const float4 *>(src[c] + k));
         }
 #pragma unroll
-        for (int r = 0; r < MMV_STAGE_LOADS; r++) {
+        for (int r = 0; r < SL; r++) {
             const int i = i0 + r * blockDim.x, c = i / n4, k = (i - c * n4) * 4;
             if (i >= total) break;
             __half *col = xs + (size_t)c * ldx;
@@ -123,7 +129,8 @@ __device__ __forceinline__ void mmv_stage(__half *xs, const float *const *src, i
 
 __device__ __forceinline__ void mmv_mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                         uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    /* not volatile: the scheduler may move the next step's shared-memory loads above it */
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -212,20 +219,31 @@ __device__ __forceinline__ void mmv_load(mmv_chunk (&c0)[U], mmv_chunk (&c1)[U],
     }
 }
 
-/* d += the chunks of rows g, g + 8 (c0, c1) of step `step` times the staged x (column g of the
- * thread's B fragment: xs column `col`, or zeros when col < 0). */
+/* The staged x's B fragments of step `step` for this thread (column g: xs column `xcol`, or
+ * zeros when xcol is null): 16 bytes per word at 4 bits (4), per two words at 8 (2). Loaded once
+ * a step, all before any is used, and shared by the tiles of a batch: Nsight Compute (H100,
+ * 2026-12-07 21:55Z) found the warps of these GEMVs stalled on shared memory for about half of
+ * their cycles when each word loaded its fragment right before its mma. */
 template <int B>
-__device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1, const __half *xcol,
-                                         int step) {
-    constexpr int CPS = mmv_codes_per_step(B);
+__device__ __forceinline__ void mmv_x_frags(uint4 (&xf)[4], const __half *xcol, int step) {
+    constexpr int CPS = mmv_codes_per_step(B), NW = B == 4 ? 4 : 2;
     const int t = threadIdx.x & 3;
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        xf[j] = j < NW && xcol ? *reinterpret_cast<const uint4 *>(xcol + step * CPS + j * 32 + t * 8)
+                               : make_uint4(0, 0, 0, 0);
+}
+
+/* d += the chunks of rows g, g + 8 (c0, c1) of a step times its x fragments (mmv_x_frags). */
+template <int B>
+__device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1,
+                                         const uint4 (&xf)[4]) {
     const uint32_t words0[4] = {c0.q.x, c0.q.y, c0.q.z, c0.q.w};
     const uint32_t words1[4] = {c1.q.x, c1.q.y, c1.q.z, c1.q.w};
     if (B == 4) {
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            uint4 bx = make_uint4(0, 0, 0, 0);
-            if (xcol) bx = *reinterpret_cast<const uint4 *>(xcol + step * CPS + j * 32 + t * 8);
+            const uint4 bx = xf[j];
             uint32_t a[2][4];
 #pragma unroll
             for (int p = 0; p < 4; p++) {
@@ -246,8 +264,7 @@ __device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, con
     } else {
 #pragma unroll
         for (int jp = 0; jp < 2; jp++) {
-            uint4 bx = make_uint4(0, 0, 0, 0);
-            if (xcol) bx = *reinterpret_cast<const uint4 *>(xcol + step * CPS + jp * 32 + t * 8);
+            const uint4 bx = xf[jp];
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const uint32_t w0 = words0[2 * jp + h], w1 = words1[2 * jp + h];
@@ -298,8 +315,10 @@ __device__ __forceinline__ void mmv_compute_batch(float (&d)[NT][4], const mmv_b
 #pragma unroll
     for (int u = 0; u < U; u++) {
         if (s + u >= s_end) break;
+        uint4 xf[4];
+        mmv_x_frags<B>(xf, xcol, s + u);
 #pragma unroll
-        for (int i = 0; i < NT; i++) mmv_step<B>(d[i], bt.c0[i][u], bt.c1[i][u], xcol, s + u);
+        for (int i = 0; i < NT; i++) mmv_step<B>(d[i], bt.c0[i][u], bt.c1[i][u], xf);
     }
 }
 
