@@ -24,25 +24,6 @@
 
 #include "backend/cuda/cuda_quant_mmv.cuh"
 
-int mmv_prefetch_tiles(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("GLMOE_CUDA_MMV_PREFETCH");
-        const long n = e ? strtol(e, NULL, 10) : 0;
-        v = n == 1 ? 3 : n < 0 ? 0 : n > MMV_PREFETCH_MAX ? MMV_PREFETCH_MAX : (int)n;
-    }
-    return v;
-}
-
-int mmv_unroll(void) {
-    static int v = 0;
-    if (!v) {
-        const char *e = getenv("GLMOE_CUDA_MMV_UNROLL");
-        v = e && !strcmp(e, "4") ? MMV_UNROLL_DEEP : MMV_UNROLL;
-    }
-    return v;
-}
-
 bool mmv_on(void) {
     static int v = -1;
     if (v < 0) {
@@ -75,12 +56,12 @@ struct mmv_dense_args {
     int rows[MMV_MAX_MATS];
     int first_tile[MMV_MAX_MATS + 1]; /* tiles of weight m: [first_tile[m], first_tile[m + 1]) */
     int nmat, T, K;
-    int prefetch; /* tiles ahead (mmv_pipeline's pf) */
     const float *x;
 };
 
-template <int B, int W, int U>
-__global__ void __launch_bounds__(W * CUDA_WARP) mmv_dense_kernel(mmv_dense_args a) {
+template <int B>
+__global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(mmv_dense_args a) {
+    constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
     __shared__ const float *src[MMV_COLS];
     const int ldx = mmv_ldx(B, a.K);
@@ -98,8 +79,8 @@ __global__ void __launch_bounds__(W * CUDA_WARP) mmv_dense_kernel(mmv_dense_args
         while (m + 1 < a.nmat && tile >= a.first_tile[m + 1]) m++;
         return m;
     };
-    mmv_pipeline<B, 1, U, W>(
-        t0, t1, S, a.prefetch,
+    mmv_pipeline<B, 1, MMV_UNROLL, W>(
+        t0, t1, S,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int m = mat_of(tile);
             tl[0] = mmv_tile_of<B>(a.w[m], (int64_t)(tile - a.first_tile[m]) * 16, a.rows[m]);
@@ -143,40 +124,18 @@ static unsigned mmv_grid(int64_t tiles, int sm_count, int per_sm) {
     return (unsigned)(tiles < cap ? (tiles > 0 ? tiles : 1) : cap);
 }
 
-/* Warps per block of the dense and down GEMVs: MMV_WARPS_DENSE, or MMV_WARPS_WIDE with
- * GLMOE_CUDA_MMV_WARPS=8 (cuda_quant_mmv.cuh says why it is not the default yet). */
-static int mmv_dense_warps(void) {
-    static int v = 0;
-    if (!v) {
-        const char *e = getenv("GLMOE_CUDA_MMV_WARPS");
-        v = e && !strcmp(e, "8") ? MMV_WARPS_WIDE : MMV_WARPS_DENSE;
-    }
-    return v;
-}
-
-template <int B, int W, int U>
+template <int B>
 static glmoe_status mmv_dense_launch(cuda_exec *cx, mmv_dense_args &a, gm_err *err) {
     static size_t allowed = 48 * 1024;
-    constexpr int threads = W * CUDA_WARP;
-    const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, W);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B, W, U>, smem, &allowed, err);
+    constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
+    const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, MMV_WARPS_DENSE);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B>, smem, &allowed, err);
     if (s) return s;
     const int tiles = a.first_tile[a.nmat];
     const unsigned blocks =
-        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B, W, U>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_dense_kernel<B, W, U>, blocks, threads, smem, cx->stream, a));
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_dense_kernel<B>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
-}
-
-/* The dense launch for the bits, warps (mmv_dense_warps) and steps per batch (mmv_unroll). */
-template <int U>
-static glmoe_status mmv_dense_pick(cuda_exec *cx, mmv_dense_args &a, gm_err *err) {
-    if (U == MMV_UNROLL && mmv_unroll() == MMV_UNROLL_DEEP) return mmv_dense_pick<MMV_UNROLL_DEEP>(cx, a, err);
-    if (mmv_dense_warps() == MMV_WARPS_WIDE)
-        return a.w[0].bits == 4 ? mmv_dense_launch<4, MMV_WARPS_WIDE, U>(cx, a, err)
-                                : mmv_dense_launch<8, MMV_WARPS_WIDE, U>(cx, a, err);
-    return a.w[0].bits == 4 ? mmv_dense_launch<4, MMV_WARPS_DENSE, U>(cx, a, err)
-                            : mmv_dense_launch<8, MMV_WARPS_DENSE, U>(cx, a, err);
 }
 
 /* Whether cuda_affine_mmv takes these weights for T tokens of x (T <= aff_gemv_tokens()). */
@@ -196,7 +155,7 @@ glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, c
                              const float *const *bias, int n, int32_t T, gm_err *err) {
     mmv_dense_args a;
     memset(&a, 0, sizeof a);
-    a.nmat = n, a.T = T, a.K = (int)W[0]->cols, a.x = x, a.prefetch = mmv_prefetch_tiles();
+    a.nmat = n, a.T = T, a.K = (int)W[0]->cols, a.x = x;
     a.first_tile[0] = 0;
     for (int m = 0; m < n; m++) {
         a.w[m] = cu_affine_of(W[m]);
@@ -205,7 +164,7 @@ glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, c
         a.rows[m] = (int)W[m]->rows;
         a.first_tile[m + 1] = a.first_tile[m] + (a.rows[m] + 15) / 16;
     }
-    return mmv_dense_pick<MMV_UNROLL>(cx, a, err);
+    return a.w[0].bits == 4 ? mmv_dense_launch<4>(cx, a, err) : mmv_dense_launch<8>(cx, a, err);
 }
 
 /* ---- experts ---------------------------------------------------------------------------------- */
@@ -259,7 +218,6 @@ struct mmv_expert_args {
     const cuda_expert *ex;
     const int32_t *idx;
     int n_slots, K, E, H, Im, T;
-    int prefetch; /* tiles ahead (mmv_pipeline's pf) */
     const float *x;  /* gate/up: [T][H] */
     const float *h;  /* down: [slot][Im] */
     float *hout;     /* gate/up: h[slot][Im] */
@@ -269,7 +227,7 @@ struct mmv_expert_args {
 
 /* Gate and up tiles of 16 rows, for every distinct expert: h[slot] = silu(gate·x_t) ⊙ up·x_t. */
 template <int B>
-__global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, MMV_GATEUP_BLOCKS_PER_SM) mmv_gateup_kernel(mmv_expert_args a) {
+__global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kernel(mmv_expert_args a) {
     constexpr int W = MMV_WARPS_GATEUP;
     extern __shared__ uint4 mmv_smem[];
     __shared__ mmv_groups grp;
@@ -288,7 +246,7 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, MMV_GATEUP_BLOCK
     const int S = (a.H + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0;
     mmv_pipeline<B, 2, MMV_UNROLL, W>(
-        t0, t1, S, a.prefetch,
+        t0, t1, S,
         [&](int tile, mmv_tile (&tl)[2]) {
             const int u = tile / tpe, i0 = (tile - u * tpe) * 16;
             const cuda_expert &xe = a.ex[grp.e[u]];
@@ -323,8 +281,9 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, MMV_GATEUP_BLOCK
 /* Down tiles of 16 rows, for every distinct expert: y[slot] = down · h[slot]. The h rows of the
  * tile's expert are staged when the expert changes (ranges are contiguous: once or twice per
  * block). */
-template <int B, int W, int U>
-__global__ void __launch_bounds__(W * CUDA_WARP) mmv_down_kernel(mmv_expert_args a) {
+template <int B>
+__global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(mmv_expert_args a) {
+    constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
     __shared__ mmv_groups grp;
     __shared__ const float *src[MMV_COLS];
@@ -341,8 +300,8 @@ __global__ void __launch_bounds__(W * CUDA_WARP) mmv_down_kernel(mmv_expert_args
     const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.Im + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0, staged = -1;
-    mmv_pipeline<B, 1, U, W>(
-        t0, t1, S, a.prefetch,
+    mmv_pipeline<B, 1, MMV_UNROLL, W>(
+        t0, t1, S,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int u = tile / tpe;
             tl[0] = mmv_tile_of<B>(a.ex[grp.e[u]].down.q, (int64_t)(tile - u * tpe) * 16, a.H);
@@ -386,29 +345,18 @@ static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int gro
     return GLMOE_OK;
 }
 
-template <int B, int W, int U>
+template <int B>
 static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
-    constexpr int threads = W * CUDA_WARP;
-    const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, W);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B, W, U>, smem, &allowed, err);
+    constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
+    const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, MMV_WARPS_DENSE);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.H + 15) / 16);
     const unsigned blocks =
-        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B, W, U>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_down_kernel<B, W, U>, blocks, threads, smem, cx->stream, a));
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_down_kernel<B>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
-}
-
-/* The down launch for the bits, warps (mmv_dense_warps) and steps per batch (mmv_unroll). */
-template <int U>
-static glmoe_status mmv_down_pick(cuda_exec *cx, mmv_expert_args &a, int bits, int groups, gm_err *err) {
-    if (U == MMV_UNROLL && mmv_unroll() == MMV_UNROLL_DEEP) return mmv_down_pick<MMV_UNROLL_DEEP>(cx, a, bits, groups, err);
-    if (mmv_dense_warps() == MMV_WARPS_WIDE)
-        return bits == 4 ? mmv_down_launch<4, MMV_WARPS_WIDE, U>(cx, a, groups, err)
-                         : mmv_down_launch<8, MMV_WARPS_WIDE, U>(cx, a, groups, err);
-    return bits == 4 ? mmv_down_launch<4, MMV_WARPS_DENSE, U>(cx, a, groups, err)
-                     : mmv_down_launch<8, MMV_WARPS_DENSE, U>(cx, a, groups, err);
 }
 
 bool cuda_experts_mmv_takes(const cuda_expert_table *tb, const float *x, int T, int H, int Im) {
@@ -421,12 +369,12 @@ glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x,
     mmv_expert_args a;
     memset(&a, 0, sizeof a);
     a.ex = tb->dev, a.idx = idx, a.n_slots = T * K, a.K = K, a.E = E, a.H = H, a.Im = Im, a.T = T;
-    a.x = x, a.h = h, a.hout = h, a.y = y, a.fault = cx->d_fault, a.prefetch = mmv_prefetch_tiles();
+    a.x = x, a.h = h, a.hout = h, a.y = y, a.fault = cx->d_fault;
     /* the grid is sized for the most distinct experts the step can have; blocks past the real
      * number of tiles exit at once */
     const int groups = T * K < E ? T * K : E;
     glmoe_status s = tb->gateup_bits == 4 ? mmv_gateup_launch<4>(cx, a, groups, err)
                                           : mmv_gateup_launch<8>(cx, a, groups, err);
     if (s) return s;
-    return mmv_down_pick<MMV_UNROLL>(cx, a, tb->down_bits, groups, err);
+    return tb->down_bits == 4 ? mmv_down_launch<4>(cx, a, groups, err) : mmv_down_launch<8>(cx, a, groups, err);
 }

@@ -37,8 +37,11 @@
  * absolute error of 2^-25.
  *
  * Measured (H100, 2026-12-07, Nsight Compute; BENCHMARKS.md): 19-45% of the DRAM peak at 12-21%
- * achieved occupancy and 22-40% of issue slots: latency-bound, too few bytes in flight per SM
- * for the registers each batch takes; hence the opt-in 8-warp blocks and L2 prefetch below.
+ * achieved occupancy and 22-40% of issue slots. More bytes in flight did not help: 8 warps per
+ * block, 4 steps per batch and Hopper's bulk L2 prefetch of upcoming tiles each made the 4-layer
+ * decode 9-11% slower (21:55Z), and were removed. What the warps wait on is shared memory: about
+ * half their stall cycles (short scoreboard) are the x fragments each word loads right before its
+ * mma (mmv_step), the next thing to change.
  *
  * Shared memory for x: [column][K rounded up to a step, + 32 halves] (the 64-byte pad puts
  * columns g and g + 1 in different bank halves); within a step the halves are ordered
@@ -50,22 +53,17 @@
 
 #include "backend/cuda/cuda_quant_gemv.h"
 
-/* Warps per block, by kernel: gate/up 4 (two tiles per warp: 165 registers); the dense and down
- * GEMVs 4 as measured on an H100 (2026-12-07), or 8 with GLMOE_CUDA_MMV_WARPS=8, written for
- * weights of few rows and long K such as o_proj's 4096 x 12288, whose 256 tiles leave an SM 8
- * warps at 4 per block (18.6% of the bandwidth, 12% occupancy in Nsight Compute) but not yet
- * timed (no device time was left). */
+/* Warps per block, by kernel: gate/up 4 (two tiles per warp: 165 registers, 3 blocks per SM);
+ * the dense and down GEMVs 4 (8 measured 9% slower, H100 2026-12-07 21:55Z). Registers decide the
+ * blocks per SM here: code that is never run still costs them (an L2 prefetch switched off at run
+ * time took gate/up from 165 to 187 registers, 2 blocks per SM, 55 -> 69 us). */
 #define MMV_WARPS_DENSE 4
-#define MMV_WARPS_WIDE 8
 #define MMV_WARPS_GATEUP 4
-#define MMV_GATEUP_BLOCKS_PER_SM 3 /* registers capped at 170 so that 3 blocks fit an SM (as at 165 before 21:55Z) */
 #define MMV_COLS 8     /* token columns of the mma: at most 8 tokens per launch */
 #define MMV_STAGE_LOADS_DENSE 8  /* loads in flight per thread while staging x (mmv_stage) */
 #define MMV_STAGE_LOADS_GATEUP 1
 #define MMV_STAGE_LOADS_DOWN 1
-#define MMV_UNROLL 2   /* steps per batch (two batches in flight per warp) */
-#define MMV_UNROLL_DEEP 4 /* steps per batch with GLMOE_CUDA_MMV_UNROLL=4 (dense and down GEMVs) */
-#define MMV_PREFETCH_MAX 64 /* the most tiles a warp asks L2 for ahead of its loads */
+#define MMV_UNROLL 2   /* steps per batch (two batches in flight per warp; 4 measured 11% slower) */
 
 /* Codes per 16-byte chunk, and per step (4 chunks). */
 __host__ __device__ constexpr int mmv_codes_per_chunk(int B) { return 128 / B; }
@@ -129,8 +127,7 @@ __device__ __forceinline__ void mmv_stage(__half *xs, const float *const *src, i
 
 __device__ __forceinline__ void mmv_mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                         uint32_t b1) {
-    /* not volatile: the scheduler may move the next step's shared-memory loads above it */
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -219,31 +216,20 @@ __device__ __forceinline__ void mmv_load(mmv_chunk (&c0)[U], mmv_chunk (&c1)[U],
     }
 }
 
-/* The staged x's B fragments of step `step` for this thread (column g: xs column `xcol`, or
- * zeros when xcol is null): 16 bytes per word at 4 bits (4), per two words at 8 (2). Loaded once
- * a step, all before any is used, and shared by the tiles of a batch: Nsight Compute (H100,
- * 2026-12-07 21:55Z) found the warps of these GEMVs stalled on shared memory for about half of
- * their cycles when each word loaded its fragment right before its mma. */
+/* d += the chunks of rows g, g + 8 (c0, c1) of step `step` times the staged x (column g of the
+ * thread's B fragment: xs column `col`, or zeros when col < 0). */
 template <int B>
-__device__ __forceinline__ void mmv_x_frags(uint4 (&xf)[4], const __half *xcol, int step) {
-    constexpr int CPS = mmv_codes_per_step(B), NW = B == 4 ? 4 : 2;
+__device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1, const __half *xcol,
+                                         int step) {
+    constexpr int CPS = mmv_codes_per_step(B);
     const int t = threadIdx.x & 3;
-#pragma unroll
-    for (int j = 0; j < 4; j++)
-        xf[j] = j < NW && xcol ? *reinterpret_cast<const uint4 *>(xcol + step * CPS + j * 32 + t * 8)
-                               : make_uint4(0, 0, 0, 0);
-}
-
-/* d += the chunks of rows g, g + 8 (c0, c1) of a step times its x fragments (mmv_x_frags). */
-template <int B>
-__device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1,
-                                         const uint4 (&xf)[4]) {
     const uint32_t words0[4] = {c0.q.x, c0.q.y, c0.q.z, c0.q.w};
     const uint32_t words1[4] = {c1.q.x, c1.q.y, c1.q.z, c1.q.w};
     if (B == 4) {
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const uint4 bx = xf[j];
+            uint4 bx = make_uint4(0, 0, 0, 0);
+            if (xcol) bx = *reinterpret_cast<const uint4 *>(xcol + step * CPS + j * 32 + t * 8);
             uint32_t a[2][4];
 #pragma unroll
             for (int p = 0; p < 4; p++) {
@@ -264,7 +250,8 @@ __device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, con
     } else {
 #pragma unroll
         for (int jp = 0; jp < 2; jp++) {
-            const uint4 bx = xf[jp];
+            uint4 bx = make_uint4(0, 0, 0, 0);
+            if (xcol) bx = *reinterpret_cast<const uint4 *>(xcol + step * CPS + jp * 32 + t * 8);
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const uint32_t w0 = words0[2 * jp + h], w1 = words1[2 * jp + h];
@@ -277,24 +264,6 @@ __device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, con
             }
         }
     }
-}
-
-/* Asks the L2 for this warp's part of a tile's rows (chunks [4·sb, 4·se) of rows g and g + 8, lanes
- * t == 0), ahead of the loads that will read them: the loads in flight are bounded by the
- * registers that receive them, the prefetches by nothing but the memory system, so that the
- * weight stream keeps the HBM busy while the warps still wait on earlier batches (the loads then
- * hit L2). Hopper's bulk prefetch, one instruction per row range; nothing on older GPUs. */
-__device__ __forceinline__ void mmv_prefetch_rows(const mmv_tile &tl, int sb, int se) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if ((threadIdx.x & 3) != 0) return;
-    const int c0 = 4 * sb, c1 = min(4 * se, tl.nchunks);
-    if (c1 <= c0) return;
-    const uint32_t bytes = (uint32_t)(c1 - c0) * 16u;
-    if (tl.ok0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(tl.q0 + c0), "r"(bytes) : "memory");
-    if (tl.ok1) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(tl.q1 + c0), "r"(bytes) : "memory");
-#else
-    (void)tl, (void)sb, (void)se;
-#endif
 }
 
 /* One batch of U steps of NT tiles in registers. */
@@ -315,10 +284,8 @@ __device__ __forceinline__ void mmv_compute_batch(float (&d)[NT][4], const mmv_b
 #pragma unroll
     for (int u = 0; u < U; u++) {
         if (s + u >= s_end) break;
-        uint4 xf[4];
-        mmv_x_frags<B>(xf, xcol, s + u);
 #pragma unroll
-        for (int i = 0; i < NT; i++) mmv_step<B>(d[i], bt.c0[i][u], bt.c1[i][u], xf);
+        for (int i = 0; i < NT; i++) mmv_step<B>(d[i], bt.c0[i][u], bt.c1[i][u], xcol, s + u);
     }
 }
 
@@ -338,13 +305,10 @@ __device__ __forceinline__ void mmv_warp_steps(int S, int w, int W, int *begin, 
  *   prologue():           once, after the first loads (may synchronise: every thread calls it);
  *   begin(tile) -> xcol:  before the tile's first batch is computed (may synchronise);
  *   end(tile, d):         after its last (the reduction; may synchronise);
- * pf: each warp also asks L2 for its part of the tiles up to pf - 1 ahead of the one it computes
- * (mmv_prefetch_rows; the current one included, so that a block of one tile asks for it whole at
- * once); 0: no prefetch.
  * Every warp runs the same sequence (mmv_warp_steps), so barriers inside the callbacks are
  * reached by the whole block in the same order. */
 template <int B, int NT, int U, int W, class TilesOf, class Prologue, class Begin, class End>
-__device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, int pf, TilesOf tiles_of, Prologue prologue,
+__device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tiles_of, Prologue prologue,
                                              Begin begin, End end) {
     int sb, se;
     mmv_warp_steps(S, threadIdx.x >> 5, W, &sb, &se);
@@ -352,18 +316,9 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, int pf, Tile
     const int total = (t1 - t0) * nb;
     mmv_tile tl[NT];
     mmv_batch<NT, U> bt0, bt1; /* ping-pong: two named buffers, no register array indexed at run time */
-    /* L2 prefetch of tile `tile` (this warp's steps) */
-    auto prefetch = [&](int tile) {
-        if (tile >= t1 || pf <= 0) return;
-        mmv_tile pt[NT];
-        tiles_of(tile, pt);
-#pragma unroll
-        for (int i = 0; i < NT; i++) mmv_prefetch_rows(pt[i], sb, se);
-    };
     if (total > 0) {
         tiles_of(t0, tl);
         mmv_load_batch<NT, U>(bt0, tl, sb, se);
-        for (int i = 0; i < pf; i++) prefetch(t0 + i);
     }
     prologue();
     float d[NT][4] = {};
@@ -375,10 +330,7 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, int pf, Tile
             const int bn = b + 1 == nb ? 0 : b + 1;
             mmv_load_batch<NT, U>(nxt, tl, sb + bn * U, se);
         }
-        if (b == 0) {
-            if (tile > t0) prefetch(tile + pf - 1);
-            xcol = begin(tile);
-        }
+        if (b == 0) xcol = begin(tile);
         mmv_compute_batch<B, NT, U>(d, cur, xcol, sb + b * U, se);
         if (b + 1 == nb) {
             end(tile, d);
@@ -416,13 +368,5 @@ __host__ __device__ inline bool mmv_takes(const cu_affine &a, int B) { return af
 
 /* GLMOE_CUDA_AFF_MMV=0: the float32 GEMV core instead (for comparisons; cuda_quant.cu). */
 bool mmv_on(void);
-
-/* How many tiles ahead the GEMVs ask L2 for (a kernel argument, mmv_pipeline's pf): 0 (off)
- * unless GLMOE_CUDA_MMV_PREFETCH=N (1 means 3, the first depth written), until timed on a GPU. */
-int mmv_prefetch_tiles(void);
-
-/* Steps per batch of the dense and down GEMVs: MMV_UNROLL, or MMV_UNROLL_DEEP with
- * GLMOE_CUDA_MMV_UNROLL=4 (twice the bytes in flight per warp, for more registers). */
-int mmv_unroll(void);
 
 #endif
