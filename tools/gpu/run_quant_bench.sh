@@ -18,8 +18,9 @@
 #     --no-bf16  no bf16 run beside the quantized ones
 #     --variants decode of the 4-layer q4 cut again with decode attention split from 64 keys
 #                (GLMOE_CUDA_ATTN_SPLIT_KEYS=64; default 128) and with programmatic dependent
-#                launch of the GEMVs (GLMOE_CUDA_PDL=1; default off); both were even with the
-#                defaults on an H100 (2026-12-07 21:55Z)
+#                launch of the GEMVs (GLMOE_CUDA_PDL=1; default off), both even with the
+#                defaults on an H100 (2026-12-07 21:55Z), and with the GEMVs' fragment-first step
+#                (GLMOE_CUDA_MMV_XFRAG=1: not yet run), also on the full Air unless --quick
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -54,7 +55,7 @@ if [ $OPS = 1 ]; then
     timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops.log" 2>&1
     echo "test_ops (rc $?): $(tail -1 "$LOGS/test_ops.log")"; grep -E '^  \[cuda' "$LOGS/test_ops.log"; grep -m5 FAIL "$LOGS/test_ops.log"
     if [ $ATTN = 1 ]; then # the variants' paths checked too
-        GLMOE_CUDA_PDL=1 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_variants.log" 2>&1
+        GLMOE_CUDA_MMV_XFRAG=1 GLMOE_CUDA_PDL=1 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_variants.log" 2>&1
         echo "test_ops, variants (rc $?): $(tail -1 "$LOGS/test_ops_variants.log")"; grep -m5 FAIL "$LOGS/test_ops_variants.log"
     fi
     cmake --build "$BUILD" -j"$(nproc)" --target test_batch >> "$LOGS/build.log" 2>&1
@@ -80,6 +81,7 @@ run air4_q4 200 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16,64,128,129,512
 if [ $ATTN = 1 ]; then
     run air4_q4_split64 100 env GLMOE_CUDA_ATTN_SPLIT_KEYS=64 "$G" bench $A4 --quantize q4 --lengths 1 --contexts 128,4096 --steps 32 --no-ops
     run air4_q4_pdl 100 env GLMOE_CUDA_PDL=1 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
+    run air4_q4_xfrag 100 env GLMOE_CUDA_MMV_XFRAG=1 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
 fi
 if [ $MMV = 1 ]; then
     run air4_q4_f32core 150 env GLMOE_CUDA_AFF_MMV=0 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16 --contexts 128 --steps 32
@@ -94,6 +96,7 @@ fi
 [ $BF16 = 1 ] && run air4_bf16 150 "$G" bench $A4 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
 if [ $QUICK = 0 ] && [ $ATTN = 1 ]; then # with the variants: decode and a short prefill only
     run air46_q4 200 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,512 --contexts 128,4096 --steps 16 --no-ops
+    run air46_q4_xfrag 200 env GLMOE_CUDA_MMV_XFRAG=1 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1 --contexts 128,4096 --steps 16 --no-ops
 elif [ $QUICK = 0 ]; then
     run air46_q4 400 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,8,128,512,4096 --contexts 128,4096,32768 --steps 16 --no-ops
 fi

@@ -24,6 +24,15 @@
 
 #include "backend/cuda/cuda_quant_mmv.cuh"
 
+bool mmv_xfrag_on(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("GLMOE_CUDA_MMV_XFRAG");
+        v = e && !strcmp(e, "1");
+    }
+    return v != 0;
+}
+
 bool mmv_on(void) {
     static int v = -1;
     if (v < 0) {
@@ -59,7 +68,7 @@ struct mmv_dense_args {
     const float *x;
 };
 
-template <int B>
+template <int B, bool XF>
 __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(mmv_dense_args a) {
     constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
@@ -79,7 +88,7 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(
         while (m + 1 < a.nmat && tile >= a.first_tile[m + 1]) m++;
         return m;
     };
-    mmv_pipeline<B, 1, MMV_UNROLL, W>(
+    mmv_pipeline<B, 1, MMV_UNROLL, W, XF>(
         t0, t1, S,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int m = mat_of(tile);
@@ -124,17 +133,17 @@ static unsigned mmv_grid(int64_t tiles, int sm_count, int per_sm) {
     return (unsigned)(tiles < cap ? (tiles > 0 ? tiles : 1) : cap);
 }
 
-template <int B>
+template <int B, bool XF>
 static glmoe_status mmv_dense_launch(cuda_exec *cx, mmv_dense_args &a, gm_err *err) {
     static size_t allowed = 48 * 1024;
     constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
     const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, MMV_WARPS_DENSE);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B>, smem, &allowed, err);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B, XF>, smem, &allowed, err);
     if (s) return s;
     const int tiles = a.first_tile[a.nmat];
     const unsigned blocks =
-        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_dense_kernel<B>, blocks, threads, smem, cx->stream, a));
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B, XF>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_dense_kernel<B, XF>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
@@ -164,7 +173,9 @@ glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, c
         a.rows[m] = (int)W[m]->rows;
         a.first_tile[m + 1] = a.first_tile[m] + (a.rows[m] + 15) / 16;
     }
-    return a.w[0].bits == 4 ? mmv_dense_launch<4>(cx, a, err) : mmv_dense_launch<8>(cx, a, err);
+    if (mmv_xfrag_on())
+        return a.w[0].bits == 4 ? mmv_dense_launch<4, true>(cx, a, err) : mmv_dense_launch<8, true>(cx, a, err);
+    return a.w[0].bits == 4 ? mmv_dense_launch<4, false>(cx, a, err) : mmv_dense_launch<8, false>(cx, a, err);
 }
 
 /* ---- experts ---------------------------------------------------------------------------------- */
@@ -226,8 +237,9 @@ struct mmv_expert_args {
 };
 
 /* Gate and up tiles of 16 rows, for every distinct expert: h[slot] = silu(gate·x_t) ⊙ up·x_t. */
-template <int B>
-__global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kernel(mmv_expert_args a) {
+/* XF: registers capped at 170 (3 blocks per SM, as the default's 165; uncapped it took 184). */
+template <int B, bool XF>
+__global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, XF ? 3 : 0) mmv_gateup_kernel(mmv_expert_args a) {
     constexpr int W = MMV_WARPS_GATEUP;
     extern __shared__ uint4 mmv_smem[];
     __shared__ mmv_groups grp;
@@ -245,7 +257,7 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kerne
     const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.H + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0;
-    mmv_pipeline<B, 2, MMV_UNROLL, W>(
+    mmv_pipeline<B, 2, MMV_UNROLL, W, XF>(
         t0, t1, S,
         [&](int tile, mmv_tile (&tl)[2]) {
             const int u = tile / tpe, i0 = (tile - u * tpe) * 16;
@@ -281,7 +293,7 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP) mmv_gateup_kerne
 /* Down tiles of 16 rows, for every distinct expert: y[slot] = down · h[slot]. The h rows of the
  * tile's expert are staged when the expert changes (ranges are contiguous: once or twice per
  * block). */
-template <int B>
+template <int B, bool XF>
 __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(mmv_expert_args a) {
     constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
@@ -300,7 +312,7 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(m
     const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.Im + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0, staged = -1;
-    mmv_pipeline<B, 1, MMV_UNROLL, W>(
+    mmv_pipeline<B, 1, MMV_UNROLL, W, XF>(
         t0, t1, S,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int u = tile / tpe;
@@ -332,36 +344,45 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(m
         });
 }
 
-template <int B>
+template <int B, bool XF>
 static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
     constexpr int threads = MMV_WARPS_GATEUP * CUDA_WARP;
     const size_t smem = mmv_stage_bytes(B, a.H, a.T) + mmv_red_bytes(2, MMV_WARPS_GATEUP);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_gateup_kernel<B>, smem, &allowed, err);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_gateup_kernel<B, XF>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.Im + 15) / 16);
-    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_gateup_kernel<B>, blocks, threads, smem, cx->stream, a));
+    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B, XF>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_gateup_kernel<B, XF>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
-template <int B>
+template <int B, bool XF>
 static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
     constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
     const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, MMV_WARPS_DENSE);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B>, smem, &allowed, err);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B, XF>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.H + 15) / 16);
     const unsigned blocks =
-        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_down_kernel<B>, blocks, threads, smem, cx->stream, a));
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B, XF>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_down_kernel<B, XF>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
 bool cuda_experts_mmv_takes(const cuda_expert_table *tb, const float *x, int T, int H, int Im) {
     return mmv_on() && !tb->some_general && T >= 1 && T <= MMV_COLS && T <= aff_gemv_tokens() && cu_aligned(x, 16) &&
            H % 32 == 0 && Im % 32 == 0 && mmv_fits(tb->gateup_bits, H, T) && mmv_fits(tb->down_bits, Im, MMV_COLS);
+}
+
+template <bool XF>
+static glmoe_status mmv_experts_launch(cuda_exec *cx, mmv_expert_args &a, const cuda_expert_table *tb, int groups,
+                                       gm_err *err) {
+    glmoe_status s = tb->gateup_bits == 4 ? mmv_gateup_launch<4, XF>(cx, a, groups, err)
+                                          : mmv_gateup_launch<8, XF>(cx, a, groups, err);
+    if (s) return s;
+    return tb->down_bits == 4 ? mmv_down_launch<4, XF>(cx, a, groups, err) : mmv_down_launch<8, XF>(cx, a, groups, err);
 }
 
 glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x, const int32_t *idx, int K, int T,
@@ -373,8 +394,6 @@ glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x,
     /* the grid is sized for the most distinct experts the step can have; blocks past the real
      * number of tiles exit at once */
     const int groups = T * K < E ? T * K : E;
-    glmoe_status s = tb->gateup_bits == 4 ? mmv_gateup_launch<4>(cx, a, groups, err)
-                                          : mmv_gateup_launch<8>(cx, a, groups, err);
-    if (s) return s;
-    return tb->down_bits == 4 ? mmv_down_launch<4>(cx, a, groups, err) : mmv_down_launch<8>(cx, a, groups, err);
+    return mmv_xfrag_on() ? mmv_experts_launch<true>(cx, a, tb, groups, err)
+                          : mmv_experts_launch<false>(cx, a, tb, groups, err);
 }

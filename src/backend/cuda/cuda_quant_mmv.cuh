@@ -41,7 +41,8 @@
  * block, 4 steps per batch and Hopper's bulk L2 prefetch of upcoming tiles each made the 4-layer
  * decode 9-11% slower (21:55Z), and were removed. What the warps wait on is shared memory: about
  * half their stall cycles (short scoreboard) are the x fragments each word loads right before its
- * mma (mmv_step), the next thing to change.
+ * mma (mmv_step). The fragment-first step (mmv_compute_batch's XF, GLMOE_CUDA_MMV_XFRAG=1) is the
+ * change that answers it, written after the session's last device call: opt-in until timed.
  *
  * Shared memory for x: [column][K rounded up to a step, + 32 halves] (the 64-byte pad puts
  * columns g and g + 1 in different bank halves); within a step the halves are ordered
@@ -125,12 +126,21 @@ __device__ __forceinline__ void mmv_stage(__half *xs, const float *const *src, i
     }
 }
 
+/* d += A·B. FREE: not volatile, so that the scheduler may move loads above it (the fragment-first
+ * step, mmv_step_xf); the default step keeps the volatile form, as measured. */
+template <bool FREE = false>
 __device__ __forceinline__ void mmv_mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                         uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    if (FREE)
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ uint32_t mmv_lop3_mask_or(uint32_t a, uint32_t mask, uint32_t magic) {
@@ -216,51 +226,95 @@ __device__ __forceinline__ void mmv_load(mmv_chunk (&c0)[U], mmv_chunk (&c1)[U],
     }
 }
 
-/* d += the chunks of rows g, g + 8 (c0, c1) of step `step` times the staged x (column g of the
- * thread's B fragment: xs column `col`, or zeros when col < 0). */
+/* The A fragments of 4-bit word j of rows g and g + 8 (two mmas: a[0], a[1]): pairs 0 and 1 from
+ * the word, 2 and 3 from it shifted by 8 (one shift a word); even pairs mask the low nibble of
+ * each half (1024 + q), odd pairs the next one (1024 + 16q, brought back to q exactly by
+ * mmv_decode_pair_hi). A: {row g k-pair 0, row g+8 k-pair 0, row g k-pair 1, row g+8 k-pair 1}. */
+__device__ __forceinline__ void mmv_word_q4(uint32_t (&a)[2][4], uint32_t word0, uint32_t word1, const mmv_chunk &c0,
+                                            const mmv_chunk &c1) {
+#pragma unroll
+    for (int p = 0; p < 4; p++) {
+        const uint32_t w0 = p < 2 ? word0 : word0 >> 8, w1 = p < 2 ? word1 : word1 >> 8;
+        const uint32_t mask = p & 1 ? 0x00f000f0u : 0x000f000fu;
+        const uint32_t m0 = mmv_lop3_mask_or(w0, mask, 0x64006400u);
+        const uint32_t m1 = mmv_lop3_mask_or(w1, mask, 0x64006400u);
+        a[p >> 1][(p & 1) * 2 + 0] = p & 1 ? mmv_decode_pair_hi(m0, c0.s, c0.b) : mmv_decode_pair(m0, c0.s, c0.b);
+        a[p >> 1][(p & 1) * 2 + 1] = p & 1 ? mmv_decode_pair_hi(m1, c1.s, c1.b) : mmv_decode_pair(m1, c1.s, c1.b);
+    }
+}
+
+/* The A fragment of 8-bit words w0 (row g), w1 (row g + 8): bytes (0, 2) and (1, 3) under the
+ * exponent byte 0x64. */
+__device__ __forceinline__ void mmv_word_q8(uint32_t (&a)[4], uint32_t w0, uint32_t w1, const mmv_chunk &c0,
+                                            const mmv_chunk &c1) {
+    a[0] = mmv_decode_pair(__byte_perm(w0, 0x64u, 0x4240), c0.s, c0.b);
+    a[1] = mmv_decode_pair(__byte_perm(w1, 0x64u, 0x4240), c1.s, c1.b);
+    a[2] = mmv_decode_pair(__byte_perm(w0, 0x64u, 0x4341), c0.s, c0.b);
+    a[3] = mmv_decode_pair(__byte_perm(w1, 0x64u, 0x4341), c1.s, c1.b);
+}
+
+/* The staged x's B fragment of unit j (16 bytes: one 4-bit word's two mmas, or two 8-bit words')
+ * of step `step` for this thread: column g at xcol, or zeros when xcol is null. */
 template <int B>
-__device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1, const __half *xcol,
-                                         int step) {
-    constexpr int CPS = mmv_codes_per_step(B);
+__device__ __forceinline__ uint4 mmv_x_frag(const __half *xcol, int step, int j) {
     const int t = threadIdx.x & 3;
+    return xcol ? *reinterpret_cast<const uint4 *>(xcol + step * mmv_codes_per_step(B) + j * 32 + t * 8)
+                : make_uint4(0, 0, 0, 0);
+}
+
+/* d += the chunks of rows g, g + 8 (c0, c1) of a step times the x fragments xf (mmv_x_frag: 4 at 4
+ * bits, 2 at 8). */
+template <int B, bool FREE>
+__device__ __forceinline__ void mmv_step_frags(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1,
+                                               const uint4 *xf) {
     const uint32_t words0[4] = {c0.q.x, c0.q.y, c0.q.z, c0.q.w};
     const uint32_t words1[4] = {c1.q.x, c1.q.y, c1.q.z, c1.q.w};
     if (B == 4) {
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            uint4 bx = make_uint4(0, 0, 0, 0);
-            if (xcol) bx = *reinterpret_cast<const uint4 *>(xcol + step * CPS + j * 32 + t * 8);
             uint32_t a[2][4];
+            mmv_word_q4(a, words0[j], words1[j], c0, c1);
+            mmv_mma<FREE>(d, a[0][0], a[0][1], a[0][2], a[0][3], xf[j].x, xf[j].y);
+            mmv_mma<FREE>(d, a[1][0], a[1][1], a[1][2], a[1][3], xf[j].z, xf[j].w);
+        }
+    } else {
 #pragma unroll
-            for (int p = 0; p < 4; p++) {
-                /* pairs 0 and 1 from the word, 2 and 3 from it shifted by 8 (one shift a word):
-                 * even p masks the low nibble of each half (1024 + q), odd p the next one
-                 * (1024 + 16q, brought back to 1024 + q exactly by mmv_decode_pair_hi) */
-                const uint32_t w0 = p < 2 ? words0[j] : words0[j] >> 8, w1 = p < 2 ? words1[j] : words1[j] >> 8;
-                const uint32_t mask = p & 1 ? 0x00f000f0u : 0x000f000fu;
-                const uint32_t m0 = mmv_lop3_mask_or(w0, mask, 0x64006400u);
-                const uint32_t m1 = mmv_lop3_mask_or(w1, mask, 0x64006400u);
-                a[p >> 1][(p & 1) * 2 + 0] = p & 1 ? mmv_decode_pair_hi(m0, c0.s, c0.b) : mmv_decode_pair(m0, c0.s, c0.b);
-                a[p >> 1][(p & 1) * 2 + 1] = p & 1 ? mmv_decode_pair_hi(m1, c1.s, c1.b) : mmv_decode_pair(m1, c1.s, c1.b);
+        for (int jp = 0; jp < 2; jp++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                uint32_t a[4];
+                mmv_word_q8(a, words0[2 * jp + h], words1[2 * jp + h], c0, c1);
+                mmv_mma<FREE>(d, a[0], a[1], a[2], a[3], h ? xf[jp].z : xf[jp].x, h ? xf[jp].w : xf[jp].y);
             }
-            /* A: {row g k-pair 0, row g+8 k-pair 0, row g k-pair 1, row g+8 k-pair 1} */
+    }
+}
+
+/* The default step (as measured, H100 2026-12-07): each unit's x fragment loaded right before
+ * its mmas, the mma volatile. Nsight Compute (21:55Z) found the warps waiting on these shared
+ * loads for about half their stall cycles. */
+template <int B>
+__device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1, const __half *xcol,
+                                         int step) {
+    const uint32_t words0[4] = {c0.q.x, c0.q.y, c0.q.z, c0.q.w};
+    const uint32_t words1[4] = {c1.q.x, c1.q.y, c1.q.z, c1.q.w};
+    if (B == 4) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const uint4 bx = mmv_x_frag<B>(xcol, step, j);
+            uint32_t a[2][4];
+            mmv_word_q4(a, words0[j], words1[j], c0, c1);
             mmv_mma(d, a[0][0], a[0][1], a[0][2], a[0][3], bx.x, bx.y);
             mmv_mma(d, a[1][0], a[1][1], a[1][2], a[1][3], bx.z, bx.w);
         }
     } else {
 #pragma unroll
         for (int jp = 0; jp < 2; jp++) {
-            uint4 bx = make_uint4(0, 0, 0, 0);
-            if (xcol) bx = *reinterpret_cast<const uint4 *>(xcol + step * CPS + jp * 32 + t * 8);
+            const uint4 bx = mmv_x_frag<B>(xcol, step, jp);
 #pragma unroll
             for (int h = 0; h < 2; h++) {
-                const uint32_t w0 = words0[2 * jp + h], w1 = words1[2 * jp + h];
-                /* bytes (0, 2) and (1, 3) under the exponent byte 0x64 */
-                const uint32_t a0 = mmv_decode_pair(__byte_perm(w0, 0x64u, 0x4240), c0.s, c0.b);
-                const uint32_t a1 = mmv_decode_pair(__byte_perm(w1, 0x64u, 0x4240), c1.s, c1.b);
-                const uint32_t a2 = mmv_decode_pair(__byte_perm(w0, 0x64u, 0x4341), c0.s, c0.b);
-                const uint32_t a3 = mmv_decode_pair(__byte_perm(w1, 0x64u, 0x4341), c1.s, c1.b);
-                mmv_mma(d, a0, a1, a2, a3, h ? bx.z : bx.x, h ? bx.w : bx.y);
+                uint32_t a[4];
+                mmv_word_q8(a, words0[2 * jp + h], words1[2 * jp + h], c0, c1);
+                mmv_mma(d, a[0], a[1], a[2], a[3], h ? bx.z : bx.x, h ? bx.w : bx.y);
             }
         }
     }
@@ -278,14 +332,24 @@ __device__ __forceinline__ void mmv_load_batch(mmv_batch<NT, U> &bt, const mmv_t
     for (int i = 0; i < NT; i++) mmv_load<U>(bt.c0[i], bt.c1[i], tl[i], s, s_end);
 }
 
-template <int B, int NT, int U>
+/* XF (GLMOE_CUDA_MMV_XFRAG=1, opt-in until timed): a step's x fragments are loaded together, once
+ * for the NT tiles of the batch (gate and up share them), and the mmas are not volatile. */
+template <int B, int NT, int U, bool XF>
 __device__ __forceinline__ void mmv_compute_batch(float (&d)[NT][4], const mmv_batch<NT, U> &bt, const __half *xcol,
                                                   int s, int s_end) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
         if (s + u >= s_end) break;
+        if (XF) {
+            uint4 xf[4];
 #pragma unroll
-        for (int i = 0; i < NT; i++) mmv_step<B>(d[i], bt.c0[i][u], bt.c1[i][u], xcol, s + u);
+            for (int j = 0; j < (B == 4 ? 4 : 2); j++) xf[j] = mmv_x_frag<B>(xcol, s + u, j);
+#pragma unroll
+            for (int i = 0; i < NT; i++) mmv_step_frags<B, true>(d[i], bt.c0[i][u], bt.c1[i][u], xf);
+        } else {
+#pragma unroll
+            for (int i = 0; i < NT; i++) mmv_step<B>(d[i], bt.c0[i][u], bt.c1[i][u], xcol, s + u);
+        }
     }
 }
 
@@ -307,7 +371,7 @@ __device__ __forceinline__ void mmv_warp_steps(int S, int w, int W, int *begin, 
  *   end(tile, d):         after its last (the reduction; may synchronise);
  * Every warp runs the same sequence (mmv_warp_steps), so barriers inside the callbacks are
  * reached by the whole block in the same order. */
-template <int B, int NT, int U, int W, class TilesOf, class Prologue, class Begin, class End>
+template <int B, int NT, int U, int W, bool XF, class TilesOf, class Prologue, class Begin, class End>
 __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tiles_of, Prologue prologue,
                                              Begin begin, End end) {
     int sb, se;
@@ -331,7 +395,7 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tile
             mmv_load_batch<NT, U>(nxt, tl, sb + bn * U, se);
         }
         if (b == 0) xcol = begin(tile);
-        mmv_compute_batch<B, NT, U>(d, cur, xcol, sb + b * U, se);
+        mmv_compute_batch<B, NT, U, XF>(d, cur, xcol, sb + b * U, se);
         if (b + 1 == nb) {
             end(tile, d);
 #pragma unroll
@@ -368,5 +432,9 @@ __host__ __device__ inline bool mmv_takes(const cu_affine &a, int B) { return af
 
 /* GLMOE_CUDA_AFF_MMV=0: the float32 GEMV core instead (for comparisons; cuda_quant.cu). */
 bool mmv_on(void);
+
+/* GLMOE_CUDA_MMV_XFRAG=1: the kernels with the fragment-first step (mmv_compute_batch's XF),
+ * written from the 21:55Z profile after the session's last device call; not yet run. */
+bool mmv_xfrag_on(void);
 
 #endif
