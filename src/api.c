@@ -352,6 +352,10 @@ glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glm
 
 /* ---- planning a load --------------------------------------------------------------------- */
 
+_Static_assert(GLMOE_PLAN_MAX_GROUPS >= GM_MAX_WEIGHT_GROUPS, "a plan holds every weight group");
+_Static_assert(sizeof(((glmoe_plan_group *)0)->format) >= sizeof(((gm_weight_group *)0)->format_name),
+               "a plan group holds every format name");
+
 /* The plan's fields from the configuration, the weights' plan and the resolved context. */
 static void plan_fill(glmoe_load_plan *out, const gm_config *c, const gm_bind_stats *plan,
                       const glmoe_context_params *cp) {
