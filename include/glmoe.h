@@ -277,6 +277,9 @@ typedef struct glmoe_model_info {
     uint64_t resident_bytes;        /* host memory glmoe allocated for the model (not the mapping) */
     /* Added after resident_bytes (new fields go at the end, so that the struct only grows): */
     bool attention_bias;            /* q, k and v projections have biases (config.json)   */
+    uint64_t weight_bytes_held;     /* the weights where the backend keeps them: matrices in
+                                       their final format, vectors as float32 (equal to
+                                       glmoe_load_plan.weight_bytes)                        */
 } glmoe_model_info;
 
 GLMOE_API glmoe_status glmoe_model_get_info(const glmoe_model *model, glmoe_model_info *out);
@@ -321,6 +324,55 @@ GLMOE_API glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *mo
 
 GLMOE_API void glmoe_context_free(glmoe_context *ctx);
 GLMOE_API const char *glmoe_context_errmsg(const glmoe_context *ctx);
+
+/* ---- planning a load ---------------------------------------------------------------- */
+
+/* The weights of one kind held in one format, as planned (glmoe_load_plan.weight_groups): the
+ * fields of glmoe_weight_group, the format's name held in the struct so that a plan owns nothing. */
+#define GLMOE_PLAN_MAX_GROUPS 48
+typedef struct glmoe_plan_group {
+    const char *kind;      /* as glmoe_weight_group.kind (a static string)                     */
+    char format[48];       /* as glmoe_weight_group.format                                     */
+    int32_t bits, group_size;
+    uint64_t n_tensors, n_params, bytes;
+} glmoe_plan_group;
+
+/* What loading a model and creating one context of it would take (glmoe_model_plan). */
+typedef struct glmoe_load_plan {
+    int32_t n_layers;                /* decoder layers (n_layers given, or the config's)       */
+    int32_t max_position_embeddings;
+    uint64_t n_params;               /* parameters bound for the forward (glmoe_model_info)    */
+    uint64_t weight_bytes;           /* the weights where a backend keeps them: matrices in their
+                                        final format (quantized ones with scales and biases),
+                                        vectors as float32; the number glmoe_model_load's
+                                        up-front memory check compares with a GPU's free memory
+                                        (each piece's alignment comes on top: on the GPU at most
+                                        3 x 255 bytes per weight)                              */
+    glmoe_plan_group weight_groups[GLMOE_PLAN_MAX_GROUPS]; /* by kind and format, as loaded */
+    int32_t n_weight_groups;
+    uint64_t kv_bytes_per_token_bf16; /* KV cache of one sequence, every layer, per position:
+                                        bf16, the CUDA backend's default                       */
+    uint64_t kv_bytes_per_token_f32;  /* the same in float32, the CPU backend's cache          */
+    int32_t n_ctx, n_batch, n_seq_max; /* the context planned, defaults applied as
+                                        glmoe_context_create applies them                     */
+    uint64_t activation_bytes;       /* that context's activation buffers in backend memory
+                                        (not its KV caches, nor the backend's scratch)        */
+} glmoe_load_plan;
+
+/* Plans a load without reading a weight: of the checkpoint directory dir (config.json, the
+ * `quantization` block and the safetensors headers are read and every tensor is checked, as
+ * glmoe_model_load checks them), or, with dir NULL, of the synthetic model config_name cut to
+ * n_layers that glmoe_model_load_synthetic makes. params (may be NULL: the defaults) as the load
+ * would take them: quantize and skip_mtp change the plan, device and n_threads do not (nothing is
+ * allocated, no backend is opened). ctx (may be NULL: the defaults) is the context to plan, as
+ * glmoe_context_create takes it and with its checks (n_draft > 0 counts the buffers of the
+ * multi-token-prediction layer, which the plan must then have). On failure *out is zeroed and err (may be
+ * NULL) receives one line naming the file or field: the loader's message for a bad directory,
+ * configuration or tensor (GLMOE_E_IO, GLMOE_E_FORMAT, ...), GLMOE_E_ARG for a bad quantize, a
+ * context longer than max_position_embeddings, NULL out, or neither dir nor config_name. */
+GLMOE_API glmoe_status glmoe_model_plan(glmoe_load_plan *out, const char *dir, const char *config_name,
+                                        int32_t n_layers, const glmoe_model_params *params,
+                                        const glmoe_context_params *ctx, char *err, size_t err_size);
 
 /* Which positions of an evaluation get logits. */
 typedef enum glmoe_logits_mode {

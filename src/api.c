@@ -118,6 +118,15 @@ static void fit_subject(char *buf, size_t size, const char *dir, const glmoe_mod
         snprintf(buf, size, "%.256s", dir);
 }
 
+/* params.quantize with its default group size, checked (a load and a plan take the same). */
+static glmoe_status quantize_resolve(glmoe_quantize *q, gm_err *err) {
+    if (q->bits && !q->group_size) q->group_size = 64;
+    if (q->bits && !gm_affine_legal(q->bits, q->group_size))
+        return gm_fail(err, GLMOE_E_ARG, "quantize: %d bits in groups of %d is not an MLX affine format (bits 2, 3, "
+                       "4, 5, 6 or 8; group size 32, 64 or 128)", q->bits, q->group_size);
+    return GLMOE_OK;
+}
+
 /* Starts a load: the handle glmoe.h promises (in *out even on failure, unless that allocation
  * fails), the parameters with their defaults, and the checks every load makes. */
 static glmoe_status model_start(glmoe_model **out, const char *source, const char *no_source,
@@ -129,11 +138,7 @@ static glmoe_status model_start(glmoe_model **out, const char *source, const cha
     *p = params ? *params : glmoe_model_params_default();
     if (!source) return gm_fail(&m->err, GLMOE_E_ARG, "%s", no_source);
     if (p->n_threads < 0) return gm_fail(&m->err, GLMOE_E_ARG, "n_threads %d is negative", p->n_threads);
-    if (p->quantize.bits && !p->quantize.group_size) p->quantize.group_size = 64;
-    if (p->quantize.bits && !gm_affine_legal(p->quantize.bits, p->quantize.group_size))
-        return gm_fail(&m->err, GLMOE_E_ARG, "quantize: %d bits in groups of %d is not an MLX affine format (bits 2, 3, "
-                       "4, 5, 6 or 8; group size 32, 64 or 128)", p->quantize.bits, p->quantize.group_size);
-    return GLMOE_OK;
+    return quantize_resolve(&p->quantize, &m->err);
 }
 
 /* Ends a load whose weights are bound. */
@@ -275,6 +280,7 @@ glmoe_status glmoe_model_get_info(const glmoe_model *m, glmoe_model_info *out) {
         .load_seconds = m->load_seconds,
         .resident_bytes = m->stats.bytes_copied,
         .attention_bias = c->attention_bias,
+        .weight_bytes_held = weights_plan_bytes(&m->stats),
     };
     return GLMOE_OK;
 }
@@ -296,6 +302,30 @@ glmoe_context_params glmoe_context_params_default(void) {
     return (glmoe_context_params){.n_ctx = 0, .n_batch = 0, .n_seq_max = 0, .n_draft = 0};
 }
 
+/* A context's parameters with their defaults applied, checked against the model (its
+ * max_position_embeddings; has_mtp: its multi-token-prediction layer is loaded). A context and a
+ * plan take the same. */
+static glmoe_status context_params_resolve(glmoe_context_params *p, const gm_config *c, bool has_mtp, gm_err *err) {
+    const int32_t max_pos = c->max_position_embeddings;
+    if (p->n_ctx < 0 || p->n_batch < 0)
+        return gm_fail(err, GLMOE_E_ARG, "n_ctx (%d) and n_batch (%d) must not be negative", p->n_ctx, p->n_batch);
+    if (p->n_ctx == 0) p->n_ctx = max_pos < 4096 ? max_pos : 4096;
+    if (p->n_ctx > max_pos)
+        return gm_fail(err, GLMOE_E_ARG, "context of %d tokens exceeds the model's max_position_embeddings %d",
+                       p->n_ctx, max_pos);
+    if (p->n_batch == 0) p->n_batch = 512;
+    if (p->n_batch > p->n_ctx) p->n_batch = p->n_ctx;
+    if (p->n_seq_max == 0) p->n_seq_max = 1;
+    if (p->n_seq_max < 0 || p->n_seq_max > GM_MAX_SEQS)
+        return gm_fail(err, GLMOE_E_ARG, "n_seq_max %d is outside [1, %d]", p->n_seq_max, GM_MAX_SEQS);
+    if (p->n_draft < 0 || p->n_draft > GLMOE_MAX_DRAFT)
+        return gm_fail(err, GLMOE_E_ARG, "n_draft %d is outside [0, %d]", p->n_draft, GLMOE_MAX_DRAFT);
+    if (p->n_draft > 0 && !has_mtp)
+        return gm_fail(err, GLMOE_E_ARG, "n_draft %d: the model has no multi-token-prediction layer%s", p->n_draft,
+                       c->n_nextn_layers > 0 ? " loaded" : " (num_nextn_predict_layers is 0)");
+    return GLMOE_OK;
+}
+
 glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glmoe_context_params *params) {
     if (!out) return GLMOE_E_ARG;
     glmoe_context *ctx = calloc(1, sizeof *ctx);
@@ -307,33 +337,90 @@ glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glm
     if (!m) return gm_fail(&ctx->err, GLMOE_E_ARG, "no model (NULL handle)");
     if (!m->bound) return gm_fail(&ctx->err, GLMOE_E_ARG, "the model did not load");
     glmoe_context_params p = params ? *params : glmoe_context_params_default();
-    int32_t max_pos = m->cfg.max_position_embeddings;
-    if (p.n_ctx < 0 || p.n_batch < 0)
-        return gm_fail(&ctx->err, GLMOE_E_ARG, "n_ctx (%d) and n_batch (%d) must not be negative", p.n_ctx,
-                       p.n_batch);
-    if (p.n_ctx == 0) p.n_ctx = max_pos < 4096 ? max_pos : 4096;
-    if (p.n_ctx > max_pos)
-        return gm_fail(&ctx->err, GLMOE_E_ARG, "context of %d tokens exceeds the model's max_position_embeddings %d",
-                       p.n_ctx, max_pos);
-    if (p.n_batch == 0) p.n_batch = 512;
-    if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
-    if (p.n_seq_max == 0) p.n_seq_max = 1;
-    if (p.n_seq_max < 0 || p.n_seq_max > GM_MAX_SEQS)
-        return gm_fail(&ctx->err, GLMOE_E_ARG, "n_seq_max %d is outside [1, %d]", p.n_seq_max, GM_MAX_SEQS);
-    if (p.n_draft < 0 || p.n_draft > GLMOE_MAX_DRAFT)
-        return gm_fail(&ctx->err, GLMOE_E_ARG, "n_draft %d is outside [0, %d]", p.n_draft, GLMOE_MAX_DRAFT);
-    if (p.n_draft > 0 && !m->w.mtp)
-        return gm_fail(&ctx->err, GLMOE_E_ARG, "n_draft %d: the model has no multi-token-prediction layer%s", p.n_draft,
-                       m->cfg.n_nextn_layers > 0 ? " loaded" : " (num_nextn_predict_layers is 0)");
+    glmoe_status s = context_params_resolve(&p, &m->cfg, m->w.mtp != NULL, &ctx->err);
+    if (s) return s;
     ctx->n_draft = p.n_draft;
-    glmoe_status s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, p.n_seq_max,
-                                  p.n_draft > 0 ? m->w.mtp : NULL, &ctx->err);
+    s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, p.n_seq_max, p.n_draft > 0 ? m->w.mtp : NULL,
+                     &ctx->err);
     if (s) return s;
     ctx->sorted = malloc((size_t)p.n_batch * sizeof *ctx->sorted);
     ctx->sorted_from = malloc((size_t)p.n_batch * sizeof *ctx->sorted_from);
     if (!ctx->sorted || !ctx->sorted_from) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory");
     ctx->ready = true;
     return GLMOE_OK;
+}
+
+/* ---- planning a load --------------------------------------------------------------------- */
+
+_Static_assert(GLMOE_PLAN_MAX_GROUPS >= GM_MAX_WEIGHT_GROUPS, "a plan holds every weight group");
+_Static_assert(sizeof(((glmoe_plan_group *)0)->format) >= sizeof(((gm_weight_group *)0)->format_name),
+               "a plan group holds every format name");
+
+/* The plan's fields from the configuration, the weights' plan and the resolved context. */
+static void plan_fill(glmoe_load_plan *out, const gm_config *c, const gm_bind_stats *plan,
+                      const glmoe_context_params *cp) {
+    out->n_layers = c->n_layers;
+    out->max_position_embeddings = c->max_position_embeddings;
+    out->n_params = plan->n_params;
+    out->weight_bytes = weights_plan_bytes(plan);
+    for (int32_t i = 0; i < plan->n_groups && i < GLMOE_PLAN_MAX_GROUPS; i++) {
+        const gm_weight_group *g = &plan->groups[i];
+        const bool q = g->format.type == GM_W_AFFINE;
+        glmoe_plan_group *o = &out->weight_groups[out->n_weight_groups++];
+        *o = (glmoe_plan_group){.kind = g->kind, .bits = q ? g->format.q.bits : 0, .group_size = q ? g->format.q.group : 0,
+                                .n_tensors = g->n_tensors, .n_params = g->n_params, .bytes = g->bytes};
+        snprintf(o->format, sizeof o->format, "%s", g->format_name);
+    }
+    out->kv_bytes_per_token_bf16 = model_kv_bytes(c, c->n_layers, 1, 2);
+    out->kv_bytes_per_token_f32 = model_kv_bytes(c, c->n_layers, 1, 4);
+    out->n_ctx = cp->n_ctx;
+    out->n_batch = cp->n_batch;
+    out->n_seq_max = cp->n_seq_max;
+    out->activation_bytes = state_activation_bytes(c, cp->n_batch, cp->n_ctx, cp->n_seq_max, cp->n_draft > 0);
+}
+
+glmoe_status glmoe_model_plan(glmoe_load_plan *out, const char *dir, const char *config_name, int32_t n_layers,
+                              const glmoe_model_params *params, const glmoe_context_params *ctx, char *err,
+                              size_t err_size) {
+    gm_err e = {0};
+    gm_config c;
+    gm_quant_config qc;
+    memset(&qc, 0, sizeof qc);
+    st_set *set = NULL;
+    gm_bind_stats plan;
+    glmoe_model_params p = params ? *params : glmoe_model_params_default();
+    glmoe_context_params cp = ctx ? *ctx : glmoe_context_params_default();
+    glmoe_status s;
+    if (out) memset(out, 0, sizeof *out);
+    if (!out) {
+        s = gm_fail(&e, GLMOE_E_ARG, "no plan to fill (NULL out)");
+        goto done;
+    }
+    if (!dir && !config_name) {
+        s = gm_fail(&e, GLMOE_E_ARG, "no model directory or configuration named");
+        goto done;
+    }
+    if ((s = quantize_resolve(&p.quantize, &e))) goto done;
+    /* The same steps as glmoe_model_load (_synthetic) up to the plan its memory check reads. */
+    const gm_affine requant = {p.quantize.bits, p.quantize.group_size, GM_W_BF16};
+    if (dir) {
+        if ((s = config_load(&c, dir, &e)) || (s = quant_config_load(&qc, dir, &e)) ||
+            (s = st_set_open_dir(&set, dir, &e)))
+            goto done;
+        const gm_bind_source src = {.set = set, .quant = &qc, .requant = requant, .mtp = !p.skip_mtp};
+        if ((s = weights_plan(&c, &src, &plan, &e))) goto done;
+    } else if ((s = config_preset(&c, config_name, n_layers, &e)) ||
+               (s = weights_plan_synthetic(&c, &requant, &plan, &e))) {
+        goto done;
+    }
+    if ((s = context_params_resolve(&cp, &c, plan.n_params_mtp > 0, &e))) goto done;
+    plan_fill(out, &c, &plan, &cp);
+done:
+    st_set_close(set);
+    quant_config_free(&qc);
+    if (s && out) memset(out, 0, sizeof *out);
+    if (s && err && err_size) snprintf(err, err_size, "%s", e.msg);
+    return s;
 }
 
 void glmoe_context_free(glmoe_context *ctx) {

@@ -49,13 +49,13 @@ bool bench_ops_run(const glmoe_model_info *info, const bench_ops_opts *o, json_t
 /* `glmoe bench --dry-run` (bench_footprint.c): the bytes the weights of the model (--config NAME
  * with n_layers, or model_dir) take on the device in their final format (quantized as q says), per
  * kind and format, and the KV cache and activations of the bench's context (n_ctx positions,
- * n_batch tokens per forward), from the estimate the load's up-front memory check uses. Prints a
- * table; false (after saying why) when the model cannot be planned. */
+ * n_batch tokens per forward), from glmoe_model_plan (the estimate the load's up-front memory check
+ * uses). Prints a table; false (after saying why) when the model cannot be planned. */
 bool bench_footprint(const char *cmd, const char *config, int32_t n_layers, const char *model_dir,
                      const glmoe_quantize *q, int32_t n_ctx, int32_t n_batch);
 
 /* The max_position_embeddings of --config NAME (cut to n_layers) or of model_dir's config.json,
- * read before the model loads (bench_footprint.c); false with the loader's message. */
+ * read before the model loads (glmoe_model_plan, bench_footprint.c); false with the loader's message. */
 bool bench_max_positions(const char *config, int32_t n_layers, const char *model_dir, int32_t *max_pos, char *err,
                          size_t err_len);
 
