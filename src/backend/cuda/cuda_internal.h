@@ -490,10 +490,8 @@ __device__ __forceinline__ void cu_pdl_trigger(void) {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-static inline bool cu_pdl_on(const cuda_backend *cb) { return cb->pdl; }
-
 /* kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialisation allowed
- * when cu_pdl_on: the kernel must call cu_pdl_wait before it reads anything an earlier kernel of
+ * when cb->pdl: the kernel must call cu_pdl_wait before it reads anything an earlier kernel of
  * the stream writes, or writes anything one reads. */
 template <typename... P, typename... A>
 static inline cudaError_t cu_launch_pdl(const cuda_backend *cb, void (*kernel)(P...), dim3 grid, dim3 block,
@@ -503,7 +501,7 @@ static inline cudaError_t cu_launch_pdl(const cuda_backend *cb, void (*kernel)(P
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
-    cfg.attrs = attr, cfg.numAttrs = cu_pdl_on(cb) ? 1 : 0;
+    cfg.attrs = attr, cfg.numAttrs = cb->pdl ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...);
 }
 

@@ -127,7 +127,7 @@ __device__ __forceinline__ void mmv_stage(__half *xs, const float *const *src, i
 }
 
 /* d += A·B. FREE: not volatile, so that the scheduler may move loads above it (the fragment-first
- * step, mmv_step_xf); the default step keeps the volatile form, as measured. */
+ * step, mmv_step's XF); the default step keeps the volatile form, as measured. */
 template <bool FREE = false>
 __device__ __forceinline__ void mmv_mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                         uint32_t b1) {
@@ -262,59 +262,34 @@ __device__ __forceinline__ uint4 mmv_x_frag(const __half *xcol, int step, int j)
                 : make_uint4(0, 0, 0, 0);
 }
 
-/* d += the chunks of rows g, g + 8 (c0, c1) of a step times the x fragments xf (mmv_x_frag: 4 at 4
- * bits, 2 at 8). */
-template <int B, bool FREE>
-__device__ __forceinline__ void mmv_step_frags(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1,
-                                               const uint4 *xf) {
-    const uint32_t words0[4] = {c0.q.x, c0.q.y, c0.q.z, c0.q.w};
-    const uint32_t words1[4] = {c1.q.x, c1.q.y, c1.q.z, c1.q.w};
-    if (B == 4) {
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            uint32_t a[2][4];
-            mmv_word_q4(a, words0[j], words1[j], c0, c1);
-            mmv_mma<FREE>(d, a[0][0], a[0][1], a[0][2], a[0][3], xf[j].x, xf[j].y);
-            mmv_mma<FREE>(d, a[1][0], a[1][1], a[1][2], a[1][3], xf[j].z, xf[j].w);
-        }
-    } else {
-#pragma unroll
-        for (int jp = 0; jp < 2; jp++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                uint32_t a[4];
-                mmv_word_q8(a, words0[2 * jp + h], words1[2 * jp + h], c0, c1);
-                mmv_mma<FREE>(d, a[0], a[1], a[2], a[3], h ? xf[jp].z : xf[jp].x, h ? xf[jp].w : xf[jp].y);
-            }
-    }
-}
-
-/* The default step (as measured, H100 2026-12-07): each unit's x fragment loaded right before
- * its mmas, the mma volatile. Nsight Compute (21:55Z) found the warps waiting on these shared
- * loads for about half their stall cycles. */
-template <int B>
+/* d += the chunks of rows g, g + 8 (c0, c1) of step `step` times the staged x. The default (XF
+ * false, as measured on an H100, 2026-12-07) loads each unit's x fragment right before its mmas,
+ * the mma volatile: Nsight Compute (21:55Z) found the warps waiting on these shared loads for about
+ * half their stall cycles. XF: the fragments come loaded (xf: mmv_x_frag, 4 at 4 bits, 2 at 8) and
+ * the mma is not volatile (mmv_compute_batch). */
+template <int B, bool XF>
 __device__ __forceinline__ void mmv_step(float (&d)[4], const mmv_chunk &c0, const mmv_chunk &c1, const __half *xcol,
-                                         int step) {
+                                         int step, const uint4 *xf) {
     const uint32_t words0[4] = {c0.q.x, c0.q.y, c0.q.z, c0.q.w};
     const uint32_t words1[4] = {c1.q.x, c1.q.y, c1.q.z, c1.q.w};
     if (B == 4) {
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const uint4 bx = mmv_x_frag<B>(xcol, step, j);
+            const uint4 bx = XF ? xf[j] : mmv_x_frag<B>(xcol, step, j);
             uint32_t a[2][4];
             mmv_word_q4(a, words0[j], words1[j], c0, c1);
-            mmv_mma(d, a[0][0], a[0][1], a[0][2], a[0][3], bx.x, bx.y);
-            mmv_mma(d, a[1][0], a[1][1], a[1][2], a[1][3], bx.z, bx.w);
+            mmv_mma<XF>(d, a[0][0], a[0][1], a[0][2], a[0][3], bx.x, bx.y);
+            mmv_mma<XF>(d, a[1][0], a[1][1], a[1][2], a[1][3], bx.z, bx.w);
         }
     } else {
 #pragma unroll
         for (int jp = 0; jp < 2; jp++) {
-            const uint4 bx = mmv_x_frag<B>(xcol, step, jp);
+            const uint4 bx = XF ? xf[jp] : mmv_x_frag<B>(xcol, step, jp);
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 uint32_t a[4];
                 mmv_word_q8(a, words0[2 * jp + h], words1[2 * jp + h], c0, c1);
-                mmv_mma(d, a[0], a[1], a[2], a[3], h ? bx.z : bx.x, h ? bx.w : bx.y);
+                mmv_mma<XF>(d, a[0], a[1], a[2], a[3], h ? bx.z : bx.x, h ? bx.w : bx.y);
             }
         }
     }
@@ -340,16 +315,12 @@ __device__ __forceinline__ void mmv_compute_batch(float (&d)[NT][4], const mmv_b
 #pragma unroll
     for (int u = 0; u < U; u++) {
         if (s + u >= s_end) break;
-        if (XF) {
-            uint4 xf[4];
+        uint4 xf[4];
+        if (XF)
 #pragma unroll
             for (int j = 0; j < (B == 4 ? 4 : 2); j++) xf[j] = mmv_x_frag<B>(xcol, s + u, j);
 #pragma unroll
-            for (int i = 0; i < NT; i++) mmv_step_frags<B, true>(d[i], bt.c0[i][u], bt.c1[i][u], xf);
-        } else {
-#pragma unroll
-            for (int i = 0; i < NT; i++) mmv_step<B>(d[i], bt.c0[i][u], bt.c1[i][u], xcol, s + u);
-        }
+        for (int i = 0; i < NT; i++) mmv_step<B, XF>(d[i], bt.c0[i][u], bt.c1[i][u], xcol, s + u, xf);
     }
 }
 
