@@ -441,7 +441,10 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
     tb->all_bf16 = true; /* every projection of every expert: the tensor-core and cuBLAS paths */
     tb->gateup_bits = tb->down_bits = 0;
     for (int e = 0; e < E; e++) {
-        if (!tb->gateup_bits && bank->gate[e].type == GM_W_AFFINE) tb->gateup_bits = bank->gate[e].q.bits;
+        if (!tb->gateup_bits && bank->gate[e].type == GM_W_AFFINE) {
+            tb->gateup_bits = bank->gate[e].q.bits;
+            tb->scale_type = cu_affine_of(&bank->gate[e]).scale_type;
+        }
         if (!tb->down_bits && bank->down[e].type == GM_W_AFFINE) tb->down_bits = bank->down[e].q.bits;
         const gm_weight *w[3] = {&bank->gate[e], &bank->up[e], &bank->down[e]};
         cuda_proj *p[3] = {&host[e].gate, &host[e].up, &host[e].down};
@@ -460,7 +463,9 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
                             aff_fast_layout(host[e].gate.q, tb->gateup_bits) &&
                             aff_fast_layout(host[e].up.q, tb->gateup_bits);
         const bool down = host[e].down.type == GM_W_AFFINE && aff_fast_layout(host[e].down.q, tb->down_bits);
-        tb->some_general = tb->some_general || !gateup || !down;
+        const bool same_scales = host[e].gate.q.scale_type == tb->scale_type &&
+                                 host[e].up.q.scale_type == tb->scale_type && host[e].down.q.scale_type == tb->scale_type;
+        tb->some_general = tb->some_general || !gateup || !down || !same_scales;
     }
     cuda_affine_experts_plan(tb, bank); /* quantized experts: the prefill tiles of cuda_quant_mma.cu */
     glmoe_status s = cuda_upload_table(cb, (void **)&tb->dev, host, (size_t)E * sizeof(cuda_expert), err);

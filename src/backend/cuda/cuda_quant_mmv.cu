@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <type_traits>
+
 #include "backend/cuda/cuda_quant_mmv.cuh"
 
 bool mmv_xfrag_on(void) {
@@ -68,7 +70,7 @@ struct mmv_dense_args {
     const float *x;
 };
 
-template <int B, bool XF>
+template <int B, int ST, bool XF>
 __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(mmv_dense_args a) {
     constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
@@ -88,11 +90,11 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(
         while (m + 1 < a.nmat && tile >= a.first_tile[m + 1]) m++;
         return m;
     };
-    mmv_pipeline<B, 1, MMV_UNROLL, W, XF>(
+    mmv_pipeline<B, ST, 1, MMV_UNROLL, W, XF>(
         t0, t1, S,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int m = mat_of(tile);
-            tl[0] = mmv_tile_of<B>(a.w[m], (int64_t)(tile - a.first_tile[m]) * 16, a.rows[m]);
+            tl[0] = mmv_tile_of<B, ST>(a.w[m], (int64_t)(tile - a.first_tile[m]) * 16, a.rows[m]);
         },
         [&]() {
             cu_pdl_wait(); /* x is the previous kernel's output; the weight loads above were not */
@@ -133,17 +135,32 @@ static unsigned mmv_grid(int64_t tiles, int sm_count, int per_sm) {
     return (unsigned)(tiles < cap ? (tiles > 0 ? tiles : 1) : cap);
 }
 
-template <int B, bool XF>
+/* Calls f(bits, scale type, XF) with each as a std::integral_constant: the kernels are
+ * instantiated for 4 and 8 bits, bf16, f16 and f32 scales, and both steps (mmv_step). */
+template <class F>
+static glmoe_status mmv_dispatch(int bits, int scale_type, bool xf, F f) {
+    auto by_st = [&](auto b, auto x) {
+        if (scale_type == GM_W_BF16) return f(b, std::integral_constant<int, GM_W_BF16>{}, x);
+        if (scale_type == GM_W_F16) return f(b, std::integral_constant<int, GM_W_F16>{}, x);
+        return f(b, std::integral_constant<int, GM_W_F32>{}, x);
+    };
+    auto by_bits = [&](auto x) {
+        return bits == 4 ? by_st(std::integral_constant<int, 4>{}, x) : by_st(std::integral_constant<int, 8>{}, x);
+    };
+    return xf ? by_bits(std::true_type{}) : by_bits(std::false_type{});
+}
+
+template <int B, int ST, bool XF>
 static glmoe_status mmv_dense_launch(cuda_exec *cx, mmv_dense_args &a, gm_err *err) {
     static size_t allowed = 48 * 1024;
     constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
     const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, MMV_WARPS_DENSE);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B, XF>, smem, &allowed, err);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B, ST, XF>, smem, &allowed, err);
     if (s) return s;
     const int tiles = a.first_tile[a.nmat];
     const unsigned blocks =
-        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B, XF>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_dense_kernel<B, XF>, blocks, threads, smem, cx->stream, a));
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B, ST, XF>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_dense_kernel<B, ST, XF>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
@@ -155,7 +172,8 @@ bool cuda_affine_mmv_takes(const gm_weight *const *W, int n, const float *x, int
         if (W[m]->type != GM_W_AFFINE || W[m]->cols != W[0]->cols || W[m]->q.bits != W[0]->q.bits ||
             (W[m]->q.bits != 4 && W[m]->q.bits != 8) || W[m]->cols % 32 || W[m]->rows > INT32_MAX / MMV_COLS)
             return false;
-        if (!mmv_takes(cu_affine_of(W[m]), W[m]->q.bits)) return false;
+        const cu_affine q = cu_affine_of(W[m]);
+        if (!mmv_takes(q, W[m]->q.bits) || q.scale_type != cu_affine_of(W[0]).scale_type) return false;
     }
     return mmv_fits(W[0]->q.bits, (int)W[0]->cols, T);
 }
@@ -173,9 +191,9 @@ glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, c
         a.rows[m] = (int)W[m]->rows;
         a.first_tile[m + 1] = a.first_tile[m] + (a.rows[m] + 15) / 16;
     }
-    if (mmv_xfrag_on())
-        return a.w[0].bits == 4 ? mmv_dense_launch<4, true>(cx, a, err) : mmv_dense_launch<8, true>(cx, a, err);
-    return a.w[0].bits == 4 ? mmv_dense_launch<4, false>(cx, a, err) : mmv_dense_launch<8, false>(cx, a, err);
+    return mmv_dispatch(a.w[0].bits, a.w[0].scale_type, mmv_xfrag_on(), [&](auto b, auto st, auto xf) {
+        return mmv_dense_launch<decltype(b)::value, decltype(st)::value, decltype(xf)::value>(cx, a, err);
+    });
 }
 
 /* ---- experts ---------------------------------------------------------------------------------- */
@@ -238,7 +256,7 @@ struct mmv_expert_args {
 
 /* Gate and up tiles of 16 rows, for every distinct expert: h[slot] = silu(gate·x_t) ⊙ up·x_t. */
 /* XF: registers capped at 170 (3 blocks per SM, as the default's 165; uncapped it took 184). */
-template <int B, bool XF>
+template <int B, int ST, bool XF>
 __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, XF ? 3 : 0) mmv_gateup_kernel(mmv_expert_args a) {
     constexpr int W = MMV_WARPS_GATEUP;
     extern __shared__ uint4 mmv_smem[];
@@ -257,13 +275,13 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, XF ? 3 : 0) mmv_
     const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.H + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0;
-    mmv_pipeline<B, 2, MMV_UNROLL, W, XF>(
+    mmv_pipeline<B, ST, 2, MMV_UNROLL, W, XF>(
         t0, t1, S,
         [&](int tile, mmv_tile (&tl)[2]) {
             const int u = tile / tpe, i0 = (tile - u * tpe) * 16;
             const cuda_expert &xe = a.ex[grp.e[u]];
-            tl[0] = mmv_tile_of<B>(xe.gate.q, i0, a.Im);
-            tl[1] = mmv_tile_of<B>(xe.up.q, i0, a.Im);
+            tl[0] = mmv_tile_of<B, ST>(xe.gate.q, i0, a.Im);
+            tl[1] = mmv_tile_of<B, ST>(xe.up.q, i0, a.Im);
         },
         [&]() {
             if (threadIdx.x < a.T) src[threadIdx.x] = a.x + (int64_t)threadIdx.x * a.H;
@@ -293,7 +311,7 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, XF ? 3 : 0) mmv_
 /* Down tiles of 16 rows, for every distinct expert: y[slot] = down · h[slot]. The h rows of the
  * tile's expert are staged when the expert changes (ranges are contiguous: once or twice per
  * block). */
-template <int B, bool XF>
+template <int B, int ST, bool XF>
 __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(mmv_expert_args a) {
     constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
@@ -312,11 +330,11 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(m
     const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.Im + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0, staged = -1;
-    mmv_pipeline<B, 1, MMV_UNROLL, W, XF>(
+    mmv_pipeline<B, ST, 1, MMV_UNROLL, W, XF>(
         t0, t1, S,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int u = tile / tpe;
-            tl[0] = mmv_tile_of<B>(a.ex[grp.e[u]].down.q, (int64_t)(tile - u * tpe) * 16, a.H);
+            tl[0] = mmv_tile_of<B, ST>(a.ex[grp.e[u]].down.q, (int64_t)(tile - u * tpe) * 16, a.H);
         },
         [&]() {},
         [&](int tile) -> const __half * {
@@ -344,30 +362,30 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(m
         });
 }
 
-template <int B, bool XF>
+template <int B, int ST, bool XF>
 static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
     constexpr int threads = MMV_WARPS_GATEUP * CUDA_WARP;
     const size_t smem = mmv_stage_bytes(B, a.H, a.T) + mmv_red_bytes(2, MMV_WARPS_GATEUP);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_gateup_kernel<B, XF>, smem, &allowed, err);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_gateup_kernel<B, ST, XF>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.Im + 15) / 16);
-    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B, XF>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_gateup_kernel<B, XF>, blocks, threads, smem, cx->stream, a));
+    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B, ST, XF>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_gateup_kernel<B, ST, XF>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
-template <int B, bool XF>
+template <int B, int ST, bool XF>
 static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
     constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
     const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, MMV_WARPS_DENSE);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B, XF>, smem, &allowed, err);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B, ST, XF>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.H + 15) / 16);
     const unsigned blocks =
-        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B, XF>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_down_kernel<B, XF>, blocks, threads, smem, cx->stream, a));
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B, ST, XF>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_down_kernel<B, ST, XF>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
@@ -376,13 +394,10 @@ bool cuda_experts_mmv_takes(const cuda_expert_table *tb, const float *x, int T, 
            H % 32 == 0 && Im % 32 == 0 && mmv_fits(tb->gateup_bits, H, T) && mmv_fits(tb->down_bits, Im, MMV_COLS);
 }
 
-template <bool XF>
-static glmoe_status mmv_experts_launch(cuda_exec *cx, mmv_expert_args &a, const cuda_expert_table *tb, int groups,
-                                       gm_err *err) {
-    glmoe_status s = tb->gateup_bits == 4 ? mmv_gateup_launch<4, XF>(cx, a, groups, err)
-                                          : mmv_gateup_launch<8, XF>(cx, a, groups, err);
-    if (s) return s;
-    return tb->down_bits == 4 ? mmv_down_launch<4, XF>(cx, a, groups, err) : mmv_down_launch<8, XF>(cx, a, groups, err);
+template <int BG, int BD, int ST, bool XF>
+static glmoe_status mmv_experts_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
+    glmoe_status s = mmv_gateup_launch<BG, ST, XF>(cx, a, groups, err);
+    return s ? s : mmv_down_launch<BD, ST, XF>(cx, a, groups, err);
 }
 
 glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x, const int32_t *idx, int K, int T,
@@ -394,6 +409,14 @@ glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x,
     /* the grid is sized for the most distinct experts the step can have; blocks past the real
      * number of tiles exit at once */
     const int groups = T * K < E ? T * K : E;
-    return mmv_xfrag_on() ? mmv_experts_launch<true>(cx, a, tb, groups, err)
-                          : mmv_experts_launch<false>(cx, a, tb, groups, err);
+    const bool xf = mmv_xfrag_on();
+    if (tb->down_bits == tb->gateup_bits)
+        return mmv_dispatch(tb->gateup_bits, tb->scale_type, xf, [&](auto b, auto st, auto x) {
+            return mmv_experts_launch<decltype(b)::value, decltype(b)::value, decltype(st)::value, decltype(x)::value>(
+                cx, a, groups, err);
+        });
+    return mmv_dispatch(tb->gateup_bits, tb->scale_type, xf, [&](auto b, auto st, auto x) { /* 4 and 8 mixed */
+        return mmv_experts_launch<decltype(b)::value, 12 - decltype(b)::value, decltype(st)::value, decltype(x)::value>(
+            cx, a, groups, err);
+    });
 }

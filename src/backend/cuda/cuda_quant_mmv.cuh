@@ -176,18 +176,20 @@ struct mmv_chunk {
 struct mmv_tile {
     const uint4 *q0, *q1;  /* rows g and g + 8 of this thread: their chunk 0 */
     const char *s0, *s1, *b0, *b1;
-    int st, cpg_log2;      /* scale type; log2 of the chunks per group */
+    int cpg_log2;          /* log2 of the chunks per group */
     bool ok0, ok1;
     int nchunks;           /* chunks per row */
 };
 
-template <int B>
+/* ST: the scale type (a gm_wtype), a template argument: read at run time it took every scale load
+ * a three-way branch, ~80 of a step's ~235 instructions (SASS of mmv_dense_kernel, 2026-12-07). */
+template <int B, int ST>
 __device__ __forceinline__ mmv_tile mmv_tile_of(const cu_affine &a, int64_t row0, int64_t rows) {
     mmv_tile tl;
     const int g = (threadIdx.x & 31) >> 2;
     const int64_t r0 = row0 + g, r1 = row0 + g + 8;
     tl.ok0 = r0 < rows, tl.ok1 = r1 < rows;
-    const int64_t es = a.scale_type == GM_W_F32 ? 4 : 2;
+    const int64_t es = ST == GM_W_F32 ? 4 : 2;
     const int64_t q0 = tl.ok0 ? r0 : 0, q1 = tl.ok1 ? r1 : 0;
     tl.q0 = reinterpret_cast<const uint4 *>(a.codes + q0 * a.row_words);
     tl.q1 = reinterpret_cast<const uint4 *>(a.codes + q1 * a.row_words);
@@ -195,19 +197,22 @@ __device__ __forceinline__ mmv_tile mmv_tile_of(const cu_affine &a, int64_t row0
     tl.s1 = (const char *)a.scales + q1 * a.groups * es;
     tl.b0 = (const char *)a.biases + q0 * a.groups * es;
     tl.b1 = (const char *)a.biases + q1 * a.groups * es;
-    tl.st = a.scale_type;
     tl.cpg_log2 = __ffs(a.group / mmv_codes_per_chunk(B)) - 1;
     tl.nchunks = (int)(a.row_words / 4);
     return tl;
 }
 
-__device__ __forceinline__ __half2 mmv_scale2(const char *p, int st, int i) {
-    return __float2half2_rn(aff_scale(p, st, i));
+/* The fp16 pair (v, v) of scale or bias i of a row. */
+template <int ST>
+__device__ __forceinline__ __half2 mmv_scale2(const char *p, int i) {
+    if (ST == GM_W_F16) return __half2half2(__ldg(reinterpret_cast<const __half *>(p) + i));
+    if (ST == GM_W_BF16) return __float2half2_rn(__bfloat162float(__ldg(reinterpret_cast<const __nv_bfloat16 *>(p) + i)));
+    return __float2half2_rn(__ldg(reinterpret_cast<const float *>(p) + i));
 }
 
 /* Loads this thread's chunks of U steps [s0, s0 + U) (steps past s_end, chunks past the row or
  * rows past the tile's end: zero codes, zero scale and bias, adding nothing). */
-template <int U>
+template <int U, int ST>
 __device__ __forceinline__ void mmv_load(mmv_chunk (&c0)[U], mmv_chunk (&c1)[U], const mmv_tile &tl, int s0,
                                          int s_end) {
     const int t = threadIdx.x & 3;
@@ -219,10 +224,10 @@ __device__ __forceinline__ void mmv_load(mmv_chunk (&c0)[U], mmv_chunk (&c1)[U],
         const int gi = ch >> tl.cpg_log2;
         c0[u].q = v0 ? aff_ld_stream(tl.q0 + ch) : make_uint4(0, 0, 0, 0);
         c1[u].q = v1 ? aff_ld_stream(tl.q1 + ch) : make_uint4(0, 0, 0, 0);
-        c0[u].s = v0 ? mmv_scale2(tl.s0, tl.st, gi) : __float2half2_rn(0.0f);
-        c0[u].b = v0 ? mmv_scale2(tl.b0, tl.st, gi) : __float2half2_rn(0.0f);
-        c1[u].s = v1 ? mmv_scale2(tl.s1, tl.st, gi) : __float2half2_rn(0.0f);
-        c1[u].b = v1 ? mmv_scale2(tl.b1, tl.st, gi) : __float2half2_rn(0.0f);
+        c0[u].s = v0 ? mmv_scale2<ST>(tl.s0, gi) : __float2half2_rn(0.0f);
+        c0[u].b = v0 ? mmv_scale2<ST>(tl.b0, gi) : __float2half2_rn(0.0f);
+        c1[u].s = v1 ? mmv_scale2<ST>(tl.s1, gi) : __float2half2_rn(0.0f);
+        c1[u].b = v1 ? mmv_scale2<ST>(tl.b1, gi) : __float2half2_rn(0.0f);
     }
 }
 
@@ -301,10 +306,10 @@ struct mmv_batch {
     mmv_chunk c0[NT][U], c1[NT][U];
 };
 
-template <int NT, int U>
+template <int NT, int U, int ST>
 __device__ __forceinline__ void mmv_load_batch(mmv_batch<NT, U> &bt, const mmv_tile (&tl)[NT], int s, int s_end) {
 #pragma unroll
-    for (int i = 0; i < NT; i++) mmv_load<U>(bt.c0[i], bt.c1[i], tl[i], s, s_end);
+    for (int i = 0; i < NT; i++) mmv_load<U, ST>(bt.c0[i], bt.c1[i], tl[i], s, s_end);
 }
 
 /* XF (GLMOE_CUDA_MMV_XFRAG=1, opt-in until timed): a step's x fragments are loaded together, once
@@ -342,7 +347,7 @@ __device__ __forceinline__ void mmv_warp_steps(int S, int w, int W, int *begin, 
  *   end(tile, d):         after its last (the reduction; may synchronise);
  * Every warp runs the same sequence (mmv_warp_steps), so barriers inside the callbacks are
  * reached by the whole block in the same order. */
-template <int B, int NT, int U, int W, bool XF, class TilesOf, class Prologue, class Begin, class End>
+template <int B, int ST, int NT, int U, int W, bool XF, class TilesOf, class Prologue, class Begin, class End>
 __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tiles_of, Prologue prologue,
                                              Begin begin, End end) {
     int sb, se;
@@ -353,7 +358,7 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tile
     mmv_batch<NT, U> bt0, bt1; /* ping-pong: two named buffers, no register array indexed at run time */
     if (total > 0) {
         tiles_of(t0, tl);
-        mmv_load_batch<NT, U>(bt0, tl, sb, se);
+        mmv_load_batch<NT, U, ST>(bt0, tl, sb, se);
     }
     prologue();
     float d[NT][4] = {};
@@ -363,7 +368,7 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tile
         if (j + 1 < total) { /* the next batch: this tile's, or the next tile's first */
             if (b + 1 == nb) tiles_of(tile + 1, tl);
             const int bn = b + 1 == nb ? 0 : b + 1;
-            mmv_load_batch<NT, U>(nxt, tl, sb + bn * U, se);
+            mmv_load_batch<NT, U, ST>(nxt, tl, sb + bn * U, se);
         }
         if (b == 0) xcol = begin(tile);
         mmv_compute_batch<B, NT, U, XF>(d, cur, xcol, sb + b * U, se);
