@@ -54,3 +54,35 @@ timeout 200 ncu --clock-control none --kernel-name 'regex:mmv_|affine_gemv|exper
     $G $ARGS > /tmp/ncu_stall.txt 2>&1
 cp /tmp/ncu_stall.txt "$OUT/ncu_stall.txt"
 grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Achieved Occupancy|Warp Cycles Per Issued|Issued Warp Per Scheduler|No Eligible|Active Warps Per Scheduler|Eligible Warps|Stall|stall" /tmp/ncu_stall.txt | cut -c1-230 | head -150
+echo "== where the GEMVs' warps stall, per SASS instruction (warp-state samples of the first mmv_dense and mmv_gateup launches)"
+for k in mmv_dense mmv_gateup; do
+    timeout 120 ncu --clock-control none --kernel-name "regex:$k" --launch-count 1 --section SourceCounters \
+        --section WarpStateStats --page source --print-source sass --csv $G $ARGS > "$OUT/ncu_sass_$k.csv" 2> /tmp/ncu_sass_err.log ||
+        { echo "ncu source page failed: $(tail -2 /tmp/ncu_sass_err.log)"; continue; }
+    python3 - "$OUT/ncu_sass_$k.csv" "$k" << 'PY'
+import csv, sys, io, collections
+lines = open(sys.argv[1]).read().splitlines()
+try:
+    start = next(i for i, l in enumerate(lines) if l.startswith('"Address"') or l.startswith('"#"') or '"Source"' in l)
+except StopIteration:
+    print("no source table:", *lines[:5], sep="\n  "); sys.exit()
+rows = list(csv.DictReader(io.StringIO("\n".join(lines[start:]))))
+cols = list(rows[0].keys()) if rows else []
+samp = next((c for c in cols if c.startswith('Warp Stall Sampling (All')), None)
+if not samp:
+    print("columns:", cols[:30]); sys.exit()
+def num(v):
+    try: return float(v.replace(',', ''))
+    except Exception: return 0.0
+tot = sum(num(r[samp]) for r in rows) or 1
+by_op = collections.Counter()
+def opcode(src):
+    t = src.split()
+    return (t[1] if t[0].startswith('@') and len(t) > 1 else t[0]).split('.')[0] if t else '?'
+for r in rows: by_op[opcode(r['Source'])] += num(r[samp])
+print(f"-- {sys.argv[2]}: {len(rows)} instructions, {int(tot)} samples; by opcode:",
+      ", ".join(f"{op} {100*v/tot:.1f}%" for op, v in by_op.most_common(12)))
+for r in sorted(rows, key=lambda r: -num(r[samp]))[:25]:
+    print(f"  {100*num(r[samp])/tot:5.1f}%  {r.get('Address','')}  {r['Source'][:90]}")
+PY
+done
