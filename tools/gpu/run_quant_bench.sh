@@ -16,11 +16,12 @@
 #     --profile  tools/gpu/profile_decode.sh after the timings (every kernel of a decode step)
 #     --ops      (instead of --check) only the op tests and the golden cases on the GPU
 #     --no-bf16  no bf16 run beside the quantized ones
-#     --variants decode of the 4-layer q4 cut again with decode attention split from 64 keys
-#                (GLMOE_CUDA_ATTN_SPLIT_KEYS=64; default 128) and with programmatic dependent
-#                launch of the GEMVs (GLMOE_CUDA_PDL=1; default off), both even with the
-#                defaults on an H100 (2026-12-07 21:55Z), and with the GEMVs' fragment-first step
-#                (GLMOE_CUDA_MMV_XFRAG=1: not yet run), also on the full Air unless --quick
+#     --variants decode of the 4-layer q4 cut again with the GEMVs' fragment-first step
+#                (GLMOE_CUDA_MMV_XFRAG=1) and with their asynchronous ring of 4 and 8 steps
+#                (GLMOE_CUDA_MMV_ASYNC=4, 8; the full Air too with 4 unless --quick), none yet run;
+#                with --ops, the op tests under each (and under decode attention split from 64
+#                keys and programmatic dependent launch, both measured even with the defaults on
+#                an H100, 2026-12-07 21:55Z)
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -57,10 +58,18 @@ if [ $OPS = 1 ]; then
     if [ $ATTN = 1 ]; then # the variants' paths checked too
         GLMOE_CUDA_MMV_XFRAG=1 GLMOE_CUDA_PDL=1 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_variants.log" 2>&1
         echo "test_ops, variants (rc $?): $(tail -1 "$LOGS/test_ops_variants.log")"; grep -m5 FAIL "$LOGS/test_ops_variants.log"
+        for r in 4 8; do
+            GLMOE_CUDA_MMV_ASYNC=$r timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_async$r.log" 2>&1
+            echo "test_ops, async ring $r (rc $?): $(tail -1 "$LOGS/test_ops_async$r.log")"; grep -m5 FAIL "$LOGS/test_ops_async$r.log"
+        done
     fi
     cmake --build "$BUILD" -j"$(nproc)" --target test_batch >> "$LOGS/build.log" 2>&1
     timeout 90 "$BUILD/tests/batch/test_batch" "$ROOT" cuda > "$LOGS/batch_cuda.log" 2>&1
     echo "test_batch cuda (rc $?): $(tail -1 "$LOGS/batch_cuda.log" | cut -c1-160)"
+    if [ $ATTN = 1 ]; then
+        GLMOE_CUDA_MMV_ASYNC=4 timeout 90 "$BUILD/tests/batch/test_batch" "$ROOT" cuda > "$LOGS/batch_cuda_async4.log" 2>&1
+        echo "test_batch cuda, async ring 4 (rc $?): $(tail -1 "$LOGS/batch_cuda_async4.log" | cut -c1-160)"
+    fi
     for dir in "$ROOT"/tests/golden/*/ "$ROOT"/tests/golden_quant/*/*/; do
         [ -f "$dir/reference.json" ] || continue
         name=$(echo "$dir" | sed "s|$ROOT/tests/||; s|/$||; s|/|_|g")
@@ -79,9 +88,10 @@ run() { # name, timeout, args... (environment through env in front)
 A4="--config glm-4.5-air --layers 4 --device cuda"
 run air4_q4 200 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16,64,128,129,512,4096 --contexts 128,4096 --steps 32
 if [ $ATTN = 1 ]; then
-    run air4_q4_split64 100 env GLMOE_CUDA_ATTN_SPLIT_KEYS=64 "$G" bench $A4 --quantize q4 --lengths 1 --contexts 128,4096 --steps 32 --no-ops
-    run air4_q4_pdl 100 env GLMOE_CUDA_PDL=1 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
     run air4_q4_xfrag 100 env GLMOE_CUDA_MMV_XFRAG=1 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
+    for r in 4 8; do
+        run air4_q4_async$r 100 env GLMOE_CUDA_MMV_ASYNC=$r "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
+    done
 fi
 if [ $MMV = 1 ]; then
     run air4_q4_f32core 150 env GLMOE_CUDA_AFF_MMV=0 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16 --contexts 128 --steps 32
@@ -96,7 +106,7 @@ fi
 [ $BF16 = 1 ] && run air4_bf16 150 "$G" bench $A4 --lengths 1,8,128,512 --contexts 128 --steps 32 --no-ops
 if [ $QUICK = 0 ] && [ $ATTN = 1 ]; then # with the variants: decode and a short prefill only
     run air46_q4 200 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,512 --contexts 128,4096 --steps 16 --no-ops
-    run air46_q4_xfrag 200 env GLMOE_CUDA_MMV_XFRAG=1 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1 --contexts 128,4096 --steps 16 --no-ops
+    run air46_q4_async4 200 env GLMOE_CUDA_MMV_ASYNC=4 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1 --contexts 128,4096 --steps 16 --no-ops
 elif [ $QUICK = 0 ]; then
     run air46_q4 400 "$G" bench --config glm-4.5-air --quantize q4 --device cuda --lengths 1,8,128,512,4096 --contexts 128,4096,32768 --steps 16 --no-ops
 fi

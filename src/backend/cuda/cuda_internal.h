@@ -104,6 +104,9 @@ typedef struct cuda_expert_table {
      * decoder inside the same kernels). */
     int32_t gateup_bits, down_bits;
     int32_t scale_type;          /* of those projections' scales and biases (a gm_wtype) */
+    int32_t gateup_group, down_group; /* their group sizes */
+    bool mmv_async;              /* every expert in that format with those groups, scale rows 4-byte
+                                  * aligned: the decode GEMVs' asynchronous ring may run */
     bool some_general;           /* some expert not in that format: the general decoder for it */
     /* Every projection quantized: prefill takes the tensor-core tiles of cuda_quant_mma.cu, with
      * gate/up and down decoded by the 4- or 8-bit decoder when every expert allows it, else 0. */

@@ -444,7 +444,9 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
         if (!tb->gateup_bits && bank->gate[e].type == GM_W_AFFINE) {
             tb->gateup_bits = bank->gate[e].q.bits;
             tb->scale_type = cu_affine_of(&bank->gate[e]).scale_type;
+            tb->gateup_group = bank->gate[e].q.group;
         }
+        if (!tb->down_group && bank->down[e].type == GM_W_AFFINE) tb->down_group = bank->down[e].q.group;
         if (!tb->down_bits && bank->down[e].type == GM_W_AFFINE) tb->down_bits = bank->down[e].q.bits;
         const gm_weight *w[3] = {&bank->gate[e], &bank->up[e], &bank->down[e]};
         cuda_proj *p[3] = {&host[e].gate, &host[e].up, &host[e].down};
@@ -466,6 +468,10 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
         const bool same_scales = host[e].gate.q.scale_type == tb->scale_type &&
                                  host[e].up.q.scale_type == tb->scale_type && host[e].down.q.scale_type == tb->scale_type;
         tb->some_general = tb->some_general || !gateup || !down || !same_scales;
+        tb->mmv_async = (e == 0 || tb->mmv_async) && gateup && down && aff_scale_rows_word_aligned(host[e].gate.q) &&
+                        aff_scale_rows_word_aligned(host[e].up.q) && aff_scale_rows_word_aligned(host[e].down.q) &&
+                        host[e].gate.q.group == tb->gateup_group && host[e].up.q.group == tb->gateup_group &&
+                        host[e].down.q.group == tb->down_group;
     }
     cuda_affine_experts_plan(tb, bank); /* quantized experts: the prefill tiles of cuda_quant_mma.cu */
     glmoe_status s = cuda_upload_table(cb, (void **)&tb->dev, host, (size_t)E * sizeof(cuda_expert), err);

@@ -74,6 +74,13 @@ __host__ __device__ inline bool aff_fast_layout(const cu_affine &a, int B) {
     return a.bits == B && ((uintptr_t)a.codes & 15) == 0 && (a.row_words & 3) == 0;
 }
 
+/* Whether every row of a weight's scales and biases starts 4-byte aligned (the decode GEMVs'
+ * asynchronous ring copies them as words: cuda_quant_mmv.cuh). */
+__host__ __device__ inline bool aff_scale_rows_word_aligned(const cu_affine &a) {
+    return ((uintptr_t)a.scales & 3) == 0 && ((uintptr_t)a.biases & 3) == 0 &&
+           (a.scale_type == GM_W_F32 || a.groups % 2 == 0);
+}
+
 template <int B>
 __device__ __forceinline__ aff_row aff_row_of(const cu_affine &a, int64_t row, bool ok) {
     aff_row r;

@@ -35,6 +35,15 @@ bool mmv_xfrag_on(void) {
     return v != 0;
 }
 
+int mmv_async_steps(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("GLMOE_CUDA_MMV_ASYNC");
+        v = e && !strcmp(e, "4") ? 4 : e && !strcmp(e, "8") ? 8 : 0;
+    }
+    return v;
+}
+
 bool mmv_on(void) {
     static int v = -1;
     if (v < 0) {
@@ -46,7 +55,7 @@ bool mmv_on(void) {
 
 /* The reduction buffer: two parities (a tile's sums are read while the next tile's are written)
  * x NT tiles x warps x 32 lanes x 4 floats. */
-static inline size_t mmv_red_bytes(int nt, int warps) { return (size_t)2 * nt * warps * 32 * 4 * sizeof(float); }
+__host__ __device__ inline size_t mmv_red_bytes(int nt, int warps) { return (size_t)2 * nt * warps * 32 * 4 * sizeof(float); }
 
 /* This block's tile range [*t0, *t1) of `tiles`: ranges of ceil(tiles / blocks) tiles (trailing
  * blocks may have none). */
@@ -67,10 +76,11 @@ struct mmv_dense_args {
     int rows[MMV_MAX_MATS];
     int first_tile[MMV_MAX_MATS + 1]; /* tiles of weight m: [first_tile[m], first_tile[m + 1]) */
     int nmat, T, K;
+    int cpg_log2; /* log2 of the chunks per group, the same for every weight (MMV_MODE_ASYNC) */
     const float *x;
 };
 
-template <int B, int ST, bool XF>
+template <int B, int ST, int MODE>
 __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(mmv_dense_args a) {
     constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
@@ -78,6 +88,8 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(
     const int ldx = mmv_ldx(B, a.K);
     __half *xs = reinterpret_cast<__half *>(mmv_smem);
     float *red = reinterpret_cast<float *>(xs + (size_t)a.T * ldx);
+    uint4 *ring = reinterpret_cast<uint4 *>(red + mmv_red_bytes(1, W) / sizeof(float));
+    const int CPG = a.cpg_log2;
     const int tiles = a.first_tile[a.nmat];
     int t0, t1;
     mmv_block_tiles(tiles, &t0, &t1);
@@ -90,8 +102,8 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_dense_kernel(
         while (m + 1 < a.nmat && tile >= a.first_tile[m + 1]) m++;
         return m;
     };
-    mmv_pipeline<B, ST, 1, MMV_UNROLL, W, XF>(
-        t0, t1, S,
+    mmv_run<B, ST, 1, W, MODE>(
+        t0, t1, S, CPG, ring,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int m = mat_of(tile);
             tl[0] = mmv_tile_of<B, ST>(a.w[m], (int64_t)(tile - a.first_tile[m]) * 16, a.rows[m]);
@@ -135,32 +147,51 @@ static unsigned mmv_grid(int64_t tiles, int sm_count, int per_sm) {
     return (unsigned)(tiles < cap ? (tiles > 0 ? tiles : 1) : cap);
 }
 
-/* Calls f(bits, scale type, XF) with each as a std::integral_constant: the kernels are
- * instantiated for 4 and 8 bits, bf16, f16 and f32 scales, and both steps (mmv_step). */
+/* Calls f(bits, scale type, mode) with each as a std::integral_constant: the kernels are
+ * instantiated for 4 and 8 bits, bf16, f16 and f32 scales, and the three pipelines (mmv_run). */
 template <class F>
-static glmoe_status mmv_dispatch(int bits, int scale_type, bool xf, F f) {
-    auto by_st = [&](auto b, auto x) {
-        if (scale_type == GM_W_BF16) return f(b, std::integral_constant<int, GM_W_BF16>{}, x);
-        if (scale_type == GM_W_F16) return f(b, std::integral_constant<int, GM_W_F16>{}, x);
-        return f(b, std::integral_constant<int, GM_W_F32>{}, x);
+static glmoe_status mmv_dispatch(int bits, int scale_type, int mode, F f) {
+    auto by_st = [&](auto b, auto m) {
+        if (scale_type == GM_W_BF16) return f(b, std::integral_constant<int, GM_W_BF16>{}, m);
+        if (scale_type == GM_W_F16) return f(b, std::integral_constant<int, GM_W_F16>{}, m);
+        return f(b, std::integral_constant<int, GM_W_F32>{}, m);
     };
-    auto by_bits = [&](auto x) {
-        return bits == 4 ? by_st(std::integral_constant<int, 4>{}, x) : by_st(std::integral_constant<int, 8>{}, x);
+    auto by_bits = [&](auto m) {
+        return bits == 4 ? by_st(std::integral_constant<int, 4>{}, m) : by_st(std::integral_constant<int, 8>{}, m);
     };
-    return xf ? by_bits(std::true_type{}) : by_bits(std::false_type{});
+    if (mode == MMV_MODE_ASYNC8) return by_bits(std::integral_constant<int, MMV_MODE_ASYNC8>{});
+    if (mode == MMV_MODE_ASYNC) return by_bits(std::integral_constant<int, MMV_MODE_ASYNC>{});
+    if (mode == MMV_MODE_XFRAG) return by_bits(std::integral_constant<int, MMV_MODE_XFRAG>{});
+    return by_bits(std::integral_constant<int, MMV_MODE_SYNC>{});
 }
 
-template <int B, int ST, bool XF>
+/* log2 of the chunks per group of a weight of B bits. */
+static int mmv_cpg_log2(int group, int B) {
+    int l = 0;
+    while ((mmv_codes_per_chunk(B) << l) < group) l++;
+    return l;
+}
+
+/* The pipeline for weights the async ring takes (async_ok), with `smem` bytes of a block besides
+ * the ring of a block of `warps` warps and nt tiles (the ring only where it fits). */
+static int mmv_mode(bool async_ok, size_t smem, int nt, int warps) {
+    const int mode = mmv_async_steps() == 8 ? MMV_MODE_ASYNC8 : MMV_MODE_ASYNC;
+    if (mmv_async_steps() && async_ok && smem + mmv_ring_bytes(mode, nt, warps) + 4 * 1024 <= 227 * 1024) return mode;
+    return mmv_xfrag_on() ? MMV_MODE_XFRAG : MMV_MODE_SYNC;
+}
+
+template <int B, int ST, int MODE>
 static glmoe_status mmv_dense_launch(cuda_exec *cx, mmv_dense_args &a, gm_err *err) {
     static size_t allowed = 48 * 1024;
     constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
-    const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, MMV_WARPS_DENSE);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B, ST, XF>, smem, &allowed, err);
+    const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, MMV_WARPS_DENSE) +
+                        mmv_ring_bytes(MODE, 1, MMV_WARPS_DENSE);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_dense_kernel<B, ST, MODE>, smem, &allowed, err);
     if (s) return s;
     const int tiles = a.first_tile[a.nmat];
     const unsigned blocks =
-        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B, ST, XF>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_dense_kernel<B, ST, XF>, blocks, threads, smem, cx->stream, a));
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_dense_kernel<B, ST, MODE>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_dense_kernel<B, ST, MODE>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
@@ -191,8 +222,14 @@ glmoe_status cuda_affine_mmv(cuda_exec *cx, float *const *out, const float *x, c
         a.rows[m] = (int)W[m]->rows;
         a.first_tile[m + 1] = a.first_tile[m] + (a.rows[m] + 15) / 16;
     }
-    return mmv_dispatch(a.w[0].bits, a.w[0].scale_type, mmv_xfrag_on(), [&](auto b, auto st, auto xf) {
-        return mmv_dense_launch<decltype(b)::value, decltype(st)::value, decltype(xf)::value>(cx, a, err);
+    bool async_ok = true;
+    for (int m = 0; m < n; m++) async_ok = async_ok && aff_scale_rows_word_aligned(a.w[m]) && a.w[m].group == a.w[0].group;
+    a.cpg_log2 = mmv_cpg_log2(a.w[0].group, a.w[0].bits);
+    const int B = a.w[0].bits;
+    const int mode =
+        mmv_mode(async_ok, mmv_stage_bytes(B, a.K, T) + mmv_red_bytes(1, MMV_WARPS_DENSE), 1, MMV_WARPS_DENSE);
+    return mmv_dispatch(B, a.w[0].scale_type, mode, [&](auto b, auto st, auto m) {
+        return mmv_dense_launch<decltype(b)::value, decltype(st)::value, decltype(m)::value>(cx, a, err);
     });
 }
 
@@ -252,12 +289,13 @@ struct mmv_expert_args {
     float *hout;     /* gate/up: h[slot][Im] */
     float *y;        /* down: y[slot][H] */
     int32_t *fault;
+    int cpg_gateup, cpg_down; /* log2 of the chunks per group of each (MMV_MODE_ASYNC) */
 };
 
 /* Gate and up tiles of 16 rows, for every distinct expert: h[slot] = silu(gate·x_t) ⊙ up·x_t. */
 /* XF: registers capped at 170 (3 blocks per SM, as the default's 165; uncapped it took 184). */
-template <int B, int ST, bool XF>
-__global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, XF ? 3 : 0) mmv_gateup_kernel(mmv_expert_args a) {
+template <int B, int ST, int MODE>
+__global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, MODE == MMV_MODE_XFRAG ? 3 : 0) mmv_gateup_kernel(mmv_expert_args a) {
     constexpr int W = MMV_WARPS_GATEUP;
     extern __shared__ uint4 mmv_smem[];
     __shared__ mmv_groups grp;
@@ -265,6 +303,8 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, XF ? 3 : 0) mmv_
     const int ldx = mmv_ldx(B, a.H);
     __half *xs = reinterpret_cast<__half *>(mmv_smem);
     float *red = reinterpret_cast<float *>(xs + (size_t)a.T * ldx);
+    uint4 *ring = reinterpret_cast<uint4 *>(red + mmv_red_bytes(2, W) / sizeof(float));
+    const int CPG = a.cpg_gateup;
     cu_pdl_wait(); /* idx and x are earlier kernels' outputs */
     cu_pdl_trigger();
     mmv_group(a.idx, a.n_slots, a.E, grp, blockIdx.x == 0 ? a.fault : nullptr);
@@ -275,8 +315,8 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, XF ? 3 : 0) mmv_
     const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.H + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0;
-    mmv_pipeline<B, ST, 2, MMV_UNROLL, W, XF>(
-        t0, t1, S,
+    mmv_run<B, ST, 2, W, MODE>(
+        t0, t1, S, CPG, ring,
         [&](int tile, mmv_tile (&tl)[2]) {
             const int u = tile / tpe, i0 = (tile - u * tpe) * 16;
             const cuda_expert &xe = a.ex[grp.e[u]];
@@ -311,7 +351,7 @@ __global__ void __launch_bounds__(MMV_WARPS_GATEUP * CUDA_WARP, XF ? 3 : 0) mmv_
 /* Down tiles of 16 rows, for every distinct expert: y[slot] = down · h[slot]. The h rows of the
  * tile's expert are staged when the expert changes (ranges are contiguous: once or twice per
  * block). */
-template <int B, int ST, bool XF>
+template <int B, int ST, int MODE>
 __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(mmv_expert_args a) {
     constexpr int W = MMV_WARPS_DENSE;
     extern __shared__ uint4 mmv_smem[];
@@ -320,6 +360,8 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(m
     const int ldx = mmv_ldx(B, a.Im);
     __half *xs = reinterpret_cast<__half *>(mmv_smem);
     float *red = reinterpret_cast<float *>(xs + (size_t)MMV_COLS * ldx);
+    uint4 *ring = reinterpret_cast<uint4 *>(red + mmv_red_bytes(1, W) / sizeof(float));
+    const int CPG = a.cpg_down;
     cu_pdl_wait(); /* idx and h are earlier kernels' outputs */
     cu_pdl_trigger();
     mmv_group(a.idx, a.n_slots, a.E, grp, nullptr);
@@ -330,8 +372,8 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(m
     const int g = (threadIdx.x & 31) >> 2;
     const int S = (a.Im + mmv_codes_per_step(B) - 1) / mmv_codes_per_step(B);
     int parity = 0, staged = -1;
-    mmv_pipeline<B, ST, 1, MMV_UNROLL, W, XF>(
-        t0, t1, S,
+    mmv_run<B, ST, 1, W, MODE>(
+        t0, t1, S, CPG, ring,
         [&](int tile, mmv_tile (&tl)[1]) {
             const int u = tile / tpe;
             tl[0] = mmv_tile_of<B, ST>(a.ex[grp.e[u]].down.q, (int64_t)(tile - u * tpe) * 16, a.H);
@@ -362,30 +404,32 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(m
         });
 }
 
-template <int B, int ST, bool XF>
+template <int B, int ST, int MODE>
 static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
     constexpr int threads = MMV_WARPS_GATEUP * CUDA_WARP;
-    const size_t smem = mmv_stage_bytes(B, a.H, a.T) + mmv_red_bytes(2, MMV_WARPS_GATEUP);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_gateup_kernel<B, ST, XF>, smem, &allowed, err);
+    const size_t smem = mmv_stage_bytes(B, a.H, a.T) + mmv_red_bytes(2, MMV_WARPS_GATEUP) +
+                        mmv_ring_bytes(MODE, 2, MMV_WARPS_GATEUP);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_gateup_kernel<B, ST, MODE>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.Im + 15) / 16);
-    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B, ST, XF>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_gateup_kernel<B, ST, XF>, blocks, threads, smem, cx->stream, a));
+    const unsigned blocks = mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_gateup_kernel<B, ST, MODE>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_gateup_kernel<B, ST, MODE>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
-template <int B, int ST, bool XF>
+template <int B, int ST, int MODE>
 static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
     static size_t allowed = 48 * 1024;
     constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
-    const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, MMV_WARPS_DENSE);
-    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B, ST, XF>, smem, &allowed, err);
+    const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, MMV_WARPS_DENSE) +
+                        mmv_ring_bytes(MODE, 1, MMV_WARPS_DENSE);
+    glmoe_status s = cuda_allow_smem((const void *)mmv_down_kernel<B, ST, MODE>, smem, &allowed, err);
     if (s) return s;
     const int64_t tiles = (int64_t)groups * ((a.H + 15) / 16);
     const unsigned blocks =
-        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B, ST, XF>, threads, smem));
-    CU_TRY(cu_launch_pdl(cx->cb, mmv_down_kernel<B, ST, XF>, blocks, threads, smem, cx->stream, a));
+        mmv_grid(tiles, cx->cb->sm_count, mmv_per_sm((const void *)mmv_down_kernel<B, ST, MODE>, threads, smem));
+    CU_TRY(cu_launch_pdl(cx->cb, mmv_down_kernel<B, ST, MODE>, blocks, threads, smem, cx->stream, a));
     return GLMOE_OK;
 }
 
@@ -394,10 +438,10 @@ bool cuda_experts_mmv_takes(const cuda_expert_table *tb, const float *x, int T, 
            H % 32 == 0 && Im % 32 == 0 && mmv_fits(tb->gateup_bits, H, T) && mmv_fits(tb->down_bits, Im, MMV_COLS);
 }
 
-template <int BG, int BD, int ST, bool XF>
+template <int BG, int BD, int ST, int MODE>
 static glmoe_status mmv_experts_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
-    glmoe_status s = mmv_gateup_launch<BG, ST, XF>(cx, a, groups, err);
-    return s ? s : mmv_down_launch<BD, ST, XF>(cx, a, groups, err);
+    glmoe_status s = mmv_gateup_launch<BG, ST, MODE>(cx, a, groups, err);
+    return s ? s : mmv_down_launch<BD, ST, MODE>(cx, a, groups, err);
 }
 
 glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x, const int32_t *idx, int K, int T,
@@ -409,14 +453,18 @@ glmoe_status cuda_experts_mmv(cuda_exec *cx, float *h, float *y, const float *x,
     /* the grid is sized for the most distinct experts the step can have; blocks past the real
      * number of tiles exit at once */
     const int groups = T * K < E ? T * K : E;
-    const bool xf = mmv_xfrag_on();
+    a.cpg_gateup = mmv_cpg_log2(tb->gateup_group, tb->gateup_bits);
+    a.cpg_down = mmv_cpg_log2(tb->down_group, tb->down_bits);
+    const size_t gu = mmv_stage_bytes(tb->gateup_bits, H, T) + mmv_red_bytes(2, MMV_WARPS_GATEUP);
+    const size_t dn = mmv_stage_bytes(tb->down_bits, Im, MMV_COLS) + mmv_red_bytes(1, MMV_WARPS_DENSE);
+    const int mode = mmv_mode(tb->mmv_async, gu > dn ? gu : dn, 2, MMV_WARPS_GATEUP);
     if (tb->down_bits == tb->gateup_bits)
-        return mmv_dispatch(tb->gateup_bits, tb->scale_type, xf, [&](auto b, auto st, auto x) {
-            return mmv_experts_launch<decltype(b)::value, decltype(b)::value, decltype(st)::value, decltype(x)::value>(
+        return mmv_dispatch(tb->gateup_bits, tb->scale_type, mode, [&](auto b, auto st, auto m) {
+            return mmv_experts_launch<decltype(b)::value, decltype(b)::value, decltype(st)::value, decltype(m)::value>(
                 cx, a, groups, err);
         });
-    return mmv_dispatch(tb->gateup_bits, tb->scale_type, xf, [&](auto b, auto st, auto x) { /* 4 and 8 mixed */
-        return mmv_experts_launch<decltype(b)::value, 12 - decltype(b)::value, decltype(st)::value, decltype(x)::value>(
+    return mmv_dispatch(tb->gateup_bits, tb->scale_type, mode, [&](auto b, auto st, auto m) { /* 4 and 8 mixed */
+        return mmv_experts_launch<decltype(b)::value, 12 - decltype(b)::value, decltype(st)::value, decltype(m)::value>(
             cx, a, groups, err);
     });
 }

@@ -384,6 +384,149 @@ __device__ __forceinline__ void mmv_pipeline(int t0, int t1, int S, TilesOf tile
     }
 }
 
+/* ---- the asynchronous weight stream (MMV_MODE_ASYNC, GLMOE_CUDA_MMV_ASYNC=1: opt-in until timed) ----
+ * Why: the register pipeline above keeps about one batch (2 KB of codes per warp) in flight, and
+ * 8-16 warps per SM hold 16-32 KB: at ~1 us of DRAM latency under load that is 2-4 TB/s across
+ * the GPU only if every warp re-issues at once, and the measured GEMVs sit at 20-45% of the copy
+ * bandwidth with occupancy 12-25%. More steps per batch cost registers (4 steps: 11% slower).
+ * Here each thread streams its own chunks into its own ring of R steps in shared memory
+ * with cp.async (no registers held while in flight): R - 1 steps (1.5 KB each per warp and tile,
+ * R = 4 or 8) are always in flight. A thread reads back only what it copied itself, so the ring
+ * needs no barrier: cp.async.wait_group orders a thread's copies before its own reads, and a slot
+ * is refilled only after its values were consumed by the previous step's mmas.
+ * Ring of a warp: [R][NT][3][32] uint4: codes of row g, codes of row g + 8, and the 4-byte
+ * words holding the scale and bias of each row (s0, b0, s1, b1) for the step's chunk. The word of
+ * a 2-byte scale is its aligned 4 bytes (aff_scale_rows_word_aligned),
+ * so group gi sits in half gi & 1. */
+#define MMV_SLOT_UINT4 96 /* 3 x 32 lanes: one tile's step in a warp's ring */
+
+__device__ __forceinline__ void mmv_cp16(void *dst, const void *src, bool v) {
+    const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(v ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void mmv_cp4(void *dst, const void *src, bool v) {
+    const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src), "r"(v ? 4 : 0) : "memory");
+}
+__device__ __forceinline__ void mmv_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void mmv_cp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+
+/* Issues this thread's copies of step s of tile tl into its slot (zero-filled where mmv_load would
+ * give zeros; no address outside the weight is formed). */
+template <int ST>
+__device__ __forceinline__ void mmv_issue(uint4 *slot, const mmv_tile &tl, int s, int s_end) {
+    const int lane = threadIdx.x & 31, t = lane & 3;
+    const int ch = 4 * s + t;
+    const bool v = s < s_end && ch < tl.nchunks;
+    const bool v0 = v && tl.ok0, v1 = v && tl.ok1;
+    const int chc = v ? ch : 0;
+    mmv_cp16(slot + lane, tl.q0 + chc, v0);
+    mmv_cp16(slot + 32 + lane, tl.q1 + chc, v1);
+    constexpr int es = ST == GM_W_F32 ? 4 : 2;
+    const int64_t off = (int64_t)(chc >> tl.cpg_log2) * es & ~(int64_t)3;
+    uint32_t *w = reinterpret_cast<uint32_t *>(slot + 64 + lane);
+    mmv_cp4(w + 0, tl.s0 + off, v0);
+    mmv_cp4(w + 1, tl.b0 + off, v0);
+    mmv_cp4(w + 2, tl.s1 + off, v1);
+    mmv_cp4(w + 3, tl.b1 + off, v1);
+}
+
+/* The fp16 pair (v, v) of the scale in word w (half h of a 2-byte type). */
+template <int ST>
+__device__ __forceinline__ __half2 mmv_word_scale2(uint32_t w, int h) {
+    if (ST == GM_W_F32) return __float2half2_rn(__uint_as_float(w));
+    const uint32_t bits = h ? w >> 16 : w & 0xffffu;
+    if (ST == GM_W_F16) return __half2half2(__ushort_as_half((unsigned short)bits));
+    return __float2half2_rn(__uint_as_float(bits << 16));
+}
+
+/* mmv_pipeline's contract, with the weights streamed through the ring (ring: this warp's). Every
+ * warp runs the same steps per tile (ceil(S / W); steps past its range are skipped), so the
+ * callbacks' barriers line up as there. cpg_log2 (log2 of the chunks per group) is the same for
+ * every tile of a launch (the host checks). */
+template <int B, int ST, int NT, int W, int R, bool XF, class TilesOf, class Prologue, class Begin, class End>
+__device__ __forceinline__ void mmv_pipeline_async(int t0, int t1, int S, int cpg_log2, uint4 *ring, TilesOf tiles_of,
+                                                   Prologue prologue, Begin begin, End end) {
+    int sb, se;
+    mmv_warp_steps(S, threadIdx.x >> 5, W, &sb, &se);
+    const int n = (S + W - 1) / W; /* steps per tile, every warp */
+    const int total = (t1 - t0) * n;
+    const int lane = threadIdx.x & 31, t = lane & 3;
+    mmv_tile tl[NT];
+    auto issue = [&](int j) {
+        if (j < total) {
+            const int q = j / n, k = j - q * n;
+            if (k == 0) tiles_of(t0 + q, tl);
+            uint4 *slot = ring + (j % R) * NT * MMV_SLOT_UINT4;
+#pragma unroll
+            for (int i = 0; i < NT; i++) mmv_issue<ST>(slot + i * MMV_SLOT_UINT4, tl[i], sb + k, se);
+        }
+        mmv_cp_commit(); /* empty groups too: wait_group counts groups */
+    };
+#pragma unroll
+    for (int j = 0; j < R - 1; j++) issue(j);
+    prologue();
+    float d[NT][4] = {};
+    const __half *xcol = nullptr;
+    for (int j = 0; j < total; j++) {
+        mmv_cp_wait<R - 2>();
+        const int q = j / n, k = j - q * n, s = sb + k;
+        const uint4 *slot = ring + (j % R) * NT * MMV_SLOT_UINT4;
+        mmv_chunk c0[NT], c1[NT];
+        const int h = ((4 * s + t) >> cpg_log2) & 1;
+#pragma unroll
+        for (int i = 0; i < NT; i++) {
+            const uint4 *p = slot + i * MMV_SLOT_UINT4;
+            const uint4 w = p[64 + lane];
+            c0[i].q = p[lane];
+            c1[i].q = p[32 + lane];
+            c0[i].s = mmv_word_scale2<ST>(w.x, h), c0[i].b = mmv_word_scale2<ST>(w.y, h);
+            c1[i].s = mmv_word_scale2<ST>(w.z, h), c1[i].b = mmv_word_scale2<ST>(w.w, h);
+        }
+        issue(j + R - 1); /* into the slot read one step ago, whose values the mmas consumed */
+        if (k == 0) xcol = begin(t0 + q);
+        if (s < se) {
+            uint4 xf[4];
+            if (XF)
+#pragma unroll
+                for (int u = 0; u < (B == 4 ? 4 : 2); u++) xf[u] = mmv_x_frag<B>(xcol, s, u);
+#pragma unroll
+            for (int i = 0; i < NT; i++) mmv_step<B, XF>(d[i], c0[i], c1[i], xcol, s, xf);
+        }
+        if (k == n - 1) {
+            end(t0 + q, d);
+#pragma unroll
+            for (int i = 0; i < NT; i++) d[i][0] = d[i][1] = d[i][2] = d[i][3] = 0.0f;
+        }
+    }
+    mmv_cp_wait<0>();
+}
+
+/* Which pipeline a kernel runs: the register one (mmv_step's default or fragment-first form) or
+ * the asynchronous ring of 4 or 8 steps. */
+enum { MMV_MODE_SYNC = 0, MMV_MODE_XFRAG = 1, MMV_MODE_ASYNC = 2, MMV_MODE_ASYNC8 = 3 };
+__host__ __device__ constexpr int mmv_ring_steps(int mode) {
+    return mode == MMV_MODE_ASYNC ? 4 : mode == MMV_MODE_ASYNC8 ? 8 : 0;
+}
+
+/* The ring's bytes for a block of W warps and NT tiles in mode `mode` (0 without a ring). */
+static inline size_t mmv_ring_bytes(int mode, int nt, int warps) {
+    return (size_t)warps * mmv_ring_steps(mode) * nt * MMV_SLOT_UINT4 * 16;
+}
+
+/* The kernels' loop in mode MODE (ring: the block's ring, used by MMV_MODE_ASYNC only). */
+template <int B, int ST, int NT, int W, int MODE, class TilesOf, class Prologue, class Begin, class End>
+__device__ __forceinline__ void mmv_run(int t0, int t1, int S, int cpg_log2, uint4 *ring, TilesOf tiles_of,
+                                        Prologue prologue, Begin begin, End end) {
+    constexpr int R = mmv_ring_steps(MODE);
+    if constexpr (R > 0)
+        mmv_pipeline_async<B, ST, NT, W, R, false>(t0, t1, S, cpg_log2, ring + (threadIdx.x >> 5) * R * NT * MMV_SLOT_UINT4,
+                                                   tiles_of, prologue, begin, end);
+    else
+        mmv_pipeline<B, ST, NT, MMV_UNROLL, W, MODE == MMV_MODE_XFRAG>(t0, t1, S, tiles_of, prologue, begin, end);
+}
+
 /* Reduction of the W warps' fragments of NT tiles: red holds [NT][W][32][4] floats. After the
  * caller's barrier, mmv_sum(red, i, r, c) is tile i's row r (0..15), column c (0..7). */
 template <int NT, int W>
@@ -412,5 +555,10 @@ bool mmv_on(void);
 /* GLMOE_CUDA_MMV_XFRAG=1: the kernels with the fragment-first step (mmv_compute_batch's XF),
  * written from the 21:55Z profile after the session's last device call; not yet run. */
 bool mmv_xfrag_on(void);
+
+/* GLMOE_CUDA_MMV_ASYNC=4 or 8: the kernels with the asynchronous ring of that many steps
+ * (mmv_pipeline_async), where the weights allow it; written 2026-12-07 from the profile, not yet
+ * run. 0 (default): the register pipeline. */
+int mmv_async_steps(void);
 
 #endif
