@@ -26,7 +26,7 @@
 
 #include "util/error.h"
 
-typedef struct gm_comm gm_comm;
+typedef struct gm_comm gm_comm; /* also declared by backend.h */
 
 typedef struct gm_comm_ops {
     const char *name;
