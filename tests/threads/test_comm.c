@@ -81,7 +81,7 @@ static void run_group(int32_t n, const int *modes, job *jobs, uint64_t seed) {
         comm_reset(ranks[0]);
         for (int32_t r = 0; r < n; r++) jobs[r].mode = 0;
         job again[MAX_RANKS];
-        memcpy(again, jobs, sizeof again);
+        memcpy(again, jobs, (size_t)n * sizeof *jobs);
         for (int32_t r = 0; r < n; r++) pthread_create(&th[r], NULL, run, &again[r]);
         for (int32_t r = 0; r < n; r++) pthread_join(th[r], NULL);
         for (int32_t r = 0; r < n; r++)
