@@ -39,7 +39,7 @@ tsan:
 	@test -n "$(ARCHER)" || { echo "make tsan: libarcher.so not found (tools/install_deps.sh installs libomp-14-dev)"; exit 1; }
 	cmake -S . -B build-tsan -DCMAKE_C_COMPILER=$(TSAN_CC) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGLMOE_TSAN=ON \
 	    -DGLMOE_CUDA=OFF -DGLMOE_WERROR=OFF
-	cmake --build build-tsan --target test_threads -j$$(nproc)
+	cmake --build build-tsan --target test_threads test_comm -j$$(nproc)
 	cd build-tsan && OMP_TOOL_LIBRARIES=$(ARCHER) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1" \
 	    ctest --output-on-failure -L threads
 

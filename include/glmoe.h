@@ -164,6 +164,16 @@ typedef struct glmoe_quantize {
 /* Progress of a long job: done of total units (bytes), and what is being worked on. */
 typedef void (*glmoe_progress_fn)(uint64_t done, uint64_t total, const char *what, void *user_data);
 
+/* How a model split over several devices (glmoe_model_params.n_devices) cuts its routed experts.
+ * Attention is always cut by heads, the dense and shared MLPs by columns; embedding, norms,
+ * routers and lm_head stay whole on every device; one all-reduce joins each attention and FFN
+ * block. */
+typedef enum glmoe_split {
+    GLMOE_SPLIT_AUTO = 0,  /* tp: at small batch an all-reduce costs less than expert traffic */
+    GLMOE_SPLIT_TP,        /* every expert cut by columns over the devices                    */
+    GLMOE_SPLIT_EP,        /* each device holds n_routed_experts / n_devices whole experts    */
+} glmoe_split;
+
 typedef struct glmoe_model_params {
     glmoe_device device;
     int n_threads;         /* CPU threads; 0 = one per 256 MiB of weights, at least one, at most
@@ -178,6 +188,16 @@ typedef struct glmoe_model_params {
                               once more with done == total and "" when all are. NULL (default):
                               none. glmoe_model_load_synthetic does not call it.            */
     void *progress_user_data;
+    int32_t n_devices;     /* split the model over this many devices (0 or 1: none). The heads
+                              (num_attention_heads, num_key_value_heads), the dense and shared
+                              MLP widths and, per `split`, moe_intermediate_size or
+                              n_routed_experts must divide by it, and quantized weights cut
+                              across their columns must be cut on their groups: else the load
+                              fails naming the field or tensor. On the CPU the devices are
+                              simulated ranks, one thread each, summing in a fixed order (how
+                              CI tests the split); on CUDA a split is refused (multi-GPU is
+                              not built yet). A split model loads no MTP layer (no drafts).  */
+    glmoe_split split;     /* default GLMOE_SPLIT_AUTO                                         */
 } glmoe_model_params;
 
 GLMOE_API glmoe_model_params glmoe_model_params_default(void);

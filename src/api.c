@@ -12,8 +12,10 @@
 
 #include "glmoe.h"
 #include "io/safetensors.h"
+#include "backend/comm.h"
 #include "model/model.h"
 #include "model/quantize_checkpoint.h"
+#include "model/split.h"
 #include "util/log.h"
 #ifdef GLMOE_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -31,7 +33,15 @@ struct glmoe_model {
     gm_bind_stats stats;
     glmoe_weight_group groups[GM_MAX_WEIGHT_GROUPS]; /* stats.groups as glmoe_model_info shows them */
     double load_seconds;
+    /* A model split over n_ranks devices (params.n_devices): be and w are rank 0's; ranks 1.. have
+     * their own backend and weights here (n_peers of them bound). */
+    int32_t n_ranks, n_peers;
+    gm_backend **peer_be;
+    gm_weights *peer_w;
 };
+
+/* Most devices a model is split over. */
+#define GM_MAX_RANKS 64
 
 struct glmoe_context {
     gm_err err;
@@ -47,6 +57,8 @@ struct glmoe_context {
     float *chunk_logits;    /* a regrouped chunk's logits before they go to their rows' slots */
     size_t chunk_logits_cap;
     int32_t n_draft;        /* most drafts per speculative step; 0: the MTP layer is not run */
+    gm_state *peer_st;      /* a split model: the states of ranks 1.. (st is rank 0's) */
+    gm_comm **comm;         /* and the ranks' group, [model->n_ranks] */
 };
 
 static const char *const k_null_model = "no model (NULL handle)";
@@ -59,7 +71,8 @@ static double now_seconds(void) {
 
 glmoe_model_params glmoe_model_params_default(void) {
     return (glmoe_model_params){.device = GLMOE_DEVICE_AUTO, .n_threads = 0, .quantize = {0, 0}, .skip_mtp = false,
-                                .progress = NULL, .progress_user_data = NULL};
+                                .progress = NULL, .progress_user_data = NULL, .n_devices = 0,
+                                .split = GLMOE_SPLIT_AUTO};
 }
 
 
@@ -138,6 +151,11 @@ static glmoe_status model_start(glmoe_model **out, const char *source, const cha
     *p = params ? *params : glmoe_model_params_default();
     if (!source) return gm_fail(&m->err, GLMOE_E_ARG, "%s", no_source);
     if (p->n_threads < 0) return gm_fail(&m->err, GLMOE_E_ARG, "n_threads %d is negative", p->n_threads);
+    if (p->n_devices < 0 || p->n_devices > GM_MAX_RANKS)
+        return gm_fail(&m->err, GLMOE_E_ARG, "n_devices %d is outside [0, %d]", p->n_devices, GM_MAX_RANKS);
+    if (p->split != GLMOE_SPLIT_AUTO && p->split != GLMOE_SPLIT_TP && p->split != GLMOE_SPLIT_EP)
+        return gm_fail(&m->err, GLMOE_E_ARG, "unknown split mode %d", (int)p->split);
+    if (p->n_devices > 1) p->skip_mtp = true; /* the MTP layer is not split yet */
     return quantize_resolve(&p->quantize, &m->err);
 }
 
@@ -153,6 +171,73 @@ static glmoe_status model_finish(glmoe_model *m, double t0) {
     m->bound = true;
     m->load_seconds = now_seconds() - t0;
     gm_err_clear(&m->err);
+    return GLMOE_OK;
+}
+
+static void release_peers(glmoe_model *m) {
+    for (int32_t i = 0; i < m->n_peers; i++) weights_release(&m->peer_w[i], &m->cfg, m->peer_be[i]);
+    for (int32_t i = 0; m->peer_be && i < m->n_ranks - 1; i++)
+        if (m->peer_be[i]) m->peer_be[i]->ops->free(m->peer_be[i]);
+    free(m->peer_be);
+    free(m->peer_w);
+    m->peer_be = NULL;
+    m->peer_w = NULL;
+    m->n_peers = 0;
+}
+
+/* Binds the weights of src (NULL: the synthetic model of seed and requant) on m->be, or, with
+ * p->n_devices > 1, each rank's slices on a backend of its own (rank 0: m->be), the ranks
+ * planned first so that a split that does not divide fails before anything is bound. */
+static glmoe_status bind_ranks(glmoe_model *m, const glmoe_model_params *p, const gm_bind_source *src, uint64_t seed,
+                               const gm_affine *requant, const gm_bind_stats *plan) {
+    const int32_t n = p->n_devices > 1 ? p->n_devices : 1;
+    m->n_ranks = n;
+    if (n == 1)
+        return src ? weights_bind(&m->w, &m->cfg, src, m->be, &m->stats, &m->err)
+                   : weights_bind_synthetic(&m->w, &m->cfg, seed, requant, m->be, &m->stats, &m->err);
+    if (!m->be->ops->all_reduce)
+        return gm_fail(&m->err, GLMOE_E_UNSUPPORTED, "split over %d devices: multi-GPU is not built yet for the %s "
+                       "backend (NCCL); --device cpu runs %d simulated ranks", n, m->be->ops->name, n);
+    const gm_split_mode mode = p->split == GLMOE_SPLIT_EP ? GM_SPLIT_EP : GM_SPLIT_TP;
+    gm_partition parts[GM_MAX_RANKS];
+    glmoe_status s;
+    for (int32_t r = 0; r < n; r++)
+        if ((s = partition_plan(&parts[r], &m->cfg, n, r, mode, &m->err))) return s;
+    m->peer_be = calloc((size_t)n - 1, sizeof *m->peer_be);
+    m->peer_w = calloc((size_t)n - 1, sizeof *m->peer_w);
+    if (!m->peer_be || !m->peer_w) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory for %d ranks", n);
+    for (int32_t r = 1; r < n; r++)
+        if ((s = gm_backend_create(&m->peer_be[r - 1], GLMOE_DEVICE_CPU, p->n_threads, &m->err))) return s;
+    gm_bind_stats rank_stats;
+    uint64_t copied = 0;
+    for (int32_t r = 0; r < n && !s; r++) {
+        gm_weights *w = r ? &m->peer_w[r - 1] : &m->w;
+        s = weights_bind_rank(w, &m->cfg, src, seed, requant, &parts[r], r ? m->peer_be[r - 1] : m->be, &rank_stats,
+                              &m->err);
+        if (s) {
+            if (r) gm_err_prefix(&m->err, "rank %d of %d: ", r, n);
+            break;
+        }
+        copied += rank_stats.bytes_copied;
+        if (r) m->n_peers = r;
+    }
+    if (s) {
+        weights_release(&m->w, &m->cfg, m->be); /* rank 0, bound or already cleared */
+        return s;
+    }
+    /* The model's figures are the whole model's (the plan), the bytes allocated those of all ranks. */
+    m->stats = *plan;
+    m->stats.bytes_copied = copied;
+    const gm_partition *q = &parts[n - 1];
+    gm_info("split over %d ranks (--split %s%s, simulated on the CPU: one thread each): each holds %lld of %d query "
+            "heads, %lld of %d KV heads%s, 1/%d of the MLP widths; rank %d: heads [%lld, %lld), experts [%lld, %lld), "
+            "expert columns [%lld, %lld)",
+            n, partition_mode_name(mode), p->split == GLMOE_SPLIT_AUTO ? ", the default" : "", (long long)q->heads.n,
+            m->cfg.n_heads, (long long)q->kv_heads.n, m->cfg.n_kv_heads,
+            mode == GM_SPLIT_EP ? ", n_routed_experts / N whole experts" : ", every expert's columns / N", n, n - 1,
+            (long long)q->heads.first, (long long)(q->heads.first + q->heads.n), (long long)q->experts.first,
+            (long long)(q->experts.first + q->experts.n), (long long)q->expert_cols.first,
+            (long long)(q->expert_cols.first + q->expert_cols.n));
     return GLMOE_OK;
 }
 
@@ -181,7 +266,7 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     fit_subject(what, sizeof what, dir, &p);
     if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), what, &m->err)))
         return s;
-    if ((s = weights_bind(&m->w, &m->cfg, &src, m->be, &m->stats, &m->err))) return s;
+    if ((s = bind_ranks(m, &p, &src, 0, NULL, &plan))) return s;
     if (m->stats.n_quantized_on_load)
         gm_info("quantized %d weights to q%d g%d while loading", m->stats.n_quantized_on_load, p.quantize.bits,
                 p.quantize.group_size);
@@ -211,7 +296,7 @@ glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_na
     if ((s = create_backend_for(m, &p, &plan))) return s;
     if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), dir, &m->err)))
         return s;
-    if ((s = weights_bind_synthetic(&m->w, &m->cfg, seed, &requant, m->be, &m->stats, &m->err))) return s;
+    if ((s = bind_ranks(m, &p, NULL, seed, &requant, &plan))) return s;
     if (m->stats.n_quantized_on_load)
         gm_info("made %d synthetic weights quantized to q%d g%d", m->stats.n_quantized_on_load, p.quantize.bits,
                 p.quantize.group_size);
@@ -221,6 +306,7 @@ glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_na
 void glmoe_model_free(glmoe_model *m) {
     if (!m) return;
     if (m->bound) weights_release(&m->w, &m->cfg, m->be);
+    release_peers(m);
     if (m->be) m->be->ops->free(m->be);
     st_set_close(m->set);
     quant_config_free(&m->quant);
@@ -340,9 +426,27 @@ glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glm
     glmoe_status s = context_params_resolve(&p, &m->cfg, m->w.mtp != NULL, &ctx->err);
     if (s) return s;
     ctx->n_draft = p.n_draft;
-    s = state_create(&ctx->st, &m->cfg, m->be, p.n_batch, p.n_ctx, p.n_seq_max, p.n_draft > 0 ? m->w.mtp : NULL,
-                     &ctx->err);
+    s = state_create_rank(&ctx->st, &m->cfg, &m->w.part, m->be, p.n_batch, p.n_ctx, p.n_seq_max,
+                          p.n_draft > 0 ? m->w.mtp : NULL, &ctx->err);
     if (s) return s;
+    if (m->n_ranks > 1) { /* each rank's state, and their group */
+        const int32_t n = m->n_ranks;
+        ctx->comm = calloc((size_t)n, sizeof *ctx->comm);
+        ctx->peer_st = calloc((size_t)n - 1, sizeof *ctx->peer_st);
+        if (!ctx->comm || !ctx->peer_st) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory for %d ranks", n);
+        if ((s = comm_local_create(ctx->comm, n, &ctx->err))) {
+            free(ctx->comm);
+            ctx->comm = NULL;
+            return s;
+        }
+        ctx->st.comm = ctx->comm[0];
+        for (int32_t r = 1; r < n; r++) {
+            if ((s = state_create_rank(&ctx->peer_st[r - 1], &m->cfg, &m->peer_w[r - 1].part, m->peer_be[r - 1],
+                                       p.n_batch, p.n_ctx, p.n_seq_max, NULL, &ctx->err)))
+                return s;
+            ctx->peer_st[r - 1].comm = ctx->comm[r];
+        }
+    }
     ctx->sorted = malloc((size_t)p.n_batch * sizeof *ctx->sorted);
     ctx->sorted_from = malloc((size_t)p.n_batch * sizeof *ctx->sorted_from);
     if (!ctx->sorted || !ctx->sorted_from) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory");
@@ -426,6 +530,12 @@ done:
 void glmoe_context_free(glmoe_context *ctx) {
     if (!ctx) return;
     state_free(&ctx->st);
+    for (int32_t r = 0; ctx->model && r < ctx->model->n_ranks; r++) {
+        if (ctx->peer_st && r > 0) state_free(&ctx->peer_st[r - 1]);
+        if (ctx->comm) comm_free(ctx->comm[r]);
+    }
+    free(ctx->peer_st);
+    free(ctx->comm);
     free(ctx->logits);
     free(ctx->row_slot);
     free(ctx->sorted);
@@ -454,6 +564,25 @@ static bool grow(void **p, size_t *cap, size_t n, size_t sz) {
     *p = q;
     *cap = n;
     return true;
+}
+
+/* forward_batch on the context's model: whole, or every rank of a split one. */
+static glmoe_status ctx_forward(glmoe_context *ctx, const gm_row *rows, int32_t T, float *host_logits) {
+    glmoe_model *m = ctx->model;
+    if (m->n_ranks <= 1) return forward_batch(&m->cfg, &m->w, &ctx->st, rows, T, host_logits, &ctx->err);
+    const gm_weights *w[GM_MAX_RANKS];
+    gm_state *st[GM_MAX_RANKS];
+    for (int32_t r = 0; r < m->n_ranks; r++) {
+        w[r] = r ? &m->peer_w[r - 1] : &m->w;
+        st[r] = r ? &ctx->peer_st[r - 1] : &ctx->st;
+    }
+    return split_forward_batch(&m->cfg, w, st, m->n_ranks, rows, T, host_logits, &ctx->err);
+}
+
+/* The other ranks' sequences as rank 0's (lengths), after rank 0's were set back or cut. */
+static void peers_follow(glmoe_context *ctx) {
+    for (int32_t r = 1; r < ctx->model->n_ranks; r++)
+        for (int32_t q = 0; q < ctx->st.n_seq; q++) state_seq_truncate(&ctx->peer_st[r - 1], q, ctx->st.seqs[q].n_past);
 }
 
 /* Evaluates rows (already checked: sequences in range, tokens in the vocabulary, lengths within
@@ -505,7 +634,7 @@ static glmoe_status decode_rows(glmoe_context *ctx, const gm_row *rows, size_t n
             }
             dst = ctx->chunk_logits;
         }
-        s = forward_batch(&ctx->model->cfg, &ctx->model->w, st, grouped ? rows + done : ctx->sorted, T, dst, &ctx->err);
+        s = ctx_forward(ctx, grouped ? rows + done : ctx->sorted, T, dst);
         if (s) break;
         if (!grouped && chunk_wanted)
             for (int32_t t = 0, k = 0; t < T; t++)
@@ -516,6 +645,7 @@ static glmoe_status decode_rows(glmoe_context *ctx, const gm_row *rows, size_t n
     }
     if (s) { /* nothing appended: the cache beyond each length is ignored */
         for (int32_t q = 0; q < st->n_seq; q++) st->seqs[q].n_past = saved[q];
+        peers_follow(ctx);
         return s;
     }
     ctx->logits_rows = wanted;
@@ -642,6 +772,7 @@ glmoe_status glmoe_context_seq_truncate(glmoe_context *ctx, int32_t seq, size_t 
         return gm_fail(&ctx->err, GLMOE_E_ARG, "sequence %d is outside [0, %d)", seq, ctx->st.n_seq);
     if (n < (size_t)ctx->st.seqs[seq].n_past) {
         state_seq_truncate(&ctx->st, seq, (int32_t)n);
+        peers_follow(ctx);
         forget_logits(ctx);
     }
     return GLMOE_OK;
@@ -658,18 +789,22 @@ glmoe_status glmoe_context_seq_copy(glmoe_context *ctx, int32_t dst, int32_t src
         return gm_fail(&ctx->err, GLMOE_E_ARG, "copy of %zu positions: sequence %d has %d", n, src,
                        st->seqs[src].n_past);
     forget_logits(ctx);
+    for (int32_t r = 1; r < ctx->model->n_ranks; r++)
+        if ((s = state_seq_copy(&ctx->peer_st[r - 1], dst, src, (int32_t)n, &ctx->err))) return s;
     return state_seq_copy(st, dst, src, (int32_t)n, &ctx->err);
 }
 
 void glmoe_context_reset(glmoe_context *ctx) {
     if (!ctx || !ctx->ready) return;
     state_seq_truncate(&ctx->st, 0, 0);
+    peers_follow(ctx);
     forget_logits(ctx);
 }
 
 void glmoe_context_truncate(glmoe_context *ctx, size_t n) {
     if (!ctx || !ctx->ready || n >= (size_t)ctx->st.seqs[0].n_past) return;
     state_seq_truncate(&ctx->st, 0, (int32_t)n);
+    peers_follow(ctx);
     forget_logits(ctx);
 }
 
@@ -716,6 +851,9 @@ glmoe_status glmoe_context_speculate(glmoe_context *ctx, glmoe_spec_seq *seqs, s
     forget_logits(ctx);
     gm_state *st = &ctx->st;
     const gm_config *c = &ctx->model->cfg;
+    if (ctx->model->n_ranks > 1)
+        return gm_fail(&ctx->err, GLMOE_E_UNSUPPORTED, "speculate: not on a model split over %d devices yet",
+                       ctx->model->n_ranks);
     if (!seqs || n == 0 || n > (size_t)st->n_seq)
         return gm_fail(&ctx->err, GLMOE_E_ARG, "speculate: %zu sequences (the context holds %d)", n, st->n_seq);
     bool seen[GM_MAX_SEQS] = {false};

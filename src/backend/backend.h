@@ -68,6 +68,7 @@ typedef struct gm_exec_sizes {
 } gm_exec_sizes;
 
 typedef struct gm_backend gm_backend;
+typedef struct gm_comm gm_comm;   /* the ranks of a split model (backend/comm.h) */
 typedef struct gm_kv gm_kv;       /* a KV cache, owned by the backend */
 
 /* The execution state of one sequence on a backend (made by exec_create). Backends extend it:
@@ -87,6 +88,12 @@ typedef struct gm_experts {
      * shared_expert), so that one moe_experts call computes the routed and the shared experts
      * (no separate launches for the shared MLP). 0: the shared MLP runs on its own. */
     int32_t shared;
+    /* Expert parallelism (a model split with --split ep, src/model/partition.h): n_all is the
+     * router's expert count and the bank holds its experts [first, first + n - shared); moe_experts
+     * skips the entries of idx outside that range (another rank's), and the shared expert, when
+     * folded, is still index n_all. n_all 0 (every bank of an unsplit model): the bank holds every
+     * expert from index 0 and an index outside it is an error. */
+    int32_t first, n_all;
     void *table;                    /* the backend's, or NULL */
 } gm_experts;
 
@@ -269,6 +276,13 @@ typedef struct gm_backend_ops {
     glmoe_status (*moe_experts)(gm_exec *ex, float *out, bool accumulate, const float *x, const int32_t *idx,
                                 const float *weights, int32_t top_k, const gm_experts *bank, int32_t T,
                                 gm_err *err);
+
+    /* Optional (NULL: the backend cannot run a split model): buf[0, n) becomes the sum of every
+     * rank's buf[0, n) over the ranks of comm (backend/comm.h), ordered after the exec's queued
+     * ops: the one collective of the partitioned forward, after each attention and FFN block. The
+     * CPU calls the comm on the calling thread; a GPU backend queues it on its stream (NCCL), so
+     * that a recorded step holds it. */
+    glmoe_status (*all_reduce)(gm_exec *ex, gm_comm *comm, float *buf, int64_t n, gm_err *err);
 
     /* ---- optional: record one step and replay it ------------------------------------------
      * Either all four are set or all four are NULL. NULL (the CPU, which runs each op as it is

@@ -113,6 +113,13 @@ uint64_t state_activation_bytes(const gm_config *c, int32_t n_batch, int32_t n_c
 
 glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int32_t n_batch, int32_t n_ctx,
                           int32_t n_seq, const gm_mtp *mtp, gm_err *err) {
+    return state_create_rank(st, c, NULL, be, n_batch, n_ctx, n_seq, mtp, err);
+}
+
+glmoe_status state_create_rank(gm_state *st, const gm_config *c, const gm_partition *part, gm_backend *be,
+                               int32_t n_batch, int32_t n_ctx, int32_t n_seq, const gm_mtp *mtp, gm_err *err) {
+    /* A rank caches its own KV heads; its other buffers are sized for the whole model (a bound). */
+    const int32_t n_kv_heads = partition_is_whole(part) ? c->n_kv_heads : (int32_t)part->kv_heads.n;
     memset(st, 0, sizeof *st);
     st->n_batch = n_batch;
     st->n_ctx = n_ctx;
@@ -132,7 +139,7 @@ glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int3
     }
     st->n_seq = n_seq;
     for (int32_t i = 0; i < n_seq; i++) {
-        if ((s = be->ops->kv_create(be, &st->seqs[i].kv, c->n_layers + (mtp ? 1 : 0), n_ctx, c->n_kv_heads, c->head_dim,
+        if ((s = be->ops->kv_create(be, &st->seqs[i].kv, c->n_layers + (mtp ? 1 : 0), n_ctx, n_kv_heads, c->head_dim,
                                     err)))
             goto fail;
         if (mtp && !(st->seqs[i].tokens = malloc((size_t)n_ctx * sizeof *st->seqs[i].tokens))) {
@@ -212,10 +219,26 @@ typedef struct segment {
     int32_t seq, start, n, n_past;
 } segment;
 
-/* Attention of layer `layer` (its KV in the sequences' caches) into st->tmp; kv_only stops once
- * the keys and values are stored (the MTP layer's rows that only fill its cache). */
+/* The heads of the model this state's weights hold: all of them, or a split model's rank's. */
+static void rank_heads(const gm_config *c, const gm_weights *w, int32_t *nh, int32_t *nkv) {
+    const bool whole = partition_is_whole(&w->part);
+    *nh = whole ? c->n_heads : (int32_t)w->part.heads.n;
+    *nkv = whole ? c->n_kv_heads : (int32_t)w->part.kv_heads.n;
+}
+
+/* A split model's rank: its partial block output (o_proj over its heads, the FFN over its columns
+ * or experts) becomes the whole by the sum over the ranks. Nothing on an unsplit model. */
+static glmoe_status reduce_ranks(gm_state *st, float *buf, int64_t n, gm_err *err) {
+    if (!st->comm) return GLMOE_OK;
+    return st->be->ops->all_reduce(st->ex, st->comm, buf, n, err);
+}
+
+/* Attention of layer `layer` (its KV in the sequences' caches) over the nh query and nkv KV heads
+ * of its weights (a split model's rank: its own) into st->tmp; kv_only stops once the keys and
+ * values are stored (the MTP layer's rows that only fill its cache). */
 static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_state *st, int layer, int32_t T,
-                                    const segment *segs, int32_t n_segs, bool kv_only, gm_err *err) {
+                                    const segment *segs, int32_t n_segs, bool kv_only, int32_t nh, int32_t nkv,
+                                    gm_err *err) {
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
     glmoe_status s;
@@ -229,18 +252,16 @@ static glmoe_status attention_block(const gm_config *c, const gm_layer *L, gm_st
         TRY(op->matmul(ex, st->v, st->xn, &L->wv, &L->bv, T, err));
     }
     if (c->use_qk_norm) { /* RMSNorm over each head's D values, before RoPE */
-        TRY(op->add_rmsnorm(ex, st->q, st->q, NULL, &L->q_norm, (int64_t)T * c->n_heads, c->head_dim,
-                            c->rms_norm_eps, err));
-        TRY(op->add_rmsnorm(ex, st->k, st->k, NULL, &L->k_norm, (int64_t)T * c->n_kv_heads, c->head_dim,
-                            c->rms_norm_eps, err));
+        TRY(op->add_rmsnorm(ex, st->q, st->q, NULL, &L->q_norm, (int64_t)T * nh, c->head_dim, c->rms_norm_eps, err));
+        TRY(op->add_rmsnorm(ex, st->k, st->k, NULL, &L->k_norm, (int64_t)T * nkv, c->head_dim, c->rms_norm_eps, err));
     }
-    const size_t QD = (size_t)c->n_heads * (size_t)c->head_dim, KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    const size_t QD = (size_t)nh * (size_t)c->head_dim, KD = (size_t)nkv * (size_t)c->head_dim;
     for (int32_t i = 0; i < n_segs; i++) {
         const segment *g = &segs[i];
         /* A lone segment reads n_past from the positions buffer (pos[0]), so that a recorded step
          * stays valid as the sequence grows; with several, each passes its own. RoPE of q and k
          * at the rows' positions is part of the call (one launch on the GPU, not two more). */
-        gm_attn_params ap = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
+        gm_attn_params ap = {.n_heads = nh, .n_kv_heads = nkv, .head_dim = c->head_dim,
                              .n_tokens = g->n, .n_past = g->n_past, .scale = 1.0f / sqrtf((float)c->head_dim),
                              .n_past_mem = n_segs == 1 ? st->pos : NULL,
                              .rope_pos = gm_cptr_add(st->pos, (size_t)g->start * 4), .rotary_dim = c->rotary_dim,
@@ -305,15 +326,19 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *
     gm_exec *ex = st->ex;
     const int64_t H = c->hidden_size;
     glmoe_status s;
+    int32_t nh, nkv;
+    rank_heads(c, w, &nh, &nkv);
     TRY(op->embed(ex, st->x, &w->embed, st->ids, T, err));
 
     const float *pending = NULL; /* the FFN output not yet added to the residual */
     for (int l = 0; l < c->n_layers; l++) {
         const gm_layer *L = &w->layers[l];
         TRY(op->add_rmsnorm(ex, st->xn, st->x, pending, &L->attn_norm, T, H, c->rms_norm_eps, err));
-        TRY(attention_block(c, L, st, l, T, segs, n_segs, false, err));
+        TRY(attention_block(c, L, st, l, T, segs, n_segs, false, nh, nkv, err));
+        TRY(reduce_ranks(st, st->tmp, (int64_t)T * H, err));
         TRY(op->add_rmsnorm(ex, st->xn, st->x, st->tmp, &L->ffn_norm, T, H, c->rms_norm_eps, err));
         TRY(ffn_block(c, L, st, T, err));
+        TRY(reduce_ranks(st, st->tmp, (int64_t)T * H, err));
         pending = st->tmp;
     }
 
@@ -445,7 +470,9 @@ glmoe_status mtp_forward(const gm_config *c, const gm_weights *w, gm_state *st, 
     /* the decoder layer, its KV the caches' last layer */
     const gm_layer *L = &m->block;
     TRY(op->add_rmsnorm(ex, st->xn, st->x, NULL, &L->attn_norm, R, H, c->rms_norm_eps, err));
-    TRY(attention_block(c, L, st, c->n_layers, R, segs, n_segs, host_logits == NULL, err));
+    int32_t nh, nkv;
+    rank_heads(c, w, &nh, &nkv);
+    TRY(attention_block(c, L, st, c->n_layers, R, segs, n_segs, host_logits == NULL, nh, nkv, err));
     if (!host_logits) return GLMOE_OK;
     TRY(op->add_rmsnorm(ex, st->xn, st->x, st->tmp, &L->ffn_norm, R, H, c->rms_norm_eps, err));
     TRY(ffn_block(c, L, st, R, err));

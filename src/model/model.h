@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/partition.h"
 #include "model/quant_config.h"
 
 typedef struct gm_layer {
@@ -36,6 +37,7 @@ typedef struct gm_mtp {
 } gm_mtp;
 
 typedef struct gm_weights {
+    gm_partition part;                              /* what of the model they are (one rank: all) */
     gm_weight embed, final_norm, lm_head;
     gm_layer *layers;                               /* [n_layers] */
     gm_mtp *mtp;                                    /* NULL: the checkpoint has none, or it was not loaded */
@@ -95,6 +97,14 @@ glmoe_status weights_bind(gm_weights *w, const gm_config *cfg, const gm_bind_sou
  * made by the backend in its quantized form (backend.h, weight_synthetic_affine). */
 glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *cfg, uint64_t seed, const gm_affine *requant,
                                     gm_backend *be, gm_bind_stats *stats, gm_err *err);
+/* One rank's weights of a model split as `part` says (partition.h): its slices of the tensors of
+ * src, or (src NULL) of the synthetic model of seed and requant, exactly the numbers of the whole
+ * model's weights at those places; the MTP layer is not bound. part NULL: the whole model (as
+ * weights_bind, weights_bind_synthetic). A cut of a quantized weight off its groups is
+ * GLMOE_E_UNSUPPORTED naming the tensor. */
+glmoe_status weights_bind_rank(gm_weights *w, const gm_config *cfg, const gm_bind_source *src, uint64_t seed,
+                               const gm_affine *requant, const gm_partition *part, gm_backend *be,
+                               gm_bind_stats *stats, gm_err *err);
 /* The formats and bytes weights_bind_synthetic would bind, in stats->groups, binding nothing. */
 glmoe_status weights_plan_synthetic(const gm_config *cfg, const gm_affine *requant, gm_bind_stats *stats, gm_err *err);
 void weights_release(gm_weights *w, const gm_config *cfg, gm_backend *be);
@@ -141,6 +151,8 @@ typedef struct gm_state {
     float *mtp_h;                      /* [n_batch, H] the hidden states fed to the MTP layer */
     float *stash;                      /* [n_seq, H] each sequence's last hidden state */
     bool graph_off;                    /* the backend declined or a recording failed: never again */
+    gm_comm *comm;                     /* a split model's rank: its group (all-reduce after each
+                                          attention and FFN block); NULL: the whole model */
 } gm_state;
 
 /* One row of a batch: a token of sequence `seq` at that sequence's next position. */
@@ -163,6 +175,10 @@ uint64_t state_activation_bytes(const gm_config *cfg, int32_t n_batch, int32_t n
  * runs the MTP layer beside the model (for drafts: every forward keeps its cache current). */
 glmoe_status state_create(gm_state *st, const gm_config *cfg, gm_backend *be, int32_t n_batch, int32_t n_ctx,
                           int32_t n_seq, const gm_mtp *mtp, gm_err *err);
+/* state_create for one rank of a split model (part NULL: the whole model): its KV caches hold
+ * the rank's KV heads. The caller sets st->comm (split.c). */
+glmoe_status state_create_rank(gm_state *st, const gm_config *cfg, const gm_partition *part, gm_backend *be,
+                               int32_t n_batch, int32_t n_ctx, int32_t n_seq, const gm_mtp *mtp, gm_err *err);
 void state_free(gm_state *st);
 
 /* Sequence dst becomes the first n positions of sequence src (their KV copied): a shared prompt

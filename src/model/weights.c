@@ -44,6 +44,7 @@ typedef struct binder {
     uint64_t seed;
     gm_affine requant;         /* bits 0: none; else the format float weights are quantized to */
     gm_backend *be;            /* NULL: planning (check only) */
+    gm_partition part;         /* the rank's part of a split model (the whole model: one rank) */
     gm_bind_stats *stats;
     const st_tensor **used;    /* every tensor bound, to find the unused ones afterwards */
     size_t n_used;
@@ -122,6 +123,57 @@ static bool shape_is(const st_tensor *t, const gm_tensor_src *s, int64_t n_stack
 }
 
 /* ---- one weight ---------------------------------------------------------------------------------- */
+
+/* The part of a [rows, cols] matrix a rank binds: rows [r0, r0 + nr), columns [c0, c0 + nc). */
+typedef struct cut {
+    int64_t r0, nr, c0, nc;
+} cut;
+
+static cut whole(int64_t rows, int64_t cols) { return (cut){0, rows, 0, cols}; }
+static cut cut_rows(gm_slice s, int64_t unit, int64_t cols) { return (cut){s.first * unit, s.n * unit, 0, cols}; }
+static cut cut_cols(int64_t rows, gm_slice s) { return (cut){0, rows, s.first, s.n}; }
+
+/* A host tensor cut to k: rows by moving its pointers (still in the mapping), columns by copying
+ * each row's piece (a group-aligned piece of an affine row: its codes, scales and biases) into
+ * *block, a transient tensor the caller frees. false: out of memory. */
+static bool host_cut(gm_host_tensor *h, const cut *k, void **block) {
+    gm_weight *w = &h->w;
+    const bool affine = w->type == GM_W_AFFINE;
+    const size_t rb = gm_weight_row_bytes(w), sb = gm_weight_scale_row_bytes(w);
+    w->data = (const char *)w->data + (size_t)k->r0 * rb;
+    if (affine) {
+        w->scales = (const char *)w->scales + (size_t)k->r0 * sb;
+        w->biases = (const char *)w->biases + (size_t)k->r0 * sb;
+    }
+    w->rows = k->nr;
+    if (k->nc == w->cols) return true;
+    gm_weight sub = *w;
+    sub.cols = k->nc;
+    const size_t srb = gm_weight_row_bytes(&sub), ssb = gm_weight_scale_row_bytes(&sub);
+    const size_t off = affine ? (size_t)k->c0 * (size_t)w->q.bits / 8 : (size_t)k->c0 * gm_wtype_size(w->type);
+    const size_t soff = affine ? (size_t)(k->c0 / w->q.group) * gm_wtype_size(w->q.scale_type) : 0;
+    uint8_t *p = malloc((size_t)k->nr * (srb + 2 * ssb) + 1);
+    if (!p) return false;
+    for (int64_t r = 0; r < k->nr; r++) {
+        memcpy(p + (size_t)r * srb, (const char *)w->data + (size_t)r * rb + off, srb);
+        if (!affine) continue;
+        memcpy(p + (size_t)k->nr * srb + (size_t)r * ssb, (const char *)w->scales + (size_t)r * sb + soff, ssb);
+        memcpy(p + (size_t)k->nr * (srb + ssb) + (size_t)r * ssb, (const char *)w->biases + (size_t)r * sb + soff, ssb);
+    }
+    sub.data = p;
+    sub.scales = affine ? p + (size_t)k->nr * srb : NULL;
+    sub.biases = affine ? p + (size_t)k->nr * (srb + ssb) : NULL;
+    *h = (gm_host_tensor){.w = sub, .aligned = true, .transient = true};
+    *block = p;
+    return true;
+}
+
+/* A cut across the columns of a weight held quantized must fall on its groups. */
+static glmoe_status check_cut(const binder *b, const gm_weight *held, int64_t cols, const cut *k, const char *tensor) {
+    if (k->nc == cols || held->type != GM_W_AFFINE) return GLMOE_OK;
+    const gm_slice c = {k->c0, k->nc};
+    return partition_check_group(&c, held->q.group, tensor, b->part.n_ranks, b->err);
+}
 
 /* The host view of a checked source: the weight (expert `index` of a stacked one) in the mapping. */
 static gm_host_tensor host_view(const gm_tensor_src *s, const gm_weight *fmt, int64_t rows, int64_t cols) {
@@ -275,28 +327,38 @@ static glmoe_status quantize_host(binder *b, const gm_host_tensor *dense, const 
 
 /* Checks, and (unless planning) binds, one matrix found at s. */
 static glmoe_status bind_source(binder *b, gm_weight *w, const gm_tensor_src *s, const role *r, int64_t rows,
-                                int64_t cols, gm_bind_kind kind) {
+                                int64_t cols, gm_bind_kind kind, const cut *k) {
     gm_weight fmt;
     glmoe_status st = check_source(b, s, r, rows, cols, &fmt);
     if (st) return st;
     gm_host_tensor h = host_view(s, &fmt, rows, cols);
-    const gm_weight target = held_format(b, s->module, kind, &fmt, rows, cols);
+    /* Quantized or not as the whole model's weight would be, whatever the rank's cut of it. */
+    gm_weight target = held_format(b, s->module, kind, &fmt, rows, cols);
+    if ((st = check_cut(b, &target, cols, k, s->t->name))) return st;
+    target.rows = k->nr;
+    target.cols = k->nc;
     const bool requant = target.type == GM_W_AFFINE && fmt.type != GM_W_AFFINE; /* quantize while loading */
     const uint64_t stored = gm_weight_bytes(&target);
     if (!b->be) { /* planning */
         account(b, r->kind, &target, stored, 0, false);
         return GLMOE_OK;
     }
-    void *block = NULL;
+    void *block = NULL, *cut_block = NULL;
+    if ((k->nr != rows || k->nc != cols) && !host_cut(&h, k, &cut_block))
+        return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory cutting tensor \"%s\" for its rank", s->t->name);
     if (requant) {
         gm_host_tensor q;
-        if ((st = quantize_host(b, &h, &target, &q, &block))) return st;
+        st = quantize_host(b, &h, &target, &q, &block);
+        free(cut_block);
+        cut_block = NULL;
+        if (st) return st;
         h = q;
         b->stats->n_quantized_on_load++;
     }
     size_t copied = 0;
     st = b->be->ops->weight_bind(b->be, w, &h, kind, &copied, b->err);
     free(block);
+    free(cut_block);
     if (st) {
         gm_err_prefix(b->err, "tensor \"%s\": ", s->t->name);
         return st;
@@ -322,29 +384,71 @@ static void synthetic_init(const char *name, float *mean, float *std) {
     *std = norm || router_bias ? 0.0f : 0.02f;
 }
 
+/* A rank's cut across the columns of a synthetic matrix, which is not contiguous in the whole
+ * tensor's numbering: made on the host, bf16 as the backend would make it (element r * cols + c
+ * of the whole), quantized as loading it would (held: the cut's format), then bound. */
+static glmoe_status bind_synthetic_columns(binder *b, gm_weight *w, const char *name, const role *r, int64_t cols,
+                                           const cut *k, const gm_weight *held) {
+    float mean, std;
+    synthetic_init(name, &mean, &std);
+    const uint64_t seed = gm_synthetic_seed(b->seed, name);
+    uint16_t *v = malloc((size_t)k->nr * (size_t)k->nc * sizeof *v);
+    if (!v) return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory making tensor \"%s\"", name);
+    for (int64_t i = 0; i < k->nr; i++)
+        for (int64_t j = 0; j < k->nc; j++)
+            v[i * k->nc + j] = gm_f32_to_bf16(
+                gm_synthetic_value(seed, (uint64_t)((k->r0 + i) * cols + k->c0 + j), mean, std));
+    gm_host_tensor h = {.w = {.type = GM_W_BF16, .rows = k->nr, .cols = k->nc, .data = v}, .aligned = true,
+                        .transient = true};
+    void *block = NULL;
+    glmoe_status s = GLMOE_OK;
+    if (held->type == GM_W_AFFINE) {
+        gm_host_tensor q;
+        if (!(s = quantize_host(b, &h, held, &q, &block))) {
+            h = q;
+            b->stats->n_quantized_on_load++;
+        }
+    }
+    size_t copied = 0;
+    if (!s) s = b->be->ops->weight_bind(b->be, w, &h, GM_BIND_MATRIX, &copied, b->err);
+    free(block);
+    free(v);
+    if (s) {
+        gm_err_prefix(b->err, "tensor \"%s\": ", name);
+        return s;
+    }
+    account(b, r->kind, held, gm_weight_bytes(held), copied, false);
+    return GLMOE_OK;
+}
+
 /* A synthetic tensor `name` (of module `module`, for a matrix): a bf16 matrix (quantized as
  * held_format says, by the backend, as loading its checkpoint with --quantize would) or a float32
  * vector; planning (no backend) only counts it. */
 static glmoe_status bind_synthetic(binder *b, gm_weight *w, const char *module, const char *name, const role *r,
-                                   int64_t rows, int64_t cols, gm_bind_kind kind) {
+                                   int64_t rows, int64_t cols, gm_bind_kind kind, const cut *k) {
     const gm_weight stored = {.type = kind == GM_BIND_VECTOR_F32 ? GM_W_F32 : GM_W_BF16};
-    const gm_weight target = held_format(b, module, kind, &stored, rows, cols);
+    gm_weight target = held_format(b, module, kind, &stored, rows, cols);
+    glmoe_status s = check_cut(b, &target, cols, k, name);
+    if (s) return s;
+    target.rows = k->nr;
+    target.cols = k->nc;
     const bool quantize = target.type == GM_W_AFFINE;
     if (!b->be) {
         account(b, r->kind, &target, gm_weight_bytes(&target), 0, kind == GM_BIND_VECTOR_F32);
         return GLMOE_OK;
     }
+    if (k->nc != cols && rows > 1) return bind_synthetic_columns(b, w, name, r, cols, k, &target);
     if (quantize ? !b->be->ops->weight_synthetic_affine : !b->be->ops->weight_synthetic)
         return gm_fail(b->err, GLMOE_E_UNSUPPORTED, "the %s backend cannot make %ssynthetic weights", b->be->ops->name,
                        quantize ? "quantized " : "");
     float mean, std;
     synthetic_init(name, &mean, &std);
-    const uint64_t seed = gm_synthetic_seed(b->seed, name);
+    /* Element i of the whole tensor is value(seed + i): a cut of whole rows (or of a vector)
+     * starts at element r0 * cols + c0 and is contiguous. */
+    const uint64_t seed = gm_synthetic_seed(b->seed, name) + (uint64_t)(k->r0 * cols + k->c0);
     size_t bytes = 0;
-    glmoe_status s = quantize ? b->be->ops->weight_synthetic_affine(b->be, w, &target.q, rows, cols, seed, mean, std,
-                                                                    &bytes, b->err)
-                              : b->be->ops->weight_synthetic(b->be, w, stored.type, rows, cols, seed, mean, std, &bytes,
-                                                             b->err);
+    s = quantize ? b->be->ops->weight_synthetic_affine(b->be, w, &target.q, k->nr, k->nc, seed, mean, std, &bytes, b->err)
+                 : b->be->ops->weight_synthetic(b->be, w, stored.type, k->nr, k->nc, seed, mean, std, &bytes, b->err);
     if (s) {
         gm_err_prefix(b->err, "tensor \"%s\": ", name);
         return s;
@@ -355,27 +459,34 @@ static glmoe_status bind_synthetic(binder *b, gm_weight *w, const char *module, 
 }
 
 /* A matrix of module `module` ("<module>.weight"), [rows, cols]. */
-static glmoe_status bind_matrix(binder *b, gm_weight *w, const char *module, const role *r, int64_t rows,
-                                int64_t cols, bool optional) {
+static glmoe_status bind_matrix_cut(binder *b, gm_weight *w, const char *module, const role *r, int64_t rows,
+                                    int64_t cols, bool optional, cut k) {
     memset(w, 0, sizeof *w);
     if (!b->src) {
         char name[200];
         snprintf(name, sizeof name, "%s.weight", module);
         if (optional && !strcmp(module, "lm_head") && b->cfg->tie_word_embeddings) return GLMOE_OK;
-        return bind_synthetic(b, w, module, name, r, rows, cols, GM_BIND_MATRIX);
+        return bind_synthetic(b, w, module, name, r, rows, cols, GM_BIND_MATRIX, &k);
     }
     gm_tensor_src s;
     if (!tmap_module(b->src->set, module, &s)) {
         if (optional) return GLMOE_OK;
         return gm_fail(b->err, GLMOE_E_WEIGHTS, "tensor \"%s.weight\" is missing from the checkpoint", module);
     }
-    return bind_source(b, w, &s, r, rows, cols, GM_BIND_MATRIX);
+    return bind_source(b, w, &s, r, rows, cols, GM_BIND_MATRIX, &k);
 }
 
-/* A float vector named in full, of cols values. */
-static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const role *r, int64_t cols) {
+/* A matrix bound whole (on every rank of a split). */
+static glmoe_status bind_matrix(binder *b, gm_weight *w, const char *module, const role *r, int64_t rows,
+                                int64_t cols, bool optional) {
+    return bind_matrix_cut(b, w, module, r, rows, cols, optional, whole(rows, cols));
+}
+
+/* A float vector named in full, of cols values, of which the rank binds [s.first, s.first + s.n). */
+static glmoe_status bind_vector_cut(binder *b, gm_weight *w, const char *name, const role *r, int64_t cols, gm_slice part) {
     memset(w, 0, sizeof *w);
-    if (!b->src) return bind_synthetic(b, w, NULL, name, r, 1, cols, GM_BIND_VECTOR_F32);
+    const cut k = {0, 1, part.first, part.n};
+    if (!b->src) return bind_synthetic(b, w, NULL, name, r, 1, cols, GM_BIND_VECTOR_F32, &k);
     const st_tensor *t = st_set_find(b->src->set, name);
     if (!t) return gm_fail(b->err, GLMOE_E_WEIGHTS, "tensor \"%s\" is missing from the checkpoint", name);
     const char *file = st_file_name(t->file);
@@ -386,10 +497,11 @@ static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const
     if (t->rank != 1 || (int64_t)t->shape[0] != cols)
         return gm_fail(b->err, GLMOE_E_WEIGHTS, "%s: tensor \"%s\" has shape %s but the config needs [%lld] (%s)", file,
                        name, shape_str(t, got, sizeof got), (long long)cols, r->why);
-    gm_host_tensor h = {.w = {.type = wtype_of(t->dtype), .rows = 1, .cols = cols, .data = t->data},
+    gm_host_tensor h = {.w = {.type = wtype_of(t->dtype), .rows = 1, .cols = part.n,
+                              .data = t->data + (size_t)part.first * (st_dtype_bits(t->dtype) / 8)},
                         .aligned = t->aligned};
     if (!b->be) {
-        account(b, r->kind, &h.w, t->nbytes, 0, true);
+        account(b, r->kind, &h.w, (uint64_t)part.n * (st_dtype_bits(t->dtype) / 8), 0, true);
         return GLMOE_OK;
     }
     size_t copied = 0;
@@ -398,9 +510,13 @@ static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const
         gm_err_prefix(b->err, "tensor \"%s\": ", name);
         return s;
     }
-    account(b, r->kind, &h.w, t->nbytes, copied, true); /* counted as stored */
+    account(b, r->kind, &h.w, (uint64_t)part.n * (st_dtype_bits(t->dtype) / 8), copied, true); /* counted as stored */
     b->used[b->n_used++] = t;
     return GLMOE_OK;
+}
+
+static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const role *r, int64_t cols) {
+    return bind_vector_cut(b, w, name, r, cols, (gm_slice){0, cols});
 }
 
 /* The routed experts of layer i: Hugging Face per-expert modules or MLX's stacked ones; with room
@@ -408,25 +524,31 @@ static glmoe_status bind_vector(binder *b, gm_weight *w, const char *name, const
 static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
     const gm_config *c = b->cfg;
     const int64_t E = c->n_experts, H = c->hidden_size, Im = c->moe_intermediate_size;
-    const int64_t slots = E + config_shared_in_bank(c);
+    /* A split model's rank holds experts [e0, e0 + n) (ep), or its columns of every one (tp). */
+    const gm_partition *P = &b->part;
+    const int64_t e0 = P->experts.first, n = P->experts.n;
+    const int64_t slots = n + partition_shared_in_bank(P, c);
     static const role experts = {"routed experts", "n_routed_experts, moe_intermediate_size, hidden_size"};
     bank->gate = calloc((size_t)slots, sizeof(gm_weight));
     bank->up = calloc((size_t)slots, sizeof(gm_weight));
     bank->down = calloc((size_t)slots, sizeof(gm_weight));
     if (!bank->gate || !bank->up || !bank->down)
         return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory for %lld experts", (long long)E);
-    bank->n = (int32_t)E;
+    bank->n = (int32_t)n;
+    bank->first = (int32_t)e0;
+    bank->n_all = n == E ? 0 : (int32_t)E;
     static const char *const proj[3] = {"gate_proj", "up_proj", "down_proj"};
     glmoe_status s;
-    for (int64_t e = 0; e < E; e++) {
-        gm_weight *slot[3] = {&bank->gate[e], &bank->up[e], &bank->down[e]};
+    for (int64_t e = e0; e < e0 + n; e++) {
+        gm_weight *slot[3] = {&bank->gate[e - e0], &bank->up[e - e0], &bank->down[e - e0]};
         for (int p = 0; p < 3; p++) {
             const int64_t rows = p == 2 ? H : Im, cols = p == 2 ? Im : H;
+            const cut k = p == 2 ? cut_cols(H, P->expert_cols) : cut_rows(P->expert_cols, 1, H);
             if (!b->src) {
                 char module[160], name[200];
                 snprintf(module, sizeof module, "model.layers.%d.mlp.experts.%lld.%s", i, (long long)e, proj[p]);
                 snprintf(name, sizeof name, "%s.weight", module);
-                if ((s = bind_synthetic(b, slot[p], module, name, &experts, rows, cols, GM_BIND_MATRIX))) return s;
+                if ((s = bind_synthetic(b, slot[p], module, name, &experts, rows, cols, GM_BIND_MATRIX, &k))) return s;
                 continue;
             }
             gm_tensor_src src;
@@ -435,7 +557,7 @@ static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
                                "tensor \"model.layers.%d.mlp.experts.%lld.%s.weight\" is missing from the checkpoint (nor "
                                "is there a stacked \"model.layers.%d.mlp.switch_mlp.%s.weight\")",
                                i, (long long)e, proj[p], i, proj[p]);
-            if ((s = bind_source(b, slot[p], &src, &experts, rows, cols, GM_BIND_MATRIX))) return s;
+            if ((s = bind_source(b, slot[p], &src, &experts, rows, cols, GM_BIND_MATRIX, &k))) return s;
         }
     }
     return GLMOE_OK;
@@ -449,7 +571,7 @@ static glmoe_status bind_experts(binder *b, gm_experts *bank, int i) {
  * bank (prepare_experts). */
 static glmoe_status finish_experts(binder *b, gm_layer *L, int i) {
     gm_experts *bank = &L->experts;
-    if (config_shared_in_bank(b->cfg)) {
+    if (partition_shared_in_bank(&b->part, b->cfg)) {
         const int32_t e = bank->n;
         bank->gate[e] = L->sh_gate;
         bank->up[e] = L->sh_up;
@@ -486,14 +608,18 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
     if ((s = (call))) return s
     TRY(bind_vector(b, &L->attn_norm, NAME("input_layernorm.weight"), &norm, H));
     TRY(bind_vector(b, &L->ffn_norm, NAME("post_attention_layernorm.weight"), &norm, H));
-    TRY(bind_matrix(b, &L->wq, NAME("self_attn.q_proj"), &q, QD, H, false));
-    TRY(bind_matrix(b, &L->wk, NAME("self_attn.k_proj"), &kv, KD, H, false));
-    TRY(bind_matrix(b, &L->wv, NAME("self_attn.v_proj"), &kv, KD, H, false));
-    TRY(bind_matrix(b, &L->wo, NAME("self_attn.o_proj"), &o, H, QD, false));
+    /* A split model's rank: its heads' rows of q, k, v and their columns of o (partition.h). */
+    const gm_partition *P = &b->part;
+    const int64_t D = c->head_dim;
+    const gm_slice qs = {P->heads.first * D, P->heads.n * D}, ks = {P->kv_heads.first * D, P->kv_heads.n * D};
+    TRY(bind_matrix_cut(b, &L->wq, NAME("self_attn.q_proj"), &q, QD, H, false, cut_rows(qs, 1, H)));
+    TRY(bind_matrix_cut(b, &L->wk, NAME("self_attn.k_proj"), &kv, KD, H, false, cut_rows(ks, 1, H)));
+    TRY(bind_matrix_cut(b, &L->wv, NAME("self_attn.v_proj"), &kv, KD, H, false, cut_rows(ks, 1, H)));
+    TRY(bind_matrix_cut(b, &L->wo, NAME("self_attn.o_proj"), &o, H, QD, false, cut_cols(H, qs)));
     if (c->attention_bias) {
-        TRY(bind_vector(b, &L->bq, NAME("self_attn.q_proj.bias"), &attn_bias, QD));
-        TRY(bind_vector(b, &L->bk, NAME("self_attn.k_proj.bias"), &attn_bias, KD));
-        TRY(bind_vector(b, &L->bv, NAME("self_attn.v_proj.bias"), &attn_bias, KD));
+        TRY(bind_vector_cut(b, &L->bq, NAME("self_attn.q_proj.bias"), &attn_bias, QD, qs));
+        TRY(bind_vector_cut(b, &L->bk, NAME("self_attn.k_proj.bias"), &attn_bias, KD, ks));
+        TRY(bind_vector_cut(b, &L->bv, NAME("self_attn.v_proj.bias"), &attn_bias, KD, ks));
     }
     if (c->use_qk_norm) {
         TRY(bind_vector(b, &L->q_norm, NAME("self_attn.q_norm.weight"), &qk_norm, c->head_dim));
@@ -502,10 +628,10 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
     L->is_moe = config_layer_is_moe(c, i);
     if (!L->is_moe) {
         const int64_t I = c->intermediate_size;
-        TRY(bind_matrix(b, &L->gate, NAME("mlp.gate_proj"), &dense, I, H, false));
-        TRY(bind_matrix(b, &L->up, NAME("mlp.up_proj"), &dense, I, H, false));
+        TRY(bind_matrix_cut(b, &L->gate, NAME("mlp.gate_proj"), &dense, I, H, false, cut_rows(P->dense, 1, H)));
+        TRY(bind_matrix_cut(b, &L->up, NAME("mlp.up_proj"), &dense, I, H, false, cut_rows(P->dense, 1, H)));
         static const role down = {"dense MLP", "hidden_size, intermediate_size"};
-        TRY(bind_matrix(b, &L->down, NAME("mlp.down_proj"), &down, H, I, false));
+        TRY(bind_matrix_cut(b, &L->down, NAME("mlp.down_proj"), &down, H, I, false, cut_cols(H, P->dense)));
         return GLMOE_OK;
     }
     const int64_t E = c->n_experts, Is = (int64_t)c->moe_intermediate_size * c->n_shared_experts;
@@ -514,10 +640,11 @@ static glmoe_status bind_layer(binder *b, gm_layer *L, int i) {
     TRY(bind_vector(b, &L->router_bias, NAME("mlp.gate.e_score_correction_bias"), &router_bias, E));
     TRY(bind_experts(b, &L->experts, i));
     if (Is > 0) {
-        TRY(bind_matrix(b, &L->sh_gate, NAME("mlp.shared_experts.gate_proj"), &shared, Is, H, false));
-        TRY(bind_matrix(b, &L->sh_up, NAME("mlp.shared_experts.up_proj"), &shared, Is, H, false));
+        const cut rows = cut_rows(P->shared, 1, H), cols = cut_cols(H, P->shared);
+        TRY(bind_matrix_cut(b, &L->sh_gate, NAME("mlp.shared_experts.gate_proj"), &shared, Is, H, false, rows));
+        TRY(bind_matrix_cut(b, &L->sh_up, NAME("mlp.shared_experts.up_proj"), &shared, Is, H, false, rows));
         static const role shared_down = {"shared experts", "hidden_size, moe_intermediate_size*n_shared_experts"};
-        TRY(bind_matrix(b, &L->sh_down, NAME("mlp.shared_experts.down_proj"), &shared_down, H, Is, false));
+        TRY(bind_matrix_cut(b, &L->sh_down, NAME("mlp.shared_experts.down_proj"), &shared_down, H, Is, false, cols));
     }
     TRY(finish_experts(b, L, i));
 #undef TRY
@@ -617,10 +744,14 @@ static glmoe_status check_overrides(binder *b) {
 }
 
 static glmoe_status bind_all(gm_weights *w, const gm_config *c, const gm_bind_source *src, uint64_t seed,
-                             const gm_affine *requant, gm_backend *be, gm_bind_stats *stats, gm_err *err) {
+                             const gm_affine *requant, const gm_partition *part, gm_backend *be, gm_bind_stats *stats,
+                             gm_err *err) {
     memset(w, 0, sizeof *w);
     memset(stats, 0, sizeof *stats);
-    binder b = {.cfg = c, .src = src, .seed = seed, .be = be, .stats = stats, .err = err};
+    binder b = {.cfg = c, .src = src, .seed = seed, .be = be, .stats = stats, .err = err,
+                .part = part ? *part : partition_whole(c)};
+    const bool split = !partition_is_whole(&b.part);
+    w->part = b.part;
     if (requant) b.requant = *requant;
     if (src)
         for (size_t i = 0; i < src->quant->n_overrides; i++) src->quant->overrides[i].used = false;
@@ -648,7 +779,7 @@ static glmoe_status bind_all(gm_weights *w, const gm_config *c, const gm_bind_so
     /* The MTP layer, when asked for and present (mlx-lm's conversions drop it). */
     char eh[96];
     snprintf(eh, sizeof eh, "model.layers.%d.eh_proj.weight", c->n_layers);
-    if (src && src->mtp && c->n_nextn_layers > 0 && st_set_find(src->set, eh)) {
+    if (src && src->mtp && !split && c->n_nextn_layers > 0 && st_set_find(src->set, eh)) { /* (not split yet) */
         const uint64_t before = stats->n_params;
         if (!(w->mtp = calloc(1, sizeof *w->mtp))) {
             s = gm_fail(err, GLMOE_E_NOMEM, "out of memory binding weights");
@@ -665,7 +796,7 @@ static glmoe_status bind_all(gm_weights *w, const gm_config *c, const gm_bind_so
     stats->n_params_active = stats->n_params - (uint64_t)n_moe * (uint64_t)c->n_experts * per_expert +
                              (uint64_t)n_moe * (uint64_t)c->n_experts_per_tok * per_expert;
     if (src) s = check_overrides(&b);
-    if (!s && src && be) account_unbound(&b);
+    if (!s && src && be && !split) account_unbound(&b); /* a rank leaves other ranks' experts unbound */
     if (!s && src && be && src->progress) src->progress(src->total, src->total, "", src->progress_user);
 done:
     free(b.used);
@@ -675,22 +806,28 @@ done:
 
 glmoe_status weights_plan(const gm_config *c, const gm_bind_source *src, gm_bind_stats *stats, gm_err *err) {
     gm_weights w;
-    return bind_all(&w, c, src, 0, &src->requant, NULL, stats, err);
+    return bind_all(&w, c, src, 0, &src->requant, NULL, NULL, stats, err);
 }
 
 glmoe_status weights_bind(gm_weights *w, const gm_config *c, const gm_bind_source *src, gm_backend *be,
                           gm_bind_stats *stats, gm_err *err) {
-    return bind_all(w, c, src, 0, &src->requant, be, stats, err);
+    return bind_all(w, c, src, 0, &src->requant, NULL, be, stats, err);
 }
 
 glmoe_status weights_plan_synthetic(const gm_config *c, const gm_affine *requant, gm_bind_stats *stats, gm_err *err) {
     gm_weights w;
-    return bind_all(&w, c, NULL, 0, requant, NULL, stats, err);
+    return bind_all(&w, c, NULL, 0, requant, NULL, NULL, stats, err);
 }
 
 glmoe_status weights_bind_synthetic(gm_weights *w, const gm_config *c, uint64_t seed, const gm_affine *requant,
                                     gm_backend *be, gm_bind_stats *stats, gm_err *err) {
-    return bind_all(w, c, NULL, seed, requant, be, stats, err);
+    return bind_all(w, c, NULL, seed, requant, NULL, be, stats, err);
+}
+
+glmoe_status weights_bind_rank(gm_weights *w, const gm_config *c, const gm_bind_source *src, uint64_t seed,
+                               const gm_affine *requant, const gm_partition *part, gm_backend *be, gm_bind_stats *stats,
+                               gm_err *err) {
+    return bind_all(w, c, src, seed, src ? &src->requant : requant, part, be, stats, err);
 }
 
 uint64_t weights_plan_bytes(const gm_bind_stats *plan) { return plan->bytes_held; }

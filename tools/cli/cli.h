@@ -46,6 +46,8 @@ typedef struct cli_model_opts {
     const char *model_dir;
     glmoe_device device;
     int n_threads;
+    int n_devices;          /* --gpus (0: not split) */
+    glmoe_split split;      /* --split */
     int n_ctx;
     bool verbose;
     glmoe_quantize quantize;    /* --quantize q4 / q8 / q<bits>[g<group>] */

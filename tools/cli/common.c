@@ -114,7 +114,12 @@ bad:
 #define MODEL_OPTS_BEFORE_CTX                                                                                   \
     "  -m, --model DIR     Hugging Face checkpoint directory (config.json, *.safetensors)\n"                     \
     "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"                          \
-    "  --threads N         CPU threads (default: one per 256 MiB of weights, at most all cores)\n"
+    "  --threads N         CPU threads (default: one per 256 MiB of weights, at most all cores)\n"     \
+    "  --gpus N            split the model over N devices: heads, MLP columns and experts cut, one\n"      \
+    "                      all-reduce per block (default 1; --device cpu runs N simulated ranks, as CI\n"  \
+    "                      tests it; multi-GPU is not built yet)\n"                                        \
+    "  --split M           tp or ep: routed experts cut by columns, or E/N whole experts per device\n"     \
+    "                      (default tp, the faster at small batch)\n"
 #define MODEL_OPTS_CTX                                                                                          \
     "  -c, --ctx N         context length, the KV cache size (default min(model max, 4096));\n"                  \
     "                      also --ctx-size\n"
@@ -168,7 +173,8 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     }
     if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) a = "--ctx"; /* llama.cpp's names */
     if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--device") && strcmp(a, "--threads") &&
-        strcmp(a, "--ctx") && strcmp(a, "--quantize") && strcmp(a, "--draft"))
+        strcmp(a, "--ctx") && strcmp(a, "--quantize") && strcmp(a, "--draft") && strcmp(a, "--gpus") &&
+        strcmp(a, "--split"))
         return 0;
     if (!has_value) {
         cli_error(cmd, "%s needs a value", a);
@@ -190,6 +196,16 @@ int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts
     } else if (!strcmp(a, "--draft")) {
         if (!cli_parse_int(cmd, a, val, 0, GLMOE_MAX_DRAFT, &v)) return -1;
         o->n_draft = (int)v;
+    } else if (!strcmp(a, "--gpus")) {
+        if (!cli_parse_int(cmd, a, val, 1, 64, &v)) return -1;
+        o->n_devices = (int)v;
+    } else if (!strcmp(a, "--split")) {
+        if (!strcmp(val, "tp")) o->split = GLMOE_SPLIT_TP;
+        else if (!strcmp(val, "ep")) o->split = GLMOE_SPLIT_EP;
+        else {
+            cli_error(cmd, "--split expects tp or ep, got \"%s\"", val);
+            return -1;
+        }
     } else if (!strcmp(a, "--threads")) {
         if (!cli_parse_int(cmd, a, val, 0, 4096, &v)) return -1;
         o->n_threads = (int)v;
@@ -246,6 +262,8 @@ bool cli_open(const char *cmd, cli_model_opts *o, glmoe_model **model, glmoe_con
     mp.n_threads = o->n_threads;
     mp.quantize = o->quantize;
     mp.skip_mtp = o->no_mtp;
+    mp.n_devices = o->n_devices;
+    mp.split = o->split;
     const char *after = getenv("GLMOE_PROGRESS_AFTER");
     load_progress progress = {.t0 = cli_now(), .after = after ? atof(after) : 1.0};
     if (isatty(STDERR_FILENO)) {

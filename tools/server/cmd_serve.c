@@ -119,6 +119,8 @@ int cmd_serve(int argc, char **argv) {
     mp.device = mo.device;
     mp.n_threads = mo.n_threads;
     mp.quantize = mo.quantize;
+    mp.n_devices = mo.n_devices;
+    mp.split = mo.split;
     mp.skip_mtp = mo.no_mtp;
     glmoe_status st = glmoe_model_load(&model, mo.model_dir, &mp);
     if (st) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/comm.h"
 #include "backend/cpu/cpu_internal.h"
 #include "util/dtype.h"
 #include "util/synthetic.h"
@@ -258,6 +259,13 @@ static void cpu_free(gm_backend *be) { free(be); }
 /* Every format: the ops read rows through gm_weight_row_f32 or a kernel of the format's own. */
 static bool cpu_supports(gm_backend *be, const gm_weight *format) { return true; }
 
+/* The ops before it ran as they were called, so the sum runs now, on this thread: the comm of a
+ * CPU split is the in-process group (backend/comm_local.c), one thread per rank. */
+static glmoe_status cpu_all_reduce(gm_exec *ex, gm_comm *comm, float *buf, int64_t n, gm_err *err) {
+    (void)ex;
+    return comm_all_reduce_sum(comm, buf, n, NULL, err);
+}
+
 static const gm_backend_ops cpu_ops = {
     .name = "cpu",
     .free = cpu_free,
@@ -286,6 +294,7 @@ static const gm_backend_ops cpu_ops = {
     .swiglu = cpu_swiglu,
     .moe_route = cpu_moe_route,
     .moe_experts = cpu_moe_experts,
+    .all_reduce = cpu_all_reduce,
 };
 
 glmoe_status cpu_backend_create(gm_backend **out, int n_threads, gm_err *err) {

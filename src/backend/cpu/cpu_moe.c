@@ -114,6 +114,16 @@ glmoe_status cpu_moe_route(gm_exec *ex, int32_t *idx, float *weights, const floa
     return GLMOE_OK;
 }
 
+/* The bank's entry for the router's expert index e: e itself in a bank of every expert; with
+ * expert parallelism (n_all), e - first for this rank's experts, the folded shared expert (index
+ * n_all) last, -1 for another rank's. -2: an index outside the router's range (a bug). */
+static inline int32_t bank_entry(const gm_experts *bank, int32_t e) {
+    if (!bank->n_all) return e >= 0 && e < bank->n ? e : -2;
+    if (e < 0 || e > bank->n_all || (e == bank->n_all && !bank->shared)) return -2;
+    if (e == bank->n_all) return bank->n - 1;
+    return e >= bank->first && e < bank->first + bank->n - bank->shared ? e - bank->first : -1;
+}
+
 glmoe_status cpu_moe_experts(gm_exec *ex, float *out, bool accumulate, const float *x, const int32_t *idx,
                              const float *weights, int32_t top_k_n, const gm_experts *bank, int32_t T,
                              gm_err *err) {
@@ -127,19 +137,23 @@ glmoe_status cpu_moe_experts(gm_exec *ex, float *out, bool accumulate, const flo
         return gm_fail(err, GLMOE_E_BACKEND,
                        "moe_experts: %lld rows of width %lld/%lld over %d experts exceed the reserved scratch",
                        (long long)n_rows, (long long)H, (long long)Im, n_experts);
-    /* Counting sort of the (token, slot) assignments by expert. */
+    /* Counting sort of the (token, slot) assignments by expert; with expert parallelism
+     * (bank->n_all) the router's indices are global and those of other ranks' experts are left
+     * out (bank_entry -1). */
     int32_t *off = cx->moe_offsets, *fill = cx->moe_fill;
     memset(off, 0, ((size_t)n_experts + 1) * sizeof *off);
+    int64_t n_kept = 0;
     for (int64_t r = 0; r < n_rows; r++) {
-        int32_t e = idx[r];
-        if (e < 0 || e >= n_experts)
-            return gm_fail(err, GLMOE_E_BACKEND, "moe_experts: expert index %d out of range", e);
-        off[e + 1]++;
+        int32_t e = bank_entry(bank, idx[r]);
+        if (e == -2) return gm_fail(err, GLMOE_E_BACKEND, "moe_experts: expert index %d out of range", idx[r]);
+        if (e >= 0) off[e + 1]++, n_kept++;
     }
     for (int32_t e = 0; e < n_experts; e++) off[e + 1] += off[e];
     memcpy(fill, off, (size_t)n_experts * sizeof *fill);
     for (int64_t r = 0; r < n_rows; r++) {
-        int32_t e = idx[r], slot = fill[e]++;
+        int32_t e = bank_entry(bank, idx[r]);
+        if (e < 0) continue;
+        int32_t slot = fill[e]++;
         cx->moe_rows[slot] = (int32_t)(r / top_k_n);
         cx->moe_w[slot] = weights[r];
         memcpy(cx->moe_x + (size_t)slot * H, x + (size_t)(r / top_k_n) * H, (size_t)H * sizeof(float));
@@ -158,7 +172,7 @@ glmoe_status cpu_moe_experts(gm_exec *ex, float *out, bool accumulate, const flo
     }
     if (!accumulate) memset(out, 0, (size_t)T * (size_t)H * sizeof(float));
     /* Weighted sum back into the tokens. */
-    for (int64_t r = 0; r < n_rows; r++) {
+    for (int64_t r = 0; r < n_kept; r++) {
         float w = cx->moe_w[r];
         float *dst = out + (size_t)cx->moe_rows[r] * H;
         const float *src = cx->moe_out + (size_t)r * H;

@@ -428,6 +428,8 @@ int cmd_bench(int argc, char **argv) {
     mp.device = mo.device;
     mp.n_threads = mo.n_threads;
     mp.quantize = mo.quantize;
+    mp.n_devices = mo.n_devices;
+    mp.split = mo.split;
     glmoe_status s = config ? glmoe_model_load_synthetic(&model, config, (int32_t)layers, seed, &mp)
                             : glmoe_model_load(&model, mo.model_dir, &mp);
     if (s) {
