@@ -16,12 +16,9 @@
 #     --profile  tools/gpu/profile_decode.sh after the timings (every kernel of a decode step)
 #     --ops      (instead of --check) only the op tests and the golden cases on the GPU
 #     --no-bf16  no bf16 run beside the quantized ones
-#     --variants decode of the 4-layer q4 cut again with the GEMVs' fragment-first step
-#                (GLMOE_CUDA_MMV_XFRAG=1) and with their asynchronous ring of 4 and 8 steps
-#                (GLMOE_CUDA_MMV_ASYNC=4, 8; the full Air too with 4 unless --quick), none yet run;
-#                with --ops, the op tests under each (and under decode attention split from 64
-#                keys and programmatic dependent launch, both measured even with the defaults on
-#                an H100, 2026-12-07 21:55Z)
+#     --variants decode of the 4-layer q4 cut again with the GEMVs' asynchronous ring of 4 and 8
+#                steps (GLMOE_CUDA_MMV_ASYNC=4, 8; the full Air too with 4 unless --quick), with
+#                --ops the op tests under each
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -56,8 +53,6 @@ if [ $OPS = 1 ]; then
     timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops.log" 2>&1
     echo "test_ops (rc $?): $(tail -1 "$LOGS/test_ops.log")"; grep -E '^  \[cuda' "$LOGS/test_ops.log"; grep -m5 FAIL "$LOGS/test_ops.log"
     if [ $ATTN = 1 ]; then # the variants' paths checked too
-        GLMOE_CUDA_MMV_XFRAG=1 GLMOE_CUDA_PDL=1 GLMOE_CUDA_ATTN_SPLIT_KEYS=64 timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_variants.log" 2>&1
-        echo "test_ops, variants (rc $?): $(tail -1 "$LOGS/test_ops_variants.log")"; grep -m5 FAIL "$LOGS/test_ops_variants.log"
         for r in 4 8; do
             GLMOE_CUDA_MMV_ASYNC=$r timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_async$r.log" 2>&1
             echo "test_ops, async ring $r (rc $?): $(tail -1 "$LOGS/test_ops_async$r.log")"; grep -m5 FAIL "$LOGS/test_ops_async$r.log"
@@ -88,7 +83,6 @@ run() { # name, timeout, args... (environment through env in front)
 A4="--config glm-4.5-air --layers 4 --device cuda"
 run air4_q4 200 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16,64,128,129,512,4096 --contexts 128,4096 --steps 32
 if [ $ATTN = 1 ]; then
-    run air4_q4_xfrag 100 env GLMOE_CUDA_MMV_XFRAG=1 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
     for r in 4 8; do
         run air4_q4_async$r 100 env GLMOE_CUDA_MMV_ASYNC=$r "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
     done
