@@ -104,6 +104,12 @@ typedef struct cuda_backend_probe_result {
 
 glmoe_status cuda_backend_probe(gm_backend *be, cuda_backend_probe_result *out, gm_err *err);
 
+/* The group (backend/comm.h) of a model split over the CUDA devices devices[0, n), n >= 2, one
+ * handle per rank in ranks[0, n): NCCL (cuda/comm_nccl.c), opened only now. GLMOE_E_UNSUPPORTED
+ * in one line when the module was built without nccl.h or libnccl.so.2 cannot be opened. Served by
+ * the loader (cuda_loader.c) in the library. */
+glmoe_status cuda_comm_create(gm_comm **ranks, const int32_t *devices, int32_t n, gm_err *err);
+
 #ifdef __cplusplus
 }
 #endif
