@@ -4,7 +4,9 @@
  *   1. NCCL is not mapped by opening the CUDA module, nor by anything before a split asks for it;
  *   2. a group of 1 GPU is refused (GLMOE_E_ARG), as is any group when the module was built
  *      without nccl.h (GLMOE_E_UNSUPPORTED, "built without NCCL's header");
- *   3. GLMOE_NCCL_LIBRARY naming a missing file: GLMOE_E_UNSUPPORTED in one line naming it.
+ *   3. GLMOE_NCCL_LIBRARY naming a missing file: GLMOE_E_UNSUPPORTED in one line naming it;
+ *   4. (every build) the refusal of a split over more devices than are found, in one line
+ *      ("--gpus 2: 1 CUDA device found"), which a load checks before it binds anything.
  * The collectives themselves need several GPUs (tests/split/test_split_synthetic.c --device cuda).
  * Usage: test_comm_nccl REPO_ROOT. A build without CUDA prints "SKIP" and passes.
  */
@@ -12,7 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "test.h"
+
+static void check_device_count(void) {
+    gm_err err = {0};
+    CHECK(gm_check_device_count(2, 2, "CUDA", &err) == GLMOE_OK && gm_check_device_count(2, 8, "CUDA", &err) == GLMOE_OK);
+    glmoe_status s = gm_check_device_count(2, 1, "CUDA", &err);
+    CHECK(s == GLMOE_E_UNSUPPORTED && !strcmp(err.msg, "--gpus 2: 1 CUDA device found"), "%d \"%s\"", s, err.msg);
+    s = gm_check_device_count(4, 0, "CUDA", &err);
+    CHECK(s == GLMOE_E_UNSUPPORTED && !strcmp(err.msg, "--gpus 4: 0 CUDA devices found"), "%d \"%s\"", s, err.msg);
+}
 #ifdef GLMOE_HAVE_CUDA
 #include "backend/comm.h"
 #include "backend/cuda/cuda_backend.h"
@@ -29,6 +41,7 @@ static bool mapped(const char *what) {
 }
 
 int main(void) {
+    check_device_count();
     const gm_cuda_module *m;
     gm_err err = {0};
     if (cuda_module_get(&m, &err)) {
@@ -54,7 +67,8 @@ int main(void) {
 }
 #else
 int main(void) {
-    printf("SKIP: built without CUDA\n");
+    check_device_count();
+    printf("built without CUDA: the NCCL group is not checked\n");
     return test_summary("test_comm_nccl");
 }
 #endif
