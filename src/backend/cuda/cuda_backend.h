@@ -1,6 +1,8 @@
 /*
  * cuda_backend.h — the CUDA backend: the whole forward on one NVIDIA GPU (compute capability 8.0
- * or newer), behind the same vtable as the CPU backend (backend/backend.h).
+ * or newer), behind the same vtable as the CPU backend (backend/backend.h). A model split over
+ * several GPUs has one backend per GPU (its device_index), their all_reduce ops joined by an NCCL
+ * group (cuda_comm_create below; cuda/comm_nccl.c).
  *
  * What lives on the device: every weight in its stored dtype (bf16 stays bf16; small vectors are
  * float32, as the interface asks), the KV cache (bf16 by default), activations (float32) and the
