@@ -71,13 +71,32 @@ set_target_properties(glmoe_cuda_module PROPERTIES
   # installed: find cudart and cuBLAS where they were found at build time
   INSTALL_RPATH "${CUDAToolkit_LIBRARY_DIR}")
 target_include_directories(glmoe_cuda_module PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
-target_link_libraries(glmoe_cuda_module PRIVATE CUDA::cudart CUDA::cublas)
+target_link_libraries(glmoe_cuda_module PRIVATE CUDA::cudart CUDA::cublas ${CMAKE_DL_LIBS} Threads::Threads)
 if(NOT GLMOE_SANITIZE AND NOT GLMOE_TSAN)
   target_link_options(glmoe_cuda_module PRIVATE LINKER:--no-undefined) # every symbol resolved here
 endif()
 # The module and the loader must come from one build (src/backend/cuda/cuda_module.h).
 set_source_files_properties(${PROJECT_SOURCE_DIR}/src/backend/cuda/cuda_module.c ${PROJECT_SOURCE_DIR}/src/backend/cuda_loader.c
   PROPERTIES COMPILE_DEFINITIONS GLMOE_GIT_COMMIT="${GLMOE_GIT_COMMIT}")
+
+# NCCL, for a model split over several GPUs (src/backend/cuda/comm_nccl.c): only its header at build
+# time, from the nvidia-nccl-cu13 wheel (tools/get_nccl.sh unpacks it into .nccl/, ignored by git);
+# libnccl.so.2 is opened at run time, and only for a split. Without the header the module is built
+# without it, and a split on CUDA is refused in one line.
+set(GLMOE_NCCL_INCLUDE "${PROJECT_SOURCE_DIR}/.nccl/nvidia/nccl/include" CACHE PATH
+    "Folder holding NCCL's nccl.h (the nvidia-nccl-cu13 wheel's nvidia/nccl/include)")
+if(EXISTS "${GLMOE_NCCL_INCLUDE}/nccl.h")
+  target_sources(glmoe_cuda_module PRIVATE ${PROJECT_SOURCE_DIR}/src/backend/cuda/comm_nccl.c)
+  set_source_files_properties(${PROJECT_SOURCE_DIR}/src/backend/cuda/comm_nccl.c PROPERTIES
+    INCLUDE_DIRECTORIES "${GLMOE_NCCL_INCLUDE};${CUDAToolkit_INCLUDE_DIRS}")
+  # cuda_backend.cu alone (its all_reduce op and waits): the other kernels do not recompile
+  set_property(SOURCE ${PROJECT_SOURCE_DIR}/src/backend/cuda/cuda_backend.cu APPEND PROPERTY COMPILE_DEFINITIONS GLMOE_HAVE_NCCL)
+  target_compile_definitions(glmoe_cuda_module PRIVATE GLMOE_HAVE_NCCL)
+  message(STATUS "glmoe: NCCL header found in ${GLMOE_NCCL_INCLUDE}: models split over several GPUs (libnccl.so.2 opened at run time)")
+else()
+  message(STATUS "glmoe: no nccl.h in GLMOE_NCCL_INCLUDE (${GLMOE_NCCL_INCLUDE}): building without multi-GPU "
+                 "(tools/get_nccl.sh fetches the header)")
+endif()
 
 include(GNUInstallDirs)
 foreach(t glmoe_core glmoe)

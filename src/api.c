@@ -186,29 +186,45 @@ static void release_peers(glmoe_model *m) {
 }
 
 /* Binds the weights of src (NULL: the synthetic model of seed and requant) on m->be, or, with
- * p->n_devices > 1, each rank's slices on a backend of its own (rank 0: m->be), the ranks
- * planned first so that a split that does not divide fails before anything is bound. */
+ * p->n_devices > 1, each rank's slices on a backend of its own (rank 0: m->be; on CUDA, rank r
+ * on device r), the ranks planned first so that a split that does not divide fails before
+ * anything is bound, and each rank's slices checked against its device's free memory (`what`
+ * names the model) before any is made. */
 static glmoe_status bind_ranks(glmoe_model *m, const glmoe_model_params *p, const gm_bind_source *src, uint64_t seed,
-                               const gm_affine *requant, const gm_bind_stats *plan) {
+                               const gm_affine *requant, const gm_bind_stats *plan, const char *what) {
     const int32_t n = p->n_devices > 1 ? p->n_devices : 1;
     m->n_ranks = n;
     if (n == 1)
         return src ? weights_bind(&m->w, &m->cfg, src, m->be, &m->stats, &m->err)
                    : weights_bind_synthetic(&m->w, &m->cfg, seed, requant, m->be, &m->stats, &m->err);
     if (!m->be->ops->all_reduce)
-        return gm_fail(&m->err, GLMOE_E_UNSUPPORTED, "split over %d devices: multi-GPU is not built yet for the %s "
-                       "backend (NCCL); --device cpu runs %d simulated ranks", n, m->be->ops->name, n);
+        return gm_fail(&m->err, GLMOE_E_UNSUPPORTED, "split over %d devices: this build's %s backend has no "
+                       "multi-GPU support (built without NCCL's header nccl.h: tools/get_nccl.sh); --device cpu "
+                       "runs %d simulated ranks", n, m->be->ops->name, n);
+    glmoe_status s = gm_backend_check_ranks(m->be, n, &m->err);
+    if (s) return s;
     const gm_split_mode mode = p->split == GLMOE_SPLIT_EP ? GM_SPLIT_EP : GM_SPLIT_TP;
     gm_partition parts[GM_MAX_RANKS];
-    glmoe_status s;
     for (int32_t r = 0; r < n; r++)
         if ((s = partition_plan(&parts[r], &m->cfg, n, r, mode, &m->err))) return s;
     m->peer_be = calloc((size_t)n - 1, sizeof *m->peer_be);
     m->peer_w = calloc((size_t)n - 1, sizeof *m->peer_w);
     if (!m->peer_be || !m->peer_w) return gm_fail(&m->err, GLMOE_E_NOMEM, "out of memory for %d ranks", n);
     for (int32_t r = 1; r < n; r++)
-        if ((s = gm_backend_create(&m->peer_be[r - 1], GLMOE_DEVICE_CPU, p->n_threads, &m->err))) return s;
+        if ((s = gm_backend_create_rank(&m->peer_be[r - 1], m->be, r, p->n_threads, &m->err))) {
+            gm_err_prefix(&m->err, "rank %d of %d: ", r, n);
+            return s;
+        }
     gm_bind_stats rank_stats;
+    for (int32_t r = 0; r < n && m->be->ops->check_fit; r++) { /* each rank's slices where they go */
+        gm_weights none;
+        gm_backend *be = r ? m->peer_be[r - 1] : m->be;
+        if ((s = weights_bind_rank(&none, &m->cfg, src, seed, requant, &parts[r], NULL, &rank_stats, &m->err)) ||
+            (s = be->ops->check_fit(be, weights_plan_bytes(&rank_stats), what, &m->err))) {
+            gm_err_prefix(&m->err, "rank %d of %d: ", r, n);
+            return s;
+        }
+    }
     uint64_t copied = 0;
     for (int32_t r = 0; r < n && !s; r++) {
         gm_weights *w = r ? &m->peer_w[r - 1] : &m->w;
@@ -229,10 +245,16 @@ static glmoe_status bind_ranks(glmoe_model *m, const glmoe_model_params *p, cons
     m->stats = *plan;
     m->stats.bytes_copied = copied;
     const gm_partition *q = &parts[n - 1];
-    gm_info("split over %d ranks (--split %s%s, simulated on the CPU: one thread each): each holds %lld of %d query "
+    char where[80];
+    if (strcmp(m->be->ops->name, "cpu"))
+        snprintf(where, sizeof where, "one GPU each: %s devices 0 to %d, joined by NCCL", m->be->ops->name, n - 1);
+    else
+        snprintf(where, sizeof where, "simulated on the CPU: one thread each");
+    gm_info("split over %d ranks (--split %s%s, %s): each holds %lld of %d query "
             "heads, %lld of %d KV heads%s, 1/%d of the MLP widths; rank %d: heads [%lld, %lld), experts [%lld, %lld), "
             "expert columns [%lld, %lld)",
-            n, partition_mode_name(mode), p->split == GLMOE_SPLIT_AUTO ? ", the default" : "", (long long)q->heads.n,
+            n, partition_mode_name(mode), p->split == GLMOE_SPLIT_AUTO ? ", the default" : "",
+            where, (long long)q->heads.n,
             m->cfg.n_heads, (long long)q->kv_heads.n, m->cfg.n_kv_heads,
             mode == GM_SPLIT_EP ? ", n_routed_experts / N whole experts" : ", every expert's columns / N", n, n - 1,
             (long long)q->heads.first, (long long)(q->heads.first + q->heads.n), (long long)q->experts.first,
@@ -264,9 +286,10 @@ glmoe_status glmoe_model_load(glmoe_model **out, const char *dir, const glmoe_mo
     if ((s = create_backend_for(m, &p, &plan))) return s;
     char what[320];
     fit_subject(what, sizeof what, dir, &p);
-    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), what, &m->err)))
+    if (p.n_devices <= 1 && m->be->ops->check_fit &&
+        (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), what, &m->err)))
         return s;
-    if ((s = bind_ranks(m, &p, &src, 0, NULL, &plan))) return s;
+    if ((s = bind_ranks(m, &p, &src, 0, NULL, &plan, what))) return s;
     if (m->stats.n_quantized_on_load)
         gm_info("quantized %d weights to q%d g%d while loading", m->stats.n_quantized_on_load, p.quantize.bits,
                 p.quantize.group_size);
@@ -294,9 +317,10 @@ glmoe_status glmoe_model_load_synthetic(glmoe_model **out, const char *config_na
     gm_bind_stats plan;
     if ((s = weights_plan_synthetic(&m->cfg, &requant, &plan, &m->err))) return s;
     if ((s = create_backend_for(m, &p, &plan))) return s;
-    if (m->be->ops->check_fit && (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), dir, &m->err)))
+    if (p.n_devices <= 1 && m->be->ops->check_fit &&
+        (s = m->be->ops->check_fit(m->be, weights_plan_bytes(&plan), dir, &m->err)))
         return s;
-    if ((s = bind_ranks(m, &p, NULL, seed, &requant, &plan))) return s;
+    if ((s = bind_ranks(m, &p, NULL, seed, &requant, &plan, dir))) return s;
     if (m->stats.n_quantized_on_load)
         gm_info("made %d synthetic weights quantized to q%d g%d", m->stats.n_quantized_on_load, p.quantize.bits,
                 p.quantize.group_size);
@@ -434,7 +458,7 @@ glmoe_status glmoe_context_create(glmoe_context **out, glmoe_model *m, const glm
         ctx->comm = calloc((size_t)n, sizeof *ctx->comm);
         ctx->peer_st = calloc((size_t)n - 1, sizeof *ctx->peer_st);
         if (!ctx->comm || !ctx->peer_st) return gm_fail(&ctx->err, GLMOE_E_NOMEM, "out of memory for %d ranks", n);
-        if ((s = comm_local_create(ctx->comm, n, &ctx->err))) {
+        if ((s = gm_comm_create(ctx->comm, m->be, n, &ctx->err))) {
             free(ctx->comm);
             ctx->comm = NULL;
             return s;

@@ -327,6 +327,26 @@ glmoe_status gm_backend_create(gm_backend **out, glmoe_device device, int n_thre
  * would run ("cpu", "cuda: <the GPU>"), or GLMOE_E_UNSUPPORTED and why not (factory.c). */
 glmoe_status gm_backend_check(glmoe_device device, char *desc, size_t desc_size, gm_err *err);
 
+/* ---- a model split over several ranks (factory.c; src/model/split.h) ----------------------- */
+
+/* GLMOE_OK when a split over `asked` ranks has that many devices of its kind: else
+ * GLMOE_E_UNSUPPORTED, "--gpus 2: 1 CUDA device found" (kind "CUDA"). For backends of devices. */
+glmoe_status gm_check_device_count(int32_t asked, int32_t found, const char *kind, gm_err *err);
+
+/* Whether a model split over n ranks can run on backends of rank 0's kind: on CUDA, n devices
+ * must be present (gm_check_device_count); the CPU's ranks are simulated, any n. */
+glmoe_status gm_backend_check_ranks(const gm_backend *first, int32_t n, gm_err *err);
+
+/* Rank `rank`'s backend (rank >= 1) of a model whose rank 0 runs on `first`: CUDA device `rank`
+ * (ranks map to devices 0..N-1 in order; CUDA_VISIBLE_DEVICES chooses which), or another CPU
+ * backend of n_threads threads. */
+glmoe_status gm_backend_create_rank(gm_backend **out, const gm_backend *first, int32_t rank, int n_threads,
+                                    gm_err *err);
+
+/* The group (backend/comm.h) of n ranks whose rank 0 runs on `first`: in-process threads for
+ * the CPU (comm_local), NCCL over CUDA devices 0..n-1 (opened only now). ranks[r] is rank r's. */
+glmoe_status gm_comm_create(gm_comm **ranks, const gm_backend *first, int32_t n, gm_err *err);
+
 /* The CPU backend. n_threads 0 = all cores. OpenBLAS's thread count is process-wide: the last
  * CPU backend created sets it. */
 glmoe_status cpu_backend_create(gm_backend **out, int n_threads, gm_err *err);

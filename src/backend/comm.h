@@ -11,7 +11,10 @@
  *   - comm_local.c: N ranks as N threads of one process (the CPU backend's simulated ranks, which
  *     is how CI tests the split). Deterministic: every rank sums the N buffers in rank order
  *     0..N-1, so every rank holds the same bits.
- *   - cuda/comm_nccl.c (later): NCCL, queued on the backend's stream.
+ *   - cuda/comm_nccl.c: NCCL over GPUs of one process, queued on the rank's CUDA stream (in the
+ *     CUDA module, built only with nccl.h; libnccl.so.2 opened at run time; made by
+ *     gm_comm_create, backend.h). Its abort only marks the group and its reset (every rank
+ *     returned) calls ncclCommAbort; an aborted NCCL group stays broken.
  *
  * Failure never hangs the group: a rank that fails (in a collective, or in its own work between
  * two) calls comm_abort, and every rank waiting in a collective, or entering one later, returns

@@ -100,4 +100,8 @@ glmoe_status gm_cuda_driver_check(int index, char *desc, size_t desc_size, gm_er
                  (double)bytes / (1024.0 * 1024.0 * 1024.0));
     return GLMOE_OK;
 }
+int gm_cuda_driver_count(void) {
+    pthread_once(&g_driver.once, driver_open);
+    return g_driver.err.code ? 0 : g_driver.n_devices;
+}
 #endif

@@ -17,4 +17,7 @@
  * past the devices. The driver is asked once per process (cuInit); thread-safe. */
 glmoe_status gm_cuda_driver_check(int index, char *desc, size_t desc_size, gm_err *err);
 
+/* The CUDA devices the driver sees (after CUDA_VISIBLE_DEVICES); 0 when there is no usable driver. */
+int gm_cuda_driver_count(void);
+
 #endif

@@ -225,6 +225,17 @@ void cuda_backend_counters_get(cuda_backend_counters *out) {
 
 bool cuda_backend_is(const gm_backend *be) { return be && be->ops && be->ops->name && !strcmp(be->ops->name, "cuda"); }
 
+glmoe_status cuda_comm_create(gm_comm **ranks, const int32_t *devices, int32_t n, gm_err *err) {
+    const gm_cuda_module *m;
+    glmoe_status s = cuda_module_get(&m, err);
+    if (s) return s;
+    if (!m->comm_create)
+        return gm_fail(err, GLMOE_E_UNSUPPORTED,
+                       "cuda: this build of glmoe cannot split a model over GPUs: it was built without NCCL's header "
+                       "(nccl.h; tools/get_nccl.sh fetches it, GLMOE_NCCL_INCLUDE names its folder)");
+    return m->comm_create(ranks, devices, n, err);
+}
+
 glmoe_status cuda_backend_probe(gm_backend *be, cuda_backend_probe_result *out, gm_err *err) {
     const gm_cuda_module *m = __atomic_load_n(&g_module.module, __ATOMIC_ACQUIRE);
     if (!cuda_backend_is(be) || !m) return gm_fail(err, GLMOE_E_ARG, "cuda: probe: not a CUDA backend");

@@ -8,7 +8,9 @@
 #include "backend/backend.h"
 
 #include <stdio.h>
+#include <string.h>
 
+#include "backend/comm.h"
 #include "util/log.h"
 #ifdef GLMOE_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -69,4 +71,47 @@ glmoe_status gm_backend_check(glmoe_device device, char *desc, size_t desc_size,
     }
     }
     return gm_fail(err, GLMOE_E_ARG, "unknown device %d", (int)device);
+}
+
+/* ---- a model split over several ranks ------------------------------------------------------ */
+
+glmoe_status gm_check_device_count(int32_t asked, int32_t found, const char *kind, gm_err *err) {
+    if (found >= asked) return GLMOE_OK;
+    return gm_fail(err, GLMOE_E_UNSUPPORTED, "--gpus %d: %d %s device%s found", asked, found, kind,
+                   found == 1 ? "" : "s");
+}
+
+static bool is_cuda(const gm_backend *be) { return !strcmp(be->ops->name, "cuda"); }
+
+glmoe_status gm_backend_check_ranks(const gm_backend *first, int32_t n, gm_err *err) {
+    if (!is_cuda(first)) return GLMOE_OK;
+#ifdef GLMOE_HAVE_CUDA
+    return gm_check_device_count(n, gm_cuda_driver_count(), "CUDA", err);
+#else
+    return gm_fail(err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
+#endif
+}
+
+glmoe_status gm_backend_create_rank(gm_backend **out, const gm_backend *first, int32_t rank, int n_threads,
+                                    gm_err *err) {
+    *out = NULL;
+    if (!is_cuda(first)) return cpu_backend_create(out, n_threads, err);
+#ifdef GLMOE_HAVE_CUDA
+    return cuda_backend_create(out, rank, err);
+#else
+    return gm_fail(err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
+#endif
+}
+
+glmoe_status gm_comm_create(gm_comm **ranks, const gm_backend *first, int32_t n, gm_err *err) {
+    if (!is_cuda(first)) return comm_local_create(ranks, n, err);
+#ifdef GLMOE_HAVE_CUDA
+    int32_t devices[64];
+    if (n > (int32_t)(sizeof devices / sizeof devices[0]))
+        return gm_fail(err, GLMOE_E_ARG, "a group of %d GPUs (at most %d)", n, (int)(sizeof devices / sizeof devices[0]));
+    for (int32_t r = 0; r < n; r++) devices[r] = r;
+    return cuda_comm_create(ranks, devices, n, err);
+#else
+    return gm_fail(err, GLMOE_E_UNSUPPORTED, "this build of glmoe has no CUDA backend");
+#endif
 }

@@ -43,12 +43,15 @@
  * uploaded to st->ids and st->pos before each replay, and attention reads n_past from st->pos[0]
  * (gm_attn_params.n_past_mem); every buffer belongs to the state (its execution state's scratch
  * never moves), which frees the graphs first. Prefill chunks and batches of several rows run op
- * by op.
+ * by op. On a split model every rank records its own step, its all-reduces included (a GPU
+ * backend queues them on its stream); ranks 1.., which compute no logits, record the step without
+ * them.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/comm.h"
 #include "model/model.h"
 #include "util/log.h"
 
@@ -375,30 +378,31 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *
  * whatever the ops create lazily (device tables, loaded modules), which a recording must not. */
 #define GRAPH_EAGER_STEPS 1
 
-/* A one-token step of one sequence with its logits on a backend that records steps: replays that
- * sequence's recorded graph, recording it first when there is none. Every failure of the
- * recording itself falls back to running the step op by op, for good. */
+/* A one-token step of one sequence with its logits (want: &true), or without them on a rank of a
+ * split model that computes none (want: NULL; split.c gives ranks 1.. no logits: each state
+ * always records the same kind), on a backend that records steps: replays that sequence's
+ * recorded graph, recording it first when there is none, collectives included. Every failure of
+ * the recording itself falls back to running the step op by op, for good. */
 static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm_state *st, const segment *seg,
-                                     gm_err *err) {
+                                     const bool *want, gm_err *err) {
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
     gm_seq *sq = &st->seqs[seg->seq];
-    static const bool one = true;
     glmoe_status s;
     if (sq->graph) return op->graph_replay(ex, sq->graph, err);
     if (sq->graph_eager_steps < GRAPH_EAGER_STEPS) {
         sq->graph_eager_steps++;
-        return run_step(c, w, st, 1, seg, 1, &one, err);
+        return run_step(c, w, st, 1, seg, 1, want, err);
     }
     s = op->graph_capture_begin(ex, err);
     if (s == GLMOE_E_UNSUPPORTED) {
         gm_err_clear(err);
         st->graph_off = true;
-        return run_step(c, w, st, 1, seg, 1, &one, err);
+        return run_step(c, w, st, 1, seg, 1, want, err);
     }
     if (s) return s;
     gm_err rec = {0}, end = {0};
-    glmoe_status rs = run_step(c, w, st, 1, seg, 1, &one, &rec);
+    glmoe_status rs = run_step(c, w, st, 1, seg, 1, want, &rec);
     gm_graph *g = NULL;
     glmoe_status es = op->graph_capture_end(ex, &g, &end);
     if (rs || es || !g) {
@@ -406,7 +410,7 @@ static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm
                 rs ? rec.msg : end.msg);
         if (g) op->graph_free(ex, g);
         st->graph_off = true;
-        return run_step(c, w, st, 1, seg, 1, &one, err);
+        return run_step(c, w, st, 1, seg, 1, want, err);
     }
     sq->graph = g;
     return op->graph_replay(ex, g, err);
@@ -558,8 +562,10 @@ glmoe_status forward_batch(const gm_config *c, const gm_weights *w, gm_state *st
             (s = op->copy_in(ex, st->ids + t0, ids, (size_t)n * 4, err)))
             goto done;
     }
-    if (T == 1 && n_logits == 1 && op->graph_replay && !st->graph_off && !st->mtp)
-        s = run_step_graphed(c, w, st, &segs[0], err);
+    static const bool with_logits = true;
+    const bool quiet_rank = st->comm && st->comm->rank > 0 && n_logits == 0; /* split.c's ranks 1.. */
+    if (T == 1 && (n_logits == 1 || quiet_rank) && op->graph_replay && !st->graph_off && !st->mtp)
+        s = run_step_graphed(c, w, st, &segs[0], n_logits ? &with_logits : NULL, err);
     else
         s = run_step(c, w, st, T, segs, n_segs, want_all, err);
     if (!s && st->mtp) {

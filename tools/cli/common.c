@@ -116,10 +116,13 @@ bad:
     "  --device D          auto, cpu or cuda (default auto: the GPU if there is one)\n"                          \
     "  --threads N         CPU threads (default: one per 256 MiB of weights, at most all cores)\n"     \
     "  --gpus N            split the model over N devices: heads, MLP columns and experts cut, one\n"      \
-    "                      all-reduce per block (default 1; --device cpu runs N simulated ranks, as CI\n"  \
-    "                      tests it; multi-GPU is not built yet)\n"                                        \
+    "                      all-reduce per block (default 1). On CUDA: GPUs 0..N-1 (CUDA_VISIBLE_DEVICES\n" \
+    "                      picks them), joined by NCCL, opened from GLMOE_NCCL_LIBRARY or the library\n" \
+    "                      path (the nvidia-nccl-cu13 wheel's libnccl.so.2); a collective that makes no\n" \
+    "                      progress for GLMOE_NCCL_TIMEOUT_S seconds (120) fails. --device cpu runs N\n" \
+    "                      simulated ranks, as CI tests it\n"                                             \
     "  --split M           tp or ep: routed experts cut by columns, or E/N whole experts per device\n"     \
-    "                      (default tp, the faster at small batch)\n"
+    "                      (default tp, the faster at small batch; ep is CPU-only for now)\n"
 #define MODEL_OPTS_CTX                                                                                          \
     "  -c, --ctx N         context length, the KV cache size (default min(model max, 4096));\n"                  \
     "                      also --ctx-size\n"

@@ -27,7 +27,14 @@
  * graph_replay launches the instance. A recording is refused for copies and waits (they would
  * be recorded with stale host pointers). GLMOE_CUDA_GRAPHS=0 (or the option no_graphs) declines
  * every recording, so that both paths can be timed in one build.
- * Left out on purpose: multi-GPU, host-memory offload of weights that do not fit.
+ *
+ * Several GPUs (a model split over ranks, src/model/split.c): one backend per device, each rank's
+ * exec on its own device; all_reduce queues the NCCL sum (cuda/comm_nccl.c) on the exec's
+ * stream, so that a recorded step holds its collectives. Built only with nccl.h
+ * (GLMOE_HAVE_NCCL): without it the op is absent and a split on CUDA is refused. Once an exec has
+ * joined a group, its waits poll the stream, the group's health and a deadline instead of
+ * blocking, so that a dead or hung peer ends them in one line instead of a hang.
+ * Left out on purpose: host-memory offload of weights that do not fit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +42,9 @@
 #include <time.h>
 
 #include "backend/cuda/cuda_internal.h"
+#ifdef GLMOE_HAVE_NCCL
+#include "backend/cuda/comm_nccl.h"
+#endif
 
 extern "C" {
 #include "util/dtype.h"
@@ -115,6 +125,35 @@ glmoe_status cuda_refuse_if_capturing(cuda_exec *cx, const char *what, gm_err *e
     return gm_fail(err, GLMOE_E_BACKEND, "cuda: %s while a step is being recorded as a graph", what);
 }
 
+/* Waits for the exec's stream. A rank of a split model polls it instead, with the group's health
+ * and a deadline: a peer that failed (NCCL's asynchronous error, a rank that aborted the group)
+ * or hangs would otherwise keep its collectives, and so this stream, waiting for ever. */
+static glmoe_status stream_wait(cuda_exec *cx, gm_err *err) {
+#ifdef GLMOE_HAVE_NCCL
+    if (cx->comm) {
+        const double t0 = now_s(), limit = comm_nccl_timeout_s();
+        for (;;) {
+            const cudaError_t e = cudaStreamQuery(cx->stream);
+            if (e == cudaSuccess) return GLMOE_OK;
+            if (e != cudaErrorNotReady) return cuda_fail(err, e, "cudaStreamQuery", __func__, __FILE__, __LINE__);
+            glmoe_status s = comm_nccl_check(cx->comm, err);
+            if (s) return s;
+            const double waited = now_s() - t0;
+            if (waited > limit) {
+                comm_abort(cx->comm);
+                return gm_fail(err, GLMOE_E_BACKEND,
+                               "cuda: %s: a step with collectives did not finish in %.0f s (a GPU of the group failed "
+                               "or hangs; GLMOE_NCCL_TIMEOUT_S sets the limit); the group is aborted",
+                               cx->cb->device_name, limit);
+            }
+            comm_nccl_pause(waited);
+        }
+    }
+#endif
+    CU_TRY(cudaStreamSynchronize(cx->stream));
+    return GLMOE_OK;
+}
+
 /* Waits for the exec's stream, then turns a fault raised by a kernel into an error (and clears it). */
 static glmoe_status wait_and_check(cuda_exec *cx, gm_err *err) {
     glmoe_status s = cuda_refuse_if_capturing(cx, "a wait for the GPU", err);
@@ -122,7 +161,7 @@ static glmoe_status wait_and_check(cuda_exec *cx, gm_err *err) {
     CU_TRY(cudaMemcpyAsync(cx->h_fault, cx->d_fault, CUDA_FAULT_WORDS * sizeof(int32_t), cudaMemcpyDeviceToHost,
                            cx->stream));
     const double t0 = now_s();
-    CU_TRY(cudaStreamSynchronize(cx->stream));
+    if ((s = stream_wait(cx, err))) return s;
     count(&g_wait_ns, (uint64_t)((now_s() - t0) * 1e9));
     count(&g_waits, 1);
     if (cx->h_fault[0] == CUDA_FAULT_NONE) return GLMOE_OK;
@@ -737,6 +776,26 @@ static void cuda_kv_free(gm_backend *be, gm_kv *h) {
     free(kv);
 }
 
+/* ---- several GPUs ------------------------------------------------------------------------------- */
+
+#ifdef GLMOE_HAVE_NCCL
+/* Queued on the exec's stream after its ops (and recorded with them while capturing): NCCL reads
+ * buf when the stream gets there, and nothing here waits for it. */
+static glmoe_status cuda_all_reduce(gm_exec *ex, gm_comm *comm, float *buf, int64_t n, gm_err *err) {
+    cuda_exec *cx = cuda_exec_of(ex);
+    if (!comm_is_nccl(comm))
+        return gm_fail(err, GLMOE_E_BACKEND, "cuda: all_reduce over a %s group (the CUDA backend needs NCCL's)",
+                       comm->ops->name);
+    if (cx->comm && cx->comm != comm)
+        return gm_fail(err, GLMOE_E_BACKEND, "cuda: an execution state used by two groups");
+    glmoe_status s = exec_enter(cx, err);
+    if (s) return s;
+    cx->comm = comm;
+    if ((s = comm_all_reduce_sum(comm, buf, n, cx->stream, err)) && cx->capturing) cx->capture_broken = true;
+    return s;
+}
+#endif
+
 /* ---- step recording (CUDA graphs) -------------------------------------------------------------- */
 
 struct gm_graph {
@@ -885,6 +944,9 @@ static gm_backend_ops make_ops(void) {
     o.swiglu = cuda_swiglu;
     o.moe_route = cuda_moe_route;
     o.moe_experts = cuda_moe_experts;
+#ifdef GLMOE_HAVE_NCCL
+    o.all_reduce = cuda_all_reduce;
+#endif
     o.graph_capture_begin = cuda_graph_capture_begin;
     o.graph_capture_end = cuda_graph_capture_end;
     o.graph_replay = cuda_graph_replay;

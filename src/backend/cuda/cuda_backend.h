@@ -1,6 +1,8 @@
 /*
  * cuda_backend.h — the CUDA backend: the whole forward on one NVIDIA GPU (compute capability 8.0
- * or newer), behind the same vtable as the CPU backend (backend/backend.h).
+ * or newer), behind the same vtable as the CPU backend (backend/backend.h). A model split over
+ * several GPUs has one backend per GPU (its device_index), their all_reduce ops joined by an NCCL
+ * group (cuda_comm_create below; cuda/comm_nccl.c).
  *
  * What lives on the device: every weight in its stored dtype (bf16 stays bf16; small vectors are
  * float32, as the interface asks), the KV cache (bf16 by default), activations (float32) and the
@@ -103,6 +105,12 @@ typedef struct cuda_backend_probe_result {
 } cuda_backend_probe_result;
 
 glmoe_status cuda_backend_probe(gm_backend *be, cuda_backend_probe_result *out, gm_err *err);
+
+/* The group (backend/comm.h) of a model split over the CUDA devices devices[0, n), n >= 2, one
+ * handle per rank in ranks[0, n): NCCL (cuda/comm_nccl.c), opened only now. GLMOE_E_UNSUPPORTED
+ * in one line when the module was built without nccl.h or libnccl.so.2 cannot be opened. Served by
+ * the loader (cuda_loader.c) in the library. */
+glmoe_status cuda_comm_create(gm_comm **ranks, const int32_t *devices, int32_t n, gm_err *err);
 
 #ifdef __cplusplus
 }

@@ -181,6 +181,10 @@ typedef struct cuda_exec {
     bool capturing;
     bool capture_broken;         /* something was refused while capturing: no graph */
 
+    /* A rank of a split model: the group its all_reduce ops use (NULL: not split). Its waits
+     * for the stream then poll, so that a failed or hung peer ends them (cuda_backend.cu). */
+    gm_comm *comm;
+
     /* Scratch, allocated by exec_create. */
     __nv_bfloat16 *split;        /* x as bf16 hi + lo halves for the cuBLAS path      */
     size_t split_elems;

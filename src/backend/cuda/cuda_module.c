@@ -8,6 +8,9 @@
 #include <stdio.h>
 
 #include "backend/cuda/cuda_module.h"
+#ifdef GLMOE_HAVE_NCCL
+#include "backend/cuda/comm_nccl.h"
+#endif
 #include "util/log.h"
 
 static gm_cuda_log_fn g_log;
@@ -32,6 +35,9 @@ __attribute__((visibility("default"))) const gm_cuda_module *glmoe_cuda_module_e
         .create_ex = cuda_backend_create_ex,
         .counters_get = cuda_backend_counters_get,
         .probe = cuda_backend_probe,
+#ifdef GLMOE_HAVE_NCCL
+        .comm_create = comm_nccl_create,
+#endif
     };
     __atomic_store_n(&g_log, log, __ATOMIC_RELEASE);
     return &table;

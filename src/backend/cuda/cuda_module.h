@@ -28,7 +28,7 @@ extern "C" {
 /* The build's identity as a string literal (both sides compile it; CMake gives both the commit). */
 #define GM_CUDA_BUILD_ID                                                                                    \
     "glmoe " GM_CUDA_STR(GLMOE_VERSION_MAJOR) "." GM_CUDA_STR(GLMOE_VERSION_MINOR) "." GM_CUDA_STR(         \
-        GLMOE_VERSION_PATCH) " " GLMOE_GIT_COMMIT " module-abi 1"
+        GLMOE_VERSION_PATCH) " " GLMOE_GIT_COMMIT " module-abi 2"
 
 #define GM_CUDA_MODULE_ENTRY "glmoe_cuda_module_entry"
 
@@ -40,6 +40,9 @@ typedef struct gm_cuda_module {
     glmoe_status (*create_ex)(gm_backend **out, const cuda_backend_options *opt, gm_err *err);
     void (*counters_get)(cuda_backend_counters *out);
     glmoe_status (*probe)(gm_backend *be, cuda_backend_probe_result *out, gm_err *err);
+    /* The NCCL group of a model split over several GPUs (cuda/comm_nccl.h); NULL when the module
+     * was built without nccl.h (GLMOE_NCCL_INCLUDE). */
+    glmoe_status (*comm_create)(gm_comm **ranks, const int32_t *devices, int32_t n, gm_err *err);
 } gm_cuda_module;
 
 /* The module's entry point. `log` receives the module's log messages (formatted; the library

@@ -431,6 +431,12 @@ extern "C" glmoe_status cuda_prepare_experts(gm_backend *be, gm_experts *bank, g
     cuda_release_experts(be, bank);
     const int E = bank->n;
     if (E <= 0) return GLMOE_OK;
+    /* The kernels index the bank by the router's expert ids; skipping another rank's would need
+     * every MoE path to remap them. */
+    if (bank->n_all)
+        return gm_fail(err, GLMOE_E_UNSUPPORTED,
+                       "cuda: expert parallelism (--split ep) is not supported by the CUDA expert kernels yet; "
+                       "--split tp cuts every expert by columns instead");
     cuda_expert_table *tb = (cuda_expert_table *)calloc(1, sizeof *tb);
     cuda_expert *host = (cuda_expert *)calloc((size_t)E, sizeof(cuda_expert));
     if (!tb || !host) {
