@@ -43,6 +43,11 @@
  * half their stall cycles (short scoreboard) are the x fragments each word loads right before its
  * mma (mmv_step). The fragment-first step (mmv_compute_batch's XF, GLMOE_CUDA_MMV_XFRAG=1) is the
  * change that answers it, written after the session's last device call: opt-in until timed.
+ * The SASS of that kernel then showed the other half of the cost: the scale type read at run
+ * time made every scale and bias load a three-way branch (~80 of a step's ~235 instructions);
+ * it is a template argument since (~135). And the register pipeline keeps only about one batch
+ * in flight per warp: the asynchronous ring (mmv_pipeline_async, GLMOE_CUDA_MMV_ASYNC=4 or 8)
+ * streams the weights through shared memory with cp.async instead; opt-in until timed.
  *
  * Shared memory for x: [column][K rounded up to a step, + 32 halves] (the 64-byte pad puts
  * columns g and g + 1 in different bank halves); within a step the halves are ordered
