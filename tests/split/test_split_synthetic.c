@@ -35,6 +35,7 @@
 #include "backend/comm.h"
 #include "model/model.h"
 #include "model/split.h"
+#include "split_compare.h"
 #include "test.h"
 
 static double g_tol = 1e-5;
@@ -179,21 +180,6 @@ static void run_free(run *r) {
     free(r->batch);
 }
 
-/* Relative L2 and max |diff| (scaled by the largest logit) of a against b. */
-static void compare(const char *what, const float *a, const float *b, size_t n) {
-    double num = 0, den = 0, max_abs = 0, max_ref = 1;
-    for (size_t i = 0; i < n; i++) {
-        const double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-        if (fabs(d) > max_abs) max_abs = fabs(d);
-        if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
-    }
-    const double rel = sqrt(num) / (den > 0 ? sqrt(den) : 1);
-    printf("  %-28s rel L2 %.2e  max |diff| %.2e\n", what, rel, max_abs);
-    CHECK(rel <= g_tol && max_abs <= g_tol * max_ref, "%s: rel L2 %.3e, max |diff| %.3e (max |logit| %.2f)", what, rel,
-          max_abs, max_ref);
-}
 
 static void check_format(const gm_config *c, const int32_t *ids, const gm_affine *q, const char *format) {
     gm_err err = {0};
@@ -229,9 +215,9 @@ static void check_format(const gm_config *c, const int32_t *ids, const gm_affine
             CHECK(!e, "%s over %d: %s", format, ns[k], err.msg);
             if (!e) {
                 const size_t V = (size_t)c->vocab_size;
-                compare("teacher-forced, chunks of 5", got.teacher, ref.teacher, (size_t)ref.n_teacher * V);
-                compare("truncate and continue", got.cont, ref.cont, (size_t)ref.n_cont * V);
-                compare("two sequences in a batch", got.batch, ref.batch, (size_t)ref.n_batch * V);
+                split_compare("teacher-forced, chunks of 5", got.teacher, ref.teacher, (size_t)ref.n_teacher * V, g_tol);
+                split_compare("truncate and continue", got.cont, ref.cont, (size_t)ref.n_cont * V, g_tol);
+                split_compare("two sequences in a batch", got.batch, ref.batch, (size_t)ref.n_batch * V, g_tol);
                 CHECK(!memcmp(got.greedy, ref.greedy, sizeof got.greedy), "%s over %d %s: greedy ids differ", format,
                       ns[k], partition_mode_name((gm_split_mode)mode));
             }

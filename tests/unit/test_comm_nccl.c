@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "mapped.h"
 #include "test.h"
 
 static void check_device_count(void) {
@@ -30,15 +31,6 @@ static void check_device_count(void) {
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda_loader.h"
 
-static bool mapped(const char *what) {
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f) return false;
-    char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f)) found = strstr(line, what) != NULL;
-    fclose(f);
-    return found;
-}
 
 int main(void) {
     check_device_count();
@@ -48,7 +40,7 @@ int main(void) {
         printf("SKIP: the CUDA module does not open here: %s\n", err.msg);
         return test_summary("test_comm_nccl");
     }
-    CHECK(!mapped("libnccl"), "NCCL is mapped once the CUDA module is open");
+    CHECK(!test_mapped("libnccl"), "NCCL is mapped once the CUDA module is open");
     const bool built = m->comm_create != NULL;
     printf("module built %s NCCL\n", built ? "with" : "without");
     gm_comm *ranks[2] = {NULL, NULL};
@@ -62,7 +54,7 @@ int main(void) {
     printf("refused: %s\n", err.msg);
     CHECK(s == GLMOE_E_UNSUPPORTED && !strchr(err.msg, '\n') && ranks[0] == NULL, "status %d, \"%s\"", s, err.msg);
     if (built) CHECK(strstr(err.msg, "cannot open /nonexistent/libnccl.so.2") != NULL, "\"%s\"", err.msg);
-    CHECK(!mapped("libnccl"), "NCCL is mapped after a refusal");
+    CHECK(!test_mapped("libnccl"), "NCCL is mapped after a refusal");
     return test_summary("test_comm_nccl");
 }
 #else

@@ -15,24 +15,16 @@
 #include <string.h>
 
 #include "glmoe.h"
+#include "mapped.h"
 #include "test.h"
 #ifdef GLMOE_HAVE_CUDA
 #include "backend/cuda_loader.h"
 #endif
 
 #ifdef GLMOE_HAVE_CUDA
-/* Whether a file whose name contains `what` is mapped into this process. */
-static bool mapped(const char *what) {
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f) return false;
-    char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f)) found = strstr(line, what) != NULL;
-    fclose(f);
-    return found;
+static bool cuda_mapped(void) {
+    return test_mapped("libcudart") || test_mapped("libcublas") || test_mapped("libglmoe-cuda");
 }
-
-static bool cuda_mapped(void) { return mapped("libcudart") || mapped("libcublas") || mapped("libglmoe-cuda"); }
 
 static void check_cpu_runs_map_nothing(const char *repo) {
     char dir[4200], desc[512];
@@ -89,7 +81,7 @@ static void check_module(const char *repo) {
     if (s) return;
     printf("module: %s (%s)\n", path, m->build_id);
     CHECK(strstr(m->build_id, glmoe_version()), "%s", m->build_id);
-    CHECK(mapped("libcudart"), "the module is open but cudart is not mapped");
+    CHECK(test_mapped("libcudart"), "the module is open but cudart is not mapped");
 
     /* a shared library that is not the module: the C library */
     Dl_info libc;
