@@ -459,25 +459,31 @@ __device__ __forceinline__ void mmv_pipeline_async(int t0, int t1, int S, int cp
     const int total = (t1 - t0) * n;
     const int lane = threadIdx.x & 31, t = lane & 3;
     mmv_tile tl[NT];
-    auto issue = [&](int j) {
-        if (j < total) {
-            const int q = j / n, k = j - q * n;
-            if (k == 0) tiles_of(t0 + q, tl);
-            uint4 *slot = ring + (j % R) * NT * MMV_SLOT_UINT4;
+    /* Cursors, advanced by one step at a time (no division in the loop): the next step to issue
+     * (tile index iq from t0, step ik of n, ring slot is & (R - 1)) and the step to compute. */
+    int iq = 0, ik = 0;
+    unsigned is = 0;
+    auto issue = [&]() {
+        if (iq < t1 - t0) {
+            if (ik == 0) tiles_of(t0 + iq, tl);
+            uint4 *slot = ring + (is & (R - 1)) * NT * MMV_SLOT_UINT4;
 #pragma unroll
-            for (int i = 0; i < NT; i++) mmv_issue<ST>(slot + i * MMV_SLOT_UINT4, tl[i], sb + k, se);
+            for (int i = 0; i < NT; i++) mmv_issue<ST>(slot + i * MMV_SLOT_UINT4, tl[i], sb + ik, se);
+            if (++ik == n) ik = 0, iq++;
         }
+        is++;
         mmv_cp_commit(); /* empty groups too: wait_group counts groups */
     };
 #pragma unroll
-    for (int j = 0; j < R - 1; j++) issue(j);
+    for (int j = 0; j < R - 1; j++) issue();
     prologue();
     float d[NT][4] = {};
     const __half *xcol = nullptr;
-    for (int j = 0; j < total; j++) {
+    int q = 0, k = 0;
+    for (unsigned j = 0; j < (unsigned)total; j++) {
         mmv_cp_wait<R - 2>();
-        const int q = j / n, k = j - q * n, s = sb + k;
-        const uint4 *slot = ring + (j % R) * NT * MMV_SLOT_UINT4;
+        const int s = sb + k;
+        const uint4 *slot = ring + (j & (R - 1)) * NT * MMV_SLOT_UINT4;
         mmv_chunk c0[NT], c1[NT];
         const int h = ((4 * s + t) >> cpg_log2) & 1;
 #pragma unroll
@@ -489,7 +495,7 @@ __device__ __forceinline__ void mmv_pipeline_async(int t0, int t1, int S, int cp
             c0[i].s = mmv_word_scale2<ST>(w.x, h), c0[i].b = mmv_word_scale2<ST>(w.y, h);
             c1[i].s = mmv_word_scale2<ST>(w.z, h), c1[i].b = mmv_word_scale2<ST>(w.w, h);
         }
-        issue(j + R - 1); /* into the slot read one step ago, whose values the mmas consumed */
+        issue(); /* into the slot read one step ago, whose values the mmas consumed */
         if (k == 0) xcol = begin(t0 + q);
         if (s < se) {
             uint4 xf[4];
@@ -503,6 +509,9 @@ __device__ __forceinline__ void mmv_pipeline_async(int t0, int t1, int S, int cp
             end(t0 + q, d);
 #pragma unroll
             for (int i = 0; i < NT; i++) d[i][0] = d[i][1] = d[i][2] = d[i][3] = 0.0f;
+            k = 0, q++;
+        } else {
+            k++;
         }
     }
     mmv_cp_wait<0>();
