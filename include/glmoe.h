@@ -195,8 +195,12 @@ typedef struct glmoe_model_params {
                               across their columns must be cut on their groups: else the load
                               fails naming the field or tensor. On the CPU the devices are
                               simulated ranks, one thread each, summing in a fixed order (how
-                              CI tests the split); on CUDA a split is refused (multi-GPU is
-                              not built yet). A split model loads no MTP layer (no drafts).  */
+                              CI tests the split); on CUDA rank r runs on GPU r (as
+                              CUDA_VISIBLE_DEVICES orders them; fewer GPUs than asked is an
+                              error) with NCCL's all-reduce, loaded at run time, in a build
+                              that found NCCL's header (else refused); GLMOE_SPLIT_EP is
+                              refused on CUDA for now. Not yet run on several GPUs. A split
+                              model loads no MTP layer (no drafts).                         */
     glmoe_split split;     /* default GLMOE_SPLIT_AUTO                                         */
 } glmoe_model_params;
 
