@@ -119,10 +119,19 @@ glmoe_status state_create(gm_state *st, const gm_config *c, gm_backend *be, int3
     return state_create_rank(st, c, NULL, be, n_batch, n_ctx, n_seq, mtp, err);
 }
 
+/* The query and KV heads a part of the model holds: all of them (part NULL or whole), or a split
+ * model's rank's. nh may be NULL. */
+static void rank_heads(const gm_config *c, const gm_partition *part, int32_t *nh, int32_t *nkv) {
+    const bool whole = partition_is_whole(part);
+    if (nh) *nh = whole ? c->n_heads : (int32_t)part->heads.n;
+    *nkv = whole ? c->n_kv_heads : (int32_t)part->kv_heads.n;
+}
+
 glmoe_status state_create_rank(gm_state *st, const gm_config *c, const gm_partition *part, gm_backend *be,
                                int32_t n_batch, int32_t n_ctx, int32_t n_seq, const gm_mtp *mtp, gm_err *err) {
     /* A rank caches its own KV heads; its other buffers are sized for the whole model (a bound). */
-    const int32_t n_kv_heads = partition_is_whole(part) ? c->n_kv_heads : (int32_t)part->kv_heads.n;
+    int32_t n_kv_heads;
+    rank_heads(c, part, NULL, &n_kv_heads);
     memset(st, 0, sizeof *st);
     st->n_batch = n_batch;
     st->n_ctx = n_ctx;
@@ -222,12 +231,6 @@ typedef struct segment {
     int32_t seq, start, n, n_past;
 } segment;
 
-/* The heads of the model this state's weights hold: all of them, or a split model's rank's. */
-static void rank_heads(const gm_config *c, const gm_weights *w, int32_t *nh, int32_t *nkv) {
-    const bool whole = partition_is_whole(&w->part);
-    *nh = whole ? c->n_heads : (int32_t)w->part.heads.n;
-    *nkv = whole ? c->n_kv_heads : (int32_t)w->part.kv_heads.n;
-}
 
 /* A split model's rank: its partial block output (o_proj over its heads, the FFN over its columns
  * or experts) becomes the whole by the sum over the ranks. Nothing on an unsplit model. */
@@ -330,7 +333,7 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *
     const int64_t H = c->hidden_size;
     glmoe_status s;
     int32_t nh, nkv;
-    rank_heads(c, w, &nh, &nkv);
+    rank_heads(c, &w->part, &nh, &nkv);
     TRY(op->embed(ex, st->x, &w->embed, st->ids, T, err));
 
     const float *pending = NULL; /* the FFN output not yet added to the residual */
@@ -475,7 +478,7 @@ glmoe_status mtp_forward(const gm_config *c, const gm_weights *w, gm_state *st, 
     const gm_layer *L = &m->block;
     TRY(op->add_rmsnorm(ex, st->xn, st->x, NULL, &L->attn_norm, R, H, c->rms_norm_eps, err));
     int32_t nh, nkv;
-    rank_heads(c, w, &nh, &nkv);
+    rank_heads(c, &w->part, &nh, &nkv);
     TRY(attention_block(c, L, st, c->n_layers, R, segs, n_segs, host_logits == NULL, nh, nkv, err));
     if (!host_logits) return GLMOE_OK;
     TRY(op->add_rmsnorm(ex, st->xn, st->x, st->tmp, &L->ffn_norm, R, H, c->rms_norm_eps, err));

@@ -325,6 +325,35 @@ static glmoe_status quantize_host(binder *b, const gm_host_tensor *dense, const 
     return GLMOE_OK;
 }
 
+/* Binds host tensor h as `target` (quantized first where target is affine and h is not: as the
+ * checkpoint is loaded with --quantize) and accounts for it. h_block, h's transient storage or
+ * NULL, is freed as soon as h is no longer needed. */
+static glmoe_status bind_host(binder *b, gm_weight *w, const gm_host_tensor *h, void *h_block, const gm_weight *target,
+                              gm_bind_kind kind, const char *name, const role *r) {
+    gm_host_tensor in = *h;
+    void *block = NULL;
+    glmoe_status st = GLMOE_OK;
+    if (target->type == GM_W_AFFINE && h->w.type != GM_W_AFFINE) {
+        gm_host_tensor q;
+        st = quantize_host(b, h, target, &q, &block);
+        free(h_block);
+        h_block = NULL;
+        if (st) return st;
+        in = q;
+        b->stats->n_quantized_on_load++;
+    }
+    size_t copied = 0;
+    st = b->be->ops->weight_bind(b->be, w, &in, kind, &copied, b->err);
+    free(block);
+    free(h_block);
+    if (st) {
+        gm_err_prefix(b->err, "tensor \"%s\": ", name);
+        return st;
+    }
+    account(b, r->kind, target, gm_weight_bytes(target), copied, false);
+    return GLMOE_OK;
+}
+
 /* Checks, and (unless planning) binds, one matrix found at s. */
 static glmoe_status bind_source(binder *b, gm_weight *w, const gm_tensor_src *s, const role *r, int64_t rows,
                                 int64_t cols, gm_bind_kind kind, const cut *k) {
@@ -337,33 +366,15 @@ static glmoe_status bind_source(binder *b, gm_weight *w, const gm_tensor_src *s,
     if ((st = check_cut(b, &target, cols, k, s->t->name))) return st;
     target.rows = k->nr;
     target.cols = k->nc;
-    const bool requant = target.type == GM_W_AFFINE && fmt.type != GM_W_AFFINE; /* quantize while loading */
     const uint64_t stored = gm_weight_bytes(&target);
     if (!b->be) { /* planning */
         account(b, r->kind, &target, stored, 0, false);
         return GLMOE_OK;
     }
-    void *block = NULL, *cut_block = NULL;
+    void *cut_block = NULL;
     if ((k->nr != rows || k->nc != cols) && !host_cut(&h, k, &cut_block))
         return gm_fail(b->err, GLMOE_E_NOMEM, "out of memory cutting tensor \"%s\" for its rank", s->t->name);
-    if (requant) {
-        gm_host_tensor q;
-        st = quantize_host(b, &h, &target, &q, &block);
-        free(cut_block);
-        cut_block = NULL;
-        if (st) return st;
-        h = q;
-        b->stats->n_quantized_on_load++;
-    }
-    size_t copied = 0;
-    st = b->be->ops->weight_bind(b->be, w, &h, kind, &copied, b->err);
-    free(block);
-    free(cut_block);
-    if (st) {
-        gm_err_prefix(b->err, "tensor \"%s\": ", s->t->name);
-        return st;
-    }
-    account(b, r->kind, &target, stored, copied, false);
+    if ((st = bind_host(b, w, &h, cut_block, &target, kind, s->t->name, r))) return st;
     b->done += stored;
     if (b->src->progress) b->src->progress(b->done, b->src->total, s->t->name, b->src->progress_user);
     /* Count each file tensor once (a stacked one serves every expert). */
@@ -398,27 +409,9 @@ static glmoe_status bind_synthetic_columns(binder *b, gm_weight *w, const char *
         for (int64_t j = 0; j < k->nc; j++)
             v[i * k->nc + j] = gm_f32_to_bf16(
                 gm_synthetic_value(seed, (uint64_t)((k->r0 + i) * cols + k->c0 + j), mean, std));
-    gm_host_tensor h = {.w = {.type = GM_W_BF16, .rows = k->nr, .cols = k->nc, .data = v}, .aligned = true,
-                        .transient = true};
-    void *block = NULL;
-    glmoe_status s = GLMOE_OK;
-    if (held->type == GM_W_AFFINE) {
-        gm_host_tensor q;
-        if (!(s = quantize_host(b, &h, held, &q, &block))) {
-            h = q;
-            b->stats->n_quantized_on_load++;
-        }
-    }
-    size_t copied = 0;
-    if (!s) s = b->be->ops->weight_bind(b->be, w, &h, GM_BIND_MATRIX, &copied, b->err);
-    free(block);
-    free(v);
-    if (s) {
-        gm_err_prefix(b->err, "tensor \"%s\": ", name);
-        return s;
-    }
-    account(b, r->kind, held, gm_weight_bytes(held), copied, false);
-    return GLMOE_OK;
+    const gm_host_tensor h = {.w = {.type = GM_W_BF16, .rows = k->nr, .cols = k->nc, .data = v}, .aligned = true,
+                              .transient = true};
+    return bind_host(b, w, &h, v, held, GM_BIND_MATRIX, name, r);
 }
 
 /* A synthetic tensor `name` (of module `module`, for a matrix): a bf16 matrix (quantized as

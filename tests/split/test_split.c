@@ -44,12 +44,18 @@ static void run_free(run *r) {
     free(r->batch);
 }
 
-static glmoe_model *load(const char *dir, int32_t n, glmoe_split mode, char *err, size_t size) {
+/* One thread per rank, split over n ranks of `device` in `mode`. */
+static glmoe_model_params split_params(glmoe_device device, int32_t n, glmoe_split mode) {
     glmoe_model_params p = glmoe_model_params_default();
-    p.device = GLMOE_DEVICE_CPU;
+    p.device = device;
     p.n_threads = 1;
     p.n_devices = n;
     p.split = mode;
+    return p;
+}
+
+static glmoe_model *load(const char *dir, int32_t n, glmoe_split mode, char *err, size_t size) {
+    const glmoe_model_params p = split_params(GLMOE_DEVICE_CPU, n, mode);
     glmoe_model *m = NULL;
     if (glmoe_model_load(&m, dir, &p)) {
         snprintf(err, size, "%s", glmoe_model_errmsg(m));
@@ -182,11 +188,7 @@ static void expect_refusal(const char *root, const char *rel, int32_t n, glmoe_s
                            const char *needle) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%.500s/%.500s", root, rel);
-    glmoe_model_params p = glmoe_model_params_default();
-    p.device = device;
-    p.n_threads = 1;
-    p.n_devices = n;
-    p.split = mode;
+    const glmoe_model_params p = split_params(device, n, mode);
     glmoe_model *m = NULL;
     glmoe_status s = glmoe_model_load(&m, dir, &p);
     const char *msg = glmoe_model_errmsg(m);

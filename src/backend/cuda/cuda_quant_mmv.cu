@@ -165,13 +165,6 @@ static glmoe_status mmv_dispatch(int bits, int scale_type, int mode, F f) {
     return by_bits(std::integral_constant<int, MMV_MODE_SYNC>{});
 }
 
-/* log2 of the chunks per group of a weight of B bits. */
-static int mmv_cpg_log2(int group, int B) {
-    int l = 0;
-    while ((mmv_codes_per_chunk(B) << l) < group) l++;
-    return l;
-}
-
 /* The pipeline for weights the async ring takes (async_ok), with `smem` bytes of a block besides
  * the ring of a block of `warps` warps and nt tiles (the ring only where it fits). */
 static int mmv_mode(bool async_ok, size_t smem, int nt, int warps) {

@@ -75,6 +75,16 @@
 __host__ __device__ constexpr int mmv_codes_per_chunk(int B) { return 128 / B; }
 __host__ __device__ constexpr int mmv_codes_per_step(int B) { return 512 / B; }
 
+/* log2 of the chunks per group of a weight of B bits (groups of 32, 64 or 128 codes). */
+__host__ __device__ inline int mmv_cpg_log2(int group, int B) {
+    const int chunks = group / mmv_codes_per_chunk(B);
+#ifdef __CUDA_ARCH__
+    return __ffs(chunks) - 1;
+#else
+    return __builtin_ctz((unsigned)chunks);
+#endif
+}
+
 /* Halves per staged column: K rounded up to a step, + the 32-half pad. */
 __host__ __device__ inline int mmv_ldx(int B, int K) {
     const int cps = mmv_codes_per_step(B);
@@ -202,7 +212,7 @@ __device__ __forceinline__ mmv_tile mmv_tile_of(const cu_affine &a, int64_t row0
     tl.s1 = (const char *)a.scales + q1 * a.groups * es;
     tl.b0 = (const char *)a.biases + q0 * a.groups * es;
     tl.b1 = (const char *)a.biases + q1 * a.groups * es;
-    tl.cpg_log2 = __ffs(a.group / mmv_codes_per_chunk(B)) - 1;
+    tl.cpg_log2 = mmv_cpg_log2(a.group, B);
     tl.nchunks = (int)(a.row_words / 4);
     return tl;
 }
