@@ -54,8 +54,8 @@ timeout 200 ncu --clock-control none --kernel-name 'regex:mmv_|affine_gemv|exper
     $G $ARGS > /tmp/ncu_stall.txt 2>&1
 cp /tmp/ncu_stall.txt "$OUT/ncu_stall.txt"
 grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Achieved Occupancy|Warp Cycles Per Issued|Issued Warp Per Scheduler|No Eligible|Active Warps Per Scheduler|Eligible Warps|Stall|stall" /tmp/ncu_stall.txt | cut -c1-230 | head -150
-echo "== where the GEMVs' warps stall, per SASS instruction (warp-state samples of the first mmv_dense and mmv_gateup launches)"
-for k in mmv_dense mmv_gateup; do
+echo "== where the warps stall, per SASS instruction (warp-state samples of the first mmv_dense, mmv_gateup and attn_tc launches)"
+for k in mmv_dense mmv_gateup attn_tc; do
     timeout 120 ncu --clock-control none --kernel-name "regex:$k" --launch-count 1 --section SourceCounters \
         --section WarpStateStats --page source --print-source sass --csv $G $ARGS > "$OUT/ncu_sass_$k.csv" 2> /tmp/ncu_sass_err.log ||
         { echo "ncu source page failed: $(tail -2 /tmp/ncu_sass_err.log)"; continue; }

@@ -10,7 +10,7 @@
 #     tools/bench/gguf_deepen.py (the 4-layer file's quantized layers repeated: the bytes a token
 #     reads are those of a real model of that shape; about 60 GB, written where there is room).
 #
-#   tools/gpu/run_quant_peers.sh [STEP...]   STEP: build synth llamacpp-prep air4 air46
+#   tools/gpu/run_quant_peers.sh [STEP...]   STEP: build synth llamacpp-prep air4 serve air46
 #                                            (default: build synth llamacpp-prep air4)
 # Steps:
 #   build          glmoe (Release, sm_90) as run_bench.sh builds it; a later call on the same warm
@@ -20,6 +20,10 @@
 #   air4           glmoe q4 and q8 on SDIR, llama-bench on Q4_0 and Q8_0: prefill sweep LENGTHS,
 #                  decode at CONTEXTS -> glmoe_air4_q4.json, llamacpp_air4_q4_0.json, ...,
 #                  tables_air4_q4.md, tables_air4_q8.md (tools/bench/compare.py)
+#   serve          issue 16's table: `glmoe serve -m SDIR --quantize q4` and llama-server on the
+#                  Q4_0 GGUF (continuous batching, SLOTS slots), each driven by
+#                  tools/server/serve_bench.py at CONCURRENCY streaming clients (greedy completions of
+#                  64 tokens) -> serve_glmoe.json, serve_llamacpp.json, serve_*.txt
 #   air46          frees SDIR and the 4-layer Q8_0, deepens Q4_0 to 46 layers, times both engines at
 #                  LENGTHS46 and CONTEXTS46 -> glmoe_air46_q4.json, llamacpp_air46_q4_0.json,
 #                  tables_air46_q4.md
@@ -40,6 +44,7 @@ LENGTHS=${LENGTHS:-1,2,4,8,16,32,64,128,129,256,512,1024,2048,4096}
 CONTEXTS=${CONTEXTS:-128,4096}
 LENGTHS46=${LENGTHS46:-1,8,128,512,4096}
 CONTEXTS46=${CONTEXTS46:-128,4096,32768}
+CONCURRENCY=${CONCURRENCY:-1,4,16,64}
 STEPS=${*:-build synth llamacpp-prep air4}
 mkdir -p "$OUT" "$GGUF_DIR"
 FAILED=0
@@ -129,6 +134,29 @@ if has air4; then
         llamacpp_bench air4_q${q}_0 "$GGUF_DIR/air4.q${q}_0.gguf" "$LENGTHS" "$CONTEXTS"
         tables air4_q$q "$OUT/glmoe_air4_q$q.json" "$OUT/llamacpp_air4_q${q}_0.json"
     done
+fi
+
+if has serve; then
+    SLOTS=${CONCURRENCY##*,}
+    SB=(python3 "$ROOT/tools/server/serve_bench.py" --concurrency "$CONCURRENCY" --requests 4 --max-tokens 64)
+    if timeout 400 "${SB[@]}" --glmoe "$G" -m "$SDIR" --server-args "--device cuda --quantize q4 -c 512" \
+            --json "$OUT/serve_glmoe.json" > "$OUT/serve_glmoe.txt" 2>&1; then
+        say "serve glmoe: $(grep -E '^\| *[0-9]' "$OUT/serve_glmoe.txt" | awk -F'|' '{printf "%s clients %s tok/s; ", $2, $5}')"
+    else
+        fail "serve glmoe" "$OUT/serve_glmoe.txt"
+    fi
+    if [ $LLAMACPP = 1 ] && [ -f "$Q4" ]; then
+        "$LLAMACPP_BIN/llama-server" -m "$Q4" -ngl 99 -fa on -np "$SLOTS" -c $(( SLOTS * 512 )) --host 127.0.0.1 \
+            --port 8091 > "$OUT/llama_server.log" 2>&1 &
+        LS=$!
+        for _ in $(seq 120); do curl -sf http://127.0.0.1:8091/health > /dev/null 2>&1 && break; sleep 1; done
+        if timeout 400 "${SB[@]}" --url http://127.0.0.1:8091 --json "$OUT/serve_llamacpp.json" > "$OUT/serve_llamacpp.txt" 2>&1; then
+            say "serve llama-server: $(grep -E '^\| *[0-9]' "$OUT/serve_llamacpp.txt" | awk -F'|' '{printf "%s clients %s tok/s; ", $2, $5}')"
+        else
+            fail "serve llama-server" "$OUT/serve_llamacpp.txt"
+        fi
+        kill $LS 2> /dev/null; wait $LS 2> /dev/null
+    fi
 fi
 
 if has air46; then

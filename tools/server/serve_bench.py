@@ -9,7 +9,7 @@ With --glmoe it starts the server itself (--parallel = the largest concurrency, 
 it afterwards. At each concurrency C, C clients each send --requests streamed completions
 (greedy, --max-tokens tokens, prompts of about --prompt-tokens tokens that differ per client so
 that no prefix is shared across clients), one after another. Reported per level:
-  tok/s      generated tokens (from each reply's usage) / wall time of the level
+  tok/s      generated tokens (each reply's usage; without one, its text chunks) / wall time of the level
   x1         that as a multiple of the 1-client level
   TTFT       time from sending the request to its first text chunk: median and 90th percentile
   tok/s/seq  the decode speed one client sees after its first token (median)
@@ -44,7 +44,7 @@ def one_request(host, port, headers, body):
     r = conn.getresponse()
     if r.status != 200:
         raise RuntimeError(f"status {r.status}: {r.read()[:200]!r}")
-    first, tokens = None, 0
+    first, tokens, chunks = None, 0, 0
     for raw in r:
         line = raw.decode().strip()
         if not line.startswith("data: ") or line == "data: [DONE]":
@@ -52,9 +52,12 @@ def one_request(host, port, headers, body):
         chunk = json.loads(line[6:])
         if chunk.get("usage"):
             tokens = chunk["usage"]["completion_tokens"]
-        if first is None and any(c.get("text") for c in chunk.get("choices", [])):
-            first = time.perf_counter()
+        if any(c.get("text") for c in chunk.get("choices", [])):
+            chunks += 1
+            if first is None:
+                first = time.perf_counter()
     end = time.perf_counter()
+    tokens = tokens or chunks  # a server that sends no usage: one chunk per token (llama-server streams so)
     conn.close()
     first = first or end
     return first - t0, tokens, (tokens - 1) / (end - first) if tokens > 1 and end > first else 0.0
@@ -128,7 +131,8 @@ def main():
             proc.send_signal(2)
             proc.wait(60)
     base = rows[0]["tok_s"] if rows and rows[0]["concurrency"] == 1 else None
-    print(f"glmoe serve, {args.model}: {args.requests} requests per client, {args.max_tokens} tokens each, "
+    who = f"glmoe serve, {args.model}" if args.glmoe else f"the server at {args.url}"
+    print(f"{who}: {args.requests} requests per client, {args.max_tokens} tokens each, "
           f"prompts of ~{args.prompt_tokens} words, greedy, streamed; {os.cpu_count()} CPUs\n")
     print("| clients | requests | tokens | tok/s | x1 | TTFT median | TTFT p90 | tok/s per sequence | errors |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
