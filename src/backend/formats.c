@@ -129,10 +129,13 @@ void gm_weight_row_f32(const gm_weight *w, int64_t row, int64_t c0, int64_t n, f
     if (w->type != GM_W_AFFINE) {
         const size_t esz = gm_wtype_size(w->type);
         const uint8_t *src = (const uint8_t *)w->data + ((size_t)row * (size_t)w->cols + (size_t)c0) * esz;
+        /* One loop per type, so that each vectorizes (a type switch per element does not). */
         if (w->type == GM_W_F32) {
             memcpy(dst, src, (size_t)n * 4);
+        } else if (w->type == GM_W_BF16) {
+            for (int64_t i = 0; i < n; i++) dst[i] = scalar_f32(src, GM_W_BF16, i);
         } else {
-            for (int64_t i = 0; i < n; i++) dst[i] = scalar_f32(src, w->type, i);
+            for (int64_t i = 0; i < n; i++) dst[i] = scalar_f32(src, GM_W_F16, i);
         }
         return;
     }

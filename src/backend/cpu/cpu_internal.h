@@ -9,7 +9,10 @@
 #ifndef GLMOE_CPU_INTERNAL_H
 #define GLMOE_CPU_INTERNAL_H
 
+#include <string.h>
+
 #include "backend/backend.h"
+#include "util/dtype.h"
 
 typedef struct cpu_backend {
     gm_backend base;
@@ -61,6 +64,79 @@ static inline float cpu_dot(const float *a, const float *b, int64_t n) {
     for (; i < n; i++) s += a[i] * b[i];
     for (int j = 0; j < 8; j++) s += acc[j];
     return s;
+}
+
+/* Eight floats as one value (GCC/Clang vector extension): what cpu_dot's acc[8] compiles to, said
+ * explicitly where the compiler does not find it by itself (several rows at once). */
+typedef float cpu_f32x8 __attribute__((vector_size(32)));
+typedef uint16_t cpu_u16x8 __attribute__((vector_size(16)));
+typedef uint32_t cpu_u32x8 __attribute__((vector_size(32)));
+
+static inline cpu_f32x8 cpu_load_f32x8(const float *p) {
+    cpu_f32x8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Eight bf16 values (raw little-endian, any alignment) widened to float32: exact. */
+static inline cpu_f32x8 cpu_widen_bf16x8(const uint8_t *p) {
+    cpu_u16x8 h;
+    memcpy(&h, p, sizeof h);
+    const cpu_u32x8 u = __builtin_convertvector(h, cpu_u32x8) << 16;
+    cpu_f32x8 f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* out[t] = cpu_dot(a, b + t * ldb, n) for t < T (1..8), where a is a row of bf16 (raw
+ * little-endian, any alignment): each element is widened once as it is read (exact) and used for
+ * all T rows of b, with each row's sums in cpu_dot's order (lane j of acc[t] is cpu_dot's acc[j]),
+ * so every result is the bit that widening the row into a float32 buffer and calling cpu_dot per
+ * row would give, without writing that buffer or reading the weights T times (decode and verify
+ * of a bf16 model spend most of their time here). T is a compile-time constant in each expansion,
+ * so the accumulators stay in vector registers. */
+#define CPU_DOT_BF16_T(T)                                                                                 \
+    static inline void cpu_dot_bf16_##T(const uint8_t *a, const float *b, int64_t ldb, int64_t n, float *out) { \
+        cpu_f32x8 acc[T];                                                                                 \
+        for (int t = 0; t < T; t++) acc[t] = (cpu_f32x8){0};                                              \
+        int64_t i = 0;                                                                                    \
+        for (; i + 8 <= n; i += 8) {                                                                      \
+            const cpu_f32x8 w = cpu_widen_bf16x8(a + 2 * i);                                              \
+            for (int t = 0; t < T; t++) acc[t] += w * cpu_load_f32x8(b + t * ldb + i);                    \
+        }                                                                                                 \
+        for (int t = 0; t < T; t++) {                                                                     \
+            float s = 0;                                                                                  \
+            for (int64_t k = i; k < n; k++) {                                                             \
+                uint16_t h;                                                                               \
+                memcpy(&h, a + 2 * k, 2);                                                                 \
+                s += gm_bf16_to_f32(h) * b[t * ldb + k];                                                  \
+            }                                                                                             \
+            for (int j = 0; j < 8; j++) s += acc[t][j];                                                   \
+            out[t] = s;                                                                                   \
+        }                                                                                                 \
+    }
+CPU_DOT_BF16_T(1)
+CPU_DOT_BF16_T(2)
+CPU_DOT_BF16_T(3)
+CPU_DOT_BF16_T(4)
+CPU_DOT_BF16_T(5)
+CPU_DOT_BF16_T(6)
+CPU_DOT_BF16_T(7)
+CPU_DOT_BF16_T(8)
+#undef CPU_DOT_BF16_T
+
+/* The expansion of cpu_dot_bf16_T for T (1..8). */
+static inline void cpu_dot_bf16(const uint8_t *a, const float *b, int64_t ldb, int64_t n, int32_t T, float *out) {
+    switch (T) {
+    case 1: cpu_dot_bf16_1(a, b, ldb, n, out); return;
+    case 2: cpu_dot_bf16_2(a, b, ldb, n, out); return;
+    case 3: cpu_dot_bf16_3(a, b, ldb, n, out); return;
+    case 4: cpu_dot_bf16_4(a, b, ldb, n, out); return;
+    case 5: cpu_dot_bf16_5(a, b, ldb, n, out); return;
+    case 6: cpu_dot_bf16_6(a, b, ldb, n, out); return;
+    case 7: cpu_dot_bf16_7(a, b, ldb, n, out); return;
+    default: cpu_dot_bf16_8(a, b, ldb, n, out); return;
+    }
 }
 
 /* out[T, N] = x[T, K] · W^T for a dense weight; bias may be NULL. Chooses a bandwidth-bound
