@@ -6,9 +6,12 @@
 #   PYTHONPATH      MLX_SITE first
 #   LD_LIBRARY_PATH the machine's pip NVIDIA libraries (cuBLAS, cuDNN, NCCL, NVRTC, cuFFT, cuSOLVER:
 #                   libmlx.so's RPATH looks for them beside itself, where they are not)
-#   CUDA_HOME       when unset: the toolkit whose include/ has cuda_runtime.h (/usr/local/cuda, then
-#                   nvcc's), else the pip runtime headers; MLX compiles some kernels at run time with
-#                   NVRTC and needs them (its own CCCL, cute and cutlass headers travel in the parts)
+#   CUDA_HOME       when unset: the first with include/cuda_runtime.h of the pip NVIDIA folders (the
+#                   headers of the NVRTC that the loader now finds there), /usr/local/cuda, nvcc's
+#                   toolkit; MLX compiles some kernels at run time with NVRTC and needs them (its own
+#                   CCCL, cute and cutlass headers travel in the parts)
+# Source it in a subshell, `( . tools/gpu/mlx_site.sh && python3 ... )`: the LD_LIBRARY_PATH it sets
+# would make later programs of the same shell (glmoe) load the pip CUDA libraries too.
 # Sets MLX_SITE_OK=1 on success; on failure prints one line naming what is missing and sets
 # MLX_SITE_OK=0 (it never exits the shell that sources it).
 mlx_site_setup() {
@@ -43,8 +46,8 @@ mlx_site_setup() {
     nv=$(python3 -c 'import nvidia, glob, os; print(":".join(d for p in nvidia.__path__ for d in sorted(glob.glob(os.path.join(p, "*", "lib")))))' 2>/dev/null)
     [ -n "$nv" ] && export LD_LIBRARY_PATH=$nv${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     if [ -z "${CUDA_HOME:-}" ]; then
-        for d in /usr/local/cuda "$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /x/x)")")" \
-                 $(echo "$nv" | tr ':' '\n' | sed 's#/lib$##'); do
+        for d in $(echo "$nv" | tr ':' '\n' | sed 's#/lib$##') /usr/local/cuda \
+                 "$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /x/x)")")"; do
             if [ -f "$d/include/cuda_runtime.h" ]; then export CUDA_HOME=$d; break; fi
         done
     fi
