@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""compare.py — sets glmoe's benchmark JSON beside its peers' (transformers, llama.cpp) and writes a
+"""compare.py — sets glmoe's benchmark JSON beside its peers' (transformers, llama.cpp, mlx) and writes a
 markdown report and an SVG plot. Inputs follow the common schema in notes/bench_schema.md.
 
 usage: compare.py GLMOE.json [PEER.json [PEER.json]] --md OUT.md --svg OUT.svg
@@ -34,7 +34,7 @@ from xml.sax.saxutils import escape
 SCHEMA_KEYS = {"engine", "version", "device", "model", "prefill", "decode", "ops"}
 CLIFF_FACTOR = 1.10
 DASH = "—"
-COLORS = {"glmoe": "#d62728", "transformers": "#1f77b4", "llama.cpp": "#2ca02c"}
+COLORS = {"glmoe": "#d62728", "transformers": "#1f77b4", "llama.cpp": "#2ca02c", "mlx": "#ff7f0e"}
 SPARE_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
