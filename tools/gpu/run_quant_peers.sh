@@ -10,7 +10,7 @@
 #     tools/bench/gguf_deepen.py (the 4-layer file's quantized layers repeated: the bytes a token
 #     reads are those of a real model of that shape; about 60 GB, written where there is room).
 #
-#   tools/gpu/run_quant_peers.sh [STEP...]   STEP: build synth llamacpp-prep air4 serve air46
+#   tools/gpu/run_quant_peers.sh [STEP...]   STEP: build synth llamacpp-prep air4 mlx serve air46
 #                                            (default: build synth llamacpp-prep air4)
 # Steps:
 #   build          glmoe (Release, sm_90) as run_bench.sh builds it; a later call on the same warm
@@ -20,6 +20,10 @@
 #   air4           glmoe q4 and q8 on SDIR, llama-bench on Q4_0 and Q8_0: prefill sweep LENGTHS,
 #                  decode at CONTEXTS -> glmoe_air4_q4.json, llamacpp_air4_q4_0.json, ...,
 #                  tables_air4_q4.md, tables_air4_q8.md (tools/bench/compare.py)
+#   mlx            MLX-CUDA (mlx 0.32.4 + mlx-lm, its own 4- and 8-bit group-64 quantization of SDIR,
+#                  tools/bench/peer_mlx.py) -> mlx_air4_q4.json, mlx_air4_q8.json: within air4 when both
+#                  are named, else alone; needs .peers/mlx (the slimmed wheels in parts, carried over
+#                  three calls of the same warm machine: tools/reference/README.md)
 #   serve          issue 16's table: `glmoe serve -m SDIR --quantize q4` and llama-server on the
 #                  Q4_0 GGUF (continuous batching, SLOTS slots), each driven by
 #                  tools/server/serve_bench.py at CONCURRENCY streaming clients (greedy completions of
@@ -121,18 +125,34 @@ llamacpp_bench() { # name, gguf, lengths, depths
         fail "llama.cpp $1" "$OUT/llamacpp_$1.txt"
     fi
 }
-tables() { # name, glmoe json, peer json
-    local files=("$2")
-    [ -f "$3" ] && files+=("$3")
-    python3 "$ROOT/tools/bench/compare.py" "${files[@]}" --md "$OUT/tables_$1.md" --svg "$OUT/prefill_$1.svg" \
-        > "$OUT/compare_$1.log" 2>&1 && say "tables_$1.md written" || fail "compare $1" "$OUT/compare_$1.log"
+mlx_bench() { # name, bits (in a subshell: mlx_site.sh's library path must not reach glmoe)
+    [ -f "$ROOT/.peers/mlx/MANIFEST.json" ] || { say "mlx $1: SKIPPED (no .peers/mlx: the slimmed MLX-CUDA wheels, tools/reference/README.md)"; return; }
+    if ( . "$ROOT/tools/gpu/mlx_site.sh" && timeout 400 python3 "$ROOT/tools/bench/peer_mlx.py" "$SDIR" --bits "$2" \
+            --name air4 --lengths "$LENGTHS" --contexts "$CONTEXTS" --out "$OUT/mlx_$1.json" ) > "$OUT/mlx_$1.txt" 2>&1; then
+        say "mlx $1: $(grep -m1 '^decode' "$OUT/mlx_$1.txt")"
+    else
+        fail "mlx $1" "$OUT/mlx_$1.txt"
+    fi
+}
+tables() { # name, glmoe json, peer jsons (those that exist)...
+    local name=$1 files=("$2") f
+    shift 2
+    for f in "$@"; do [ -f "$f" ] && files+=("$f"); done
+    python3 "$ROOT/tools/bench/compare.py" "${files[@]}" --md "$OUT/tables_$name.md" --svg "$OUT/prefill_$name.svg" \
+        > "$OUT/compare_$name.log" 2>&1 && say "tables_$name.md written" || fail "compare $name" "$OUT/compare_$name.log"
 }
 
 if has air4; then
     for q in 4 8; do
         glmoe_bench air4_q$q 300 -m "$SDIR" --quantize q$q --lengths "$LENGTHS" --contexts "$CONTEXTS"
         llamacpp_bench air4_q${q}_0 "$GGUF_DIR/air4.q${q}_0.gguf" "$LENGTHS" "$CONTEXTS"
-        tables air4_q$q "$OUT/glmoe_air4_q$q.json" "$OUT/llamacpp_air4_q${q}_0.json"
+        has mlx && mlx_bench air4_q$q $q
+        tables air4_q$q "$OUT/glmoe_air4_q$q.json" "$OUT/llamacpp_air4_q${q}_0.json" "$OUT/mlx_air4_q$q.json"
+    done
+elif has mlx; then # MLX alone, in a call of its own (the glmoe and llama.cpp JSONs of an earlier call kept)
+    for q in 4 8; do
+        mlx_bench air4_q$q $q
+        tables air4_q$q "$OUT/glmoe_air4_q$q.json" "$OUT/llamacpp_air4_q${q}_0.json" "$OUT/mlx_air4_q$q.json"
     done
 fi
 
