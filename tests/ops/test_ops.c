@@ -35,8 +35,11 @@
  * step after length - 1 keys, causal and with a random mask; 4097 with few heads on the CPU).
  * Calls of up to 16 queries (and odd prefills) also pass n_past in backend memory.
  * Decode with RoPE folded into the call (check_attention_decode): T 1..16 at n_past 0..3000, GQA
- * 1..12, D 16/64/128, masks, n_past from memory and from the host: on the GPU the single-launch
- * decode kernel unsplit and split, with one to three blocks of query rows.
+ * 1..16, D 16/64/128, masks, n_past from memory and from the host: on the GPU the single-launch
+ * decode kernel unsplit and split, with one to three blocks of query rows; T = 1 at GQA 12 and 16
+ * at contexts 1, 63, 64, 65, 127, 128, 129, 500 and 4097. Under GLMOE_CUDA_ATTN_WSPLIT=1 every
+ * decode call of up to 16 rows per KV head (these, the lengths above and the recorded steps
+ * below) runs the warp-split kernel instead (cuda_attention_wsplit.cu).
  * Backends with graph_* ops (the GPU): a decode step (RoPE + attention) recorded once and
  * replayed at 149 positions against the reference, and again with RoPE in the attention call at
  * 299 positions across the decode kernel's split threshold; refusals while recording.
@@ -577,6 +580,8 @@ static void check_attention_decode(ops_ctx *c, op_groups *g) {
         {16, 400, 1, 12, 128, MASK_NONE, 64, false}, {7, 1500, 1, 12, 128, MASK_NONE, 64, false},
         {1, 3000, 2, 6, 128, MASK_NONE, 64, true},   {4, 300, 2, 3, 64, MASK_RANDOM, 32, false},
         {1, 500, 1, 12, 16, MASK_NONE, 10, false},   {9, 129, 2, 2, 128, MASK_ALL, 64, false},
+        {2, 300, 2, 8, 128, MASK_RANDOM, 64, false}, {16, 100, 1, 1, 128, MASK_NONE, 64, false},
+        {1, 700, 2, 16, 128, MASK_ALL, 64, false},
     };
     const bool cpu = !strcmp(c->be->ops->name, "cpu");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -584,6 +589,19 @@ static void check_attention_decode(ops_ctx *c, op_groups *g) {
         if (cpu && cs.n_past > 600) cs.n_past = 600; /* the float64 reference under the sanitizers */
         check_attention_case(c, &g->attn_decode, &cs);
     }
+    /* GLM-4.5's decode step (T = 1, 12 query heads per KV head) and a full 16-row tile (ratio 16),
+     * at contexts around the tile edges, the split threshold (CUDA_ATTN_TC_SPLIT_MIN_KEYS) and
+     * long: the rows the warp-split variant takes (GLMOE_CUDA_ATTN_WSPLIT=1), and the default
+     * kernel's 12 or 16 valid rows of 64 otherwise. Ratio 16 with a random mask; one context
+     * with n_past from the host only. */
+    static const int32_t contexts[] = {1, 63, 64, 65, 127, 128, 129, 500, 4097};
+    for (int ratio = 12; ratio <= 16; ratio += 4)
+        for (size_t i = 0; i < sizeof contexts / sizeof contexts[0]; i++) {
+            const int32_t ctx = contexts[i];
+            if (cpu && ctx > 600) continue; /* the float64 reference under the sanitizers */
+            attn_case cs = {1, ctx - 1, 2, ratio, 128, ratio == 16 ? MASK_RANDOM : MASK_NONE, 64, ctx == 65};
+            check_attention_case(c, &g->attn_decode, &cs);
+        }
 }
 
 static void check_attention(ops_ctx *c, op_groups *g) {

@@ -26,7 +26,9 @@
  * it reads (cu_rope_elem: the rope op's arithmetic). A bf16 cache with 128-dim heads (the GPU's
  * default for GLM-4.5) goes to the tensor-core kernels of cuda_attention_tc.cu instead: prefill
  * after kv_store_kernel; decode (up to CUDA_ATTN_DECODE_TOKENS queries) in a single launch that
- * also rotates, stores and merges its own splits (no kv_store, no combine launch).
+ * also rotates, stores and merges its own splits (no kv_store, no combine launch), or, with
+ * GLMOE_CUDA_ATTN_WSPLIT=1 and up to 16 query rows per KV head, its warp-split variant
+ * (cuda_attention_wsplit.cu).
  * Tested by tests/ops/test_ops.c: T 1..129 at n_past 0..500, lengths 1/127/128/129/4097 causal
  * and masked, GQA 1/2/12, D 16/64/128, random and all-hidden masks, chunked fills, n_past from
  * host and from device memory, RoPE folded in at 1..16 queries (short and split contexts), and a

@@ -29,55 +29,18 @@
  * 128 keys and 8 KV heads) plus the partials (splits x rows x 130 x 4, from L2); at short
  * contexts the bound is latency: one tile's load, the MMAs and the output store.
  *
+ * Decode calls of up to 16 query rows per KV head (T = 1 for GLM-4.5/Air) may take the
+ * warp-split variant instead (cuda_attention_wsplit.cu, opt-in GLMOE_CUDA_ATTN_WSPLIT=1): one
+ * 16-row block per KV head whose 4 warps share each key tile, with the tiles double-buffered,
+ * rather than 3 warps of 4 computing padding rows. The pieces both kernels use are in
+ * cuda_attention_tc.cuh.
+ *
  * Precision: q, k, v and p carry 8 significant bits (the cache is bf16 anyway); sums are
  * float32: ~1e-3 relative, checked by tests/ops/test_ops.c ("cuda bf16 KV").
  */
-#include <math.h>
 #include <stdlib.h>
 
-#include "backend/cuda/cuda_internal.h"
-
-#define TC_WARPS 4
-#define TC_ROWS CUDA_ATTN_TC_ROWS /* query rows per block: 16 per warp */
-#define TC_KEYS CUDA_ATTN_TC_KEYS /* keys per tile */
-static_assert(TC_ROWS == TC_WARPS * 16, "a warp owns 16 query rows");
-#define TC_D 128
-#define TC_K_LD (TC_D + 8)      /* bf16 stride of a key row: rows 16-byte aligned, no bank conflicts */
-#define TC_VT_LD (TC_KEYS + 8)  /* bf16 stride of a row of V^T */
-
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); /* .x (the lower index) in the low half */
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-
-/* c += a·b, m16n8k16, bf16 inputs, float32 accumulators (PTX ISA fragment layouts). */
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/* Splits of a decode launch, chosen on the device from n_keys (a recorded step reads n_past from
- * memory, so the host cannot choose): as many as the launch allows (gridDim.z, the host's count
- * for filling the GPU at the longest context), but none shorter than min_keys (a.split_min_keys),
- * so that a short context runs unsplit and writes its output directly. Splits are whole tiles;
- * blocks of z >= n_splits exit at once. */
-__device__ __forceinline__ void decode_splits(int n_keys, int min_keys, int &split_len, int &n_splits) {
-    int s = min((int)gridDim.z, n_keys / min_keys);
-    s = max(s, 1);
-    split_len = ((n_keys + s - 1) / s + TC_KEYS - 1) / TC_KEYS * TC_KEYS;
-    n_splits = (n_keys + split_len - 1) / split_len;
-}
-
-/* Dims [c8, c8 + 8) of one new key or value row (float32), rotated when `rotate`, as the bf16 the
- * cache holds (round to nearest even, as kv_store_kernel converts). */
-__device__ __forceinline__ uint4 new_row8(const float *row, int c8, bool rotate, const cu_rope_args &r, int32_t pos) {
-    float x[8];
-#pragma unroll
-    for (int q = 0; q < 8; q++) x[q] = rotate ? cu_rope_elem(row, c8 + q, pos, r.inv_freq, r.half) : row[c8 + q];
-    return make_uint4(pack_bf16x2(x[0], x[1]), pack_bf16x2(x[2], x[3]), pack_bf16x2(x[4], x[5]), pack_bf16x2(x[6], x[7]));
-}
+#include "backend/cuda/cuda_attention_tc.cuh"
 
 /* DECODE false: prefill, the new keys already in the cache, one split. DECODE true: keys at and
  * past n_past come from k_new/v_new (rotated here), which the blocks (x 0, z 0) also store in the
@@ -100,15 +63,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
     }
     const int64_t kv_row = (int64_t)a.nkv * TC_D;
 
-    if (DECODE && blockIdx.x == 0 && blockIdx.z == 0) { /* the new rows of this KV head into the cache */
-        for (int i = threadIdx.x; i < a.T * (TC_D / 8); i += TC_WARPS * 32) {
-            const int t = i / (TC_D / 8), c8 = (i % (TC_D / 8)) * 8;
-            const int64_t src = ((int64_t)t * a.nkv + kvh) * TC_D, dst = (n_past + t) * kv_row + kvh * TC_D + c8;
-            const int32_t pos = a.rope.pos ? a.rope.pos[t] : 0;
-            *(uint4 *)(a.kc + dst) = new_row8(a.k_new + src, c8, a.rope.pos != nullptr, a.rope, pos);
-            *(uint4 *)(a.vc + dst) = new_row8(a.v_new + src, c8, false, a.rope, 0);
-        }
-    }
+    if (DECODE && blockIdx.x == 0 && blockIdx.z == 0) store_new_rows(a, kvh, n_past, kv_row);
 
     /* Keys any row of the block may see (up to the last row's position), cut to this split. */
     int key_lo = 0, key_hi = n_keys, n_splits = 1;
@@ -280,71 +235,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
             }
         }
     }
-    if (DECODE && n_splits > 1) {
-        /* Unnormalised partials, m in natural-log units (as the merge below and attn_combine_kernel
-         * read them); then the last split of this (row block, KV head) to finish merges them. */
-#pragma unroll
-        for (int i = 0; i < 2; i++) {
-            if (!valid[i]) continue;
-            const int64_t row = (int64_t)tok[i] * a.nh + head[i];
-            float *pp = a.part + ((int64_t)blockIdx.z * a.T * a.nh + row) * (TC_D + 2);
-#pragma unroll
-            for (int j = 0; j < TC_D / 8; j++) *(float2 *)(pp + j * 8 + 2 * t4) = make_float2(o[j][2 * i], o[j][2 * i + 1]);
-            if (t4 == 0) {
-                pp[TC_D] = m[i] * 0.6931471805599453f;
-                pp[TC_D + 1] = l[i];
-            }
-        }
-        /* Release: every thread's partials are visible device-wide before the count moves. */
-        __threadfence();
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            int32_t *count = a.count + blockIdx.y * gridDim.x + blockIdx.x;
-            const int done = atomicAdd(count, 1);
-            merge_here = done == n_splits - 1;
-            if (merge_here) *count = 0; /* every split has counted: ready for the next launch */
-        }
-        __syncthreads();
-        if (!merge_here) return;
-        __threadfence(); /* acquire: the other splits' partials, read below past L1 (__ldcg) */
-        const int64_t stride = (int64_t)a.T * a.nh * (TC_D + 2);
-        const int f_end = min(n_rows, (int)(blockIdx.x + 1) * TC_ROWS);
-        /* One warp per row; lane owns dims 2·lane, 2·lane + 1 and 64 more (float2: rows of D + 2
-         * floats are 8-byte aligned). M = max m_z, L = Σ l_z e^(m_z - M), o = Σ o_z e^(m_z - M) / L;
-         * an empty split (m = -inf) weighs nothing. */
-        for (int f = blockIdx.x * TC_ROWS + warp; f < f_end; f += TC_WARPS) {
-            const int64_t row = (int64_t)(f / a.ratio) * a.nh + kvh * a.ratio + f % a.ratio;
-            const float *p0 = a.part + row * (TC_D + 2);
-            float M = -INFINITY;
-            for (int z = 0; z < n_splits; z++) M = fmaxf(M, __ldcg(p0 + z * stride + TC_D));
-            float L = 0.0f;
-            float2 acc0 = make_float2(0.f, 0.f), acc1 = make_float2(0.f, 0.f);
-            for (int z = 0; M != -INFINITY && z < n_splits; z++) {
-                const float *pz = p0 + z * stride;
-                const float mz = __ldcg(pz + TC_D);
-                if (mz == -INFINITY) continue;
-                const float w = expf(mz - M);
-                L += w * __ldcg(pz + TC_D + 1);
-                const float2 v0 = __ldcg((const float2 *)(pz + 2 * lane)), v1 = __ldcg((const float2 *)(pz + 64 + 2 * lane));
-                acc0.x += w * v0.x, acc0.y += w * v0.y, acc1.x += w * v1.x, acc1.y += w * v1.y;
-            }
-            const float inv = L > 0.0f ? 1.0f / L : 0.0f; /* every key hidden: zeros */
-            float *orow = a.out + row * TC_D;
-            *(float2 *)(orow + 2 * lane) = make_float2(acc0.x * inv, acc0.y * inv);
-            *(float2 *)(orow + 64 + 2 * lane) = make_float2(acc1.x * inv, acc1.y * inv);
-        }
-        return;
-    }
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        if (!valid[i]) continue;
-        const int64_t row = (int64_t)tok[i] * a.nh + head[i];
-        const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f; /* all keys hidden: zeros */
-        float *orow = a.out + row * TC_D;
-#pragma unroll
-        for (int j = 0; j < TC_D / 8; j++)
-            *(float2 *)(orow + j * 8 + 2 * t4) = make_float2(o[j][2 * i] * inv, o[j][2 * i + 1] * inv);
-    }
+    tc_finish<DECODE>(a, o, m, l, valid, tok, head, n_splits, n_rows, kvh, warp, lane, t4, merge_here);
 }
 
 bool cuda_attention_tc_fits(int D, bool bf16_cache) { return bf16_cache && D == TC_D; }
@@ -357,6 +248,7 @@ glmoe_status cuda_attention_tc(cuda_exec *cx, const cuda_attn_tc_args &a, gm_err
 }
 
 glmoe_status cuda_attention_tc_decode(cuda_exec *cx, const cuda_attn_tc_args &a, int max_splits, gm_err *err) {
+    if (a.T * a.ratio <= CUDA_ATTN_WSPLIT_ROWS && cuda_attn_wsplit()) return cuda_attention_tc_wsplit(cx, a, max_splits, err);
     dim3 grid((unsigned)((a.T * a.ratio + TC_ROWS - 1) / TC_ROWS), (unsigned)a.nkv, (unsigned)max_splits);
     attn_tc_kernel<true><<<grid, TC_WARPS * 32, 0, cx->stream>>>(a);
     CU_LAUNCHED();

@@ -272,6 +272,13 @@ glmoe_status cuda_attention_tc(cuda_exec *cx, const cuda_attn_tc_args &a, gm_err
  * merge, about what reading two more tiles costs in one block, so short contexts run unsplit. */
 #define CUDA_ATTN_TC_SPLIT_MIN_KEYS (2 * CUDA_ATTN_TC_KEYS)
 glmoe_status cuda_attention_tc_decode(cuda_exec *cx, const cuda_attn_tc_args &a, int max_splits, gm_err *err);
+/* The warp-split decode variant (cuda_attention_wsplit.cu), for calls whose query rows per KV head
+ * (T x ratio) fit one MMA tile of CUDA_ATTN_WSPLIT_ROWS: the 4 warps of a block share each key
+ * tile instead of 3 of them computing padding rows. Opt-in: cuda_attention_tc_decode takes it
+ * when cuda_attn_wsplit(), GLMOE_CUDA_ATTN_WSPLIT=1 (read once). Same arguments and results. */
+#define CUDA_ATTN_WSPLIT_ROWS 16
+bool cuda_attn_wsplit(void);
+glmoe_status cuda_attention_tc_wsplit(cuda_exec *cx, const cuda_attn_tc_args &a, int max_splits, gm_err *err);
 
 /* out^T [N, T] = W [K, N]^T · (hi + lo)^T [K, T] in cuBLAS's column-major view (out[T, N] row-major,
  * W[N, K] bf16 row-major): two bf16 GEMMs, the second with beta = 1 (cuda_matmul.cu). */
