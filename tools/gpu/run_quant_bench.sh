@@ -17,8 +17,9 @@
 #     --ops      (instead of --check) only the op tests and the golden cases on the GPU
 #     --no-bf16  no bf16 run beside the quantized ones
 #     --variants decode of the 4-layer q4 cut again with the GEMVs' asynchronous ring of 4 and 8
-#                steps (GLMOE_CUDA_MMV_ASYNC=4, 8; the full Air too with 4 unless --quick), with
-#                --ops the op tests under each
+#                steps (GLMOE_CUDA_MMV_ASYNC=4, 8; the full Air too with 4 unless --quick) and with
+#                the warp-split decode attention (GLMOE_CUDA_ATTN_WSPLIT=1), with --ops the op
+#                tests under each
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
@@ -57,6 +58,8 @@ if [ $OPS = 1 ]; then
             GLMOE_CUDA_MMV_ASYNC=$r timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_async$r.log" 2>&1
             echo "test_ops, async ring $r (rc $?): $(tail -1 "$LOGS/test_ops_async$r.log")"; grep -m5 FAIL "$LOGS/test_ops_async$r.log"
         done
+        GLMOE_CUDA_ATTN_WSPLIT=1 timeout 150 "$BUILD/tests/ops/test_ops" > "$LOGS/test_ops_wsplit.log" 2>&1
+        echo "test_ops, warp-split decode attention (rc $?): $(tail -1 "$LOGS/test_ops_wsplit.log")"; grep -m5 FAIL "$LOGS/test_ops_wsplit.log"
     fi
     cmake --build "$BUILD" -j"$(nproc)" --target test_batch >> "$LOGS/build.log" 2>&1
     timeout 90 "$BUILD/tests/batch/test_batch" "$ROOT" cuda > "$LOGS/batch_cuda.log" 2>&1
@@ -88,6 +91,7 @@ if [ $ATTN = 1 ]; then
     for r in 4 8; do
         run air4_q4_async$r 100 env GLMOE_CUDA_MMV_ASYNC=$r "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128 --steps 32
     done
+    run air4_q4_wsplit 100 env GLMOE_CUDA_ATTN_WSPLIT=1 "$G" bench $A4 --quantize q4 --lengths 1,8 --contexts 128,4096 --steps 32
 fi
 if [ $MMV = 1 ]; then
     run air4_q4_f32core 150 env GLMOE_CUDA_AFF_MMV=0 "$G" bench $A4 --quantize q4 --lengths 1,2,4,8,16 --contexts 128 --steps 32
