@@ -7,10 +7,10 @@ usage: make_synthetic.py OUT_DIR [--shape air|glm45|tiny] [--layers 4] [--seed 0
 Writes OUT_DIR/config.json (the official flat form) and OUT_DIR/model.safetensors, one tensor at a
 time, so memory stays at one tensor, and a stand-in tokenizer (tokenizer.json, tokenizer_config.json)
 so that converters that want one (llama.cpp's convert_hf_to_gguf.py) take the directory: byte-level
-BPE over the 256 byte symbols plus filler tokens up to GLM-4.5's 151329 ordinary tokens (fewer for a
-smaller vocab_size), no merges, and GLM-4.5's 36 special tokens at their ids (151329..151364;
-the last 36 ids below vocab_size for a smaller one). It tokenizes text byte by byte; it is for timing,
-not for reading. The tiny shape (a few MB) is for checking the tools on a CPU. Weights ~ N(0, 0.02²) (norms 1, biases ~ N(0, 0.02²), router
+BPE over the 256 byte symbols, the 2704 pairs of ASCII letters with their merges, filler tokens up to
+GLM-4.5's 151329 ordinary tokens (fewer for a smaller vocab_size) and GLM-4.5's 36 special tokens at
+their ids (151329..151364; the last 36 ids below vocab_size for a smaller one). It is for timing, not
+for reading. The tiny shape (a few MB) is for checking the tools on a CPU. Weights ~ N(0, 0.02²) (norms 1, biases ~ N(0, 0.02²), router
 correction bias 0 in float32), drawn on the GPU when torch sees one: a 16 GB file takes seconds.
 Needs torch (and numpy, for the byte view).
 """
@@ -73,6 +73,15 @@ def byte_symbols():
 def write_tokenizer(out_dir, vocab_size):
     first = first_special(vocab_size)
     vocab = {sym: i for i, sym in enumerate(byte_symbols())}
+    # fillers: first the pairs of ASCII letters, each with its merge (llama.cpp's loader wants
+    # merges, and it keeps the BPE honest), then unreachable names up to the special tokens
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    merges = []
+    for a in letters:
+        for b in letters:
+            if len(vocab) < first:
+                vocab[a + b] = len(vocab)
+                merges.append(f"{a} {b}")
     for i in range(len(vocab), first):
         vocab[f"tok{i}"] = i
     added = [dict(id=first + k, content=name, single_word=False, lstrip=False, rstrip=False, normalized=False,
@@ -83,7 +92,7 @@ def write_tokenizer(out_dir, vocab_size):
            "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                     "vocab": vocab, "merges": []}}
+                     "vocab": vocab, "merges": merges}}
     with open(os.path.join(out_dir, "tokenizer.json"), "w") as f:
         json.dump(tok, f, ensure_ascii=False)
     cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 131072, "padding_side": "left",

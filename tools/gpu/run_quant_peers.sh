@@ -32,8 +32,9 @@
 #                  LENGTHS46 and CONTEXTS46 -> glmoe_air46_q4.json, llamacpp_air46_q4_0.json,
 #                  tables_air46_q4.md
 # llama.cpp comes from the ignored folder .peers/llama.cpp (never committed: BENCHMARKS.md, "Against
-# the peers"): its device.sh, sourced, sets LLAMACPP_BIN (llama-bench, llama-quantize),
-# LLAMACPP_VERSION and LLAMACPP_CONVERT (an array: the command of convert_hf_to_gguf.py). Without it llama.cpp is
+# the peers"): its device.sh, sourced, starts llama.cpp's build in the background (once per warm
+# machine) and sets LLAMACPP_BIN (llama-bench, llama-quantize, llama-server), LLAMACPP_VERSION,
+# LLAMACPP_CONVERT (an array: the command of convert_hf_to_gguf.py) and llamacpp_wait. Without it llama.cpp is
 # skipped, visibly. Output in OUT (default ./gpu-out): the JSONs, the tables, a log per step and
 # summary.txt; the last lines printed are the summary.
 set -u
@@ -58,6 +59,15 @@ has() { [[ " $STEPS " == *" $1 "* ]]; }
 fail() { say "$1: FAILED ($(tail -2 "$2" 2>/dev/null | tr '\n' ' ' | cut -c1-300))"; FAILED=1; }
 
 say "machine: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1); $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' | head -1); glmoe ${GLMOE_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)}"
+P=$ROOT/.peers/llama.cpp/device.sh
+LLAMACPP=0
+if [ -f "$P" ]; then
+    # sourced first: it starts llama.cpp's build in the background, beside glmoe's
+    . "$P" > "$OUT/llamacpp_setup.log" 2>&1 && LLAMACPP=1 || fail "llama.cpp setup" "$OUT/llamacpp_setup.log"
+    [ $LLAMACPP = 1 ] && say "llama.cpp: $LLAMACPP_VERSION"
+else
+    say "llama.cpp: SKIPPED (no .peers/llama.cpp/device.sh: the ignored folder that holds it is absent)"
+fi
 if has build; then
     . "$ROOT/tools/gpu/deps_env.sh"
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGLMOE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -71,14 +81,6 @@ fi
 G=$BUILD/glmoe
 [ -x "$G" ] || { say "no glmoe at $G: run the build step first"; exit 1; }
 
-P=$ROOT/.peers/llama.cpp/device.sh
-LLAMACPP=0
-if [ -f "$P" ]; then
-    . "$P" > "$OUT/llamacpp_setup.log" 2>&1 && LLAMACPP=1 || fail "llama.cpp setup" "$OUT/llamacpp_setup.log"
-    [ $LLAMACPP = 1 ] && say "llama.cpp: $LLAMACPP_VERSION"
-else
-    say "llama.cpp: SKIPPED (no .peers/llama.cpp/device.sh: the ignored folder that holds it is absent)"
-fi
 Q4=$GGUF_DIR/air4.q4_0.gguf Q8=$GGUF_DIR/air4.q8_0.gguf Q46=
 
 if has synth; then
@@ -91,7 +93,15 @@ if has synth; then
     fi
 fi
 
-if has llamacpp-prep && [ $LLAMACPP = 1 ]; then
+llamacpp_ready() { # llama.cpp built (waits for the background build once)
+    [ $LLAMACPP = 1 ] || return 1
+    llamacpp_wait >> "$OUT/llamacpp_setup.log" 2>&1 && return 0
+    fail "llama.cpp build" "$OUT/llamacpp_setup.log"
+    LLAMACPP=0
+    return 1
+}
+
+if has llamacpp-prep && llamacpp_ready; then
     if [ -f "$Q4" ] && [ -f "$Q8" ]; then
         say "llamacpp-prep: $Q4 and $Q8 exist"
     else
@@ -117,7 +127,7 @@ glmoe_bench() { # name, timeout, bench arguments...
     fi
 }
 llamacpp_bench() { # name, gguf, lengths, depths
-    [ $LLAMACPP = 1 ] && [ -f "$2" ] || { say "llama.cpp $1: SKIPPED (no $2)"; return; }
+    llamacpp_ready && [ -f "$2" ] || { say "llama.cpp $1: SKIPPED (no llama.cpp or no $2)"; return; }
     if python3 "$ROOT/tools/bench/peer_llamacpp.py" --bench "$LLAMACPP_BIN/llama-bench" --gguf "$2" --name "$1" \
             --lengths "$3" --depths "$4" --version "$LLAMACPP_VERSION" --out "$OUT/llamacpp_$1.json" > "$OUT/llamacpp_$1.txt" 2>&1; then
         say "llama.cpp $1: $(grep -m1 '^decode' "$OUT/llamacpp_$1.txt")"
@@ -165,7 +175,7 @@ if has serve; then
     else
         fail "serve glmoe" "$OUT/serve_glmoe.txt"
     fi
-    if [ $LLAMACPP = 1 ] && [ -f "$Q4" ]; then
+    if llamacpp_ready && [ -f "$Q4" ]; then
         "$LLAMACPP_BIN/llama-server" -m "$Q4" -ngl 99 -fa on -np "$SLOTS" -c $(( SLOTS * 512 )) --host 127.0.0.1 \
             --port 8091 > "$OUT/llama_server.log" 2>&1 &
         LS=$!
@@ -181,7 +191,7 @@ fi
 
 if has air46; then
     Q46=
-    if [ $LLAMACPP = 1 ] && [ -f "$Q4" ]; then
+    if llamacpp_ready && [ -f "$Q4" ]; then
         rm -rf "$SDIR" "$Q8" # room for 60 GB
         best=$(df --output=avail,target -B1 /dev/shm "$GGUF_DIR" | tail -n +2 | sort -n | tail -1 | awk '{print $2}')
         [ "$best" = /dev/shm ] && Q46=/dev/shm/air46.q4_0.gguf || Q46=$GGUF_DIR/air46.q4_0.gguf
