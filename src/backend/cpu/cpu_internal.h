@@ -88,21 +88,29 @@ static inline cpu_f32x8 cpu_widen_bf16x8(const uint8_t *p) {
     return f;
 }
 
-/* out[t] = cpu_dot(a, b + t * ldb, n) for t < T (1..8), where a is a row of bf16 (raw
+/* out[t] = Σ_k a[k] · b[t * ldb + k] for t < T (1..8), where a is a row of bf16 (raw
  * little-endian, any alignment): each element is widened once as it is read (exact) and used for
- * all T rows of b, with each row's sums in cpu_dot's order (lane j of acc[t] is cpu_dot's acc[j]),
- * so every result is the bit that widening the row into a float32 buffer and calling cpu_dot per
- * row would give, without writing that buffer or reading the weights T times (decode and verify
- * of a bf16 model spend most of their time here). T is a compile-time constant in each expansion,
- * so the accumulators stay in vector registers. */
-#define CPU_DOT_BF16_T(T)                                                                                 \
+ * all T rows of b, so the weights are read once however many rows (decode and verify of a bf16
+ * model spend most of their time here). U independent vector accumulators per row (U = 4 for one
+ * or two rows, 2 for three or four, 1 beyond: T x U <= 8 of the 16 vector registers), because one
+ * accumulator makes every add wait for the previous one (4 cycles) while the loads and multiplies
+ * could go on; the sums are float32 in a fixed order (acc[t][u] over k = 8u (mod 8U), then
+ * acc[t][0] + acc[t][1] + ..., its lanes in order, the tail first). T and U are compile-time
+ * constants in each expansion, so the accumulators stay in registers. */
+#define CPU_DOT_BF16_T(T, U)                                                                              \
     static inline void cpu_dot_bf16_##T(const uint8_t *a, const float *b, int64_t ldb, int64_t n, float *out) { \
-        cpu_f32x8 acc[T];                                                                                 \
-        for (int t = 0; t < T; t++) acc[t] = (cpu_f32x8){0};                                              \
+        cpu_f32x8 acc[T][U];                                                                              \
+        for (int t = 0; t < T; t++)                                                                       \
+            for (int u = 0; u < U; u++) acc[t][u] = (cpu_f32x8){0};                                       \
         int64_t i = 0;                                                                                    \
+        for (; i + 8 * U <= n; i += 8 * U)                                                                \
+            for (int u = 0; u < U; u++) {                                                                 \
+                const cpu_f32x8 w = cpu_widen_bf16x8(a + 2 * (i + 8 * u));                                \
+                for (int t = 0; t < T; t++) acc[t][u] += w * cpu_load_f32x8(b + t * ldb + i + 8 * u);     \
+            }                                                                                             \
         for (; i + 8 <= n; i += 8) {                                                                      \
             const cpu_f32x8 w = cpu_widen_bf16x8(a + 2 * i);                                              \
-            for (int t = 0; t < T; t++) acc[t] += w * cpu_load_f32x8(b + t * ldb + i);                    \
+            for (int t = 0; t < T; t++) acc[t][0] += w * cpu_load_f32x8(b + t * ldb + i);                 \
         }                                                                                                 \
         for (int t = 0; t < T; t++) {                                                                     \
             float s = 0;                                                                                  \
@@ -111,18 +119,20 @@ static inline cpu_f32x8 cpu_widen_bf16x8(const uint8_t *p) {
                 memcpy(&h, a + 2 * k, 2);                                                                 \
                 s += gm_bf16_to_f32(h) * b[t * ldb + k];                                                  \
             }                                                                                             \
-            for (int j = 0; j < 8; j++) s += acc[t][j];                                                   \
+            cpu_f32x8 v = acc[t][0];                                                                      \
+            for (int u = 1; u < U; u++) v += acc[t][u];                                                   \
+            for (int j = 0; j < 8; j++) s += v[j];                                                        \
             out[t] = s;                                                                                   \
         }                                                                                                 \
     }
-CPU_DOT_BF16_T(1)
-CPU_DOT_BF16_T(2)
-CPU_DOT_BF16_T(3)
-CPU_DOT_BF16_T(4)
-CPU_DOT_BF16_T(5)
-CPU_DOT_BF16_T(6)
-CPU_DOT_BF16_T(7)
-CPU_DOT_BF16_T(8)
+CPU_DOT_BF16_T(1, 4)
+CPU_DOT_BF16_T(2, 4)
+CPU_DOT_BF16_T(3, 2)
+CPU_DOT_BF16_T(4, 2)
+CPU_DOT_BF16_T(5, 1)
+CPU_DOT_BF16_T(6, 1)
+CPU_DOT_BF16_T(7, 1)
+CPU_DOT_BF16_T(8, 1)
 #undef CPU_DOT_BF16_T
 
 /* The expansion of cpu_dot_bf16_T for T (1..8). */
