@@ -72,20 +72,16 @@ typedef float cpu_f32x8 __attribute__((vector_size(32)));
 typedef uint16_t cpu_u16x8 __attribute__((vector_size(16)));
 typedef uint32_t cpu_u32x8 __attribute__((vector_size(32)));
 
-static inline cpu_f32x8 cpu_load_f32x8(const float *p) {
-    cpu_f32x8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* The vectors go through pointers, not return values: without AVX enabled (builds other than
+ * Release) a 32-byte vector returned by value changes the ABI, and GCC warns (-Wpsabi). */
+static inline void cpu_load_f32x8(cpu_f32x8 *v, const float *p) { memcpy(v, p, sizeof *v); }
 
 /* Eight bf16 values (raw little-endian, any alignment) widened to float32: exact. */
-static inline cpu_f32x8 cpu_widen_bf16x8(const uint8_t *p) {
+static inline void cpu_widen_bf16x8(cpu_f32x8 *f, const uint8_t *p) {
     cpu_u16x8 h;
     memcpy(&h, p, sizeof h);
     const cpu_u32x8 u = __builtin_convertvector(h, cpu_u32x8) << 16;
-    cpu_f32x8 f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    memcpy(f, &u, sizeof *f);
 }
 
 /* out[t] = Σ_k a[k] · b[t * ldb + k] for t < T (1..8), where a is a row of bf16 (raw
@@ -105,12 +101,20 @@ static inline cpu_f32x8 cpu_widen_bf16x8(const uint8_t *p) {
         int64_t i = 0;                                                                                    \
         for (; i + 8 * U <= n; i += 8 * U)                                                                \
             for (int u = 0; u < U; u++) {                                                                 \
-                const cpu_f32x8 w = cpu_widen_bf16x8(a + 2 * (i + 8 * u));                                \
-                for (int t = 0; t < T; t++) acc[t][u] += w * cpu_load_f32x8(b + t * ldb + i + 8 * u);     \
+                cpu_f32x8 w, x;                                                                           \
+                cpu_widen_bf16x8(&w, a + 2 * (i + 8 * u));                                                \
+                for (int t = 0; t < T; t++) {                                                             \
+                    cpu_load_f32x8(&x, b + t * ldb + i + 8 * u);                                          \
+                    acc[t][u] += w * x;                                                                   \
+                }                                                                                         \
             }                                                                                             \
         for (; i + 8 <= n; i += 8) {                                                                      \
-            const cpu_f32x8 w = cpu_widen_bf16x8(a + 2 * i);                                              \
-            for (int t = 0; t < T; t++) acc[t][0] += w * cpu_load_f32x8(b + t * ldb + i);                 \
+            cpu_f32x8 w, x;                                                                               \
+            cpu_widen_bf16x8(&w, a + 2 * i);                                                              \
+            for (int t = 0; t < T; t++) {                                                                 \
+                cpu_load_f32x8(&x, b + t * ldb + i);                                                      \
+                acc[t][0] += w * x;                                                                       \
+            }                                                                                             \
         }                                                                                                 \
         for (int t = 0; t < T; t++) {                                                                     \
             float s = 0;                                                                                  \
