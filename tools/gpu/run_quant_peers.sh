@@ -50,6 +50,17 @@ CONTEXTS=${CONTEXTS:-128,4096}
 LENGTHS46=${LENGTHS46:-1,8,128,512,4096}
 CONTEXTS46=${CONTEXTS46:-128,4096,32768}
 CONCURRENCY=${CONCURRENCY:-1,4,16,64}
+# REHEARSAL=1: the same steps on this machine's CPU with the tiny shape (make_synthetic.py --shape
+# tiny; "air46" deepens to 6 layers), so that the script's plumbing is checked before device time
+# is spent on it; llama.cpp from LLAMACPP_PREBUILT (a folder with llama-bench, llama-quantize,
+# llama-server) if set.
+if [ "${REHEARSAL:-0}" = 1 ]; then
+    DEV=cpu SHAPE=tiny LAYERS46=6 SDIR=${SDIR_REHEARSAL:-/tmp/glmoe-rehearsal/tiny} GGUF_DIR=/tmp/glmoe-rehearsal/gguf
+    LENGTHS=1,8,64 CONTEXTS=16,64 LENGTHS46=1,8 CONTEXTS46=16 CONCURRENCY=1,4 GLMOE46=(-m "$SDIR" --quantize q4)
+    BUILD=${GLMOE_GPU_BUILD:-$ROOT/build}
+else
+    DEV=cuda SHAPE=air LAYERS46=46 GLMOE46=(--config glm-4.5-air --quantize q4)
+fi
 STEPS=${*:-build synth llamacpp-prep air4}
 mkdir -p "$OUT" "$GGUF_DIR"
 FAILED=0
@@ -86,7 +97,7 @@ Q4=$GGUF_DIR/air4.q4_0.gguf Q8=$GGUF_DIR/air4.q8_0.gguf Q46=
 if has synth; then
     if [ -f "$SDIR/config.json" ] && grep -q '"num_hidden_layers": 4' "$SDIR/config.json"; then
         say "synth: $SDIR exists"
-    elif timeout 300 python3 "$ROOT/tools/gpu/make_synthetic.py" "$SDIR" --shape air --layers 4 > "$OUT/synth.log" 2>&1; then
+    elif timeout 300 python3 "$ROOT/tools/gpu/make_synthetic.py" "$SDIR" --shape $SHAPE --layers 4 > "$OUT/synth.log" 2>&1; then
         say "synth: $SDIR written ($(du -sh "$SDIR" | cut -f1))"
     else
         fail synth "$OUT/synth.log"; exit 1
@@ -120,7 +131,7 @@ fi
 glmoe_bench() { # name, timeout, bench arguments...
     local name=$1 t=$2
     shift 2
-    if timeout "$t" "$G" bench "$@" --device cuda --no-ops --json "$OUT/glmoe_$name.json" > "$OUT/glmoe_$name.txt" 2>&1; then
+    if timeout "$t" "$G" bench "$@" --device $DEV --no-ops --json "$OUT/glmoe_$name.json" > "$OUT/glmoe_$name.txt" 2>&1; then
         say "glmoe $name: $(grep -A1 '^decode' "$OUT/glmoe_$name.txt" | tail -1 | awk '{printf "decode %s ms/token at context %s", $2, $1}')"
     else
         fail "glmoe $name" "$OUT/glmoe_$name.txt"
@@ -169,7 +180,7 @@ fi
 if has serve; then
     SLOTS=${CONCURRENCY##*,}
     SB=(python3 "$ROOT/tools/server/serve_bench.py" --concurrency "$CONCURRENCY" --requests 4 --max-tokens 64)
-    if timeout 400 "${SB[@]}" --glmoe "$G" -m "$SDIR" --server-args "--device cuda --quantize q4 -c 512" \
+    if timeout 400 "${SB[@]}" --glmoe "$G" -m "$SDIR" --server-args "--device $DEV --quantize q4 -c 512" \
             --json "$OUT/serve_glmoe.json" > "$OUT/serve_glmoe.txt" 2>&1; then
         say "serve glmoe: $(grep -E '^\| *[0-9]' "$OUT/serve_glmoe.txt" | awk -F'|' '{printf "%s clients %s tok/s; ", $2, $5}')"
     else
@@ -192,17 +203,17 @@ fi
 if has air46; then
     Q46=
     if llamacpp_ready && [ -f "$Q4" ]; then
-        rm -rf "$SDIR" "$Q8" # room for 60 GB
+        [ "${REHEARSAL:-0}" = 1 ] || rm -rf "$SDIR" "$Q8" # room for 60 GB
         best=$(df --output=avail,target -B1 /dev/shm "$GGUF_DIR" | tail -n +2 | sort -n | tail -1 | awk '{print $2}')
-        [ "$best" = /dev/shm ] && Q46=/dev/shm/air46.q4_0.gguf || Q46=$GGUF_DIR/air46.q4_0.gguf
+        [ "$best" = /dev/shm ] && Q46=/dev/shm/air$LAYERS46.q4_0.gguf || Q46=$GGUF_DIR/air$LAYERS46.q4_0.gguf
         t=$(date +%s)
-        if [ -f "$Q46" ] || timeout 300 python3 "$ROOT/tools/bench/gguf_deepen.py" "$Q4" "$Q46" --layers 46 > "$OUT/deepen.log" 2>&1; then
+        if [ -f "$Q46" ] || timeout 300 python3 "$ROOT/tools/bench/gguf_deepen.py" "$Q4" "$Q46" --layers $LAYERS46 > "$OUT/deepen.log" 2>&1; then
             say "air46: $Q46 ($(du -h "$Q46" | cut -f1)) in $(( $(date +%s) - t )) s"
         else
             fail "gguf_deepen" "$OUT/deepen.log"; rm -f "$Q46"; Q46=
         fi
     fi
-    glmoe_bench air46_q4 400 --config glm-4.5-air --quantize q4 --lengths "$LENGTHS46" --contexts "$CONTEXTS46" --steps 16
+    glmoe_bench air46_q4 400 "${GLMOE46[@]}" --lengths "$LENGTHS46" --contexts "$CONTEXTS46" --steps 16
     [ -n "$Q46" ] && llamacpp_bench air46_q4_0 "$Q46" "$LENGTHS46" "$CONTEXTS46"
     tables air46_q4 "$OUT/glmoe_air46_q4.json" "$OUT/llamacpp_air46_q4_0.json"
 fi
