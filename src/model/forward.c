@@ -42,8 +42,11 @@
  * step of that sequence because nothing in it changes: the token id and the position are
  * uploaded to st->ids and st->pos before each replay, and attention reads n_past from st->pos[0]
  * (gm_attn_params.n_past_mem); every buffer belongs to the state (its execution state's scratch
- * never moves), which frees the graphs first. Prefill chunks and batches of several rows run op
- * by op. On a split model every rank records its own step, its all-reduces included (a GPU
+ * never moves), which frees the graphs first. Prefill chunks and batches of several sequences run
+ * op by op; with GLMOE_GRAPH_ROWS=1 (opt-in until measured on a GPU) a step of 2..GM_GRAPH_MAX_ROWS
+ * rows of one sequence that all want logits (a speculative verify) is recorded too, once per row
+ * count, and so are the steps of a context that runs the MTP layer (its own rows, mtp_follow, stay
+ * op by op). On a split model every rank records its own step, its all-reduces included (a GPU
  * backend queues them on its stream); ranks 1.., which compute no logits, record the step without
  * them.
  */
@@ -172,7 +175,8 @@ void state_free(gm_state *st) {
     gm_backend *be = st->be;
     if (!be) return;
     for (int32_t i = 0; st->seqs && i < st->n_seq; i++) /* graphs before the buffers they recorded */
-        if (st->seqs[i].graph) be->ops->graph_free(st->ex, st->seqs[i].graph);
+        for (int32_t t = 0; t <= GM_GRAPH_MAX_ROWS; t++)
+            if (st->seqs[i].graph[t]) be->ops->graph_free(st->ex, st->seqs[i].graph[t]);
     if (st->ex) be->ops->exec_free(st->ex);
     void *bufs[] = {st->ids, st->pos, st->x, st->xn, st->q, st->k, st->v, st->attn, st->tmp,
                     st->ffn_a, st->ffn_b, st->route_idx, st->route_w, st->logits,
@@ -381,42 +385,67 @@ static glmoe_status run_step(const gm_config *c, const gm_weights *w, gm_state *
  * whatever the ops create lazily (device tables, loaded modules), which a recording must not. */
 #define GRAPH_EAGER_STEPS 1
 
-/* A one-token step of one sequence with its logits (want: &true), or without them on a rank of a
- * split model that computes none (want: NULL; split.c gives ranks 1.. no logits: each state
- * always records the same kind), on a backend that records steps: replays that sequence's
- * recorded graph, recording it first when there is none, collectives included. Every failure of
- * the recording itself falls back to running the step op by op, for good. */
+/* A step of T rows of one sequence (1 <= T <= GM_GRAPH_MAX_ROWS), each with its logits (want:
+ * all true), or one row without them on a rank of a split model that computes none (want: NULL;
+ * split.c gives ranks 1.. no logits: each state always records the same kind), on a backend that
+ * records steps: replays that sequence's recorded graph of T rows, recording it first when there
+ * is none, collectives included. A failure of the recording itself falls back to running the step
+ * op by op, for good: every step when T = 1 (graph_off), steps of T rows otherwise. */
 static glmoe_status run_step_graphed(const gm_config *c, const gm_weights *w, gm_state *st, const segment *seg,
                                      const bool *want, gm_err *err) {
     const gm_backend_ops *op = st->be->ops;
     gm_exec *ex = st->ex;
     gm_seq *sq = &st->seqs[seg->seq];
+    const int32_t T = seg->n;
     glmoe_status s;
-    if (sq->graph) return op->graph_replay(ex, sq->graph, err);
-    if (sq->graph_eager_steps < GRAPH_EAGER_STEPS) {
-        sq->graph_eager_steps++;
-        return run_step(c, w, st, 1, seg, 1, want, err);
+    if (sq->graph[T]) return op->graph_replay(ex, sq->graph[T], err);
+    if (sq->graph_eager_steps[T] < GRAPH_EAGER_STEPS) {
+        sq->graph_eager_steps[T]++;
+        return run_step(c, w, st, T, seg, 1, want, err);
     }
     s = op->graph_capture_begin(ex, err);
     if (s == GLMOE_E_UNSUPPORTED) {
         gm_err_clear(err);
         st->graph_off = true;
-        return run_step(c, w, st, 1, seg, 1, want, err);
+        return run_step(c, w, st, T, seg, 1, want, err);
     }
     if (s) return s;
     gm_err rec = {0}, end = {0};
-    glmoe_status rs = run_step(c, w, st, 1, seg, 1, want, &rec);
+    glmoe_status rs = run_step(c, w, st, T, seg, 1, want, &rec);
     gm_graph *g = NULL;
     glmoe_status es = op->graph_capture_end(ex, &g, &end);
     if (rs || es || !g) {
-        gm_warn("%s: the decode step could not be recorded (%s); running it op by op", op->name,
-                rs ? rec.msg : end.msg);
+        gm_warn("%s: the step of %d row%s could not be recorded (%s); running %s op by op", op->name, T,
+                T > 1 ? "s" : "", rs ? rec.msg : end.msg, T > 1 ? "such steps" : "it");
         if (g) op->graph_free(ex, g);
-        st->graph_off = true;
-        return run_step(c, w, st, 1, seg, 1, want, err);
+        if (T > 1)
+            st->graph_rows_off[T] = true;
+        else
+            st->graph_off = true;
+        return run_step(c, w, st, T, seg, 1, want, err);
     }
-    sq->graph = g;
+    sq->graph[T] = g;
     return op->graph_replay(ex, g, err);
+}
+
+/* GLMOE_GRAPH_ROWS=1: steps of several rows (a speculative verify) and steps of contexts that run
+ * the MTP layer are recorded too. Off by default until measured on a GPU (BENCHMARKS.md). */
+static bool graph_rows_on(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("GLMOE_GRAPH_ROWS");
+        on = e && e[0] == '1';
+    }
+    return on;
+}
+
+/* Whether a step of these rows goes through run_step_graphed: one sequence, T rows that all want
+ * logits (or, on ranks 1.. of a split model, one row that wants none), a backend that records. */
+static bool step_graphable(const gm_state *st, const gm_backend_ops *op, int32_t T, int32_t n_segs, int32_t n_logits,
+                           bool quiet_rank) {
+    if (!op->graph_replay || st->graph_off || n_segs != 1) return false;
+    if (T == 1 && (n_logits == 1 || quiet_rank)) return !st->mtp || graph_rows_on();
+    return T <= GM_GRAPH_MAX_ROWS && n_logits == T && !st->graph_rows_off[T] && graph_rows_on();
 }
 
 /* Copies each row's input ids and positions to backend memory (st->ids, st->pos), in pieces of
@@ -565,10 +594,11 @@ glmoe_status forward_batch(const gm_config *c, const gm_weights *w, gm_state *st
             (s = op->copy_in(ex, st->ids + t0, ids, (size_t)n * 4, err)))
             goto done;
     }
-    static const bool with_logits = true;
+    static const bool all_logits[GM_GRAPH_MAX_ROWS] = {true, true, true, true, true, true, true, true, true};
+    _Static_assert(GM_GRAPH_MAX_ROWS == 9, "all_logits holds a true per row");
     const bool quiet_rank = st->comm && st->comm->rank > 0 && n_logits == 0; /* split.c's ranks 1.. */
-    if (T == 1 && (n_logits == 1 || quiet_rank) && op->graph_replay && !st->graph_off && !st->mtp)
-        s = run_step_graphed(c, w, st, &segs[0], n_logits ? &with_logits : NULL, err);
+    if (step_graphable(st, op, T, n_segs, n_logits, quiet_rank))
+        s = run_step_graphed(c, w, st, &segs[0], n_logits ? all_logits : NULL, err);
     else
         s = run_step(c, w, st, T, segs, n_segs, want_all, err);
     if (!s && st->mtp) {

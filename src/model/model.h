@@ -118,13 +118,18 @@ uint64_t weights_plan_bytes(const gm_bind_stats *plan);
 /* At most this many sequences per context (a server's parallel slots). */
 #define GM_MAX_SEQS 256
 
+/* Steps of one sequence of up to this many rows, every row with its logits, may be recorded once
+ * per row count (forward.c, "Decode as a graph"): a decode step is 1 row, a speculative verify
+ * 1 + drafts (GM_MAX_DRAFT below). */
+#define GM_GRAPH_MAX_ROWS 9
+
 /* One sequence of a state: its KV cache (n_ctx positions), its length, its recorded decode step;
  * with the MTP layer on, what the drafts need (forward.c: "The MTP layer"). */
 typedef struct gm_seq {
     gm_kv *kv;                         /* the model's layers, then the MTP layer's */
     int32_t n_past;
-    gm_graph *graph;                   /* NULL until recorded (backends with graph_* ops) */
-    int32_t graph_eager_steps;         /* one-token steps run op by op before recording */
+    gm_graph *graph[GM_GRAPH_MAX_ROWS + 1];    /* [T]: NULL until recorded (backends with graph_* ops) */
+    int32_t graph_eager_steps[GM_GRAPH_MAX_ROWS + 1]; /* [T]: steps of T rows run op by op before recording */
     int32_t *tokens;                   /* [n_ctx] host: the token at each position (MTP on) */
     int32_t mtp_len;                   /* positions whose MTP-layer KV is valid */
     bool stash_ok;                     /* state.stash row holds the hidden of position n_past - 1 */
@@ -150,7 +155,8 @@ typedef struct gm_state {
     float *mtp_in;                     /* [n_batch, 2H] eh_proj's input */
     float *mtp_h;                      /* [n_batch, H] the hidden states fed to the MTP layer */
     float *stash;                      /* [n_seq, H] each sequence's last hidden state */
-    bool graph_off;                    /* the backend declined or a recording failed: never again */
+    bool graph_off;                    /* the backend declined or a one-row recording failed: never again */
+    bool graph_rows_off[GM_GRAPH_MAX_ROWS + 1]; /* [T]: a recording of T > 1 rows failed: not for T again */
     gm_comm *comm;                     /* a split model's rank: its group (all-reduce after each
                                           attention and FFN block); NULL: the whole model */
 } gm_state;
@@ -197,8 +203,10 @@ glmoe_status forward_batch(const gm_config *cfg, const gm_weights *w, gm_state *
 
 /* forward_batch of T tokens of sequence 0, with the logits of rows [first_logit, T) (first_logit ==
  * T: none). On a backend with graph_* ops, a step of one token of a sequence with its logits is
- * recorded once per sequence (after one step op by op) and replayed; the recording stays valid
- * when the sequence's length is changed from outside (reset, truncate, copy). */
+ * recorded once per sequence (after one step op by op) and replayed (with GLMOE_GRAPH_ROWS=1 also
+ * steps of 2..GM_GRAPH_MAX_ROWS rows that all want logits, and steps of a context that runs the
+ * MTP layer); the recording stays valid when the sequence's length is changed from outside
+ * (reset, truncate, copy). */
 glmoe_status forward(const gm_config *cfg, const gm_weights *w, gm_state *st, const int32_t *ids, int32_t T,
                      int32_t first_logit, float *host_logits, gm_err *err);
 
@@ -218,6 +226,7 @@ glmoe_status mtp_forward(const gm_config *cfg, const gm_weights *w, gm_state *st
 
 /* Most drafts per step (glmoe.h's GLMOE_MAX_DRAFT). */
 #define GM_MAX_DRAFT 8
+_Static_assert(GM_GRAPH_MAX_ROWS >= 1 + GM_MAX_DRAFT, "a verify of every draft count may be recorded");
 
 /* One speculative step of each of n sequences (glmoe_context_speculate, speculate.c): draft with
  * the MTP layer, verify in one forward, accept, roll back. Each sequence's MTP state must be
