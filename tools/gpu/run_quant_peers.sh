@@ -50,6 +50,7 @@ CONTEXTS=${CONTEXTS:-128,4096}
 LENGTHS46=${LENGTHS46:-1,8,128,512,4096}
 CONTEXTS46=${CONTEXTS46:-128,4096,32768}
 CONCURRENCY=${CONCURRENCY:-1,4,16,64}
+QUANTS=${QUANTS:-4 8} # the air4 and mlx steps' bit widths (q4 / Q4_0, q8 / Q8_0)
 # REHEARSAL=1: the same steps on this machine's CPU with the tiny shape (make_synthetic.py --shape
 # tiny; "air46" deepens to 6 layers), so that the script's plumbing is checked before device time
 # is spent on it; llama.cpp from LLAMACPP_PREBUILT (a folder with llama-bench, llama-quantize,
@@ -164,14 +165,14 @@ tables() { # name, glmoe json, peer jsons (those that exist)...
 }
 
 if has air4; then
-    for q in 4 8; do
+    for q in $QUANTS; do
         glmoe_bench air4_q$q 300 -m "$SDIR" --quantize q$q --lengths "$LENGTHS" --contexts "$CONTEXTS"
         llamacpp_bench air4_q${q}_0 "$GGUF_DIR/air4.q${q}_0.gguf" "$LENGTHS" "$CONTEXTS"
         has mlx && mlx_bench air4_q$q $q
         tables air4_q$q "$OUT/glmoe_air4_q$q.json" "$OUT/llamacpp_air4_q${q}_0.json" "$OUT/mlx_air4_q$q.json"
     done
 elif has mlx; then # MLX alone, in a call of its own (the glmoe and llama.cpp JSONs of an earlier call kept)
-    for q in 4 8; do
+    for q in $QUANTS; do
         mlx_bench air4_q$q $q
         tables air4_q$q "$OUT/glmoe_air4_q$q.json" "$OUT/llamacpp_air4_q${q}_0.json" "$OUT/mlx_air4_q$q.json"
     done
