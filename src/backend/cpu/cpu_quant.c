@@ -19,6 +19,23 @@ static inline float table_f32(const void *p, gm_wtype t, int64_t i) {
     return t == GM_W_BF16 ? gm_bf16_to_f32(h) : gm_f16_to_f32(h);
 }
 
+/* One group's codes as floats, code i at q[i] (gm_affine_unpack_group's values): 4 bits eight
+ * codes at a time (a word broadcast to eight lanes, each shifted to its code), as a vector, which
+ * the compiler did not make of gm_affine_unpack_group's loop (with the dots, 80% of a q4 decode;
+ * 2x faster since); other widths through gm_affine_unpack_group (8 bits: no faster this way). */
+static void unpack_group(const uint32_t *w, int32_t bits, int32_t group, float *q) {
+    if (bits == 4) {
+        const cpu_u32x8 shift = {0, 4, 8, 12, 16, 20, 24, 28};
+        for (int32_t j = 0; j < group / 8; j++) {
+            const cpu_u32x8 v = (((cpu_u32x8){0} + w[j]) >> shift) & 15u;
+            const cpu_f32x8 f = __builtin_convertvector(v, cpu_f32x8);
+            memcpy(q + 8 * j, &f, sizeof f);
+        }
+    } else {
+        gm_affine_unpack_group(w, bits, group, q);
+    }
+}
+
 void cpu_affine_gemv(cpu_exec *cx, float *out, const float *x, const gm_weight *W, const float *bias, int32_t T) {
     const int64_t N = W->rows, K = W->cols;
     const int32_t bits = W->q.bits, group = W->q.group;
@@ -39,7 +56,7 @@ void cpu_affine_gemv(cpu_exec *cx, float *out, const float *x, const gm_weight *
         const uint32_t *wrow = (const uint32_t *)W->data + (size_t)n * row_words;
         float acc[8] = {0};
         for (int64_t g = 0; g < G; g++) {
-            gm_affine_unpack_group(wrow + (size_t)g * group_words, bits, group, q);
+            unpack_group(wrow + (size_t)g * group_words, bits, group, q);
             const float s = table_f32(W->scales, W->q.scale_type, n * G + g);
             const float b = table_f32(W->biases, W->q.scale_type, n * G + g);
             for (int32_t t = 0; t < T; t++)
