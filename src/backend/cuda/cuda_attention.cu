@@ -284,7 +284,7 @@ __global__ void kv_store_kernel(KT *kc, KT *vc, const float *k, const float *v, 
 template <typename KT, int DC>
 static glmoe_status launch_attn(cuda_exec *cx, const attn_args &a, int splits, gm_err *err) {
     const size_t smem = ((size_t)ATTN_ROWS * a.D + 2 * (size_t)ATTN_BKV * (a.D | 1)) * sizeof(float);
-    static size_t allowed = 48 * 1024; /* per instantiation */
+    static cu_smem_allowed allowed; /* per instantiation */
     glmoe_status s = cuda_allow_smem((const void *)attn_kernel<KT, DC>, smem, &allowed, err);
     if (s) return s;
     dim3 grid(cu_blocks((int64_t)a.T * a.ratio, ATTN_ROWS), (unsigned)a.nkv, (unsigned)splits);

@@ -315,7 +315,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_wsplit_kernel(cuda_attn
 }
 
 glmoe_status cuda_attention_tc_wsplit(cuda_exec *cx, const cuda_attn_tc_args &a, int max_splits, gm_err *err) {
-    static size_t allowed = 48 * 1024;
+    static cu_smem_allowed allowed;
     glmoe_status s = cuda_allow_smem((const void *)attn_tc_wsplit_kernel, WS_SMEM, &allowed, err);
     if (s) return s;
     attn_tc_wsplit_kernel<<<dim3(1, (unsigned)a.nkv, (unsigned)max_splits), TC_WARPS * 32, WS_SMEM, cx->stream>>>(a);

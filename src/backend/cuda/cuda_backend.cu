@@ -71,11 +71,16 @@ glmoe_status cublas_fail(gm_err *err, cublasStatus_t s, const char *stmt, const 
                    line, (int)s, cublasGetStatusString(s));
 }
 
-glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, size_t *allowed, gm_err *err) {
-    if (bytes <= __atomic_load_n(allowed, __ATOMIC_RELAXED)) return GLMOE_OK;
+glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, cu_smem_allowed *allowed, gm_err *err) {
+    if (bytes <= 48 * 1024) return GLMOE_OK;
+    int dev = 0;
+    CU_TRY(cudaGetDevice(&dev)); /* exec_enter selected the exec's device on this thread */
+    size_t *rec = dev >= 0 && dev < CU_SMEM_DEVICES ? &allowed->bytes[dev] : NULL;
+    if (rec && bytes <= __atomic_load_n(rec, __ATOMIC_RELAXED)) return GLMOE_OK;
     CU_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    size_t seen = __atomic_load_n(allowed, __ATOMIC_RELAXED);
-    while (seen < bytes && !__atomic_compare_exchange_n(allowed, &seen, bytes, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    if (!rec) return GLMOE_OK;
+    size_t seen = __atomic_load_n(rec, __ATOMIC_RELAXED);
+    while (seen < bytes && !__atomic_compare_exchange_n(rec, &seen, bytes, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
     return GLMOE_OK;
 }

@@ -341,10 +341,19 @@ glmoe_status cuda_upload_table(cuda_backend *cb, void **dev, const void *host, s
  * Otherwise GLMOE_OK. */
 glmoe_status cuda_refuse_if_capturing(cuda_exec *cx, const char *what, gm_err *err);
 
-/* Raises the dynamic shared memory limit of a kernel to `bytes` (above 48 KB needs an opt-in),
- * once per kernel and size class: `allowed` is the caller's record of what was raised already,
- * shared by every thread (an atomic maximum, so racing threads at worst raise it twice). */
-glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, size_t *allowed, gm_err *err);
+/* What cuda_allow_smem raised one kernel's limit to, per device: a function's attributes belong to
+ * each device's context, so with a model split over GPUs (a rank per device, one thread each) a
+ * limit raised on GPU 0 does not hold on GPU 1. Zero-initialised (a static): nothing raised yet.
+ * Devices from CU_SMEM_DEVICES on are raised at every launch. */
+#define CU_SMEM_DEVICES 64
+struct cu_smem_allowed {
+    size_t bytes[CU_SMEM_DEVICES];
+};
+/* Raises the dynamic shared memory limit of a kernel to `bytes` on the current device (above 48 KB
+ * needs an opt-in), once per kernel, device and size class: `allowed` is the caller's record of
+ * what was raised already, shared by every thread (an atomic maximum, so racing threads at worst
+ * raise it twice). */
+glmoe_status cuda_allow_smem(const void *kernel, size_t bytes, cu_smem_allowed *allowed, gm_err *err);
 
 /* The elementwise/tile building blocks the MoE reuses. */
 glmoe_status cuda_swiglu_launch(cuda_exec *cx, float *out, const float *gate, const float *up, int64_t n,

@@ -346,7 +346,7 @@ __global__ void __launch_bounds__(ROUTE_WARPS * 32, 1)
 template <int CAP>
 static glmoe_status route_select(cuda_exec *cx, int32_t *idx, float *weights, const float *bias, const route_args &a,
                                  int T, size_t smem, gm_err *err) {
-    static size_t allowed = 48 * 1024;
+    static cu_smem_allowed allowed;
     glmoe_status s = cuda_allow_smem((const void *)route_select_kernel<CAP>, smem, &allowed, err);
     if (s) return s;
     route_select_kernel<CAP><<<cu_blocks(T, ROUTE_WARPS), ROUTE_WARPS * 32, smem, cx->stream>>>(

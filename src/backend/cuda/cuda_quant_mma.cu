@@ -546,7 +546,7 @@ template <class S, int BITS>
 static glmoe_status qmma_dense_launch(cuda_exec *cx, float *out, const qmma_t *xb, const cu_affine &w,
                                       const float *bias, int T, int N, int K, gm_err *err) {
     constexpr size_t smem = qmma_smem_bytes<S, BITS>();
-    static size_t allowed = 48 * 1024;
+    static cu_smem_allowed allowed;
     glmoe_status s = cuda_allow_smem((const void *)qmma_dense_kernel<S, BITS>, smem, &allowed, err);
     if (s) return s;
     dim3 grid(cu_blocks(N, S::BN), cu_blocks(T, S::BM));
@@ -608,7 +608,7 @@ static glmoe_status qmma_gateup_launch(cuda_exec *cx, const qmma_t *xb, const cu
                                        unsigned max_tiles, int H, int Im, gm_err *err) {
     typedef qmma_sgu S;
     constexpr size_t smem = qmma_smem_bytes<S, BITS>();
-    static size_t allowed = 48 * 1024;
+    static cu_smem_allowed allowed;
     glmoe_status s = cuda_allow_smem((const void *)qmma_gateup_kernel<S, BITS>, smem, &allowed, err);
     if (s) return s;
     dim3 grid(cu_blocks(Im, S::BN), max_tiles);
@@ -623,7 +623,7 @@ static glmoe_status qmma_down_launch(cuda_exec *cx, const cuda_expert_table *tb,
                                      gm_err *err) {
     typedef qmma_s64w S;
     constexpr size_t smem = qmma_smem_bytes<S, BITS>();
-    static size_t allowed = 48 * 1024;
+    static cu_smem_allowed allowed;
     glmoe_status s = cuda_allow_smem((const void *)qmma_down_kernel<S, BITS>, smem, &allowed, err);
     if (s) return s;
     dim3 grid(cu_blocks(H, S::BN), max_tiles);

@@ -175,7 +175,7 @@ static int mmv_mode(bool async_ok, size_t smem, int nt, int warps) {
 
 template <int B, int ST, int MODE>
 static glmoe_status mmv_dense_launch(cuda_exec *cx, mmv_dense_args &a, gm_err *err) {
-    static size_t allowed = 48 * 1024;
+    static cu_smem_allowed allowed;
     constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
     const size_t smem = mmv_stage_bytes(B, a.K, a.T) + mmv_red_bytes(1, MMV_WARPS_DENSE) +
                         mmv_ring_bytes(MODE, 1, MMV_WARPS_DENSE);
@@ -399,7 +399,7 @@ __global__ void __launch_bounds__(MMV_WARPS_DENSE * CUDA_WARP) mmv_down_kernel(m
 
 template <int B, int ST, int MODE>
 static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
-    static size_t allowed = 48 * 1024;
+    static cu_smem_allowed allowed;
     constexpr int threads = MMV_WARPS_GATEUP * CUDA_WARP;
     const size_t smem = mmv_stage_bytes(B, a.H, a.T) + mmv_red_bytes(2, MMV_WARPS_GATEUP) +
                         mmv_ring_bytes(MODE, 2, MMV_WARPS_GATEUP);
@@ -413,7 +413,7 @@ static glmoe_status mmv_gateup_launch(cuda_exec *cx, mmv_expert_args &a, int gro
 
 template <int B, int ST, int MODE>
 static glmoe_status mmv_down_launch(cuda_exec *cx, mmv_expert_args &a, int groups, gm_err *err) {
-    static size_t allowed = 48 * 1024;
+    static cu_smem_allowed allowed;
     constexpr int threads = MMV_WARPS_DENSE * CUDA_WARP;
     const size_t smem = mmv_stage_bytes(B, a.Im, MMV_COLS) + mmv_red_bytes(1, MMV_WARPS_DENSE) +
                         mmv_ring_bytes(MODE, 1, MMV_WARPS_DENSE);
