@@ -95,13 +95,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
         for (int i = threadIdx.x; i < TC_ROWS * (TC_D / 2); i += TC_WARPS * 32) {
             const int r = i / (TC_D / 2), d = (i % (TC_D / 2)) * 2, f = blockIdx.x * TC_ROWS + r;
             uint32_t v = 0;
-            if (f < n_rows) {
-                const int t = f / a.ratio;
-                const float *qr = a.q + ((int64_t)t * a.nh + kvh * a.ratio + f % a.ratio) * TC_D;
-                const int32_t pos = a.rope.pos[t];
-                v = pack_bf16x2(cu_rope_elem(qr, d, pos, a.rope.inv_freq, a.rope.half),
-                                cu_rope_elem(qr, d + 1, pos, a.rope.inv_freq, a.rope.half));
-            }
+            if (f < n_rows) v = tc_rotated_q2(a, kvh, f, d);
             *(uint32_t *)&ks[r][d] = v;
         }
         __syncthreads();
@@ -115,26 +109,13 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
             qa[kstep][3] = *(const uint32_t *)&ks[r1][d + 8];
         }
     } else {
-        const float *q0 = a.q + ((int64_t)tok[0] * a.nh + head[0]) * TC_D;
-        const float *q1 = a.q + ((int64_t)tok[1] * a.nh + head[1]) * TC_D;
-#pragma unroll
-        for (int kstep = 0; kstep < TC_D / 16; kstep++) {
-            const int d = kstep * 16 + 2 * t4;
-            const float2 x0 = valid[0] ? *(const float2 *)(q0 + d) : make_float2(0.f, 0.f);
-            const float2 x1 = valid[1] ? *(const float2 *)(q1 + d) : make_float2(0.f, 0.f);
-            const float2 x2 = valid[0] ? *(const float2 *)(q0 + d + 8) : make_float2(0.f, 0.f);
-            const float2 x3 = valid[1] ? *(const float2 *)(q1 + d + 8) : make_float2(0.f, 0.f);
-            qa[kstep][0] = pack_bf16x2(x0.x, x0.y);
-            qa[kstep][1] = pack_bf16x2(x1.x, x1.y);
-            qa[kstep][2] = pack_bf16x2(x2.x, x2.y);
-            qa[kstep][3] = pack_bf16x2(x3.x, x3.y);
-        }
+        tc_q_fragments(qa, a, tok, head, valid, t4);
     }
     float o[TC_D / 8][4];
 #pragma unroll
     for (int j = 0; j < TC_D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    const float sl2 = a.scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
+    const float sl2 = a.scale * 1.4426950408889634f; /* scale · log2 e: S in the log2 domain */
 
     for (int j0 = key_lo; j0 < key_end; j0 += TC_KEYS) {
         __syncthreads(); /* the previous tile is consumed */
@@ -182,45 +163,8 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_kernel(cuda_attn_tc_arg
             }
         }
         /* scale, masks, then the online softmax of each of the two rows */
-#pragma unroll
-        for (int nt = 0; nt < TC_KEYS / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int i = e >> 1, key = j0 + nt * 8 + 2 * t4 + (e & 1);
-                const bool seen = valid[i] && key < key_end && key <= n_past + tok[i];
-                float v = s[nt][e] * sl2;
-                if (seen && a.mask) v += a.mask[(int64_t)tok[i] * n_keys + key] * log2e;
-                s[nt][e] = seen ? v : -INFINITY;
-            }
-#pragma unroll
-        for (int i = 0; i < 2; i++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int nt = 0; nt < TC_KEYS / 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * i], s[nt][2 * i + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float m_new = fmaxf(m[i], mx);
-            /* a row with no key seen yet keeps m = -inf: nothing to rescale, p = 0 */
-            const float alpha = m_new == -INFINITY ? 1.0f : exp2f(m[i] - m_new);
-            float sum = 0.0f;
-#pragma unroll
-            for (int nt = 0; nt < TC_KEYS / 8; nt++)
-#pragma unroll
-                for (int e = 2 * i; e < 2 * i + 2; e++) {
-                    const float p = m_new == -INFINITY ? 0.0f : exp2f(s[nt][e] - m_new);
-                    s[nt][e] = p;
-                    sum += p;
-                }
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            l[i] = l[i] * alpha + sum;
-            m[i] = m_new;
-#pragma unroll
-            for (int j = 0; j < TC_D / 8; j++) {
-                o[j][2 * i] *= alpha;
-                o[j][2 * i + 1] *= alpha;
-            }
-        }
+        tc_scale_mask<TC_KEYS / 8>(s, a.mask, j0, key_end, n_past, n_keys, tok, valid, t4, sl2);
+        tc_online_softmax<TC_KEYS / 8>(s, m, l, o);
         /* O += P·V: P's accumulators are already the A operand's layout */
 #pragma unroll
         for (int kk = 0; kk < TC_KEYS / 16; kk++) {

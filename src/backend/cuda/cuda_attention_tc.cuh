@@ -34,6 +34,96 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* Dims d, d + 1 of query row f of KV head kvh (token f / ratio, head kvh * ratio + f % ratio)
+ * rotated at the token's position and rounded to bf16: the rope op's values. */
+__device__ __forceinline__ uint32_t tc_rotated_q2(const cuda_attn_tc_args &a, int kvh, int f, int d) {
+    const int t = f / a.ratio;
+    const float *qr = a.q + ((int64_t)t * a.nh + kvh * a.ratio + f % a.ratio) * TC_D;
+    const int32_t pos = a.rope.pos[t];
+    return pack_bf16x2(cu_rope_elem(qr, d, pos, a.rope.inv_freq, a.rope.half),
+                       cu_rope_elem(qr, d + 1, pos, a.rope.inv_freq, a.rope.half));
+}
+
+/* The A fragments of this thread's two query rows (g and g + 8 of its warp's 16: token tok[i],
+ * head head[i], zeros where !valid[i]) read from a.q and rounded to bf16 once: dims
+ * kstep * 16 + 2 * t4 (+1) and 8 further, as mma.m16n8k16's row-major A operand lays them out. */
+__device__ __forceinline__ void tc_q_fragments(uint32_t (&qa)[TC_D / 16][4], const cuda_attn_tc_args &a,
+                                               const int (&tok)[2], const int (&head)[2], const bool (&valid)[2],
+                                               int t4) {
+    const float *q0 = a.q + ((int64_t)tok[0] * a.nh + head[0]) * TC_D;
+    const float *q1 = a.q + ((int64_t)tok[1] * a.nh + head[1]) * TC_D;
+#pragma unroll
+    for (int kstep = 0; kstep < TC_D / 16; kstep++) {
+        const int d = kstep * 16 + 2 * t4;
+        const float2 x0 = valid[0] ? *(const float2 *)(q0 + d) : make_float2(0.f, 0.f);
+        const float2 x1 = valid[1] ? *(const float2 *)(q1 + d) : make_float2(0.f, 0.f);
+        const float2 x2 = valid[0] ? *(const float2 *)(q0 + d + 8) : make_float2(0.f, 0.f);
+        const float2 x3 = valid[1] ? *(const float2 *)(q1 + d + 8) : make_float2(0.f, 0.f);
+        qa[kstep][0] = pack_bf16x2(x0.x, x0.y);
+        qa[kstep][1] = pack_bf16x2(x1.x, x1.y);
+        qa[kstep][2] = pack_bf16x2(x2.x, x2.y);
+        qa[kstep][3] = pack_bf16x2(x3.x, x3.y);
+    }
+}
+
+/* S of NT 8-key tiles from key0 on (the accumulators of mma.m16n8k16: row g / g + 8 of the warp's
+ * 16, keys key0 + nt * 8 + 2 * t4 (+1)) scaled into the log2 domain (sl2 = scale · log2 e), the
+ * explicit mask added, and -inf where the key is hidden: past key_end, in the row's future, or the
+ * row not valid. */
+template <int NT>
+__device__ __forceinline__ void tc_scale_mask(float (&s)[NT][4], const float *mask, int key0, int key_end,
+                                              int n_past, int n_keys, const int (&tok)[2], const bool (&valid)[2],
+                                              int t4, float sl2) {
+    const float log2e = 1.4426950408889634f;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int i = e >> 1, key = key0 + nt * 8 + 2 * t4 + (e & 1);
+            const bool seen = valid[i] && key < key_end && key <= n_past + tok[i];
+            float v = s[nt][e] * sl2;
+            if (seen && mask) v += mask[(int64_t)tok[i] * n_keys + key] * log2e;
+            s[nt][e] = seen ? v : -INFINITY;
+        }
+}
+
+/* The online softmax of this thread's two rows over NT tiles of S (log2 domain): the running max m
+ * and sum l updated (the 4 lanes of a row combined by shuffles), S turned into P in place, and the
+ * output accumulators o rescaled by 2^(m_old - m_new). */
+template <int NT>
+__device__ __forceinline__ void tc_online_softmax(float (&s)[NT][4], float (&m)[2], float (&l)[2],
+                                                  float (&o)[TC_D / 8][4]) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * i], s[nt][2 * i + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m[i], mx);
+        /* a row with no key seen yet keeps m = -inf: nothing to rescale, p = 0 */
+        const float alpha = m_new == -INFINITY ? 1.0f : exp2f(m[i] - m_new);
+        float sum = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 2 * i; e < 2 * i + 2; e++) {
+                const float p = m_new == -INFINITY ? 0.0f : exp2f(s[nt][e] - m_new);
+                s[nt][e] = p;
+                sum += p;
+            }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        l[i] = l[i] * alpha + sum;
+        m[i] = m_new;
+#pragma unroll
+        for (int j = 0; j < TC_D / 8; j++) {
+            o[j][2 * i] *= alpha;
+            o[j][2 * i + 1] *= alpha;
+        }
+    }
+}
+
 /* Splits of a decode launch, chosen on the device from n_keys (a recorded step reads n_past from
  * memory, so the host cannot choose): as many as the launch allows (gridDim.z, the host's count
  * for filling the GPU at the longest context), but none shorter than min_keys (a.split_min_keys),

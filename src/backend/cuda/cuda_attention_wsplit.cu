@@ -147,13 +147,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_wsplit_kernel(cuda_attn
         for (int i = threadIdx.x; i < WS_ROWS * (TC_D / 2); i += TC_WARPS * 32) {
             const int f = i / (TC_D / 2), d = (i % (TC_D / 2)) * 2;
             uint32_t v = 0;
-            if (f < n_rows) {
-                const int t = f / a.ratio;
-                const float *qr = a.q + ((int64_t)t * a.nh + kvh * a.ratio + f % a.ratio) * TC_D;
-                const int32_t pos = a.rope.pos[t];
-                v = pack_bf16x2(cu_rope_elem(qr, d, pos, a.rope.inv_freq, a.rope.half),
-                                cu_rope_elem(qr, d + 1, pos, a.rope.inv_freq, a.rope.half));
-            }
+            if (f < n_rows) v = tc_rotated_q2(a, kvh, f, d);
             *(uint32_t *)&qs[f * WS_LD + d] = v;
         }
         __syncthreads();
@@ -166,26 +160,13 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_wsplit_kernel(cuda_attn
             qa[kstep][3] = *(const uint32_t *)&qs[(g + 8) * WS_LD + d + 8];
         }
     } else {
-        const float *q0 = a.q + ((int64_t)tok[0] * a.nh + head[0]) * TC_D;
-        const float *q1 = a.q + ((int64_t)tok[1] * a.nh + head[1]) * TC_D;
-#pragma unroll
-        for (int kstep = 0; kstep < TC_D / 16; kstep++) {
-            const int d = kstep * 16 + 2 * t4;
-            const float2 x0 = valid[0] ? *(const float2 *)(q0 + d) : make_float2(0.f, 0.f);
-            const float2 x1 = valid[1] ? *(const float2 *)(q1 + d) : make_float2(0.f, 0.f);
-            const float2 x2 = valid[0] ? *(const float2 *)(q0 + d + 8) : make_float2(0.f, 0.f);
-            const float2 x3 = valid[1] ? *(const float2 *)(q1 + d + 8) : make_float2(0.f, 0.f);
-            qa[kstep][0] = pack_bf16x2(x0.x, x0.y);
-            qa[kstep][1] = pack_bf16x2(x1.x, x1.y);
-            qa[kstep][2] = pack_bf16x2(x2.x, x2.y);
-            qa[kstep][3] = pack_bf16x2(x3.x, x3.y);
-        }
+        tc_q_fragments(qa, a, tok, head, valid, t4);
     }
     float o[TC_D / 8][4];
 #pragma unroll
     for (int j = 0; j < TC_D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    const float sl2 = a.scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
+    const float sl2 = a.scale * 1.4426950408889634f; /* scale · log2 e: S in the log2 domain */
     const int kb = warp * WS_WARP_KEYS; /* this warp's keys within a tile */
 
     int stage = 0;
@@ -212,42 +193,8 @@ __global__ void __launch_bounds__(TC_WARPS * 32) attn_tc_wsplit_kernel(cuda_attn
                 mma_bf16(s[0], qa[kstep], b[0], b[1]);
                 mma_bf16(s[1], qa[kstep], b[2], b[3]);
             }
-#pragma unroll
-            for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int i = e >> 1, key = j0 + kb + nt * 8 + 2 * t4 + (e & 1);
-                    const bool seen = valid[i] && key < key_end && key <= n_past + tok[i];
-                    float v = s[nt][e] * sl2;
-                    if (seen && a.mask) v += a.mask[(int64_t)tok[i] * n_keys + key] * log2e;
-                    s[nt][e] = seen ? v : -INFINITY;
-                }
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                float mx = fmaxf(fmaxf(s[0][2 * i], s[0][2 * i + 1]), fmaxf(s[1][2 * i], s[1][2 * i + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float m_new = fmaxf(m[i], mx);
-                const float alpha = m_new == -INFINITY ? 1.0f : exp2f(m[i] - m_new);
-                float sum = 0.0f;
-#pragma unroll
-                for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-                    for (int e = 2 * i; e < 2 * i + 2; e++) {
-                        const float p = m_new == -INFINITY ? 0.0f : exp2f(s[nt][e] - m_new);
-                        s[nt][e] = p;
-                        sum += p;
-                    }
-                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                l[i] = l[i] * alpha + sum;
-                m[i] = m_new;
-#pragma unroll
-                for (int j = 0; j < TC_D / 8; j++) {
-                    o[j][2 * i] *= alpha;
-                    o[j][2 * i + 1] *= alpha;
-                }
-            }
+            tc_scale_mask<2>(s, a.mask, j0 + kb, key_end, n_past, n_keys, tok, valid, t4, sl2);
+            tc_online_softmax<2>(s, m, l, o);
             /* O += P·V over the warp's 16 keys: .trans fragments of row-major V are the B
              * operand (lanes 0-7: keys kb..kb+7, 8-15: kb+8..kb+15, dims +0; 16-31: dims +8). */
             const uint32_t pa[4] = {pack_bf16x2(s[0][0], s[0][1]), pack_bf16x2(s[0][2], s[0][3]),
