@@ -6,11 +6,7 @@
 #   tools/gpu/profile_decode.sh [q4|q8] [layers]
 # Output: $OUT/profile.txt (also printed), $OUT/ncu_raw.csv.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$ROOT/gpu-out}
-DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
-BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
-PREFIX=/tmp/glmoe-gpu-deps
+. "$(dirname "$0")/paths.sh"
 Q=${1:-q4} LAYERS=${2:-2}
 mkdir -p "$OUT"
 if [ ! -x "$BUILD/glmoe" ]; then

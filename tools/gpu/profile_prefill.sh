@@ -6,11 +6,7 @@
 #   tools/gpu/profile_prefill.sh [q4|q8] [T] [layers]
 # Output: $OUT/profile_prefill.txt (also printed), $OUT/ncu_prefill_raw.csv.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$ROOT/gpu-out}
-DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
-BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
-PREFIX=/tmp/glmoe-gpu-deps
+. "$(dirname "$0")/paths.sh"
 Q=${1:-q4} T=${2:-512} LAYERS=${3:-2}
 mkdir -p "$OUT"
 . "$ROOT/tools/gpu/deps_env.sh" > /dev/null

@@ -7,11 +7,7 @@
 # test_speculate on the GPU under it (drafted output identical to one token at a time).
 # Output: $OUT/bench_*.txt and .json ($OUT defaults to ./gpu-out).
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$ROOT/gpu-out}
-DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
-BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
-PREFIX=/tmp/glmoe-gpu-deps
+. "$(dirname "$0")/paths.sh"
 mkdir -p "$OUT"
 . "$ROOT/tools/gpu/deps_env.sh"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader

@@ -26,11 +26,7 @@
 #   compare       tools/bench/compare.py -> tables.md (the tables of BENCHMARKS.md), prefill.svg
 # Each step's log is OUT/<step>.log; the last lines printed are a summary.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$ROOT/gpu-out}
-DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
-BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
-PREFIX=/tmp/glmoe-gpu-deps
+. "$(dirname "$0")/paths.sh"
 LAYERS=${LAYERS:-4}
 SDIR=${SDIR:-/dev/shm/glmoe-air$LAYERS}
 STEPS=${*:-build synth llamacpp-prep glmoe transformers llamacpp compare}

@@ -41,11 +41,7 @@
 #      (ncu --clock-control none: the card's clocks are left alone) into ncu_decode.csv.
 # Exit status: 0 when every check passed.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$ROOT/gpu-out}
-DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
-BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
-PREFIX=/tmp/glmoe-gpu-deps
+. "$(dirname "$0")/paths.sh"
 SYNTH=1
 PROFILE=0
 for a in "$@"; do

@@ -23,11 +23,7 @@
 #     --quick    no 46-layer run
 # Output: $OUT/table.txt (with --check), $OUT/quant-logs.tgz (every log), a summary printed last.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$ROOT/gpu-out}
-DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
-BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
-PREFIX=/tmp/glmoe-gpu-deps
+. "$(dirname "$0")/paths.sh"
 LOGS=/tmp/glmoe-quant-logs
 CHECK=0 COMPARE=0 NCU=0 QUICK=0 MMV=0 PROFILE=0 OPS=0 BF16=1 ATTN=0
 for a in "$@"; do

@@ -38,11 +38,7 @@
 # skipped, visibly. Output in OUT (default ./gpu-out): the JSONs, the tables, a log per step and
 # summary.txt; the last lines printed are the summary.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$ROOT/gpu-out}
-DEPS=${GLMOE_GPU_DEPS:-$ROOT/.gpu-deps}
-BUILD=${GLMOE_GPU_BUILD:-/tmp/glmoe-gpu-build}
-PREFIX=/tmp/glmoe-gpu-deps
+. "$(dirname "$0")/paths.sh"
 SDIR=${SDIR:-/dev/shm/glmoe-air4}
 GGUF_DIR=${GGUF_DIR:-/tmp/glmoe-peers/gguf}
 LENGTHS=${LENGTHS:-1,2,4,8,16,32,64,128,129,256,512,1024,2048,4096}
