@@ -84,17 +84,31 @@ static inline void cpu_widen_bf16x8(cpu_f32x8 *f, const uint8_t *p) {
     memcpy(f, &u, sizeof *f);
 }
 
-/* out[t] = Σ_k a[k] · b[t * ldb + k] for t < T (1..8), where a is a row of bf16 (raw
- * little-endian, any alignment): each element is widened once as it is read (exact) and used for
- * all T rows of b, so the weights are read once however many rows (decode and verify of a bf16
- * model spend most of their time here). U independent vector accumulators per row (U = 4 for one
+/* Eight float32 weights (raw, any alignment), to sit beside cpu_widen_bf16x8. */
+static inline void cpu_load_w8_f32(cpu_f32x8 *w, const uint8_t *p) { memcpy(w, p, sizeof *w); }
+static inline float cpu_w_f32(const uint8_t *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+static inline float cpu_w_bf16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return gm_bf16_to_f32(h);
+}
+
+/* out[t] = Σ_k a[k] · b[t * ldb + k] for t < T (1..8), where a is a row of weights of ESIZE bytes
+ * each (bf16 or float32; raw little-endian, any alignment): each weight is loaded (and widened)
+ * once and used for all T rows of b, so the weights are read once however many rows (decode and
+ * verify spend most of their time here). U independent vector accumulators per row (U = 4 for one
  * or two rows, 2 for three or four, 1 beyond: T x U <= 8 of the 16 vector registers), because one
  * accumulator makes every add wait for the previous one (4 cycles) while the loads and multiplies
  * could go on; the sums are float32 in a fixed order (acc[t][u] over k = 8u (mod 8U), then
- * acc[t][0] + acc[t][1] + ..., its lanes in order, the tail first). T and U are compile-time
- * constants in each expansion, so the accumulators stay in registers. */
-#define CPU_DOT_BF16_T(T, U)                                                                              \
-    static inline void cpu_dot_bf16_##T(const uint8_t *a, const float *b, int64_t ldb, int64_t n, float *out) { \
+ * acc[t][0] + acc[t][1] + ..., its lanes in order, the tail first) that does not depend on the
+ * weights' type, so the same values give the same bits as bf16 and as float32. T and U are
+ * compile-time constants in each expansion, so the accumulators stay in registers. */
+#define CPU_DOT_ROWS_T(NAME, ESIZE, LOAD8, LOAD1, T, U)                                                   \
+    static inline void NAME##_##T(const uint8_t *a, const float *b, int64_t ldb, int64_t n, float *out) { \
         cpu_f32x8 acc[T][U];                                                                              \
         for (int t = 0; t < T; t++)                                                                       \
             for (int u = 0; u < U; u++) acc[t][u] = (cpu_f32x8){0};                                       \
@@ -102,7 +116,7 @@ static inline void cpu_widen_bf16x8(cpu_f32x8 *f, const uint8_t *p) {
         for (; i + 8 * U <= n; i += 8 * U)                                                                \
             for (int u = 0; u < U; u++) {                                                                 \
                 cpu_f32x8 w, x;                                                                           \
-                cpu_widen_bf16x8(&w, a + 2 * (i + 8 * u));                                                \
+                LOAD8(&w, a + ESIZE * (i + 8 * u));                                                       \
                 for (int t = 0; t < T; t++) {                                                             \
                     cpu_load_f32x8(&x, b + t * ldb + i + 8 * u);                                          \
                     acc[t][u] += w * x;                                                                   \
@@ -110,7 +124,7 @@ static inline void cpu_widen_bf16x8(cpu_f32x8 *f, const uint8_t *p) {
             }                                                                                             \
         for (; i + 8 <= n; i += 8) {                                                                      \
             cpu_f32x8 w, x;                                                                               \
-            cpu_widen_bf16x8(&w, a + 2 * i);                                                              \
+            LOAD8(&w, a + ESIZE * i);                                                                     \
             for (int t = 0; t < T; t++) {                                                                 \
                 cpu_load_f32x8(&x, b + t * ldb + i);                                                      \
                 acc[t][0] += w * x;                                                                       \
@@ -118,40 +132,39 @@ static inline void cpu_widen_bf16x8(cpu_f32x8 *f, const uint8_t *p) {
         }                                                                                                 \
         for (int t = 0; t < T; t++) {                                                                     \
             float s = 0;                                                                                  \
-            for (int64_t k = i; k < n; k++) {                                                             \
-                uint16_t h;                                                                               \
-                memcpy(&h, a + 2 * k, 2);                                                                 \
-                s += gm_bf16_to_f32(h) * b[t * ldb + k];                                                  \
-            }                                                                                             \
+            for (int64_t k = i; k < n; k++) s += LOAD1(a + ESIZE * k) * b[t * ldb + k];                   \
             cpu_f32x8 v = acc[t][0];                                                                      \
             for (int u = 1; u < U; u++) v += acc[t][u];                                                   \
             for (int j = 0; j < 8; j++) s += v[j];                                                        \
             out[t] = s;                                                                                   \
         }                                                                                                 \
     }
-CPU_DOT_BF16_T(1, 4)
-CPU_DOT_BF16_T(2, 4)
-CPU_DOT_BF16_T(3, 2)
-CPU_DOT_BF16_T(4, 2)
-CPU_DOT_BF16_T(5, 1)
-CPU_DOT_BF16_T(6, 1)
-CPU_DOT_BF16_T(7, 1)
-CPU_DOT_BF16_T(8, 1)
-#undef CPU_DOT_BF16_T
-
-/* The expansion of cpu_dot_bf16_T for T (1..8). */
-static inline void cpu_dot_bf16(const uint8_t *a, const float *b, int64_t ldb, int64_t n, int32_t T, float *out) {
-    switch (T) {
-    case 1: cpu_dot_bf16_1(a, b, ldb, n, out); return;
-    case 2: cpu_dot_bf16_2(a, b, ldb, n, out); return;
-    case 3: cpu_dot_bf16_3(a, b, ldb, n, out); return;
-    case 4: cpu_dot_bf16_4(a, b, ldb, n, out); return;
-    case 5: cpu_dot_bf16_5(a, b, ldb, n, out); return;
-    case 6: cpu_dot_bf16_6(a, b, ldb, n, out); return;
-    case 7: cpu_dot_bf16_7(a, b, ldb, n, out); return;
-    default: cpu_dot_bf16_8(a, b, ldb, n, out); return;
+#define CPU_DOT_ROWS(NAME, ESIZE, LOAD8, LOAD1)                                                           \
+    CPU_DOT_ROWS_T(NAME, ESIZE, LOAD8, LOAD1, 1, 4)                                                       \
+    CPU_DOT_ROWS_T(NAME, ESIZE, LOAD8, LOAD1, 2, 4)                                                       \
+    CPU_DOT_ROWS_T(NAME, ESIZE, LOAD8, LOAD1, 3, 2)                                                       \
+    CPU_DOT_ROWS_T(NAME, ESIZE, LOAD8, LOAD1, 4, 2)                                                       \
+    CPU_DOT_ROWS_T(NAME, ESIZE, LOAD8, LOAD1, 5, 1)                                                       \
+    CPU_DOT_ROWS_T(NAME, ESIZE, LOAD8, LOAD1, 6, 1)                                                       \
+    CPU_DOT_ROWS_T(NAME, ESIZE, LOAD8, LOAD1, 7, 1)                                                       \
+    CPU_DOT_ROWS_T(NAME, ESIZE, LOAD8, LOAD1, 8, 1)                                                       \
+    /* The expansion for T (1..8). */                                                                     \
+    static inline void NAME(const uint8_t *a, const float *b, int64_t ldb, int64_t n, int32_t T, float *out) { \
+        switch (T) {                                                                                      \
+        case 1: NAME##_1(a, b, ldb, n, out); return;                                                      \
+        case 2: NAME##_2(a, b, ldb, n, out); return;                                                      \
+        case 3: NAME##_3(a, b, ldb, n, out); return;                                                      \
+        case 4: NAME##_4(a, b, ldb, n, out); return;                                                      \
+        case 5: NAME##_5(a, b, ldb, n, out); return;                                                      \
+        case 6: NAME##_6(a, b, ldb, n, out); return;                                                      \
+        case 7: NAME##_7(a, b, ldb, n, out); return;                                                      \
+        default: NAME##_8(a, b, ldb, n, out); return;                                                     \
+        }                                                                                                 \
     }
-}
+CPU_DOT_ROWS(cpu_dot_bf16, 2, cpu_widen_bf16x8, cpu_w_bf16)
+CPU_DOT_ROWS(cpu_dot_f32, 4, cpu_load_w8_f32, cpu_w_f32)
+#undef CPU_DOT_ROWS
+#undef CPU_DOT_ROWS_T
 
 /* out[T, N] = x[T, K] · W^T for a dense weight; bias may be NULL. Chooses a bandwidth-bound
  * GEMV path for few rows and chunked conversion + OpenBLAS sgemm for many. */

@@ -3,8 +3,9 @@
  *
  * Two paths, chosen by T:
  *   - few rows (decode, small expert groups): each thread takes a block of weight rows and dots
- *     each with every x row: a bf16 row widened as it is read (cpu_dot_bf16), an f16 row converted
- *     to float32 in the thread's scratch first. Reads W once: bandwidth-bound, the floor for T = 1.
+ *     each with every x row in one pass (cpu_dot_bf16, cpu_dot_f32: the same sums in the same
+ *     order, so equal values give equal bits in either type), an f16 row converted to float32 in
+ *     the thread's scratch first. Reads W once: bandwidth-bound, the floor for T = 1.
  *   - many rows (prefill): convert a chunk of W rows to float32 (in parallel) and hand the chunk to
  *     OpenBLAS sgemm. Conversion costs N*K per chunk against T*N*K multiply-adds, so it vanishes as T grows.
  * Both accumulate in float32.
@@ -14,8 +15,7 @@
 
 #include "backend/cpu/cpu_internal.h"
 
-_Static_assert(CPU_GEMV_MAX_ROWS <= 8, "cpu_dot_bf16 takes 1..8 rows");
-
+_Static_assert(CPU_GEMV_MAX_ROWS <= 8, "cpu_dot_bf16 and cpu_dot_f32 take 1..8 rows");
 
 static void matmul_gemv(cpu_exec *cx, float *out, const float *x, const gm_weight *W,
                         const float *bias, int32_t T) {
@@ -23,21 +23,17 @@ static void matmul_gemv(cpu_exec *cx, float *out, const float *x, const gm_weigh
 #pragma omp parallel for num_threads(cx->n_threads) schedule(static) if (N * K * T >= CPU_PARALLEL_MIN_WORK)
     for (int64_t n = 0; n < N; n++) {
         const float b = bias ? bias[n] : 0.0f;
+        float dots[CPU_GEMV_MAX_ROWS];
         if (W->type == GM_W_BF16) {
-            float dots[CPU_GEMV_MAX_ROWS];
             cpu_dot_bf16((const uint8_t *)W->data + (size_t)n * (size_t)K * 2, x, K, K, T, dots);
-            for (int32_t t = 0; t < T; t++) out[(int64_t)t * N + n] = dots[t] + b;
-            continue;
-        }
-        float *row = cpu_thread_scratch(cx);
-        const float *wrow;
-        if (W->type == GM_W_F32) {
-            wrow = (const float *)W->data + n * K;
-        } else {
+        } else if (W->type == GM_W_F32) {
+            cpu_dot_f32((const uint8_t *)W->data + (size_t)n * (size_t)K * 4, x, K, K, T, dots);
+        } else { /* f16: the row converted to float32 in the thread's scratch first */
+            float *row = cpu_thread_scratch(cx);
             gm_weight_row_f32(W, n, 0, K, row);
-            wrow = row;
+            cpu_dot_f32((const uint8_t *)row, x, K, K, T, dots);
         }
-        for (int32_t t = 0; t < T; t++) out[(int64_t)t * N + n] = cpu_dot(wrow, x + (int64_t)t * K, K) + b;
+        for (int32_t t = 0; t < T; t++) out[(int64_t)t * N + n] = dots[t] + b;
     }
 }
 
