@@ -43,6 +43,45 @@ static void softmax_row(float *row, int64_t n, const float *mrow) {
     for (int64_t j = 0; j < n; j++) row[j] *= inv;
 }
 
+/* o[d] = Σ_j p[j] · v[j * row + d] for d < D, j in order from 0: the values' weighted sum. For the
+ * common head sizes the D sums live in vector registers across the loop over j (a plain loop
+ * keeps them in o, which the compiler must assume the values may alias: a load and a store per
+ * key and 8 dims); the same sums in the same order either way. */
+#define WEIGHTED_SUM_D(D)                                                                                 \
+    static void weighted_sum_##D(float *o, const float *p, const float *v, size_t row, int64_t n) {      \
+        cpu_f32x8 acc[D / 8];                                                                             \
+        for (int c = 0; c < D / 8; c++) acc[c] = (cpu_f32x8){0};                                          \
+        for (int64_t j = 0; j < n; j++) {                                                                 \
+            const float pj = p[j], *vj = v + (size_t)j * row;                                             \
+            for (int c = 0; c < D / 8; c++) {                                                             \
+                cpu_f32x8 x;                                                                              \
+                cpu_load_f32x8(&x, vj + 8 * c);                                                           \
+                acc[c] += pj * x;                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+        memcpy(o, acc, sizeof acc);                                                                       \
+    }
+WEIGHTED_SUM_D(64)
+WEIGHTED_SUM_D(128)
+#undef WEIGHTED_SUM_D
+
+static void weighted_sum(float *o, const float *p, const float *v, size_t row, int64_t n, int32_t D) {
+    if (D == 64) {
+        weighted_sum_64(o, p, v, row, n);
+        return;
+    }
+    if (D == 128) {
+        weighted_sum_128(o, p, v, row, n);
+        return;
+    }
+    for (int32_t d = 0; d < D; d++) o[d] = 0;
+    for (int64_t j = 0; j < n; j++) {
+        const float *vj = v + (size_t)j * row;
+        const float pj = p[j];
+        for (int32_t d = 0; d < D; d++) o[d] += pj * vj[d];
+    }
+}
+
 static void attention_gemm(cpu_exec *cx, float *out, const float *q, const float *kc, const float *vc,
                            const gm_attn_params *p, int64_t n_keys) {
     const int32_t T = p->n_tokens, nh = p->n_heads, nkv = p->n_kv_heads, D = p->head_dim, group = nh / nkv;
@@ -117,13 +156,7 @@ glmoe_status cpu_attention(gm_exec *ex, float *out, const float *q, const float 
             const int64_t n = (int64_t)p->n_past + t + 1; /* causal: keys 0..n_past+t */
             for (int64_t j = 0; j < n; j++) scores[j] = cpu_dot(qv, kc + (size_t)j * row + (size_t)g * D, D) * p->scale;
             softmax_row(scores, n, p->mask ? p->mask + (size_t)t * (size_t)n_keys : NULL);
-            float *o = out + ((size_t)t * nh + h) * D;
-            for (int32_t d = 0; d < D; d++) o[d] = 0;
-            for (int64_t j = 0; j < n; j++) {
-                const float *vj = vc + (size_t)j * row + (size_t)g * D;
-                const float pj = scores[j];
-                for (int32_t d = 0; d < D; d++) o[d] += pj * vj[d];
-            }
+            weighted_sum(out + ((size_t)t * nh + h) * D, scores, vc + (size_t)g * D, row, n, D);
         }
     }
     return GLMOE_OK;
