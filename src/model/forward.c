@@ -594,11 +594,9 @@ glmoe_status forward_batch(const gm_config *c, const gm_weights *w, gm_state *st
             (s = op->copy_in(ex, st->ids + t0, ids, (size_t)n * 4, err)))
             goto done;
     }
-    static const bool all_logits[GM_GRAPH_MAX_ROWS] = {true, true, true, true, true, true, true, true, true};
-    _Static_assert(GM_GRAPH_MAX_ROWS == 9, "all_logits holds a true per row");
     const bool quiet_rank = st->comm && st->comm->rank > 0 && n_logits == 0; /* split.c's ranks 1.. */
-    if (step_graphable(st, op, T, n_segs, n_logits, quiet_rank))
-        s = run_step_graphed(c, w, st, &segs[0], n_logits ? all_logits : NULL, err);
+    if (step_graphable(st, op, T, n_segs, n_logits, quiet_rank)) /* want_all: all true, or NULL */
+        s = run_step_graphed(c, w, st, &segs[0], want_all, err);
     else
         s = run_step(c, w, st, T, segs, n_segs, want_all, err);
     if (!s && st->mtp) {

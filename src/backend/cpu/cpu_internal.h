@@ -74,7 +74,7 @@ typedef uint32_t cpu_u32x8 __attribute__((vector_size(32)));
 
 /* The vectors go through pointers, not return values: without AVX enabled (builds other than
  * Release) a 32-byte vector returned by value changes the ABI, and GCC warns (-Wpsabi). */
-static inline void cpu_load_f32x8(cpu_f32x8 *v, const float *p) { memcpy(v, p, sizeof *v); }
+static inline void cpu_load_f32x8(cpu_f32x8 *v, const void *p) { memcpy(v, p, sizeof *v); }
 
 /* Eight bf16 values (raw little-endian, any alignment) widened to float32: exact. */
 static inline void cpu_widen_bf16x8(cpu_f32x8 *f, const uint8_t *p) {
@@ -84,8 +84,7 @@ static inline void cpu_widen_bf16x8(cpu_f32x8 *f, const uint8_t *p) {
     memcpy(f, &u, sizeof *f);
 }
 
-/* Eight float32 weights (raw, any alignment), to sit beside cpu_widen_bf16x8. */
-static inline void cpu_load_w8_f32(cpu_f32x8 *w, const uint8_t *p) { memcpy(w, p, sizeof *w); }
+/* One weight (raw, any alignment) as float32: the dots' tails. */
 static inline float cpu_w_f32(const uint8_t *p) {
     float f;
     memcpy(&f, p, 4);
@@ -162,7 +161,7 @@ static inline float cpu_w_bf16(const uint8_t *p) {
         }                                                                                                 \
     }
 CPU_DOT_ROWS(cpu_dot_bf16, 2, cpu_widen_bf16x8, cpu_w_bf16)
-CPU_DOT_ROWS(cpu_dot_f32, 4, cpu_load_w8_f32, cpu_w_f32)
+CPU_DOT_ROWS(cpu_dot_f32, 4, cpu_load_f32x8, cpu_w_f32)
 #undef CPU_DOT_ROWS
 #undef CPU_DOT_ROWS_T
 

@@ -4,9 +4,11 @@
  *
  *     out[t, n] = Σ_g ( scale[n, g] · Σ_{k in g} q[n, k] · x[t, k]  +  bias[n, g] · Σ_{k in g} x[t, k] )
  *
- * (the same regrouping MLX's kernels use). The group sums of x are formed once per call; each
- * group's codes are unpacked once into floats and dotted with every token's x. Codes of 2, 4 and 8
- * bits unpack with shifts within a word; 3, 5 and 6 bits take the bit-stream reader. Prefill (many
+ * (the same regrouping MLX's kernels use). The group sums of x are formed once per call. Codes of
+ * 4 and 8 bits become floats eight at a time in registers, used for every token's x, and each
+ * group's lanes are scaled as they are and summed once per row (affine_row); 2, 3, 5 and 6 bits
+ * are unpacked a group at a time into floats (shifts within a word for 2, the bit-stream reader
+ * for the others) and dotted with every token's x. Prefill (many
  * rows) decodes chunks of rows with gm_weight_row_f32 and hands them to sgemm (cpu_matmul.c).
  * Tested by tests/ops/test_ops.c (affine matmul cases against the float64 reference).
  */
